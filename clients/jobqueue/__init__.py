@@ -1,0 +1,1 @@
+"""Client library for the job retry and recovery service."""

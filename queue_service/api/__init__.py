@@ -1,0 +1,1 @@
+"""gRPC layer: servicers, proto conversion, error mapping and the server itself."""

@@ -1,0 +1,112 @@
+"""JobService: translates requests into JobManager calls and results into responses."""
+
+from __future__ import annotations
+
+from jobqueue.v1 import job_service_pb2 as pb
+from jobqueue.v1 import job_service_pb2_grpc
+
+from queue_service.api import convert
+from queue_service.api.errors import translate_all
+from queue_service.core.jobs import JobManager, JobSpec
+
+
+def job_spec(request: pb.EnqueueJobRequest, prefix: str = "") -> JobSpec:
+    schedule = request.WhichOneof("schedule")
+    return JobSpec(
+        queue_name=request.queue_name,
+        job_name=request.job_name,
+        job_data=convert.document(request.job_data, f"{prefix}job_data"),
+        job_id=request.job_id,
+        priority=request.priority,
+        run_at=convert.to_datetime(request.run_at, f"{prefix}run_at") if schedule == "run_at" else None,
+        delay=convert.to_timedelta(request.delay, f"{prefix}delay") if schedule == "delay" else None,
+        retry_policy=convert.policy_override(request.retry_policy, f"{prefix}retry_policy")
+        if request.HasField("retry_policy")
+        else None,
+    )
+
+
+def enqueue_response(result) -> pb.EnqueueJobResponse:
+    return pb.EnqueueJobResponse(job=convert.job_message(result.job), created=result.created)
+
+
+@translate_all
+class JobServicer(job_service_pb2_grpc.JobServiceServicer):
+    def __init__(self, jobs: JobManager) -> None:
+        self.jobs = jobs
+
+    def EnqueueJob(self, request, context):
+        (result,) = self.jobs.enqueue([job_spec(request)])
+        return enqueue_response(result)
+
+    def EnqueueJobs(self, request, context):
+        specs = [job_spec(item, f"jobs[{index}].") for index, item in enumerate(request.jobs)]
+        results = self.jobs.enqueue(specs, batch=True)
+        return pb.EnqueueJobsResponse(results=[enqueue_response(result) for result in results])
+
+    def LeaseJobs(self, request, context):
+        jobs = self.jobs.lease(
+            list(request.queue_names),
+            worker_id=request.worker_id,
+            max_jobs=request.max_jobs,
+            lease_duration=convert.optional_timedelta(request, "lease_duration"),
+            wait=convert.optional_timedelta(request, "wait"),
+            is_active=context.is_active,
+        )
+        return pb.LeaseJobsResponse(jobs=[convert.job_message(job) for job in jobs])
+
+    def HeartbeatJob(self, request, context):
+        job = self.jobs.heartbeat(
+            request.job_id, request.attempt_number, convert.optional_timedelta(request, "lease_duration")
+        )
+        return pb.HeartbeatJobResponse(lease_expires_at=convert.timestamp(job.lease_expires_at))
+
+    def TrackStart(self, request, context):
+        job, created = self.jobs.track_start(
+            request.job_id,
+            queue_name=request.queue_name,
+            job_name=request.job_name,
+            job_data=convert.document(request.job_data, "job_data"),
+            worker_id=request.worker_id,
+        )
+        return pb.TrackStartResponse(job=convert.job_message(job), created=created)
+
+    def TrackCompletion(self, request, context):
+        job = self.jobs.complete(
+            request.job_id,
+            request.attempt_number,
+            result=convert.document(request.result, "result"),
+            processing_duration=convert.optional_timedelta(request, "processing_duration"),
+        )
+        return pb.TrackCompletionResponse(job=convert.job_message(job))
+
+    def TrackFailure(self, request, context):
+        outcome = self.jobs.fail(
+            request.job_id,
+            request.attempt_number,
+            convert.reported_error(request.error),
+            non_retryable=request.non_retryable,
+            retry_after=convert.optional_timedelta(request, "retry_after"),
+        )
+        decision = outcome.decision
+        return pb.TrackFailureResponse(
+            should_retry=decision.should_retry,
+            retry_delay=convert.duration(decision.retry_delay),
+            next_retry_at=convert.timestamp(decision.next_retry_at),
+            remaining_retries=decision.remaining_retries,
+            moved_to_dead_letter=outcome.dead_letter is not None,
+            dead_letter_id=outcome.dead_letter.id if outcome.dead_letter else "",
+            job=convert.job_message(outcome.job),
+        )
+
+    def MoveToDeadLetter(self, request, context):
+        entry = self.jobs.move_to_dead_letter(request.job_id, request.reason)
+        return pb.MoveToDeadLetterResponse(entry=convert.dead_letter_message(entry))
+
+    def GetJob(self, request, context):
+        details = self.jobs.get_job(request.job_id)
+        return pb.GetJobResponse(
+            job=convert.job_message(details.job),
+            error_history=[convert.job_error(error) for error in details.job.record.error_history],
+            retry_log=[convert.retry_log_message(entry) for entry in details.retry_log],
+        )

@@ -1,0 +1,89 @@
+"""Builds and runs the gRPC server: job service, health, reflection and graceful stop."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from jobqueue.v1 import job_service_pb2, job_service_pb2_grpc
+
+from queue_service.api.health import DatabaseHealthMonitor
+from queue_service.api.job_servicer import JobServicer
+from queue_service.clock import Clock, SystemClock
+from queue_service.config import ConfigError, ServerConfig
+from queue_service.core.jobs import JobManager
+from queue_service.core.notify import ReadyNotifier
+from queue_service.store import migrate
+from queue_service.store.database import Database
+
+logger = logging.getLogger(__name__)
+
+JOB_SERVICE = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
+
+
+class QueueServer:
+    """One server process: owns the database engine, the job manager and the gRPC server."""
+
+    def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
+        self.config = config.validate()
+        self.clock = clock or SystemClock()
+        self.database = Database(config.database_url)
+        if config.should_migrate:
+            migrate.upgrade(self.database.engine)
+        self.notifier = ReadyNotifier()
+        self.jobs = JobManager(self.database, self.clock, config.lifecycle, self.notifier)
+
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.grpc_threads, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", config.max_message_bytes),
+                ("grpc.max_send_message_length", config.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        service_names = [JOB_SERVICE]
+        reflection.enable_server_reflection(
+            [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self.server,
+        )
+        self.health_monitor = DatabaseHealthMonitor(
+            self.health, service_names, self.database.ping, config.health_check_interval
+        )
+        address = f"{config.host}:{config.port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as error:
+            self.database.dispose()
+            raise ConfigError(f"cannot listen on {address}: {error}") from None
+        if self.port == 0:
+            self.database.dispose()
+            raise ConfigError(f"cannot listen on {address}: address in use or not available")
+        self.address = f"{config.host}:{self.port}"
+
+    def start(self) -> QueueServer:
+        self.health_monitor.start()
+        self.server.start()
+        logger.info("serving on %s (database: %s)", self.address, self.database.url.get_backend_name())
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, let running ones finish within `grace` seconds, then release the database."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.config.shutdown_grace if grace is None else grace).wait()
+        self.health_monitor.stop()
+        self.database.dispose()
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self.server.wait_for_termination(timeout)
+
+
+def create_server(config: ServerConfig, *, clock: Clock | None = None) -> tuple[QueueServer, int]:
+    """Build and start a server; bind port 0 to get a free port (as the tests do)."""
+    server = QueueServer(config, clock=clock).start()
+    return server, server.port

@@ -1,0 +1,1 @@
+"""Job lifecycle, retry policy and maintenance logic; knows nothing of gRPC or SQL."""

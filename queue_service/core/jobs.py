@@ -1,0 +1,564 @@
+"""JobManager: every job operation, each in one transaction, with the retry and dead-letter rules."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from queue_service.clock import Clock
+from queue_service.core import states
+from queue_service.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from queue_service.core.fingerprint import fingerprint
+from queue_service.core.notify import ReadyNotifier
+from queue_service.core.retry import (
+    PolicyOverride,
+    RetryDecision,
+    RetryPolicy,
+    effective_policy,
+    get_retry_decision,
+    policy_to_json,
+    remaining_retries,
+    validate_override,
+)
+from queue_service.core.states import Transition
+from queue_service.core.validation import (
+    Limits,
+    check_document,
+    check_duration,
+    check_range,
+    check_text,
+    optional_name,
+    require_name,
+)
+from queue_service.store.database import Database
+from queue_service.store.records import (
+    DeadLetterRecord,
+    DeathReason,
+    Decision,
+    ErrorInfo,
+    JobRecord,
+    JobState,
+    NewJob,
+    RetryLogRecord,
+)
+from queue_service.store.repository import Repository
+
+# Enough to explain any death without letting a job that fails forever grow without bound.
+MAX_ERROR_HISTORY = 100
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    default_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    default_lease: timedelta = timedelta(seconds=60)
+    # How long a job started through TrackStart may stay silent before it counts as stalled.
+    stall_timeout: timedelta = timedelta(minutes=5)
+    limits: Limits = field(default_factory=Limits)
+    # Long-polls re-check this often for jobs made ready by another replica or by time passing.
+    lease_poll_interval: float = 0.5
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    queue_name: str
+    job_name: str
+    job_data: dict[str, Any] | None = None
+    job_id: str = ""
+    priority: int = 0
+    run_at: datetime | None = None
+    delay: timedelta | None = None
+    retry_policy: PolicyOverride | None = None
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job with what the policy says about it."""
+
+    record: JobRecord
+    remaining_retries: int
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    job: JobView
+    created: bool
+
+
+@dataclass(frozen=True)
+class ReportedError:
+    message: str
+    type: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class FailureOutcome:
+    decision: RetryDecision
+    job: JobView
+    dead_letter: DeadLetterRecord | None
+
+
+@dataclass(frozen=True)
+class JobDetails:
+    job: JobView
+    retry_log: list[RetryLogRecord]
+
+
+class JobManager:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        settings: LifecycleSettings | None = None,
+        notifier: ReadyNotifier | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.settings = settings or LifecycleSettings()
+        self.notifier = notifier or ReadyNotifier()
+        self.rng = rng or random.Random()
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
+
+    # Producers
+
+    def enqueue(self, specs: Sequence[JobSpec], *, batch: bool = False) -> list[EnqueueResult]:
+        limits = self.limits
+        if batch:
+            if not specs:
+                raise InvalidArgument("jobs must not be empty", field="jobs")
+            if len(specs) > limits.max_batch_size:
+                raise InvalidArgument(f"jobs has more than {limits.max_batch_size} entries", field="jobs")
+        now = self.clock.now()
+        new_jobs = [self._new_job(spec, now, f"jobs[{index}]." if batch else "") for index, spec in enumerate(specs)]
+        with self.database.transaction() as repo:
+            repo.ensure_queues((job.queue_name for job in new_jobs), now)
+            inserted = repo.insert_jobs(new_jobs, now)
+            stored = repo.get_jobs([job.job_id for job in new_jobs])
+            views = self._views(repo, list(stored.values()))
+        results = []
+        seen: set[str] = set()
+        for job in new_jobs:
+            results.append(EnqueueResult(views[job.job_id], job.job_id in inserted and job.job_id not in seen))
+            seen.add(job.job_id)
+        if any(job.run_at <= now for job in new_jobs):
+            self.notifier.notify()
+        return results
+
+    def _new_job(self, spec: JobSpec, now: datetime, prefix: str) -> NewJob:
+        limits = self.limits
+        require_name(spec.queue_name, f"{prefix}queue_name", limits.max_name_length)
+        require_name(spec.job_name, f"{prefix}job_name", limits.max_name_length)
+        job_id = optional_name(spec.job_id, f"{prefix}job_id", limits.max_job_id_length) or str(uuid.uuid4())
+        data = check_document(spec.job_data, f"{prefix}job_data", limits.max_payload_bytes)
+        check_range(spec.priority, f"{prefix}priority", -limits.max_priority, limits.max_priority)
+        delay = check_duration(spec.delay, f"{prefix}delay", maximum=limits.max_schedule_ahead)
+        run_at = spec.run_at or (now + delay if delay else now)
+        if run_at > now + limits.max_schedule_ahead:
+            raise InvalidArgument(f"{prefix}run_at is more than 10 years ahead", field=f"{prefix}run_at")
+        override = spec.retry_policy or PolicyOverride()
+        validate_override(override, f"{prefix}retry_policy")
+        return NewJob(
+            job_id=job_id,
+            queue_name=spec.queue_name,
+            job_name=spec.job_name,
+            job_data=data,
+            priority=spec.priority,
+            run_at=run_at,
+            retry_policy=policy_to_json(override),
+        )
+
+    # Workers that lease
+
+    def lease(
+        self,
+        queue_names: Sequence[str],
+        *,
+        worker_id: str = "",
+        max_jobs: int = 1,
+        lease_duration: timedelta | None = None,
+        wait: timedelta | None = None,
+        is_active: Callable[[], bool] = lambda: True,
+    ) -> list[JobView]:
+        limits = self.limits
+        if not queue_names:
+            raise InvalidArgument("queue_names must name at least one queue", field="queue_names")
+        names = list(dict.fromkeys(require_name(name, "queue_names", limits.max_name_length) for name in queue_names))
+        check_text(worker_id, "worker_id", limits.max_worker_id_length)
+        max_jobs = check_range(max_jobs or 1, "max_jobs", 1, limits.max_lease_jobs)
+        duration = check_duration(
+            lease_duration,
+            "lease_duration",
+            default=self.settings.default_lease,
+            maximum=limits.max_lease_duration,
+            allow_zero=False,
+        )
+        wait = check_duration(wait, "wait", default=timedelta(0), maximum=limits.max_wait)
+        deadline = time.monotonic() + wait.total_seconds()
+        while True:
+            generation = self.notifier.generation
+            jobs = self._lease_once(names, worker_id, max_jobs, duration)
+            remaining = deadline - time.monotonic()
+            if jobs or remaining <= 0 or not is_active():
+                return jobs
+            self.notifier.wait(generation, min(remaining, self.settings.lease_poll_interval))
+
+    def _lease_once(self, names: list[str], worker_id: str, max_jobs: int, duration: timedelta) -> list[JobView]:
+        with self.database.transaction() as repo:
+            leasable = [name for name in names if name not in repo.paused_queue_names(names)]
+            if not leasable:
+                return []
+            now = self.clock.now()
+            jobs = repo.lease_ready_jobs(
+                leasable, limit=max_jobs, now=now, worker_id=worker_id or None, lease_expires_at=now + duration
+            )
+            views = self._views(repo, jobs)
+        return [views[job.job_id] for job in jobs]
+
+    def heartbeat(self, job_id: str, attempt_number: int, lease_duration: timedelta | None = None) -> JobRecord:
+        duration = check_duration(
+            lease_duration,
+            "lease_duration",
+            default=self.settings.default_lease,
+            maximum=self.limits.max_lease_duration,
+            allow_zero=False,
+        )
+        with self.database.transaction() as repo:
+            job = self._current_attempt(repo, job_id, attempt_number)
+            states.check(Transition.HEARTBEAT, job.state, job_id=job_id)
+            now = self.clock.now()
+            return self._update(
+                repo, job, Transition.HEARTBEAT, {"lease_expires_at": now + duration, "updated_at": now}
+            )
+
+    # Workers of an external queue
+
+    def track_start(
+        self,
+        job_id: str,
+        *,
+        queue_name: str = "",
+        job_name: str = "",
+        job_data: dict[str, Any] | None = None,
+        worker_id: str = "",
+    ) -> tuple[JobView, bool]:
+        limits = self.limits
+        require_name(job_id, "job_id", limits.max_job_id_length)
+        optional_name(queue_name, "queue_name", limits.max_name_length)
+        optional_name(job_name, "job_name", limits.max_name_length)
+        check_text(worker_id, "worker_id", limits.max_worker_id_length)
+        data = check_document(job_data, "job_data", limits.max_payload_bytes)
+        with self.database.transaction() as repo:
+            now = self.clock.now()
+            lease_expires_at = now + self.settings.stall_timeout
+            job = repo.get_job(job_id, for_update=True)
+            if job is None:
+                if not queue_name:
+                    raise InvalidArgument("queue_name is required to start an unknown job", field="queue_name")
+                if not job_name:
+                    raise InvalidArgument("job_name is required to start an unknown job", field="job_name")
+                repo.ensure_queues([queue_name], now)
+                new_job = NewJob(
+                    job_id=job_id,
+                    queue_name=queue_name,
+                    job_name=job_name,
+                    job_data=data,
+                    priority=0,
+                    run_at=now,
+                    retry_policy=None,
+                    state=JobState.ACTIVE,
+                    attempt_number=1,
+                    worker_id=worker_id or None,
+                    lease_expires_at=lease_expires_at,
+                    started_at=now,
+                )
+                if repo.insert_jobs([new_job], now):
+                    created = repo.get_job(job_id)
+                    return self._views(repo, [created])[job_id], True
+                job = repo.get_job(job_id, for_update=True)
+            if queue_name and queue_name != job.queue_name:
+                raise FailedPrecondition(
+                    f"job {job_id!r} belongs to queue {job.queue_name!r}, not {queue_name!r}", field="queue_name"
+                )
+            states.check(Transition.START, job.state, job_id=job_id)
+            updated = self._update(
+                repo,
+                job,
+                Transition.START,
+                {
+                    "state": JobState.ACTIVE.value,
+                    "attempt_number": job.attempt_number + 1,
+                    "worker_id": worker_id or None,
+                    "lease_expires_at": lease_expires_at,
+                    "started_at": now,
+                    "updated_at": now,
+                },
+            )
+            return self._views(repo, [updated])[job_id], False
+
+    # Reports
+
+    def complete(
+        self,
+        job_id: str,
+        attempt_number: int,
+        *,
+        result: dict[str, Any] | None = None,
+        processing_duration: timedelta | None = None,
+    ) -> JobView:
+        limits = self.limits
+        require_name(job_id, "job_id", limits.max_job_id_length)
+        result = check_document(result, "result", limits.max_payload_bytes)
+        duration = check_duration(processing_duration, "processing_duration")
+        with self.database.transaction() as repo:
+            job = self._get(repo, job_id, for_update=True)
+            if job.state == JobState.COMPLETED and job.attempt_number == attempt_number:
+                return self._views(repo, [job])[job_id]  # a repeated report of the same completion
+            self._require_current_attempt(job, attempt_number)
+            states.check(Transition.COMPLETE, job.state, job_id=job_id)
+            now = self.clock.now()
+            updated = self._update(
+                repo,
+                job,
+                Transition.COMPLETE,
+                {
+                    "state": JobState.COMPLETED.value,
+                    "result": result,
+                    "processing_duration_ms": round(duration.total_seconds() * 1000) if duration else None,
+                    "lease_expires_at": None,
+                    "completed_at": now,
+                    "updated_at": now,
+                },
+            )
+            return self._views(repo, [updated])[job_id]
+
+    def fail(
+        self,
+        job_id: str,
+        attempt_number: int,
+        error: ReportedError,
+        *,
+        non_retryable: bool = False,
+        retry_after: timedelta | None = None,
+    ) -> FailureOutcome:
+        limits = self.limits
+        require_name(job_id, "job_id", limits.max_job_id_length)
+        self._check_error(error)
+        retry_after = check_duration(retry_after, "retry_after", allow_zero=True)
+        with self.database.transaction() as repo:
+            job = self._get(repo, job_id, for_update=True)
+            if job.state != JobState.ACTIVE or job.attempt_number != attempt_number:
+                previous = repo.find_decision(job_id, attempt_number)
+                if previous is not None:
+                    return self._replayed_outcome(repo, job, previous)
+                self._require_current_attempt(job, attempt_number)
+                states.check(Transition.RETRY, job.state, job_id=job_id)
+            now = self.clock.now()
+            outcome = self.apply_failure(
+                repo,
+                job,
+                ErrorInfo(error.message, error.type, error.details, job.attempt_number, now),
+                non_retryable=non_retryable,
+                retry_after=retry_after,
+                now=now,
+            )
+        if outcome.decision.should_retry and outcome.decision.retry_delay <= timedelta(0):
+            self.notifier.notify()
+        return outcome
+
+    def _check_error(self, error: ReportedError) -> None:
+        limits = self.limits
+        if not error.message or not error.message.strip():
+            raise InvalidArgument("error.message must not be empty", field="error.message")
+        check_text(error.message, "error.message", limits.max_text_length)
+        check_text(error.type, "error.type", 255)
+        if len(error.details.encode()) > limits.max_error_bytes:
+            raise ResourceExhausted(f"error.details is larger than {limits.max_error_bytes} bytes", field="error.details")
+
+    def apply_failure(
+        self,
+        repo: Repository,
+        job: JobRecord,
+        error: ErrorInfo,
+        *,
+        non_retryable: bool = False,
+        retry_after: timedelta | None = None,
+        lease_expired: bool = False,
+        now: datetime,
+    ) -> FailureOutcome:
+        """Decide and record the outcome of the job's current run failing, inside the caller's transaction."""
+        policy = self._policy(repo, job)
+        decision = get_retry_decision(
+            policy,
+            runs_in_budget=job.runs_in_budget,
+            now=now,
+            non_retryable=non_retryable,
+            retry_after=retry_after,
+            lease_expired=lease_expired,
+            rng=self.rng,
+        )
+        history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+        if not decision.should_retry:
+            entry, updated = self._dead_letter(
+                repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
+            )
+            return FailureOutcome(decision, JobView(updated, 0), entry)
+        updated = self._update(
+            repo,
+            job,
+            Transition.RETRY,
+            {
+                "state": JobState.FAILED.value,
+                "run_at": decision.next_retry_at,
+                "lease_expires_at": None,
+                "last_error": error.to_json(),
+                "error_history": [item.to_json() for item in history],
+                "updated_at": now,
+            },
+        )
+        repo.insert_retry_log(
+            job=job,
+            error=error,
+            decision=Decision.RETRY,
+            retry_delay_ms=round(decision.retry_delay.total_seconds() * 1000),
+            remaining_retries=decision.remaining_retries,
+            next_retry_at=decision.next_retry_at,
+            death_reason=None,
+            now=now,
+        )
+        return FailureOutcome(decision, JobView(updated, decision.remaining_retries), None)
+
+    def _replayed_outcome(self, repo: Repository, job: JobRecord, previous: RetryLogRecord) -> FailureOutcome:
+        retried = previous.decision == Decision.RETRY
+        decision = RetryDecision(
+            should_retry=retried,
+            retry_delay=timedelta(milliseconds=previous.retry_delay_ms),
+            next_retry_at=previous.next_retry_at,
+            remaining_retries=previous.remaining_retries,
+            death_reason=previous.death_reason,
+        )
+        entry = None if retried else repo.get_dead_letter_for_job(job.job_id)
+        return FailureOutcome(decision, self._views(repo, [job])[job.job_id], entry)
+
+    def move_to_dead_letter(self, job_id: str, reason: str) -> DeadLetterRecord:
+        limits = self.limits
+        require_name(job_id, "job_id", limits.max_job_id_length)
+        if not reason or not reason.strip():
+            raise InvalidArgument("reason must not be empty", field="reason")
+        check_text(reason, "reason", limits.max_text_length)
+        with self.database.transaction() as repo:
+            job = self._get(repo, job_id, for_update=True)
+            states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job_id)
+            now = self.clock.now()
+            error = ErrorInfo(reason, "MovedExplicitly", "", job.attempt_number, now)
+            history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+            entry, _ = self._dead_letter(
+                repo, job, error, history, DeathReason.MOVED_EXPLICITLY, Transition.MOVE_TO_DEAD_LETTER, now
+            )
+            return entry
+
+    def _dead_letter(
+        self,
+        repo: Repository,
+        job: JobRecord,
+        error: ErrorInfo,
+        history: list[ErrorInfo],
+        death_reason: DeathReason | None,
+        transition: Transition,
+        now: datetime,
+    ) -> tuple[DeadLetterRecord, JobRecord]:
+        death_reason = death_reason or DeathReason.RETRIES_EXHAUSTED
+        entry = repo.save_dead_letter(
+            entry_id=job.dead_letter_id or str(uuid.uuid4()),
+            job=job,
+            failure_reason=error.message,
+            error_type=error.type,
+            error_history=history,
+            death_reason=death_reason,
+            fingerprint=fingerprint(error.type, error.message),
+            now=now,
+        )
+        updated = self._update(
+            repo,
+            job,
+            transition,
+            {
+                "state": JobState.DEAD_LETTER.value,
+                "lease_expires_at": None,
+                "last_error": error.to_json(),
+                "error_history": [item.to_json() for item in history],
+                "dead_letter_id": entry.id,
+                "updated_at": now,
+            },
+        )
+        repo.insert_retry_log(
+            job=job,
+            error=error,
+            decision=Decision.DEAD_LETTER,
+            retry_delay_ms=0,
+            remaining_retries=0,
+            next_retry_at=None,
+            death_reason=death_reason,
+            now=now,
+        )
+        return entry, updated
+
+    # Reads
+
+    def get_job(self, job_id: str) -> JobDetails:
+        require_name(job_id, "job_id", self.limits.max_job_id_length)
+        with self.database.transaction() as repo:
+            job = self._get(repo, job_id)
+            return JobDetails(self._views(repo, [job])[job_id], repo.retry_log_for_job(job_id))
+
+    # Helpers
+
+    def _get(self, repo: Repository, job_id: str, *, for_update: bool = False) -> JobRecord:
+        job = repo.get_job(job_id, for_update=for_update)
+        if job is None:
+            raise NotFound(f"job {job_id!r} not found", field="job_id")
+        return job
+
+    def _current_attempt(self, repo: Repository, job_id: str, attempt_number: int) -> JobRecord:
+        require_name(job_id, "job_id", self.limits.max_job_id_length)
+        job = self._get(repo, job_id, for_update=True)
+        self._require_current_attempt(job, attempt_number)
+        return job
+
+    @staticmethod
+    def _require_current_attempt(job: JobRecord, attempt_number: int) -> None:
+        if attempt_number != job.attempt_number:
+            raise FailedPrecondition(
+                f"attempt_number {attempt_number} is not the current attempt of job {job.job_id!r} "
+                f"(current: {job.attempt_number}, state {job.state.value.upper()})",
+                field="attempt_number",
+                reason="STALE_ATTEMPT",
+            )
+
+    def _update(self, repo: Repository, job: JobRecord, transition: Transition, values: dict[str, Any]) -> JobRecord:
+        updated = repo.update_job(job, expected_states=states.sources(transition), values=values)
+        if updated is None:
+            raise Aborted(f"job {job.job_id!r} changed concurrently; retry the call", field="job_id")
+        return updated
+
+    def _policy(self, repo: Repository, job: JobRecord) -> RetryPolicy:
+        queue = repo.get_queue(job.queue_name)
+        return effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
+
+    def _views(self, repo: Repository, jobs: Sequence[JobRecord]) -> dict[str, JobView]:
+        queues = repo.get_queues({job.queue_name for job in jobs}) if jobs else {}
+        views = {}
+        for job in jobs:
+            queue = queues.get(job.queue_name)
+            policy = effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
+            remaining = 0 if job.state in (JobState.DEAD_LETTER, JobState.COMPLETED) else remaining_retries(policy, job.runs_in_budget)
+            views[job.job_id] = JobView(job, remaining)
+        return views

@@ -1,0 +1,91 @@
+"""Input limits and checks shared by every operation; errors name the offending field."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from queue_service.core.errors import InvalidArgument, ResourceExhausted
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_name_length: int = 100
+    max_job_id_length: int = 255
+    max_worker_id_length: int = 255
+    max_payload_bytes: int = 1024 * 1024
+    max_error_bytes: int = 64 * 1024
+    max_text_length: int = 10_000
+    max_batch_size: int = 1000
+    max_lease_jobs: int = 1000
+    max_lease_duration: timedelta = timedelta(hours=24)
+    max_wait: timedelta = timedelta(minutes=5)
+    max_schedule_ahead: timedelta = timedelta(days=3650)
+    max_priority: int = 1_000_000
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 for char in value)
+
+
+def require_name(value: str, field: str, max_length: int) -> str:
+    if not value or not value.strip():
+        raise InvalidArgument(f"{field} must not be empty", field=field)
+    if len(value) > max_length:
+        raise InvalidArgument(f"{field} is longer than {max_length} characters", field=field)
+    if _has_control_characters(value):
+        raise InvalidArgument(f"{field} must not contain control characters", field=field)
+    return value
+
+
+def optional_name(value: str, field: str, max_length: int) -> str | None:
+    return require_name(value, field, max_length) if value else None
+
+
+def check_text(value: str, field: str, max_length: int) -> str:
+    if len(value) > max_length:
+        raise InvalidArgument(f"{field} is longer than {max_length} characters", field=field)
+    return value
+
+
+def check_document(document: dict[str, Any] | None, field: str, max_bytes: int) -> dict[str, Any]:
+    """A JSON object within the size limit, with no NaN or infinity (PostgreSQL's JSONB rejects them)."""
+    document = document or {}
+    try:
+        encoded = json.dumps(document, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise InvalidArgument(f"{field} must not contain NaN or infinite numbers", field=field) from None
+    except RecursionError:
+        raise InvalidArgument(f"{field} is nested too deeply", field=field) from None
+    if len(encoded.encode()) > max_bytes:
+        raise ResourceExhausted(f"{field} is larger than {max_bytes} bytes", field=field)
+    return document
+
+
+def check_duration(
+    value: timedelta | None,
+    field: str,
+    *,
+    default: timedelta | None = None,
+    maximum: timedelta | None = None,
+    allow_zero: bool = True,
+) -> timedelta | None:
+    if value is None:
+        return default
+    seconds = value.total_seconds()
+    if math.isnan(seconds) or seconds < 0:
+        raise InvalidArgument(f"{field} must not be negative", field=field)
+    if not allow_zero and seconds == 0:
+        return default
+    if maximum is not None and value > maximum:
+        raise InvalidArgument(f"{field} must be at most {maximum}", field=field)
+    return value
+
+
+def check_range(value: int, field: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise InvalidArgument(f"{field} must be between {low} and {high}", field=field)
+    return value

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, row records and the SQL for every job operation."""

@@ -1,0 +1,101 @@
+"""Engine set-up for SQLite and PostgreSQL, and the transaction boundary for the core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, exc, text
+from sqlalchemy.engine import URL, Engine, make_url
+
+from queue_service.store.errors import StoreUnavailable
+from queue_service.store.repository import Repository
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Parse a database URL; plain `postgresql://` means psycopg2."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        # IMMEDIATE takes the write lock up front: a deferred transaction that later
+        # writes can fail with "database is locked" without waiting for busy_timeout.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+        )
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            pool_timeout=10,
+            connect_args={"options": "-c timezone=UTC", "connect_timeout": 5},
+        )
+    raise ValueError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
+
+
+class Database:
+    """Owns the engine; hands the core a repository bound to one transaction."""
+
+    def __init__(self, url: str | URL, **engine_options) -> None:
+        self.url = normalise_url(url)
+        self.engine = create_database_engine(self.url, **engine_options)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Repository]:
+        """One transaction; connection loss, lock time-outs and pool exhaustion become StoreUnavailable."""
+        try:
+            with self.engine.begin() as connection:
+                yield Repository(connection)
+        except (exc.OperationalError, exc.TimeoutError, exc.InterfaceError) as error:
+            raise StoreUnavailable("database unavailable; retry later") from error
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise StoreUnavailable("database connection lost") from error
+            raise
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            connection.rollback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,160 @@
+"""Plain value types for stored rows, shared by the store and the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    WAITING = "waiting"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DEAD_LETTER = "dead_letter"
+
+
+class RecoveryStatus(StrEnum):
+    PENDING = "pending"
+    RECOVERED = "recovered"
+    PERMANENTLY_FAILED = "permanently_failed"
+
+
+class DeathReason(StrEnum):
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    NON_RETRYABLE = "non_retryable"
+    LEASE_EXPIRED = "lease_expired"
+    MOVED_EXPLICITLY = "moved_explicitly"
+
+
+class Decision(StrEnum):
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    message: str
+    type: str = ""
+    details: str = ""
+    attempt_number: int = 0
+    occurred_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "type": self.type,
+            "details": self.details,
+            "attempt_number": self.attempt_number,
+            "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ErrorInfo:
+        occurred = data.get("occurred_at")
+        return cls(
+            message=data.get("message", ""),
+            type=data.get("type", ""),
+            details=data.get("details", ""),
+            attempt_number=int(data.get("attempt_number", 0)),
+            occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+        )
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    job_id: str
+    queue_name: str
+    job_name: str
+    job_data: dict[str, Any]
+    state: JobState
+    priority: int
+    attempt_number: int
+    budget_start: int
+    retry_policy: dict[str, Any] | None
+    run_at: datetime
+    lease_expires_at: datetime | None
+    worker_id: str | None
+    last_error: ErrorInfo | None
+    error_history: list[ErrorInfo]
+    result: dict[str, Any] | None
+    processing_duration_ms: int | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    dead_letter_id: str | None
+
+    @property
+    def runs_in_budget(self) -> int:
+        """Runs started since the job's retry budget was last (re)set."""
+        return self.attempt_number - self.budget_start
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    id: str
+    job_id: str
+    queue_name: str
+    job_name: str
+    job_data: dict[str, Any]
+    failure_reason: str
+    error_type: str
+    total_attempts: int
+    error_history: list[ErrorInfo]
+    death_reason: DeathReason
+    recovery_status: RecoveryStatus
+    recovery_attempts: int
+    admin_notes: str
+    assigned_to: str
+    priority: int
+    fingerprint: str
+    created_at: datetime
+    dead_lettered_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RetryLogRecord:
+    id: int
+    job_id: str
+    queue_name: str
+    attempt_number: int
+    error: ErrorInfo | None
+    decision: Decision
+    retry_delay_ms: int
+    remaining_retries: int
+    next_retry_at: datetime | None
+    death_reason: DeathReason | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueRecord:
+    name: str
+    paused: bool
+    retry_policy: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class NewJob:
+    """A job row about to be inserted."""
+
+    job_id: str
+    queue_name: str
+    job_name: str
+    job_data: dict[str, Any]
+    priority: int
+    run_at: datetime
+    retry_policy: dict[str, Any] | None
+    state: JobState = JobState.WAITING
+    attempt_number: int = 0
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    started_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,351 @@
+"""All SQL for jobs, dead-letter entries, queues and the retry log, bound to one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from queue_service.store.records import (
+    DeadLetterRecord,
+    DeathReason,
+    Decision,
+    ErrorInfo,
+    JobRecord,
+    JobState,
+    NewJob,
+    QueueRecord,
+    RecoveryStatus,
+    RetryLogRecord,
+)
+from queue_service.store.schema import dead_letter_queue, queue_jobs, queue_retry_log, queues
+
+READY_STATES = (JobState.WAITING.value, JobState.FAILED.value)
+
+
+def _errors(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
+    return [ErrorInfo.from_json(item) for item in raw or []]
+
+
+def job_from_row(row) -> JobRecord:
+    m = row._mapping
+    return JobRecord(
+        id=m["id"],
+        job_id=m["job_id"],
+        queue_name=m["queue_name"],
+        job_name=m["job_name"],
+        job_data=m["job_data"],
+        state=JobState(m["state"]),
+        priority=m["priority"],
+        attempt_number=m["attempt_number"],
+        budget_start=m["budget_start"],
+        retry_policy=m["retry_policy"],
+        run_at=m["run_at"],
+        lease_expires_at=m["lease_expires_at"],
+        worker_id=m["worker_id"],
+        last_error=ErrorInfo.from_json(m["last_error"]) if m["last_error"] else None,
+        error_history=_errors(m["error_history"]),
+        result=m["result"],
+        processing_duration_ms=m["processing_duration_ms"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        started_at=m["started_at"],
+        completed_at=m["completed_at"],
+        dead_letter_id=m["dead_letter_id"],
+    )
+
+
+def dead_letter_from_row(row) -> DeadLetterRecord:
+    m = row._mapping
+    return DeadLetterRecord(
+        id=m["id"],
+        job_id=m["job_id"],
+        queue_name=m["queue_name"],
+        job_name=m["job_name"],
+        job_data=m["job_data"],
+        failure_reason=m["failure_reason"],
+        error_type=m["error_type"],
+        total_attempts=m["total_attempts"],
+        error_history=_errors(m["error_history"]),
+        death_reason=DeathReason(m["death_reason"]),
+        recovery_status=RecoveryStatus(m["recovery_status"]),
+        recovery_attempts=m["recovery_attempts"],
+        admin_notes=m["admin_notes"],
+        assigned_to=m["assigned_to"],
+        priority=m["priority"],
+        fingerprint=m["fingerprint"],
+        created_at=m["created_at"],
+        dead_lettered_at=m["dead_lettered_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def retry_log_from_row(row) -> RetryLogRecord:
+    m = row._mapping
+    return RetryLogRecord(
+        id=m["id"],
+        job_id=m["job_id"],
+        queue_name=m["queue_name"],
+        attempt_number=m["attempt_number"],
+        error=ErrorInfo.from_json(m["error"]) if m["error"] else None,
+        decision=Decision(m["decision"]),
+        retry_delay_ms=m["retry_delay_ms"],
+        remaining_retries=m["remaining_retries"],
+        next_retry_at=m["next_retry_at"],
+        death_reason=DeathReason(m["death_reason"]) if m["death_reason"] else None,
+        created_at=m["created_at"],
+    )
+
+
+def queue_from_row(row) -> QueueRecord:
+    m = row._mapping
+    return QueueRecord(
+        name=m["name"],
+        paused=bool(m["paused"]),
+        retry_policy=m["retry_policy"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+class Repository:
+    """Statements over one connection inside one transaction; the caller owns commit."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+
+    def _insert(self, table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # Queues
+
+    def ensure_queues(self, names: Iterable[str], now: datetime) -> None:
+        rows = [{"name": name, "paused": False, "created_at": now, "updated_at": now} for name in sorted(set(names))]
+        if rows:
+            self.connection.execute(self._insert(queues).on_conflict_do_nothing(index_elements=["name"]), rows)
+
+    def get_queue(self, name: str) -> QueueRecord | None:
+        row = self.connection.execute(select(queues).where(queues.c.name == name)).first()
+        return queue_from_row(row) if row else None
+
+    def get_queues(self, names: Iterable[str]) -> dict[str, QueueRecord]:
+        rows = self.connection.execute(select(queues).where(queues.c.name.in_(list(set(names))))).all()
+        return {row.name: queue_from_row(row) for row in rows}
+
+    def paused_queue_names(self, names: Sequence[str]) -> set[str]:
+        rows = self.connection.execute(
+            select(queues.c.name).where(queues.c.name.in_(list(names)), queues.c.paused.is_(True))
+        )
+        return {row.name for row in rows}
+
+    # Jobs
+
+    def insert_jobs(self, jobs: Sequence[NewJob], now: datetime) -> set[str]:
+        """Insert jobs whose job_id is new; return the job_ids actually inserted."""
+        rows = [
+            {
+                "job_id": job.job_id,
+                "queue_name": job.queue_name,
+                "job_name": job.job_name,
+                "job_data": job.job_data,
+                "state": job.state.value,
+                "priority": job.priority,
+                "attempt_number": job.attempt_number,
+                "budget_start": 0,
+                "retry_policy": job.retry_policy,
+                "run_at": job.run_at,
+                "lease_expires_at": job.lease_expires_at,
+                "worker_id": job.worker_id,
+                "started_at": job.started_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for job in jobs
+        ]
+        if not rows:
+            return set()
+        statement = (
+            self._insert(queue_jobs)
+            .on_conflict_do_nothing(index_elements=["job_id"])
+            .returning(queue_jobs.c.job_id)
+        )
+        # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING.
+        return {row.job_id for row in self.connection.execute(statement, rows)}
+
+    def get_job(self, job_id: str, *, for_update: bool = False) -> JobRecord | None:
+        statement = select(queue_jobs).where(queue_jobs.c.job_id == job_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = self.connection.execute(statement).first()
+        return job_from_row(row) if row else None
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        rows = self.connection.execute(select(queue_jobs).where(queue_jobs.c.job_id.in_(list(job_ids)))).all()
+        return {row.job_id: job_from_row(row) for row in rows}
+
+    def lease_ready_jobs(
+        self,
+        queue_names: Sequence[str],
+        *,
+        limit: int,
+        now: datetime,
+        worker_id: str,
+        lease_expires_at: datetime,
+    ) -> list[JobRecord]:
+        """Claim up to `limit` ready jobs, highest priority then oldest ready time first."""
+        ready = (
+            select(queue_jobs.c.id)
+            .where(
+                queue_jobs.c.queue_name.in_(list(queue_names)),
+                queue_jobs.c.state.in_(READY_STATES),
+                queue_jobs.c.run_at <= now,
+            )
+            .order_by(queue_jobs.c.priority.desc(), queue_jobs.c.run_at, queue_jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("ready")
+        )
+        statement = (
+            update(queue_jobs)
+            .where(queue_jobs.c.id.in_(select(ready.c.id)), queue_jobs.c.state.in_(READY_STATES))
+            .values(
+                state=JobState.ACTIVE.value,
+                attempt_number=queue_jobs.c.attempt_number + 1,
+                worker_id=worker_id,
+                lease_expires_at=lease_expires_at,
+                started_at=now,
+                updated_at=now,
+            )
+            .returning(*queue_jobs.c)
+        )
+        jobs = [job_from_row(row) for row in self.connection.execute(statement)]
+        jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+        return jobs
+
+    def update_job(
+        self,
+        job: JobRecord,
+        *,
+        expected_states: Iterable[JobState],
+        values: dict[str, Any],
+    ) -> JobRecord | None:
+        """Compare-and-set on the job's state and attempt; None when another writer got there first."""
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.id == job.id,
+                queue_jobs.c.state.in_([state.value for state in expected_states]),
+                queue_jobs.c.attempt_number == job.attempt_number,
+            )
+            .values(**values)
+            .returning(*queue_jobs.c)
+        )
+        row = self.connection.execute(statement).first()
+        return job_from_row(row) if row else None
+
+    # Retry log
+
+    def insert_retry_log(
+        self,
+        *,
+        job: JobRecord,
+        error: ErrorInfo | None,
+        decision: Decision,
+        retry_delay_ms: int,
+        remaining_retries: int,
+        next_retry_at: datetime | None,
+        death_reason: DeathReason | None,
+        now: datetime,
+    ) -> None:
+        self.connection.execute(
+            insert(queue_retry_log).values(
+                job_id=job.job_id,
+                queue_name=job.queue_name,
+                attempt_number=job.attempt_number,
+                error=error.to_json() if error else None,
+                decision=decision.value,
+                retry_delay_ms=retry_delay_ms,
+                remaining_retries=remaining_retries,
+                next_retry_at=next_retry_at,
+                death_reason=death_reason.value if death_reason else None,
+                created_at=now,
+            )
+        )
+
+    def find_decision(self, job_id: str, attempt_number: int) -> RetryLogRecord | None:
+        row = self.connection.execute(
+            select(queue_retry_log)
+            .where(queue_retry_log.c.job_id == job_id, queue_retry_log.c.attempt_number == attempt_number)
+            .order_by(queue_retry_log.c.id)
+            .limit(1)
+        ).first()
+        return retry_log_from_row(row) if row else None
+
+    def retry_log_for_job(self, job_id: str) -> list[RetryLogRecord]:
+        rows = self.connection.execute(
+            select(queue_retry_log).where(queue_retry_log.c.job_id == job_id).order_by(queue_retry_log.c.id)
+        )
+        return [retry_log_from_row(row) for row in rows]
+
+    # Dead-letter queue
+
+    def get_dead_letter(self, entry_id: str, *, for_update: bool = False) -> DeadLetterRecord | None:
+        statement = select(dead_letter_queue).where(dead_letter_queue.c.id == entry_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = self.connection.execute(statement).first()
+        return dead_letter_from_row(row) if row else None
+
+    def get_dead_letter_for_job(self, job_id: str) -> DeadLetterRecord | None:
+        row = self.connection.execute(select(dead_letter_queue).where(dead_letter_queue.c.job_id == job_id)).first()
+        return dead_letter_from_row(row) if row else None
+
+    def save_dead_letter(
+        self,
+        *,
+        entry_id: str,
+        job: JobRecord,
+        failure_reason: str,
+        error_type: str,
+        error_history: list[ErrorInfo],
+        death_reason: DeathReason,
+        fingerprint: str,
+        now: datetime,
+    ) -> DeadLetterRecord:
+        """Create the job's entry, or reopen its existing one as PENDING keeping notes and assignee."""
+        values = {
+            "queue_name": job.queue_name,
+            "job_name": job.job_name,
+            "job_data": job.job_data,
+            "failure_reason": failure_reason,
+            "error_type": error_type,
+            "total_attempts": job.attempt_number,
+            "error_history": [error.to_json() for error in error_history],
+            "death_reason": death_reason.value,
+            "recovery_status": RecoveryStatus.PENDING.value,
+            "fingerprint": fingerprint,
+            "dead_lettered_at": now,
+            "updated_at": now,
+        }
+        reopened = self.connection.execute(
+            update(dead_letter_queue)
+            .where(dead_letter_queue.c.job_id == job.job_id)
+            .values(**values)
+            .returning(*dead_letter_queue.c)
+        ).first()
+        if reopened:
+            return dead_letter_from_row(reopened)
+        row = self.connection.execute(
+            insert(dead_letter_queue)
+            .values(id=entry_id, job_id=job.job_id, created_at=now, **values)
+            .returning(*dead_letter_queue.c)
+        ).first()
+        return dead_letter_from_row(row)
+
+    def count_jobs(self, **filters: Any) -> int:
+        conditions = [getattr(queue_jobs.c, name) == value for name, value in filters.items()]
+        return self.connection.execute(select(func.count()).select_from(queue_jobs).where(and_(*conditions))).scalar_one()

@@ -1,0 +1,193 @@
+"""SQLAlchemy Core tables; the Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+JOB_STATES = ("waiting", "active", "completed", "failed", "dead_letter")
+RECOVERY_STATUSES = ("pending", "recovered", "permanently_failed")
+DEATH_REASONS = ("retries_exhausted", "non_retryable", "lease_expired", "moved_explicitly")
+DECISIONS = ("retry", "dead_letter")
+RUN_STATUSES = ("running", "succeeded", "failed")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+queues = Table(
+    "queues",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("paused", Boolean(name="paused_bool"), nullable=False, server_default=text("false")),
+    Column("retry_policy", JsonDocument, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+queue_jobs = Table(
+    "queue_jobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", String(255), nullable=False, unique=True),
+    Column("queue_name", String(100), nullable=False),
+    Column("job_name", String(100), nullable=False),
+    Column("job_data", JsonDocument, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("attempt_number", Integer, nullable=False, server_default=text("0")),
+    Column("budget_start", Integer, nullable=False, server_default=text("0")),
+    Column("retry_policy", JsonDocument, nullable=True),
+    Column("run_at", UTCDateTime(), nullable=False),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
+    Column("worker_id", String(255), nullable=True),
+    Column("last_error", JsonDocument, nullable=True),
+    Column("error_history", JsonDocument, nullable=True),
+    Column("result", JsonDocument, nullable=True),
+    Column("processing_duration_ms", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("completed_at", UTCDateTime(), nullable=True),
+    Column("dead_letter_id", String(36), nullable=True),
+    CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
+    CheckConstraint("attempt_number >= 0", name="attempt_number_nonnegative"),
+    CheckConstraint("budget_start >= 0 AND budget_start <= attempt_number", name="budget_start_valid"),
+    CheckConstraint("state <> 'active' OR lease_expires_at IS NOT NULL", name="active_has_lease"),
+    # Ready jobs in lease order; partial so that completed history does not bloat it.
+    Index(
+        "ix_queue_jobs_ready",
+        "queue_name",
+        text("priority DESC"),
+        "run_at",
+        "id",
+        postgresql_where=text("state IN ('waiting', 'failed')"),
+        sqlite_where=text("state IN ('waiting', 'failed')"),
+    ),
+    Index(
+        "ix_queue_jobs_lease_expiry",
+        "lease_expires_at",
+        postgresql_where=text("state = 'active'"),
+        sqlite_where=text("state = 'active'"),
+    ),
+    Index("ix_queue_jobs_state_run_at", "state", "run_at"),
+    Index("ix_queue_jobs_queue_state", "queue_name", "state", "updated_at"),
+)
+
+dead_letter_queue = Table(
+    "dead_letter_queue",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("job_id", String(255), nullable=False, unique=True),
+    Column("queue_name", String(100), nullable=False),
+    Column("job_name", String(100), nullable=False),
+    Column("job_data", JsonDocument, nullable=False),
+    Column("failure_reason", Text, nullable=False),
+    Column("error_type", String(255), nullable=False, server_default=text("''")),
+    Column("total_attempts", Integer, nullable=False),
+    Column("error_history", JsonDocument, nullable=False),
+    Column("death_reason", String(32), nullable=False),
+    Column("recovery_status", String(32), nullable=False),
+    Column("recovery_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("admin_notes", Text, nullable=False, server_default=text("''")),
+    Column("assigned_to", String(255), nullable=False, server_default=text("''")),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("fingerprint", String(64), nullable=False, server_default=text("''")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("dead_lettered_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_in("recovery_status", RECOVERY_STATUSES), name="recovery_status_valid"),
+    CheckConstraint(_in("death_reason", DEATH_REASONS), name="death_reason_valid"),
+    # The triage page: priority first, then newest, within a queue and status.
+    Index("ix_dead_letter_queue_triage", "recovery_status", text("priority DESC"), text("dead_lettered_at DESC"), "id"),
+    Index("ix_dead_letter_queue_queue_triage", "queue_name", "recovery_status", text("priority DESC"), text("dead_lettered_at DESC")),
+    Index("ix_dead_letter_queue_fingerprint", "fingerprint", "recovery_status"),
+)
+
+queue_retry_log = Table(
+    "queue_retry_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job_id", String(255), nullable=False),
+    Column("queue_name", String(100), nullable=False),
+    Column("attempt_number", Integer, nullable=False),
+    Column("error", JsonDocument, nullable=True),
+    Column("decision", String(16), nullable=False),
+    Column("retry_delay_ms", BigInteger, nullable=False, server_default=text("0")),
+    Column("remaining_retries", Integer, nullable=False, server_default=text("0")),
+    Column("next_retry_at", UTCDateTime(), nullable=True),
+    Column("death_reason", String(32), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_in("decision", DECISIONS), name="decision_valid"),
+    Index("ix_queue_retry_log_job", "job_id", "attempt_number"),
+    Index("ix_queue_retry_log_queue_created", "queue_name", "created_at"),
+    Index("ix_queue_retry_log_created", "created_at"),
+)
+
+queue_recovery_runs = Table(
+    "queue_recovery_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False, server_default=text("'scheduled'")),
+    Column("node_id", String(255), nullable=False, server_default=text("''")),
+    Column("counts", JsonDocument, nullable=True),
+    Column("error", Text, nullable=True),
+    CheckConstraint(_in("status", RUN_STATUSES), name="status_valid"),
+    Index("ix_queue_recovery_runs_started", "started_at"),
+)
