@@ -213,7 +213,8 @@ class JobManager:
 
     def _lease_once(self, names: list[str], worker_id: str, max_jobs: int, duration: timedelta) -> list[JobView]:
         with self.database.transaction() as repo:
-            leasable = [name for name in names if name not in repo.paused_queue_names(names)]
+            paused = repo.paused_queue_names(names)
+            leasable = [name for name in names if name not in paused]
             if not leasable:
                 return []
             now = self.clock.now()
