@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from jobqueue.v1 import job_service_pb2_grpc
+from jobqueue.v1 import admin_service_pb2_grpc, job_service_pb2_grpc
 from sqlalchemy import create_engine, text
 
 from queue_service.api.server import QueueServer
@@ -128,6 +128,7 @@ class RunningService:
     channel: grpc.Channel
     jobs: job_service_pb2_grpc.JobServiceStub
     clock: FakeClock
+    admin: admin_service_pb2_grpc.AdminServiceStub
 
     @property
     def target(self) -> str:
@@ -154,7 +155,13 @@ def service(database_url, clock) -> Iterator[RunningService]:
     server = QueueServer(make_config(database_url), clock=clock).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
-        yield RunningService(server, channel, job_service_pb2_grpc.JobServiceStub(channel), clock)
+        yield RunningService(
+            server,
+            channel,
+            job_service_pb2_grpc.JobServiceStub(channel),
+            clock,
+            admin_service_pb2_grpc.AdminServiceStub(channel),
+        )
     finally:
         channel.close()
         server.stop(0)

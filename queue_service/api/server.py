@@ -1,4 +1,4 @@
-"""Builds and runs the gRPC server: job service, health, reflection and graceful stop."""
+"""Builds and runs the gRPC server: job and admin services, health, reflection and graceful stop."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from jobqueue.v1 import job_service_pb2, job_service_pb2_grpc
+from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc, job_service_pb2, job_service_pb2_grpc
 
+from queue_service.api.admin_servicer import AdminServicer
 from queue_service.api.health import DatabaseHealthMonitor
 from queue_service.api.job_servicer import JobServicer
 from queue_service.clock import Clock, SystemClock
@@ -22,6 +23,7 @@ from queue_service.store.database import Database
 logger = logging.getLogger(__name__)
 
 JOB_SERVICE = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
+ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 
 
 class QueueServer:
@@ -45,9 +47,10 @@ class QueueServer:
             ],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), self.server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        service_names = [JOB_SERVICE]
+        service_names = [JOB_SERVICE, ADMIN_SERVICE]
         reflection.enable_server_reflection(
             [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
             self.server,

@@ -53,3 +53,7 @@ class Unauthenticated(QueueError):
 
 class PermissionDenied(QueueError):
     reason = "PERMISSION_DENIED"
+
+
+class Unimplemented(QueueError):
+    reason = "UNIMPLEMENTED"

@@ -145,7 +145,7 @@ class RetryLogEntry(_message.Message):
     def __init__(self, id: _Optional[int] = ..., job_id: _Optional[str] = ..., queue_name: _Optional[str] = ..., attempt_number: _Optional[int] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., decision: _Optional[_Union[RetryDecision, str]] = ..., retry_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., death_reason: _Optional[_Union[DeathReason, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DeadLetterEntry(_message.Message):
-    __slots__ = ("id", "job_id", "queue_name", "job_name", "job_data", "failure_reason", "error_type", "total_attempts", "error_history", "death_reason", "recovery_status", "recovery_attempts", "admin_notes", "assigned_to", "priority", "fingerprint", "created_at", "dead_lettered_at", "updated_at")
+    __slots__ = ("id", "job_id", "queue_name", "job_name", "job_data", "failure_reason", "error_type", "total_attempts", "error_history", "death_reason", "recovery_status", "recovery_attempts", "admin_notes", "assigned_to", "priority", "fingerprint", "created_at", "dead_lettered_at", "updated_at", "resolution_reason", "resolved_by", "resolved_at")
     class RecoveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         RECOVERY_STATUS_UNSPECIFIED: _ClassVar[DeadLetterEntry.RecoveryStatus]
@@ -175,6 +175,9 @@ class DeadLetterEntry(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_REASON_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_BY_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     queue_name: str
@@ -194,4 +197,7 @@ class DeadLetterEntry(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     dead_lettered_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., queue_name: _Optional[str] = ..., job_name: _Optional[str] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., failure_reason: _Optional[str] = ..., error_type: _Optional[str] = ..., total_attempts: _Optional[int] = ..., error_history: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., death_reason: _Optional[_Union[DeathReason, str]] = ..., recovery_status: _Optional[_Union[DeadLetterEntry.RecoveryStatus, str]] = ..., recovery_attempts: _Optional[int] = ..., admin_notes: _Optional[str] = ..., assigned_to: _Optional[str] = ..., priority: _Optional[int] = ..., fingerprint: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    resolution_reason: str
+    resolved_by: str
+    resolved_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., queue_name: _Optional[str] = ..., job_name: _Optional[str] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., failure_reason: _Optional[str] = ..., error_type: _Optional[str] = ..., total_attempts: _Optional[int] = ..., error_history: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., death_reason: _Optional[_Union[DeathReason, str]] = ..., recovery_status: _Optional[_Union[DeadLetterEntry.RecoveryStatus, str]] = ..., recovery_attempts: _Optional[int] = ..., admin_notes: _Optional[str] = ..., assigned_to: _Optional[str] = ..., priority: _Optional[int] = ..., fingerprint: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution_reason: _Optional[str] = ..., resolved_by: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

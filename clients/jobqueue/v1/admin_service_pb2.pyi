@@ -1,0 +1,577 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from jobqueue.v1 import job_pb2 as _job_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetStatisticsRequest(_message.Message):
+    __slots__ = ("queue_names",)
+    QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    queue_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, queue_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetStatisticsResponse(_message.Message):
+    __slots__ = ("queues", "totals", "computed_at")
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[QueueStatistics]
+    totals: QueueStatistics
+    computed_at: _timestamp_pb2.Timestamp
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueStatistics, _Mapping]]] = ..., totals: _Optional[_Union[QueueStatistics, _Mapping]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueueStatistics(_message.Message):
+    __slots__ = ("queue_name", "paused", "waiting_count", "delayed_count", "active_count", "completed_count", "failed_count", "retryable_count", "dead_letter_count", "dead_letter_summary")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    WAITING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DELAYED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    paused: bool
+    waiting_count: int
+    delayed_count: int
+    active_count: int
+    completed_count: int
+    failed_count: int
+    retryable_count: int
+    dead_letter_count: int
+    dead_letter_summary: DeadLetterSummary
+    def __init__(self, queue_name: _Optional[str] = ..., paused: _Optional[bool] = ..., waiting_count: _Optional[int] = ..., delayed_count: _Optional[int] = ..., active_count: _Optional[int] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., retryable_count: _Optional[int] = ..., dead_letter_count: _Optional[int] = ..., dead_letter_summary: _Optional[_Union[DeadLetterSummary, _Mapping]] = ...) -> None: ...
+
+class DeadLetterSummary(_message.Message):
+    __slots__ = ("total_count", "pending_count", "recovered_count", "permanently_failed_count")
+    TOTAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PERMANENTLY_FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    total_count: int
+    pending_count: int
+    recovered_count: int
+    permanently_failed_count: int
+    def __init__(self, total_count: _Optional[int] = ..., pending_count: _Optional[int] = ..., recovered_count: _Optional[int] = ..., permanently_failed_count: _Optional[int] = ...) -> None: ...
+
+class DeadLetterFilter(_message.Message):
+    __slots__ = ("queue_name", "recovery_status", "death_reason", "failure_reason_contains", "error_type", "fingerprint", "assigned_to", "dead_lettered_after", "dead_lettered_before")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DEATH_REASON_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_TO_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    recovery_status: _job_pb2.DeadLetterEntry.RecoveryStatus
+    death_reason: _job_pb2.DeathReason
+    failure_reason_contains: str
+    error_type: str
+    fingerprint: str
+    assigned_to: str
+    dead_lettered_after: _timestamp_pb2.Timestamp
+    dead_lettered_before: _timestamp_pb2.Timestamp
+    def __init__(self, queue_name: _Optional[str] = ..., recovery_status: _Optional[_Union[_job_pb2.DeadLetterEntry.RecoveryStatus, str]] = ..., death_reason: _Optional[_Union[_job_pb2.DeathReason, str]] = ..., failure_reason_contains: _Optional[str] = ..., error_type: _Optional[str] = ..., fingerprint: _Optional[str] = ..., assigned_to: _Optional[str] = ..., dead_lettered_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDeadLetterJobsRequest(_message.Message):
+    __slots__ = ("filter", "page_size", "page_token")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    filter: DeadLetterFilter
+    page_size: int
+    page_token: str
+    def __init__(self, filter: _Optional[_Union[DeadLetterFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDeadLetterJobsResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token", "total_size")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_job_pb2.DeadLetterEntry]
+    next_page_token: str
+    total_size: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[_job_pb2.DeadLetterEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class GetDeadLetterJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetDeadLetterJobResponse(_message.Message):
+    __slots__ = ("entry", "job", "retry_log")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    RETRY_LOG_FIELD_NUMBER: _ClassVar[int]
+    entry: _job_pb2.DeadLetterEntry
+    job: _job_pb2.Job
+    retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
+    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ...) -> None: ...
+
+class RetryDeadLetterJobRequest(_message.Message):
+    __slots__ = ("id", "retry_policy")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    retry_policy: _job_pb2.RetryPolicy
+    def __init__(self, id: _Optional[str] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ...) -> None: ...
+
+class RetryDeadLetterJobResponse(_message.Message):
+    __slots__ = ("entry", "job")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    entry: _job_pb2.DeadLetterEntry
+    job: _job_pb2.Job
+    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class MarkPermanentlyFailedRequest(_message.Message):
+    __slots__ = ("id", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class MarkPermanentlyFailedResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: _job_pb2.DeadLetterEntry
+    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ...) -> None: ...
+
+class UpdateDeadLetterJobRequest(_message.Message):
+    __slots__ = ("entry", "update_mask")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    entry: _job_pb2.DeadLetterEntry
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateDeadLetterJobResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: _job_pb2.DeadLetterEntry
+    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ...) -> None: ...
+
+class ListFailurePatternsRequest(_message.Message):
+    __slots__ = ("queue_name", "recovery_status", "page_size", "page_token")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    recovery_status: _job_pb2.DeadLetterEntry.RecoveryStatus
+    page_size: int
+    page_token: str
+    def __init__(self, queue_name: _Optional[str] = ..., recovery_status: _Optional[_Union[_job_pb2.DeadLetterEntry.RecoveryStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListFailurePatternsResponse(_message.Message):
+    __slots__ = ("patterns", "next_page_token", "total_size")
+    PATTERNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    patterns: _containers.RepeatedCompositeFieldContainer[FailurePattern]
+    next_page_token: str
+    total_size: int
+    def __init__(self, patterns: _Optional[_Iterable[_Union[FailurePattern, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class FailurePattern(_message.Message):
+    __slots__ = ("fingerprint", "error_type", "normalised_message", "count", "queue_names", "first_seen_at", "last_seen_at", "sample", "last_hour_count", "last_day_count")
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NORMALISED_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    LAST_HOUR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_DAY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    error_type: str
+    normalised_message: str
+    count: int
+    queue_names: _containers.RepeatedScalarFieldContainer[str]
+    first_seen_at: _timestamp_pb2.Timestamp
+    last_seen_at: _timestamp_pb2.Timestamp
+    sample: _job_pb2.DeadLetterEntry
+    last_hour_count: int
+    last_day_count: int
+    def __init__(self, fingerprint: _Optional[str] = ..., error_type: _Optional[str] = ..., normalised_message: _Optional[str] = ..., count: _Optional[int] = ..., queue_names: _Optional[_Iterable[str]] = ..., first_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sample: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., last_hour_count: _Optional[int] = ..., last_day_count: _Optional[int] = ...) -> None: ...
+
+class RetryDeadLetterJobsRequest(_message.Message):
+    __slots__ = ("filter", "ids", "dry_run", "retry_policy", "rate_limit", "max_jobs", "sample_size")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    filter: DeadLetterFilter
+    ids: DeadLetterIds
+    dry_run: bool
+    retry_policy: _job_pb2.RetryPolicy
+    rate_limit: float
+    max_jobs: int
+    sample_size: int
+    def __init__(self, filter: _Optional[_Union[DeadLetterFilter, _Mapping]] = ..., ids: _Optional[_Union[DeadLetterIds, _Mapping]] = ..., dry_run: _Optional[bool] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., rate_limit: _Optional[float] = ..., max_jobs: _Optional[int] = ..., sample_size: _Optional[int] = ...) -> None: ...
+
+class DeadLetterIds(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RetryDeadLetterJobsResponse(_message.Message):
+    __slots__ = ("matched_count", "retried_count", "skipped_count", "done", "sample", "retried_ids", "skipped")
+    MATCHED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_IDS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    matched_count: int
+    retried_count: int
+    skipped_count: int
+    done: bool
+    sample: _containers.RepeatedCompositeFieldContainer[_job_pb2.DeadLetterEntry]
+    retried_ids: _containers.RepeatedScalarFieldContainer[str]
+    skipped: _containers.RepeatedCompositeFieldContainer[RedriveSkip]
+    def __init__(self, matched_count: _Optional[int] = ..., retried_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., done: _Optional[bool] = ..., sample: _Optional[_Iterable[_Union[_job_pb2.DeadLetterEntry, _Mapping]]] = ..., retried_ids: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Iterable[_Union[RedriveSkip, _Mapping]]] = ...) -> None: ...
+
+class RedriveSkip(_message.Message):
+    __slots__ = ("id", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("queue_name", "state", "page_size", "page_token")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    state: _job_pb2.Job.State
+    page_size: int
+    page_token: str
+    def __init__(self, queue_name: _Optional[str] = ..., state: _Optional[_Union[_job_pb2.Job.State, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token", "total_size")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]
+    next_page_token: str
+    total_size: int
+    def __init__(self, jobs: _Optional[_Iterable[_Union[_job_pb2.Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class GetJobDetailsRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetJobDetailsResponse(_message.Message):
+    __slots__ = ("job", "error_history", "retry_log", "dead_letter_entry")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    ERROR_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    RETRY_LOG_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    job: _job_pb2.Job
+    error_history: _containers.RepeatedCompositeFieldContainer[_job_pb2.JobError]
+    retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
+    dead_letter_entry: _job_pb2.DeadLetterEntry
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., dead_letter_entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ...) -> None: ...
+
+class ListRetryLogRequest(_message.Message):
+    __slots__ = ("job_id", "queue_name", "decision", "created_after", "created_before", "page_size", "page_token")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    queue_name: str
+    decision: _job_pb2.RetryDecision
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, job_id: _Optional[str] = ..., queue_name: _Optional[str] = ..., decision: _Optional[_Union[_job_pb2.RetryDecision, str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRetryLogResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class Queue(_message.Message):
+    __slots__ = ("name", "paused", "retry_policy", "effective_retry_policy", "delay_schedule", "created_at", "updated_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    paused: bool
+    retry_policy: _job_pb2.RetryPolicy
+    effective_retry_policy: _job_pb2.RetryPolicy
+    delay_schedule: _containers.RepeatedCompositeFieldContainer[_duration_pb2.Duration]
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., effective_retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., delay_schedule: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListQueuesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListQueuesResponse(_message.Message):
+    __slots__ = ("queues", "next_page_token")
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[Queue]
+    next_page_token: str
+    def __init__(self, queues: _Optional[_Iterable[_Union[Queue, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetQueueRequest(_message.Message):
+    __slots__ = ("queue_name",)
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    def __init__(self, queue_name: _Optional[str] = ...) -> None: ...
+
+class GetQueueResponse(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: Queue
+    def __init__(self, queue: _Optional[_Union[Queue, _Mapping]] = ...) -> None: ...
+
+class UpdateQueuePolicyRequest(_message.Message):
+    __slots__ = ("queue_name", "retry_policy", "update_mask", "allow_missing", "validate_only")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_MISSING_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    retry_policy: _job_pb2.RetryPolicy
+    update_mask: _field_mask_pb2.FieldMask
+    allow_missing: bool
+    validate_only: bool
+    def __init__(self, queue_name: _Optional[str] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., allow_missing: _Optional[bool] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class UpdateQueuePolicyResponse(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: Queue
+    def __init__(self, queue: _Optional[_Union[Queue, _Mapping]] = ...) -> None: ...
+
+class PauseQueueRequest(_message.Message):
+    __slots__ = ("queue_name", "allow_missing")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_MISSING_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    allow_missing: bool
+    def __init__(self, queue_name: _Optional[str] = ..., allow_missing: _Optional[bool] = ...) -> None: ...
+
+class PauseQueueResponse(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: Queue
+    def __init__(self, queue: _Optional[_Union[Queue, _Mapping]] = ...) -> None: ...
+
+class ResumeQueueRequest(_message.Message):
+    __slots__ = ("queue_name",)
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    def __init__(self, queue_name: _Optional[str] = ...) -> None: ...
+
+class ResumeQueueResponse(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: Queue
+    def __init__(self, queue: _Optional[_Union[Queue, _Mapping]] = ...) -> None: ...
+
+class CleanQueueRequest(_message.Message):
+    __slots__ = ("queue_name", "state", "grace", "recovery_status")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    GRACE_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    state: _job_pb2.Job.State
+    grace: _duration_pb2.Duration
+    recovery_status: _job_pb2.DeadLetterEntry.RecoveryStatus
+    def __init__(self, queue_name: _Optional[str] = ..., state: _Optional[_Union[_job_pb2.Job.State, str]] = ..., grace: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., recovery_status: _Optional[_Union[_job_pb2.DeadLetterEntry.RecoveryStatus, str]] = ...) -> None: ...
+
+class CleanQueueResponse(_message.Message):
+    __slots__ = ("deleted_count",)
+    DELETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    deleted_count: int
+    def __init__(self, deleted_count: _Optional[int] = ...) -> None: ...
+
+class TriggerRecoveryRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TriggerRecoveryResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: RecoveryRun
+    def __init__(self, run: _Optional[_Union[RecoveryRun, _Mapping]] = ...) -> None: ...
+
+class GetRecoveryStatusRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class GetRecoveryStatusResponse(_message.Message):
+    __slots__ = ("total_runs", "successful_runs", "failed_runs", "last_run_at", "last_run_duration", "next_run_at", "is_leader", "recent_runs", "next_page_token")
+    TOTAL_RUNS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSFUL_RUNS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_RUNS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_DURATION_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    IS_LEADER_FIELD_NUMBER: _ClassVar[int]
+    RECENT_RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    total_runs: int
+    successful_runs: int
+    failed_runs: int
+    last_run_at: _timestamp_pb2.Timestamp
+    last_run_duration: _duration_pb2.Duration
+    next_run_at: _timestamp_pb2.Timestamp
+    is_leader: bool
+    recent_runs: _containers.RepeatedCompositeFieldContainer[RecoveryRun]
+    next_page_token: str
+    def __init__(self, total_runs: _Optional[int] = ..., successful_runs: _Optional[int] = ..., failed_runs: _Optional[int] = ..., last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_leader: _Optional[bool] = ..., recent_runs: _Optional[_Iterable[_Union[RecoveryRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RecoveryRun(_message.Message):
+    __slots__ = ("id", "started_at", "finished_at", "status", "trigger", "node_id", "counts", "error")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATUS_UNSPECIFIED: _ClassVar[RecoveryRun.Status]
+        STATUS_RUNNING: _ClassVar[RecoveryRun.Status]
+        STATUS_SUCCEEDED: _ClassVar[RecoveryRun.Status]
+        STATUS_FAILED: _ClassVar[RecoveryRun.Status]
+    STATUS_UNSPECIFIED: RecoveryRun.Status
+    STATUS_RUNNING: RecoveryRun.Status
+    STATUS_SUCCEEDED: RecoveryRun.Status
+    STATUS_FAILED: RecoveryRun.Status
+    class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        TRIGGER_UNSPECIFIED: _ClassVar[RecoveryRun.Trigger]
+        TRIGGER_SCHEDULED: _ClassVar[RecoveryRun.Trigger]
+        TRIGGER_MANUAL: _ClassVar[RecoveryRun.Trigger]
+    TRIGGER_UNSPECIFIED: RecoveryRun.Trigger
+    TRIGGER_SCHEDULED: RecoveryRun.Trigger
+    TRIGGER_MANUAL: RecoveryRun.Trigger
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    status: RecoveryRun.Status
+    trigger: RecoveryRun.Trigger
+    node_id: str
+    counts: RecoveryTaskCounts
+    error: str
+    def __init__(self, id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[RecoveryRun.Status, str]] = ..., trigger: _Optional[_Union[RecoveryRun.Trigger, str]] = ..., node_id: _Optional[str] = ..., counts: _Optional[_Union[RecoveryTaskCounts, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RecoveryTaskCounts(_message.Message):
+    __slots__ = ("due_retries", "stalled_jobs", "exhausted_jobs", "deleted_completed_jobs", "deleted_retry_log_rows", "dead_letter_alerts")
+    DUE_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    STALLED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    EXHAUSTED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_COMPLETED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_RETRY_LOG_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_ALERTS_FIELD_NUMBER: _ClassVar[int]
+    due_retries: int
+    stalled_jobs: int
+    exhausted_jobs: int
+    deleted_completed_jobs: int
+    deleted_retry_log_rows: int
+    dead_letter_alerts: int
+    def __init__(self, due_retries: _Optional[int] = ..., stalled_jobs: _Optional[int] = ..., exhausted_jobs: _Optional[int] = ..., deleted_completed_jobs: _Optional[int] = ..., deleted_retry_log_rows: _Optional[int] = ..., dead_letter_alerts: _Optional[int] = ...) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("id", "actor", "action", "target", "parameters", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    actor: str
+    action: str
+    target: str
+    parameters: _struct_pb2.Struct
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., target: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListAuditEventsRequest(_message.Message):
+    __slots__ = ("actor", "action", "target", "created_after", "created_before", "page_size", "page_token")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    actor: str
+    action: str
+    target: str
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, actor: _Optional[str] = ..., action: _Optional[str] = ..., target: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuditEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
