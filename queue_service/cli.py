@@ -15,6 +15,8 @@ from queue_service.config import (
     ServerConfig,
     env_int,
     env_str,
+    server_tokens,
+    tls_files,
 )
 
 logger = logging.getLogger("queue_service")
@@ -25,6 +27,30 @@ def _add_database_option(parser: argparse.ArgumentParser) -> None:
         "--database-url",
         default=env_str("QUEUE_DATABASE_URL", DEFAULT_DATABASE_URL),
         help="sqlite:///path or postgresql+psycopg2://user@host/db (env QUEUE_DATABASE_URL)",
+    )
+
+
+def _add_security_options(parser: argparse.ArgumentParser) -> None:
+    security = parser.add_argument_group(
+        "authentication and TLS",
+        "Tokens come from QUEUE_ADMIN_TOKEN, QUEUE_WORKER_TOKEN and the tokens file, never from flags.",
+    )
+    security.add_argument(
+        "--tokens-file",
+        default=env_str("QUEUE_TOKENS_FILE", ""),
+        help="TOML file of named tokens, see README (env QUEUE_TOKENS_FILE)",
+    )
+    security.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback address without any token configured",
+    )
+    security.add_argument("--tls-cert", default=env_str("QUEUE_TLS_CERT", ""), help="PEM certificate chain (env QUEUE_TLS_CERT)")
+    security.add_argument("--tls-key", default=env_str("QUEUE_TLS_KEY", ""), help="PEM private key (env QUEUE_TLS_KEY)")
+    security.add_argument(
+        "--tls-client-ca",
+        default=env_str("QUEUE_TLS_CLIENT_CA", ""),
+        help="PEM CA bundle; clients must then present a certificate it signed (env QUEUE_TLS_CLIENT_CA)",
     )
 
 
@@ -40,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_group = serve.add_mutually_exclusive_group()
     migrate_group.add_argument("--migrate", dest="migrate", action="store_true", default=None, help="apply migrations on start")
     migrate_group.add_argument("--no-migrate", dest="migrate", action="store_false", help="never migrate on start")
+    _add_security_options(serve)
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     _add_database_option(migrate)
@@ -52,6 +79,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         port=args.port if args.port is not None else env_int("QUEUE_PORT", DEFAULT_PORT),
         database_url=args.database_url,
         migrate_on_start=args.migrate,
+        tokens=server_tokens(args.tokens_file or None),
+        insecure=args.insecure,
+        tls=tls_files(args.tls_cert, args.tls_key, args.tls_client_ca),
     ).validate()
 
 

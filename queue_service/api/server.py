@@ -11,10 +11,11 @@ from grpc_reflection.v1alpha import reflection
 from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc, job_service_pb2, job_service_pb2_grpc
 
 from queue_service.api.admin_servicer import AdminServicer
+from queue_service.api.auth import AuthInterceptor
 from queue_service.api.health import DatabaseHealthMonitor
 from queue_service.api.job_servicer import JobServicer
 from queue_service.clock import Clock, SystemClock
-from queue_service.config import ConfigError, ServerConfig
+from queue_service.config import ConfigError, ServerConfig, TlsFiles
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
 from queue_service.store import migrate
@@ -32,6 +33,7 @@ class QueueServer:
     def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
         self.config = config.validate()
         self.clock = clock or SystemClock()
+        credentials = server_credentials(config.tls) if config.tls else None
         self.database = Database(config.database_url)
         if config.should_migrate:
             migrate.upgrade(self.database.engine)
@@ -45,6 +47,7 @@ class QueueServer:
                 ("grpc.max_send_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
+            interceptors=[AuthInterceptor(config.tokens)] if config.tokens else [],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(), self.server)
@@ -60,7 +63,10 @@ class QueueServer:
         )
         address = f"{config.host}:{config.port}"
         try:
-            self.port = self.server.add_insecure_port(address)
+            if credentials:
+                self.port = self.server.add_secure_port(address, credentials)
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError as error:
             self.database.dispose()
             raise ConfigError(f"cannot listen on {address}: {error}") from None
@@ -72,7 +78,19 @@ class QueueServer:
     def start(self) -> QueueServer:
         self.health_monitor.start()
         self.server.start()
-        logger.info("serving on %s (database: %s)", self.address, self.database.url.get_backend_name())
+        logger.info(
+            "serving on %s (database: %s, %s, %s)",
+            self.address,
+            self.database.url.get_backend_name(),
+            "mutual TLS" if self.config.tls and self.config.tls.client_ca_file else "TLS" if self.config.tls else "plaintext",
+            f"{len(self.config.tokens)} token(s)" if self.config.tokens else "no authentication",
+        )
+        if not self.config.tokens:
+            logger.warning(
+                "authentication is off: any client that can reach %s may call every service; "
+                "set QUEUE_ADMIN_TOKEN / QUEUE_WORKER_TOKEN or --tokens-file",
+                self.address,
+            )
         return self
 
     def stop(self, grace: float | None = None) -> None:
@@ -84,6 +102,13 @@ class QueueServer:
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self.server.wait_for_termination(timeout)
+
+
+def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    certificate, key, client_ca = tls.read()
+    return grpc.ssl_server_credentials(
+        [(key, certificate)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
 
 
 def create_server(config: ServerConfig, *, clock: Clock | None = None) -> tuple[QueueServer, int]:
