@@ -1,23 +1,27 @@
-"""`queue-service` command line: serve, migrate."""
+"""`queue-service` command line: serve, migrate, health."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 
 from queue_service.config import (
     DEFAULT_DATABASE_URL,
+    DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
     ConfigError,
     ServerConfig,
+    env_float,
     env_int,
     env_str,
     server_tokens,
     tls_files,
 )
+from queue_service.logs import LOG_FORMATS, configure_logging
 
 logger = logging.getLogger("queue_service")
 
@@ -54,12 +58,27 @@ def _add_security_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_logging_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    # Accepted before and after the command name; the command's copy only overrides when given.
+    parser.add_argument(
+        "--log-level",
+        default=env_str("QUEUE_LOG_LEVEL", "INFO") if defaults else argparse.SUPPRESS,
+        help="DEBUG, INFO, WARNING or ERROR (env QUEUE_LOG_LEVEL, default INFO)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=env_str("QUEUE_LOG_FORMAT", "text") if defaults else argparse.SUPPRESS,
+        help=f"{' or '.join(LOG_FORMATS)} (env QUEUE_LOG_FORMAT, default text)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="queue-service", description="Job retry and recovery service")
-    parser.add_argument("--log-level", default=env_str("QUEUE_LOG_LEVEL", "INFO"), help="env QUEUE_LOG_LEVEL")
+    _add_logging_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gRPC server")
+    _add_logging_options(serve, defaults=False)
     serve.add_argument("--host", default=env_str("QUEUE_HOST", "127.0.0.1"), help="bind address (env QUEUE_HOST)")
     serve.add_argument("--port", type=int, default=None, help=f"port, default {DEFAULT_PORT} (env QUEUE_PORT)")
     _add_database_option(serve)
@@ -67,28 +86,90 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_group.add_argument("--migrate", dest="migrate", action="store_true", default=None, help="apply migrations on start")
     migrate_group.add_argument("--no-migrate", dest="migrate", action="store_false", help="never migrate on start")
     _add_security_options(serve)
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help=f"serve Prometheus /metrics on this port, 0 = off (env QUEUE_METRICS_PORT, default {DEFAULT_METRICS_PORT})",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes sharing the port (env QUEUE_WORKERS; default: CPU cores on PostgreSQL, 1 on SQLite)",
+    )
+    serve.add_argument("--grpc-threads", type=int, default=None, help="RPC threads per process (env QUEUE_GRPC_THREADS, default 64)")
+    serve.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=None,
+        help="seconds running calls may finish after SIGTERM (env QUEUE_SHUTDOWN_GRACE, default 10)",
+    )
+    serve.add_argument(
+        "--health-check-interval",
+        type=float,
+        default=None,
+        help="seconds between database checks behind grpc.health.v1 (env QUEUE_HEALTH_CHECK_INTERVAL, default 2)",
+    )
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
+    _add_logging_options(migrate, defaults=False)
     _add_database_option(migrate)
+
+    health = commands.add_parser("health", help="exit 0 only if the server's grpc.health.v1 check says SERVING")
+    _add_logging_options(health, defaults=False)
+    health.add_argument(
+        "--target",
+        default=None,
+        help="host:port (env QUEUE_HEALTH_TARGET, default 127.0.0.1 and QUEUE_PORT or 50051)",
+    )
+    health.add_argument("--service", default="", help="service name to check; empty means the whole server")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds before giving up (default 3)")
     return parser
 
 
+def _option(value, env: str, default, parse=env_int):
+    return value if value is not None else parse(env, default)
+
+
 def server_config(args: argparse.Namespace) -> ServerConfig:
+    defaults = ServerConfig()
     return ServerConfig(
         host=args.host,
-        port=args.port if args.port is not None else env_int("QUEUE_PORT", DEFAULT_PORT),
+        port=_option(args.port, "QUEUE_PORT", DEFAULT_PORT),
         database_url=args.database_url,
         migrate_on_start=args.migrate,
         tokens=server_tokens(args.tokens_file or None),
         insecure=args.insecure,
         tls=tls_files(args.tls_cert, args.tls_key, args.tls_client_ca),
+        metrics_port=_option(args.metrics_port, "QUEUE_METRICS_PORT", DEFAULT_METRICS_PORT),
+        grpc_threads=_option(args.grpc_threads, "QUEUE_GRPC_THREADS", defaults.grpc_threads),
+        shutdown_grace=_option(args.shutdown_grace, "QUEUE_SHUTDOWN_GRACE", defaults.shutdown_grace, env_float),
+        health_check_interval=_option(
+            args.health_check_interval, "QUEUE_HEALTH_CHECK_INTERVAL", defaults.health_check_interval, env_float
+        ),
     ).validate()
+
+
+def worker_count(args: argparse.Namespace, config: ServerConfig) -> int:
+    """--workers, else one per usable core on PostgreSQL and one on SQLite (a single writer anyway)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = _option(args.workers, "QUEUE_WORKERS", 1 if config.is_sqlite else cores)
+    if workers < 1:
+        raise ConfigError(f"--workers / QUEUE_WORKERS must be at least 1, got {workers}")
+    return workers
 
 
 def serve(args: argparse.Namespace) -> int:
     from queue_service.api.server import QueueServer
 
-    server = QueueServer(server_config(args)).start()
+    config = server_config(args)
+    workers = worker_count(args, config)
+    if workers > 1:
+        from queue_service.multiprocess import serve_processes
+
+        return serve_processes(config, workers, log_level=args.log_level, log_format=args.log_format)
+    server = QueueServer(config).start()
     stopping = threading.Event()
 
     def on_signal(signum, _frame):
@@ -118,15 +199,23 @@ def run_migrations(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": serve, "migrate": run_migrations}
+def health(args: argparse.Namespace) -> int:
+    from queue_service.health_probe import probe
+
+    target = args.target or env_str("QUEUE_HEALTH_TARGET", f"127.0.0.1:{env_int('QUEUE_PORT', DEFAULT_PORT)}")
+    serving, status = probe(target, service=args.service, timeout=args.timeout)
+    print(f"{target}: {status}", file=sys.stdout if serving else sys.stderr)
+    return 0 if serving else 1
+
+
+COMMANDS = {"serve": serve, "migrate": run_migrations, "health": health}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
+        configure_logging(args.log_level, args.log_format)
         return COMMANDS[args.command](args)
     except ConfigError as error:
         print(f"queue-service: configuration error: {error}", file=sys.stderr)

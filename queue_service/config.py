@@ -16,6 +16,9 @@ from queue_service.core.jobs import LifecycleSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///jobqueue.sqlite3"
 DEFAULT_PORT = 50051
+# Off unless asked for: no surprise listener, and local instances and test servers never collide on it.
+# The container image turns it on at 9464, the port registered for Prometheus exporters of this kind.
+DEFAULT_METRICS_PORT = 0
 
 
 class ConfigError(ValueError):
@@ -88,6 +91,15 @@ class ServerConfig:
     tokens: TokenSet = field(default_factory=TokenSet)
     insecure: bool = False
     tls: TlsFiles | None = None
+    # /metrics HTTP port on `host`; 0 turns it off.
+    metrics_port: int = DEFAULT_METRICS_PORT
+    # The per-queue gauges are read from the database at most this often.
+    queue_gauge_ttl: float = 5.0
+    # Set for `serve --workers N`: the N processes bind the same port (SO_REUSEPORT).
+    reuse_port: bool = False
+    # False in all but one process of `serve --workers N`: process-wide singletons such as
+    # the recovery scheduler run only where this is True.
+    runs_scheduler: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,12 +119,24 @@ class ServerConfig:
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ConfigError(f"--database-url / QUEUE_DATABASE_URL must be sqlite or postgresql, got {url.get_backend_name()!r}")
         if self.grpc_threads < 2:
-            raise ConfigError("--grpc-threads must be at least 2")
+            raise ConfigError(f"--grpc-threads / QUEUE_GRPC_THREADS must be at least 2, got {self.grpc_threads}")
         if not self.tokens and not self.insecure and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to listen on {self.host} without authentication: set QUEUE_ADMIN_TOKEN / "
                 "QUEUE_WORKER_TOKEN or --tokens-file, bind a loopback address, or pass --insecure"
             )
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port / QUEUE_METRICS_PORT must be between 0 and 65535, got {self.metrics_port}")
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ConfigError(f"--metrics-port / QUEUE_METRICS_PORT must differ from --port, both are {self.port}")
+        if self.shutdown_grace < 0:
+            raise ConfigError(f"--shutdown-grace / QUEUE_SHUTDOWN_GRACE must not be negative, got {self.shutdown_grace}")
+        if self.health_check_interval <= 0:
+            raise ConfigError(
+                f"--health-check-interval / QUEUE_HEALTH_CHECK_INTERVAL must be positive, got {self.health_check_interval}"
+            )
+        if self.queue_gauge_ttl < 0:
+            raise ConfigError(f"queue_gauge_ttl must not be negative, got {self.queue_gauge_ttl}")
         return self
 
 

@@ -9,15 +9,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc, job_service_pb2, job_service_pb2_grpc
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from queue_service.api.admin_servicer import AdminServicer
 from queue_service.api.auth import AuthInterceptor
 from queue_service.api.health import DatabaseHealthMonitor
 from queue_service.api.job_servicer import JobServicer
+from queue_service.api.observe import RpcObserver
 from queue_service.clock import Clock, SystemClock
 from queue_service.config import ConfigError, ServerConfig, TlsFiles
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
+from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, ServiceMetrics, database_counts
 from queue_service.store import migrate
 from queue_service.store.database import Database
 
@@ -38,16 +41,19 @@ class QueueServer:
         if config.should_migrate:
             migrate.upgrade(self.database.engine)
         self.notifier = ReadyNotifier()
-        self.jobs = JobManager(self.database, self.clock, config.lifecycle, self.notifier)
+        self.metrics_registry = CollectorRegistry()
+        self.metrics = ServiceMetrics(self.metrics_registry)
+        self.jobs = JobManager(self.database, self.clock, config.lifecycle, self.notifier, events=self.metrics)
 
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.grpc_threads, thread_name_prefix="grpc"),
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],
-            interceptors=[AuthInterceptor(config.tokens)] if config.tokens else [],
+            # RpcObserver first: outermost, so it sees the final status of every call, auth refusals included.
+            interceptors=[RpcObserver(self.metrics), *([AuthInterceptor(config.tokens)] if config.tokens else [])],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(), self.server)
@@ -74,6 +80,20 @@ class QueueServer:
             self.database.dispose()
             raise ConfigError(f"cannot listen on {address}: address in use or not available")
         self.address = f"{config.host}:{self.port}"
+        self.metrics_endpoint = self._start_metrics_endpoint() if config.metrics_port else None
+
+    def _start_metrics_endpoint(self) -> MetricsEndpoint:
+        ProcessCollector(registry=self.metrics_registry)
+        PlatformCollector(registry=self.metrics_registry)
+        self.metrics_registry.register(
+            QueueGaugeCollector(database_counts(self.database, self.clock.now), ttl=self.config.queue_gauge_ttl)
+        )
+        try:
+            return MetricsEndpoint(self.metrics_registry, self.config.host, self.config.metrics_port)
+        except ConfigError:
+            self.server.stop(None)
+            self.database.dispose()
+            raise
 
     def start(self) -> QueueServer:
         self.health_monitor.start()
@@ -98,6 +118,8 @@ class QueueServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(self.config.shutdown_grace if grace is None else grace).wait()
         self.health_monitor.stop()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
         self.database.dispose()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:

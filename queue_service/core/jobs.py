@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 
 from queue_service.clock import Clock
 from queue_service.core import states
+from queue_service.core.events import TRANSITION_EVENTS, JobEvent, NoEvents, ServiceEvents
 from queue_service.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from queue_service.core.fingerprint import fingerprint
 from queue_service.core.notify import ReadyNotifier
@@ -117,12 +119,14 @@ class JobManager:
         settings: LifecycleSettings | None = None,
         notifier: ReadyNotifier | None = None,
         rng: random.Random | None = None,
+        events: ServiceEvents | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
         self.settings = settings or LifecycleSettings()
         self.notifier = notifier or ReadyNotifier()
         self.rng = rng or random.Random()
+        self.events = events or NoEvents()
 
     @property
     def limits(self) -> Limits:
@@ -142,6 +146,7 @@ class JobManager:
         with self.database.transaction() as repo:
             repo.ensure_queues((job.queue_name for job in new_jobs), now)
             inserted = repo.insert_jobs(new_jobs, now)
+            self._emit_per_queue(repo, JobEvent.ENQUEUED, [job.queue_name for job in new_jobs if job.job_id in inserted])
             stored = repo.get_jobs([job.job_id for job in new_jobs])
             views = self._views(repo, list(stored.values()))
         results = []
@@ -221,6 +226,7 @@ class JobManager:
             jobs = repo.lease_ready_jobs(
                 leasable, limit=max_jobs, now=now, worker_id=worker_id or None, lease_expires_at=now + duration
             )
+            self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in jobs])
             views = self._views(repo, jobs)
         return [views[job.job_id] for job in jobs]
 
@@ -282,6 +288,8 @@ class JobManager:
                     started_at=now,
                 )
                 if repo.insert_jobs([new_job], now):
+                    self._emit_per_queue(repo, JobEvent.ENQUEUED, [queue_name])
+                    self._emit_per_queue(repo, JobEvent.STARTED, [queue_name])
                     created = repo.get_job(job_id)
                     return self._views(repo, [created])[job_id], True
                 job = repo.get_job(job_id, for_update=True)
@@ -548,7 +556,17 @@ class JobManager:
         updated = repo.update_job(job, expected_states=states.sources(transition), values=values)
         if updated is None:
             raise Aborted(f"job {job.job_id!r} changed concurrently; retry the call", field="job_id")
+        for event in TRANSITION_EVENTS.get(transition, ()):
+            self._emit_per_queue(repo, event, [job.queue_name])
         return updated
+
+    def _emit_per_queue(self, repo: Repository, event: JobEvent, queue_names: Sequence[str]) -> None:
+        """Report `event` once per job (counted by queue) after the transaction commits."""
+        counts: dict[str, int] = {}
+        for name in queue_names:
+            counts[name] = counts.get(name, 0) + 1
+        for name, count in counts.items():
+            repo.after_commit(functools.partial(self.events.job_event, event, name, count))
 
     def _policy(self, repo: Repository, job: JobRecord) -> RetryPolicy:
         queue = repo.get_queue(job.queue_name)

@@ -43,6 +43,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    # hide_parameters: job data and results are bound parameters, and must not reach error messages or logs.
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -52,6 +53,7 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=pool_size,
             max_overflow=max_overflow,
+            hide_parameters=True,
         )
         _configure_sqlite(engine)
         return engine
@@ -62,6 +64,7 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
             max_overflow=max_overflow,
             pool_pre_ping=True,
             pool_timeout=10,
+            hide_parameters=True,
             connect_args={"options": "-c timezone=UTC", "connect_timeout": 5},
         )
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
@@ -83,13 +86,15 @@ class Database:
         """One transaction; connection loss, lock time-outs and pool exhaustion become StoreUnavailable."""
         try:
             with self.engine.begin() as connection:
-                yield Repository(connection)
+                repo = Repository(connection)
+                yield repo
         except (exc.OperationalError, exc.TimeoutError, exc.InterfaceError) as error:
             raise StoreUnavailable("database unavailable; retry later") from error
         except exc.DBAPIError as error:
             if error.connection_invalidated:
                 raise StoreUnavailable("database connection lost") from error
             raise
+        repo.run_after_commit()
 
     def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""

@@ -1,0 +1,49 @@
+"""What the core reports about jobs and sweeps, to whoever observes it (metrics), without depending on it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Protocol
+
+from queue_service.core.states import Transition
+
+
+class JobEvent(StrEnum):
+    ENQUEUED = "enqueued"
+    STARTED = "started"
+    COMPLETED = "completed"
+    # A run failed, whatever the decision; RETRIED or DEAD_LETTERED says which.
+    FAILED = "failed"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+
+
+# The events each state change emits once its transaction commits.
+TRANSITION_EVENTS: dict[Transition, tuple[JobEvent, ...]] = {
+    Transition.LEASE: (JobEvent.STARTED,),
+    Transition.START: (JobEvent.STARTED,),
+    Transition.COMPLETE: (JobEvent.COMPLETED,),
+    Transition.RETRY: (JobEvent.FAILED, JobEvent.RETRIED),
+    Transition.DEAD_LETTER: (JobEvent.FAILED, JobEvent.DEAD_LETTERED),
+    Transition.MOVE_TO_DEAD_LETTER: (JobEvent.DEAD_LETTERED,),
+}
+
+
+class ServiceEvents(Protocol):
+    """Receives committed facts only; implementations must be cheap and must never raise."""
+
+    def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None: ...
+
+    def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:
+        """One maintenance sweep ended; `counts` is rows handled per task (e.g. {"due_retries": 3})."""
+
+
+class NoEvents:
+    """The default observer: ignores everything."""
+
+    def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None:
+        pass
+
+    def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:
+        pass

@@ -1,0 +1,244 @@
+"""`serve --workers N`: N server processes on one port, as grpc's examples/python/multiprocessing does.
+
+gRPC Python serves from one process, and the GIL caps it near one core. The parent reserves
+the port with SO_REUSEPORT and starts N children that each bind it again with
+`grpc.so_reuseport`; the kernel spreads incoming connections across them. Children are
+spawned, not forked, so that no gRPC or database state is ever copied into them.
+
+The parent migrates the database, serves /metrics (prometheus-client multiprocess mode over
+a temporary PROMETHEUS_MULTIPROC_DIR it owns, plus the per-queue gauges), forwards SIGTERM
+and SIGINT to the children for a graceful stop, and stops them all if one dies, so that a
+supervisor (Docker, Kubernetes, systemd) sees the failure and restarts the service.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import queue
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from multiprocessing.connection import wait
+
+from queue_service.config import ConfigError, ServerConfig
+
+logger = logging.getLogger(__name__)
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STARTUP_TIMEOUT = 120.0
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Bind (without listening) a SO_REUSEPORT socket that holds the port for the children.
+
+    A plain bind first: SO_REUSEPORT alone would happily share the port with another
+    service of the same user instead of reporting it in use.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as error:
+        raise ConfigError(f"--host / QUEUE_HOST: cannot resolve {host!r}: {error.strerror}") from None
+    if port:
+        with socket.socket(family, kind, proto) as probe:
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return sock
+
+
+def _exit_with_parent() -> None:
+    """Linux: get SIGTERM if the parent dies, even by SIGKILL, so that no server outlives it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_main(config: ServerConfig, index: int, events, parent_pid: int, log_level: str, log_format: str) -> None:
+    """One server process: serve until SIGTERM, report readiness or the start-up error to the parent."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    # The terminal sends SIGINT to the whole process group; the parent decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    if os.getppid() != parent_pid:
+        return
+
+    from queue_service.api.server import QueueServer
+    from queue_service.logs import configure_logging
+
+    configure_logging(log_level, log_format)
+    try:
+        server = QueueServer(config).start()
+    except ConfigError as error:
+        events.put(("config_error", index, os.getpid(), str(error)))
+        raise SystemExit(2) from None
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which exits non-zero
+        logger.exception("server process %d failed to start", index)
+        events.put(("error", index, os.getpid(), f"{type(error).__name__}: {error}"))
+        raise SystemExit(1) from None
+    logger.info(
+        "server process %d serving on %s%s", index, server.address, " (runs the scheduler)" if config.runs_scheduler else ""
+    )
+    events.put(("ready", index, os.getpid(), server.address))
+    stopping.wait()
+    server.stop()
+    logger.info("server process %d stopped", index)
+
+
+class ProcessGroup:
+    def __init__(self, config: ServerConfig, workers: int, *, log_level: str, log_format: str) -> None:
+        self.config = config
+        self.workers = workers
+        self.log_level = log_level
+        self.log_format = log_format
+        self.context = multiprocessing.get_context("spawn")
+        self.processes: list[multiprocessing.Process] = []
+        self.stopping = threading.Event()
+        self.metrics_database = None
+
+    def run(self) -> int:
+        from queue_service.store import migrate
+        from queue_service.store.database import Database
+
+        def on_signal(signum, _frame):
+            logger.info("received %s, stopping %d server processes", signal.Signals(signum).name, len(self.processes))
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        if self.config.should_migrate:
+            database = Database(self.config.database_url)
+            try:
+                migrate.upgrade(database.engine)
+            finally:
+                database.dispose()
+        reservation = reserve_port(self.config.host, self.config.port)
+        port = reservation.getsockname()[1]
+        metrics_dir = tempfile.mkdtemp(prefix="queue-service-metrics-")
+        os.environ[MULTIPROC_DIR_ENV] = metrics_dir  # inherited by the children at spawn
+        endpoint = None
+        try:
+            if not self._start_children(port):
+                return 0 if self.stopping.is_set() else 1
+            endpoint = self._start_metrics(metrics_dir)
+            print(
+                f"queue-service listening on {self.config.host}:{port} with {self.workers} processes "
+                f"(pids {' '.join(str(process.pid) for process in self.processes)})",
+                flush=True,
+            )
+            return self._supervise()
+        finally:
+            self._stop_children()
+            if endpoint is not None:
+                endpoint.stop()
+            if self.metrics_database is not None:
+                self.metrics_database.dispose()
+            reservation.close()
+            os.environ.pop(MULTIPROC_DIR_ENV, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _start_children(self, port: int) -> bool:
+        """Start every child and wait until all serve; False if stopped or one died first."""
+        events = self.context.Queue()
+        for index in range(self.workers):
+            child_config = dataclasses.replace(
+                self.config,
+                port=port,
+                reuse_port=True,
+                migrate_on_start=False,
+                metrics_port=0,
+                runs_scheduler=index == 0,
+            )
+            process = self.context.Process(
+                target=_child_main,
+                args=(child_config, index, events, os.getpid(), self.log_level, self.log_format),
+                name=f"queue-service-{index}",
+            )
+            process.start()
+            self.processes.append(process)
+        ready = 0
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while ready < self.workers:
+            if self.stopping.is_set():
+                return False
+            try:
+                kind, index, pid, detail = events.get(timeout=0.5)
+            except queue.Empty:
+                dead = [process for process in self.processes if process.exitcode is not None]
+                if dead:
+                    logger.error("server process %s exited with code %s while starting", dead[0].name, dead[0].exitcode)
+                    return False
+                if time.monotonic() > deadline:
+                    logger.error("server processes did not start within %.0f s", STARTUP_TIMEOUT)
+                    return False
+                continue
+            if kind == "config_error":
+                raise ConfigError(detail)
+            if kind == "error":
+                logger.error("server process %d (pid %d) failed to start: %s", index, pid, detail)
+                return False
+            ready += 1
+        return True
+
+    def _start_metrics(self, metrics_dir: str):
+        if not self.config.metrics_port:
+            return None
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        from queue_service.clock import SystemClock
+        from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, database_counts
+        from queue_service.store.database import Database
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=metrics_dir)
+        self.metrics_database = Database(self.config.database_url, pool_size=1, max_overflow=1)
+        registry.register(
+            QueueGaugeCollector(database_counts(self.metrics_database, SystemClock().now), ttl=self.config.queue_gauge_ttl)
+        )
+        return MetricsEndpoint(registry, self.config.host, self.config.metrics_port)
+
+    def _supervise(self) -> int:
+        while not self.stopping.is_set():
+            for process in self.processes:
+                if process.exitcode is not None and not self.stopping.is_set():
+                    logger.error(
+                        "server process %s (pid %d) exited with code %s; stopping the others",
+                        process.name, process.pid, process.exitcode,
+                    )
+                    return 1
+            wait([process.sentinel for process in self.processes], timeout=0.5)
+        return 0
+
+    def _stop_children(self) -> None:
+        for process in self.processes:
+            if process.exitcode is None:
+                process.terminate()  # SIGTERM: each child stops gracefully
+        deadline = time.monotonic() + self.config.shutdown_grace + 10
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                logger.error("server process %s (pid %d) did not stop in time; killing it", process.name, process.pid)
+                process.kill()
+                process.join()
+
+
+def serve_processes(config: ServerConfig, workers: int, *, log_level: str, log_format: str) -> int:
+    return ProcessGroup(config, workers, log_level=log_level, log_format=log_format).run()
