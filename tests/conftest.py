@@ -166,7 +166,8 @@ def make_config(database_url: str, **overrides) -> ServerConfig:
 @pytest.fixture
 def service(database_url, clock) -> Iterator[RunningService]:
     """A real gRPC server on a free port over the test database, driven by a fake clock."""
-    server = QueueServer(make_config(database_url), clock=clock).start()
+    # Rate-limited work "sleeps" by advancing the fake clock, so no test waits in real time.
+    server = QueueServer(make_config(database_url), clock=clock, sleep=clock.advance).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
         yield RunningService(

@@ -2,17 +2,179 @@
 
 from __future__ import annotations
 
+from jobqueue.v1 import admin_service_pb2 as pb
 from jobqueue.v1 import admin_service_pb2_grpc
 
+from queue_service.api import convert
 from queue_service.api.errors import translate_all
+from queue_service.api.principal import current_actor
+from queue_service.core.audit import AuditLog
+from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager
 from queue_service.core.errors import Unimplemented
+from queue_service.core.queues import QueueManager
 
 
 @translate_all
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
-    # The recovery scheduler provides these two.
+    def __init__(self, queues: QueueManager, dead_letters: DeadLetterManager, audit_log: AuditLog) -> None:
+        self.queues = queues
+        self.dead_letters = dead_letters
+        self.audit_log = audit_log
+
+    # Statistics
+
+    def GetStatistics(self, request, context):
+        return convert.statistics_response(self.queues.statistics(list(request.queue_names)))
+
+    # Dead-letter queue
+
+    def ListDeadLetterJobs(self, request, context):
+        page = self.dead_letters.list(
+            convert.dead_letter_filter(request.filter), page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListDeadLetterJobsResponse(
+            entries=[convert.dead_letter_message(entry, summary=True) for entry in page.items],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    def GetDeadLetterJob(self, request, context):
+        details = self.dead_letters.get(request.id)
+        return pb.GetDeadLetterJobResponse(
+            entry=convert.dead_letter_message(details.entry),
+            job=convert.job_message(details.job) if details.job else None,
+            retry_log=[convert.retry_log_message(row) for row in details.retry_log],
+        )
+
+    def RetryDeadLetterJob(self, request, context):
+        outcome = self.dead_letters.retry(
+            request.id, actor=current_actor(context), retry_policy=convert.optional_policy(request)
+        )
+        return pb.RetryDeadLetterJobResponse(
+            entry=convert.dead_letter_message(outcome.entry), job=convert.job_message(outcome.job)
+        )
+
+    def MarkPermanentlyFailed(self, request, context):
+        entry = self.dead_letters.mark_permanently_failed(request.id, request.reason, actor=current_actor(context))
+        return pb.MarkPermanentlyFailedResponse(entry=convert.dead_letter_message(entry))
+
+    def UpdateDeadLetterJob(self, request, context):
+        changes = convert.dead_letter_changes(request, UPDATABLE_FIELDS)
+        entry = self.dead_letters.update(request.entry.id, changes, actor=current_actor(context))
+        return pb.UpdateDeadLetterJobResponse(entry=convert.dead_letter_message(entry))
+
+    def ListFailurePatterns(self, request, context):
+        page = self.dead_letters.patterns(
+            queue_name=request.queue_name,
+            recovery_status=convert.enum_value(
+                convert.RECOVERY_STATUSES_FROM_PROTO, request.recovery_status, "recovery_status"
+            ),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListFailurePatternsResponse(
+            patterns=[convert.failure_pattern_message(pattern) for pattern in page.items],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    def RetryDeadLetterJobs(self, request, context):
+        progress = self.dead_letters.redrive(
+            convert.redrive_request(request), actor=current_actor(context), is_active=context.is_active
+        )
+        for message in progress:
+            yield convert.redrive_progress_message(message)
+
+    # Jobs
+
+    def ListJobs(self, request, context):
+        page = self.queues.list_jobs(
+            queue_name=request.queue_name,
+            state=convert.enum_value(convert.JOB_STATES_FROM_PROTO, request.state, "state"),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListJobsResponse(
+            jobs=[convert.job_message(job, summary=True) for job in page.items],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    def GetJobDetails(self, request, context):
+        details = self.queues.job_details(request.job_id)
+        return pb.GetJobDetailsResponse(
+            job=convert.job_message(details.job),
+            error_history=[convert.job_error(error) for error in details.job.record.error_history],
+            retry_log=[convert.retry_log_message(row) for row in details.retry_log],
+            dead_letter_entry=convert.dead_letter_message(details.dead_letter) if details.dead_letter else None,
+        )
+
+    def ListRetryLog(self, request, context):
+        page = self.queues.retry_log(
+            convert.retry_log_query(request), page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListRetryLogResponse(
+            entries=[convert.retry_log_message(row) for row in page.items], next_page_token=page.next_page_token
+        )
+
+    # Queues
+
+    def ListQueues(self, request, context):
+        page = self.queues.list_queues(page_size=request.page_size, page_token=request.page_token)
+        return pb.ListQueuesResponse(
+            queues=[convert.queue_message(queue) for queue in page.items], next_page_token=page.next_page_token
+        )
+
+    def GetQueue(self, request, context):
+        return pb.GetQueueResponse(queue=convert.queue_message(self.queues.get_queue(request.queue_name)))
+
+    def UpdateQueuePolicy(self, request, context):
+        queue = self.queues.update_policy(
+            request.queue_name,
+            convert.policy_override(request.retry_policy),
+            mask=list(request.update_mask.paths),
+            allow_missing=request.allow_missing,
+            validate_only=request.validate_only,
+            actor=current_actor(context),
+        )
+        return pb.UpdateQueuePolicyResponse(queue=convert.queue_message(queue))
+
+    def PauseQueue(self, request, context):
+        queue = self.queues.set_paused(
+            request.queue_name, True, allow_missing=request.allow_missing, actor=current_actor(context)
+        )
+        return pb.PauseQueueResponse(queue=convert.queue_message(queue))
+
+    def ResumeQueue(self, request, context):
+        queue = self.queues.set_paused(request.queue_name, False, actor=current_actor(context))
+        return pb.ResumeQueueResponse(queue=convert.queue_message(queue))
+
+    def CleanQueue(self, request, context):
+        deleted = self.queues.clean(
+            request.queue_name,
+            convert.enum_value(convert.JOB_STATES_FROM_PROTO, request.state, "state"),
+            grace=convert.optional_timedelta(request, "grace"),
+            recovery_status=convert.enum_value(
+                convert.RECOVERY_STATUSES_FROM_PROTO, request.recovery_status, "recovery_status"
+            ),
+            actor=current_actor(context),
+        )
+        return pb.CleanQueueResponse(deleted_count=deleted)
+
+    # Recovery: the recovery scheduler provides these two.
+
     def TriggerRecovery(self, request, context):
         raise Unimplemented("TriggerRecovery is not implemented yet")
 
     def GetRecoveryStatus(self, request, context):
         raise Unimplemented("GetRecoveryStatus is not implemented yet")
+
+    # Audit
+
+    def ListAuditEvents(self, request, context):
+        page = self.audit_log.list(
+            convert.audit_query(request), page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListAuditEventsResponse(
+            events=[convert.audit_event_message(event) for event in page.items], next_page_token=page.next_page_token
+        )

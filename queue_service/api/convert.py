@@ -8,12 +8,18 @@ from typing import Any
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict
+from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 
 from queue_service.core.errors import InvalidArgument
 from queue_service.core.jobs import JobView, ReportedError
-from queue_service.core.retry import PolicyOverride
+from queue_service.core.audit import AuditQuery
+from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
+from queue_service.core.queues import QueueStatistics, QueueView, RetryLogQuery, Statistics
+from queue_service.core.retry import PolicyOverride, RetryPolicy
 from queue_service.store.records import (
+    AuditEventRecord,
+    DeadLetterFilter,
     DeadLetterRecord,
     DeathReason,
     Decision,
@@ -45,6 +51,7 @@ DEATH_REASONS = {
 }
 DEATH_REASONS_FROM_PROTO = {value: key for key, value in DEATH_REASONS.items()}
 DECISIONS = {Decision.RETRY: job_pb2.RETRY_DECISION_RETRY, Decision.DEAD_LETTER: job_pb2.RETRY_DECISION_DEAD_LETTER}
+DECISIONS_FROM_PROTO = {value: key for key, value in DECISIONS.items()}
 
 MAX_DURATION_SECONDS = 315_576_000_000  # the protobuf Duration range
 
@@ -85,6 +92,10 @@ def to_timedelta(message: duration_pb2.Duration, field: str) -> timedelta:
 
 def optional_timedelta(owner, name: str, field: str | None = None) -> timedelta | None:
     return to_timedelta(getattr(owner, name), field or name) if owner.HasField(name) else None
+
+
+def optional_datetime(owner, name: str, field: str | None = None) -> datetime | None:
+    return to_datetime(getattr(owner, name), field or name) if owner.HasField(name) else None
 
 
 def to_datetime(message: timestamp_pb2.Timestamp, field: str) -> datetime:
@@ -163,13 +174,14 @@ def retry_policy_message(stored: dict[str, Any] | None) -> job_pb2.RetryPolicy |
     return message
 
 
-def job_message(view: JobView) -> job_pb2.Job:
+def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
+    """The job; a summary leaves out job_data and result, which can be large."""
     job = view.record
     return job_pb2.Job(
         job_id=job.job_id,
         queue_name=job.queue_name,
         job_name=job.job_name,
-        job_data=struct(job.job_data),
+        job_data=None if summary else struct(job.job_data),
         state=JOB_STATES[job.state],
         priority=job.priority,
         attempt_number=job.attempt_number,
@@ -180,7 +192,7 @@ def job_message(view: JobView) -> job_pb2.Job:
         lease_expires_at=timestamp(job.lease_expires_at) if job.state == JobState.ACTIVE else None,
         worker_id=job.worker_id or "",
         last_error=job_error(job.last_error),
-        result=struct(job.result),
+        result=None if summary else struct(job.result),
         processing_duration=duration_ms(job.processing_duration_ms),
         created_at=timestamp(job.created_at),
         updated_at=timestamp(job.updated_at),
@@ -205,17 +217,18 @@ def retry_log_message(entry: RetryLogRecord) -> job_pb2.RetryLogEntry:
     )
 
 
-def dead_letter_message(entry: DeadLetterRecord) -> job_pb2.DeadLetterEntry:
+def dead_letter_message(entry: DeadLetterRecord, *, summary: bool = False) -> job_pb2.DeadLetterEntry:
+    """The entry; a summary leaves out job_data and error_history, which can be large."""
     return job_pb2.DeadLetterEntry(
         id=entry.id,
         job_id=entry.job_id,
         queue_name=entry.queue_name,
         job_name=entry.job_name,
-        job_data=struct(entry.job_data),
+        job_data=None if summary else struct(entry.job_data),
         failure_reason=entry.failure_reason,
         error_type=entry.error_type,
         total_attempts=entry.total_attempts,
-        error_history=[job_error(error) for error in entry.error_history],
+        error_history=[] if summary else [job_error(error) for error in entry.error_history],
         death_reason=DEATH_REASONS[entry.death_reason],
         recovery_status=RECOVERY_STATUSES[entry.recovery_status],
         recovery_attempts=entry.recovery_attempts,
@@ -226,4 +239,182 @@ def dead_letter_message(entry: DeadLetterRecord) -> job_pb2.DeadLetterEntry:
         created_at=timestamp(entry.created_at),
         dead_lettered_at=timestamp(entry.dead_lettered_at),
         updated_at=timestamp(entry.updated_at),
+        resolution_reason=entry.resolution_reason,
+        resolved_by=entry.resolved_by,
+        resolved_at=timestamp(entry.resolved_at),
+    )
+
+
+# Admin requests
+
+
+def enum_value(mapping: dict, value: int, field: str, *, optional: bool = True):
+    """The core value of a proto enum; unspecified is None when optional, unknown numbers are errors."""
+    if value == 0 and optional:
+        return None
+    if value not in mapping:
+        raise InvalidArgument(f"{field} has an unknown value {value}", field=field)
+    return mapping[value]
+
+
+def dead_letter_filter(message: admin_pb.DeadLetterFilter, prefix: str = "filter.") -> DeadLetterFilter:
+    return DeadLetterFilter(
+        queue_name=message.queue_name or None,
+        recovery_status=enum_value(RECOVERY_STATUSES_FROM_PROTO, message.recovery_status, f"{prefix}recovery_status"),
+        death_reason=enum_value(DEATH_REASONS_FROM_PROTO, message.death_reason, f"{prefix}death_reason"),
+        failure_reason_contains=message.failure_reason_contains or None,
+        error_type=message.error_type or None,
+        fingerprint=message.fingerprint or None,
+        assigned_to=message.assigned_to or None,
+        dead_lettered_after=optional_datetime(message, "dead_lettered_after", f"{prefix}dead_lettered_after"),
+        dead_lettered_before=optional_datetime(message, "dead_lettered_before", f"{prefix}dead_lettered_before"),
+    )
+
+
+def optional_policy(owner, name: str = "retry_policy") -> PolicyOverride | None:
+    return policy_override(getattr(owner, name), name) if owner.HasField(name) else None
+
+
+def redrive_request(message: admin_pb.RetryDeadLetterJobsRequest) -> RedriveRequest:
+    selector = message.WhichOneof("selector")
+    return RedriveRequest(
+        filter=dead_letter_filter(message.filter) if selector == "filter" else None,
+        ids=tuple(message.ids.ids) if selector == "ids" else (),
+        dry_run=message.dry_run,
+        retry_policy=optional_policy(message),
+        rate_limit=message.rate_limit,
+        max_jobs=message.max_jobs,
+        sample_size=message.sample_size,
+    )
+
+
+def retry_log_query(message: admin_pb.ListRetryLogRequest) -> RetryLogQuery:
+    return RetryLogQuery(
+        job_id=message.job_id,
+        queue_name=message.queue_name,
+        decision=enum_value(DECISIONS_FROM_PROTO, message.decision, "decision"),
+        created_after=optional_datetime(message, "created_after"),
+        created_before=optional_datetime(message, "created_before"),
+    )
+
+
+def audit_query(message: admin_pb.ListAuditEventsRequest) -> AuditQuery:
+    return AuditQuery(
+        actor=message.actor,
+        action=message.action,
+        target=message.target,
+        created_after=optional_datetime(message, "created_after"),
+        created_before=optional_datetime(message, "created_before"),
+    )
+
+
+def dead_letter_changes(message: admin_pb.UpdateDeadLetterJobRequest, updatable: tuple[str, ...]) -> dict[str, Any]:
+    """The triage fields an UpdateDeadLetterJob request changes, per its update_mask (AIP-134)."""
+    entry = message.entry
+    paths = list(message.update_mask.paths)
+    if not paths:
+        # No mask: the fields set to a non-default value.
+        return {name: getattr(entry, name) for name in updatable if getattr(entry, name)}
+    if paths == ["*"]:
+        return {name: getattr(entry, name) for name in updatable}
+    changes: dict[str, Any] = {}
+    for index, path in enumerate(paths):
+        if path not in updatable:
+            raise InvalidArgument(
+                f"update_mask.paths[{index}] {path!r} cannot be updated; use {', '.join(updatable)} or *",
+                field="update_mask",
+            )
+        changes[path] = getattr(entry, path)
+    return changes
+
+
+# Admin responses
+
+
+def full_policy_message(policy: RetryPolicy) -> job_pb2.RetryPolicy:
+    return job_pb2.RetryPolicy(
+        max_retries=policy.max_retries,
+        retry_delays=[duration(delay) for delay in policy.retry_delays],
+        max_delay=duration(policy.max_delay),
+        jitter=policy.jitter,
+    )
+
+
+def queue_message(view: QueueView) -> admin_pb.Queue:
+    record = view.record
+    return admin_pb.Queue(
+        name=record.name,
+        paused=record.paused,
+        retry_policy=retry_policy_message(record.retry_policy),
+        effective_retry_policy=full_policy_message(view.effective_policy),
+        delay_schedule=[duration(delay) for delay in view.delay_schedule],
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
+    )
+
+
+def queue_statistics_message(stats: QueueStatistics) -> admin_pb.QueueStatistics:
+    return admin_pb.QueueStatistics(
+        queue_name=stats.queue_name,
+        paused=stats.paused,
+        waiting_count=stats.waiting,
+        delayed_count=stats.delayed,
+        active_count=stats.active,
+        completed_count=stats.completed,
+        failed_count=stats.failed,
+        retryable_count=stats.retryable,
+        dead_letter_count=stats.dead_letter,
+        dead_letter_summary=admin_pb.DeadLetterSummary(
+            total_count=stats.dead_letters_total,
+            pending_count=stats.dead_letters_pending,
+            recovered_count=stats.dead_letters_recovered,
+            permanently_failed_count=stats.dead_letters_permanently_failed,
+        ),
+    )
+
+
+def statistics_response(stats: Statistics) -> admin_pb.GetStatisticsResponse:
+    return admin_pb.GetStatisticsResponse(
+        queues=[queue_statistics_message(item) for item in stats.queues],
+        totals=queue_statistics_message(stats.totals),
+        computed_at=timestamp(stats.computed_at),
+    )
+
+
+def failure_pattern_message(pattern: FailurePattern) -> admin_pb.FailurePattern:
+    row = pattern.row
+    return admin_pb.FailurePattern(
+        fingerprint=row.fingerprint,
+        error_type=row.error_type,
+        normalised_message=pattern.normalised_message,
+        count=row.count,
+        queue_names=pattern.queue_names,
+        first_seen_at=timestamp(row.first_seen_at),
+        last_seen_at=timestamp(row.last_seen_at),
+        sample=dead_letter_message(pattern.sample, summary=True) if pattern.sample else None,
+        last_hour_count=row.last_hour_count,
+        last_day_count=row.last_day_count,
+    )
+
+
+def redrive_progress_message(progress: RedriveProgress) -> admin_pb.RetryDeadLetterJobsResponse:
+    return admin_pb.RetryDeadLetterJobsResponse(
+        matched_count=progress.matched_count,
+        retried_count=progress.retried_count,
+        skipped_count=progress.skipped_count,
+        done=progress.done,
+        sample=[dead_letter_message(entry, summary=True) for entry in progress.sample],
+        retried_ids=progress.retried_ids,
+        skipped=[admin_pb.RedriveSkip(id=entry_id, reason=reason) for entry_id, reason in progress.skipped],
+    )
+
+
+def audit_event_message(event: AuditEventRecord) -> admin_pb.AuditEvent:
+    return admin_pb.AuditEvent(
+        id=event.id,
+        actor=event.actor,
+        action=event.action,
+        target=event.target,
+        parameters=struct(event.parameters),
+        created_at=timestamp(event.created_at),
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,8 +21,11 @@ from queue_service.api.job_servicer import JobServicer
 from queue_service.api.observe import RpcObserver
 from queue_service.clock import Clock, SystemClock
 from queue_service.config import ConfigError, ServerConfig, TlsFiles
+from queue_service.core.audit import AuditLog
+from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
+from queue_service.core.queues import QueueManager
 from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, ServiceMetrics, database_counts
 from queue_service.store import migrate
 from queue_service.store.database import Database
@@ -33,7 +39,13 @@ ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].fu
 class QueueServer:
     """One server process: owns the database engine, the job manager and the gRPC server."""
 
-    def __init__(self, config: ServerConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        clock: Clock | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
         self.config = config.validate()
         self.clock = clock or SystemClock()
         credentials = server_credentials(config.tls) if config.tls else None
@@ -44,6 +56,10 @@ class QueueServer:
         self.metrics_registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.metrics_registry)
         self.jobs = JobManager(self.database, self.clock, config.lifecycle, self.notifier, events=self.metrics)
+        self.queues = QueueManager(self.jobs)
+        # `sleep` paces rate-limited bulk redrives; tests pass one that advances their fake clock.
+        self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)
+        self.audit_log = AuditLog(self.database, self.clock)
 
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.grpc_threads, thread_name_prefix="grpc"),
@@ -56,7 +72,9 @@ class QueueServer:
             interceptors=[RpcObserver(self.metrics), *([AuthInterceptor(config.tokens)] if config.tokens else [])],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), self.server)
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(), self.server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(self.queues, self.dead_letters, self.audit_log), self.server
+        )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         service_names = [JOB_SERVICE, ADMIN_SERVICE]

@@ -572,6 +572,10 @@ class JobManager:
         queue = repo.get_queue(job.queue_name)
         return effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
 
+    def views(self, repo: Repository, jobs: Sequence[JobRecord]) -> dict[str, JobView]:
+        """Each job with what its effective policy says about it, keyed by job_id."""
+        return self._views(repo, jobs)
+
     def _views(self, repo: Repository, jobs: Sequence[JobRecord]) -> dict[str, JobView]:
         queues = repo.get_queues({job.queue_name for job in jobs}) if jobs else {}
         views = {}

@@ -115,6 +115,9 @@ class DeadLetterRecord:
     created_at: datetime
     dead_lettered_at: datetime
     updated_at: datetime
+    resolution_reason: str = ""
+    resolved_by: str = ""
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -158,3 +161,39 @@ class NewJob:
     lease_expires_at: datetime | None = None
     started_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditEventRecord:
+    id: int
+    actor: str
+    action: str
+    target: str
+    parameters: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Selects dead-letter entries; every field that is set must match."""
+
+    queue_name: str | None = None
+    recovery_status: RecoveryStatus | None = None
+    death_reason: DeathReason | None = None
+    failure_reason_contains: str | None = None
+    error_type: str | None = None
+    fingerprint: str | None = None
+    assigned_to: str | None = None
+    dead_lettered_after: datetime | None = None
+    dead_lettered_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FailurePatternRow:
+    fingerprint: str
+    error_type: str
+    count: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    last_hour_count: int
+    last_day_count: int

@@ -80,6 +80,9 @@ def dead_letter_from_row(row) -> DeadLetterRecord:
         created_at=m["created_at"],
         dead_lettered_at=m["dead_lettered_at"],
         updated_at=m["updated_at"],
+        resolution_reason=m["resolution_reason"],
+        resolved_by=m["resolved_by"],
+        resolved_at=m["resolved_at"],
     )
 
 
@@ -326,7 +329,7 @@ class Repository:
         fingerprint: str,
         now: datetime,
     ) -> DeadLetterRecord:
-        """Create the job's entry, or reopen its existing one as PENDING keeping notes and assignee."""
+        """Create the job's entry, or reopen its existing one as PENDING keeping notes, assignee and recovery_attempts."""
         values = {
             "queue_name": job.queue_name,
             "job_name": job.job_name,
@@ -340,6 +343,9 @@ class Repository:
             "fingerprint": fingerprint,
             "dead_lettered_at": now,
             "updated_at": now,
+            "resolution_reason": "",
+            "resolved_by": "",
+            "resolved_at": None,
         }
         reopened = self.connection.execute(
             update(dead_letter_queue)

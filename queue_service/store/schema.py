@@ -123,7 +123,8 @@ queue_jobs = Table(
         postgresql_where=text("state = 'active'"),
         sqlite_where=text("state = 'active'"),
     ),
-    Index("ix_queue_jobs_state_run_at", "state", "run_at"),
+    # queue_name last: the delayed split of the statistics is an index-only range scan on it.
+    Index("ix_queue_jobs_state_run_at_queue_name", "state", "run_at", "queue_name"),
     Index("ix_queue_jobs_queue_state", "queue_name", "state", "updated_at"),
 )
 
@@ -149,6 +150,9 @@ dead_letter_queue = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("dead_lettered_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("resolution_reason", Text, nullable=False, server_default=text("''")),
+    Column("resolved_by", String(255), nullable=False, server_default=text("''")),
+    Column("resolved_at", UTCDateTime(), nullable=True),
     CheckConstraint(_in("recovery_status", RECOVERY_STATUSES), name="recovery_status_valid"),
     CheckConstraint(_in("death_reason", DEATH_REASONS), name="death_reason_valid"),
     # The triage page: priority first, then newest, within a queue and status.
@@ -190,4 +194,35 @@ queue_recovery_runs = Table(
     Column("error", Text, nullable=True),
     CheckConstraint(_in("status", RUN_STATUSES), name="status_valid"),
     Index("ix_queue_recovery_runs_started", "started_at"),
+)
+
+# Exact counts of jobs per (queue, state) and dead-letter entries per (queue, recovery status),
+# kept by database triggers on queue_jobs and dead_letter_queue (migration 0002_admin_audit).
+# counter is "jobs.<state>" or "dead_letters.<recovery_status>"; a key's count is the sum of its
+# rows' amounts. A migration that recreates either table (SQLite batch mode) must recreate the
+# triggers too; tests/integration/test_admin_statistics.py fails if counts drift.
+queue_counters = Table(
+    "queue_counters",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("queue_name", String(100), nullable=False),
+    Column("counter", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False, server_default=text("0")),
+    Index("ix_queue_counters_queue_name", "queue_name", "counter"),
+)
+
+# Every admin action that changed something: who, what, on which target, with which parameters.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(400), nullable=False, server_default=text("''")),
+    Column("parameters", JsonDocument, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_audit_events_created_at", "created_at"),
+    Index("ix_audit_events_actor", "actor", "id"),
+    Index("ix_audit_events_action", "action", "id"),
+    Index("ix_audit_events_target", "target", "id"),
 )

@@ -1,0 +1,399 @@
+"""Queue administration: statistics, policies, pause and resume, cleaning, and admin views of jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from queue_service.core import audit, paging
+from queue_service.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from queue_service.core.jobs import JobManager, JobView
+from queue_service.core.retry import (
+    PolicyOverride,
+    RetryPolicy,
+    policy_from_json,
+    policy_to_json,
+    validate_override,
+)
+from queue_service.core.validation import check_duration, check_text, require_name
+from queue_service.store.admin_repository import AdminRepository
+from queue_service.store.records import (
+    DeadLetterRecord,
+    Decision,
+    JobState,
+    QueueRecord,
+    RecoveryStatus,
+    RetryLogRecord,
+)
+from queue_service.store.repository import Repository
+
+# Policy fields UpdateQueuePolicy's update_mask may name.
+POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter")
+# Jobs CleanQueue deletes per transaction, so a big clean never holds long locks.
+CLEAN_BATCH = 1000
+# A delay schedule preview lists at most this many retries.
+MAX_SCHEDULE_PREVIEW = 100
+
+
+@dataclass(frozen=True)
+class QueueStatistics:
+    queue_name: str
+    paused: bool = False
+    waiting: int = 0
+    delayed: int = 0
+    active: int = 0
+    completed: int = 0
+    failed: int = 0
+    retryable: int = 0
+    dead_letter: int = 0
+    dead_letters_pending: int = 0
+    dead_letters_recovered: int = 0
+    dead_letters_permanently_failed: int = 0
+
+    @property
+    def dead_letters_total(self) -> int:
+        return self.dead_letters_pending + self.dead_letters_recovered + self.dead_letters_permanently_failed
+
+    def __add__(self, other: QueueStatistics) -> QueueStatistics:
+        sums = {
+            name: getattr(self, name) + getattr(other, name)
+            for name in self.__dataclass_fields__
+            if name not in ("queue_name", "paused")
+        }
+        return QueueStatistics(queue_name="", paused=False, **sums)
+
+
+@dataclass(frozen=True)
+class Statistics:
+    queues: list[QueueStatistics]
+    totals: QueueStatistics
+    computed_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueView:
+    record: QueueRecord
+    effective_policy: RetryPolicy
+    delay_schedule: list[timedelta]
+
+
+@dataclass(frozen=True)
+class JobAdminDetails:
+    job: JobView
+    retry_log: list[RetryLogRecord]
+    dead_letter: DeadLetterRecord | None
+
+
+@dataclass(frozen=True)
+class RetryLogQuery:
+    job_id: str = ""
+    queue_name: str = ""
+    decision: Decision | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class QueueManager:
+    def __init__(self, jobs: JobManager) -> None:
+        self.jobs = jobs
+        self.database = jobs.database
+        self.clock = jobs.clock
+
+    @property
+    def limits(self):
+        return self.jobs.limits
+
+    # Statistics
+
+    def statistics(self, queue_names: Sequence[str] = ()) -> Statistics:
+        """Exact counts from the trigger-maintained queue_counters (a few rows per queue) instead of
+        counting queue_jobs; only the time-dependent split (ready now or delayed) reads queue_jobs,
+        as an index range scan over jobs whose run time is still ahead."""
+        names = sorted({self._name(name, "queue_names") for name in queue_names}) or None
+        with self.database.transaction() as repo:
+            admin = AdminRepository.of(repo)
+            now = self.clock.now()
+            queues = admin.list_queues(after=None, limit=2**31 - 1, names=names)
+            if names is not None:
+                missing = sorted(set(names) - {queue.name for queue in queues})
+                if missing:
+                    raise NotFound(f"queue {missing[0]!r} not found", field="queue_names")
+            counts = admin.counter_totals(names)
+            scheduled = admin.scheduled_counts(now, names)
+
+        def count(queue: str, counter: str) -> int:
+            return counts.get((queue, counter), 0)
+
+        result = []
+        for queue in queues:
+            name = queue.name
+            delayed = scheduled.get((name, JobState.WAITING.value), 0)
+            backing_off = scheduled.get((name, JobState.FAILED.value), 0)
+            result.append(
+                QueueStatistics(
+                    queue_name=name,
+                    paused=queue.paused,
+                    waiting=count(name, "jobs.waiting") - delayed,
+                    delayed=delayed,
+                    active=count(name, "jobs.active"),
+                    completed=count(name, "jobs.completed"),
+                    failed=count(name, "jobs.failed"),
+                    retryable=count(name, "jobs.failed") - backing_off,
+                    dead_letter=count(name, "jobs.dead_letter"),
+                    dead_letters_pending=count(name, "dead_letters.pending"),
+                    dead_letters_recovered=count(name, "dead_letters.recovered"),
+                    dead_letters_permanently_failed=count(name, "dead_letters.permanently_failed"),
+                )
+            )
+        totals = QueueStatistics(queue_name="")
+        for item in result:
+            totals = totals + item
+        return Statistics(result, totals, now)
+
+    # Queues
+
+    def list_queues(self, *, page_size: int = 0, page_token: str = "") -> paging.Page[QueueView]:
+        limit = paging.page_size(page_size)
+        key = paging.decode_token(page_token, {}, shape=(str,))
+        with self.database.transaction() as repo:
+            records = AdminRepository.of(repo).list_queues(after=key[0] if key else None, limit=limit + 1)
+        token = paging.next_token(records, limit, lambda queue: (queue.name,), {})
+        return paging.Page([self.view(record) for record in records[:limit]], token)
+
+    def get_queue(self, name: str) -> QueueView:
+        name = self._name(name)
+        with self.database.transaction() as repo:
+            return self.view(self._queue(repo, name))
+
+    def update_policy(
+        self,
+        name: str,
+        policy: PolicyOverride,
+        *,
+        mask: Sequence[str] = (),
+        allow_missing: bool = False,
+        validate_only: bool = False,
+        actor: str,
+    ) -> QueueView:
+        name = self._name(name)
+        fields = self._policy_mask(mask)
+        with self.database.transaction() as repo:
+            admin = AdminRepository.of(repo)
+            now = self.clock.now()
+            queue = repo.get_queue(name)
+            if queue is None and not allow_missing:
+                raise NotFound(f"queue {name!r} not found; set allow_missing to create it", field="queue_name")
+            current = policy_from_json(queue.retry_policy if queue else None)
+            merged = policy if fields is None else replace(current, **{f: getattr(policy, f) for f in fields})
+            validate_override(merged, "retry_policy")
+            stored = policy_to_json(merged)
+            if validate_only:
+                preview = queue or QueueRecord(name, False, None, now, now)
+                return self.view(replace(preview, retry_policy=stored, updated_at=now))
+            if queue is None:
+                repo.ensure_queues([name], now)
+            updated = admin.update_queue(name, {"retry_policy": stored, "updated_at": now})
+            audit.record(
+                admin,
+                actor=actor,
+                action="UpdateQueuePolicy",
+                target=audit.queue_target(name),
+                parameters={"retry_policy": stored, "update_mask": list(mask), "created": queue is None},
+                now=now,
+            )
+            return self.view(updated)
+
+    def set_paused(self, name: str, paused: bool, *, allow_missing: bool = False, actor: str) -> QueueView:
+        """Pausing stops leasing only; enqueueing and tracking go on."""
+        name = self._name(name)
+        with self.database.transaction() as repo:
+            admin = AdminRepository.of(repo)
+            now = self.clock.now()
+            queue = repo.get_queue(name)
+            if queue is None:
+                if not allow_missing:
+                    raise NotFound(f"queue {name!r} not found", field="queue_name")
+                repo.ensure_queues([name], now)
+            updated = admin.update_queue(name, {"paused": paused, "updated_at": now})
+            audit.record(
+                admin,
+                actor=actor,
+                action="PauseQueue" if paused else "ResumeQueue",
+                target=audit.queue_target(name),
+                parameters={"created": queue is None} if queue is None else {},
+                now=now,
+            )
+        if not paused:
+            self.jobs.notifier.notify()
+        return self.view(updated)
+
+    def clean(
+        self,
+        name: str,
+        state: JobState | None,
+        *,
+        grace: timedelta | None = None,
+        recovery_status: RecoveryStatus | None = None,
+        actor: str,
+    ) -> int:
+        """Delete the queue's jobs that entered `state` at least `grace` ago, CLEAN_BATCH per transaction."""
+        name = self._name(name)
+        if state is None:
+            raise InvalidArgument("state is required", field="state")
+        if state == JobState.ACTIVE:
+            raise FailedPrecondition(
+                "ACTIVE jobs are running and cannot be cleaned; wait for them to finish or fail", field="state"
+            )
+        if state == JobState.DEAD_LETTER:
+            recovery_status = recovery_status or RecoveryStatus.PERMANENTLY_FAILED
+            if recovery_status == RecoveryStatus.PENDING:
+                raise FailedPrecondition(
+                    "PENDING dead-letter entries are awaiting triage and cannot be cleaned; "
+                    "retry them or mark them permanently failed first",
+                    field="recovery_status",
+                )
+            if recovery_status != RecoveryStatus.PERMANENTLY_FAILED:
+                raise InvalidArgument(
+                    "DEAD_LETTER jobs can only be cleaned with PERMANENTLY_FAILED entries", field="recovery_status"
+                )
+        elif recovery_status is not None:
+            raise InvalidArgument("recovery_status applies only to state DEAD_LETTER", field="recovery_status")
+        grace = check_duration(grace, "grace", default=timedelta(0))
+        now = self.clock.now()
+        cutoff = now - grace
+        deleted = 0
+        first = True
+        while True:
+            with self.database.transaction() as repo:
+                admin = AdminRepository.of(repo)
+                if first:
+                    self._queue(repo, name)
+                    audit.record(
+                        admin,
+                        actor=actor,
+                        action="CleanQueue",
+                        target=audit.queue_target(name),
+                        parameters={
+                            "state": state.value,
+                            "grace_seconds": grace.total_seconds(),
+                            "recovery_status": recovery_status.value if recovery_status else None,
+                            "cutoff": cutoff.isoformat(),
+                        },
+                        now=now,
+                    )
+                    first = False
+                rows = admin.cleanable_job_ids(
+                    queue_name=name,
+                    state=state,
+                    updated_before=cutoff,
+                    recovery_status=recovery_status,
+                    limit=CLEAN_BATCH,
+                )
+                if not rows:
+                    return deleted
+                deleted += admin.delete_jobs([row_id for row_id, _ in rows], state=state)
+                if recovery_status is not None:
+                    admin.delete_dead_letters_for_jobs([job_id for _, job_id in rows], recovery_status=recovery_status)
+            if len(rows) < CLEAN_BATCH:
+                return deleted
+
+    # Jobs
+
+    def list_jobs(
+        self, *, queue_name: str = "", state: JobState | None = None, page_size: int = 0, page_token: str = ""
+    ) -> paging.Page[JobView]:
+        check_text(queue_name, "queue_name", self.limits.max_name_length)
+        limit = paging.page_size(page_size)
+        filters = {"queue_name": queue_name, "state": state.value if state else ""}
+        key = paging.decode_token(page_token, filters, shape=(datetime, int))
+        with self.database.transaction() as repo:
+            admin = AdminRepository.of(repo)
+            records = admin.list_jobs(
+                queue_name=queue_name or None, state=state, after=tuple(key) if key else None, limit=limit + 1
+            )
+            views = self.jobs.views(repo, records[:limit])
+            counts = admin.counter_totals([queue_name] if queue_name else None)
+        wanted = f"jobs.{state.value}" if state else None
+        total = sum(
+            amount
+            for (_, counter), amount in counts.items()
+            if counter.startswith("jobs.") and (wanted is None or counter == wanted)
+        )
+        token = paging.next_token(records, limit, lambda job: (job.updated_at, job.id), filters)
+        return paging.Page([views[record.job_id] for record in records[:limit]], token, total)
+
+    def job_details(self, job_id: str) -> JobAdminDetails:
+        require_name(job_id, "job_id", self.limits.max_job_id_length)
+        with self.database.transaction() as repo:
+            job = repo.get_job(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id!r} not found", field="job_id")
+            return JobAdminDetails(
+                self.jobs.views(repo, [job])[job_id],
+                repo.retry_log_for_job(job_id),
+                repo.get_dead_letter_for_job(job_id),
+            )
+
+    def retry_log(self, query: RetryLogQuery, *, page_size: int = 0, page_token: str = "") -> paging.Page[RetryLogRecord]:
+        check_text(query.job_id, "job_id", self.limits.max_job_id_length)
+        check_text(query.queue_name, "queue_name", self.limits.max_name_length)
+        if query.created_after and query.created_before and query.created_after >= query.created_before:
+            raise InvalidArgument("created_after must be before created_before", field="created_after")
+        limit = paging.page_size(page_size)
+        filters = {
+            "job_id": query.job_id,
+            "queue_name": query.queue_name,
+            "decision": query.decision.value if query.decision else "",
+            "created_after": query.created_after,
+            "created_before": query.created_before,
+        }
+        key = paging.decode_token(page_token, filters, shape=(int,))
+        with self.database.transaction() as repo:
+            rows = AdminRepository.of(repo).list_retry_log(
+                job_id=query.job_id or None,
+                queue_name=query.queue_name or None,
+                decision=query.decision,
+                created_after=query.created_after,
+                created_before=query.created_before,
+                before_id=key[0] if key else None,
+                limit=limit + 1,
+            )
+        token = paging.next_token(rows, limit, lambda row: (row.id,), filters)
+        return paging.Page(rows[:limit], token)
+
+    # Helpers
+
+    def view(self, record: QueueRecord) -> QueueView:
+        policy = self.jobs.settings.default_policy.with_overrides(record.retry_policy)
+        preview = replace(policy, jitter=0.0)
+        schedule = [preview.delay_for_retry(n) for n in range(1, min(policy.max_retries, MAX_SCHEDULE_PREVIEW) + 1)]
+        return QueueView(record, policy, schedule)
+
+    def _name(self, name: str, field: str = "queue_name") -> str:
+        return require_name(name, field, self.limits.max_name_length)
+
+    @staticmethod
+    def _queue(repo: Repository, name: str) -> QueueRecord:
+        queue = repo.get_queue(name)
+        if queue is None:
+            raise NotFound(f"queue {name!r} not found", field="queue_name")
+        return queue
+
+    @staticmethod
+    def _policy_mask(mask: Sequence[str]) -> tuple[str, ...] | None:
+        """The policy fields to take from the request; None replaces the whole policy."""
+        if not mask:
+            return None
+        if list(mask) == ["*"]:
+            return POLICY_FIELDS
+        fields: list[str] = []
+        for index, path in enumerate(mask):
+            name = path.removeprefix("retry_policy.")
+            if name not in POLICY_FIELDS:
+                raise InvalidArgument(
+                    f"update_mask.paths[{index}] {path!r} is not a policy field; use {', '.join(POLICY_FIELDS)} or *",
+                    field="update_mask",
+                )
+            fields.append(name)
+        return tuple(dict.fromkeys(fields))

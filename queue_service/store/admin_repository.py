@@ -1,0 +1,409 @@
+"""SQL for the admin API: counters, listings with keyset pages, triage updates, cleaning, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
+
+from queue_service.store.records import (
+    AuditEventRecord,
+    DeadLetterFilter,
+    DeadLetterRecord,
+    Decision,
+    FailurePatternRow,
+    JobRecord,
+    JobState,
+    QueueRecord,
+    RecoveryStatus,
+    RetryLogRecord,
+)
+from queue_service.store.repository import (
+    Repository,
+    dead_letter_from_row,
+    job_from_row,
+    queue_from_row,
+    retry_log_from_row,
+)
+from queue_service.store.schema import (
+    audit_events,
+    dead_letter_queue,
+    queue_counters,
+    queue_jobs,
+    queue_retry_log,
+    queues,
+)
+
+SCHEDULED_STATES = (JobState.WAITING.value, JobState.FAILED.value)
+
+
+def audit_from_row(row) -> AuditEventRecord:
+    m = row._mapping
+    return AuditEventRecord(
+        id=m["id"],
+        actor=m["actor"],
+        action=m["action"],
+        target=m["target"],
+        parameters=m["parameters"] or {},
+        created_at=m["created_at"],
+    )
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def dead_letter_conditions(query: DeadLetterFilter) -> list:
+    c = dead_letter_queue.c
+    conditions = []
+    if query.queue_name:
+        conditions.append(c.queue_name == query.queue_name)
+    if query.recovery_status:
+        conditions.append(c.recovery_status == query.recovery_status.value)
+    if query.death_reason:
+        conditions.append(c.death_reason == query.death_reason.value)
+    if query.failure_reason_contains:
+        conditions.append(func.lower(c.failure_reason).like(_like_pattern(query.failure_reason_contains), escape="\\"))
+    if query.error_type:
+        conditions.append(c.error_type == query.error_type)
+    if query.fingerprint:
+        conditions.append(c.fingerprint == query.fingerprint)
+    if query.assigned_to:
+        conditions.append(c.assigned_to == query.assigned_to)
+    if query.dead_lettered_after:
+        conditions.append(c.dead_lettered_at >= query.dead_lettered_after)
+    if query.dead_lettered_before:
+        conditions.append(c.dead_lettered_at < query.dead_lettered_before)
+    return conditions
+
+
+class AdminRepository:
+    """Admin statements over the connection of one transaction; the caller owns commit."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    @classmethod
+    def of(cls, repo: Repository) -> AdminRepository:
+        return cls(repo.connection)
+
+    # Counters
+
+    def counter_totals(self, queue_names: Sequence[str] | None = None) -> dict[tuple[str, str], int]:
+        """Exact counts per (queue, counter) from the trigger-maintained rows."""
+        c = queue_counters.c
+        statement = select(c.queue_name, c.counter, func.sum(c.amount).label("amount")).group_by(
+            c.queue_name, c.counter
+        )
+        if queue_names is not None:
+            statement = statement.where(c.queue_name.in_(list(queue_names)))
+        return {(row.queue_name, row.counter): int(row.amount) for row in self.connection.execute(statement)}
+
+    def scheduled_counts(self, now: datetime, queue_names: Sequence[str] | None = None) -> dict[tuple[str, str], int]:
+        """WAITING and FAILED jobs whose run time is still ahead, per (queue, state).
+
+        A range scan of ix_queue_jobs_state_run_at_queue_name over future run times only.
+        """
+        c = queue_jobs.c
+        statement = (
+            select(c.queue_name, c.state, func.count().label("amount"))
+            .where(c.state.in_(SCHEDULED_STATES), c.run_at > now)
+            .group_by(c.queue_name, c.state)
+        )
+        if queue_names is not None:
+            statement = statement.where(c.queue_name.in_(list(queue_names)))
+        return {(row.queue_name, row.state): int(row.amount) for row in self.connection.execute(statement)}
+
+    # Queues
+
+    def list_queues(self, *, after: str | None, limit: int, names: Sequence[str] | None = None) -> list[QueueRecord]:
+        statement = select(queues).order_by(queues.c.name).limit(limit)
+        if after is not None:
+            statement = statement.where(queues.c.name > after)
+        if names is not None:
+            statement = statement.where(queues.c.name.in_(list(names)))
+        return [queue_from_row(row) for row in self.connection.execute(statement)]
+
+    def update_queue(self, name: str, values: dict[str, Any]) -> QueueRecord | None:
+        row = self.connection.execute(
+            update(queues).where(queues.c.name == name).values(**values).returning(*queues.c)
+        ).first()
+        return queue_from_row(row) if row else None
+
+    # Dead-letter entries
+
+    def list_dead_letters(
+        self, query: DeadLetterFilter, *, after: tuple[int, datetime, str] | None, limit: int
+    ) -> list[DeadLetterRecord]:
+        """Entries in triage order: priority descending, newest first, then id."""
+        c = dead_letter_queue.c
+        conditions = dead_letter_conditions(query)
+        if after is not None:
+            priority, dead_lettered_at, entry_id = after
+            conditions.append(
+                or_(
+                    c.priority < priority,
+                    and_(
+                        c.priority == priority,
+                        or_(
+                            c.dead_lettered_at < dead_lettered_at,
+                            and_(c.dead_lettered_at == dead_lettered_at, c.id > entry_id),
+                        ),
+                    ),
+                )
+            )
+        statement = (
+            select(dead_letter_queue)
+            .where(*conditions)
+            .order_by(c.priority.desc(), c.dead_lettered_at.desc(), c.id)
+            .limit(limit)
+        )
+        return [dead_letter_from_row(row) for row in self.connection.execute(statement)]
+
+    def count_dead_letters(self, query: DeadLetterFilter) -> int:
+        statement = select(func.count()).select_from(dead_letter_queue).where(*dead_letter_conditions(query))
+        return int(self.connection.execute(statement).scalar_one())
+
+    def dead_letter_ids(self, query: DeadLetterFilter, *, after_id: str | None, limit: int) -> list[str]:
+        """Ids of matching entries in id order, for walking a selection that changes under us."""
+        c = dead_letter_queue.c
+        conditions = dead_letter_conditions(query)
+        if after_id is not None:
+            conditions.append(c.id > after_id)
+        statement = select(c.id).where(*conditions).order_by(c.id).limit(limit)
+        return [row.id for row in self.connection.execute(statement)]
+
+    def get_dead_letters(self, entry_ids: Sequence[str]) -> dict[str, DeadLetterRecord]:
+        rows = self.connection.execute(select(dead_letter_queue).where(dead_letter_queue.c.id.in_(list(entry_ids))))
+        return {row.id: dead_letter_from_row(row) for row in rows}
+
+    def update_dead_letter(
+        self, entry: DeadLetterRecord, *, expected_status: RecoveryStatus | None, values: dict[str, Any]
+    ) -> DeadLetterRecord | None:
+        """Compare-and-set on the entry's recovery status; None when another writer changed it."""
+        conditions = [dead_letter_queue.c.id == entry.id]
+        if expected_status is not None:
+            conditions.append(dead_letter_queue.c.recovery_status == expected_status.value)
+        row = self.connection.execute(
+            update(dead_letter_queue).where(*conditions).values(**values).returning(*dead_letter_queue.c)
+        ).first()
+        return dead_letter_from_row(row) if row else None
+
+    # Failure patterns
+
+    def failure_patterns(
+        self,
+        *,
+        queue_name: str | None,
+        recovery_status: RecoveryStatus,
+        now: datetime,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[FailurePatternRow]:
+        """Groups by fingerprint, largest first, then by fingerprint."""
+        c = dead_letter_queue.c
+        count = func.count().label("count")
+        conditions = [c.recovery_status == recovery_status.value]
+        if queue_name:
+            conditions.append(c.queue_name == queue_name)
+        hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+        statement = (
+            select(
+                c.fingerprint,
+                func.max(c.error_type).label("error_type"),
+                count,
+                func.min(c.dead_lettered_at).label("first_seen_at"),
+                func.max(c.dead_lettered_at).label("last_seen_at"),
+                func.sum(case((c.dead_lettered_at >= hour_ago, 1), else_=0)).label("last_hour_count"),
+                func.sum(case((c.dead_lettered_at >= day_ago, 1), else_=0)).label("last_day_count"),
+            )
+            .where(*conditions)
+            .group_by(c.fingerprint)
+        )
+        if after is not None:
+            after_count, after_fingerprint = after
+            statement = statement.having(
+                or_(func.count() < after_count, and_(func.count() == after_count, c.fingerprint > after_fingerprint))
+            )
+        statement = statement.order_by(func.count().desc(), c.fingerprint).limit(limit)
+        return [
+            FailurePatternRow(
+                fingerprint=row.fingerprint,
+                error_type=row.error_type or "",
+                count=int(row.count),
+                first_seen_at=row.first_seen_at,
+                last_seen_at=row.last_seen_at,
+                last_hour_count=int(row.last_hour_count or 0),
+                last_day_count=int(row.last_day_count or 0),
+            )
+            for row in self.connection.execute(statement)
+        ]
+
+    def count_failure_patterns(self, *, queue_name: str | None, recovery_status: RecoveryStatus) -> int:
+        c = dead_letter_queue.c
+        conditions = [c.recovery_status == recovery_status.value]
+        if queue_name:
+            conditions.append(c.queue_name == queue_name)
+        groups = select(c.fingerprint).where(*conditions).group_by(c.fingerprint).subquery()
+        return int(self.connection.execute(select(func.count()).select_from(groups)).scalar_one())
+
+    def pattern_queues(
+        self, fingerprints: Sequence[str], *, queue_name: str | None, recovery_status: RecoveryStatus
+    ) -> dict[str, list[str]]:
+        c = dead_letter_queue.c
+        conditions = [c.fingerprint.in_(list(fingerprints)), c.recovery_status == recovery_status.value]
+        if queue_name:
+            conditions.append(c.queue_name == queue_name)
+        statement = select(c.fingerprint, c.queue_name).where(*conditions).distinct().order_by(c.fingerprint, c.queue_name)
+        found: dict[str, list[str]] = {}
+        for row in self.connection.execute(statement):
+            found.setdefault(row.fingerprint, []).append(row.queue_name)
+        return found
+
+    def pattern_sample(
+        self, fingerprint: str, *, queue_name: str | None, recovery_status: RecoveryStatus
+    ) -> DeadLetterRecord | None:
+        query = DeadLetterFilter(queue_name=queue_name, recovery_status=recovery_status, fingerprint=fingerprint)
+        c = dead_letter_queue.c
+        row = self.connection.execute(
+            select(dead_letter_queue)
+            .where(*dead_letter_conditions(query))
+            .order_by(c.dead_lettered_at.desc(), c.id)
+            .limit(1)
+        ).first()
+        return dead_letter_from_row(row) if row else None
+
+    # Jobs
+
+    def list_jobs(
+        self,
+        *,
+        queue_name: str | None,
+        state: JobState | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[JobRecord]:
+        """Jobs most recently changed first (ix_queue_jobs_queue_state when filtering by queue and state)."""
+        c = queue_jobs.c
+        conditions = []
+        if queue_name:
+            conditions.append(c.queue_name == queue_name)
+        if state:
+            conditions.append(c.state == state.value)
+        if after is not None:
+            updated_at, row_id = after
+            conditions.append(or_(c.updated_at < updated_at, and_(c.updated_at == updated_at, c.id < row_id)))
+        statement = select(queue_jobs).where(*conditions).order_by(c.updated_at.desc(), c.id.desc()).limit(limit)
+        return [job_from_row(row) for row in self.connection.execute(statement)]
+
+    def cleanable_job_ids(
+        self,
+        *,
+        queue_name: str,
+        state: JobState,
+        updated_before: datetime,
+        recovery_status: RecoveryStatus | None,
+        limit: int,
+    ) -> list[tuple[int, str]]:
+        """(row id, job_id) of jobs in `state` unchanged since `updated_before`; for DEAD_LETTER only
+        those whose entry has `recovery_status`."""
+        c = queue_jobs.c
+        statement = select(c.id, c.job_id).where(
+            c.queue_name == queue_name, c.state == state.value, c.updated_at <= updated_before
+        )
+        if recovery_status is not None:
+            entries = select(dead_letter_queue.c.job_id).where(
+                dead_letter_queue.c.recovery_status == recovery_status.value
+            )
+            statement = statement.where(c.job_id.in_(entries))
+        statement = statement.order_by(c.updated_at, c.id).limit(limit)
+        return [(row.id, row.job_id) for row in self.connection.execute(statement)]
+
+    def delete_jobs(self, row_ids: Sequence[int], *, state: JobState) -> int:
+        """Delete these jobs if still in `state`; return how many went."""
+        result = self.connection.execute(
+            delete(queue_jobs).where(queue_jobs.c.id.in_(list(row_ids)), queue_jobs.c.state == state.value)
+        )
+        return result.rowcount
+
+    def delete_dead_letters_for_jobs(self, job_ids: Sequence[str], *, recovery_status: RecoveryStatus) -> int:
+        result = self.connection.execute(
+            delete(dead_letter_queue).where(
+                dead_letter_queue.c.job_id.in_(list(job_ids)),
+                dead_letter_queue.c.recovery_status == recovery_status.value,
+            )
+        )
+        return result.rowcount
+
+    # Retry log
+
+    def list_retry_log(
+        self,
+        *,
+        job_id: str | None,
+        queue_name: str | None,
+        decision: Decision | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[RetryLogRecord]:
+        c = queue_retry_log.c
+        conditions = []
+        if job_id:
+            conditions.append(c.job_id == job_id)
+        if queue_name:
+            conditions.append(c.queue_name == queue_name)
+        if decision:
+            conditions.append(c.decision == decision.value)
+        if created_after:
+            conditions.append(c.created_at >= created_after)
+        if created_before:
+            conditions.append(c.created_at < created_before)
+        if before_id is not None:
+            conditions.append(c.id < before_id)
+        statement = select(queue_retry_log).where(*conditions).order_by(c.id.desc()).limit(limit)
+        return [retry_log_from_row(row) for row in self.connection.execute(statement)]
+
+    # Audit
+
+    def insert_audit_event(
+        self, *, actor: str, action: str, target: str, parameters: dict[str, Any], now: datetime
+    ) -> int:
+        return self.connection.execute(
+            insert(audit_events)
+            .values(actor=actor, action=action, target=target, parameters=parameters, created_at=now)
+            .returning(audit_events.c.id)
+        ).scalar_one()
+
+    def list_audit_events(
+        self,
+        *,
+        actor: str | None,
+        action: str | None,
+        target: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[AuditEventRecord]:
+        c = audit_events.c
+        conditions = []
+        if actor:
+            conditions.append(c.actor == actor)
+        if action:
+            conditions.append(c.action == action)
+        if target:
+            conditions.append(c.target == target)
+        if created_after:
+            conditions.append(c.created_at >= created_after)
+        if created_before:
+            conditions.append(c.created_at < created_before)
+        if before_id is not None:
+            conditions.append(c.id < before_id)
+        statement = select(audit_events).where(*conditions).order_by(c.id.desc()).limit(limit)
+        return [audit_from_row(row) for row in self.connection.execute(statement)]
+
