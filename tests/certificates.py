@@ -69,7 +69,7 @@ class CertificateAuthority:
     def certificate_pem(self) -> bytes:
         return self.pair.certificate.read_bytes()
 
-    def issue(self, common_name: str, *, server: bool) -> KeyPair:
+    def issue(self, common_name: str, *, server: bool, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
         builder = (
@@ -87,11 +87,12 @@ class CertificateAuthority:
             )
         )
         if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
+            names: list[x509.GeneralName] = []
+            for host in hosts:
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(host)))
+                except ValueError:
+                    names.append(x509.DNSName(host))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         certificate = builder.sign(self.key, hashes.SHA256())
         return _write(self.directory, common_name.replace(" ", "-"), certificate, key)

@@ -189,11 +189,17 @@ def auth_tokens() -> TokenSet:
 
 @pytest.fixture
 def secured_service(database_url, clock) -> Iterator[RunningService]:
-    """Like `service`, with authentication on; `channel` and `jobs` carry no token."""
+    """Like `service`, with authentication on; `channel`, `jobs` and `admin` carry no token."""
     server = QueueServer(make_config(database_url, tokens=auth_tokens()), clock=clock).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
-        yield RunningService(server, channel, job_service_pb2_grpc.JobServiceStub(channel), clock)
+        yield RunningService(
+            server,
+            channel,
+            job_service_pb2_grpc.JobServiceStub(channel),
+            clock,
+            admin_service_pb2_grpc.AdminServiceStub(channel),
+        )
     finally:
         channel.close()
         server.stop(0)

@@ -1,0 +1,244 @@
+"""Between protobuf messages and the plain values of jobqueue.models."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
+
+from jobqueue import models
+from jobqueue.v1 import job_pb2
+
+E = TypeVar("E", bound=enum.Enum)
+
+# JSON numbers are doubles; integral ones come back as int, as they were most likely sent.
+MAX_EXACT_INTEGER = 2**53
+
+
+# Scalars
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"datetime {value.isoformat()} has no time zone; use an aware datetime")
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def to_duration(value: timedelta | float) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromTimedelta(value if isinstance(value, timedelta) else timedelta(seconds=value))
+    return message
+
+
+def duration(value: timedelta | float | None) -> duration_pb2.Duration | None:
+    return None if value is None else to_duration(value)
+
+
+def optional_datetime(owner: Message, name: str) -> datetime | None:
+    if not owner.HasField(name):
+        return None
+    value: timestamp_pb2.Timestamp = getattr(owner, name)
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def optional_timedelta(owner: Message, name: str) -> timedelta | None:
+    if not owner.HasField(name):
+        return None
+    value: duration_pb2.Duration = getattr(owner, name)
+    return value.ToTimedelta()
+
+
+def struct(document: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
+    if document is None:
+        return None
+    message = struct_pb2.Struct()
+    message.update(document)
+    return message
+
+
+def python_value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return document(value.struct_value)
+    if kind == "list_value":
+        return [python_value(item) for item in value.list_value.values]
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) <= MAX_EXACT_INTEGER else number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def document(message: struct_pb2.Struct) -> dict[str, Any]:
+    return {key: python_value(value) for key, value in message.fields.items()}
+
+
+def optional_document(owner: Message, name: str) -> dict[str, Any] | None:
+    return document(getattr(owner, name)) if owner.HasField(name) else None
+
+
+def enum_value(cls: type[E], wrapper: Any, prefix: str, number: int) -> E | None:
+    """The Python enum member for a proto enum number; None when unset or unknown to this client."""
+    if number == 0:
+        return None
+    try:
+        return cls(wrapper.Name(number).removeprefix(prefix).lower())
+    except ValueError:
+        return None
+
+
+def enum_number(cls: type[E], wrapper: Any, prefix: str, member: E | str | None, field: str) -> int:
+    """The proto enum number for a Python enum member or its string value; 0 for None."""
+    if member is None:
+        return 0
+    try:
+        value = cls(member)
+    except ValueError:
+        allowed = ", ".join(str(item.value) for item in cls)
+        raise ValueError(f"{field} must be one of {allowed}, got {member!r}") from None
+    number: int = wrapper.Value(prefix + str(value.value).upper())
+    return number
+
+
+def job_state_number(state: models.JobState | str | None, field: str = "state") -> int:
+    return enum_number(models.JobState, job_pb2.Job.State, "STATE_", state, field)
+
+
+def recovery_status_number(status: models.RecoveryStatus | str | None, field: str = "recovery_status") -> int:
+    return enum_number(models.RecoveryStatus, job_pb2.DeadLetterEntry.RecoveryStatus, "RECOVERY_STATUS_", status, field)
+
+
+def death_reason_number(reason: models.DeathReason | str | None, field: str = "death_reason") -> int:
+    return enum_number(models.DeathReason, job_pb2.DeathReason, "DEATH_REASON_", reason, field)
+
+
+def retry_decision_number(decision: models.RetryDecision | str | None, field: str = "decision") -> int:
+    return enum_number(models.RetryDecision, job_pb2.RetryDecision, "RETRY_DECISION_", decision, field)
+
+
+# Requests
+
+
+def retry_policy_message(policy: models.RetryPolicy | None) -> job_pb2.RetryPolicy | None:
+    if policy is None:
+        return None
+    message = job_pb2.RetryPolicy()
+    if policy.max_retries is not None:
+        message.max_retries = policy.max_retries
+    for delay in policy.retry_delays:
+        message.retry_delays.append(to_duration(delay))
+    if policy.max_delay is not None:
+        message.max_delay.CopyFrom(to_duration(policy.max_delay))
+    if policy.jitter is not None:
+        message.jitter = policy.jitter
+    return message
+
+
+# Responses
+
+
+def retry_policy(message: job_pb2.RetryPolicy) -> models.RetryPolicy:
+    return models.RetryPolicy(
+        max_retries=message.max_retries if message.HasField("max_retries") else None,
+        retry_delays=tuple(delay.ToTimedelta() for delay in message.retry_delays),
+        max_delay=optional_timedelta(message, "max_delay"),
+        jitter=message.jitter if message.HasField("jitter") else None,
+    )
+
+
+def job_error(message: job_pb2.JobError) -> models.JobError:
+    return models.JobError(
+        message=message.message,
+        type=message.type,
+        details=message.details,
+        attempt_number=message.attempt_number,
+        occurred_at=optional_datetime(message, "occurred_at"),
+    )
+
+
+def job(message: job_pb2.Job) -> models.Job:
+    return models.Job(
+        job_id=message.job_id,
+        queue_name=message.queue_name,
+        job_name=message.job_name,
+        job_data=document(message.job_data),
+        state=enum_value(models.JobState, job_pb2.Job.State, "STATE_", message.state) or models.JobState.WAITING,
+        priority=message.priority,
+        attempt_number=message.attempt_number,
+        remaining_retries=message.remaining_retries,
+        retry_policy=retry_policy(message.retry_policy) if message.HasField("retry_policy") else None,
+        run_at=optional_datetime(message, "run_at"),
+        next_retry_at=optional_datetime(message, "next_retry_at"),
+        lease_expires_at=optional_datetime(message, "lease_expires_at"),
+        worker_id=message.worker_id,
+        last_error=job_error(message.last_error) if message.HasField("last_error") else None,
+        result=optional_document(message, "result"),
+        processing_duration=optional_timedelta(message, "processing_duration"),
+        created_at=optional_datetime(message, "created_at"),
+        updated_at=optional_datetime(message, "updated_at"),
+        started_at=optional_datetime(message, "started_at"),
+        completed_at=optional_datetime(message, "completed_at"),
+        dead_letter_id=message.dead_letter_id,
+    )
+
+
+def optional_job(owner: Message, name: str = "job") -> models.Job | None:
+    return job(getattr(owner, name)) if owner.HasField(name) else None
+
+
+def retry_log_entry(message: job_pb2.RetryLogEntry) -> models.RetryLogEntry:
+    return models.RetryLogEntry(
+        id=message.id,
+        job_id=message.job_id,
+        queue_name=message.queue_name,
+        attempt_number=message.attempt_number,
+        error=job_error(message.error) if message.HasField("error") else None,
+        decision=enum_value(models.RetryDecision, job_pb2.RetryDecision, "RETRY_DECISION_", message.decision),
+        retry_delay=optional_timedelta(message, "retry_delay"),
+        next_retry_at=optional_datetime(message, "next_retry_at"),
+        death_reason=enum_value(models.DeathReason, job_pb2.DeathReason, "DEATH_REASON_", message.death_reason),
+        created_at=optional_datetime(message, "created_at"),
+    )
+
+
+def dead_letter_entry(message: job_pb2.DeadLetterEntry) -> models.DeadLetterEntry:
+    return models.DeadLetterEntry(
+        id=message.id,
+        job_id=message.job_id,
+        queue_name=message.queue_name,
+        job_name=message.job_name,
+        job_data=document(message.job_data),
+        failure_reason=message.failure_reason,
+        error_type=message.error_type,
+        total_attempts=message.total_attempts,
+        error_history=tuple(job_error(error) for error in message.error_history),
+        death_reason=enum_value(models.DeathReason, job_pb2.DeathReason, "DEATH_REASON_", message.death_reason),
+        recovery_status=enum_value(
+            models.RecoveryStatus,
+            job_pb2.DeadLetterEntry.RecoveryStatus,
+            "RECOVERY_STATUS_",
+            message.recovery_status,
+        ),
+        recovery_attempts=message.recovery_attempts,
+        admin_notes=message.admin_notes,
+        assigned_to=message.assigned_to,
+        priority=message.priority,
+        fingerprint=message.fingerprint,
+        created_at=optional_datetime(message, "created_at"),
+        dead_lettered_at=optional_datetime(message, "dead_lettered_at"),
+        updated_at=optional_datetime(message, "updated_at"),
+        resolution_reason=message.resolution_reason,
+        resolved_by=message.resolved_by,
+        resolved_at=optional_datetime(message, "resolved_at"),
+    )

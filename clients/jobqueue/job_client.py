@@ -1,0 +1,353 @@
+"""JobClient: every JobService RPC with Python types, plus `track()` for jobs run by another queue system."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import grpc
+
+from jobqueue import _convert as convert
+from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, TlsConfig
+from jobqueue.errors import JobQueueError, NonRetryableError, RetryAfterError, describe
+from jobqueue.models import (
+    DeadLetterEntry,
+    EnqueueResult,
+    FailureResult,
+    Job,
+    JobDetails,
+    JobRequest,
+    RetryPolicy,
+    StartResult,
+)
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_service_pb2 as pb
+from jobqueue.v1 import job_service_pb2_grpc
+
+JOB_SERVICE = "jobqueue.v1.JobService"
+# Safe to repeat: enqueue always carries a job_id (generated here when not given) and the
+# service answers a repeated report of the same attempt with the same outcome.
+IDEMPOTENT_METHODS = {
+    JOB_SERVICE: ("EnqueueJob", "EnqueueJobs", "HeartbeatJob", "TrackCompletion", "TrackFailure", "GetJob")
+}
+# A long-poll lease may take this much longer than its wait before it counts as late.
+LEASE_GRACE_SECONDS = 10.0
+
+
+def enqueue_request(job: JobRequest) -> pb.EnqueueJobRequest:
+    if job.run_at is not None and job.delay is not None:
+        raise ValueError("give run_at or delay, not both")
+    return pb.EnqueueJobRequest(
+        queue_name=job.queue_name,
+        job_name=job.job_name,
+        job_data=convert.struct(job.job_data),
+        job_id=job.job_id or str(uuid.uuid4()),
+        priority=job.priority,
+        run_at=convert.timestamp(job.run_at),
+        delay=convert.duration(job.delay),
+        retry_policy=convert.retry_policy_message(job.retry_policy),
+    )
+
+
+def enqueue_result(message: pb.EnqueueJobResponse) -> EnqueueResult:
+    return EnqueueResult(job=convert.job(message.job), created=message.created)
+
+
+@dataclass
+class TrackedRun:
+    """One run reported through `JobClient.track`; set `result` to report it with the completion."""
+
+    client: JobClient = field(repr=False)
+    job: Job
+    created: bool
+    result: Mapping[str, Any] | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+    @property
+    def attempt_number(self) -> int:
+        return self.job.attempt_number
+
+    def heartbeat(self, lease_duration: timedelta | None = None) -> datetime | None:
+        """Tell the service the run is still going, so it is not treated as stalled."""
+        return self.client.heartbeat(self.job_id, self.attempt_number, lease_duration=lease_duration)
+
+
+class JobClient:
+    """A client of JobService.
+
+    `target` is host:port. `token` is sent as `authorization: Bearer <token>`. `tls` is True
+    (system trust store) or a TlsConfig (own CA, client certificate for mutual TLS). `timeout`
+    is each call's deadline in seconds unless a call says otherwise; None means no deadline.
+    Calls that are safe to repeat are retried on UNAVAILABLE by gRPC's retry policy
+    (`retry=False` turns that off). Errors are raised as jobqueue.errors types.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        token: str | None = None,
+        tls: TlsConfig | bool | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        channel: grpc.Channel | None = None,
+        retry: bool = True,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.connection = Connection(
+            target,
+            token=token,
+            tls=tls,
+            timeout=timeout,
+            channel=channel,
+            retry=retry,
+            options=options,
+            idempotent_methods=IDEMPOTENT_METHODS,
+        )
+        self.stub = job_service_pb2_grpc.JobServiceStub(self.connection.channel)  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> JobClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __repr__(self) -> str:
+        return f"JobClient({self.connection.target!r})"
+
+    # Producers
+
+    def enqueue(
+        self,
+        queue_name: str,
+        job_name: str,
+        job_data: Mapping[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
+        priority: int = 0,
+        run_at: datetime | None = None,
+        delay: timedelta | None = None,
+        retry_policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> EnqueueResult:
+        """Add a job. Without `job_id` one is generated, so a retried call cannot enqueue twice.
+
+        `run_at` (aware datetime) or `delay` schedules it; `retry_policy` overrides the queue's.
+        """
+        job = JobRequest(
+            queue_name=queue_name,
+            job_name=job_name,
+            job_data=dict(job_data) if job_data is not None else None,
+            job_id=job_id,
+            priority=priority,
+            run_at=run_at,
+            delay=delay,
+            retry_policy=retry_policy,
+        )
+        request = enqueue_request(job)
+        return enqueue_result(self.connection.unary(self.stub.EnqueueJob, request, timeout))
+
+    def enqueue_many(self, jobs: Iterable[JobRequest], *, timeout: float | None = None) -> list[EnqueueResult]:
+        """Add several jobs in one transaction: all of them or none."""
+        request = pb.EnqueueJobsRequest(jobs=[enqueue_request(job) for job in jobs])
+        response = self.connection.unary(self.stub.EnqueueJobs, request, timeout)
+        return [enqueue_result(result) for result in response.results]
+
+    # Workers that lease
+
+    def lease(
+        self,
+        queue_names: str | Sequence[str],
+        *,
+        worker_id: str = "",
+        max_jobs: int = 1,
+        lease_duration: timedelta | None = None,
+        wait: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> list[Job]:
+        """Lease up to `max_jobs` ready jobs; with `wait`, long-poll that long for one to become ready."""
+        names = [queue_names] if isinstance(queue_names, str) else list(queue_names)
+        request = pb.LeaseJobsRequest(
+            queue_names=names,
+            worker_id=worker_id,
+            max_jobs=max_jobs,
+            lease_duration=convert.duration(lease_duration),
+            wait=convert.duration(wait),
+        )
+        deadline = self.connection.deadline(timeout)
+        if wait is not None and deadline is not None:
+            deadline = max(deadline, wait.total_seconds() + LEASE_GRACE_SECONDS)
+        response = self.connection.unary(self.stub.LeaseJobs, request, deadline)
+        return [convert.job(job) for job in response.jobs]
+
+    def heartbeat(
+        self,
+        job_id: str,
+        attempt_number: int,
+        *,
+        lease_duration: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> datetime | None:
+        """Extend the lease of the current run; returns the new expiry."""
+        request = pb.HeartbeatJobRequest(
+            job_id=job_id, attempt_number=attempt_number, lease_duration=convert.duration(lease_duration)
+        )
+        response = self.connection.unary(self.stub.HeartbeatJob, request, timeout)
+        return convert.optional_datetime(response, "lease_expires_at")
+
+    # Workers of another queue system
+
+    def track_start(
+        self,
+        job_id: str,
+        *,
+        queue_name: str = "",
+        job_name: str = "",
+        job_data: Mapping[str, Any] | None = None,
+        worker_id: str = "",
+        timeout: float | None = None,
+    ) -> StartResult:
+        """Record that a run started; an unknown job is created (queue_name and job_name needed then)."""
+        request = pb.TrackStartRequest(
+            job_id=job_id,
+            queue_name=queue_name,
+            job_name=job_name,
+            job_data=convert.struct(job_data),
+            worker_id=worker_id,
+        )
+        response = self.connection.unary(self.stub.TrackStart, request, timeout)
+        return StartResult(job=convert.job(response.job), created=response.created)
+
+    # Reports
+
+    def track_completion(
+        self,
+        job_id: str,
+        attempt_number: int,
+        *,
+        result: Mapping[str, Any] | None = None,
+        processing_duration: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> Job:
+        """Record that the run `attempt_number` succeeded."""
+        request = pb.TrackCompletionRequest(
+            job_id=job_id,
+            attempt_number=attempt_number,
+            result=convert.struct(result),
+            processing_duration=convert.duration(processing_duration),
+        )
+        return convert.job(self.connection.unary(self.stub.TrackCompletion, request, timeout).job)
+
+    def track_failure(
+        self,
+        job_id: str,
+        attempt_number: int,
+        error: BaseException | str,
+        *,
+        error_type: str | None = None,
+        details: str | None = None,
+        non_retryable: bool | None = None,
+        retry_after: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> FailureResult:
+        """Record that the run `attempt_number` failed, and return the retry decision.
+
+        `error` is an exception (its type, message and traceback are reported; NonRetryableError
+        means non-retryable, RetryAfterError gives retry_after) or a message. The keyword
+        arguments override what comes from the exception.
+        """
+        if isinstance(error, BaseException):
+            described = describe(error)
+            message = described["message"]
+            error_type = described["error_type"] if error_type is None else error_type
+            details = described["details"] if details is None else details
+            if non_retryable is None:
+                non_retryable = isinstance(error, NonRetryableError)
+            if retry_after is None and isinstance(error, RetryAfterError):
+                retry_after = error.retry_after
+        else:
+            message = error
+        request = pb.TrackFailureRequest(
+            job_id=job_id,
+            attempt_number=attempt_number,
+            error=job_pb2.JobError(message=message, type=error_type or "", details=details or ""),
+            non_retryable=bool(non_retryable),
+            retry_after=convert.duration(retry_after),
+        )
+        response = self.connection.unary(self.stub.TrackFailure, request, timeout)
+        return FailureResult(
+            should_retry=response.should_retry,
+            retry_delay=convert.optional_timedelta(response, "retry_delay"),
+            next_retry_at=convert.optional_datetime(response, "next_retry_at"),
+            remaining_retries=response.remaining_retries,
+            moved_to_dead_letter=response.moved_to_dead_letter,
+            dead_letter_id=response.dead_letter_id,
+            job=convert.optional_job(response),
+        )
+
+    def move_to_dead_letter(self, job_id: str, reason: str, *, timeout: float | None = None) -> DeadLetterEntry:
+        """Send a waiting, active or failed job to the dead-letter queue now."""
+        request = pb.MoveToDeadLetterRequest(job_id=job_id, reason=reason)
+        return convert.dead_letter_entry(self.connection.unary(self.stub.MoveToDeadLetter, request, timeout).entry)
+
+    # Reads
+
+    def get_job(self, job_id: str, *, timeout: float | None = None) -> JobDetails:
+        """A job with its error history and retry log."""
+        response = self.connection.unary(self.stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout)
+        return JobDetails(
+            job=convert.job(response.job),
+            error_history=tuple(convert.job_error(error) for error in response.error_history),
+            retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+        )
+
+    # A run of another queue system, reported as it happens
+
+    @contextmanager
+    def track(
+        self,
+        job_id: str,
+        *,
+        queue_name: str,
+        job_name: str,
+        job_data: Mapping[str, Any] | None = None,
+        worker_id: str = "",
+    ) -> Iterator[TrackedRun]:
+        """Report a run: start on entry, completion on a normal exit, failure on an exception.
+
+        The exception is re-raised after the failure report. Set `run.result` inside the block
+        to report a result with the completion.
+
+            with client.track(job.id, queue_name="emails", job_name="send", job_data=job.data) as run:
+                run.result = send(job.data)
+        """
+        started = self.track_start(
+            job_id, queue_name=queue_name, job_name=job_name, job_data=job_data, worker_id=worker_id
+        )
+        run = TrackedRun(self, started.job, started.created)
+        began = time.monotonic()
+        try:
+            yield run
+        except Exception as error:
+            try:
+                self.track_failure(run.job_id, run.attempt_number, error)
+            except JobQueueError as report_error:
+                error.add_note(f"reporting this failure to the job service failed too: {report_error!r}")
+            raise
+        self.track_completion(
+            run.job_id,
+            run.attempt_number,
+            result=run.result,
+            processing_duration=timedelta(seconds=time.monotonic() - began),
+        )
+

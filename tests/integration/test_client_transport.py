@@ -1,0 +1,152 @@
+"""The client's transport options: gRPC-native retries on UNAVAILABLE, deadlines, TLS and mutual TLS."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent import futures
+
+import grpc
+import pytest
+from jobqueue import DeadlineExceeded, JobClient, NotFound, TlsConfig, Unauthenticated, Unavailable
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_service_pb2 as pb
+
+from queue_service.api.server import QueueServer
+from queue_service.clock import FakeClock
+from queue_service.config import TlsFiles
+from tests.certificates import CertificateAuthority
+from tests.conftest import WORKER_TOKEN, auth_tokens, make_config
+
+
+@pytest.fixture
+def flaky_server():
+    """A JobService that answers UNAVAILABLE for its first `failures` calls of each method."""
+    calls: Counter[str] = Counter()
+    failures = 2
+
+    def method(name, response, delay=0.0):
+        def behavior(request, context):
+            calls[name] += 1
+            if delay:
+                time.sleep(delay)
+            if calls[name] <= failures:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior, request_deserializer=lambda b: b, response_serializer=lambda m: m.SerializeToString()
+        )
+
+    handlers = {
+        "GetJob": method("GetJob", pb.GetJobResponse(job=job_pb2.Job(job_id="j1", queue_name="q", state=1))),
+        "LeaseJobs": method("LeaseJobs", pb.LeaseJobsResponse()),
+        "TrackStart": method("TrackStart", pb.TrackStartResponse(job=job_pb2.Job(job_id="j1"))),
+        "HeartbeatJob": method("HeartbeatJob", pb.HeartbeatJobResponse(), delay=1.0),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("jobqueue.v1.JobService", handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}", calls
+    server.stop(0)
+
+
+def test_idempotent_calls_are_retried_by_grpc_on_unavailable(flaky_server):
+    target, calls = flaky_server
+    with JobClient(target, timeout=10) as client:
+        assert client.get_job("j1").job.job_id == "j1"
+        assert calls["GetJob"] == 3  # two UNAVAILABLE, then the answer
+
+        # Leasing or starting twice would take a second run: never repeated.
+        with pytest.raises(Unavailable) as raised:
+            client.lease("q")
+        assert raised.value.message == "restarting"
+        assert calls["LeaseJobs"] == 1
+        with pytest.raises(Unavailable):
+            client.track_start("j1", queue_name="q", job_name="n")
+        assert calls["TrackStart"] == 1
+
+
+def test_retries_can_be_turned_off(flaky_server):
+    target, calls = flaky_server
+    with JobClient(target, timeout=10, retry=False) as client:
+        with pytest.raises(Unavailable):
+            client.get_job("j1")
+    assert calls["GetJob"] == 1
+
+
+def test_deadlines(flaky_server):
+    target, _ = flaky_server
+    with JobClient(target, timeout=0.2, retry=False) as client:
+        with pytest.raises(DeadlineExceeded):
+            client.heartbeat("j1", 1)
+        with pytest.raises(DeadlineExceeded):
+            client.heartbeat("j1", 1, timeout=0.1)
+
+
+def test_unreachable_server_is_unavailable_after_retries():
+    began = time.monotonic()
+    with JobClient("127.0.0.1:1", timeout=10) as client:
+        with pytest.raises(Unavailable):
+            client.get_job("j1")
+    assert time.monotonic() - began < 10
+
+
+# TLS through TlsConfig, with the token as call credentials
+
+
+@pytest.fixture
+def pki(tmp_path):
+    ca = CertificateAuthority(tmp_path)
+    return ca, ca.issue("queue server", server=True), ca.issue("billing worker", server=False)
+
+
+def test_tls_and_mutual_tls_with_a_token(database_url, pki, tmp_path):
+    ca, server_pair, client_pair = pki
+    tls = TlsFiles(str(server_pair.certificate), str(server_pair.key), str(ca.pair.certificate))
+    server = QueueServer(make_config(database_url, tls=tls, tokens=auth_tokens()), clock=FakeClock()).start()
+    target = f"localhost:{server.port}"
+    try:
+        mutual = TlsConfig.from_files(ca.pair.certificate, client_pair.certificate, client_pair.key)
+        with JobClient(target, token=WORKER_TOKEN, tls=mutual, timeout=10) as client:
+            with pytest.raises(NotFound):
+                client.get_job("absent")  # through TLS, the client certificate and the token
+        with JobClient(target, tls=mutual, timeout=10) as client:
+            with pytest.raises(Unauthenticated):
+                client.get_job("absent")
+        without_certificate = TlsConfig.from_files(ca.pair.certificate)
+        with JobClient(target, token=WORKER_TOKEN, tls=without_certificate, timeout=5, retry=False) as client:
+            with pytest.raises(Unavailable):
+                client.get_job("absent")
+        other_ca = CertificateAuthority(tmp_path, name="other CA")
+        with JobClient(target, token=WORKER_TOKEN, tls=TlsConfig.from_files(other_ca.pair.certificate), timeout=5, retry=False) as client:
+            with pytest.raises(Unavailable):
+                client.get_job("absent")
+    finally:
+        server.stop(0)
+
+
+def test_tls_server_name_override(database_url, pki):
+    ca = pki[0]
+    server_pair = ca.issue("internal server", server=True, hosts=("queue.internal",))
+    server = QueueServer(
+        make_config(database_url, tls=TlsFiles(str(server_pair.certificate), str(server_pair.key))), clock=FakeClock()
+    ).start()
+    try:
+        target = f"127.0.0.1:{server.port}"
+        with JobClient(target, tls=TlsConfig(ca.certificate_pem), timeout=5, retry=False) as client:
+            with pytest.raises(Unavailable):
+                client.get_job("absent")  # the certificate names queue.internal only
+        tls = TlsConfig(root_certificates=ca.certificate_pem, server_name="queue.internal")
+        with JobClient(target, tls=tls, timeout=10) as client:
+            with pytest.raises(NotFound):
+                client.get_job("absent")
+    finally:
+        server.stop(0)
+
+
+def test_tls_config_checks_its_parts():
+    with pytest.raises(ValueError, match="private key"):
+        TlsConfig(certificate_chain=b"cert")
+    assert "secret" not in repr(TlsConfig(certificate_chain=b"cert", private_key=b"secret"))
