@@ -190,7 +190,7 @@ def auth_tokens() -> TokenSet:
 @pytest.fixture
 def secured_service(database_url, clock) -> Iterator[RunningService]:
     """Like `service`, with authentication on; `channel`, `jobs` and `admin` carry no token."""
-    server = QueueServer(make_config(database_url, tokens=auth_tokens()), clock=clock).start()
+    server = QueueServer(make_config(database_url, tokens=auth_tokens()), clock=clock, sleep=clock.advance).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
         yield RunningService(

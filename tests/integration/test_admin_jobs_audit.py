@@ -6,6 +6,7 @@ from jobqueue.v1 import admin_service_pb2 as admin
 from jobqueue.v1 import job_pb2
 
 from queue_service.api.principal import ANONYMOUS, attach_principal, current_actor
+from tests.conftest import ADMIN_TOKEN
 from tests.integration.admin_helpers import bad_field, dead_letter, enqueue, fail_current, lease, rpc_error
 
 
@@ -164,3 +165,19 @@ def test_current_actor_reads_the_principal_attached_to_the_call():
     assert current_actor(context) == ANONYMOUS
     attach_principal(context, "ops-token")
     assert current_actor(context) == "ops-token"
+
+
+def test_audit_events_name_the_authenticated_token(secured_service):
+    service = secured_service
+    metadata = [("authorization", f"Bearer {ADMIN_TOKEN}")]
+    service.admin.PauseQueue(admin.PauseQueueRequest(queue_name="emails", allow_missing=True), metadata=metadata)
+    list(
+        service.admin.RetryDeadLetterJobs(
+            admin.RetryDeadLetterJobsRequest(filter=admin.DeadLetterFilter()), metadata=metadata
+        )
+    )
+    events = service.admin.ListAuditEvents(admin.ListAuditEventsRequest(), metadata=metadata).events
+    assert [(event.action, event.actor) for event in events] == [
+        ("RetryDeadLetterJobs", "admin"),
+        ("PauseQueue", "admin"),
+    ]
