@@ -1,10 +1,11 @@
 """Client library for the job retry and recovery service.
 
-    from jobqueue import JobClient, Worker
+    from jobqueue import AdminClient, JobClient, Worker
 
 Depends only on grpcio, protobuf and grpcio-status. The generated stubs are in jobqueue.v1.
 """
 
+from jobqueue.admin_client import AdminClient, Pager
 from jobqueue.connection import TlsConfig
 from jobqueue.errors import (
     Aborted,
@@ -26,32 +27,48 @@ from jobqueue.errors import (
 )
 from jobqueue.job_client import JobClient, TrackedRun
 from jobqueue.models import (
+    AuditEvent,
+    DeadLetterDetails,
     DeadLetterEntry,
+    DeadLetterRetry,
     DeathReason,
     EnqueueResult,
+    FailurePattern,
     FailureResult,
     Job,
     JobDetails,
     JobError,
     JobRequest,
     JobState,
+    Page,
+    Queue,
+    QueueStatistics,
+    RecoveryReport,
+    RecoveryRun,
     RecoveryStatus,
+    RedriveProgress,
     RetryDecision,
     RetryLogEntry,
     RetryPolicy,
     StartResult,
+    Statistics,
 )
 from jobqueue.worker import Worker
 
 __all__ = [
     "Aborted",
+    "AdminClient",
     "AlreadyExists",
+    "AuditEvent",
     "Cancelled",
+    "DeadLetterDetails",
     "DeadLetterEntry",
+    "DeadLetterRetry",
     "DeadlineExceeded",
     "DeathReason",
     "EnqueueResult",
     "FailedPrecondition",
+    "FailurePattern",
     "FailureResult",
     "Internal",
     "InvalidArgument",
@@ -64,14 +81,22 @@ __all__ = [
     "JobState",
     "NonRetryableError",
     "NotFound",
+    "Page",
+    "Pager",
     "PermissionDenied",
+    "Queue",
+    "QueueStatistics",
+    "RecoveryReport",
+    "RecoveryRun",
     "RecoveryStatus",
+    "RedriveProgress",
     "ResourceExhausted",
     "RetryAfterError",
     "RetryDecision",
     "RetryLogEntry",
     "RetryPolicy",
     "StartResult",
+    "Statistics",
     "TlsConfig",
     "TrackedRun",
     "Unauthenticated",

@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from jobqueue import models
+from jobqueue.v1 import admin_service_pb2 as admin_pb2
 from jobqueue.v1 import job_pb2
 
 E = TypeVar("E", bound=enum.Enum)
@@ -241,4 +242,126 @@ def dead_letter_entry(message: job_pb2.DeadLetterEntry) -> models.DeadLetterEntr
         resolution_reason=message.resolution_reason,
         resolved_by=message.resolved_by,
         resolved_at=optional_datetime(message, "resolved_at"),
+    )
+
+
+# Admin responses
+
+
+def dead_letter_summary(message: admin_pb2.DeadLetterSummary) -> models.DeadLetterSummary:
+    return models.DeadLetterSummary(
+        total_count=message.total_count,
+        pending_count=message.pending_count,
+        recovered_count=message.recovered_count,
+        permanently_failed_count=message.permanently_failed_count,
+    )
+
+
+def queue_statistics(message: admin_pb2.QueueStatistics) -> models.QueueStatistics:
+    return models.QueueStatistics(
+        queue_name=message.queue_name,
+        paused=message.paused,
+        waiting_count=message.waiting_count,
+        delayed_count=message.delayed_count,
+        active_count=message.active_count,
+        completed_count=message.completed_count,
+        failed_count=message.failed_count,
+        retryable_count=message.retryable_count,
+        dead_letter_count=message.dead_letter_count,
+        dead_letter_summary=dead_letter_summary(message.dead_letter_summary),
+    )
+
+
+def statistics(message: admin_pb2.GetStatisticsResponse) -> models.Statistics:
+    return models.Statistics(
+        queues=tuple(queue_statistics(queue) for queue in message.queues),
+        totals=queue_statistics(message.totals),
+        computed_at=optional_datetime(message, "computed_at"),
+    )
+
+
+def failure_pattern(message: admin_pb2.FailurePattern) -> models.FailurePattern:
+    return models.FailurePattern(
+        fingerprint=message.fingerprint,
+        error_type=message.error_type,
+        normalised_message=message.normalised_message,
+        count=message.count,
+        queue_names=tuple(message.queue_names),
+        first_seen_at=optional_datetime(message, "first_seen_at"),
+        last_seen_at=optional_datetime(message, "last_seen_at"),
+        sample=dead_letter_entry(message.sample) if message.HasField("sample") else None,
+        last_hour_count=message.last_hour_count,
+        last_day_count=message.last_day_count,
+    )
+
+
+def redrive_progress(message: admin_pb2.RetryDeadLetterJobsResponse) -> models.RedriveProgress:
+    return models.RedriveProgress(
+        matched_count=message.matched_count,
+        retried_count=message.retried_count,
+        skipped_count=message.skipped_count,
+        done=message.done,
+        sample=tuple(dead_letter_entry(entry) for entry in message.sample),
+        retried_ids=tuple(message.retried_ids),
+        skipped=tuple(models.RedriveSkip(skip.id, skip.reason) for skip in message.skipped),
+    )
+
+
+def queue(message: admin_pb2.Queue) -> models.Queue:
+    return models.Queue(
+        name=message.name,
+        paused=message.paused,
+        retry_policy=retry_policy(message.retry_policy) if message.HasField("retry_policy") else None,
+        effective_retry_policy=retry_policy(message.effective_retry_policy)
+        if message.HasField("effective_retry_policy")
+        else None,
+        delay_schedule=tuple(delay.ToTimedelta() for delay in message.delay_schedule),
+        created_at=optional_datetime(message, "created_at"),
+        updated_at=optional_datetime(message, "updated_at"),
+    )
+
+
+def recovery_run(message: admin_pb2.RecoveryRun) -> models.RecoveryRun:
+    counts = message.counts
+    return models.RecoveryRun(
+        id=message.id,
+        started_at=optional_datetime(message, "started_at"),
+        finished_at=optional_datetime(message, "finished_at"),
+        status=enum_value(models.RecoveryRunStatus, admin_pb2.RecoveryRun.Status, "STATUS_", message.status),
+        trigger=enum_value(models.RecoveryTrigger, admin_pb2.RecoveryRun.Trigger, "TRIGGER_", message.trigger),
+        node_id=message.node_id,
+        counts=models.RecoveryTaskCounts(
+            due_retries=counts.due_retries,
+            stalled_jobs=counts.stalled_jobs,
+            exhausted_jobs=counts.exhausted_jobs,
+            deleted_completed_jobs=counts.deleted_completed_jobs,
+            deleted_retry_log_rows=counts.deleted_retry_log_rows,
+            dead_letter_alerts=counts.dead_letter_alerts,
+        ),
+        error=message.error,
+    )
+
+
+def recovery_report(message: admin_pb2.GetRecoveryStatusResponse) -> models.RecoveryReport:
+    return models.RecoveryReport(
+        total_runs=message.total_runs,
+        successful_runs=message.successful_runs,
+        failed_runs=message.failed_runs,
+        last_run_at=optional_datetime(message, "last_run_at"),
+        last_run_duration=optional_timedelta(message, "last_run_duration"),
+        next_run_at=optional_datetime(message, "next_run_at"),
+        is_leader=message.is_leader,
+        recent_runs=tuple(recovery_run(run) for run in message.recent_runs),
+        next_page_token=message.next_page_token,
+    )
+
+
+def audit_event(message: admin_pb2.AuditEvent) -> models.AuditEvent:
+    return models.AuditEvent(
+        id=message.id,
+        actor=message.actor,
+        action=message.action,
+        target=message.target,
+        parameters=document(message.parameters),
+        created_at=optional_datetime(message, "created_at"),
     )

@@ -130,10 +130,21 @@ class Connection:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
-    def stream(self, method: Callable[..., Iterable[Response]], request: Any, timeout: float | None = None) -> Iterator[Response]:
-        """Call a server-streaming RPC and yield its responses; a failure raises the typed error."""
+    def stream(
+        self,
+        method: Callable[..., Iterable[Response]],
+        request: Any,
+        timeout: float | None = None,
+        *,
+        default_deadline: bool = True,
+    ) -> Iterator[Response]:
+        """Call a server-streaming RPC and yield its responses; a failure raises the typed error.
+
+        Without `default_deadline`, a None timeout means no deadline rather than the client's.
+        """
+        deadline = self.deadline(timeout) if default_deadline else timeout
         try:
-            yield from method(request, timeout=self.deadline(timeout), metadata=self._metadata)
+            yield from method(request, timeout=deadline, metadata=self._metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 

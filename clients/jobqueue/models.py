@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 JsonObject = dict[str, Any]
+T = TypeVar("T")
 
 
 class JobState(enum.StrEnum):
@@ -166,3 +167,165 @@ class JobDetails:
     job: Job
     error_history: tuple[JobError, ...] = field(default_factory=tuple)
     retry_log: tuple[RetryLogEntry, ...] = field(default_factory=tuple)
+    # Filled in by AdminClient.get_job_details only.
+    dead_letter_entry: DeadLetterEntry | None = None
+
+
+# Admin
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list call; pass next_page_token to get the next one (empty on the last page)."""
+
+    items: tuple[T, ...]
+    next_page_token: str = ""
+    # Matching rows over all pages, where the call reports it.
+    total_size: int | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetterSummary:
+    total_count: int = 0
+    pending_count: int = 0
+    recovered_count: int = 0
+    permanently_failed_count: int = 0
+
+
+@dataclass(frozen=True)
+class QueueStatistics:
+    queue_name: str
+    paused: bool
+    waiting_count: int
+    delayed_count: int
+    active_count: int
+    completed_count: int
+    failed_count: int
+    retryable_count: int
+    dead_letter_count: int
+    dead_letter_summary: DeadLetterSummary
+
+
+@dataclass(frozen=True)
+class Statistics:
+    queues: tuple[QueueStatistics, ...]
+    totals: QueueStatistics
+    computed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeadLetterDetails:
+    entry: DeadLetterEntry
+    # The job as it is now; None if it was deleted.
+    job: Job | None
+    retry_log: tuple[RetryLogEntry, ...]
+
+
+@dataclass(frozen=True)
+class DeadLetterRetry:
+    """A dead-letter entry sent back: the entry (RECOVERED) and its job (WAITING)."""
+
+    entry: DeadLetterEntry
+    job: Job
+
+
+@dataclass(frozen=True)
+class FailurePattern:
+    fingerprint: str
+    error_type: str
+    normalised_message: str
+    count: int
+    queue_names: tuple[str, ...]
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    sample: DeadLetterEntry | None
+    last_hour_count: int
+    last_day_count: int
+
+
+@dataclass(frozen=True)
+class RedriveSkip:
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RedriveProgress:
+    """One message of a bulk redrive; the last one has done = True."""
+
+    matched_count: int
+    retried_count: int
+    skipped_count: int
+    done: bool
+    sample: tuple[DeadLetterEntry, ...]
+    retried_ids: tuple[str, ...]
+    skipped: tuple[RedriveSkip, ...]
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    paused: bool
+    retry_policy: RetryPolicy | None
+    effective_retry_policy: RetryPolicy | None
+    delay_schedule: tuple[timedelta, ...]
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class RecoveryRunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RecoveryTrigger(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class RecoveryTaskCounts:
+    due_retries: int = 0
+    stalled_jobs: int = 0
+    exhausted_jobs: int = 0
+    deleted_completed_jobs: int = 0
+    deleted_retry_log_rows: int = 0
+    dead_letter_alerts: int = 0
+
+
+@dataclass(frozen=True)
+class RecoveryRun:
+    id: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    status: RecoveryRunStatus | None
+    trigger: RecoveryTrigger | None
+    node_id: str
+    counts: RecoveryTaskCounts
+    error: str
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """The recovery scheduler's totals, leadership, next run and recent runs."""
+
+    total_runs: int
+    successful_runs: int
+    failed_runs: int
+    last_run_at: datetime | None
+    last_run_duration: timedelta | None
+    next_run_at: datetime | None
+    is_leader: bool
+    recent_runs: tuple[RecoveryRun, ...]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    actor: str
+    action: str
+    target: str
+    parameters: JsonObject
+    created_at: datetime | None

@@ -1,0 +1,512 @@
+"""AdminClient: every AdminService RPC with Python types; list calls return page iterators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from jobqueue import _convert as convert
+from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, TlsConfig
+from jobqueue.models import (
+    AuditEvent,
+    DeadLetterDetails,
+    DeadLetterEntry,
+    DeadLetterRetry,
+    DeathReason,
+    FailurePattern,
+    Job,
+    JobDetails,
+    JobState,
+    Page,
+    Queue,
+    RecoveryReport,
+    RecoveryRun,
+    RecoveryStatus,
+    RedriveProgress,
+    RetryDecision,
+    RetryLogEntry,
+    RetryPolicy,
+    Statistics,
+)
+from jobqueue.v1 import admin_service_pb2 as pb
+from jobqueue.v1 import admin_service_pb2_grpc
+from jobqueue.v1 import job_pb2
+
+ADMIN_SERVICE = "jobqueue.v1.AdminService"
+# Reads, and writes that set a value (repeating them changes nothing more). Retrying, marking,
+# cleaning, redriving and triggering act again on each call, so they are never repeated.
+IDEMPOTENT_METHODS = {
+    ADMIN_SERVICE: (
+        "GetStatistics",
+        "ListDeadLetterJobs",
+        "GetDeadLetterJob",
+        "UpdateDeadLetterJob",
+        "ListFailurePatterns",
+        "ListJobs",
+        "GetJobDetails",
+        "ListRetryLog",
+        "ListQueues",
+        "GetQueue",
+        "UpdateQueuePolicy",
+        "PauseQueue",
+        "ResumeQueue",
+        "GetRecoveryStatus",
+        "ListAuditEvents",
+    )
+}
+
+T = TypeVar("T")
+
+
+class Pager(Generic[T]):
+    """The result of a list call: iterate it for every item over all pages, fetched as needed.
+
+    The first page is fetched at once, so errors surface at the call; `items`, `next_page_token`
+    and `total_size` describe that first page, and `pages()` yields page by page.
+    """
+
+    def __init__(self, fetch: Callable[[str], Page[T]], page_token: str = "") -> None:
+        self._fetch = fetch
+        self.first_page = fetch(page_token)
+
+    @property
+    def items(self) -> tuple[T, ...]:
+        return self.first_page.items
+
+    @property
+    def next_page_token(self) -> str:
+        return self.first_page.next_page_token
+
+    @property
+    def total_size(self) -> int | None:
+        return self.first_page.total_size
+
+    def pages(self) -> Iterator[Page[T]]:
+        page = self.first_page
+        yield page
+        while page.next_page_token:
+            page = self._fetch(page.next_page_token)
+            yield page
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.pages():
+            yield from page.items
+
+
+def dead_letter_filter(
+    *,
+    queue_name: str | None = None,
+    recovery_status: RecoveryStatus | str | None = None,
+    death_reason: DeathReason | str | None = None,
+    failure_reason_contains: str | None = None,
+    error_type: str | None = None,
+    fingerprint: str | None = None,
+    assigned_to: str | None = None,
+    dead_lettered_after: datetime | None = None,
+    dead_lettered_before: datetime | None = None,
+) -> pb.DeadLetterFilter:
+    return pb.DeadLetterFilter(
+        queue_name=queue_name or "",
+        recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
+        death_reason=convert.death_reason_number(death_reason),  # type: ignore[arg-type]
+        failure_reason_contains=failure_reason_contains or "",
+        error_type=error_type or "",
+        fingerprint=fingerprint or "",
+        assigned_to=assigned_to or "",
+        dead_lettered_after=convert.timestamp(dead_lettered_after),
+        dead_lettered_before=convert.timestamp(dead_lettered_before),
+    )
+
+
+class AdminClient:
+    """A client of AdminService; the options are those of JobClient. Needs an admin token."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        token: str | None = None,
+        tls: TlsConfig | bool | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        channel: grpc.Channel | None = None,
+        retry: bool = True,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.connection = Connection(
+            target,
+            token=token,
+            tls=tls,
+            timeout=timeout,
+            channel=channel,
+            retry=retry,
+            options=options,
+            idempotent_methods=IDEMPOTENT_METHODS,
+        )
+        self.stub = admin_service_pb2_grpc.AdminServiceStub(self.connection.channel)  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __repr__(self) -> str:
+        return f"AdminClient({self.connection.target!r})"
+
+    def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
+        return self.connection.unary(method, request, timeout)
+
+    # Statistics
+
+    def get_statistics(self, queue_names: Sequence[str] = (), *, timeout: float | None = None) -> Statistics:
+        """Job counts per queue and in total, with each queue's dead-letter summary."""
+        response = self._call(self.stub.GetStatistics, pb.GetStatisticsRequest(queue_names=list(queue_names)), timeout)
+        return convert.statistics(response)
+
+    # Dead-letter queue
+
+    def list_dead_letter_jobs(
+        self,
+        *,
+        queue_name: str | None = None,
+        recovery_status: RecoveryStatus | str | None = None,
+        death_reason: DeathReason | str | None = None,
+        failure_reason_contains: str | None = None,
+        error_type: str | None = None,
+        fingerprint: str | None = None,
+        assigned_to: str | None = None,
+        dead_lettered_after: datetime | None = None,
+        dead_lettered_before: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Pager[DeadLetterEntry]:
+        """Dead-letter entries, priority first then newest, without job_data and error history."""
+        selector = dead_letter_filter(
+            queue_name=queue_name,
+            recovery_status=recovery_status,
+            death_reason=death_reason,
+            failure_reason_contains=failure_reason_contains,
+            error_type=error_type,
+            fingerprint=fingerprint,
+            assigned_to=assigned_to,
+            dead_lettered_after=dead_lettered_after,
+            dead_lettered_before=dead_lettered_before,
+        )
+
+        def fetch(token: str) -> Page[DeadLetterEntry]:
+            request = pb.ListDeadLetterJobsRequest(filter=selector, page_size=page_size, page_token=token)
+            response = self._call(self.stub.ListDeadLetterJobs, request, timeout)
+            entries = tuple(convert.dead_letter_entry(entry) for entry in response.entries)
+            return Page(entries, response.next_page_token, response.total_size)
+
+        return Pager(fetch, page_token)
+
+    def get_dead_letter_job(self, id: str, *, timeout: float | None = None) -> DeadLetterDetails:
+        """One entry with its payload and error history, its job, and the job's retry log."""
+        response = self._call(self.stub.GetDeadLetterJob, pb.GetDeadLetterJobRequest(id=id), timeout)
+        return DeadLetterDetails(
+            entry=convert.dead_letter_entry(response.entry),
+            job=convert.optional_job(response),
+            retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+        )
+
+    def retry_dead_letter_job(
+        self, id: str, *, retry_policy: RetryPolicy | None = None, timeout: float | None = None
+    ) -> DeadLetterRetry:
+        """Send a PENDING entry's job back to its queue with a fresh retry budget."""
+        request = pb.RetryDeadLetterJobRequest(id=id, retry_policy=convert.retry_policy_message(retry_policy))
+        response = self._call(self.stub.RetryDeadLetterJob, request, timeout)
+        return DeadLetterRetry(entry=convert.dead_letter_entry(response.entry), job=convert.job(response.job))
+
+    def mark_permanently_failed(self, id: str, reason: str, *, timeout: float | None = None) -> DeadLetterEntry:
+        """Give up on a PENDING entry for good."""
+        request = pb.MarkPermanentlyFailedRequest(id=id, reason=reason)
+        return convert.dead_letter_entry(self._call(self.stub.MarkPermanentlyFailed, request, timeout).entry)
+
+    def update_dead_letter_job(
+        self,
+        id: str,
+        *,
+        admin_notes: str | None = None,
+        assigned_to: str | None = None,
+        priority: int | None = None,
+        timeout: float | None = None,
+    ) -> DeadLetterEntry:
+        """Change the triage fields given (an empty string clears a text field); the others stay."""
+        entry = job_pb2.DeadLetterEntry(id=id)
+        mask = []
+        if admin_notes is not None:
+            entry.admin_notes = admin_notes
+            mask.append("admin_notes")
+        if assigned_to is not None:
+            entry.assigned_to = assigned_to
+            mask.append("assigned_to")
+        if priority is not None:
+            entry.priority = priority
+            mask.append("priority")
+        if not mask:
+            raise ValueError("give at least one of admin_notes, assigned_to, priority")
+        request = pb.UpdateDeadLetterJobRequest(entry=entry, update_mask=field_mask_pb2.FieldMask(paths=mask))
+        return convert.dead_letter_entry(self._call(self.stub.UpdateDeadLetterJob, request, timeout).entry)
+
+    def list_failure_patterns(
+        self,
+        *,
+        queue_name: str | None = None,
+        recovery_status: RecoveryStatus | str | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Pager[FailurePattern]:
+        """Dead-letter entries grouped by error fingerprint, largest group first (PENDING by default)."""
+
+        def fetch(token: str) -> Page[FailurePattern]:
+            request = pb.ListFailurePatternsRequest(
+                queue_name=queue_name or "",
+                recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
+                page_size=page_size,
+                page_token=token,
+            )
+            response = self._call(self.stub.ListFailurePatterns, request, timeout)
+            patterns = tuple(convert.failure_pattern(pattern) for pattern in response.patterns)
+            return Page(patterns, response.next_page_token, response.total_size)
+
+        return Pager(fetch, page_token)
+
+    def retry_dead_letter_jobs(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        queue_name: str | None = None,
+        death_reason: DeathReason | str | None = None,
+        failure_reason_contains: str | None = None,
+        error_type: str | None = None,
+        fingerprint: str | None = None,
+        assigned_to: str | None = None,
+        dead_lettered_after: datetime | None = None,
+        dead_lettered_before: datetime | None = None,
+        dry_run: bool = False,
+        retry_policy: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+        max_jobs: int | None = None,
+        sample_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[RedriveProgress]:
+        """Bulk redrive: retry the PENDING entries listed by `ids`, or else matching the filters.
+
+        Yields progress as the server streams it; the last item has done = True. A dry run
+        changes nothing and its one message carries the matched count and a sample. There is
+        no deadline unless `timeout` is given, as a rate-limited redrive may take long.
+        """
+        request = pb.RetryDeadLetterJobsRequest(
+            dry_run=dry_run,
+            retry_policy=convert.retry_policy_message(retry_policy),
+            rate_limit=rate_limit or 0.0,
+            max_jobs=max_jobs or 0,
+            sample_size=sample_size or 0,
+        )
+        if ids is not None:
+            request.ids.ids.extend(ids)
+        else:
+            request.filter.CopyFrom(
+                dead_letter_filter(
+                    queue_name=queue_name,
+                    death_reason=death_reason,
+                    failure_reason_contains=failure_reason_contains,
+                    error_type=error_type,
+                    fingerprint=fingerprint,
+                    assigned_to=assigned_to,
+                    dead_lettered_after=dead_lettered_after,
+                    dead_lettered_before=dead_lettered_before,
+                )
+            )
+        responses = self.connection.stream(self.stub.RetryDeadLetterJobs, request, timeout, default_deadline=False)
+        for message in responses:
+            yield convert.redrive_progress(message)
+
+    # Jobs
+
+    def list_jobs(
+        self,
+        *,
+        queue_name: str | None = None,
+        state: JobState | str | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Pager[Job]:
+        """Jobs, most recently changed first, without job_data and result."""
+
+        def fetch(token: str) -> Page[Job]:
+            request = pb.ListJobsRequest(
+                queue_name=queue_name or "",
+                state=convert.job_state_number(state),  # type: ignore[arg-type]
+                page_size=page_size,
+                page_token=token,
+            )
+            response = self._call(self.stub.ListJobs, request, timeout)
+            return Page(tuple(convert.job(job) for job in response.jobs), response.next_page_token, response.total_size)
+
+        return Pager(fetch, page_token)
+
+    def get_job_details(self, job_id: str, *, timeout: float | None = None) -> JobDetails:
+        """A job with its error history, retry log and dead-letter entry."""
+        response = self._call(self.stub.GetJobDetails, pb.GetJobDetailsRequest(job_id=job_id), timeout)
+        return JobDetails(
+            job=convert.job(response.job),
+            error_history=tuple(convert.job_error(error) for error in response.error_history),
+            retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+            dead_letter_entry=convert.dead_letter_entry(response.dead_letter_entry)
+            if response.HasField("dead_letter_entry")
+            else None,
+        )
+
+    def list_retry_log(
+        self,
+        *,
+        job_id: str | None = None,
+        queue_name: str | None = None,
+        decision: RetryDecision | str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Pager[RetryLogEntry]:
+        """Retry decisions, newest first."""
+
+        def fetch(token: str) -> Page[RetryLogEntry]:
+            request = pb.ListRetryLogRequest(
+                job_id=job_id or "",
+                queue_name=queue_name or "",
+                decision=convert.retry_decision_number(decision),  # type: ignore[arg-type]
+                created_after=convert.timestamp(created_after),
+                created_before=convert.timestamp(created_before),
+                page_size=page_size,
+                page_token=token,
+            )
+            response = self._call(self.stub.ListRetryLog, request, timeout)
+            entries = tuple(convert.retry_log_entry(entry) for entry in response.entries)
+            return Page(entries, response.next_page_token)
+
+        return Pager(fetch, page_token)
+
+    # Queues
+
+    def list_queues(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None) -> Pager[Queue]:
+        """Known queues by name, with their policies and paused flags."""
+
+        def fetch(token: str) -> Page[Queue]:
+            request = pb.ListQueuesRequest(page_size=page_size, page_token=token)
+            response = self._call(self.stub.ListQueues, request, timeout)
+            return Page(tuple(convert.queue(queue) for queue in response.queues), response.next_page_token)
+
+        return Pager(fetch, page_token)
+
+    def get_queue(self, queue_name: str, *, timeout: float | None = None) -> Queue:
+        response = self._call(self.stub.GetQueue, pb.GetQueueRequest(queue_name=queue_name), timeout)
+        return convert.queue(response.queue)
+
+    def update_queue_policy(
+        self,
+        queue_name: str,
+        retry_policy: RetryPolicy | None = None,
+        *,
+        update_mask: Sequence[str] = (),
+        allow_missing: bool = False,
+        validate_only: bool = False,
+        timeout: float | None = None,
+    ) -> Queue:
+        """Set the queue's retry policy: the fields in `update_mask`, or the whole policy without one.
+
+        No policy and no mask clears it. `validate_only` previews the result without saving.
+        """
+        request = pb.UpdateQueuePolicyRequest(
+            queue_name=queue_name,
+            retry_policy=convert.retry_policy_message(retry_policy),
+            update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
+            allow_missing=allow_missing,
+            validate_only=validate_only,
+        )
+        return convert.queue(self._call(self.stub.UpdateQueuePolicy, request, timeout).queue)
+
+    def pause_queue(self, queue_name: str, *, allow_missing: bool = False, timeout: float | None = None) -> Queue:
+        """Stop leasing from the queue; enqueueing and tracking go on."""
+        request = pb.PauseQueueRequest(queue_name=queue_name, allow_missing=allow_missing)
+        return convert.queue(self._call(self.stub.PauseQueue, request, timeout).queue)
+
+    def resume_queue(self, queue_name: str, *, timeout: float | None = None) -> Queue:
+        request = pb.ResumeQueueRequest(queue_name=queue_name)
+        return convert.queue(self._call(self.stub.ResumeQueue, request, timeout).queue)
+
+    def clean_queue(
+        self,
+        queue_name: str,
+        state: JobState | str,
+        *,
+        grace: timedelta | None = None,
+        recovery_status: RecoveryStatus | str | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Delete the queue's jobs in `state` for longer than `grace`; returns how many."""
+        request = pb.CleanQueueRequest(
+            queue_name=queue_name,
+            state=convert.job_state_number(state),  # type: ignore[arg-type]
+            grace=convert.duration(grace),
+            recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
+        )
+        deleted: int = self._call(self.stub.CleanQueue, request, timeout).deleted_count
+        return deleted
+
+    # Recovery
+
+    def trigger_recovery(self, *, timeout: float | None = None) -> RecoveryRun:
+        """Run a recovery sweep now and return its summary."""
+        response = self._call(self.stub.TriggerRecovery, pb.TriggerRecoveryRequest(), timeout)
+        return convert.recovery_run(response.run)
+
+    def get_recovery_status(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> RecoveryReport:
+        """Recovery totals, leadership, next run, and one page of recent runs."""
+        request = pb.GetRecoveryStatusRequest(page_size=page_size, page_token=page_token)
+        return convert.recovery_report(self._call(self.stub.GetRecoveryStatus, request, timeout))
+
+    # Audit
+
+    def list_audit_events(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> Pager[AuditEvent]:
+        """Admin actions, newest first: who, what, on which target, with which parameters, when."""
+
+        def fetch(token: str) -> Page[AuditEvent]:
+            request = pb.ListAuditEventsRequest(
+                actor=actor or "",
+                action=action or "",
+                target=target or "",
+                created_after=convert.timestamp(created_after),
+                created_before=convert.timestamp(created_before),
+                page_size=page_size,
+                page_token=token,
+            )
+            response = self._call(self.stub.ListAuditEvents, request, timeout)
+            return Page(tuple(convert.audit_event(event) for event in response.events), response.next_page_token)
+
+        return Pager(fetch, page_token)
