@@ -125,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--service", default="", help="service name to check; empty means the whole server")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds before giving up (default 3)")
+    health_tls = health.add_argument_group("TLS", "for a server started with --tls-cert; plaintext without --tls-ca")
+    health_tls.add_argument("--tls-ca", default=env_str("QUEUE_HEALTH_TLS_CA", ""), help="PEM CA that signed the server certificate (env QUEUE_HEALTH_TLS_CA)")
+    health_tls.add_argument(
+        "--tls-server-name",
+        default=env_str("QUEUE_HEALTH_TLS_SERVER_NAME", ""),
+        help="name the server certificate must carry, when it is not the target host (env QUEUE_HEALTH_TLS_SERVER_NAME)",
+    )
+    health_tls.add_argument("--tls-cert", default=env_str("QUEUE_HEALTH_TLS_CERT", ""), help="client certificate for mutual TLS (env QUEUE_HEALTH_TLS_CERT)")
+    health_tls.add_argument("--tls-key", default=env_str("QUEUE_HEALTH_TLS_KEY", ""), help="client key for mutual TLS (env QUEUE_HEALTH_TLS_KEY)")
     return parser
 
 
@@ -200,10 +209,11 @@ def run_migrations(args: argparse.Namespace) -> int:
 
 
 def health(args: argparse.Namespace) -> int:
-    from queue_service.health_probe import probe
+    from queue_service.health_probe import ProbeTls, probe
 
     target = args.target or env_str("QUEUE_HEALTH_TARGET", f"127.0.0.1:{env_int('QUEUE_PORT', DEFAULT_PORT)}")
-    serving, status = probe(target, service=args.service, timeout=args.timeout)
+    tls = ProbeTls.load(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name) if args.tls_ca else None
+    serving, status = probe(target, service=args.service, timeout=args.timeout, tls=tls)
     print(f"{target}: {status}", file=sys.stdout if serving else sys.stderr)
     return 0 if serving else 1
 

@@ -123,6 +123,8 @@ class ProcessGroup:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        if self.config.tls:
+            self.config.tls.read()  # an unreadable file is a ConfigError here, before any child starts
         if self.config.should_migrate:
             database = Database(self.config.database_url)
             try:

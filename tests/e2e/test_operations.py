@@ -17,7 +17,10 @@ import pytest
 from jobqueue.v1 import job_service_pb2 as pb
 from jobqueue.v1 import job_service_pb2_grpc
 
-from tests.conftest import WORKER_TOKEN
+from queue_service.api.server import QueueServer
+from queue_service.config import TlsFiles
+from tests.certificates import CertificateAuthority
+from tests.conftest import WORKER_TOKEN, make_config
 from tests.integration.test_metrics import free_port, scrape
 
 QUEUE_SERVICE = str(Path(sys.executable).parent / "queue-service")
@@ -226,3 +229,24 @@ def test_metrics_port_in_use_exits_non_zero_with_a_message(tmp_path, port_in_use
     result = run_cli("serve", "--port", "0", "--metrics-port", port_in_use, "--database-url", sqlite_url(tmp_path))
     assert result.returncode == 2
     assert "--metrics-port" in result.stderr
+
+
+def test_health_over_mutual_tls(database_url, tmp_path):
+    ca = CertificateAuthority(tmp_path)
+    server_pair, client_pair = ca.issue("queue server", server=True), ca.issue("probe", server=False)
+    tls = TlsFiles(str(server_pair.certificate), str(server_pair.key), str(ca.pair.certificate))
+    server = QueueServer(make_config(database_url, tls=tls)).start()
+    try:
+        target = f"localhost:{server.port}"
+        plain = run_cli("health", "--target", target, "--timeout", "2")
+        assert plain.returncode != 0
+        without_client_certificate = run_cli("health", "--target", target, "--timeout", "2", "--tls-ca", str(ca.pair.certificate))
+        assert without_client_certificate.returncode != 0
+        mutual = run_cli(
+            "health", "--target", f"127.0.0.1:{server.port}", "--tls-server-name", "localhost",
+            "--tls-ca", str(ca.pair.certificate),
+            "--tls-cert", str(client_pair.certificate), "--tls-key", str(client_pair.key),
+        )
+        assert mutual.returncode == 0, mutual.stderr
+    finally:
+        server.stop(0)

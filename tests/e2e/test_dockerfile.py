@@ -1,0 +1,113 @@
+"""The Dockerfile without a Docker engine: its COPY and pip install steps in a fresh venv, then its CMD and HEALTHCHECK.
+
+The steps are read from the Dockerfile itself, so the test and the image cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.test_metrics import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def exec_form(arguments: str) -> list[str]:
+    return json.loads(arguments)
+
+
+def test_dockerfile_basics():
+    steps = instructions()
+    keywords = [keyword for keyword, _ in steps]
+    assert steps[0][0] == "FROM" and re.fullmatch(r"python:3\.11-slim(-\w+)?", steps[0][1])
+    assert "USER" in keywords and dict(steps)["USER"] not in ("root", "0")
+    assert "50051" in dict(steps)["EXPOSE"].split()
+    assert dict(steps)["VOLUME"]
+    assert exec_form(dict(steps)["HEALTHCHECK"].split("CMD", 1)[1])[:2] == ["queue-service", "health"]
+    assert (ROOT / ".dockerignore").exists()
+
+
+@pytest.mark.slow
+def test_image_steps_install_and_serve_in_a_fresh_venv(tmp_path):
+    steps = instructions()
+    source = tmp_path / "src"
+    source.mkdir()
+    workdir = None
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("QUEUE_", "VIRTUAL_ENV"))}
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+    installed = False
+    for keyword, arguments in steps:
+        if keyword == "WORKDIR":
+            workdir = arguments
+        elif keyword == "COPY" and workdir == "/src":
+            *sources, destination = shlex.split(arguments)
+            target = source / destination
+            for name in sources:
+                origin = ROOT / name
+                if origin.is_dir():
+                    shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+                elif destination.endswith("/"):
+                    target.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(origin, target / origin.name)
+                else:
+                    shutil.copy(origin, target)
+        elif keyword == "RUN" and "pip install" in arguments:
+            install = arguments.split("&&")[0].strip()
+            result = subprocess.run(install, shell=True, cwd=source, env=env, capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, result.stderr[-3000:]
+            installed = True
+        elif keyword == "ENV":
+            for assignment in shlex.split(arguments):
+                key, _, value = assignment.partition("=")
+                env[key] = value
+    assert installed, "the Dockerfile has no pip install step"
+
+    # The image's own settings, pointed at this test's directory and loopback ports.
+    port = free_port()
+    env.update(
+        QUEUE_DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'jobqueue.sqlite3'}",
+        QUEUE_PORT=str(port),
+        QUEUE_METRICS_PORT=str(free_port()),
+        QUEUE_ADMIN_TOKEN=ADMIN_TOKEN,
+    )
+    healthcheck = exec_form(dict(steps)["HEALTHCHECK"].split("CMD", 1)[1])
+    command = [part.replace("0.0.0.0", "127.0.0.1") for part in exec_form(dict(steps)["CMD"])]
+    env["QUEUE_HOST"] = "127.0.0.1"
+
+    before = subprocess.run(healthcheck, env=env, capture_output=True, text=True, timeout=30)
+    assert before.returncode != 0
+    server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening on" in server.stdout.readline()
+        during = subprocess.run(healthcheck, env=env, capture_output=True, text=True, timeout=30)
+        assert during.returncode == 0, during.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    assert server.returncode == 0
+    assert (tmp_path / "data" / "jobqueue.sqlite3").exists()
