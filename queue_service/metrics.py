@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from queue_service.config import ConfigError
 from queue_service.core.events import JobEvent
+from queue_service.core.queues import QueueManager
 
 logger = logging.getLogger(__name__)
 
@@ -89,30 +89,31 @@ class ServiceMetrics:
             self.sweep_last_success.set(time.time())
 
 
-# Known queue names, (queue, state, due, count) rows and {queue: pending} from the store.
-QueueCounts = tuple[list[str], list[tuple[str, str, bool, int]], dict[str, int]]
+# {queue: {gauge: value}} with gauges ready, delayed, active, failed, dead_letter_pending.
+QueueGauges = dict[str, dict[str, int]]
+JOB_GAUGES = ("ready", "delayed", "active", "failed")
 
 
 class QueueGaugeCollector(Collector):
-    """Per-queue gauges from one grouped query over unfinished jobs, cached for `ttl` seconds.
+    """Per-queue gauges from the queue statistics, cached for `ttl` seconds.
 
-    A scrape never counts completed history, and a burst of scrapes (several Prometheus
-    servers, a dashboard) costs one query per `ttl`.
+    The statistics come from trigger-kept counters, not from counting jobs, and a burst of
+    scrapes (several Prometheus servers, a dashboard) still costs one read per `ttl`.
     """
 
-    def __init__(self, read_counts: Callable[[], QueueCounts], ttl: float = 5.0) -> None:
-        self.read_counts = read_counts
+    def __init__(self, read_gauges: Callable[[], QueueGauges], ttl: float = 5.0) -> None:
+        self.read_gauges = read_gauges
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._cached: QueueCounts | None = None
+        self._cached: QueueGauges | None = None
         self._read_at = float("-inf")
         self._failing = False
 
-    def _counts(self) -> QueueCounts | None:
+    def _gauges(self) -> QueueGauges | None:
         with self._lock:
             if time.monotonic() - self._read_at >= self.ttl:
                 try:
-                    self._cached = self.read_counts()
+                    self._cached = self.read_gauges()
                     self._failing = False
                 except Exception as error:  # noqa: BLE001 - a scrape must not fail because the database did
                     if not self._failing:
@@ -122,43 +123,43 @@ class QueueGaugeCollector(Collector):
             return self._cached
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        counts = self._counts()
+        gauges = self._gauges()
         up = GaugeMetricFamily(f"{NAMESPACE}_queue_gauges_up", "1 when the last read of the queue gauges succeeded.")
-        up.add_metric([], 0 if counts is None else 1)
+        up.add_metric([], 0 if gauges is None else 1)
         yield up
-        if counts is None:
+        if gauges is None:
             return
-        names, rows, pending = counts
         jobs = GaugeMetricFamily(
             f"{NAMESPACE}_queue_jobs",
             "Unfinished jobs per queue: ready (waiting, due), delayed (waiting, scheduled later), "
             "active, failed (waiting for a retry).",
             labels=["queue", "state"],
         )
-        values: dict[tuple[str, str], int] = {}
-        queues = set(names) | set(pending)
-        for queue, state, due, count in rows:
-            queues.add(queue)
-            gauge = {"waiting": "ready" if due else "delayed"}.get(state, state)
-            values[(queue, gauge)] = values.get((queue, gauge), 0) + count
-        for queue in sorted(queues):
-            for gauge in ("ready", "delayed", "active", "failed"):
-                jobs.add_metric([queue, gauge], values.get((queue, gauge), 0))
-        yield jobs
         dlq = GaugeMetricFamily(
             f"{NAMESPACE}_dead_letter_pending", "Dead-letter entries waiting for triage, per queue.", labels=["queue"]
         )
-        for queue in sorted(queues):
-            dlq.add_metric([queue], pending.get(queue, 0))
+        for queue in sorted(gauges):
+            for gauge in JOB_GAUGES:
+                jobs.add_metric([queue, gauge], gauges[queue].get(gauge, 0))
+            dlq.add_metric([queue], gauges[queue].get("dead_letter_pending", 0))
+        yield jobs
         yield dlq
 
 
-def database_counts(database, now: Callable[[], datetime]) -> Callable[[], QueueCounts]:
-    """The QueueGaugeCollector's reader over a queue_service Database."""
+def statistics_gauges(queues: QueueManager) -> Callable[[], QueueGauges]:
+    """The QueueGaugeCollector's reader over the admin statistics (the same numbers as GetStatistics)."""
 
-    def read() -> QueueCounts:
-        with database.transaction() as repo:
-            return repo.queue_names(), repo.live_job_counts(now()), repo.pending_dead_letter_counts()
+    def read() -> QueueGauges:
+        return {
+            item.queue_name: {
+                "ready": item.waiting,
+                "delayed": item.delayed,
+                "active": item.active,
+                "failed": item.failed,
+                "dead_letter_pending": item.dead_letters_pending,
+            }
+            for item in queues.statistics().queues
+        }
 
     return read
 

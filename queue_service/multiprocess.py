@@ -206,15 +206,16 @@ class ProcessGroup:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         from queue_service.clock import SystemClock
-        from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, database_counts
+        from queue_service.core.jobs import JobManager
+        from queue_service.core.queues import QueueManager
+        from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, statistics_gauges
         from queue_service.store.database import Database
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=metrics_dir)
         self.metrics_database = Database(self.config.database_url, pool_size=1, max_overflow=1)
-        registry.register(
-            QueueGaugeCollector(database_counts(self.metrics_database, SystemClock().now), ttl=self.config.queue_gauge_ttl)
-        )
+        queues = QueueManager(JobManager(self.metrics_database, SystemClock(), self.config.lifecycle))
+        registry.register(QueueGaugeCollector(statistics_gauges(queues), ttl=self.config.queue_gauge_ttl))
         return MetricsEndpoint(registry, self.config.host, self.config.metrics_port)
 
     def _supervise(self) -> int:

@@ -26,7 +26,7 @@ from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
 from queue_service.core.queues import QueueManager
-from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, ServiceMetrics, database_counts
+from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, ServiceMetrics, statistics_gauges
 from queue_service.store import migrate
 from queue_service.store.database import Database
 
@@ -104,7 +104,7 @@ class QueueServer:
         ProcessCollector(registry=self.metrics_registry)
         PlatformCollector(registry=self.metrics_registry)
         self.metrics_registry.register(
-            QueueGaugeCollector(database_counts(self.database, self.clock.now), ttl=self.config.queue_gauge_ttl)
+            QueueGaugeCollector(statistics_gauges(self.queues), ttl=self.config.queue_gauge_ttl)
         )
         try:
             return MetricsEndpoint(self.metrics_registry, self.config.host, self.config.metrics_port)

@@ -365,26 +365,3 @@ class Repository:
     def count_jobs(self, **filters: Any) -> int:
         conditions = [getattr(queue_jobs.c, name) == value for name, value in filters.items()]
         return self.connection.execute(select(func.count()).select_from(queue_jobs).where(and_(*conditions))).scalar_one()
-
-    # Gauges
-
-    def queue_names(self) -> list[str]:
-        return list(self.connection.execute(select(queues.c.name).order_by(queues.c.name)).scalars())
-
-    def live_job_counts(self, now: datetime) -> list[tuple[str, str, bool, int]]:
-        """(queue, state, due, count) over unfinished jobs only, so completed history never adds to the cost."""
-        due = (queue_jobs.c.run_at <= now).label("due")
-        statement = (
-            select(queue_jobs.c.queue_name, queue_jobs.c.state, due, func.count())
-            .where(queue_jobs.c.state.in_([JobState.WAITING.value, JobState.ACTIVE.value, JobState.FAILED.value]))
-            .group_by(queue_jobs.c.queue_name, queue_jobs.c.state, due)
-        )
-        return [(row[0], row[1], bool(row[2]), row[3]) for row in self.connection.execute(statement)]
-
-    def pending_dead_letter_counts(self) -> dict[str, int]:
-        statement = (
-            select(dead_letter_queue.c.queue_name, func.count())
-            .where(dead_letter_queue.c.recovery_status == RecoveryStatus.PENDING.value)
-            .group_by(dead_letter_queue.c.queue_name)
-        )
-        return {row[0]: row[1] for row in self.connection.execute(statement)}

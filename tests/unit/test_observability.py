@@ -54,7 +54,7 @@ def gauge_values(collector) -> dict:
 
 def test_queue_gauges_are_read_once_per_ttl_and_report_failures():
     reads = []
-    result = (["emails", "idle"], [("emails", "waiting", True, 3), ("emails", "waiting", False, 2)], {"emails": 1})
+    result = {"emails": {"ready": 3, "delayed": 2, "dead_letter_pending": 1}, "idle": {}}
 
     def read():
         reads.append(1)
