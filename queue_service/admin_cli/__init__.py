@@ -1,0 +1,1 @@
+"""`queue-admin`: the operator's command line, built on jobqueue.AdminClient."""

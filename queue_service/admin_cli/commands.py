@@ -1,0 +1,531 @@
+"""One function per `queue-admin` command: call the AdminClient, then print a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from jobqueue import AdminClient, DeadLetterEntry, Pager, RetryPolicy
+from jobqueue.models import Queue, QueueStatistics
+
+from queue_service.admin_cli import render
+
+MAX_PAGE_SIZE = 1000
+
+
+class Output:
+    """Where and how a command prints: a table for people, or JSON with --json."""
+
+    def __init__(self, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.as_json = as_json
+        self.out = out
+        self.err = err
+
+    def json(self, value: Any) -> None:
+        render.print_json(value, self.out)
+
+    def line(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+
+def first(pager_for_page_size, limit: int) -> tuple[list, Pager]:
+    """Up to `limit` items (0: all of them) from a list call, fetching pages as needed."""
+    pager = pager_for_page_size(min(limit, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE)
+    items = list(itertools.islice(pager, limit) if limit else pager)
+    return items, pager
+
+
+def footer(output: Output, shown: int, pager: Pager, limit: int) -> None:
+    total = pager.total_size
+    if total is not None and total > shown:
+        output.line(f"\n{shown} of {total} shown; raise --limit (0 for all) to see more")
+    elif total is None and limit and shown == limit:
+        output.line(f"\nfirst {shown} shown; raise --limit (0 for all) to see more")
+
+
+def policy_from(args: argparse.Namespace) -> tuple[RetryPolicy | None, list[str]]:
+    """The retry policy given by --max-retries/--retry-delays/--max-delay/--jitter, and their field names."""
+    given = {
+        "max_retries": args.max_retries,
+        "retry_delays": args.retry_delays,
+        "max_delay": args.max_delay,
+        "jitter": args.jitter,
+    }
+    mask = [name for name, value in given.items() if value is not None]
+    if not mask:
+        return None, []
+    return RetryPolicy(
+        max_retries=args.max_retries,
+        retry_delays=args.retry_delays or (),
+        max_delay=args.max_delay,
+        jitter=args.jitter,
+    ), mask
+
+
+def policy_text(policy: RetryPolicy | None) -> str:
+    if policy is None:
+        return "-"
+    parts = []
+    if policy.max_retries is not None:
+        parts.append(f"max_retries={policy.max_retries}")
+    if policy.retry_delays:
+        parts.append("retry_delays=" + ",".join(render.span(delay) for delay in policy.retry_delays))
+    if policy.max_delay is not None:
+        parts.append(f"max_delay={render.span(policy.max_delay)}")
+    if policy.jitter is not None:
+        parts.append(f"jitter={policy.jitter:g}")
+    return " ".join(parts) or "-"
+
+
+# Statistics
+
+
+def stats(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    statistics = client.get_statistics(args.queues)
+    if output.as_json:
+        output.json(statistics)
+        return 0
+
+    def row(queue: QueueStatistics, name: str) -> list[Any]:
+        summary = queue.dead_letter_summary
+        return [
+            name,
+            "paused" if queue.paused else "",
+            queue.waiting_count,
+            queue.delayed_count,
+            queue.active_count,
+            queue.completed_count,
+            queue.failed_count,
+            queue.retryable_count,
+            queue.dead_letter_count,
+            summary.pending_count,
+            summary.recovered_count,
+            summary.permanently_failed_count,
+        ]
+
+    headers = ["QUEUE", "STATUS", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "RETRYABLE", "DEAD",
+               "DLQ PENDING", "DLQ RECOVERED", "DLQ GAVE UP"]
+    rows = [row(queue, queue.queue_name) for queue in statistics.queues]
+    if len(rows) != 1:
+        rows.append(row(statistics.totals, "(all)"))
+    render.table(headers, rows, output.out)
+    return 0
+
+
+# Dead-letter queue
+
+
+def dead_letter_filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "queue_name": args.queue,
+        "death_reason": args.death_reason,
+        "failure_reason_contains": args.reason_contains,
+        "error_type": args.error_type,
+        "fingerprint": args.fingerprint,
+        "assigned_to": args.assigned_to,
+        "dead_lettered_after": args.since,
+        "dead_lettered_before": args.until,
+    }
+
+
+def entry_rows(entries: Iterable[DeadLetterEntry]) -> list[list[Any]]:
+    return [
+        [
+            entry.id,
+            entry.queue_name,
+            entry.job_id,
+            entry.error_type,
+            render.shorten(entry.failure_reason, 40),
+            entry.total_attempts,
+            entry.recovery_status,
+            entry.priority,
+            entry.assigned_to,
+            entry.dead_lettered_at,
+        ]
+        for entry in entries
+    ]
+
+
+ENTRY_HEADERS = ["ID", "QUEUE", "JOB", "ERROR TYPE", "FAILURE", "ATTEMPTS", "STATUS", "PRIORITY", "ASSIGNED", "DEAD SINCE"]
+
+
+def dlq_list(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    entries, pager = first(
+        lambda size: client.list_dead_letter_jobs(
+            recovery_status=args.status, page_size=size, **dead_letter_filters(args)
+        ),
+        args.limit,
+    )
+    if output.as_json:
+        output.json(entries)
+        return 0
+    if not entries:
+        output.line("no dead-letter entries match")
+        return 0
+    render.table(ENTRY_HEADERS, entry_rows(entries), output.out)
+    footer(output, len(entries), pager, args.limit)
+    return 0
+
+
+def dlq_show(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    details = client.get_dead_letter_job(args.id)
+    if output.as_json:
+        output.json(details)
+        return 0
+    entry = details.entry
+    render.fields(
+        [
+            ("id", entry.id),
+            ("job", f"{entry.job_id} ({entry.job_name} in {entry.queue_name})"),
+            ("status", entry.recovery_status),
+            ("death reason", entry.death_reason),
+            ("error", f"{entry.error_type}: {entry.failure_reason}" if entry.error_type else entry.failure_reason),
+            ("attempts", entry.total_attempts),
+            ("recovery attempts", entry.recovery_attempts),
+            ("priority", entry.priority),
+            ("assigned to", entry.assigned_to),
+            ("notes", entry.admin_notes),
+            ("fingerprint", entry.fingerprint),
+            ("dead since", entry.dead_lettered_at),
+            ("first dead at", entry.created_at),
+            ("resolved", f"{render.when(entry.resolved_at)} by {entry.resolved_by}" if entry.resolved_by else None),
+            ("resolution", entry.resolution_reason),
+            ("job state", details.job.state if details.job else "deleted"),
+            ("job data", render.jsonable(entry.job_data)),
+        ],
+        output.out,
+    )
+    render.heading(f"Errors ({len(entry.error_history)})", output.out)
+    render.table(
+        ["ATTEMPT", "AT", "TYPE", "MESSAGE"],
+        [[error.attempt_number, error.occurred_at, error.type, error.message] for error in entry.error_history],
+        output.out,
+    )
+    last_trace = next((error.details for error in reversed(entry.error_history) if error.details), "")
+    if last_trace:
+        render.heading("Last error details", output.out)
+        output.line(last_trace.rstrip())
+    render.heading(f"Retry log ({len(details.retry_log)})", output.out)
+    render.table(
+        ["ATTEMPT", "AT", "DECISION", "DELAY", "REASON"],
+        [[row.attempt_number, row.created_at, row.decision, row.retry_delay, row.death_reason] for row in details.retry_log],
+        output.out,
+    )
+    return 0
+
+
+def dlq_retry(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    policy, _ = policy_from(args)
+    outcome = client.retry_dead_letter_job(args.id, retry_policy=policy)
+    if output.as_json:
+        output.json(outcome)
+        return 0
+    output.line(
+        f"entry {outcome.entry.id} recovered (recovery attempt {outcome.entry.recovery_attempts}); "
+        f"job {outcome.job.job_id} is {outcome.job.state.value} in {outcome.job.queue_name}"
+    )
+    return 0
+
+
+def dlq_mark_failed(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    entry = client.mark_permanently_failed(args.id, args.reason)
+    if output.as_json:
+        output.json(entry)
+        return 0
+    output.line(f"entry {entry.id} marked permanently failed: {entry.resolution_reason}")
+    return 0
+
+
+def dlq_update(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    if args.notes is None and args.assign_to is None and args.priority is None:
+        raise UsageError("give at least one of --notes, --assign-to, --priority")
+    entry = client.update_dead_letter_job(
+        args.id, admin_notes=args.notes, assigned_to=args.assign_to, priority=args.priority
+    )
+    if output.as_json:
+        output.json(entry)
+        return 0
+    render.fields(
+        [("id", entry.id), ("notes", entry.admin_notes), ("assigned to", entry.assigned_to), ("priority", entry.priority)],
+        output.out,
+    )
+    return 0
+
+
+# Failure patterns
+
+
+def patterns(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    found, pager = first(
+        lambda size: client.list_failure_patterns(queue_name=args.queue, recovery_status=args.status, page_size=size),
+        args.limit,
+    )
+    if output.as_json:
+        output.json(found)
+        return 0
+    if not found:
+        output.line("no failure patterns")
+        return 0
+    render.table(
+        ["FINGERPRINT", "COUNT", "LAST HOUR", "LAST DAY", "ERROR TYPE", "MESSAGE", "QUEUES", "FIRST SEEN", "LAST SEEN"],
+        [
+            [
+                pattern.fingerprint,
+                pattern.count,
+                pattern.last_hour_count,
+                pattern.last_day_count,
+                pattern.error_type,
+                render.shorten(pattern.normalised_message, 50),
+                pattern.queue_names,
+                pattern.first_seen_at,
+                pattern.last_seen_at,
+            ]
+            for pattern in found
+        ],
+        output.out,
+    )
+    footer(output, len(found), pager, args.limit)
+    output.line("\nretry a group with: queue-admin redrive --fingerprint <FINGERPRINT> --dry-run")
+    return 0
+
+
+# Bulk redrive
+
+
+def redrive(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    policy, _ = policy_from(args)
+    selection = {"ids": args.ids} if args.ids else dead_letter_filters(args)
+    common = {"retry_policy": policy, "rate_limit": args.rate, "max_jobs": args.max_jobs}
+    if args.dry_run:
+        progress = list(client.retry_dead_letter_jobs(dry_run=True, sample_size=args.sample, **common, **selection))
+        final = progress[-1]
+        if output.as_json:
+            output.json(final)
+            return 0
+        output.line(f"dry run: {final.matched_count} pending entries would be retried; nothing changed")
+        if final.sample:
+            render.table(ENTRY_HEADERS, entry_rows(final.sample), output.out)
+        return 0
+    if not args.yes and sys.stdin.isatty():
+        (preview,) = list(client.retry_dead_letter_jobs(dry_run=True, sample_size=1, **common, **selection))[-1:]
+        answer = input(f"retry {preview.matched_count} dead-letter entries? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            output.err.write("nothing retried\n")
+            return 1
+    bar = render.ProgressBar(output.err)
+    final = None
+    skipped = []
+    for message in client.retry_dead_letter_jobs(**common, **selection):
+        skipped.extend(message.skipped)
+        final = message
+        bar.update(
+            message.retried_count + message.skipped_count,
+            message.matched_count,
+            f"{message.retried_count} retried, {message.skipped_count} skipped",
+            final=message.done,
+        )
+    if final is None:
+        raise RuntimeError("the server ended the redrive without a progress message")
+    if output.as_json:
+        output.json(
+            {
+                "matched_count": final.matched_count,
+                "retried_count": final.retried_count,
+                "skipped_count": final.skipped_count,
+                "skipped": skipped,
+                "done": final.done,
+            }
+        )
+        return 0
+    output.line(f"{final.retried_count} retried, {final.skipped_count} skipped of {final.matched_count} matched")
+    for skip in skipped:
+        output.line(f"  skipped {skip.id}: {skip.reason}")
+    return 0
+
+
+# Queues
+
+
+def queue_fields(queue: Queue, output: Output) -> None:
+    render.fields(
+        [
+            ("queue", queue.name),
+            ("paused", queue.paused),
+            ("own policy", policy_text(queue.retry_policy)),
+            ("effective policy", policy_text(queue.effective_retry_policy)),
+            ("delays", " ".join(render.span(delay) for delay in queue.delay_schedule) or "-"),
+            ("updated", queue.updated_at),
+        ],
+        output.out,
+    )
+
+
+def queues_list(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    found, pager = first(lambda size: client.list_queues(page_size=size), args.limit)
+    if output.as_json:
+        output.json(found)
+        return 0
+    render.table(
+        ["QUEUE", "STATUS", "EFFECTIVE POLICY", "DELAYS"],
+        [
+            [
+                queue.name,
+                "paused" if queue.paused else "",
+                policy_text(queue.effective_retry_policy),
+                " ".join(render.span(delay) for delay in queue.delay_schedule),
+            ]
+            for queue in found
+        ],
+        output.out,
+    )
+    footer(output, len(found), pager, args.limit)
+    return 0
+
+
+def queues_pause(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    queue = client.pause_queue(args.queue, allow_missing=args.create)
+    if output.as_json:
+        output.json(queue)
+    else:
+        output.line(f"queue {queue.name} paused: workers lease nothing from it until it is resumed")
+    return 0
+
+
+def queues_resume(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    queue = client.resume_queue(args.queue)
+    if output.as_json:
+        output.json(queue)
+    else:
+        output.line(f"queue {queue.name} resumed")
+    return 0
+
+
+def queues_clean(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    deleted = client.clean_queue(args.queue, args.state, grace=args.grace, recovery_status=args.status)
+    if output.as_json:
+        output.json({"deleted_count": deleted})
+    else:
+        older = f" older than {render.span(args.grace)}" if args.grace else ""
+        output.line(f"deleted {deleted} {args.state} jobs{older} from {args.queue}")
+    return 0
+
+
+def queues_policy(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    policy, mask = policy_from(args)
+    if args.clear and policy is not None:
+        raise UsageError("--clear replaces the whole policy; give it alone")
+    if policy is None and not args.clear:
+        queue = client.get_queue(args.queue)
+    else:
+        queue = client.update_queue_policy(
+            args.queue,
+            policy,
+            update_mask=mask,
+            allow_missing=args.create,
+            validate_only=args.validate_only,
+        )
+    if output.as_json:
+        output.json(queue)
+        return 0
+    queue_fields(queue, output)
+    if args.validate_only:
+        output.line("\n(validated only: nothing saved)")
+    return 0
+
+
+# Recovery
+
+
+def recovery_trigger(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    run = client.trigger_recovery()
+    if output.as_json:
+        output.json(run)
+        return 0
+    counts = run.counts
+    render.fields(
+        [
+            ("run", run.id),
+            ("status", run.status),
+            ("started", run.started_at),
+            ("finished", run.finished_at),
+            ("due retries", counts.due_retries),
+            ("stalled jobs", counts.stalled_jobs),
+            ("exhausted jobs", counts.exhausted_jobs),
+            ("deleted completed jobs", counts.deleted_completed_jobs),
+            ("deleted retry log rows", counts.deleted_retry_log_rows),
+            ("error", run.error),
+        ],
+        output.out,
+    )
+    return 0
+
+
+def recovery_status(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    report = client.get_recovery_status(page_size=args.limit)
+    if output.as_json:
+        output.json(report)
+        return 0
+    render.fields(
+        [
+            ("total runs", report.total_runs),
+            ("successful", report.successful_runs),
+            ("failed", report.failed_runs),
+            ("last run", report.last_run_at),
+            ("last duration", report.last_run_duration),
+            ("next run", report.next_run_at),
+            ("leader", report.is_leader),
+        ],
+        output.out,
+    )
+    if report.recent_runs:
+        render.heading("Recent runs", output.out)
+        render.table(
+            ["RUN", "TRIGGER", "STATUS", "STARTED", "FINISHED", "RETRIES", "STALLED", "ERROR"],
+            [
+                [run.id, run.trigger, run.status, run.started_at, run.finished_at, run.counts.due_retries,
+                 run.counts.stalled_jobs, run.error]
+                for run in report.recent_runs
+            ],
+            output.out,
+        )
+    return 0
+
+
+# Audit
+
+
+def audit(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    events, pager = first(
+        lambda size: client.list_audit_events(
+            actor=args.actor,
+            action=args.action,
+            target=args.event_target,
+            created_after=args.since,
+            created_before=args.until,
+            page_size=size,
+        ),
+        args.limit,
+    )
+    if output.as_json:
+        output.json(events)
+        return 0
+    if not events:
+        output.line("no audit events match")
+        return 0
+    render.table(
+        ["AT", "ACTOR", "ACTION", "TARGET", "PARAMETERS"],
+        [
+            [event.created_at, event.actor, event.action, event.target, render.jsonable(event.parameters)]
+            for event in events
+        ],
+        output.out,
+    )
+    footer(output, len(events), pager, args.limit)
+    return 0
+
+
+class UsageError(Exception):
+    """The arguments make no sense together; exit status 2, as for argparse's own errors."""

@@ -1,0 +1,82 @@
+"""queue-admin's parsing of durations and times, and its rendering of values."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from jobqueue import JobState, RetryPolicy
+
+from queue_service.admin_cli import render
+from queue_service.admin_cli.parse import duration, durations, point_in_time
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("90", 90), ("1.5", 1.5), ("500ms", 0.5), ("15s", 15), ("1h30m", 5400), ("7d", 604800), ("1w", 604800), ("2H", 7200)],
+)
+def test_durations(text, expected):
+    assert duration(text) == timedelta(seconds=expected)
+
+
+@pytest.mark.parametrize("text", ["", "h", "1x", "1h 30m", "-5s", "5s1"])
+def test_bad_durations(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        duration(text)
+
+
+def test_duration_lists():
+    assert durations("5s,15s,45s") == (timedelta(seconds=5), timedelta(seconds=15), timedelta(seconds=45))
+    assert durations("") == ()
+
+
+def test_points_in_time():
+    now = datetime(2026, 2, 14, 10, 0, tzinfo=UTC)
+    assert point_in_time("2h", now=now) == datetime(2026, 2, 14, 8, 0, tzinfo=UTC)
+    assert point_in_time("2026-02-14T09:00:00Z") == datetime(2026, 2, 14, 9, 0, tzinfo=UTC)
+    assert point_in_time("2026-02-14 09:00") == datetime(2026, 2, 14, 9, 0, tzinfo=UTC)
+    assert point_in_time("2026-02-14T10:00:00+01:00") == datetime(2026, 2, 14, 9, 0, tzinfo=UTC)
+    with pytest.raises(argparse.ArgumentTypeError):
+        point_in_time("yesterday")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0, "0s"), (0.25, "250ms"), (5, "5s"), (90, "1m30s"), (3600, "1h"), (93784, "1d2h3m4s")]
+)
+def test_spans(seconds, text):
+    assert render.span(timedelta(seconds=seconds)) == text
+
+
+def test_json_values():
+    value = {
+        "state": JobState.DEAD_LETTER,
+        "at": datetime(2026, 2, 14, 10, 0, 5, tzinfo=UTC),
+        "delay": timedelta(seconds=1.5),
+        "policy": RetryPolicy(max_retries=3, retry_delays=(timedelta(seconds=5),)),
+    }
+    assert render.jsonable(value) == {
+        "state": "dead_letter",
+        "at": "2026-02-14T10:00:05Z",
+        "delay": "1.5s",
+        "policy": {"max_retries": 3, "retry_delays": ["5s"], "max_delay": None, "jitter": None},
+    }
+
+
+def test_tables_align_and_shorten():
+    out = io.StringIO()
+    render.table(["ID", "MESSAGE"], [["a", "x" * 100], ["bbb", None]], out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "ID   MESSAGE"
+    assert lines[2].startswith("a    " + "x" * 47 + "…")
+    assert lines[3] == "bbb  -"
+
+
+def test_progress_bar_lines_when_not_a_terminal():
+    out = io.StringIO()
+    bar = render.ProgressBar(out, width=10, interval=3600)
+    bar.update(0, 4, "starting")
+    bar.update(2, 4, "halfway")  # within the interval: not printed
+    bar.update(4, 4, "done", final=True)
+    assert out.getvalue().splitlines() == ["[..........] 0/4 starting", "[##########] 4/4 done"]
