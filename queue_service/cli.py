@@ -1,8 +1,9 @@
-"""`queue-service` command line: serve, migrate, health."""
+"""`queue-service` command line: serve, migrate, recover, health."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -20,8 +21,12 @@ from queue_service.config import (
     env_str,
     server_tokens,
     tls_files,
+    parse_duration,
+    validate_recovery,
 )
 from queue_service.logs import LOG_FORMATS, configure_logging
+from queue_service.core.jobs import LifecycleSettings
+from queue_service.core.recovery import RecoveryCounts, RecoverySettings
 
 logger = logging.getLogger("queue_service")
 
@@ -72,6 +77,88 @@ def _add_logging_options(parser: argparse.ArgumentParser, *, defaults: bool) -> 
     )
 
 
+def _add_recovery_options(parser: argparse.ArgumentParser, *, serving: bool) -> None:
+    group = parser.add_argument_group("recovery sweep (durations: 300, 90s, 5m, 12h, 7d)")
+    if serving:
+        # TrackStart sets a job's deadline from the stall timeout; the sweep only compares it with now.
+        group.add_argument(
+            "--stall-timeout",
+            default=env_str("QUEUE_STALL_TIMEOUT", "300"),
+            help="a TrackStart job silent this long counts as a failed run (env QUEUE_STALL_TIMEOUT, default 300 s)",
+        )
+        group.add_argument(
+            "--recovery-interval",
+            default=env_str("QUEUE_RECOVERY_INTERVAL", "300"),
+            help="time between sweeps, 0 turns the scheduler off (env QUEUE_RECOVERY_INTERVAL, default 300 s)",
+        )
+        group.add_argument(
+            "--leader-lease-term",
+            default=env_str("QUEUE_LEADER_LEASE_TERM", "30"),
+            help="replicas elect one sweeper; a dead one is replaced within this (env QUEUE_LEADER_LEASE_TERM, default 30 s)",
+        )
+    group.add_argument(
+        "--completed-retention",
+        default=env_str("QUEUE_COMPLETED_RETENTION", "7d"),
+        help="delete completed jobs older than this, 0 keeps them (env QUEUE_COMPLETED_RETENTION, default 7d)",
+    )
+    group.add_argument(
+        "--retry-log-retention",
+        default=env_str("QUEUE_RETRY_LOG_RETENTION", "30d"),
+        help="delete retry-log rows older than this, 0 keeps them (env QUEUE_RETRY_LOG_RETENTION, default 30d)",
+    )
+    group.add_argument(
+        "--dlq-alert-threshold",
+        default=env_str("QUEUE_DLQ_ALERT_THRESHOLD", "100"),
+        help="alert when a queue has this many pending DLQ entries, 0 turns alerts off "
+        "(env QUEUE_DLQ_ALERT_THRESHOLD, default 100)",
+    )
+    group.add_argument(
+        "--dlq-alert-webhook",
+        default=env_str("QUEUE_DLQ_ALERT_WEBHOOK", ""),
+        help="URL that receives a JSON POST for each DLQ alert (env QUEUE_DLQ_ALERT_WEBHOOK)",
+    )
+    group.add_argument(
+        "--node-id",
+        default=env_str("QUEUE_NODE_ID", ""),
+        help="name of this replica in leases and recovery runs (env QUEUE_NODE_ID, default host:pid:random)",
+    )
+
+
+def _threshold(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"--dlq-alert-threshold / QUEUE_DLQ_ALERT_THRESHOLD must be an integer, got {raw!r}") from None
+
+
+def recovery_settings(args: argparse.Namespace) -> RecoverySettings:
+    defaults = RecoverySettings()
+    scheduling = hasattr(args, "recovery_interval")
+    return validate_recovery(
+        RecoverySettings(
+            interval=parse_duration(args.recovery_interval, "--recovery-interval / QUEUE_RECOVERY_INTERVAL")
+            if scheduling
+            else defaults.interval,
+            leader_lease_term=parse_duration(args.leader_lease_term, "--leader-lease-term / QUEUE_LEADER_LEASE_TERM")
+            if scheduling
+            else defaults.leader_lease_term,
+            completed_retention=parse_duration(
+                args.completed_retention, "--completed-retention / QUEUE_COMPLETED_RETENTION"
+            ),
+            retry_log_retention=parse_duration(
+                args.retry_log_retention, "--retry-log-retention / QUEUE_RETRY_LOG_RETENTION"
+            ),
+            dlq_alert_threshold=_threshold(args.dlq_alert_threshold),
+            dlq_alert_webhook_url=args.dlq_alert_webhook,
+            node_id=args.node_id,
+        )
+    )
+
+
+def lifecycle_settings(args: argparse.Namespace) -> LifecycleSettings:
+    return LifecycleSettings(stall_timeout=parse_duration(args.stall_timeout, "--stall-timeout / QUEUE_STALL_TIMEOUT"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="queue-service", description="Job retry and recovery service")
     _add_logging_options(parser, defaults=True)
@@ -111,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds between database checks behind grpc.health.v1 (env QUEUE_HEALTH_CHECK_INTERVAL, default 2)",
     )
+    _add_recovery_options(serve, serving=True)
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     _add_logging_options(migrate, defaults=False)
@@ -134,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health_tls.add_argument("--tls-cert", default=env_str("QUEUE_HEALTH_TLS_CERT", ""), help="client certificate for mutual TLS (env QUEUE_HEALTH_TLS_CERT)")
     health_tls.add_argument("--tls-key", default=env_str("QUEUE_HEALTH_TLS_KEY", ""), help="client key for mutual TLS (env QUEUE_HEALTH_TLS_KEY)")
+
+    recover = commands.add_parser("recover", help="run one recovery sweep now and print its summary")
+    _add_logging_options(recover, defaults=False)
+    _add_database_option(recover)
+    recover.add_argument("--json", action="store_true", help="print the run as JSON")
+    _add_recovery_options(recover, serving=False)
     return parser
 
 
@@ -157,6 +251,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         health_check_interval=_option(
             args.health_check_interval, "QUEUE_HEALTH_CHECK_INTERVAL", defaults.health_check_interval, env_float
         ),
+        lifecycle=lifecycle_settings(args),
+        recovery=recovery_settings(args),
     ).validate()
 
 
@@ -218,7 +314,71 @@ def health(args: argparse.Namespace) -> int:
     return 0 if serving else 1
 
 
-COMMANDS = {"serve": serve, "migrate": run_migrations, "health": health}
+EXIT_RUN_FAILED = 1
+EXIT_SWEEP_BUSY = 3
+
+
+def recover(args: argparse.Namespace) -> int:
+    """One sweep from the command line; SQLite is migrated first, as `serve` does."""
+    from queue_service.clock import SystemClock
+    from queue_service.core.errors import Aborted
+    from queue_service.core.jobs import JobManager
+    from queue_service.core.recovery import Recovery, Trigger
+    from queue_service.store import migrate
+    from queue_service.store.database import Database
+    from queue_service.store.errors import StoreUnavailable
+
+    config = ServerConfig(database_url=args.database_url).validate()
+    settings = recovery_settings(args)
+    database = Database(config.database_url, pool_size=2, max_overflow=2)
+    try:
+        if config.should_migrate:
+            migrate.upgrade(database.engine)
+        recovery = Recovery(JobManager(database, SystemClock()), settings)
+        try:
+            run = recovery.run_once(Trigger.CLI)
+        except Aborted as error:
+            print(f"queue-service recover: {error}", file=sys.stderr)
+            return EXIT_SWEEP_BUSY
+        except StoreUnavailable as error:
+            print(f"queue-service recover: {error}", file=sys.stderr)
+            return EXIT_RUN_FAILED
+    finally:
+        database.dispose()
+    if args.json:
+        print(json.dumps(run_summary(run), indent=2))
+    else:
+        print(format_run(run))
+    return 0 if run.error is None else EXIT_RUN_FAILED
+
+
+def run_summary(run) -> dict:
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "trigger": run.trigger,
+        "node_id": run.node_id,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration_seconds": run.duration.total_seconds() if run.duration else None,
+        "counts": run.counts,
+        "error": run.error,
+    }
+
+
+def format_run(run) -> str:
+    duration = f"{run.duration.total_seconds():.3f}s" if run.duration else "?"
+    lines = [f"recovery run {run.id} {run.status.value} in {duration} (node {run.node_id}, trigger {run.trigger})"]
+    order = list(RecoveryCounts.__dataclass_fields__)
+    names = sorted(run.counts, key=lambda name: (order.index(name) if name in order else len(order), name))
+    width = max((len(name) for name in names), default=0)
+    lines += [f"  {name.ljust(width)}  {run.counts[name]}" for name in names]
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    return "\n".join(lines)
+
+
+COMMANDS = {"serve": serve, "migrate": run_migrations, "recover": recover, "health": health}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from queue_service.api.tokens import TokenError, TokenSet, load_tokens
 from queue_service.core.jobs import LifecycleSettings
+from queue_service.core.recovery import RecoverySettings
 
 DEFAULT_DATABASE_URL = "sqlite:///jobqueue.sqlite3"
 DEFAULT_PORT = 50051
@@ -100,6 +103,7 @@ class ServerConfig:
     # False in all but one process of `serve --workers N`: process-wide singletons such as
     # the recovery scheduler run only where this is True.
     runs_scheduler: bool = True
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
 
     @property
     def is_sqlite(self) -> bool:
@@ -137,7 +141,29 @@ class ServerConfig:
             )
         if self.queue_gauge_ttl < 0:
             raise ConfigError(f"queue_gauge_ttl must not be negative, got {self.queue_gauge_ttl}")
+        if self.lifecycle.stall_timeout <= timedelta(0):
+            raise ConfigError("--stall-timeout / QUEUE_STALL_TIMEOUT must be positive")
+        validate_recovery(self.recovery)
         return self
+
+
+def validate_recovery(settings: RecoverySettings) -> RecoverySettings:
+    if settings.interval < timedelta(0):
+        raise ConfigError("--recovery-interval / QUEUE_RECOVERY_INTERVAL must not be negative (0 turns it off)")
+    if settings.completed_retention < timedelta(0):
+        raise ConfigError("--completed-retention / QUEUE_COMPLETED_RETENTION must not be negative (0 keeps jobs)")
+    if settings.retry_log_retention < timedelta(0):
+        raise ConfigError("--retry-log-retention / QUEUE_RETRY_LOG_RETENTION must not be negative (0 keeps rows)")
+    if settings.dlq_alert_threshold < 0:
+        raise ConfigError("--dlq-alert-threshold / QUEUE_DLQ_ALERT_THRESHOLD must not be negative (0 turns alerts off)")
+    url = settings.dlq_alert_webhook_url
+    if url and (urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc):
+        raise ConfigError(f"--dlq-alert-webhook / QUEUE_DLQ_ALERT_WEBHOOK must be an http(s) URL, got {url!r}")
+    if settings.leader_lease_term < timedelta(seconds=1):
+        raise ConfigError("--leader-lease-term / QUEUE_LEADER_LEASE_TERM must be at least 1 second")
+    if settings.batch_size < 1:
+        raise ConfigError("the recovery batch size must be at least 1")
+    return settings
 
 
 def env_str(name: str, default: str) -> str:
@@ -166,3 +192,15 @@ def env_float(name: str, default: float) -> float:
 
 def seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(raw: str, name: str) -> timedelta:
+    """A duration such as "300", "90s", "5m", "12h" or "7d"; a bare number is seconds."""
+    match = _DURATION.match(raw)
+    if not match:
+        raise ConfigError(f"{name} must be a duration such as 300, 90s, 5m, 12h or 7d, got {raw!r}")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])

@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,7 @@ from queue_service.api.tokens import TokenSet, load_tokens
 from queue_service.clock import FakeClock
 from queue_service.config import ServerConfig
 from queue_service.core.jobs import JobManager, LifecycleSettings
+from queue_service.core.recovery import RecoverySettings
 from queue_service.store import migrate
 from queue_service.store.database import Database, normalise_url
 from queue_service.store.schema import metadata
@@ -158,6 +160,8 @@ def make_config(database_url: str, **overrides) -> ServerConfig:
         "health_check_interval": 0.2,
         "shutdown_grace": 0,
         "lifecycle": LifecycleSettings(lease_poll_interval=0.05),
+        # Tests run sweeps themselves; a scheduler on a timer would race them.
+        "recovery": RecoverySettings(interval=timedelta(0)),
     }
     settings.update(overrides)
     return ServerConfig(**settings)

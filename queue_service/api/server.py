@@ -1,4 +1,5 @@
-"""Builds and runs the gRPC server: job and admin services, health, reflection and graceful stop."""
+"""Builds and runs the gRPC server: job and admin services, health, reflection, the recovery scheduler
+and graceful stop."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent import futures
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -26,7 +28,9 @@ from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
 from queue_service.core.queues import QueueManager
+from queue_service.core.recovery import Recovery
 from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, ServiceMetrics, statistics_gauges
+from queue_service.scheduler import RecoveryScheduler
 from queue_service.store import migrate
 from queue_service.store.database import Database
 
@@ -60,6 +64,13 @@ class QueueServer:
         # `sleep` paces rate-limited bulk redrives; tests pass one that advances their fake clock.
         self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)
         self.audit_log = AuditLog(self.database, self.clock)
+        self.recovery = Recovery(self.jobs, config.recovery)
+        # With no interval this process never sweeps on a timer, so it does not stand for leader either.
+        self.recovery_scheduler = (
+            RecoveryScheduler(self.recovery)
+            if config.runs_scheduler and config.recovery.interval > timedelta(0)
+            else None
+        )
 
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.grpc_threads, thread_name_prefix="grpc"),
@@ -129,11 +140,16 @@ class QueueServer:
                 "set QUEUE_ADMIN_TOKEN / QUEUE_WORKER_TOKEN or --tokens-file",
                 self.address,
             )
+        if self.recovery_scheduler:
+            self.recovery_scheduler.start()
         return self
 
     def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish within `grace` seconds, then release the database."""
         self.health.enter_graceful_shutdown()
+        self.recovery.request_stop()
+        if self.recovery_scheduler:
+            self.recovery_scheduler.stop()
         self.server.stop(self.config.shutdown_grace if grace is None else grace).wait()
         self.health_monitor.stop()
         if self.metrics_endpoint is not None:

@@ -445,6 +445,35 @@ class JobManager:
         )
         return FailureOutcome(decision, JobView(updated, decision.remaining_retries), None)
 
+    def exhausted_jobs(self, repo: Repository, jobs: Sequence[JobRecord]) -> list[JobRecord]:
+        """The jobs among `jobs` that have used more runs than their current policy allows."""
+        queues = repo.get_queues({job.queue_name for job in jobs}) if jobs else {}
+        exhausted = []
+        for job in jobs:
+            queue = queues.get(job.queue_name)
+            policy = effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
+            if job.runs_in_budget > policy.max_retries:
+                exhausted.append(job)
+        return exhausted
+
+    def fewest_retries_allowed(self, repo: Repository) -> int:
+        """The lowest max_retries of the default and every queue policy; only a job's own policy goes lower."""
+        policies = [self.settings.default_policy.with_overrides(stored) for stored in repo.queue_retry_policies()]
+        return min([self.settings.default_policy.max_retries, *(policy.max_retries for policy in policies)])
+
+    def dead_letter_exhausted(self, repo: Repository, job: JobRecord, *, now: datetime) -> DeadLetterRecord | None:
+        """Move a job waiting for a retry its policy no longer allows (say, after the policy was lowered)
+        to the DLQ, inside the caller's transaction. None when the job still has retries."""
+        if job.runs_in_budget <= self._policy(repo, job).max_retries:
+            return None
+        states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job.job_id)
+        # The last real error stays the failure reason, so that the entry groups with its siblings.
+        error = job.last_error or ErrorInfo("retries exhausted", "RetriesExhausted", "", job.attempt_number, now)
+        entry, _ = self._dead_letter(
+            repo, job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED, Transition.MOVE_TO_DEAD_LETTER, now
+        )
+        return entry
+
     def _replayed_outcome(self, repo: Repository, job: JobRecord, previous: RetryLogRecord) -> FailureOutcome:
         retried = previous.decision == Decision.RETRY
         decision = RetryDecision(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -197,3 +197,53 @@ class FailurePatternRow:
     last_seen_at: datetime
     last_hour_count: int
     last_day_count: int
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RecoveryRunRecord:
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: RunStatus
+    trigger: str
+    node_id: str
+    counts: dict[str, int]
+    error: str | None
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.finished_at - self.started_at if self.finished_at else None
+
+
+@dataclass(frozen=True)
+class RecoveryRunTotals:
+    total: int
+    succeeded: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    name: str
+    holder: str
+    term: int
+    elected_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DlqAlertRecord:
+    queue_name: str
+    alerting: bool
+    pending_count: int
+    threshold: int
+    raised_at: datetime
+    cleared_at: datetime | None
+    updated_at: datetime

@@ -1,4 +1,4 @@
-"""All SQL for jobs, dead-letter entries, queues and the retry log, bound to one transaction."""
+"""All SQL for jobs, dead-letter entries, queues, the retry log, leases and recovery runs, bound to one transaction."""
 
 from __future__ import annotations
 
@@ -6,22 +6,35 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from queue_service.store.records import (
     DeadLetterRecord,
     DeathReason,
     Decision,
+    DlqAlertRecord,
     ErrorInfo,
     JobRecord,
     JobState,
+    LeaseRecord,
     NewJob,
     QueueRecord,
+    RecoveryRunRecord,
+    RecoveryRunTotals,
     RecoveryStatus,
     RetryLogRecord,
+    RunStatus,
 )
-from queue_service.store.schema import dead_letter_queue, queue_jobs, queue_retry_log, queues
+from queue_service.store.schema import (
+    dead_letter_queue,
+    queue_dlq_alerts,
+    queue_jobs,
+    queue_leases,
+    queue_recovery_runs,
+    queue_retry_log,
+    queues,
+)
 
 READY_STATES = (JobState.WAITING.value, JobState.FAILED.value)
 
@@ -114,6 +127,45 @@ def queue_from_row(row) -> QueueRecord:
     )
 
 
+def lease_from_row(row) -> LeaseRecord:
+    m = row._mapping
+    return LeaseRecord(
+        name=m["name"],
+        holder=m["holder"],
+        term=m["term"],
+        elected_at=m["elected_at"],
+        renewed_at=m["renewed_at"],
+        expires_at=m["expires_at"],
+    )
+
+
+def dlq_alert_from_row(row) -> DlqAlertRecord:
+    m = row._mapping
+    return DlqAlertRecord(
+        queue_name=m["queue_name"],
+        alerting=bool(m["alerting"]),
+        pending_count=m["pending_count"],
+        threshold=m["threshold"],
+        raised_at=m["raised_at"],
+        cleared_at=m["cleared_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def recovery_run_from_row(row) -> RecoveryRunRecord:
+    m = row._mapping
+    return RecoveryRunRecord(
+        id=m["id"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        status=RunStatus(m["status"]),
+        trigger=m["trigger"],
+        node_id=m["node_id"],
+        counts=dict(m["counts"] or {}),
+        error=m["error"],
+    )
+
+
 class Repository:
     """Statements over one connection inside one transaction; the caller owns commit."""
 
@@ -148,6 +200,11 @@ class Repository:
     def get_queues(self, names: Iterable[str]) -> dict[str, QueueRecord]:
         rows = self.connection.execute(select(queues).where(queues.c.name.in_(list(set(names))))).all()
         return {row.name: queue_from_row(row) for row in rows}
+
+    def queue_retry_policies(self) -> list[dict[str, Any]]:
+        """Every queue's own retry policy (queues without one left out)."""
+        rows = self.connection.execute(select(queues.c.retry_policy))
+        return [row.retry_policy for row in rows if row.retry_policy]
 
     def paused_queue_names(self, names: Sequence[str]) -> set[str]:
         rows = self.connection.execute(
@@ -260,6 +317,92 @@ class Repository:
         row = self.connection.execute(statement).first()
         return job_from_row(row) if row else None
 
+    # Maintenance sweeps: each call handles one bounded batch in the caller's transaction. Rows
+    # another transaction holds (a lease in progress, a report) are skipped, never waited for.
+    # The batch is picked in a CTE, which PostgreSQL runs once: as an IN subquery it may be re-run
+    # per row and exceed the limit. Counting RETURNING rows works where sqlite3 gives no rowcount.
+
+    def make_jobs_due(
+        self, *, now: datetime, limit: int, from_states: Iterable[JobState], to_state: JobState
+    ) -> int:
+        """Move up to `limit` jobs whose retry time has passed from `from_states` to `to_state`."""
+        states = [state.value for state in from_states]
+        due = (
+            select(queue_jobs.c.id)
+            .where(queue_jobs.c.state.in_(states), queue_jobs.c.run_at <= now)
+            .order_by(queue_jobs.c.run_at, queue_jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+        )
+        result = self.connection.execute(
+            update(queue_jobs)
+            .where(queue_jobs.c.id.in_(select(due.c.id)), queue_jobs.c.state.in_(states))
+            .values(state=to_state.value, updated_at=now)
+            .returning(queue_jobs.c.id)
+        )
+        return len(result.all())
+
+    def lock_expired_leases(self, *, now: datetime, limit: int) -> list[JobRecord]:
+        """Lock up to `limit` ACTIVE jobs whose lease (or stall timeout) has passed, oldest first."""
+        rows = self.connection.execute(
+            select(queue_jobs)
+            .where(queue_jobs.c.state == JobState.ACTIVE.value, queue_jobs.c.lease_expires_at <= now)
+            .order_by(queue_jobs.c.lease_expires_at, queue_jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [job_from_row(row) for row in rows]
+
+    def retry_pending_jobs(self, *, after_id: int, limit: int, min_runs_in_budget: int) -> list[JobRecord]:
+        """Jobs waiting for a retry (id order, after `after_id`) that some policy could call exhausted:
+        more runs in budget than `min_runs_in_budget`, or a policy of their own. Not locked."""
+        runs_in_budget = queue_jobs.c.attempt_number - queue_jobs.c.budget_start
+        # "No policy of its own" is stored as JSON null; SQL NULL is accepted too.
+        has_own_policy = and_(queue_jobs.c.retry_policy.is_not(None), queue_jobs.c.retry_policy != literal_column("'null'"))
+        rows = self.connection.execute(
+            select(queue_jobs)
+            .where(
+                queue_jobs.c.state.in_(READY_STATES),
+                queue_jobs.c.attempt_number > queue_jobs.c.budget_start,
+                queue_jobs.c.id > after_id,
+                or_(runs_in_budget > min_runs_in_budget, has_own_policy),
+            )
+            .order_by(queue_jobs.c.id)
+            .limit(limit)
+        )
+        return [job_from_row(row) for row in rows]
+
+    def lock_jobs(self, ids: Sequence[int], *, states: Iterable[JobState]) -> list[JobRecord]:
+        """Lock and re-read the jobs among `ids` still in `states`, skipping rows locked elsewhere."""
+        if not ids:
+            return []
+        rows = self.connection.execute(
+            select(queue_jobs)
+            .where(queue_jobs.c.id.in_(list(ids)), queue_jobs.c.state.in_([state.value for state in states]))
+            .order_by(queue_jobs.c.id)
+            .with_for_update(skip_locked=True)
+        )
+        return [job_from_row(row) for row in rows]
+
+    def delete_completed_jobs(self, *, completed_before: datetime, limit: int) -> int:
+        """Delete up to `limit` COMPLETED jobs that completed before `completed_before`, oldest first."""
+        completed = JobState.COMPLETED.value
+        old = (
+            select(queue_jobs.c.id)
+            .where(queue_jobs.c.state == completed, queue_jobs.c.completed_at < completed_before)
+            .order_by(queue_jobs.c.completed_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("old")
+        )
+        result = self.connection.execute(
+            delete(queue_jobs)
+            .where(queue_jobs.c.id.in_(select(old.c.id)), queue_jobs.c.state == completed)
+            .returning(queue_jobs.c.id)
+        )
+        return len(result.all())
+
     # Retry log
 
     def insert_retry_log(
@@ -303,6 +446,167 @@ class Repository:
             select(queue_retry_log).where(queue_retry_log.c.job_id == job_id).order_by(queue_retry_log.c.id)
         )
         return [retry_log_from_row(row) for row in rows]
+
+    def delete_retry_log(self, *, created_before: datetime, limit: int) -> int:
+        old = (
+            select(queue_retry_log.c.id)
+            .where(queue_retry_log.c.created_at < created_before)
+            .order_by(queue_retry_log.c.created_at)
+            .limit(limit)
+            .cte("old")
+        )
+        result = self.connection.execute(
+            delete(queue_retry_log).where(queue_retry_log.c.id.in_(select(old.c.id))).returning(queue_retry_log.c.id)
+        )
+        return len(result.all())
+
+    # Leases (leader election, sweep lock)
+
+    def get_lease(self, name: str) -> LeaseRecord | None:
+        row = self.connection.execute(select(queue_leases).where(queue_leases.c.name == name)).first()
+        return lease_from_row(row) if row else None
+
+    def elect_lease(self, name: str, holder: str, *, now: datetime, expires_at: datetime) -> LeaseRecord | None:
+        """Take the lease if nobody holds it or its holder let it lapse; the term goes up by one."""
+        statement = self._insert(queue_leases).values(
+            name=name, holder=holder, term=1, elected_at=now, renewed_at=now, expires_at=expires_at
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                "holder": holder,
+                "term": queue_leases.c.term + 1,
+                "elected_at": now,
+                "renewed_at": now,
+                "expires_at": expires_at,
+            },
+            where=queue_leases.c.expires_at <= now,
+        ).returning(*queue_leases.c)
+        row = self.connection.execute(statement).first()
+        return lease_from_row(row) if row else None
+
+    def reelect_lease(
+        self, name: str, holder: str, term: int, *, now: datetime, expires_at: datetime
+    ) -> LeaseRecord | None:
+        """Extend the lease if `holder` still holds `term`. A lapsed lease nobody took is still ours:
+        the unchanged term proves no one else held it meanwhile."""
+        row = self.connection.execute(
+            update(queue_leases)
+            .where(queue_leases.c.name == name, queue_leases.c.holder == holder, queue_leases.c.term == term)
+            .values(renewed_at=now, expires_at=expires_at)
+            .returning(*queue_leases.c)
+        ).first()
+        return lease_from_row(row) if row else None
+
+    def resign_lease(self, name: str, holder: str, term: int, *, now: datetime) -> bool:
+        """Let the lease lapse now so that the next election takes it at once."""
+        result = self.connection.execute(
+            update(queue_leases)
+            .where(
+                queue_leases.c.name == name,
+                queue_leases.c.holder == holder,
+                queue_leases.c.term == term,
+                queue_leases.c.expires_at > now,
+            )
+            .values(expires_at=now)
+        )
+        return result.rowcount == 1
+
+    # DLQ alerts
+
+    def pending_dead_letter_counts(self) -> dict[str, int]:
+        rows = self.connection.execute(
+            select(dead_letter_queue.c.queue_name, func.count())
+            .where(dead_letter_queue.c.recovery_status == RecoveryStatus.PENDING.value)
+            .group_by(dead_letter_queue.c.queue_name)
+        )
+        return {name: count for name, count in rows}
+
+    def lock_dlq_alerts(self) -> dict[str, DlqAlertRecord]:
+        rows = self.connection.execute(select(queue_dlq_alerts).with_for_update())
+        return {row.queue_name: dlq_alert_from_row(row) for row in rows}
+
+    def raise_dlq_alert(self, queue_name: str, *, pending_count: int, threshold: int, now: datetime) -> None:
+        values = {
+            "alerting": True,
+            "pending_count": pending_count,
+            "threshold": threshold,
+            "raised_at": now,
+            "cleared_at": None,
+            "updated_at": now,
+        }
+        self.connection.execute(
+            self._insert(queue_dlq_alerts)
+            .values(queue_name=queue_name, **values)
+            .on_conflict_do_update(index_elements=["queue_name"], set_=values)
+        )
+
+    def clear_dlq_alert(self, queue_name: str, *, pending_count: int, now: datetime) -> None:
+        self.connection.execute(
+            update(queue_dlq_alerts)
+            .where(queue_dlq_alerts.c.queue_name == queue_name)
+            .values(alerting=False, pending_count=pending_count, cleared_at=now, updated_at=now)
+        )
+
+    # Recovery runs
+
+    def insert_recovery_run(self, *, started_at: datetime, trigger: str, node_id: str) -> RecoveryRunRecord:
+        row = self.connection.execute(
+            insert(queue_recovery_runs)
+            .values(started_at=started_at, status=RunStatus.RUNNING.value, trigger=trigger, node_id=node_id, counts={})
+            .returning(*queue_recovery_runs.c)
+        ).first()
+        return recovery_run_from_row(row)
+
+    def finish_recovery_run(
+        self, run_id: int, *, finished_at: datetime, status: RunStatus, counts: dict[str, int], error: str | None
+    ) -> RecoveryRunRecord | None:
+        row = self.connection.execute(
+            update(queue_recovery_runs)
+            .where(queue_recovery_runs.c.id == run_id, queue_recovery_runs.c.status == RunStatus.RUNNING.value)
+            .values(finished_at=finished_at, status=status.value, counts=counts, error=error)
+            .returning(*queue_recovery_runs.c)
+        ).first()
+        return recovery_run_from_row(row) if row else None
+
+    def get_recovery_run(self, run_id: int) -> RecoveryRunRecord | None:
+        row = self.connection.execute(select(queue_recovery_runs).where(queue_recovery_runs.c.id == run_id)).first()
+        return recovery_run_from_row(row) if row else None
+
+    def fail_running_recovery_runs(self, *, except_id: int, finished_at: datetime, error: str) -> int:
+        """Close runs left RUNNING by a node that stopped mid-sweep."""
+        return self.connection.execute(
+            update(queue_recovery_runs)
+            .where(queue_recovery_runs.c.status == RunStatus.RUNNING.value, queue_recovery_runs.c.id != except_id)
+            .values(finished_at=finished_at, status=RunStatus.FAILED.value, error=error)
+        ).rowcount
+
+    def recovery_run_totals(self) -> RecoveryRunTotals:
+        rows = self.connection.execute(
+            select(queue_recovery_runs.c.status, func.count()).group_by(queue_recovery_runs.c.status)
+        )
+        by_status = {status: count for status, count in rows}
+        return RecoveryRunTotals(
+            total=sum(by_status.values()),
+            succeeded=by_status.get(RunStatus.SUCCEEDED.value, 0),
+            failed=by_status.get(RunStatus.FAILED.value, 0),
+        )
+
+    def last_finished_recovery_run(self) -> RecoveryRunRecord | None:
+        row = self.connection.execute(
+            select(queue_recovery_runs)
+            .where(queue_recovery_runs.c.status != RunStatus.RUNNING.value)
+            .order_by(queue_recovery_runs.c.started_at.desc(), queue_recovery_runs.c.id.desc())
+            .limit(1)
+        ).first()
+        return recovery_run_from_row(row) if row else None
+
+    def list_recovery_runs(self, *, before_id: int | None, limit: int) -> list[RecoveryRunRecord]:
+        """Newest first; `before_id` continues a page."""
+        statement = select(queue_recovery_runs).order_by(queue_recovery_runs.c.id.desc()).limit(limit)
+        if before_id is not None:
+            statement = statement.where(queue_recovery_runs.c.id < before_id)
+        return [recovery_run_from_row(row) for row in self.connection.execute(statement)]
 
     # Dead-letter queue
 

@@ -65,6 +65,8 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+RETRY_PENDING = "state IN ('waiting', 'failed') AND attempt_number > budget_start"
+
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -126,6 +128,20 @@ queue_jobs = Table(
     # queue_name last: the delayed split of the statistics is an index-only range scan on it.
     Index("ix_queue_jobs_state_run_at_queue_name", "state", "run_at", "queue_name"),
     Index("ix_queue_jobs_queue_state", "queue_name", "state", "updated_at"),
+    # Retention walks completed jobs oldest first without touching the rest of the table.
+    Index(
+        "ix_queue_jobs_completed_at",
+        "completed_at",
+        postgresql_where=text("state = 'completed'"),
+        sqlite_where=text("state = 'completed'"),
+    ),
+    # Jobs waiting for a retry: the only ones a lowered retry policy can exhaust.
+    Index(
+        "ix_queue_jobs_retry_pending",
+        "id",
+        postgresql_where=text(RETRY_PENDING),
+        sqlite_where=text(RETRY_PENDING),
+    ),
 )
 
 dead_letter_queue = Table(
@@ -225,4 +241,31 @@ audit_events = Table(
     Index("ix_audit_events_actor", "actor", "id"),
     Index("ix_audit_events_action", "action", "id"),
     Index("ix_audit_events_target", "target", "id"),
+)
+
+# Named leases with a term (leader election, the single-sweeper lock). A lapsed row stays
+# until the next election takes it over, so the term only ever grows.
+queue_leases = Table(
+    "queue_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("term", BigInteger, nullable=False),
+    Column("elected_at", UTCDateTime(), nullable=False),
+    Column("renewed_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    CheckConstraint("term >= 1", name="term_positive"),
+)
+
+# One row per queue that has ever alerted: whether its pending DLQ count is above the threshold now.
+queue_dlq_alerts = Table(
+    "queue_dlq_alerts",
+    metadata,
+    Column("queue_name", String(100), primary_key=True),
+    Column("alerting", Boolean(name="alerting_bool"), nullable=False),
+    Column("pending_count", Integer, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("raised_at", UTCDateTime(), nullable=False),
+    Column("cleared_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -1,0 +1,130 @@
+"""DLQ alerts: a warning (and an optional webhook POST) when a queue's pending DLQ count crosses a threshold.
+
+One alert per crossing: the "alerting" state lives in the database, so it survives restarts and
+every replica sees it. When the count drops below the threshold the alert clears, and the next
+crossing alerts again. The state is written before the webhook is called: a crash in between
+loses that one notification rather than repeating it on every run.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from queue_service.clock import Clock
+from queue_service.store.database import Database
+
+logger = logging.getLogger(__name__)
+
+EVENT = "dlq_threshold_crossed"
+
+PostJson = Callable[[str, dict[str, Any], float], None]
+
+
+@dataclass(frozen=True)
+class DlqAlert:
+    queue_name: str
+    pending_count: int
+    threshold: int
+    raised_at: datetime
+
+    def describe(self) -> str:
+        return (
+            f"dead-letter queue of {self.queue_name!r} has {self.pending_count} pending entries "
+            f"(alert threshold {self.threshold})"
+        )
+
+    def webhook_body(self, node_id: str) -> dict[str, Any]:
+        return {
+            "event": EVENT,
+            "queue_name": self.queue_name,
+            "pending_count": self.pending_count,
+            "threshold": self.threshold,
+            "raised_at": self.raised_at.isoformat(),
+            "node_id": node_id,
+            # Chat webhooks (Slack, Mattermost) show `text` as is.
+            "text": f"queue-service: {self.describe()}",
+        }
+
+
+@dataclass(frozen=True)
+class AlertCounts:
+    raised: int = 0
+    cleared: int = 0
+    webhook_failures: int = 0
+
+
+def post_json(url: str, body: dict[str, Any], timeout: float) -> None:
+    """POST `body` as JSON; raises on a network error, a time-out or a non-2xx answer."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "queue-service"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - operator-configured URL
+        response.read(64 * 1024)
+
+
+class DlqAlerter:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        threshold: int,
+        webhook_url: str = "",
+        webhook_timeout: timedelta = timedelta(seconds=5),
+        node_id: str = "",
+        post: PostJson = post_json,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.threshold = threshold
+        self.webhook_url = webhook_url
+        self.webhook_timeout = webhook_timeout
+        self.node_id = node_id
+        self.post = post
+
+    def run_once(self) -> AlertCounts:
+        """Raise alerts for queues that reached the threshold, clear those that fell below it."""
+        if self.threshold <= 0:
+            return AlertCounts()
+        raised: list[DlqAlert] = []
+        cleared = 0
+        with self.database.transaction() as repo:
+            alerts = repo.lock_dlq_alerts()
+            pending = repo.pending_dead_letter_counts()
+            now = self.clock.now()
+            for queue_name, count in sorted(pending.items()):
+                current = alerts.get(queue_name)
+                if count >= self.threshold and not (current and current.alerting):
+                    repo.raise_dlq_alert(queue_name, pending_count=count, threshold=self.threshold, now=now)
+                    raised.append(DlqAlert(queue_name, count, self.threshold, now))
+            for queue_name, alert in alerts.items():
+                count = pending.get(queue_name, 0)
+                if alert.alerting and count < self.threshold:
+                    repo.clear_dlq_alert(queue_name, pending_count=count, now=now)
+                    cleared += 1
+                    logger.info("DLQ alert cleared: %r is down to %d pending entries", queue_name, count)
+        failures = sum(0 if self._notify(alert) else 1 for alert in raised)
+        return AlertCounts(len(raised), cleared, failures)
+
+    def _notify(self, alert: DlqAlert) -> bool:
+        """Log the alert and POST it to the webhook; False if the webhook failed (never raises)."""
+        logger.warning("DLQ alert: %s", alert.describe())
+        if not self.webhook_url:
+            return True
+        try:
+            self.post(self.webhook_url, alert.webhook_body(self.node_id), self.webhook_timeout.total_seconds())
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            # URLError, HTTPError and time-outs are OSErrors; a broken webhook must not fail the sweep.
+            logger.error("DLQ alert webhook for %r failed: %s", alert.queue_name, error)
+            return False
+        return True

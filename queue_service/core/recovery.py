@@ -1,0 +1,234 @@
+"""One recovery sweep: its tasks in order, the single-sweeper lock, and the run record.
+
+At most one sweep runs at a time across every replica sharing the database: a sweep first takes
+the "recovery-sweep" lease (and, within a process, a lock), keeps it alive between batches, and
+gives it up at the end. A second sweep asked for meanwhile gets Aborted, naming the running one.
+Each task is isolated: one that raises is logged and recorded, and the sweep goes on with the
+next, except when the database is unreachable, the sweep lost its lock or the node is stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from queue_service.core import maintenance
+from queue_service.core.dlq_alerts import DlqAlerter, PostJson, post_json
+from queue_service.core.errors import Aborted
+from queue_service.core.jobs import JobManager
+from queue_service.core.leadership import Lease, default_node_id
+from queue_service.core.recovery_runs import RecoveryRuns
+from queue_service.store.errors import StoreUnavailable
+from queue_service.store.records import RecoveryRunRecord
+
+logger = logging.getLogger(__name__)
+
+SWEEP_LOCK = "recovery-sweep"
+
+
+class Trigger(StrEnum):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    CLI = "cli"
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    # Seconds between scheduled sweeps; zero turns the scheduler (and this replica's candidacy) off.
+    interval: timedelta = timedelta(minutes=5)
+    batch_size: int = 1000
+    # Zero keeps rows forever.
+    completed_retention: timedelta = timedelta(days=7)
+    retry_log_retention: timedelta = timedelta(days=30)
+    # Pending DLQ entries per queue that raise an alert; zero turns alerts off.
+    dlq_alert_threshold: int = 100
+    dlq_alert_webhook_url: str = ""
+    webhook_timeout: timedelta = timedelta(seconds=5)
+    # A dead leader is replaced within one term.
+    leader_lease_term: timedelta = timedelta(seconds=30)
+    sweep_lock_ttl: timedelta = timedelta(minutes=2)
+    node_id: str = ""
+
+
+@dataclass
+class RecoveryCounts:
+    """What one sweep did; stored as the run's `counts`."""
+
+    stalled_retried: int = 0
+    stalled_dead_lettered: int = 0
+    exhausted_dead_lettered: int = 0
+    due_retries: int = 0
+    completed_deleted: int = 0
+    retry_log_deleted: int = 0
+    dlq_alerts_raised: int = 0
+    dlq_alerts_cleared: int = 0
+    dlq_webhook_failures: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+Checkpoint = maintenance.Checkpoint
+Task = Callable[[RecoveryCounts, Checkpoint], None]
+
+
+class SweepInterrupted(Exception):
+    """The sweep must stop at once: its lock was taken over, or the node is shutting down."""
+
+
+class Recovery:
+    """Runs sweeps for one node. Thread-safe; `run_once` is what schedulers, the RPC and the CLI call."""
+
+    def __init__(
+        self,
+        jobs: JobManager,
+        settings: RecoverySettings | None = None,
+        *,
+        tasks: Sequence[tuple[str, Task]] | None = None,
+        post: PostJson = post_json,
+    ) -> None:
+        self.jobs = jobs
+        self.settings = settings or RecoverySettings()
+        self.node_id = self.settings.node_id or default_node_id()
+        self.database = jobs.database
+        self.clock = jobs.clock
+        self.runs = RecoveryRuns(self.database, self.clock, self.node_id)
+        self.sweep_lock = Lease(
+            self.database, self.clock, SWEEP_LOCK, self.node_id, self.settings.sweep_lock_ttl, log_level=logging.DEBUG
+        )
+        self.alerter = DlqAlerter(
+            self.database,
+            self.clock,
+            threshold=self.settings.dlq_alert_threshold,
+            webhook_url=self.settings.dlq_alert_webhook_url,
+            webhook_timeout=self.settings.webhook_timeout,
+            node_id=self.node_id,
+            post=post,
+        )
+        self.tasks = list(tasks) if tasks is not None else self.default_tasks()
+        self._sweeping = threading.Lock()
+        self._current: RecoveryRunRecord | None = None
+        self._stopping = threading.Event()
+
+    def default_tasks(self) -> list[tuple[str, Task]]:
+        jobs, settings = self.jobs, self.settings
+        batch = settings.batch_size
+
+        def stalled_jobs(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
+            result = maintenance.rescue_stalled_jobs(jobs, batch_size=batch, checkpoint=checkpoint)
+            counts.stalled_retried += result.retried
+            counts.stalled_dead_lettered += result.dead_lettered
+
+        def exhausted_jobs(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
+            counts.exhausted_dead_lettered += maintenance.dead_letter_exhausted_jobs(
+                jobs, batch_size=batch, checkpoint=checkpoint
+            )
+
+        def due_retries(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
+            counts.due_retries += maintenance.make_retries_due(jobs, batch_size=batch, checkpoint=checkpoint)
+
+        def completed_retention(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
+            if settings.completed_retention > timedelta(0):
+                counts.completed_deleted += maintenance.delete_old_completed_jobs(
+                    self.database, self.clock, older_than=settings.completed_retention, batch_size=batch,
+                    checkpoint=checkpoint,
+                )
+
+        def retry_log_retention(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
+            if settings.retry_log_retention > timedelta(0):
+                counts.retry_log_deleted += maintenance.delete_old_retry_log(
+                    self.database, self.clock, older_than=settings.retry_log_retention, batch_size=batch,
+                    checkpoint=checkpoint,
+                )
+
+        def dlq_alerts(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
+            result = self.alerter.run_once()
+            counts.dlq_alerts_raised += result.raised
+            counts.dlq_alerts_cleared += result.cleared
+            counts.dlq_webhook_failures += result.webhook_failures
+
+        # Stalled jobs first: their failures may exhaust or schedule retries the later tasks see.
+        return [
+            ("stalled_jobs", stalled_jobs),
+            ("exhausted_jobs", exhausted_jobs),
+            ("due_retries", due_retries),
+            ("completed_retention", completed_retention),
+            ("retry_log_retention", retry_log_retention),
+            ("dlq_alerts", dlq_alerts),
+        ]
+
+    @property
+    def is_sweeping(self) -> bool:
+        return self._sweeping.locked()
+
+    def run_once(self, trigger: Trigger | str = Trigger.MANUAL) -> RecoveryRunRecord:
+        """Sweep now and return the finished run (SUCCEEDED, or FAILED with its error).
+
+        Raises Aborted if a sweep is already running here or on another node."""
+        if not self._sweeping.acquire(blocking=False):
+            current = self._current
+            since = f" (run {current.id}, started {current.started_at.isoformat()})" if current else ""
+            raise Aborted(f"a recovery sweep is already running on this node{since}", reason="RECOVERY_RUNNING")
+        try:
+            if not self.sweep_lock.elect():
+                holder = self.sweep_lock.current()
+                where = f"node {holder.holder!r} since {holder.elected_at.isoformat()}" if holder else "another node"
+                raise Aborted(f"a recovery sweep is already running on {where}", reason="RECOVERY_RUNNING")
+            try:
+                return self._sweep(Trigger(trigger))
+            finally:
+                self._release_sweep_lock()
+        finally:
+            self._current = None
+            self._sweeping.release()
+
+    def _release_sweep_lock(self) -> None:
+        try:
+            self.sweep_lock.resign()
+        except StoreUnavailable as error:
+            logger.warning("could not release the sweep lock (it lapses by itself): %s", error)
+
+    def request_stop(self) -> None:
+        """Make a running sweep (and any later one) stop after its current batch; for shutdown."""
+        self._stopping.set()
+
+    def _checkpoint(self) -> None:
+        if self._stopping.is_set():
+            raise SweepInterrupted("stopped: the node is shutting down")
+        if not self.sweep_lock.renew_if_due():
+            raise SweepInterrupted("stopped: another node took the sweep lock over")
+
+    def _sweep(self, trigger: Trigger) -> RecoveryRunRecord:
+        run = self.runs.start(trigger.value)
+        self._current = run
+        started = time.monotonic()
+        counts = RecoveryCounts()
+        errors: list[str] = []
+        for name, task in self.tasks:
+            try:
+                task(counts, self._checkpoint)
+            except (SweepInterrupted, StoreUnavailable) as error:
+                errors.append(f"{name}: {error}")
+                logger.error("recovery run %d stopped in %s: %s", run.id, name, error)
+                break
+            except Exception as error:  # noqa: BLE001 - one broken task must not stop the others
+                errors.append(f"{name}: {type(error).__name__}: {error}")
+                logger.exception("recovery run %d: task %s failed", run.id, name)
+        finished = self.runs.finish(run, counts=counts.to_json(), error="; ".join(errors) or None)
+        elapsed = time.monotonic() - started
+        self.jobs.events.sweep_finished(duration_seconds=elapsed, counts=counts.to_json(), succeeded=not errors)
+        logger.log(
+            logging.ERROR if errors else logging.INFO,
+            "recovery run %d (%s) %s in %.3fs: %s",
+            run.id,
+            trigger.value,
+            finished.status.value,
+            elapsed,
+            ", ".join(f"{key}={value}" for key, value in counts.to_json().items() if value) or "nothing to do",
+        )
+        return finished

@@ -1,0 +1,109 @@
+"""Runs recovery sweeps on a timer inside `queue-service serve`, on the elected leader only.
+
+Two APScheduler jobs: an election round every quarter of the leader lease term, and the sweep
+every `interval`. The leader's lease row lasts three quarters of a term past each renewal, so
+when the leader dies the row lapses and the next election round of another replica takes it
+within one term. Both jobs have max_instances=1 and coalesce missed runs into one.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from queue_service.core.errors import Aborted
+from queue_service.core.leadership import Lease
+from queue_service.core.recovery import Recovery, Trigger
+from queue_service.store.errors import StoreUnavailable
+from queue_service.store.records import RecoveryRunRecord
+
+logger = logging.getLogger(__name__)
+
+LEADER_LEASE = "recovery-leader"
+ELECTION_JOB = "recovery-election"
+SWEEP_JOB = "recovery-sweep"
+
+
+class RecoveryScheduler:
+    def __init__(self, recovery: Recovery) -> None:
+        settings = recovery.settings
+        if settings.interval.total_seconds() <= 0:
+            raise ValueError("the recovery scheduler needs a positive interval")
+        self.recovery = recovery
+        self.interval = settings.interval
+        self.election_interval = settings.leader_lease_term / 4
+        self.leader = Lease(
+            recovery.database, recovery.clock, LEADER_LEASE, recovery.node_id, settings.leader_lease_term * 3 / 4
+        )
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader.is_held
+
+    @property
+    def next_run_at(self) -> datetime | None:
+        """When this replica sweeps next; None unless it leads (followers do not sweep)."""
+        if not self.is_leader or not self.scheduler.running:
+            return None
+        job = self.scheduler.get_job(SWEEP_JOB)
+        return job.next_run_time.astimezone(UTC) if job and job.next_run_time else None
+
+    def start(self) -> RecoveryScheduler:
+        self.scheduler.add_job(
+            self.elect_once,
+            IntervalTrigger(seconds=self.election_interval.total_seconds(), timezone=UTC),
+            id=ELECTION_JOB,
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.add_job(
+            self.sweep_once,
+            IntervalTrigger(seconds=self.interval.total_seconds(), timezone=UTC),
+            id=SWEEP_JOB,
+        )
+        self.scheduler.start()
+        logger.info(
+            "recovery scheduler started: sweep every %ss, leader lease term %ss, node %s",
+            self.interval.total_seconds(),
+            self.recovery.settings.leader_lease_term.total_seconds(),
+            self.recovery.node_id,
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop a running sweep at its next batch, wait for it, and resign so another replica takes over now."""
+        self.recovery.request_stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        try:
+            self.leader.resign()
+        except StoreUnavailable as error:
+            logger.warning("could not resign recovery leadership (it lapses by itself): %s", error)
+
+    def elect_once(self) -> bool:
+        """One election round; True if this replica leads afterwards."""
+        try:
+            return self.leader.tick()
+        except StoreUnavailable as error:
+            logger.warning("recovery leader election failed: %s", error)
+            return self.leader.is_held
+
+    def sweep_once(self) -> RecoveryRunRecord | None:
+        """The timed sweep: runs only on the leader and never raises, so neither the scheduler nor the
+        server stops because of it. Returns the run, or None when it did not run."""
+        if not self.is_leader:
+            logger.debug("recovery sweep skipped: %s is not the leader", self.recovery.node_id)
+            return None
+        try:
+            return self.recovery.run_once(Trigger.SCHEDULED)
+        except Aborted as error:
+            logger.info("scheduled recovery sweep skipped: %s", error)
+        except Exception:  # noqa: BLE001 - logged; the next interval tries again
+            logger.exception("scheduled recovery sweep could not run")
+        return None

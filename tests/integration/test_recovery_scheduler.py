@@ -1,0 +1,71 @@
+"""The recovery scheduler embedded in the server: APScheduler on a real timer, sweeping on the leader only."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from queue_service.api.server import QueueServer
+from queue_service.core.recovery import RecoverySettings
+from queue_service.scheduler import ELECTION_JOB, SWEEP_JOB
+from queue_service.store.records import RunStatus
+from tests.conftest import make_config
+
+
+def wait_for(predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def replica(database_url, clock, node_id: str) -> QueueServer:
+    # Short real-time intervals; lease expiry follows the fake clock, which stands still here.
+    settings = RecoverySettings(
+        node_id=node_id, interval=timedelta(seconds=0.2), leader_lease_term=timedelta(seconds=1)
+    )
+    return QueueServer(make_config(database_url, recovery=settings), clock=clock)
+
+
+def finished_runs(server: QueueServer):
+    return [run for run in server.recovery.runs.page(page_size=100).runs if run.finished_at]
+
+
+def test_serve_sweeps_on_a_timer_on_the_leader_only(database_url, clock):
+    first, second = replica(database_url, clock, "first"), replica(database_url, clock, "second")
+    first.start()
+    try:
+        wait_for(lambda: first.recovery_scheduler.is_leader)
+        second.start()
+        wait_for(lambda: len(finished_runs(first)) >= 3)
+
+        runs = finished_runs(first)
+        assert {(run.trigger, run.node_id, run.status) for run in runs} == {
+            ("scheduled", "first", RunStatus.SUCCEEDED)
+        }
+        assert not second.recovery_scheduler.is_leader
+        assert second.recovery_scheduler.next_run_at is None
+        assert first.recovery_scheduler.next_run_at is not None
+        for job_id in (ELECTION_JOB, SWEEP_JOB):
+            job = first.recovery_scheduler.scheduler.get_job(job_id)
+            assert (job.max_instances, job.coalesce) == (1, True)
+
+        # Stopping the leader resigns; the second replica takes over on its next election round.
+        first.stop(0)
+        wait_for(lambda: second.recovery_scheduler.is_leader)
+        wait_for(lambda: any(run.node_id == "second" for run in finished_runs(second)))
+    finally:
+        second.stop(0)
+        if first.recovery_scheduler.scheduler.running:
+            first.stop(0)
+
+
+def test_interval_zero_runs_no_scheduler(database_url, clock):
+    server = QueueServer(make_config(database_url, recovery=RecoverySettings(interval=timedelta(0))), clock=clock)
+    try:
+        assert server.recovery_scheduler is None
+        assert server.recovery.run_once().status == RunStatus.SUCCEEDED  # manual sweeps still work
+    finally:
+        server.stop(0)

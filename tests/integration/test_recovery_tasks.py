@@ -1,0 +1,333 @@
+"""Each recovery task, called directly with a fake clock, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from queue_service.core import maintenance
+from queue_service.core.errors import FailedPrecondition
+from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, ReportedError
+from queue_service.core.retry import PolicyOverride, RetryPolicy
+from queue_service.store.records import DeathReason, Decision, JobState, RecoveryStatus
+from queue_service.store.schema import dead_letter_queue, queue_jobs, queue_retry_log, queues
+
+QUEUE = "emails"
+
+
+def enqueue(jobs: JobManager, *job_ids: str, **options) -> None:
+    jobs.enqueue([JobSpec(QUEUE, "send", job_id=job_id, **options) for job_id in job_ids])
+
+
+def lease(jobs: JobManager, count: int = 1, lease_duration: timedelta | None = None):
+    return jobs.lease([QUEUE], worker_id="worker-1", max_jobs=count, lease_duration=lease_duration)
+
+
+def state_of(jobs: JobManager, job_id: str) -> JobState:
+    return jobs.get_job(job_id).job.record.state
+
+
+def fail_current_run(jobs: JobManager, job_id: str):
+    job = jobs.get_job(job_id).job.record
+    return jobs.fail(job_id, job.attempt_number, ReportedError("Connection timeout", "TimeoutError"))
+
+
+def run_and_fail(jobs: JobManager, job_id: str):
+    """Run one specific job (TrackStart picks it, whatever the lease order) and report a failure."""
+    jobs.track_start(job_id)
+    return fail_current_run(jobs, job_id)
+
+
+class CountingCheckpoint:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+# Due retries
+
+
+def test_due_retries_become_waiting_only_once_their_time_has_passed(job_manager, clock):
+    enqueue(job_manager, "early", "late")
+    run_and_fail(job_manager, "early")  # retry in 5 s
+    clock.advance(3)
+    run_and_fail(job_manager, "late")  # retry 5 s from now
+    clock.advance(2)
+
+    assert maintenance.make_retries_due(job_manager, batch_size=1000) == 1
+    assert state_of(job_manager, "early") == JobState.WAITING
+    assert state_of(job_manager, "late") == JobState.FAILED
+
+    clock.advance(3)
+    assert maintenance.make_retries_due(job_manager, batch_size=1000) == 1
+    assert state_of(job_manager, "late") == JobState.WAITING
+    assert maintenance.make_retries_due(job_manager, batch_size=1000) == 0
+    # A due job keeps its attempt count: its next run is its second.
+    job = job_manager.get_job("early").job
+    assert job.record.attempt_number == 1
+    assert job.remaining_retries == 3
+    (leased,) = lease(job_manager)
+    assert leased.record.job_id == "early"
+    assert leased.record.attempt_number == 2
+
+
+def test_due_retries_work_in_batches(job_manager, clock):
+    ids = [f"job-{index}" for index in range(5)]
+    enqueue(job_manager, *ids)
+    for job_id in ids:
+        run_and_fail(job_manager, job_id)
+    clock.advance(5)
+    checkpoint = CountingCheckpoint()
+
+    assert maintenance.make_retries_due(job_manager, batch_size=2, checkpoint=checkpoint) == 5
+    assert checkpoint.calls == 3  # 2 + 2 + 1
+    assert all(state_of(job_manager, job_id) == JobState.WAITING for job_id in ids)
+
+
+# Stalled jobs
+
+
+def test_expired_lease_is_a_failed_run_that_retries(job_manager, clock):
+    enqueue(job_manager, "job-1")
+    lease(job_manager, lease_duration=timedelta(seconds=30))
+    clock.advance(29)
+    assert maintenance.rescue_stalled_jobs(job_manager, batch_size=1000) == maintenance.StalledCounts(0, 0)
+    assert state_of(job_manager, "job-1") == JobState.ACTIVE
+
+    clock.advance(1)
+    counts = maintenance.rescue_stalled_jobs(job_manager, batch_size=1000)
+
+    assert counts == maintenance.StalledCounts(retried=1, dead_lettered=0)
+    details = job_manager.get_job("job-1")
+    job = details.job.record
+    assert job.state == JobState.FAILED
+    assert job.run_at == clock.now() + timedelta(seconds=5)
+    assert job.lease_expires_at is None
+    assert job.last_error.message == "lease expired"
+    assert job.last_error.type == "LeaseExpired"
+    assert "worker-1" in job.last_error.details
+    assert [(entry.attempt_number, entry.decision) for entry in details.retry_log] == [(1, Decision.RETRY)]
+    assert details.job.remaining_retries == 3
+
+
+def test_expired_leases_use_up_the_budget_and_the_last_one_dead_letters(job_manager, clock):
+    enqueue(job_manager, "job-1")
+    for run, delay in ((1, 5), (2, 15), (3, 45)):
+        (job,) = lease(job_manager)
+        assert job.record.attempt_number == run
+        clock.advance(60)  # the default lease
+        assert maintenance.rescue_stalled_jobs(job_manager, batch_size=1000).retried == 1
+        assert job_manager.get_job("job-1").job.record.run_at == clock.now() + timedelta(seconds=delay)
+        clock.advance(delay)
+    (job,) = lease(job_manager)
+    assert job.record.attempt_number == 4
+    clock.advance(60)
+
+    counts = maintenance.rescue_stalled_jobs(job_manager, batch_size=1000)
+
+    assert counts == maintenance.StalledCounts(retried=0, dead_lettered=1)
+    details = job_manager.get_job("job-1")
+    assert details.job.record.state == JobState.DEAD_LETTER
+    assert details.retry_log[-1].decision == Decision.DEAD_LETTER
+    assert details.retry_log[-1].death_reason == DeathReason.LEASE_EXPIRED
+    with job_manager.database.transaction() as repo:
+        entry = repo.get_dead_letter_for_job("job-1")
+    assert entry.death_reason == DeathReason.LEASE_EXPIRED
+    assert entry.failure_reason == "lease expired"
+    assert entry.total_attempts == 4
+    assert [error.message for error in entry.error_history] == ["lease expired"] * 4
+
+
+def test_a_late_report_after_the_rescue_is_rejected(job_manager, clock):
+    enqueue(job_manager, "job-1")
+    (job,) = lease(job_manager)
+    clock.advance(61)
+    maintenance.rescue_stalled_jobs(job_manager, batch_size=1000)
+
+    # The sweep already counted attempt 1 as failed; the worker's late completion must not win.
+    with pytest.raises(FailedPrecondition):
+        job_manager.complete("job-1", job.record.attempt_number)
+    assert state_of(job_manager, "job-1") == JobState.FAILED
+
+
+def test_heartbeats_keep_a_job_from_being_rescued(job_manager, clock):
+    enqueue(job_manager, "job-1")
+    (job,) = lease(job_manager, lease_duration=timedelta(seconds=30))
+    for _ in range(4):
+        clock.advance(20)
+        job_manager.heartbeat("job-1", job.record.attempt_number, timedelta(seconds=30))
+        assert maintenance.rescue_stalled_jobs(job_manager, batch_size=1000).retried == 0
+    assert state_of(job_manager, "job-1") == JobState.ACTIVE
+
+
+def test_track_start_jobs_stall_after_the_stall_timeout(database, clock):
+    jobs = JobManager(database, clock, LifecycleSettings(stall_timeout=timedelta(minutes=10)))
+    jobs.track_start("ext-1", queue_name=QUEUE, job_name="send", worker_id="bull-1")
+    clock.advance(timedelta(minutes=10) - timedelta(seconds=1))
+    assert maintenance.rescue_stalled_jobs(jobs, batch_size=1000).retried == 0
+
+    clock.advance(timedelta(seconds=1))
+    assert maintenance.rescue_stalled_jobs(jobs, batch_size=1000).retried == 1
+    job = jobs.get_job("ext-1").job.record
+    assert job.state == JobState.FAILED
+    assert job.last_error.message == "lease expired"
+
+
+def test_stalled_jobs_are_rescued_in_batches(job_manager, clock):
+    ids = [f"job-{index}" for index in range(7)]
+    enqueue(job_manager, *ids)
+    lease(job_manager, 7)
+    clock.advance(61)
+    checkpoint = CountingCheckpoint()
+
+    counts = maintenance.rescue_stalled_jobs(job_manager, batch_size=3, checkpoint=checkpoint)
+
+    assert counts.retried == 7
+    assert checkpoint.calls == 3
+    assert all(state_of(job_manager, job_id) == JobState.FAILED for job_id in ids)
+
+
+# Exhausted jobs
+
+
+def test_jobs_out_of_retries_after_a_policy_change_move_to_the_dlq(database, clock):
+    generous = JobManager(database, clock, LifecycleSettings(default_policy=RetryPolicy(max_retries=5)))
+    enqueue(generous, "failed-twice", "failed-once", "made-due", "fresh")
+    for job_id in ("failed-twice", "failed-twice", "failed-once", "made-due", "made-due"):
+        run_and_fail(generous, job_id)
+    clock.advance(60)
+    assert maintenance.make_retries_due(generous, batch_size=1000) == 3
+    assert state_of(generous, "made-due") == JobState.WAITING
+
+    # The server restarts with a stricter default: one retry at most, so two failed runs are too many.
+    strict = JobManager(database, clock, LifecycleSettings(default_policy=RetryPolicy(max_retries=1)))
+    moved = maintenance.dead_letter_exhausted_jobs(strict, batch_size=1000)
+
+    assert moved == 2
+    assert state_of(strict, "failed-twice") == JobState.DEAD_LETTER
+    assert state_of(strict, "made-due") == JobState.DEAD_LETTER
+    assert state_of(strict, "failed-once") == JobState.WAITING
+    assert state_of(strict, "fresh") == JobState.WAITING
+    with database.transaction() as repo:
+        entry = repo.get_dead_letter_for_job("failed-twice")
+    assert entry.death_reason == DeathReason.RETRIES_EXHAUSTED
+    assert entry.failure_reason == "Connection timeout"  # the last real error, not a sweep message
+    assert entry.recovery_status == RecoveryStatus.PENDING
+    assert entry.total_attempts == 2
+    # Nothing left to move.
+    assert maintenance.dead_letter_exhausted_jobs(strict, batch_size=1000) == 0
+
+
+def test_queue_and_job_policies_decide_exhaustion(database, clock, job_manager):
+    enqueue(job_manager, "queue-policy")
+    enqueue(job_manager, "own-policy", retry_policy=PolicyOverride(max_retries=2))
+    enqueue(job_manager, "never-ran")
+    job_manager.enqueue([JobSpec("other", "send", job_id="other-queue")])
+    for job_id in ("queue-policy", "own-policy", "other-queue"):
+        run_and_fail(job_manager, job_id)
+    assert maintenance.dead_letter_exhausted_jobs(job_manager, batch_size=1000) == 0
+
+    # An operator lowers the queue's policy to no retries, and the one job's own policy too.
+    with database.transaction() as repo:
+        repo.connection.execute(update(queues).where(queues.c.name == QUEUE).values(retry_policy={"max_retries": 0}))
+        repo.connection.execute(
+            update(queue_jobs).where(queue_jobs.c.job_id == "own-policy").values(retry_policy={"max_retries": 0})
+        )
+
+    assert maintenance.dead_letter_exhausted_jobs(job_manager, batch_size=1000) == 2
+    assert state_of(job_manager, "queue-policy") == JobState.DEAD_LETTER
+    assert state_of(job_manager, "own-policy") == JobState.DEAD_LETTER
+    assert state_of(job_manager, "other-queue") == JobState.FAILED  # its queue still allows retries
+    assert state_of(job_manager, "never-ran") == JobState.WAITING
+
+
+def test_a_job_policy_above_the_queue_policy_keeps_its_retries(database, clock, job_manager):
+    enqueue(job_manager, "patient", retry_policy=PolicyOverride(max_retries=5))
+    run_and_fail(job_manager, "patient")
+    with database.transaction() as repo:
+        repo.connection.execute(update(queues).where(queues.c.name == QUEUE).values(retry_policy={"max_retries": 0}))
+
+    assert maintenance.dead_letter_exhausted_jobs(job_manager, batch_size=1000) == 0
+    assert state_of(job_manager, "patient") == JobState.FAILED
+
+
+def test_exhausted_jobs_are_found_across_batches(database, clock):
+    generous = JobManager(database, clock, LifecycleSettings(default_policy=RetryPolicy(max_retries=3)))
+    ids = [f"job-{index}" for index in range(5)]
+    enqueue(generous, *ids, "untouched")
+    for job_id in ids:
+        run_and_fail(generous, job_id)
+    strict = JobManager(database, clock, LifecycleSettings(default_policy=RetryPolicy(max_retries=0)))
+    checkpoint = CountingCheckpoint()
+
+    assert maintenance.dead_letter_exhausted_jobs(strict, batch_size=2, checkpoint=checkpoint) == 5
+    assert checkpoint.calls == 3
+    assert all(state_of(strict, job_id) == JobState.DEAD_LETTER for job_id in ids)
+    assert state_of(strict, "untouched") == JobState.WAITING
+
+
+# Retention
+
+
+def test_retention_deletes_only_old_completed_jobs(job_manager, clock, database):
+    enqueue(job_manager, "old-done", "old-waiting", "old-failed", "old-active", "old-dead", "new-done")
+    for job_id in ("old-done", "old-failed", "old-active", "old-dead"):
+        job_manager.track_start(job_id)
+    job_manager.complete("old-done", 1)
+    fail_current_run(job_manager, "old-failed")
+    job_manager.move_to_dead_letter("old-dead", "bad payload")
+    clock.advance(timedelta(days=7, seconds=1))
+    job_manager.track_start("new-done")
+    job_manager.complete("new-done", 1)
+    everything = ["old-done", "old-waiting", "old-failed", "old-active", "old-dead", "new-done"]
+
+    deleted = maintenance.delete_old_completed_jobs(database, clock, older_than=timedelta(days=7), batch_size=1000)
+
+    assert deleted == 1
+    with database.transaction() as repo:
+        left = set(repo.get_jobs(everything))
+        entries = repo.connection.execute(select(dead_letter_queue.c.job_id)).scalars().all()
+    assert left == set(everything) - {"old-done"}
+    assert entries == ["old-dead"]  # DLQ entries are never deleted
+
+
+def test_retention_deletes_completed_jobs_in_batches_and_keeps_recent_ones(job_manager, clock, database):
+    ids = [f"job-{index}" for index in range(5)]
+    enqueue(job_manager, *ids)
+    for job_id in ids:
+        job_manager.track_start(job_id)
+        job_manager.complete(job_id, 1)
+    clock.advance(timedelta(days=3))
+    enqueue(job_manager, "recent")
+    job_manager.track_start("recent")
+    job_manager.complete("recent", 1)
+    clock.advance(timedelta(days=5))
+    checkpoint = CountingCheckpoint()
+
+    deleted = maintenance.delete_old_completed_jobs(
+        database, clock, older_than=timedelta(days=7), batch_size=2, checkpoint=checkpoint
+    )
+
+    assert deleted == 5
+    assert checkpoint.calls == 3
+    with database.transaction() as repo:
+        assert set(repo.get_jobs(ids + ["recent"])) == {"recent"}
+
+
+def test_retry_log_retention_deletes_only_old_rows(job_manager, clock, database):
+    enqueue(job_manager, "job-1", "job-2")
+    run_and_fail(job_manager, "job-1")
+    clock.advance(timedelta(days=20))
+    run_and_fail(job_manager, "job-2")
+    clock.advance(timedelta(days=11))
+
+    deleted = maintenance.delete_old_retry_log(database, clock, older_than=timedelta(days=30), batch_size=1000)
+
+    assert deleted == 1
+    with database.transaction() as repo:
+        rows = repo.connection.execute(select(queue_retry_log.c.job_id)).scalars().all()
+    assert rows == ["job-2"]
