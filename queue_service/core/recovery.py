@@ -57,17 +57,18 @@ class RecoverySettings:
 
 @dataclass
 class RecoveryCounts:
-    """What one sweep did; stored as the run's `counts`."""
+    """What one sweep did; stored as the run's `counts`, named as in the RecoveryTaskCounts message."""
 
-    stalled_retried: int = 0
-    stalled_dead_lettered: int = 0
-    exhausted_dead_lettered: int = 0
     due_retries: int = 0
-    completed_deleted: int = 0
-    retry_log_deleted: int = 0
-    dlq_alerts_raised: int = 0
-    dlq_alerts_cleared: int = 0
-    dlq_webhook_failures: int = 0
+    # Stalled jobs counted as failed runs; of those, the ones that went to the DLQ.
+    stalled_jobs: int = 0
+    stalled_jobs_dead_lettered: int = 0
+    exhausted_jobs: int = 0
+    deleted_completed_jobs: int = 0
+    deleted_retry_log_rows: int = 0
+    dead_letter_alerts: int = 0
+    dead_letter_alerts_cleared: int = 0
+    alert_webhook_failures: int = 0
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -121,11 +122,11 @@ class Recovery:
 
         def stalled_jobs(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             result = maintenance.rescue_stalled_jobs(jobs, batch_size=batch, checkpoint=checkpoint)
-            counts.stalled_retried += result.retried
-            counts.stalled_dead_lettered += result.dead_lettered
+            counts.stalled_jobs += result.retried + result.dead_lettered
+            counts.stalled_jobs_dead_lettered += result.dead_lettered
 
         def exhausted_jobs(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
-            counts.exhausted_dead_lettered += maintenance.dead_letter_exhausted_jobs(
+            counts.exhausted_jobs += maintenance.dead_letter_exhausted_jobs(
                 jobs, batch_size=batch, checkpoint=checkpoint
             )
 
@@ -134,23 +135,23 @@ class Recovery:
 
         def completed_retention(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             if settings.completed_retention > timedelta(0):
-                counts.completed_deleted += maintenance.delete_old_completed_jobs(
+                counts.deleted_completed_jobs += maintenance.delete_old_completed_jobs(
                     self.database, self.clock, older_than=settings.completed_retention, batch_size=batch,
                     checkpoint=checkpoint,
                 )
 
         def retry_log_retention(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             if settings.retry_log_retention > timedelta(0):
-                counts.retry_log_deleted += maintenance.delete_old_retry_log(
+                counts.deleted_retry_log_rows += maintenance.delete_old_retry_log(
                     self.database, self.clock, older_than=settings.retry_log_retention, batch_size=batch,
                     checkpoint=checkpoint,
                 )
 
         def dlq_alerts(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             result = self.alerter.run_once()
-            counts.dlq_alerts_raised += result.raised
-            counts.dlq_alerts_cleared += result.cleared
-            counts.dlq_webhook_failures += result.webhook_failures
+            counts.dead_letter_alerts += result.raised
+            counts.dead_letter_alerts_cleared += result.cleared
+            counts.alert_webhook_failures += result.webhook_failures
 
         # Stalled jobs first: their failures may exhaust or schedule retries the later tasks see.
         return [

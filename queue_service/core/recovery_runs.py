@@ -11,8 +11,8 @@ from queue_service.core.errors import InvalidArgument
 from queue_service.store.database import Database
 from queue_service.store.records import RecoveryRunRecord, RecoveryRunTotals, RunStatus
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 ABANDONED_ERROR = "abandoned: the node running it stopped before the run finished"
 _TOKEN_PREFIX = "before:"
 

@@ -56,8 +56,8 @@ def test_recover_runs_one_sweep_and_prints_its_summary(database, database_url):
     assert first_line.startswith("recovery run 1 succeeded in ")
     assert "(node cli-test, trigger cli)" in first_line
     counts = dict(line.split() for line in lines)
-    assert counts["stalled_retried"] == "1"
-    assert counts["completed_deleted"] == "1"
+    assert counts["stalled_jobs"] == "1"
+    assert counts["deleted_completed_jobs"] == "1"
     assert counts["due_retries"] == "0"
     assert jobs.get_job("stalled").job.record.state == JobState.FAILED
     with database.transaction() as repo:
@@ -74,8 +74,8 @@ def test_recover_prints_json_and_honours_retention_flags(database, database_url)
     assert run["status"] == "succeeded"
     assert run["trigger"] == "cli"
     assert run["error"] is None
-    assert run["counts"]["completed_deleted"] == 0  # eight days old, kept for nine
-    assert run["counts"]["stalled_retried"] == 1
+    assert run["counts"]["deleted_completed_jobs"] == 0  # eight days old, kept for nine
+    assert run["counts"]["stalled_jobs"] == 1
     assert run["duration_seconds"] >= 0
 
 

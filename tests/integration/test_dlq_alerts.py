@@ -173,10 +173,10 @@ def test_a_failing_webhook_does_not_fail_the_run(job_manager, failure):
 
         assert run.status == RunStatus.SUCCEEDED
         assert run.error is None
-        assert run.counts["dlq_alerts_raised"] == 1
-        assert run.counts["dlq_webhook_failures"] == 1
+        assert run.counts["dead_letter_alerts"] == 1
+        assert run.counts["alert_webhook_failures"] == 1
         # The crossing counts as alerted: the next run does not retry the broken webhook.
-        assert recovery.run_once().counts["dlq_alerts_raised"] == 0
+        assert recovery.run_once().counts["dead_letter_alerts"] == 0
     finally:
         if failure != "connection refused":
             receiver.close()

@@ -38,17 +38,17 @@ def test_a_run_is_recorded_with_its_counts(job_manager, clock):
     assert run.node_id == "node-a"
     assert run.started_at == clock.now()
     assert run.finished_at == clock.now()
-    assert run.counts["stalled_retried"] == 2
+    assert run.counts["stalled_jobs"] == 2
     assert set(run.counts) == {
-        "stalled_retried",
-        "stalled_dead_lettered",
-        "exhausted_dead_lettered",
+        "stalled_jobs",
+        "stalled_jobs_dead_lettered",
+        "exhausted_jobs",
         "due_retries",
-        "completed_deleted",
-        "retry_log_deleted",
-        "dlq_alerts_raised",
-        "dlq_alerts_cleared",
-        "dlq_webhook_failures",
+        "deleted_completed_jobs",
+        "deleted_retry_log_rows",
+        "dead_letter_alerts",
+        "dead_letter_alerts_cleared",
+        "alert_webhook_failures",
     }
     (stored,) = recovery.runs.page().runs
     assert stored == run
@@ -73,8 +73,8 @@ def test_a_run_that_fails_midway_is_recorded_as_failed_and_the_next_run_works(jo
     assert failed.error.startswith("stalled_jobs: ValueError")
     assert failed.finished_at is not None
     # The batch that failed was rolled back whole; the tasks after it still ran.
-    assert failed.counts["stalled_retried"] == 0
-    assert failed.counts["completed_deleted"] == 1
+    assert failed.counts["stalled_jobs"] == 0
+    assert failed.counts["deleted_completed_jobs"] == 1
     assert job_manager.get_job("healthy").job.record.state == JobState.ACTIVE
 
     with database.transaction() as repo:
@@ -83,7 +83,7 @@ def test_a_run_that_fails_midway_is_recorded_as_failed_and_the_next_run_works(jo
 
     assert succeeded.status == RunStatus.SUCCEEDED
     assert succeeded.error is None
-    assert succeeded.counts["stalled_retried"] == 2
+    assert succeeded.counts["stalled_jobs"] == 2
     totals = recovery.runs.totals()
     assert (totals.total, totals.succeeded, totals.failed) == (2, 1, 1)
     assert recovery.runs.last_finished().id == succeeded.id
