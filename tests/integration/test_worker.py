@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -264,3 +267,41 @@ def test_track_keeps_the_original_error_when_the_report_fails(service):
     assert str(raised.value) == "handler bug"
     (note,) = raised.value.__notes__
     assert "reporting this failure to the job service failed too" in note and "Unavailable" in note
+
+
+WORKER_SCRIPT = """
+import sys, time
+from datetime import timedelta
+from jobqueue import JobClient, Worker
+
+def handler(job):
+    print("started", job.job_id, flush=True)
+    time.sleep(1.0)
+    return {"finished": True}
+
+client = JobClient(sys.argv[1], timeout=10)
+Worker(client, ["emails"], handler, poll_wait=timedelta(seconds=0.2)).run()
+print("stopped", flush=True)
+"""
+
+
+def test_sigterm_stops_a_worker_process_after_its_running_job(client):
+    client.enqueue("emails", "send", job_id="running")
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER_SCRIPT, client.connection.target],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().split() == ["started", "running"]
+        client.enqueue("emails", "send", job_id="queued-after")
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert stdout.strip() == "stopped"
+    assert client.get_job("running").job.result == {"finished": True}
+    assert state_of(client, "queued-after") is JobState.WAITING
