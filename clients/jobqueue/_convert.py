@@ -337,6 +337,9 @@ def recovery_run(message: admin_pb2.RecoveryRun) -> models.RecoveryRun:
             deleted_completed_jobs=counts.deleted_completed_jobs,
             deleted_retry_log_rows=counts.deleted_retry_log_rows,
             dead_letter_alerts=counts.dead_letter_alerts,
+            stalled_jobs_dead_lettered=counts.stalled_jobs_dead_lettered,
+            dead_letter_alerts_cleared=counts.dead_letter_alerts_cleared,
+            alert_webhook_failures=counts.alert_webhook_failures,
         ),
         error=message.error,
     )

@@ -292,6 +292,9 @@ class RecoveryTaskCounts:
     deleted_completed_jobs: int = 0
     deleted_retry_log_rows: int = 0
     dead_letter_alerts: int = 0
+    stalled_jobs_dead_lettered: int = 0
+    dead_letter_alerts_cleared: int = 0
+    alert_webhook_failures: int = 0
 
 
 @dataclass(frozen=True)
