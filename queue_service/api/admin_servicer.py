@@ -10,16 +10,27 @@ from queue_service.api.errors import translate_all
 from queue_service.api.principal import current_actor
 from queue_service.core.audit import AuditLog
 from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager
-from queue_service.core.errors import Unimplemented
 from queue_service.core.queues import QueueManager
+from queue_service.core.recovery import Recovery, Trigger
+from queue_service.scheduler import RecoveryScheduler
 
 
 @translate_all
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
-    def __init__(self, queues: QueueManager, dead_letters: DeadLetterManager, audit_log: AuditLog) -> None:
+    def __init__(
+        self,
+        queues: QueueManager,
+        dead_letters: DeadLetterManager,
+        audit_log: AuditLog,
+        recovery: Recovery,
+        recovery_scheduler: RecoveryScheduler | None = None,
+    ) -> None:
         self.queues = queues
         self.dead_letters = dead_letters
         self.audit_log = audit_log
+        self.recovery = recovery
+        # None when this process does not sweep on a timer (interval 0, or not the first of --workers).
+        self.recovery_scheduler = recovery_scheduler
 
     # Statistics
 
@@ -161,13 +172,21 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         )
         return pb.CleanQueueResponse(deleted_count=deleted)
 
-    # Recovery: the recovery scheduler provides these two.
+    # Recovery
 
     def TriggerRecovery(self, request, context):
-        raise Unimplemented("TriggerRecovery is not implemented yet")
+        # Runs in this call; ABORTED (core Aborted) while another sweep runs anywhere.
+        run = self.recovery.run_once(Trigger.MANUAL, actor=current_actor(context))
+        return pb.TriggerRecoveryResponse(run=convert.recovery_run_message(run))
 
     def GetRecoveryStatus(self, request, context):
-        raise Unimplemented("GetRecoveryStatus is not implemented yet")
+        stats = self.recovery.runs.stats(request.page_size, request.page_token)
+        scheduler = self.recovery_scheduler
+        return convert.recovery_status_response(
+            stats,
+            is_leader=scheduler.is_leader if scheduler else False,
+            next_run_at=scheduler.next_run_at if scheduler else None,
+        )
 
     # Audit
 

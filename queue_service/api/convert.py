@@ -16,6 +16,8 @@ from queue_service.core.jobs import JobView, ReportedError
 from queue_service.core.audit import AuditQuery
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
 from queue_service.core.queues import QueueStatistics, QueueView, RetryLogQuery, Statistics
+from queue_service.core.recovery import Trigger
+from queue_service.core.recovery_runs import RecoveryRunStats
 from queue_service.core.retry import PolicyOverride, RetryPolicy
 from queue_service.store.records import (
     AuditEventRecord,
@@ -25,8 +27,10 @@ from queue_service.store.records import (
     Decision,
     ErrorInfo,
     JobState,
+    RecoveryRunRecord,
     RecoveryStatus,
     RetryLogRecord,
+    RunStatus,
 )
 
 JOB_STATES = {
@@ -417,4 +421,53 @@ def audit_event_message(event: AuditEventRecord) -> admin_pb.AuditEvent:
         target=event.target,
         parameters=struct(event.parameters),
         created_at=timestamp(event.created_at),
+    )
+
+
+# Recovery runs
+
+RUN_STATUSES = {
+    RunStatus.RUNNING: admin_pb.RecoveryRun.STATUS_RUNNING,
+    RunStatus.SUCCEEDED: admin_pb.RecoveryRun.STATUS_SUCCEEDED,
+    RunStatus.FAILED: admin_pb.RecoveryRun.STATUS_FAILED,
+}
+# The `recover` command counts as a manual run.
+RUN_TRIGGERS = {
+    Trigger.SCHEDULED: admin_pb.RecoveryRun.TRIGGER_SCHEDULED,
+    Trigger.MANUAL: admin_pb.RecoveryRun.TRIGGER_MANUAL,
+    Trigger.CLI: admin_pb.RecoveryRun.TRIGGER_MANUAL,
+}
+RECOVERY_COUNT_FIELDS = frozenset(admin_pb.RecoveryTaskCounts.DESCRIPTOR.fields_by_name)
+
+
+def recovery_run_message(run: RecoveryRunRecord) -> admin_pb.RecoveryRun:
+    return admin_pb.RecoveryRun(
+        id=run.id,
+        started_at=timestamp(run.started_at),
+        finished_at=timestamp(run.finished_at),
+        status=RUN_STATUSES[run.status],
+        trigger=RUN_TRIGGERS.get(run.trigger, admin_pb.RecoveryRun.TRIGGER_UNSPECIFIED),
+        node_id=run.node_id,
+        # Counts a newer server version added are left out rather than refused.
+        counts=admin_pb.RecoveryTaskCounts(
+            **{name: value for name, value in run.counts.items() if name in RECOVERY_COUNT_FIELDS}
+        ),
+        error=run.error or "",
+    )
+
+
+def recovery_status_response(
+    stats: RecoveryRunStats, *, is_leader: bool, next_run_at: datetime | None
+) -> admin_pb.GetRecoveryStatusResponse:
+    last_finished = stats.last_finished
+    return admin_pb.GetRecoveryStatusResponse(
+        total_runs=stats.totals.total,
+        successful_runs=stats.totals.succeeded,
+        failed_runs=stats.totals.failed,
+        last_run_at=timestamp(stats.latest.started_at) if stats.latest else None,
+        last_run_duration=duration(last_finished.duration) if last_finished else None,
+        next_run_at=timestamp(next_run_at),
+        is_leader=is_leader,
+        recent_runs=[recovery_run_message(run) for run in stats.recent.items],
+        next_page_token=stats.recent.next_page_token,
     )

@@ -84,7 +84,8 @@ class QueueServer:
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self.queues, self.dead_letters, self.audit_log), self.server
+            AdminServicer(self.queues, self.dead_letters, self.audit_log, self.recovery, self.recovery_scheduler),
+            self.server,
         )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

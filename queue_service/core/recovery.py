@@ -167,9 +167,10 @@ class Recovery:
     def is_sweeping(self) -> bool:
         return self._sweeping.locked()
 
-    def run_once(self, trigger: Trigger | str = Trigger.MANUAL) -> RecoveryRunRecord:
+    def run_once(self, trigger: Trigger | str = Trigger.MANUAL, *, actor: str | None = None) -> RecoveryRunRecord:
         """Sweep now and return the finished run (SUCCEEDED, or FAILED with its error).
 
+        `actor` (an admin asking through the API) is recorded in the audit trail with the run.
         Raises Aborted if a sweep is already running here or on another node."""
         if not self._sweeping.acquire(blocking=False):
             current = self._current
@@ -181,7 +182,7 @@ class Recovery:
                 where = f"node {holder.holder!r} since {holder.elected_at.isoformat()}" if holder else "another node"
                 raise Aborted(f"a recovery sweep is already running on {where}", reason="RECOVERY_RUNNING")
             try:
-                return self._sweep(Trigger(trigger))
+                return self._sweep(Trigger(trigger), actor)
             finally:
                 self._release_sweep_lock()
         finally:
@@ -204,8 +205,8 @@ class Recovery:
         if not self.sweep_lock.renew_if_due():
             raise SweepInterrupted("stopped: another node took the sweep lock over")
 
-    def _sweep(self, trigger: Trigger) -> RecoveryRunRecord:
-        run = self.runs.start(trigger.value)
+    def _sweep(self, trigger: Trigger, actor: str | None) -> RecoveryRunRecord:
+        run = self.runs.start(trigger.value, actor=actor)
         self._current = run
         started = time.monotonic()
         counts = RecoveryCounts()

@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
 from queue_service.clock import Clock
-from queue_service.core.errors import InvalidArgument
+from queue_service.core import audit, paging
+from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.database import Database
 from queue_service.store.records import RecoveryRunRecord, RecoveryRunTotals, RunStatus
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 ABANDONED_ERROR = "abandoned: the node running it stopped before the run finished"
-_TOKEN_PREFIX = "before:"
+# Page tokens of the run list carry no filters.
+_NO_FILTERS: dict = {}
 
 
 @dataclass(frozen=True)
-class RecoveryRunPage:
-    runs: list[RecoveryRunRecord]
-    next_page_token: str
+class RecoveryRunStats:
+    """What GetRecoveryStatus reports about past runs, read in one transaction."""
+
+    totals: RecoveryRunTotals
+    # The most recent run, finished or not, and the most recent finished one.
+    latest: RecoveryRunRecord | None
+    last_finished: RecoveryRunRecord | None
+    recent: paging.Page[RecoveryRunRecord]
 
 
-def _encode_token(before_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{before_id}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith(_TOKEN_PREFIX):
-            raise ValueError(text)
-        return int(text[len(_TOKEN_PREFIX) :])
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidArgument("page_token is not a token this service returned", field="page_token") from None
+def recovery_run_target(run_id: int) -> str:
+    return f"recovery_run/{run_id}"
 
 
 class RecoveryRuns:
@@ -43,13 +36,24 @@ class RecoveryRuns:
         self.clock = clock
         self.node_id = node_id
 
-    def start(self, trigger: str) -> RecoveryRunRecord:
-        """Record a RUNNING run. Call only while holding the sweep lock: any other RUNNING run is then
-        one whose node stopped mid-sweep, and is closed as failed."""
+    def start(self, trigger: str, *, actor: str | None = None) -> RecoveryRunRecord:
+        """Record a RUNNING run, and the admin action that asked for it when `actor` is given.
+
+        Call only while holding the sweep lock: any other RUNNING run is then one whose node
+        stopped mid-sweep, and is closed as failed."""
         now = self.clock.now()
         with self.database.transaction() as repo:
             run = repo.insert_recovery_run(started_at=now, trigger=trigger, node_id=self.node_id)
             repo.fail_running_recovery_runs(except_id=run.id, finished_at=now, error=ABANDONED_ERROR)
+            if actor is not None:
+                audit.record(
+                    AdminRepository.of(repo),
+                    actor=actor,
+                    action="TriggerRecovery",
+                    target=recovery_run_target(run.id),
+                    parameters={"node_id": self.node_id},
+                    now=now,
+                )
         return run
 
     def finish(self, run: RecoveryRunRecord, *, counts: dict[str, int], error: str | None) -> RecoveryRunRecord:
@@ -69,13 +73,19 @@ class RecoveryRuns:
         with self.database.transaction() as repo:
             return repo.last_finished_recovery_run()
 
-    def page(self, page_size: int = 0, page_token: str = "") -> RecoveryRunPage:
+    def page(self, page_size: int = 0, page_token: str = "") -> paging.Page[RecoveryRunRecord]:
         """Newest first. The token holds the last id seen, so new runs never shift a page."""
-        if page_size < 0:
-            raise InvalidArgument("page_size must not be negative", field="page_size")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        before_id = _decode_token(page_token) if page_token else None
+        return self.stats(page_size, page_token).recent
+
+    def stats(self, page_size: int = 0, page_token: str = "") -> RecoveryRunStats:
+        limit = paging.page_size(page_size)
+        key = paging.decode_token(page_token, _NO_FILTERS, shape=(int,))
         with self.database.transaction() as repo:
-            runs = repo.list_recovery_runs(before_id=before_id, limit=size + 1)
-        next_token = _encode_token(runs[size - 1].id) if len(runs) > size else ""
-        return RecoveryRunPage(runs[:size], next_token)
+            runs = repo.list_recovery_runs(before_id=key[0] if key else None, limit=limit + 1)
+            newest = repo.list_recovery_runs(before_id=None, limit=1)
+            return RecoveryRunStats(
+                totals=repo.recovery_run_totals(),
+                latest=newest[0] if newest else None,
+                last_finished=repo.last_finished_recovery_run(),
+                recent=paging.Page(runs[:limit], paging.next_token(runs, limit, lambda run: (run.id,), _NO_FILTERS)),
+            )

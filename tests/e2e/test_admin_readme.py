@@ -18,8 +18,6 @@ pytestmark = pytest.mark.slow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 QUEUE = "whatsapp-messages"
-# Contract-only until the recovery scheduler implements them: UNIMPLEMENTED is the right answer then.
-MAY_BE_UNIMPLEMENTED = ("TriggerRecovery", "GetRecoveryStatus", "recovery trigger", "recovery status")
 
 
 def admin_commands() -> list[str]:
@@ -91,9 +89,6 @@ def test_every_admin_example_runs(secured_service):
             text=True,
             timeout=60,
         )
-        if result.returncode != 0 and any(name in command for name in MAY_BE_UNIMPLEMENTED):
-            assert "Unimplemented" in result.stderr or "UNIMPLEMENTED" in result.stderr, (command, result.stderr)
-            continue
         assert result.returncode == 0, (command, result.stdout, result.stderr)
         assert result.stdout.strip(), command
         if command.startswith("grpcurl"):

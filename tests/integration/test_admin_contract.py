@@ -1,11 +1,10 @@
-"""The AdminService is served and discoverable; the recovery RPCs answer UNIMPLEMENTED until provided."""
+"""The AdminService is served and discoverable through reflection."""
 
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 
@@ -31,14 +30,3 @@ def test_reflection_lists_the_admin_service_and_its_methods(service):
     ]
     assert sorted(listed) == sorted(expected)
     assert "jobqueue.v1.AdminService.RetryDeadLetterJobs" in listed
-
-
-@pytest.mark.parametrize(
-    "method, request_type",
-    [("TriggerRecovery", admin_pb.TriggerRecoveryRequest), ("GetRecoveryStatus", admin_pb.GetRecoveryStatusRequest)],
-)
-def test_recovery_rpcs_are_unimplemented_for_now(service, method, request_type):
-    with pytest.raises(grpc.RpcError) as raised:
-        getattr(service.admin, method)(request_type())
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert method in raised.value.details()

@@ -50,7 +50,7 @@ def test_a_run_is_recorded_with_its_counts(job_manager, clock):
         "dead_letter_alerts_cleared",
         "alert_webhook_failures",
     }
-    (stored,) = recovery.runs.page().runs
+    (stored,) = recovery.runs.page().items
     assert stored == run
 
 
@@ -115,7 +115,7 @@ def test_a_run_left_running_by_a_dead_node_is_closed_by_the_next_run(job_manager
 
     run = recovery_for(job_manager, node_id="live-node").run_once()
 
-    runs = {record.id: record for record in dead.runs.page().runs}
+    runs = {record.id: record for record in dead.runs.page().items}
     assert runs[abandoned.id].status == RunStatus.FAILED
     assert runs[abandoned.id].error.startswith("abandoned")
     assert runs[abandoned.id].finished_at == clock.now()
@@ -228,12 +228,12 @@ def test_recent_runs_page_newest_first_and_stay_stable(job_manager, clock):
         clock.advance(300)
 
     first = recovery.runs.page(page_size=2)
-    assert [run.id for run in first.runs] == ids[:-3:-1]
+    assert [run.id for run in first.items] == ids[:-3:-1]
     recovery.run_once()  # a new run does not shift the next page
     second = recovery.runs.page(page_size=2, page_token=first.next_page_token)
-    assert [run.id for run in second.runs] == [ids[2], ids[1]]
+    assert [run.id for run in second.items] == [ids[2], ids[1]]
     third = recovery.runs.page(page_size=2, page_token=second.next_page_token)
-    assert [run.id for run in third.runs] == [ids[0]]
+    assert [run.id for run in third.items] == [ids[0]]
     assert third.next_page_token == ""
 
     with pytest.raises(InvalidArgument) as bad:

@@ -30,7 +30,7 @@ def replica(database_url, clock, node_id: str) -> QueueServer:
 
 
 def finished_runs(server: QueueServer):
-    return [run for run in server.recovery.runs.page(page_size=100).runs if run.finished_at]
+    return [run for run in server.recovery.runs.page(page_size=100).items if run.finished_at]
 
 
 def test_serve_sweeps_on_a_timer_on_the_leader_only(database_url, clock):
