@@ -11,13 +11,12 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import update
 
+from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.dlq_alerts import DlqAlerter
 from queue_service.core.jobs import JobSpec
 from queue_service.core.recovery import Recovery, RecoverySettings
 from queue_service.store.records import RunStatus
-from queue_service.store.schema import dead_letter_queue
 
 
 class WebhookReceiver:
@@ -67,12 +66,13 @@ def dead_letter(job_manager, queue: str, *job_ids: str) -> None:
         job_manager.move_to_dead_letter(job_id, "invalid phone number")
 
 
-def triage(database, *job_ids: str) -> None:
-    """An operator resolves entries, taking them out of the pending count."""
-    with database.transaction() as repo:
-        repo.connection.execute(
-            update(dead_letter_queue).where(dead_letter_queue.c.job_id.in_(job_ids)).values(recovery_status="recovered")
-        )
+def triage(job_manager, *job_ids: str) -> None:
+    """An operator gives up on entries, taking them out of the pending count."""
+    dead_letters = DeadLetterManager(job_manager)
+    for job_id in job_ids:
+        with job_manager.database.transaction() as repo:
+            entry = repo.get_dead_letter_for_job(job_id)
+        dead_letters.mark_permanently_failed(entry.id, "bad phone numbers", actor="ops")
 
 
 def alerter_for(job_manager, url: str, threshold: int = 2, timeout: float = 5.0, node_id: str = "node-a") -> DlqAlerter:
@@ -116,7 +116,7 @@ def test_webhook_is_posted_once_per_crossing(job_manager, database, clock, recei
     assert len(receiver.bodies) == 1
 
     # Below the threshold clears the alert (no POST); crossing again alerts again.
-    triage(database, "e1", "e2")
+    triage(job_manager, "e1", "e2")
     assert alerter.run_once().cleared == 1
     assert alerter.run_once().cleared == 0
     assert len(receiver.bodies) == 1

@@ -10,9 +10,10 @@ from sqlalchemy import select, update
 from queue_service.core import maintenance
 from queue_service.core.errors import FailedPrecondition
 from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, ReportedError
+from queue_service.core.queues import QueueManager
 from queue_service.core.retry import PolicyOverride, RetryPolicy
 from queue_service.store.records import DeathReason, Decision, JobState, RecoveryStatus
-from queue_service.store.schema import dead_letter_queue, queue_jobs, queue_retry_log, queues
+from queue_service.store.schema import dead_letter_queue, queue_jobs, queue_retry_log
 
 QUEUE = "emails"
 
@@ -231,9 +232,9 @@ def test_queue_and_job_policies_decide_exhaustion(database, clock, job_manager):
         run_and_fail(job_manager, job_id)
     assert maintenance.dead_letter_exhausted_jobs(job_manager, batch_size=1000) == 0
 
-    # An operator lowers the queue's policy to no retries, and the one job's own policy too.
+    # An operator lowers the queue's policy to no retries; the one job's own policy is lowered too.
+    QueueManager(job_manager).update_policy(QUEUE, PolicyOverride(max_retries=0), actor="ops")
     with database.transaction() as repo:
-        repo.connection.execute(update(queues).where(queues.c.name == QUEUE).values(retry_policy={"max_retries": 0}))
         repo.connection.execute(
             update(queue_jobs).where(queue_jobs.c.job_id == "own-policy").values(retry_policy={"max_retries": 0})
         )
@@ -248,8 +249,7 @@ def test_queue_and_job_policies_decide_exhaustion(database, clock, job_manager):
 def test_a_job_policy_above_the_queue_policy_keeps_its_retries(database, clock, job_manager):
     enqueue(job_manager, "patient", retry_policy=PolicyOverride(max_retries=5))
     run_and_fail(job_manager, "patient")
-    with database.transaction() as repo:
-        repo.connection.execute(update(queues).where(queues.c.name == QUEUE).values(retry_policy={"max_retries": 0}))
+    QueueManager(job_manager).update_policy(QUEUE, PolicyOverride(max_retries=0), actor="ops")
 
     assert maintenance.dead_letter_exhausted_jobs(job_manager, batch_size=1000) == 0
     assert state_of(job_manager, "patient") == JobState.FAILED
