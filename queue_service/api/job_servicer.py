@@ -52,6 +52,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             lease_duration=convert.optional_timedelta(request, "lease_duration"),
             wait=convert.optional_timedelta(request, "wait"),
             is_active=context.is_active,
+            time_remaining=context.time_remaining,
         )
         return pb.LeaseJobsResponse(jobs=[convert.job_message(job) for job in jobs])
 

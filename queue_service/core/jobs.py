@@ -52,6 +52,8 @@ from queue_service.store.repository import Repository
 
 # Enough to explain any death without letting a job that fails forever grow without bound.
 MAX_ERROR_HISTORY = 100
+# A long-poll returns this long before the caller's deadline so that its answer still arrives.
+LEASE_DEADLINE_MARGIN_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ class JobManager:
         lease_duration: timedelta | None = None,
         wait: timedelta | None = None,
         is_active: Callable[[], bool] = lambda: True,
+        time_remaining: Callable[[], float | None] = lambda: None,
     ) -> list[JobView]:
         limits = self.limits
         if not queue_names:
@@ -207,7 +210,12 @@ class JobManager:
             allow_zero=False,
         )
         wait = check_duration(wait, "wait", default=timedelta(0), maximum=limits.max_wait)
-        deadline = time.monotonic() + wait.total_seconds()
+        budget = wait.total_seconds()
+        caller_time = time_remaining()
+        if caller_time is not None:
+            # Answer before the caller's deadline: a job leased after it gives up would sit ACTIVE, unseen.
+            budget = min(budget, caller_time - LEASE_DEADLINE_MARGIN_SECONDS)
+        deadline = time.monotonic() + budget
         while True:
             generation = self.notifier.generation
             jobs = self._lease_once(names, worker_id, max_jobs, duration)
@@ -215,6 +223,8 @@ class JobManager:
             if jobs or remaining <= 0 or not is_active():
                 return jobs
             self.notifier.wait(generation, min(remaining, self.settings.lease_poll_interval))
+            if not is_active():
+                return []
 
     def _lease_once(self, names: list[str], worker_id: str, max_jobs: int, duration: timedelta) -> list[JobView]:
         with self.database.transaction() as repo:
@@ -295,7 +305,9 @@ class JobManager:
                 job = repo.get_job(job_id, for_update=True)
             if queue_name and queue_name != job.queue_name:
                 raise FailedPrecondition(
-                    f"job {job_id!r} belongs to queue {job.queue_name!r}, not {queue_name!r}", field="queue_name"
+                    f"queue_name {queue_name!r} does not match job {job_id!r}, "
+                    f"which belongs to queue {job.queue_name!r}",
+                    field="queue_name",
                 )
             states.check(Transition.START, job.state, job_id=job_id)
             updated = self._update(
