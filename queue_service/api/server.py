@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from queue_service.api.admin_servicer import AdminServicer
 from queue_service.api.auth import AuthInterceptor
+from queue_service.api.decoding import UndecodableRequestInterceptor
 from queue_service.api.health import DatabaseHealthMonitor
 from queue_service.api.job_servicer import JobServicer
 from queue_service.api.observe import RpcObserver
@@ -80,7 +81,12 @@ class QueueServer:
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],
             # RpcObserver first: outermost, so it sees the final status of every call, auth refusals included.
-            interceptors=[RpcObserver(self.metrics), *([AuthInterceptor(config.tokens)] if config.tokens else [])],
+            # Authentication before decoding: a caller without a valid token learns nothing about its request.
+            interceptors=[
+                RpcObserver(self.metrics),
+                *([AuthInterceptor(config.tokens)] if config.tokens else []),
+                UndecodableRequestInterceptor(),
+            ],
         )
         job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(

@@ -35,6 +35,7 @@ from queue_service.core.validation import (
     check_range,
     check_text,
     optional_name,
+    reject_nul,
     require_name,
 )
 from queue_service.store.database import Database
@@ -403,6 +404,7 @@ class JobManager:
         check_text(error.type, "error.type", 255)
         if len(error.details.encode()) > limits.max_error_bytes:
             raise ResourceExhausted(f"error.details is larger than {limits.max_error_bytes} bytes", field="error.details")
+        reject_nul(error.details, "error.details")
 
     def apply_failure(
         self,

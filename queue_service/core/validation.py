@@ -48,11 +48,28 @@ def optional_name(value: str, field: str, max_length: int) -> str | None:
 def check_text(value: str, field: str, max_length: int) -> str:
     if len(value) > max_length:
         raise InvalidArgument(f"{field} is longer than {max_length} characters", field=field)
+    reject_nul(value, field)
     return value
 
 
+def reject_nul(value: str, field: str) -> None:
+    # PostgreSQL text and JSONB cannot hold NUL; refuse it on every backend alike.
+    if "\x00" in value:
+        raise InvalidArgument(f"{field} must not contain NUL characters", field=field)
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 def check_document(document: dict[str, Any] | None, field: str, max_bytes: int) -> dict[str, Any]:
-    """A JSON object within the size limit, with no NaN or infinity (PostgreSQL's JSONB rejects them)."""
+    """A JSON object within the size limit, with no NaN, infinity or NUL (PostgreSQL's JSONB rejects them)."""
     document = document or {}
     try:
         encoded = json.dumps(document, allow_nan=False, separators=(",", ":"))
@@ -62,6 +79,8 @@ def check_document(document: dict[str, Any] | None, field: str, max_bytes: int) 
         raise InvalidArgument(f"{field} is nested too deeply", field=field) from None
     if len(encoded.encode()) > max_bytes:
         raise ResourceExhausted(f"{field} is larger than {max_bytes} bytes", field=field)
+    if "\\u0000" in encoded and _contains_nul(document):
+        raise InvalidArgument(f"{field} must not contain NUL characters", field=field)
     return document
 
 
