@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from jobqueue.v1 import job_service_pb2 as pb
 from jobqueue.v1 import job_service_pb2_grpc
 
@@ -34,6 +36,12 @@ def enqueue_response(result) -> pb.EnqueueJobResponse:
 class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     def __init__(self, jobs: JobManager) -> None:
         self.jobs = jobs
+        self._stopping = threading.Event()
+
+    def stop_waiting(self) -> None:
+        """End every long-poll with an empty answer, so that a shutdown need not wait for them."""
+        self._stopping.set()
+        self.jobs.notifier.notify()
 
     def EnqueueJob(self, request, context):
         (result,) = self.jobs.enqueue([job_spec(request)])
@@ -51,7 +59,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             max_jobs=request.max_jobs,
             lease_duration=convert.optional_timedelta(request, "lease_duration"),
             wait=convert.optional_timedelta(request, "wait"),
-            is_active=context.is_active,
+            is_active=lambda: context.is_active() and not self._stopping.is_set(),
             time_remaining=context.time_remaining,
         )
         return pb.LeaseJobsResponse(jobs=[convert.job_message(job) for job in jobs])

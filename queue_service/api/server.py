@@ -88,7 +88,8 @@ class QueueServer:
                 UndecodableRequestInterceptor(),
             ],
         )
-        job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), self.server)
+        self.job_servicer = JobServicer(self.jobs)
+        job_service_pb2_grpc.add_JobServiceServicer_to_server(self.job_servicer, self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.queues, self.dead_letters, self.audit_log, self.recovery, self.recovery_scheduler),
             self.server,
@@ -157,7 +158,9 @@ class QueueServer:
         self.recovery.request_stop()
         if self.recovery_scheduler:
             self.recovery_scheduler.stop()
-        self.server.stop(self.config.shutdown_grace if grace is None else grace).wait()
+        stopped = self.server.stop(self.config.shutdown_grace if grace is None else grace)
+        self.job_servicer.stop_waiting()
+        stopped.wait()
         self.health_monitor.stop()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()

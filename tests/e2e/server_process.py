@@ -1,0 +1,84 @@
+"""Runs `queue-service serve` as a real subprocess on a free port, and always stops it."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+LISTENING = "queue-service listening on "
+
+
+def venv_tool(name: str) -> str:
+    """A console script of this environment, else one on PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found next to {sys.executable} or on PATH; install the test extra")
+    return found
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen
+    address: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+def _read_lines(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+@contextmanager
+def serve(database_url: str, tmp_path: Path, *args: str, startup_timeout: float = 60) -> Iterator[ServerProcess]:
+    """Start `queue-service serve --port 0`, wait until it listens, and kill it whatever happens."""
+    log_path = tmp_path / f"serve-{os.getpid()}-{len(list(tmp_path.glob('serve-*')))}.log"
+    env = {**os.environ, "QUEUE_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    env.pop("QUEUE_PORT", None)
+    command = [venv_tool("queue-service"), "serve", "--host", "127.0.0.1", "--port", "0", *args]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=tmp_path
+        )
+    try:
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
+        address = None
+        while address is None:
+            try:
+                line = lines.get(timeout=startup_timeout)
+            except queue.Empty:
+                pytest.fail(f"queue-service did not start within {startup_timeout} s:\n{log_path.read_text()}")
+            if line is None:
+                process.wait(timeout=10)
+                pytest.fail(f"queue-service exited with {process.returncode}:\n{log_path.read_text()}")
+            if line.startswith(LISTENING):
+                address = line[len(LISTENING) :].strip()
+        yield ServerProcess(process, address, log_path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        if process.stdout:
+            process.stdout.close()

@@ -1,0 +1,115 @@
+"""The README's grpcurl walk-through against a real `queue-service serve` subprocess, on both backends."""
+
+import json
+import socket
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.e2e.server_process import serve, venv_tool
+
+pytestmark = pytest.mark.slow
+
+
+def grpcurl(server, *args, data=None, check=True):
+    command = [venv_tool("grpcurl"), "-plaintext", "-max-time", "30"]
+    if data is not None:
+        command += ["-d", json.dumps(data)]
+    command += [server.address, *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, f"{command} failed:\n{result.stderr}\nserver log:\n{server.log()}"
+    return result
+
+
+def call(server, method, data):
+    return json.loads(grpcurl(server, f"jobqueue.v1.JobService/{method}", data=data).stdout)
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@pytest.fixture
+def server(database_url, tmp_path):
+    with serve(database_url, tmp_path) as process:
+        yield process
+
+
+def test_list_and_describe_through_reflection(server):
+    services = grpcurl(server, "list").stdout.split()
+    assert {"jobqueue.v1.JobService", "grpc.health.v1.Health"} <= set(services)
+    description = grpcurl(server, "describe", "jobqueue.v1.JobService").stdout
+    for rpc in ("EnqueueJob", "EnqueueJobs", "LeaseJobs", "HeartbeatJob", "TrackStart", "TrackCompletion",
+                "TrackFailure", "MoveToDeadLetter", "GetJob"):
+        assert f"rpc {rpc} (" in description
+    job = grpcurl(server, "describe", "jobqueue.v1.Job").stdout
+    assert "STATE_DEAD_LETTER" in job and "google.protobuf.Struct job_data" in job
+
+
+def test_enqueue_lease_fail_and_read_the_decision(server):
+    enqueued = call(
+        server,
+        "EnqueueJob",
+        {"queue_name": "emails", "job_name": "send", "job_id": "cli-1", "job_data": {"to": "a@example.com"}},
+    )
+    assert enqueued["created"] is True
+    assert enqueued["job"]["job_id"] == "cli-1"
+    assert enqueued["job"]["state"] == "STATE_WAITING"
+    assert enqueued["job"]["job_data"] == {"to": "a@example.com"}
+
+    leased = call(server, "LeaseJobs", {"queue_names": ["emails"], "worker_id": "w1"})
+    (job,) = leased["jobs"]
+    assert (job["job_id"], job["state"], job["attempt_number"], job["worker_id"]) == ("cli-1", "STATE_ACTIVE", 1, "w1")
+
+    decision = call(
+        server,
+        "TrackFailure",
+        {"job_id": "cli-1", "attempt_number": 1, "error": {"message": "Connection timeout", "type": "Timeout"}},
+    )
+    assert decision["should_retry"] is True
+    assert decision["retry_delay"] == "5s"
+    assert decision["remaining_retries"] == 3
+    assert "moved_to_dead_letter" not in decision
+    next_retry = parse_time(decision["next_retry_at"])
+    assert timedelta(seconds=3) < next_retry - datetime.now(UTC) <= timedelta(seconds=5)
+    assert decision["job"]["state"] == "STATE_FAILED"
+
+    details = call(server, "GetJob", {"job_id": "cli-1"})
+    assert [entry["decision"] for entry in details["retry_log"]] == ["RETRY_DECISION_RETRY"]
+    assert details["error_history"][0]["message"] == "Connection timeout"
+
+    dead = call(server, "MoveToDeadLetter", {"job_id": "cli-1", "reason": "bad address"})
+    assert dead["entry"]["death_reason"] == "DEATH_REASON_MOVED_EXPLICITLY"
+    assert dead["entry"]["total_attempts"] == 1
+
+
+def test_bad_input_names_the_field(server):
+    result = grpcurl(
+        server, "jobqueue.v1.JobService/EnqueueJob", data={"queue_name": "", "job_name": "send"}, check=False
+    )
+    assert result.returncode != 0
+    assert "Code: InvalidArgument" in result.stderr
+    assert "queue_name must not be empty" in result.stderr
+
+
+def test_health_check(server):
+    for service in ("", "jobqueue.v1.JobService"):
+        result = json.loads(grpcurl(server, "grpc.health.v1.Health/Check", data={"service": service}).stdout)
+        assert result == {"status": "SERVING"}
+
+
+def test_health_check_reports_an_unreachable_database(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port}/jobqueue"
+    with serve(url, tmp_path) as server:
+        result = json.loads(grpcurl(server, "grpc.health.v1.Health/Check", data={"service": ""}).stdout)
+        assert result == {"status": "NOT_SERVING"}
+        enqueue = grpcurl(
+            server, "jobqueue.v1.JobService/EnqueueJob", data={"queue_name": "q", "job_name": "n"}, check=False
+        )
+        assert "Code: Unavailable" in enqueue.stderr
+        assert server.terminate() == 0
