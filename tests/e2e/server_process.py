@@ -59,7 +59,8 @@ def serve(database_url: str, tmp_path: Path, *args: str, startup_timeout: float 
     command = [venv_tool("queue-service"), "serve", "--host", "127.0.0.1", "--port", "0", *args]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=tmp_path
+            # Its own process group, so that server processes it spawns are killed with it.
+            command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=tmp_path, start_new_session=True
         )
     try:
         lines: queue.Queue = queue.Queue()
@@ -74,11 +75,14 @@ def serve(database_url: str, tmp_path: Path, *args: str, startup_timeout: float 
                 process.wait(timeout=10)
                 pytest.fail(f"queue-service exited with {process.returncode}:\n{log_path.read_text()}")
             if line.startswith(LISTENING):
-                address = line[len(LISTENING) :].strip()
+                # "listening on HOST:PORT", perhaps followed by " with N processes (...)".
+                address = line[len(LISTENING) :].split()[0]
         yield ServerProcess(process, address, log_path)
     finally:
-        if process.poll() is None:
-            process.kill()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the group has already exited
         process.wait(timeout=30)
         if process.stdout:
             process.stdout.close()
