@@ -49,7 +49,7 @@ class ServiceMetrics:
         )
         self.rpc_seconds = Histogram(
             "grpc_server_handling_seconds",
-            "Time from receiving an RPC to its final status, by status code.",
+            "Time the server spent handling an RPC, by final status code.",
             rpc_labels,
             buckets=RPC_BUCKETS,
             registry=registry,
