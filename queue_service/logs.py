@@ -75,6 +75,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    # At DEBUG these would log SQL result rows, i.e. job data; their warnings still come through.
-    for noisy in ("sqlalchemy", "alembic"):
+    # At DEBUG SQLAlchemy would log result rows, i.e. job data; APScheduler logs every timer tick
+    # at INFO. Their warnings and errors still come through.
+    for noisy in ("sqlalchemy", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -172,13 +172,13 @@ def test_two_worker_processes_both_answer_and_stop_together(database_url, tmp_pa
     finally:
         assert served.stop() == 0
 
-    answered_by = {}
-    for line in served.log_lines():
-        entry = json.loads(line)
-        if entry.get("job_id", "").startswith("probe-"):
-            answered_by[entry["job_id"]] = entry["pid"]
+    entries = [json.loads(line) for line in served.log_lines()]
+    answered_by = {entry["job_id"]: entry["pid"] for entry in entries if entry.get("job_id", "").startswith("probe-")}
     assert len(answered_by) == probes
     assert set(answered_by.values()) == child_pids
+    # Only one process runs the recovery scheduler.
+    schedulers = [entry["pid"] for entry in entries if entry["message"].startswith("recovery scheduler started")]
+    assert len(schedulers) == 1 and schedulers[0] in child_pids
     for pid in child_pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

@@ -187,3 +187,28 @@ def test_metrics_port_in_use_is_a_configuration_error(database_url, clock):
         config = make_config(database_url, metrics_port=taken.getsockname()[1])
         with pytest.raises(ConfigError, match="--metrics-port"):
             QueueServer(config, clock=clock)
+
+
+def test_sweep_metrics_and_job_counters_follow_a_recovery_run(database_url, clock):
+    config = make_config(database_url, metrics_port=free_port(), queue_gauge_ttl=0)
+    server = QueueServer(config, clock=clock).start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        jobs = job_service_pb2_grpc.JobServiceStub(channel)
+        jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="stalls"))
+        jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"], lease_duration=duration_pb2.Duration(seconds=10)))
+        metrics = Metrics(config.metrics_port)
+        assert metrics.value("queue_service_sweep_duration_seconds_count", status="succeeded") in (None, 0)
+
+        clock.advance(timedelta(seconds=11))
+        server.recovery.run_once()
+        metrics.refresh()
+        assert metrics.value("queue_service_sweep_duration_seconds_count", status="succeeded") == 1
+        assert metrics.value("queue_service_sweep_items_total", task="stalled_jobs") == 1
+        assert metrics.value("queue_service_sweep_last_success_timestamp_seconds") > 0
+        # The expired lease is a failed run, counted like a reported one.
+        assert (metrics.jobs("failed"), metrics.jobs("retried")) == (1, 1)
+        assert metrics.gauges()["failed"] == 1
+    finally:
+        channel.close()
+        server.stop(0)
