@@ -1,0 +1,41 @@
+"""Throw-away empty databases for tests that must start from nothing (migrations, large data sets)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+
+from queue_service.store.database import normalise_url
+from tests.conftest import postgres_admin_url, skip_or_fail_without_postgres
+
+
+@contextmanager
+def empty_database(backend: str, directory: Path) -> Iterator[Engine]:
+    """A new SQLite file in `directory`, or a new PostgreSQL database that is dropped afterwards."""
+    if backend == "sqlite":
+        engine = create_engine(f"sqlite:///{directory / f'empty-{uuid.uuid4().hex[:8]}.sqlite3'}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    admin_url = postgres_admin_url()
+    if not admin_url:
+        skip_or_fail_without_postgres()
+    name = f"jobqueue_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(normalise_url(admin_url).set(database=name))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
