@@ -51,12 +51,17 @@ def _read_lines(stream, lines: queue.Queue) -> None:
 
 
 @contextmanager
-def serve(database_url: str, tmp_path: Path, *args: str, startup_timeout: float = 60) -> Iterator[ServerProcess]:
-    """Start `queue-service serve --port 0`, wait until it listens, and kill it whatever happens."""
+def serve(
+    database_url: str, tmp_path: Path, *args: str, startup_timeout: float = 60, executable: str | None = None
+) -> Iterator[ServerProcess]:
+    """Start `queue-service serve --port 0`, wait until it listens, and kill it whatever happens.
+
+    `executable` is another installation's `queue-service`; the default is this environment's.
+    """
     log_path = tmp_path / f"serve-{os.getpid()}-{len(list(tmp_path.glob('serve-*')))}.log"
     env = {**os.environ, "QUEUE_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
     env.pop("QUEUE_PORT", None)
-    command = [venv_tool("queue-service"), "serve", "--host", "127.0.0.1", "--port", "0", *args]
+    command = [executable or venv_tool("queue-service"), "serve", "--host", "127.0.0.1", "--port", "0", *args]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             # Its own process group, so that server processes it spawns are killed with it.

@@ -118,16 +118,16 @@ def test_long_poll_is_woken_by_an_enqueue(service):
     time.sleep(0.3)
     assert "ids" not in results, "the long-poll returned before any job was ready"
     enqueue(service, "wake-up")
-    poller.join(timeout=10)
+    poller.join(timeout=30)
     assert not poller.is_alive()
     assert results["ids"] == ["wake-up"]
-    assert 0.3 <= results["elapsed"] < 5
+    assert 0.3 <= results["elapsed"] < 15  # woken, not timed out after 20 s
 
 
 def test_long_poll_returns_empty_when_the_wait_ends(service):
     started = time.monotonic()
     assert lease_ids(service, wait=timedelta(milliseconds=400)) == []
-    assert 0.4 <= time.monotonic() - started < 3
+    assert 0.4 <= time.monotonic() - started < 10
 
 
 def test_long_poll_ends_at_the_clients_deadline_and_leases_nothing_after(service):

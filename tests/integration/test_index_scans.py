@@ -1,0 +1,191 @@
+"""At a million jobs, the hot queries of PostgreSQL use their indexes: lease, due retries, DLQ triage pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Connection, Engine, event, text
+
+from queue_service.store import migrate
+from queue_service.store.admin_repository import AdminRepository
+from queue_service.store.records import DeadLetterFilter, JobState, RecoveryStatus
+from queue_service.store.repository import Repository
+from tests.databases import empty_database
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+JOBS = 1_000_000
+QUEUES = 20
+
+# 85 % completed, 5 % waiting, 3 % failed (half due, half later), 2 % active, 5 % dead-lettered.
+LOAD_JOBS = f"""
+INSERT INTO queue_jobs (job_id, queue_name, job_name, job_data, state, priority, attempt_number, budget_start,
+                        run_at, lease_expires_at, created_at, updated_at, completed_at)
+SELECT 'job-' || i,
+       'queue-' || (i % {QUEUES}),
+       'send',
+       '{{}}'::jsonb,
+       CASE WHEN i % 100 < 85 THEN 'completed' WHEN i % 100 < 90 THEN 'waiting' WHEN i % 100 < 93 THEN 'failed'
+            WHEN i % 100 < 95 THEN 'active' ELSE 'dead_letter' END,
+       i % 5,
+       CASE WHEN i % 100 BETWEEN 85 AND 89 THEN 0 ELSE 1 + i % 3 END,
+       0,
+       now() - make_interval(secs => i % 86400)
+             + CASE WHEN i % 100 BETWEEN 90 AND 92 AND i % 2 = 0 THEN interval '2 hours' ELSE interval '0' END,
+       CASE WHEN i % 100 BETWEEN 93 AND 94 THEN now() + make_interval(secs => i % 600) - interval '5 minutes' END,
+       now() - interval '2 days',
+       now() - make_interval(secs => i % 86400),
+       CASE WHEN i % 100 < 85 THEN now() - make_interval(secs => i % 86400) END
+FROM generate_series(1, {JOBS}) AS i
+"""
+
+# One entry per dead-lettered job: 60 % pending, 30 % recovered, 10 % permanently failed.
+LOAD_DEAD_LETTERS = f"""
+INSERT INTO dead_letter_queue (id, job_id, queue_name, job_name, job_data, failure_reason, error_type, total_attempts,
+                               error_history, death_reason, recovery_status, priority, fingerprint, created_at,
+                               dead_lettered_at, updated_at)
+SELECT md5(i::text)::uuid::text, 'job-' || i, 'queue-' || (i % {QUEUES}), 'send', '{{}}'::jsonb, 'boom', 'IOError',
+       4, '[]'::jsonb, 'retries_exhausted',
+       CASE WHEN i % 10 < 6 THEN 'pending' WHEN i % 10 < 9 THEN 'recovered' ELSE 'permanently_failed' END,
+       i % 10, md5((i % 50)::text), now() - make_interval(secs => i), now() - make_interval(secs => i), now()
+FROM generate_series(1, {JOBS}) AS i
+WHERE i % 100 >= 95
+"""
+
+LOADED_TABLES = ("queue_jobs", "dead_letter_queue")
+
+
+def load(engine: Engine) -> None:
+    """A million jobs and their dead-letter entries; secondary indexes are rebuilt once after the load, as defined."""
+    with engine.begin() as connection:
+        indexes = connection.execute(
+            text(
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i"
+                " WHERE i.schemaname = 'public' AND i.tablename = ANY(:tables)"
+                " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+            ),
+            {"tables": list(LOADED_TABLES)},
+        ).all()
+        assert indexes, "no secondary indexes found"
+        for name, _ in indexes:
+            connection.execute(text(f'DROP INDEX "{name}"'))
+        connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+        connection.execute(text("SET LOCAL synchronous_commit = off"))
+        connection.execute(text(LOAD_JOBS))
+        connection.execute(text(LOAD_DEAD_LETTERS))
+        for _, definition in indexes:
+            connection.execute(text(definition))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in LOADED_TABLES:
+            connection.execute(text(f"ANALYZE {table}"))
+
+
+@pytest.fixture(scope="module")
+def million_jobs(tmp_path_factory) -> Iterator[Engine]:
+    with empty_database("postgresql", tmp_path_factory.mktemp("index-scans")) as engine:
+        migrate.upgrade(engine)
+        load(engine)
+        yield engine
+
+
+def plan_of(engine: Engine, run: Callable[[Connection], object]) -> str:
+    """EXPLAIN of the statement `run` issues through the store, which is rolled back unexecuted-in-effect."""
+    captured: list[tuple[str, object]] = []
+
+    def capture(_connection, _cursor, statement, parameters, _context, _executemany):
+        captured.append((statement, parameters))
+
+    with engine.connect() as connection:
+        event.listen(connection, "before_cursor_execute", capture)
+        transaction = connection.begin()
+        try:
+            run(connection)
+        finally:
+            event.remove(connection, "before_cursor_execute", capture)
+            transaction.rollback()
+        assert len(captured) == 1, [statement for statement, _ in captured]
+        statement, parameters = captured[0]
+        with connection.begin():
+            rows = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+    return "\n".join(row[0] for row in rows)
+
+
+def assert_index_scan(plan: str, index: str) -> None:
+    assert "Seq Scan" not in plan, plan
+    assert re.search(rf"(Index Scan|Index Only Scan|Bitmap Index Scan)( Backward)? (using|on) {index}\b", plan), plan
+
+
+NOW = datetime.now(UTC)
+
+
+def test_the_data_set_is_loaded(million_jobs):
+    with million_jobs.connect() as connection:
+        counts = dict(connection.execute(text("SELECT state, count(*) FROM queue_jobs GROUP BY state")).all())
+        dead = connection.execute(text("SELECT count(*) FROM dead_letter_queue")).scalar_one()
+    assert sum(counts.values()) == JOBS
+    assert counts["completed"] == 850_000 and counts["waiting"] == 50_000 and counts["failed"] == 30_000
+    assert dead == counts["dead_letter"] == 50_000
+
+
+def lease_plan(engine: Engine, queues: list[str]) -> str:
+    return plan_of(
+        engine,
+        lambda connection: Repository(connection).lease_ready_jobs(
+            queues, limit=10, now=NOW, worker_id="w", lease_expires_at=NOW + timedelta(minutes=1)
+        ),
+    )
+
+
+def test_lease_from_one_queue_walks_the_ready_index_in_order(million_jobs):
+    plan = lease_plan(million_jobs, ["queue-7"])
+    assert_index_scan(plan, "ix_queue_jobs_ready")
+    assert "Sort" not in plan, plan  # the index order is the lease order: no sort, stops after 10 rows
+
+
+def test_lease_from_several_queues_uses_an_index(million_jobs):
+    # One index scan cannot yield the lease order across several queues, so PostgreSQL reads the
+    # ready jobs of those queues through an index and sorts them; never the whole table.
+    plan = lease_plan(million_jobs, ["queue-1", "queue-2", "queue-3"])
+    assert_index_scan(plan, "ix_queue_jobs_(ready|queue_state)")
+
+
+def test_due_retries_use_the_state_run_at_index(million_jobs):
+    plan = plan_of(
+        million_jobs,
+        lambda connection: Repository(connection).make_jobs_due(
+            now=NOW, limit=500, from_states=[JobState.FAILED], to_state=JobState.WAITING
+        ),
+    )
+    assert_index_scan(plan, "ix_queue_jobs_state_run_at_queue_name")
+
+
+def test_expired_leases_use_the_lease_expiry_index(million_jobs):
+    plan = plan_of(million_jobs, lambda connection: Repository(connection).lock_expired_leases(now=NOW, limit=500))
+    assert_index_scan(plan, "ix_queue_jobs_lease_expiry")
+
+
+@pytest.mark.parametrize(
+    "query, after, index",
+    [
+        (DeadLetterFilter(recovery_status=RecoveryStatus.PENDING), None, "ix_dead_letter_queue_triage"),
+        (
+            DeadLetterFilter(recovery_status=RecoveryStatus.PENDING),
+            (4, NOW - timedelta(hours=3), "0" * 36),
+            "ix_dead_letter_queue_triage",
+        ),
+        (
+            DeadLetterFilter(queue_name="queue-3", recovery_status=RecoveryStatus.PENDING),
+            None,
+            "ix_dead_letter_queue_queue_triage",
+        ),
+    ],
+    ids=["first-page", "next-page", "one-queue"],
+)
+def test_dead_letter_triage_pages_use_the_triage_index(million_jobs, query, after, index):
+    plan = plan_of(
+        million_jobs, lambda connection: AdminRepository(connection).list_dead_letters(query, after=after, limit=50)
+    )
+    assert_index_scan(plan, index)
