@@ -92,8 +92,10 @@ class DlqAlerter:
         self.node_id = node_id
         self.post = post
 
-    def run_once(self) -> AlertCounts:
-        """Raise alerts for queues that reached the threshold, clear those that fell below it."""
+    def run_once(self, checkpoint: Callable[[], None] = lambda: None) -> AlertCounts:
+        """Raise alerts for queues that reached the threshold, clear those that fell below it.
+
+        `checkpoint` runs after each webhook call, which may take up to its time-out."""
         if self.threshold <= 0:
             return AlertCounts()
         raised: list[DlqAlert] = []
@@ -113,7 +115,11 @@ class DlqAlerter:
                     repo.clear_dlq_alert(queue_name, pending_count=count, now=now)
                     cleared += 1
                     logger.info("DLQ alert cleared: %r is down to %d pending entries", queue_name, count)
-        failures = sum(0 if self._notify(alert) else 1 for alert in raised)
+        failures = 0
+        for alert in raised:
+            if not self._notify(alert):
+                failures += 1
+            checkpoint()
         return AlertCounts(len(raised), cleared, failures)
 
     def _notify(self, alert: DlqAlert) -> bool:

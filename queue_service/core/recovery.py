@@ -148,7 +148,7 @@ class Recovery:
                 )
 
         def dlq_alerts(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
-            result = self.alerter.run_once()
+            result = self.alerter.run_once(checkpoint)
             counts.dead_letter_alerts += result.raised
             counts.dead_letter_alerts_cleared += result.cleared
             counts.alert_webhook_failures += result.webhook_failures

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -12,8 +13,10 @@ from queue_service.core.errors import FailedPrecondition
 from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, ReportedError
 from queue_service.core.queues import QueueManager
 from queue_service.core.retry import PolicyOverride, RetryPolicy
+from queue_service.store.database import Database
 from queue_service.store.records import DeathReason, Decision, JobState, RecoveryStatus
 from queue_service.store.schema import dead_letter_queue, queue_jobs, queue_retry_log
+from tests.conftest import _truncate_postgres
 
 QUEUE = "emails"
 
@@ -331,3 +334,62 @@ def test_retry_log_retention_deletes_only_old_rows(job_manager, clock, database)
     with database.transaction() as repo:
         rows = repo.connection.execute(select(queue_retry_log.c.job_id)).scalars().all()
     assert rows == ["job-2"]
+
+
+# Concurrency with leasing (PostgreSQL: SQLite runs one writer at a time by design)
+
+
+def run_in_thread(function):
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(function()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+@pytest.fixture
+def postgres_url(postgres_session_url) -> str:
+    _truncate_postgres(postgres_session_url)
+    return postgres_session_url
+
+
+@pytest.mark.postgres
+def test_sweep_batches_and_leases_skip_each_others_rows(postgres_url, clock):
+    sweeper_db, worker_db = Database(postgres_url), Database(postgres_url)
+    try:
+        sweeper = JobManager(sweeper_db, clock)
+        worker = JobManager(worker_db, clock)
+        enqueue(worker, "stalled-1", "stalled-2")
+        lease(worker, 2)
+        clock.advance(61)
+        enqueue(worker, "fresh-1", "fresh-2")
+
+        # A sweep batch holds its rows: a worker leasing meanwhile neither waits nor gets them.
+        with sweeper_db.transaction() as repo:
+            locked = repo.lock_expired_leases(now=clock.now(), limit=1)
+            assert [job.job_id for job in locked] == ["stalled-1"]
+            thread, leased = run_in_thread(lambda: lease(worker, 5))
+            thread.join(10)
+            assert not thread.is_alive(), "leasing waited for the sweep's transaction"
+            assert sorted(job.record.job_id for job in leased[0]) == ["fresh-1", "fresh-2"]
+            # Another sweep batch meanwhile takes the rest, skipping the locked row.
+            thread, rescued = run_in_thread(lambda: maintenance.rescue_stalled_jobs(worker, batch_size=10))
+            thread.join(10)
+            assert not thread.is_alive(), "the sweep waited for a locked row"
+            assert rescued == [maintenance.StalledCounts(retried=1, dead_lettered=0)]
+        assert state_of(worker, "stalled-1") == JobState.ACTIVE  # the first batch never applied anything
+        assert state_of(worker, "stalled-2") == JobState.FAILED
+
+        # A job a worker is reporting on right now is skipped by due retries, not waited for.
+        for job_id in ("fresh-1", "fresh-2"):
+            fail_current_run(worker, job_id)
+        clock.advance(5)
+        with worker_db.transaction() as repo:
+            repo.get_job("fresh-1", for_update=True)
+            thread, moved = run_in_thread(lambda: maintenance.make_retries_due(sweeper, batch_size=10))
+            thread.join(10)
+            assert not thread.is_alive(), "due retries waited for a locked row"
+        assert moved == [2]  # stalled-2 (due again) and fresh-2
+        assert state_of(worker, "fresh-1") == JobState.FAILED
+    finally:
+        sweeper_db.dispose()
+        worker_db.dispose()
