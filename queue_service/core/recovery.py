@@ -163,10 +163,6 @@ class Recovery:
             ("dlq_alerts", dlq_alerts),
         ]
 
-    @property
-    def is_sweeping(self) -> bool:
-        return self._sweeping.locked()
-
     def run_once(self, trigger: Trigger | str = Trigger.MANUAL, *, actor: str | None = None) -> RecoveryRunRecord:
         """Sweep now and return the finished run (SUCCEEDED, or FAILED with its error).
 
