@@ -36,6 +36,10 @@ class TlsFiles:
     key_file: str
     client_ca_file: str | None = None
 
+    @property
+    def mode(self) -> str:
+        return "mutual TLS" if self.client_ca_file else "TLS"
+
     def read(self) -> tuple[bytes, bytes, bytes | None]:
         """(certificate chain, private key, client CA bundle or None), or ConfigError naming the flag."""
         def load(path: str, flag: str) -> bytes:

@@ -326,7 +326,8 @@ class JobClient:
         """Report a run: start on entry, completion on a normal exit, failure on an exception.
 
         The exception is re-raised after the failure report. Set `run.result` inside the block
-        to report a result with the completion.
+        to report a result with the completion. KeyboardInterrupt and SystemExit are not
+        reported: the run stays active until the service counts it as stalled.
 
             with client.track(job.id, queue_name="emails", job_name="send", job_data=job.data) as run:
                 run.result = send(job.data)

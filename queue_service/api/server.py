@@ -139,7 +139,7 @@ class QueueServer:
             "serving on %s (database: %s, %s, %s)",
             self.address,
             self.database.url.get_backend_name(),
-            "mutual TLS" if self.config.tls and self.config.tls.client_ca_file else "TLS" if self.config.tls else "plaintext",
+            self.config.tls.mode if self.config.tls else "plaintext",
             f"{len(self.config.tokens)} token(s)" if self.config.tokens else "no authentication",
         )
         if not self.config.tokens:
