@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.expression import bindparam
 
 from queue_service.store.records import (
     DeadLetterRecord,
@@ -37,6 +38,9 @@ from queue_service.store.schema import (
 )
 
 READY_STATES = (JobState.WAITING.value, JobState.FAILED.value)
+# The lease names the ready states as literals, not parameters: SQLite uses the partial index
+# ix_queue_jobs_ready only when the query repeats its predicate `state IN ('waiting', 'failed')`.
+READY_STATES_LITERAL = bindparam("ready_states", READY_STATES, expanding=True, literal_execute=True)
 
 
 def _errors(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
@@ -271,7 +275,7 @@ class Repository:
             select(queue_jobs.c.id)
             .where(
                 queue_jobs.c.queue_name.in_(list(queue_names)),
-                queue_jobs.c.state.in_(READY_STATES),
+                queue_jobs.c.state.in_(READY_STATES_LITERAL),
                 queue_jobs.c.run_at <= now,
             )
             .order_by(queue_jobs.c.priority.desc(), queue_jobs.c.run_at, queue_jobs.c.id)

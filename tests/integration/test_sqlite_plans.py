@@ -1,0 +1,107 @@
+"""The embedded SQLite store answers the hot queries from their indexes too (EXPLAIN QUERY PLAN)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Connection, Engine, event, text
+
+from queue_service.store import migrate
+from queue_service.store.admin_repository import AdminRepository
+from queue_service.store.records import DeadLetterFilter, JobState, RecoveryStatus
+from queue_service.store.repository import Repository
+from tests.databases import empty_database
+
+JOBS = 40_000
+NOW = datetime.now(UTC)
+
+# The same mix as the PostgreSQL test: mostly completed, some ready, some dead-lettered.
+LOAD = f"""
+WITH RECURSIVE numbers(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM numbers WHERE i < {JOBS})
+INSERT INTO queue_jobs (job_id, queue_name, job_name, job_data, state, priority, attempt_number, budget_start,
+                        run_at, lease_expires_at, created_at, updated_at, completed_at)
+SELECT 'job-' || i, 'queue-' || (i % 20), 'send', '{{}}',
+       CASE WHEN i % 100 < 85 THEN 'completed' WHEN i % 100 < 90 THEN 'waiting' WHEN i % 100 < 93 THEN 'failed'
+            WHEN i % 100 < 95 THEN 'active' ELSE 'dead_letter' END,
+       i % 5, 1, 0, '2026-01-01 00:00:00.000000',
+       CASE WHEN i % 100 BETWEEN 93 AND 94 THEN '2026-01-01 00:05:00.000000' END,
+       '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', NULL
+FROM numbers;
+INSERT INTO dead_letter_queue (id, job_id, queue_name, job_name, job_data, failure_reason, total_attempts,
+                               error_history, death_reason, recovery_status, priority, created_at,
+                               dead_lettered_at, updated_at)
+SELECT 'entry-' || id, job_id, queue_name, 'send', '{{}}', 'boom', 4, '[]', 'retries_exhausted',
+       CASE WHEN id % 10 < 6 THEN 'pending' ELSE 'recovered' END, id % 10,
+       '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000'
+FROM queue_jobs WHERE state = 'dead_letter';
+ANALYZE;
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory) -> Iterator[Engine]:
+    with empty_database("sqlite", tmp_path_factory.mktemp("sqlite-plans")) as engine:
+        migrate.upgrade(engine)
+        with engine.begin() as connection:
+            for statement in LOAD.split(";"):
+                if statement.strip():
+                    connection.exec_driver_sql(statement)
+        yield engine
+
+
+def query_plan(engine: Engine, run: Callable[[Connection], object]) -> list[str]:
+    captured: list[tuple[str, object]] = []
+
+    def capture(_connection, _cursor, statement, parameters, _context, _executemany):
+        captured.append((statement, parameters))
+
+    with engine.connect() as connection:
+        event.listen(connection, "before_cursor_execute", capture)
+        transaction = connection.begin()
+        try:
+            run(connection)
+        finally:
+            event.remove(connection, "before_cursor_execute", capture)
+            transaction.rollback()
+        statement, parameters = captured[-1]
+        return [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()]
+
+
+def uses_index(step: str, index: str) -> bool:
+    return re.search(rf"USING (COVERING )?INDEX {index}\b", step) is not None
+
+
+def test_lease_walks_the_ready_index_without_sorting(loaded):
+    plan = query_plan(
+        loaded,
+        lambda connection: Repository(connection).lease_ready_jobs(
+            ["queue-7"], limit=10, now=NOW, worker_id="w", lease_expires_at=NOW + timedelta(minutes=1)
+        ),
+    )
+    assert any(uses_index(step, "ix_queue_jobs_ready") for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_due_retries_use_an_index(loaded):
+    plan = query_plan(
+        loaded,
+        lambda connection: Repository(connection).make_jobs_due(
+            now=NOW, limit=500, from_states=[JobState.FAILED], to_state=JobState.WAITING
+        ),
+    )
+    assert any(uses_index(step, "ix_queue_jobs_state_run_at_queue_name") for step in plan), plan
+    assert not any(step.startswith("SCAN queue_jobs") for step in plan), plan
+
+
+def test_dead_letter_triage_page_uses_the_triage_index(loaded):
+    plan = query_plan(
+        loaded,
+        lambda connection: AdminRepository(connection).list_dead_letters(
+            DeadLetterFilter(recovery_status=RecoveryStatus.PENDING), after=None, limit=50
+        ),
+    )
+    assert any(uses_index(step, "ix_dead_letter_queue_triage") for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
