@@ -41,6 +41,17 @@ REQUIRE_POSTGRES_ENV = "QUEUE_TEST_REQUIRE_POSTGRES"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("jobqueue")
+    group.addoption(
+        "--fuzz-cases",
+        type=int,
+        default=300,
+        help="requests the RPC fuzz test sends per backend (default 300; use 10000+ for a thorough run)",
+    )
+    group.addoption("--fuzz-seed", type=int, default=None, help="seed of the RPC fuzz test (default: random)")
+
+
 def grpcurl_path() -> str:
     """The grpcurl binary the test extra installs (on PATH or next to this Python)."""
     found = shutil.which("grpcurl") or shutil.which("grpcurl", path=str(Path(sys.executable).parent))

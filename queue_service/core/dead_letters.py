@@ -38,6 +38,8 @@ MAX_ASSIGNEE_LENGTH = 255
 MAX_SEARCH_LENGTH = 1000
 MAX_REDRIVE_IDS = 1000
 MAX_RATE_LIMIT = 10_000.0
+# Slower than one job per 1000 s is not a rate limit but a stall (and 1/rate overflows a timedelta).
+MIN_RATE_LIMIT = 0.001
 DEFAULT_SAMPLE_SIZE = 10
 MAX_SAMPLE_SIZE = 100
 # Entries a bulk redrive reads per query; each is then retried in its own transaction.
@@ -465,8 +467,12 @@ class DeadLetterManager:
         return report
 
     def _check_redrive(self, request: RedriveRequest) -> tuple[DeadLetterFilter | None, tuple[str, ...]]:
-        if request.rate_limit != request.rate_limit or not 0 <= request.rate_limit <= MAX_RATE_LIMIT:
-            raise InvalidArgument(f"rate_limit must be between 0 and {MAX_RATE_LIMIT:g} jobs per second", field="rate_limit")
+        rate = request.rate_limit
+        if rate != rate or not (rate == 0 or MIN_RATE_LIMIT <= rate <= MAX_RATE_LIMIT):
+            raise InvalidArgument(
+                f"rate_limit must be 0 (no limit) or between {MIN_RATE_LIMIT:g} and {MAX_RATE_LIMIT:g} jobs per second",
+                field="rate_limit",
+            )
         check_range(request.max_jobs, "max_jobs", 0, 2**31 - 1)
         if request.filter is not None and request.ids:
             raise InvalidArgument("give either filter or ids, not both", field="ids")

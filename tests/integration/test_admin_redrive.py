@@ -125,6 +125,9 @@ def test_redrive_rejects_bad_requests(service):
     cases = [
         (admin.RetryDeadLetterJobsRequest(), "filter"),
         (admin.RetryDeadLetterJobsRequest(filter=admin.DeadLetterFilter(), rate_limit=-1), "rate_limit"),
+        # So slow that one job's interval overflowed a timedelta: once INTERNAL, found by the fuzz test.
+        (admin.RetryDeadLetterJobsRequest(filter=admin.DeadLetterFilter(), rate_limit=1e-300), "rate_limit"),
+        (admin.RetryDeadLetterJobsRequest(filter=admin.DeadLetterFilter(), rate_limit=float("inf")), "rate_limit"),
         (
             admin.RetryDeadLetterJobsRequest(filter=admin.DeadLetterFilter(recovery_status=RECOVERED)),
             "filter.recovery_status",
