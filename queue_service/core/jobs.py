@@ -53,6 +53,12 @@ from queue_service.store.repository import Repository
 
 # Enough to explain any death without letting a job that fails forever grow without bound.
 MAX_ERROR_HISTORY = 100
+# Error types of the failures the service records itself, not a worker: a run whose lease ran out
+# (the recovery sweep), a job moved to the DLQ, retries a lowered policy no longer allows.
+LEASE_EXPIRED_TYPE = "LeaseExpired"
+MOVED_EXPLICITLY_TYPE = "MovedExplicitly"
+RETRIES_EXHAUSTED_TYPE = "RetriesExhausted"
+SERVICE_ERROR_TYPES = frozenset({LEASE_EXPIRED_TYPE, MOVED_EXPLICITLY_TYPE, RETRIES_EXHAUSTED_TYPE})
 # A long-poll returns this long before the caller's deadline so that its answer still arrives.
 LEASE_DEADLINE_MARGIN_SECONDS = 0.25
 
@@ -112,6 +118,10 @@ class FailureOutcome:
 class JobDetails:
     job: JobView
     retry_log: list[RetryLogRecord]
+
+
+def _decided_by_the_service(decision: RetryLogRecord) -> bool:
+    return decision.error is not None and decision.error.type in SERVICE_ERROR_TYPES
 
 
 class JobManager:
@@ -378,8 +388,10 @@ class JobManager:
         with self.database.transaction() as repo:
             job = self._get(repo, job_id, for_update=True)
             if job.state != JobState.ACTIVE or job.attempt_number != attempt_number:
+                # A repeated report gets the decision its first copy got. A late report of a run the
+                # service ended itself (lease expired, moved to the DLQ) is refused like any stale one.
                 previous = repo.find_decision(job_id, attempt_number)
-                if previous is not None:
+                if previous is not None and not _decided_by_the_service(previous):
                     return self._replayed_outcome(repo, job, previous)
                 self._require_current_attempt(job, attempt_number)
                 states.check(Transition.RETRY, job.state, job_id=job_id)
@@ -482,7 +494,7 @@ class JobManager:
             return None
         states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job.job_id)
         # The last real error stays the failure reason, so that the entry groups with its siblings.
-        error = job.last_error or ErrorInfo("retries exhausted", "RetriesExhausted", "", job.attempt_number, now)
+        error = job.last_error or ErrorInfo("retries exhausted", RETRIES_EXHAUSTED_TYPE, "", job.attempt_number, now)
         entry, _ = self._dead_letter(
             repo, job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED, Transition.MOVE_TO_DEAD_LETTER, now
         )
@@ -510,7 +522,7 @@ class JobManager:
             job = self._get(repo, job_id, for_update=True)
             states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job_id)
             now = self.clock.now()
-            error = ErrorInfo(reason, "MovedExplicitly", "", job.attempt_number, now)
+            error = ErrorInfo(reason, MOVED_EXPLICITLY_TYPE, "", job.attempt_number, now)
             history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
             entry, _ = self._dead_letter(
                 repo, job, error, history, DeathReason.MOVED_EXPLICITLY, Transition.MOVE_TO_DEAD_LETTER, now

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from queue_service.clock import Clock
 from queue_service.core import states
-from queue_service.core.jobs import JobManager
+from queue_service.core.jobs import LEASE_EXPIRED_TYPE, JobManager
 from queue_service.core.states import Transition
 from queue_service.store.database import Database
 from queue_service.store.records import ErrorInfo, JobState
@@ -22,7 +22,6 @@ from queue_service.store.records import ErrorInfo, JobState
 Checkpoint = Callable[[], None]
 
 LEASE_EXPIRED_MESSAGE = "lease expired"
-LEASE_EXPIRED_TYPE = "LeaseExpired"
 
 
 def _no_checkpoint() -> None:
