@@ -75,13 +75,17 @@ class ServerProcess:
         with self.log_path.open("a") as log:
             log.write(f"--- start {self.starts + 1}: {' '.join(command)}\n")
             log.flush()
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env)
+            # Its own process group, so that kill() also reaches the children of `--workers N`.
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env, start_new_session=True
+            )
         self.starts += 1
         banner = self._read_banner()
-        if "listening on" not in banner:
+        found = re.search(r"listening on [\d.]+:(\d+)", banner)
+        if not found:
             self.kill()
             raise RuntimeError(f"server did not start ({banner!r}); log:\n{self.log_tail()}")
-        self.port = int(re.search(r"listening on [\d.]+:(\d+)", banner).group(1))
+        self.port = int(found.group(1))
         return self
 
     def _read_banner(self) -> str:
@@ -93,15 +97,21 @@ class ServerProcess:
         reader.join(self.start_timeout)
         return lines[0].strip() if lines else ""
 
+    def _kill_group(self) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        """SIGKILL to the server and any children: no shutdown code runs, as in a crash or an OOM kill."""
         if self.process is not None:
+            self._kill_group()
             self.process.wait(30)
 
     def stop(self, timeout: float = 30) -> int | None:
-        """SIGTERM, then SIGKILL if it has not stopped within `timeout`."""
+        """SIGTERM, then SIGKILL if it has not stopped within `timeout`; no child outlives it."""
         if self.process is None:
             return None
         if self.process.poll() is None:
@@ -109,8 +119,9 @@ class ServerProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(30)
+                pass
+        self._kill_group()
+        self.process.wait(30)
         return self.process.returncode
 
     def log_text(self) -> str:
