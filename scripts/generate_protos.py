@@ -25,12 +25,17 @@ def generate(out_dir: Path = DEFAULT_OUT) -> list[Path]:
     import grpc_tools
     from grpc_tools import protoc
 
+    import google.rpc.status_pb2
+
     well_known = Path(grpc_tools.__file__).parent / "_proto"
+    # google/rpc/*.proto ship with googleapis-common-protos, which grpcio-status already requires.
+    googleapis = Path(google.rpc.status_pb2.__file__).parents[2]
     protos = [str(path.relative_to(PROTO_ROOT)) for path in proto_files()]
     args = [
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
+        f"-I{googleapis}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",

@@ -43,6 +43,11 @@ def status_code_for(error: Exception) -> grpc.StatusCode:
 
 def rich_status(code: grpc.StatusCode, message: str, *, reason: str, field: str | None) -> grpc.Status:
     """A google.rpc.Status with ErrorInfo (AIP-193) and, for a bad field, a BadRequest violation."""
+    return rpc_status.to_status(status_message(code, message, reason=reason, field=field))
+
+
+def status_message(code: grpc.StatusCode, message: str, *, reason: str, field: str | None) -> status_pb2.Status:
+    """The google.rpc.Status message behind `rich_status`, also carried per entry by batch responses."""
     details = []
     info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata={"field": field} if field else {})
     details.append(info)
@@ -57,7 +62,12 @@ def rich_status(code: grpc.StatusCode, message: str, *, reason: str, field: str 
         container = any_pb2.Any()
         container.Pack(detail)
         packed.append(container)
-    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=packed))
+    return status_pb2.Status(code=code.value[0], message=message, details=packed)
+
+
+def error_status_message(error: errors.QueueError) -> status_pb2.Status:
+    """The status one refused entry of a batch gets: what the single call would have returned."""
+    return status_message(status_code_for(error), error.message, reason=error.reason, field=error.field)
 
 
 def status_for(error: Exception) -> grpc.Status:

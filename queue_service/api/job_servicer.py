@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 
+from google.rpc import status_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 from jobqueue.v1 import job_service_pb2_grpc
 
 from queue_service.api import convert
-from queue_service.api.errors import translate_all
-from queue_service.core.jobs import JobManager, JobSpec
+from queue_service.api.errors import error_status_message, translate_all
+from queue_service.core.jobs import Completion, JobManager, JobSpec
+
+OK_STATUS = status_pb2.Status(code=0)
 
 
 def job_spec(request: pb.EnqueueJobRequest, prefix: str = "") -> JobSpec:
@@ -88,6 +91,30 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             processing_duration=convert.optional_timedelta(request, "processing_duration"),
         )
         return pb.TrackCompletionResponse(job=convert.job_message(job))
+
+    def TrackCompletions(self, request, context):
+        outcomes = self.jobs.complete_many(
+            [
+                Completion(
+                    job_id=item.job_id,
+                    attempt_number=item.attempt_number,
+                    result=convert.document(item.result, f"completions[{index}].result"),
+                    processing_duration=convert.optional_timedelta(
+                        item, "processing_duration", f"completions[{index}].processing_duration"
+                    ),
+                )
+                for index, item in enumerate(request.completions)
+            ]
+        )
+        return pb.TrackCompletionsResponse(
+            results=[
+                pb.TrackCompletionResult(
+                    job_id=outcome.job_id,
+                    status=OK_STATUS if outcome.error is None else error_status_message(outcome.error),
+                )
+                for outcome in outcomes
+            ]
+        )
 
     def TrackFailure(self, request, context):
         outcome = self.jobs.fail(

@@ -14,7 +14,14 @@ from typing import Any
 from queue_service.clock import Clock
 from queue_service.core import states
 from queue_service.core.events import TRANSITION_EVENTS, JobEvent, NoEvents, ServiceEvents
-from queue_service.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from queue_service.core.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    QueueError,
+    ResourceExhausted,
+)
 from queue_service.core.fingerprint import fingerprint
 from queue_service.core.notify import ReadyNotifier
 from queue_service.core.retry import (
@@ -47,6 +54,7 @@ from queue_service.store.records import (
     JobRecord,
     JobState,
     NewJob,
+    QueueRecord,
     RetryLogRecord,
 )
 from queue_service.store.repository import Repository
@@ -61,6 +69,8 @@ RETRIES_EXHAUSTED_TYPE = "RetriesExhausted"
 SERVICE_ERROR_TYPES = frozenset({LEASE_EXPIRED_TYPE, MOVED_EXPLICITLY_TYPE, RETRIES_EXHAUSTED_TYPE})
 # A long-poll returns this long before the caller's deadline so that its answer still arrives.
 LEASE_DEADLINE_MARGIN_SECONDS = 0.25
+# States with no further runs, whatever the policy says.
+FINISHED_STATES = frozenset({JobState.DEAD_LETTER, JobState.COMPLETED})
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,24 @@ class EnqueueResult:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """One successful run, as TrackCompletion reports it."""
+
+    job_id: str
+    attempt_number: int
+    result: dict[str, Any] | None = None
+    processing_duration: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class CompletionOutcome:
+    """A batched completion: error is None when the job is COMPLETED by this run, else why it was refused."""
+
+    job_id: str
+    error: QueueError | None = None
+
+
+@dataclass(frozen=True)
 class ReportedError:
     message: str
     type: str = ""
@@ -122,6 +150,11 @@ class JobDetails:
 
 def _decided_by_the_service(decision: RetryLogRecord) -> bool:
     return decision.error is not None and decision.error.type in SERVICE_ERROR_TYPES
+
+
+def _prefixed(error: QueueError, prefix: str) -> QueueError:
+    """The same error, its field named as an entry of a batch request."""
+    return type(error)(error.message, field=f"{prefix}{error.field}" if error.field else None, reason=error.reason)
 
 
 class JobManager:
@@ -157,11 +190,14 @@ class JobManager:
         now = self.clock.now()
         new_jobs = [self._new_job(spec, now, f"jobs[{index}]." if batch else "") for index, spec in enumerate(specs)]
         with self.database.transaction() as repo:
-            repo.ensure_queues((job.queue_name for job in new_jobs), now)
-            inserted = repo.insert_jobs(new_jobs, now)
+            queues = self._existing_queues(repo, {job.queue_name for job in new_jobs}, now)
+            inserted = repo.insert_jobs_returning(new_jobs, now)
             self._emit_per_queue(repo, JobEvent.ENQUEUED, [job.queue_name for job in new_jobs if job.job_id in inserted])
-            stored = repo.get_jobs([job.job_id for job in new_jobs])
-            views = self._views(repo, list(stored.values()))
+            stored = dict(inserted)
+            known = [job.job_id for job in new_jobs if job.job_id not in inserted]
+            if known:  # idempotent repeats return the job as stored
+                stored.update(repo.get_jobs(known))
+            views = self._views(repo, list(stored.values()), queues=queues)
         results = []
         seen: set[str] = set()
         for job in new_jobs:
@@ -170,6 +206,16 @@ class JobManager:
         if any(job.run_at <= now for job in new_jobs):
             self.notifier.notify()
         return results
+
+    @staticmethod
+    def _existing_queues(repo: Repository, names: set[str], now: datetime) -> dict[str, QueueRecord]:
+        """The named queues, creating those that do not exist yet; one read when all exist."""
+        queues = repo.get_queues(names)
+        missing = names - queues.keys()
+        if missing:
+            repo.ensure_queues(missing, now)
+            queues.update(repo.get_queues(missing))
+        return queues
 
     def _new_job(self, spec: JobSpec, now: datetime, prefix: str) -> NewJob:
         limits = self.limits
@@ -239,8 +285,9 @@ class JobManager:
 
     def _lease_once(self, names: list[str], worker_id: str, max_jobs: int, duration: timedelta) -> list[JobView]:
         with self.database.transaction() as repo:
-            paused = repo.paused_queue_names(names)
-            leasable = [name for name in names if name not in paused]
+            # One read of the queues serves both the paused check and the policies of the views.
+            queues = repo.get_queues(names)
+            leasable = [name for name in names if not (name in queues and queues[name].paused)]
             if not leasable:
                 return []
             now = self.clock.now()
@@ -248,7 +295,7 @@ class JobManager:
                 leasable, limit=max_jobs, now=now, worker_id=worker_id or None, lease_expires_at=now + duration
             )
             self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in jobs])
-            views = self._views(repo, jobs)
+            views = self._views(repo, jobs, queues=queues)
         return [views[job.job_id] for job in jobs]
 
     def heartbeat(self, job_id: str, attempt_number: int, lease_duration: timedelta | None = None) -> JobRecord:
@@ -351,17 +398,13 @@ class JobManager:
         result = check_document(result, "result", limits.max_payload_bytes)
         duration = check_duration(processing_duration, "processing_duration")
         with self.database.transaction() as repo:
-            job = self._get(repo, job_id, for_update=True)
-            if job.state == JobState.COMPLETED and job.attempt_number == attempt_number:
-                return self._views(repo, [job])[job_id]  # a repeated report of the same completion
-            self._require_current_attempt(job, attempt_number)
-            states.check(Transition.COMPLETE, job.state, job_id=job_id)
             now = self.clock.now()
-            updated = self._update(
-                repo,
-                job,
-                Transition.COMPLETE,
-                {
+            # Compare-and-set first: the usual report is for the current run, and then needs no read.
+            updated = repo.update_current_run(
+                job_id,
+                attempt_number,
+                expected_states=states.sources(Transition.COMPLETE),
+                values={
                     "state": JobState.COMPLETED.value,
                     "result": result,
                     "processing_duration_ms": round(duration.total_seconds() * 1000) if duration else None,
@@ -370,7 +413,71 @@ class JobManager:
                     "updated_at": now,
                 },
             )
-            return self._views(repo, [updated])[job_id]
+            if updated is not None:
+                self._emit_transition(repo, Transition.COMPLETE, updated.queue_name)
+                return self._views(repo, [updated])[job_id]
+            job = repo.get_job(job_id)
+            error = self._completion_refusal(job, job_id, attempt_number)
+            if error is not None:
+                raise error
+            return self._views(repo, [job])[job_id]  # a repeated report of the same completion
+
+    def complete_many(self, completions: Sequence[Completion]) -> list[CompletionOutcome]:
+        """Record several completions in one transaction, one CAS statement for all of them.
+
+        Bad input rejects the whole batch. A completion that `complete` would refuse (unknown job,
+        stale attempt, wrong state) is refused alone, with the error `complete` would raise; a
+        repeated report of the same completion succeeds, as it does there.
+        """
+        limits = self.limits
+        if not completions:
+            raise InvalidArgument("completions must not be empty", field="completions")
+        if len(completions) > limits.max_batch_size:
+            raise InvalidArgument(f"completions has more than {limits.max_batch_size} entries", field="completions")
+        rows: list[tuple[str, int, dict[str, Any], int | None]] = []
+        positions: dict[str, int] = {}
+        for index, item in enumerate(completions):
+            prefix = f"completions[{index}]."
+            require_name(item.job_id, f"{prefix}job_id", limits.max_job_id_length)
+            if item.job_id in positions:
+                raise InvalidArgument(
+                    f"{prefix}job_id {item.job_id!r} repeats completions[{positions[item.job_id]}]", field=f"{prefix}job_id"
+                )
+            positions[item.job_id] = index
+            result = check_document(item.result, f"{prefix}result", limits.max_payload_bytes)
+            duration = check_duration(item.processing_duration, f"{prefix}processing_duration")
+            rows.append(
+                (item.job_id, item.attempt_number, result, round(duration.total_seconds() * 1000) if duration else None)
+            )
+        errors: dict[str, QueueError] = {}
+        with self.database.transaction() as repo:
+            now = self.clock.now()
+            completed = repo.complete_jobs(rows, expected_states=states.sources(Transition.COMPLETE), now=now)
+            for event in TRANSITION_EVENTS.get(Transition.COMPLETE, ()):
+                self._emit_per_queue(repo, event, list(completed.values()))
+            refused = [job_id for job_id, *_ in rows if job_id not in completed]
+            current = repo.get_jobs(refused) if refused else {}
+            for job_id, attempt_number, *_ in rows:
+                if job_id in completed:
+                    continue
+                error = self._completion_refusal(current.get(job_id), job_id, attempt_number)
+                if error is not None:
+                    errors[job_id] = _prefixed(error, f"completions[{positions[job_id]}].")
+        return [CompletionOutcome(item.job_id, errors.get(item.job_id)) for item in completions]
+
+    def _completion_refusal(self, job: JobRecord | None, job_id: str, attempt_number: int) -> QueueError | None:
+        """Why `complete` refuses this report, or None for a repeat of the completion that happened."""
+        try:
+            if job is None:
+                raise NotFound(f"job {job_id!r} not found", field="job_id")
+            if job.state == JobState.COMPLETED and job.attempt_number == attempt_number:
+                return None
+            self._require_current_attempt(job, attempt_number)
+            states.check(Transition.COMPLETE, job.state, job_id=job_id)
+        except QueueError as error:
+            return error
+        # The compare-and-set missed, yet the job now looks completable: another writer was in between.
+        return Aborted(f"job {job_id!r} changed concurrently; retry the call", field="job_id")
 
     def fail(
         self,
@@ -386,7 +493,10 @@ class JobManager:
         self._check_error(error)
         retry_after = check_duration(retry_after, "retry_after", allow_zero=True)
         with self.database.transaction() as repo:
-            job = self._get(repo, job_id, for_update=True)
+            found = repo.get_job_and_queue_policy(job_id, for_update=True)
+            if found is None:
+                raise NotFound(f"job {job_id!r} not found", field="job_id")
+            job, queue_policy = found
             if job.state != JobState.ACTIVE or job.attempt_number != attempt_number:
                 # A repeated report gets the decision its first copy got. A late report of a run the
                 # service ended itself (lease expired, moved to the DLQ) is refused like any stale one.
@@ -403,6 +513,7 @@ class JobManager:
                 non_retryable=non_retryable,
                 retry_after=retry_after,
                 now=now,
+                policy=effective_policy(self.settings.default_policy, queue_policy, job.retry_policy),
             )
         if outcome.decision.should_retry and outcome.decision.retry_delay <= timedelta(0):
             self.notifier.notify()
@@ -428,9 +539,13 @@ class JobManager:
         retry_after: timedelta | None = None,
         lease_expired: bool = False,
         now: datetime,
+        policy: RetryPolicy | None = None,
     ) -> FailureOutcome:
-        """Decide and record the outcome of the job's current run failing, inside the caller's transaction."""
-        policy = self._policy(repo, job)
+        """Decide and record the outcome of the job's current run failing, inside the caller's transaction.
+
+        `policy` is the job's effective policy if the caller already read it in this transaction.
+        """
+        policy = policy or self._policy(repo, job)
         decision = get_retry_decision(
             policy,
             runs_in_budget=job.runs_in_budget,
@@ -499,6 +614,63 @@ class JobManager:
             repo, job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED, Transition.MOVE_TO_DEAD_LETTER, now
         )
         return entry
+
+    def apply_failures(
+        self,
+        repo: Repository,
+        failures: Sequence[tuple[JobRecord, ErrorInfo]],
+        *,
+        lease_expired: bool = False,
+        now: datetime,
+    ) -> list[FailureOutcome]:
+        """`apply_failure` for many jobs in the caller's transaction, with the same decisions and
+        records, but set-wise: the queues' policies are read once, and the retried jobs are updated
+        and logged with one statement each. The caller must hold the jobs' row locks."""
+        queues = repo.get_queues({job.queue_name for job, _ in failures}) if failures else {}
+        retries: list[tuple[JobRecord, datetime, dict[str, Any], list[dict[str, Any]]]] = []
+        decisions: dict[int, tuple[RetryDecision, ErrorInfo]] = {}
+        outcomes: dict[int, FailureOutcome] = {}
+        for job, error in failures:
+            queue = queues.get(job.queue_name)
+            policy = effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
+            decision = get_retry_decision(
+                policy, runs_in_budget=job.runs_in_budget, now=now, lease_expired=lease_expired, rng=self.rng
+            )
+            history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+            if not decision.should_retry:
+                entry, updated = self._dead_letter(
+                    repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
+                )
+                outcomes[job.id] = FailureOutcome(decision, JobView(updated, 0), entry)
+                continue
+            decisions[job.id] = (decision, error)
+            retries.append((job, decision.next_retry_at, error.to_json(), [item.to_json() for item in history]))
+        updated = repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now)
+        if len(updated) != len(retries):
+            raise Aborted("jobs changed concurrently during a batch of failures; retry the batch", field="job_id")
+        by_id = {job.id: job for job, *_ in retries}
+        log = []
+        for record in updated:
+            decision, error = decisions[record.id]
+            self._emit_transition(repo, Transition.RETRY, record.queue_name)
+            outcomes[record.id] = FailureOutcome(decision, JobView(record, decision.remaining_retries), None)
+            job = by_id[record.id]
+            log.append(
+                {
+                    "job_id": job.job_id,
+                    "queue_name": job.queue_name,
+                    "attempt_number": job.attempt_number,
+                    "error": error.to_json(),
+                    "decision": Decision.RETRY.value,
+                    "retry_delay_ms": round(decision.retry_delay.total_seconds() * 1000),
+                    "remaining_retries": decision.remaining_retries,
+                    "next_retry_at": decision.next_retry_at,
+                    "death_reason": None,
+                    "created_at": now,
+                }
+            )
+        repo.insert_retry_logs(sorted(log, key=lambda row: (row["job_id"], row["attempt_number"])))
+        return [outcomes[job.id] for job, _ in failures]
 
     def _replayed_outcome(self, repo: Repository, job: JobRecord, previous: RetryLogRecord) -> FailureOutcome:
         retried = previous.decision == Decision.RETRY
@@ -611,9 +783,12 @@ class JobManager:
         updated = repo.update_job(job, expected_states=states.sources(transition), values=values)
         if updated is None:
             raise Aborted(f"job {job.job_id!r} changed concurrently; retry the call", field="job_id")
-        for event in TRANSITION_EVENTS.get(transition, ()):
-            self._emit_per_queue(repo, event, [job.queue_name])
+        self._emit_transition(repo, transition, job.queue_name)
         return updated
+
+    def _emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None:
+        for event in TRANSITION_EVENTS.get(transition, ()):
+            self._emit_per_queue(repo, event, [queue_name])
 
     def _emit_per_queue(self, repo: Repository, event: JobEvent, queue_names: Sequence[str]) -> None:
         """Report `event` once per job (counted by queue) after the transaction commits."""
@@ -631,12 +806,20 @@ class JobManager:
         """Each job with what its effective policy says about it, keyed by job_id."""
         return self._views(repo, jobs)
 
-    def _views(self, repo: Repository, jobs: Sequence[JobRecord]) -> dict[str, JobView]:
-        queues = repo.get_queues({job.queue_name for job in jobs}) if jobs else {}
+    def _views(
+        self, repo: Repository, jobs: Sequence[JobRecord], *, queues: dict[str, QueueRecord] | None = None
+    ) -> dict[str, JobView]:
+        """`queues`, when the caller already read them in this transaction, saves reading them again."""
         views = {}
+        unfinished = [job for job in jobs if job.state not in FINISHED_STATES]
+        if queues is None:
+            # Finished jobs have no retries left whatever the policy: only unfinished ones need their queue.
+            queues = repo.get_queues({job.queue_name for job in unfinished}) if unfinished else {}
         for job in jobs:
+            if job.state in FINISHED_STATES:
+                views[job.job_id] = JobView(job, 0)
+                continue
             queue = queues.get(job.queue_name)
             policy = effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
-            remaining = 0 if job.state in (JobState.DEAD_LETTER, JobState.COMPLETED) else remaining_retries(policy, job.runs_in_budget)
-            views[job.job_id] = JobView(job, remaining)
+            views[job.job_id] = JobView(job, remaining_retries(policy, job.runs_in_budget))
         return views

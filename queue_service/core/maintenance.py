@@ -65,16 +65,22 @@ def rescue_stalled_jobs(
         with jobs.database.transaction() as repo:
             now = jobs.clock.now()
             expired = repo.lock_expired_leases(now=now, limit=batch_size)
-            for job in expired:
-                error = ErrorInfo(
-                    LEASE_EXPIRED_MESSAGE,
-                    LEASE_EXPIRED_TYPE,
-                    f"attempt {job.attempt_number} (worker {job.worker_id or 'unknown'}) sent no report "
-                    f"before its lease expired at {job.lease_expires_at.isoformat()}",
-                    job.attempt_number,
-                    now,
+            failures = [
+                (
+                    job,
+                    ErrorInfo(
+                        LEASE_EXPIRED_MESSAGE,
+                        LEASE_EXPIRED_TYPE,
+                        f"attempt {job.attempt_number} (worker {job.worker_id or 'unknown'}) sent no report "
+                        f"before its lease expired at {job.lease_expires_at.isoformat()}",
+                        job.attempt_number,
+                        now,
+                    ),
                 )
-                outcome = jobs.apply_failure(repo, job, error, lease_expired=True, now=now)
+                for job in expired
+            ]
+            # Set-wise: one statement per batch, not per job, for the retried ones.
+            for outcome in jobs.apply_failures(repo, failures, lease_expired=True, now=now):
                 if outcome.decision.should_retry:
                     retried += 1
                 else:

@@ -164,6 +164,17 @@ class AdminRepository:
         return [dead_letter_from_row(row) for row in self.connection.execute(statement)]
 
     def count_dead_letters(self, query: DeadLetterFilter) -> int:
+        """Entries matching `query`: from the counters when it filters on queue and status alone,
+        which the triage list does on every page, else by counting the table."""
+        if query == DeadLetterFilter(queue_name=query.queue_name, recovery_status=query.recovery_status):
+            c = queue_counters.c
+            statuses = [query.recovery_status] if query.recovery_status else list(RecoveryStatus)
+            statement = select(func.coalesce(func.sum(c.amount), 0)).where(
+                c.counter.in_([f"dead_letters.{status.value}" for status in statuses])
+            )
+            if query.queue_name:
+                statement = statement.where(c.queue_name == query.queue_name)
+            return int(self.connection.execute(statement).scalar_one())
         statement = select(func.count()).select_from(dead_letter_queue).where(*dead_letter_conditions(query))
         return int(self.connection.execute(statement).scalar_one())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ from queue_service.store.errors import StoreUnavailable
 from queue_service.store.repository import Repository
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled PostgreSQL connection unused for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 1.0
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -42,6 +45,32 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle, instead of before every transaction.
+
+    SQLAlchemy's pool_pre_ping costs one round trip per transaction. Connections that a database
+    restart or an idle timeout broke are the idle ones, and they still get pinged (and replaced
+    when dead); a connection in steady use skips the ping, and if the server dies under it, its
+    call fails with UNAVAILABLE as any call in flight would.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection, record, _proxy):
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is not None and time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError(f"pooled connection is dead: {error}") from error
+        if not alive:
+            raise exc.DisconnectionError("pooled connection is dead")
+
+
 def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     # hide_parameters: job data and results are bound parameters, and must not reach error messages or logs.
     parsed = normalise_url(url)
@@ -58,15 +87,16 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
+        engine = create_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
             pool_timeout=10,
             hide_parameters=True,
             connect_args={"options": "-c timezone=UTC", "connect_timeout": 5},
         )
+        _ping_idle_connections(engine)
+        return engine
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 
 

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import bindparam
 
@@ -28,6 +44,7 @@ from queue_service.store.records import (
     RunStatus,
 )
 from queue_service.store.schema import (
+    UTCDateTime,
     dead_letter_queue,
     queue_dlq_alerts,
     queue_jobs,
@@ -210,16 +227,17 @@ class Repository:
         rows = self.connection.execute(select(queues.c.retry_policy))
         return [row.retry_policy for row in rows if row.retry_policy]
 
-    def paused_queue_names(self, names: Sequence[str]) -> set[str]:
-        rows = self.connection.execute(
-            select(queues.c.name).where(queues.c.name.in_(list(names)), queues.c.paused.is_(True))
-        )
-        return {row.name for row in rows}
-
     # Jobs
 
     def insert_jobs(self, jobs: Sequence[NewJob], now: datetime) -> set[str]:
         """Insert jobs whose job_id is new; return the job_ids actually inserted."""
+        return set(self._insert_jobs(jobs, now, queue_jobs.c.job_id))
+
+    def insert_jobs_returning(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
+        """Insert jobs whose job_id is new; return those inserted, as stored, by job_id."""
+        return {row.job_id: job_from_row(row) for row in self._insert_jobs(jobs, now, *queue_jobs.c)}
+
+    def _insert_jobs(self, jobs: Sequence[NewJob], now: datetime, *returning) -> list:
         rows = [
             {
                 "job_id": job.job_id,
@@ -241,14 +259,10 @@ class Repository:
             for job in jobs
         ]
         if not rows:
-            return set()
-        statement = (
-            self._insert(queue_jobs)
-            .on_conflict_do_nothing(index_elements=["job_id"])
-            .returning(queue_jobs.c.job_id)
-        )
+            return []
+        statement = self._insert(queue_jobs).on_conflict_do_nothing(index_elements=["job_id"]).returning(*returning)
         # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING.
-        return {row.job_id for row in self.connection.execute(statement, rows)}
+        return list(self.connection.execute(statement, rows))
 
     def get_job(self, job_id: str, *, for_update: bool = False) -> JobRecord | None:
         statement = select(queue_jobs).where(queue_jobs.c.job_id == job_id)
@@ -256,6 +270,20 @@ class Repository:
             statement = statement.with_for_update()
         row = self.connection.execute(statement).first()
         return job_from_row(row) if row else None
+
+    def get_job_and_queue_policy(
+        self, job_id: str, *, for_update: bool = False
+    ) -> tuple[JobRecord, dict[str, Any] | None] | None:
+        """The job and its queue's retry policy in one statement; only the job row is locked."""
+        statement = (
+            select(queue_jobs, queues.c.retry_policy.label("queue_retry_policy"))
+            .select_from(queue_jobs.outerjoin(queues, queues.c.name == queue_jobs.c.queue_name))
+            .where(queue_jobs.c.job_id == job_id)
+        )
+        if for_update:
+            statement = statement.with_for_update(of=queue_jobs)
+        row = self.connection.execute(statement).first()
+        return (job_from_row(row), row._mapping["queue_retry_policy"]) if row else None
 
     def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         rows = self.connection.execute(select(queue_jobs).where(queue_jobs.c.job_id.in_(list(job_ids)))).all()
@@ -285,7 +313,10 @@ class Repository:
         )
         statement = (
             update(queue_jobs)
-            .where(queue_jobs.c.id.in_(select(ready.c.id)), queue_jobs.c.state.in_(READY_STATES))
+            # UPDATE ... FROM the CTE, joined on id alone: its FOR UPDATE has locked each row and
+            # re-checked its state. Planned as id IN (SELECT ...) AND state IN (...), statistics that
+            # lag behind a burst made PostgreSQL loop over every ready job for each picked one.
+            .where(queue_jobs.c.id == ready.c.id)
             .values(
                 state=JobState.ACTIVE.value,
                 attempt_number=queue_jobs.c.attempt_number + 1,
@@ -341,7 +372,8 @@ class Repository:
         )
         result = self.connection.execute(
             update(queue_jobs)
-            .where(queue_jobs.c.id.in_(select(due.c.id)), queue_jobs.c.state.in_(states))
+            # Joined on id alone, as in lease_ready_jobs: the CTE's row locks already hold the state.
+            .where(queue_jobs.c.id == due.c.id)
             .values(state=to_state.value, updated_at=now)
             .returning(queue_jobs.c.id)
         )
@@ -407,6 +439,153 @@ class Repository:
         )
         return len(result.all())
 
+    def complete_jobs(
+        self,
+        completions: Sequence[tuple[str, int, dict[str, Any], int | None]],
+        *,
+        expected_states: Iterable[JobState],
+        now: datetime,
+    ) -> dict[str, str]:
+        """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED.
+
+        Returns queue_name by job_id for the jobs completed; the others did not match their
+        expected state and attempt. PostgreSQL does it in one statement (its counter trigger then
+        runs once for the batch); SQLite, in process and with row triggers, one statement per job.
+        """
+        expected = [state.value for state in expected_states]
+        ordered = sorted(completions)  # a stable lock order between concurrent batches
+        if self.dialect == "postgresql":
+            statement = text(
+                "UPDATE queue_jobs AS q SET state = :completed, result = v.result, "
+                "processing_duration_ms = v.duration_ms, lease_expires_at = NULL, completed_at = :now, updated_at = :now "
+                "FROM unnest(CAST(:job_ids AS text[]), CAST(:attempts AS integer[]), CAST(:results AS jsonb[]), "
+                "CAST(:durations AS bigint[])) AS v(job_id, attempt_number, result, duration_ms) "
+                "WHERE q.job_id = v.job_id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
+                "RETURNING q.job_id, q.queue_name"
+            ).bindparams(bindparam("now", type_=UTCDateTime()))
+            rows = self.connection.execute(
+                statement,
+                {
+                    "completed": JobState.COMPLETED.value,
+                    "now": now,
+                    "job_ids": [job_id for job_id, _, _, _ in ordered],
+                    "attempts": [attempt for _, attempt, _, _ in ordered],
+                    "results": [json.dumps(result) for _, _, result, _ in ordered],
+                    "durations": [duration for _, _, _, duration in ordered],
+                    "expected": expected,
+                },
+            )
+            return {row.job_id: row.queue_name for row in rows}
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.job_id == bindparam("b_job_id", type_=String()),
+                queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
+                queue_jobs.c.state.in_(expected),
+            )
+            .values(
+                state=JobState.COMPLETED.value,
+                result=bindparam("b_result", type_=queue_jobs.c.result.type),
+                processing_duration_ms=bindparam("b_duration", type_=BigInteger()),
+                lease_expires_at=None,
+                completed_at=now,
+                updated_at=now,
+            )
+            .returning(queue_jobs.c.job_id, queue_jobs.c.queue_name)
+        )
+        completed: dict[str, str] = {}
+        for job_id, attempt, result, duration in ordered:
+            row = self.connection.execute(
+                statement, {"b_job_id": job_id, "b_attempt": attempt, "b_result": result, "b_duration": duration}
+            ).first()
+            if row is not None:
+                completed[row.job_id] = row.queue_name
+        return completed
+
+    def update_current_run(
+        self,
+        job_id: str,
+        attempt_number: int,
+        *,
+        expected_states: Iterable[JobState],
+        values: dict[str, Any],
+    ) -> JobRecord | None:
+        """Compare-and-set by job_id on state and attempt, without reading the job first; None if it did not match."""
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.job_id == job_id,
+                queue_jobs.c.state.in_([state.value for state in expected_states]),
+                queue_jobs.c.attempt_number == attempt_number,
+            )
+            .values(**values)
+            .returning(*queue_jobs.c)
+        )
+        row = self.connection.execute(statement).first()
+        return job_from_row(row) if row else None
+
+    def schedule_retries(
+        self,
+        retries: Sequence[tuple[JobRecord, datetime, dict[str, Any], list[dict[str, Any]]]],
+        *,
+        expected_states: Iterable[JobState],
+        now: datetime,
+    ) -> list[JobRecord]:
+        """Compare-and-set each (job, next_retry_at, last_error, error_history) to FAILED, due at next_retry_at.
+
+        Returns the jobs changed. PostgreSQL does it in one statement, so that its counter trigger
+        runs once per batch instead of once per job; SQLite, with row triggers, one statement per job.
+        """
+        expected = [state.value for state in expected_states]
+        if not retries:
+            return []
+        if self.dialect == "postgresql":
+            statement = (
+                text(
+                    "UPDATE queue_jobs AS q SET state = :failed, run_at = v.run_at, lease_expires_at = NULL, "
+                    "last_error = v.last_error, error_history = v.error_history, updated_at = :now "
+                    "FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), CAST(:run_ats AS timestamptz[]), "
+                    "CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[])) "
+                    "AS v(id, attempt_number, run_at, last_error, error_history) "
+                    "WHERE q.id = v.id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
+                    "RETURNING q.*"
+                )
+                .bindparams(bindparam("now", type_=UTCDateTime()))
+                .columns(*queue_jobs.c)
+            )
+            ordered = sorted(retries, key=lambda item: item[0].id)
+            rows = self.connection.execute(
+                statement,
+                {
+                    "failed": JobState.FAILED.value,
+                    "now": now,
+                    "ids": [job.id for job, *_ in ordered],
+                    "attempts": [job.attempt_number for job, *_ in ordered],
+                    "run_ats": [run_at for _, run_at, _, _ in ordered],
+                    "last_errors": [json.dumps(error) for _, _, error, _ in ordered],
+                    "histories": [json.dumps(history) for _, _, _, history in ordered],
+                    "expected": expected,
+                },
+            )
+            return [job_from_row(row) for row in rows]
+        updated = []
+        for job, run_at, error, history in retries:
+            record = self.update_job(
+                job,
+                expected_states=expected_states,
+                values={
+                    "state": JobState.FAILED.value,
+                    "run_at": run_at,
+                    "lease_expires_at": None,
+                    "last_error": error,
+                    "error_history": history,
+                    "updated_at": now,
+                },
+            )
+            if record is not None:
+                updated.append(record)
+        return updated
+
     # Retry log
 
     def insert_retry_log(
@@ -435,6 +614,11 @@ class Repository:
                 created_at=now,
             )
         )
+
+    def insert_retry_logs(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Several retry-log rows (keyed as the table's columns) in one statement."""
+        if rows:
+            self.connection.execute(insert(queue_retry_log), list(rows))
 
     def find_decision(self, job_id: str, attempt_number: int) -> RetryLogRecord | None:
         row = self.connection.execute(
@@ -655,17 +839,11 @@ class Repository:
             "resolved_by": "",
             "resolved_at": None,
         }
-        reopened = self.connection.execute(
-            update(dead_letter_queue)
-            .where(dead_letter_queue.c.job_id == job.job_id)
-            .values(**values)
-            .returning(*dead_letter_queue.c)
-        ).first()
-        if reopened:
-            return dead_letter_from_row(reopened)
+        # One upsert: a job's first death inserts its entry, a later one reopens it in place.
         row = self.connection.execute(
-            insert(dead_letter_queue)
+            self._insert(dead_letter_queue)
             .values(id=entry_id, job_id=job.job_id, created_at=now, **values)
+            .on_conflict_do_update(index_elements=["job_id"], set_=values)
             .returning(*dead_letter_queue.c)
         ).first()
         return dead_letter_from_row(row)

@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
 from jobqueue.v1 import job_pb2 as _job_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -127,6 +128,26 @@ class TrackCompletionResponse(_message.Message):
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job
     def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class TrackCompletionsRequest(_message.Message):
+    __slots__ = ("completions",)
+    COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
+    completions: _containers.RepeatedCompositeFieldContainer[TrackCompletionRequest]
+    def __init__(self, completions: _Optional[_Iterable[_Union[TrackCompletionRequest, _Mapping]]] = ...) -> None: ...
+
+class TrackCompletionsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TrackCompletionResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TrackCompletionResult, _Mapping]]] = ...) -> None: ...
+
+class TrackCompletionResult(_message.Message):
+    __slots__ = ("job_id", "status")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    status: _status_pb2.Status
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class TrackFailureRequest(_message.Message):
     __slots__ = ("job_id", "attempt_number", "error", "non_retryable", "retry_after")

@@ -66,6 +66,11 @@ class JobServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionResponse.FromString,
                 _registered_method=True)
+        self.TrackCompletions = channel.unary_unary(
+                '/jobqueue.v1.JobService/TrackCompletions',
+                request_serializer=jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionsRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionsResponse.FromString,
+                _registered_method=True)
         self.TrackFailure = channel.unary_unary(
                 '/jobqueue.v1.JobService/TrackFailure',
                 request_serializer=jobqueue_dot_v1_dot_job__service__pb2.TrackFailureRequest.SerializeToString,
@@ -130,6 +135,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrackCompletions(self, request, context):
+        """Records several successful runs in one transaction, each by the rules of TrackCompletion.
+        A completion that TrackCompletion would refuse is refused alone, with its own status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TrackFailure(self, request, context):
         """Records that the current run failed and answers with the retry decision.
         """
@@ -183,6 +196,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.TrackCompletion,
                     request_deserializer=jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionResponse.SerializeToString,
+            ),
+            'TrackCompletions': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrackCompletions,
+                    request_deserializer=jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionsRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionsResponse.SerializeToString,
             ),
             'TrackFailure': grpc.unary_unary_rpc_method_handler(
                     servicer.TrackFailure,
@@ -364,6 +382,33 @@ class JobService:
             '/jobqueue.v1.JobService/TrackCompletion',
             jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackCompletions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobService/TrackCompletions',
+            jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionsRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__service__pb2.TrackCompletionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
