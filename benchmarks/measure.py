@@ -1,0 +1,84 @@
+"""Timing helpers: percentiles, and running a function from several threads at once."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of `samples` (fraction in 0..1)."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """Per-call latencies in milliseconds."""
+
+    samples: int
+    p50: float
+    p99: float
+    p999: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Latencies:
+        ms = [value * 1000 for value in seconds]
+        return cls(len(ms), percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 0.999))
+
+
+def run_threads(count: int, work: Callable[[int], None]) -> float:
+    """Run work(0..count-1) on `count` threads started together; the wall time in seconds.
+
+    The first exception of any thread is raised here, after all have stopped.
+    """
+    errors: list[BaseException] = []
+    start = threading.Barrier(count + 1)
+
+    def target(index: int) -> None:
+        start.wait()
+        try:
+            work(index)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=target, args=(index,), daemon=True) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def timed_calls(count: int, concurrency: int, call: Callable[[int], None]) -> list[float]:
+    """Make `count` calls, call(i) for i in 0..count-1, from `concurrency` threads; each call's seconds."""
+    samples: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(count))
+
+    def work(_thread: int) -> None:
+        local = []
+        while True:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                break
+            began = time.perf_counter()
+            call(index)
+            local.append(time.perf_counter() - began)
+        with lock:
+            samples.extend(local)
+
+    run_threads(concurrency, work)
+    return samples

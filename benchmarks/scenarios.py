@@ -1,0 +1,666 @@
+"""The scenarios. Each builds its own databases, measures the floor, then the service, and returns figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+from google.protobuf import struct_pb2
+from jobqueue.v1 import admin_service_pb2 as admin_pb
+from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
+from jobqueue.v1 import job_service_pb2 as pb
+
+from benchmarks.environment import QUEUE_SERVICE, BenchDatabase, Databases, Server
+from benchmarks.floor import Floor
+from benchmarks.load import Layout, load, queue_names
+from benchmarks.measure import Latencies, percentile, run_threads, timed_calls
+from benchmarks.report import Figure
+
+LEASE = timedelta(minutes=10)
+RESULT = {"ok": True}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    lifecycle_jobs: int = 100_000  # enqueued with EnqueueJobs, then drained
+    batch: int = 100
+    client_threads: int = 4  # concurrent callers for the batched lifecycle
+    rpc_jobs: int = 20_000  # one job per RPC
+    rpc_workers: int = 8
+    latency_samples: int = 2_000  # per figure
+    latency_concurrency: tuple[int, ...] = (1, 16)
+    scale_jobs: tuple[int, ...] = (10_000, 1_000_000)
+    scale_samples: int = 300
+    sweep_jobs: int = 1_000_000
+    sweep_expired: int = 10_000
+
+    @classmethod
+    def tiny(cls) -> Sizes:
+        return cls(
+            lifecycle_jobs=400,
+            batch=20,
+            client_threads=2,
+            rpc_jobs=48,
+            rpc_workers=4,
+            latency_samples=20,
+            latency_concurrency=(1, 4),
+            scale_jobs=(400, 800),
+            scale_samples=10,
+            sweep_jobs=800,
+            sweep_expired=50,
+        )
+
+
+@dataclass
+class Context:
+    backend: str
+    databases: Databases
+    sizes: Sizes
+    workers: int | None
+    log_dir: Path
+    server_args: list[str] = field(default_factory=list)
+
+    @property
+    def floor(self) -> Floor:
+        return Floor(self.backend)
+
+    def server(self, database: BenchDatabase) -> Server:
+        # No scheduled sweeps: the sweep scenario runs its own, and none may disturb the others.
+        return Server(database, workers=self.workers, extra_args=["--recovery-interval", "0", *self.server_args],
+                      log_dir=self.log_dir)
+
+
+class Client:
+    """Stubs over one channel per calling thread, as separate worker processes would have."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.local = threading.local()
+        self.channels: list[grpc.Channel] = []
+        self.lock = threading.Lock()
+
+    def _channel(self) -> grpc.Channel:
+        channel = getattr(self.local, "channel", None)
+        if channel is None:
+            # A local subchannel pool: each thread gets its own connection, so SO_REUSEPORT spreads them.
+            channel = grpc.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)])
+            grpc.channel_ready_future(channel).result(timeout=30)
+            self.local.channel = channel
+            with self.lock:
+                self.channels.append(channel)
+        return channel
+
+    @property
+    def jobs(self) -> job_service_pb2_grpc.JobServiceStub:
+        stub = getattr(self.local, "jobs", None)
+        if stub is None:
+            stub = self.local.jobs = job_service_pb2_grpc.JobServiceStub(self._channel())
+        return stub
+
+    @property
+    def admin(self) -> admin_service_pb2_grpc.AdminServiceStub:
+        stub = getattr(self.local, "admin", None)
+        if stub is None:
+            stub = self.local.admin = admin_service_pb2_grpc.AdminServiceStub(self._channel())
+        return stub
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+
+
+def _struct(document: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(document)
+    return message
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _count_states(database: BenchDatabase) -> dict[str, int]:
+    connection = database.connect()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT state, count(*) FROM queue_jobs GROUP BY state")
+        return {state: count for state, count in cursor.fetchall()}
+    finally:
+        connection.close()
+
+
+def _work_queue(items: list) -> Callable[[], object | None]:
+    lock = threading.Lock()
+    iterator = iter(items)
+
+    def take():
+        with lock:
+            return next(iterator, None)
+
+    return take
+
+
+# 1 and 6: batched lifecycle, and the server's memory over the drain
+
+
+def lifecycle_batched(ctx: Context) -> list[Figure]:
+    sizes, floor = ctx.sizes, ctx.floor
+    threads = sizes.client_threads
+    queue = "bench-batched"
+    job_specs = [(f"e-{n}", queue, "send", {"to": f"user-{n}@example.com", "n": n}) for n in range(sizes.lifecycle_jobs)]
+    batches = _chunks(job_specs, sizes.batch)
+
+    # Floor
+    database = ctx.databases.create(ctx.backend, "batched_floor")
+    connections = [database.connect() for _ in range(threads)]
+    take = _work_queue(batches)
+
+    def floor_enqueue(index: int) -> None:
+        while (batch := take()) is not None:
+            floor.enqueue(connections[index], batch, datetime.now(UTC))
+
+    floor_enqueue_seconds = run_threads(threads, floor_enqueue)
+    drained = [0] * threads
+
+    def floor_drain(index: int) -> None:
+        while True:
+            now = datetime.now(UTC)
+            rows = floor.lease(connections[index], queue, sizes.batch, f"floor-{index}", now, LEASE)
+            if not rows:
+                return
+            drained[index] += floor.complete_many(connections[index], [(row[1], row[7]) for row in rows], RESULT, now)
+
+    floor_drain_seconds = run_threads(threads, floor_drain)
+    for connection in connections:
+        connection.close()
+    if sum(drained) != sizes.lifecycle_jobs:
+        raise RuntimeError(f"floor drained {sum(drained)} of {sizes.lifecycle_jobs} jobs")
+    ctx.databases.drop(database)
+
+    # Service
+    database = ctx.databases.create(ctx.backend, "batched")
+    server = ctx.server(database)
+    client = Client(server.target)
+    try:
+        requests = [
+            pb.EnqueueJobsRequest(
+                jobs=[
+                    pb.EnqueueJobRequest(queue_name=q, job_name=name, job_id=job_id, job_data=_struct(data))
+                    for job_id, q, name, data in batch
+                ]
+            )
+            for batch in batches
+        ]
+        take = _work_queue(requests)
+
+        def enqueue(_index: int) -> None:
+            client.jobs  # noqa: B018 - opens this thread's channel
+            while (request := take()) is not None:
+                response = client.jobs.EnqueueJobs(request)
+                if len(response.results) != len(request.jobs):
+                    raise RuntimeError("EnqueueJobs returned a short batch")
+
+        enqueue_seconds = run_threads(threads, enqueue)
+        result = _struct(RESULT)
+        drained = [0] * threads
+        warm_up_batches = max(1, min(20, len(batches) // 20))
+        warmed = threading.Barrier(threads + 1)
+        go = threading.Event()
+        marks: dict[str, float] = {}
+
+        def drain_step(index: int) -> int:
+            response = client.jobs.LeaseJobs(
+                pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"bench-{index}", max_jobs=sizes.batch)
+            )
+            if not response.jobs:
+                return 0
+            outcome = client.jobs.TrackCompletions(
+                pb.TrackCompletionsRequest(
+                    completions=[
+                        pb.TrackCompletionRequest(job_id=job.job_id, attempt_number=job.attempt_number, result=result)
+                        for job in response.jobs
+                    ]
+                )
+            )
+            if any(item.status.code for item in outcome.results):
+                raise RuntimeError(f"a completion was refused: {outcome.results}")
+            return len(response.jobs)
+
+        def drain(index: int) -> None:
+            if index == 0:
+                for _ in range(warm_up_batches):
+                    drained[index] += drain_step(index)
+            else:
+                client.jobs  # noqa: B018
+            warmed.wait()
+            go.wait()
+            while (count := drain_step(index)) > 0:
+                drained[index] += count
+
+        runner = threading.Thread(target=lambda: marks.setdefault("seconds", run_threads(threads, drain)))
+        runner.start()
+        warmed.wait()
+        rss_before = server.rss_bytes()
+        warm_drained = drained[0]
+        began = time.perf_counter()
+        go.set()
+        runner.join()
+        drain_seconds = time.perf_counter() - began
+        rss_after = server.rss_bytes()
+        states = _count_states(database)
+        if states.get("completed", 0) != sizes.lifecycle_jobs or sum(drained) != sizes.lifecycle_jobs:
+            raise RuntimeError(f"service drained {sum(drained)} jobs; states now {states}")
+        timed_jobs = sizes.lifecycle_jobs - warm_drained
+    finally:
+        client.close()
+        server.stop()
+        ctx.databases.drop(database)
+
+    floor_drain_rate = sizes.lifecycle_jobs / floor_drain_seconds
+    drain_rate = timed_jobs / drain_seconds
+    enqueue_rate = sizes.lifecycle_jobs / enqueue_seconds
+    floor_enqueue_rate = sizes.lifecycle_jobs / floor_enqueue_seconds
+    postgres = ctx.backend == "postgresql"
+    growth = (rss_after - rss_before) / rss_before * 100
+    label = f"{sizes.lifecycle_jobs:,} jobs, batches of {sizes.batch}, {threads} callers"
+    return [
+        _throughput_figure("1 batched", ctx.backend, f"enqueue: EnqueueJobs ({label})", enqueue_rate, floor_enqueue_rate,
+                           15_000 if postgres else None),
+        _throughput_figure("1 batched", ctx.backend, f"drain: LeaseJobs + TrackCompletions ({label})", drain_rate,
+                           floor_drain_rate, 6_000 if postgres else None),
+        Figure(
+            scenario="6 memory", backend=ctx.backend, name=f"server RSS growth over the drain of {timed_jobs:,} jobs",
+            unit="%", service=growth, target="≤ 10 %", met=growth <= 10,
+            details={"rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1)},
+        ),
+    ]
+
+
+def _throughput_figure(scenario: str, backend: str, name: str, rate: float, floor_rate: float, target: int | None) -> Figure:
+    """A jobs/s figure: PostgreSQL has an absolute target, SQLite one relative to its floor (≥ 0.5×)."""
+    if target is not None:
+        return Figure(scenario, backend, name, "jobs/s", rate, floor_rate, f"≥ {target:,} jobs/s", rate >= target)
+    return Figure(scenario, backend, name, "jobs/s", rate, floor_rate, "≥ 0.5× floor", rate >= 0.5 * floor_rate)
+
+
+# 2: one job per RPC
+
+
+def lifecycle_single(ctx: Context) -> list[Figure]:
+    sizes, floor = ctx.sizes, ctx.floor
+    workers = sizes.rpc_workers
+    per_worker = sizes.rpc_jobs // workers
+    queue = "bench-single"
+
+    database = ctx.databases.create(ctx.backend, "single_floor")
+    connections = [database.connect() for _ in range(workers)]
+
+    def floor_worker(index: int) -> None:
+        connection = connections[index]
+        for n in range(per_worker):
+            floor.enqueue(connection, [(f"r-{index}-{n}", queue, "send", {"n": n})], datetime.now(UTC))
+            while not (rows := floor.lease(connection, queue, 1, f"w{index}", datetime.now(UTC), LEASE)):
+                pass
+            floor.complete(connection, rows[0][1], rows[0][7], RESULT, datetime.now(UTC))
+
+    floor_seconds = run_threads(workers, floor_worker)
+    for connection in connections:
+        connection.close()
+    ctx.databases.drop(database)
+
+    database = ctx.databases.create(ctx.backend, "single")
+    server = ctx.server(database)
+    client = Client(server.target)
+    try:
+        result = _struct(RESULT)
+
+        def worker(index: int) -> None:
+            jobs = client.jobs
+            for n in range(per_worker):
+                jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=f"r-{index}-{n}",
+                                                     job_data=_struct({"n": n})))
+                while not (leased := jobs.LeaseJobs(
+                    pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"w{index}", max_jobs=1)
+                ).jobs):
+                    pass
+                jobs.TrackCompletion(
+                    pb.TrackCompletionRequest(job_id=leased[0].job_id, attempt_number=leased[0].attempt_number,
+                                              result=result)
+                )
+
+        seconds = run_threads(workers, worker)
+        states = _count_states(database)
+        if states.get("completed", 0) != per_worker * workers:
+            raise RuntimeError(f"one-per-RPC run left states {states}")
+    finally:
+        client.close()
+        server.stop()
+        ctx.databases.drop(database)
+    total = per_worker * workers
+    return [
+        _throughput_figure("2 one per RPC", ctx.backend,
+                           f"EnqueueJob → LeaseJobs → TrackCompletion, {workers} workers, {total:,} jobs",
+                           total / seconds, total / floor_seconds, 1_500 if ctx.backend == "postgresql" else None)
+    ]
+
+
+# 3: failure latency
+
+
+def failure_latency(ctx: Context) -> list[Figure]:
+    sizes, floor = ctx.sizes, ctx.floor
+    samples = sizes.latency_samples
+    warm = 32
+    per_kind = samples * len(sizes.latency_concurrency) + warm
+    layout = Layout(total=2 * per_kind, active_first_run=per_kind, active_last_run=per_kind)
+    retry_ids, dead_ids = layout.job_ids("active_first_run"), layout.job_ids("active_last_run")
+
+    def slices(ids: list[str]) -> tuple[list[str], list[list[str]]]:
+        rest = ids[warm:]
+        return ids[:warm], [rest[i * samples : (i + 1) * samples] for i in range(len(sizes.latency_concurrency))]
+
+    retry_warm, retry_sets = slices(retry_ids)
+    dead_warm, dead_sets = slices(dead_ids)
+
+    floor_results: dict[tuple[str, int], Latencies] = {}
+    database = ctx.databases.create(ctx.backend, "latency_floor")
+    load(database, layout)
+    local = threading.local()
+    opened = []
+
+    def connection():
+        if not hasattr(local, "connection"):
+            local.connection = database.connect()
+            opened.append(local.connection)
+        return local.connection
+
+    def floor_call(ids: list[str], attempt: int, expect_dead: bool):
+        def call(index: int) -> None:
+            if floor.fail(connection(), ids[index], attempt, "Connection timeout", datetime.now(UTC)) != expect_dead:
+                raise RuntimeError("floor decision differs from the expected one")
+        return call
+
+    max_concurrency = max(sizes.latency_concurrency)
+    timed_calls(warm, max_concurrency, floor_call(retry_warm, 1, False))
+    timed_calls(warm, max_concurrency, floor_call(dead_warm, 4, True))
+    for position, concurrency in enumerate(sizes.latency_concurrency):
+        floor_results[("retry", concurrency)] = Latencies.of(
+            timed_calls(samples, concurrency, floor_call(retry_sets[position], 1, False)))
+        floor_results[("dead", concurrency)] = Latencies.of(
+            timed_calls(samples, concurrency, floor_call(dead_sets[position], 4, True)))
+    for item in opened:
+        item.close()
+    ctx.databases.drop(database)
+
+    results: dict[tuple[str, int], Latencies] = {}
+    database = ctx.databases.create(ctx.backend, "latency")
+    load(database, layout)
+    server = ctx.server(database)
+    client = Client(server.target)
+    error = job_pb2.JobError(message="Connection timeout", type="TimeoutError")
+    try:
+        def service_call(ids: list[str], attempt: int, expect_dead: bool):
+            def call(index: int) -> None:
+                response = client.jobs.TrackFailure(
+                    pb.TrackFailureRequest(job_id=ids[index], attempt_number=attempt, error=error)
+                )
+                if response.moved_to_dead_letter != expect_dead:
+                    raise RuntimeError("service decision differs from the expected one")
+            return call
+
+        timed_calls(warm, max_concurrency, service_call(retry_warm, 1, False))
+        timed_calls(warm, max_concurrency, service_call(dead_warm, 4, True))
+        for position, concurrency in enumerate(sizes.latency_concurrency):
+            results[("retry", concurrency)] = Latencies.of(
+                timed_calls(samples, concurrency, service_call(retry_sets[position], 1, False)))
+            results[("dead", concurrency)] = Latencies.of(
+                timed_calls(samples, concurrency, service_call(dead_sets[position], 4, True)))
+    finally:
+        client.close()
+        server.stop()
+        ctx.databases.drop(database)
+
+    figures = []
+    postgres = ctx.backend == "postgresql"
+    for kind, title, target in (("retry", "TrackFailure → retry", 2.5), ("dead", "TrackFailure → DLQ move", 5.0)):
+        for concurrency in sizes.latency_concurrency:
+            service, base = results[(kind, concurrency)], floor_results[(kind, concurrency)]
+            for label, value, floor_value in (("p50", service.p50, base.p50), ("p99", service.p99, base.p99),
+                                              ("p99.9", service.p999, base.p999)):
+                has_target = postgres and concurrency == 1 and label == "p99"
+                figures.append(Figure(
+                    "3 latency", ctx.backend, f"{title}, concurrency {concurrency}, {label}", "ms", value, floor_value,
+                    f"≤ {target} ms" if has_target else "", (value <= target) if has_target else None,
+                    {"samples": service.samples},
+                ))
+    return figures
+
+
+# 4: scale
+
+
+def scale(ctx: Context) -> list[Figure]:
+    sizes, floor = ctx.sizes, ctx.floor
+    samples = sizes.scale_samples
+    measured: dict[int, dict[str, tuple[float, float]]] = {}
+    for total in sizes.scale_jobs:
+        layout = Layout(total=total, dead_letter=max(20, total // 20), waiting=2 * samples + 20)
+        database = ctx.databases.create(ctx.backend, f"scale_{total}")
+        load(database, layout)
+        connection = database.connect()
+        pending = [key for key in _dead_letter_keys(connection, ctx.backend)]
+        deep_after = pending[len(pending) // 2]
+        names = queue_names()
+
+        # Floor: every call one transaction on one connection.
+        floor_first = timed_calls(samples, 1, lambda _i: floor.dead_letter_page(connection, 50, None))
+        floor_deep = timed_calls(samples, 1, lambda _i: floor.dead_letter_page(connection, 50, deep_after))
+        floor_stats = timed_calls(samples, 1, lambda _i: floor.statistics(connection, datetime.now(UTC)))
+        floor_lease = timed_calls(
+            samples, 1, lambda i: floor.lease(connection, names[i % len(names)], 1, "floor", datetime.now(UTC), LEASE)
+        )
+        connection.close()
+
+        server = ctx.server(database)
+        client = Client(server.target)
+        try:
+            status = admin_pb.DeadLetterFilter(recovery_status=job_pb2.DeadLetterEntry.RECOVERY_STATUS_PENDING)
+            deep_token = _token_at(client, status, len(pending) // 2)
+            first = admin_pb.ListDeadLetterJobsRequest(filter=status, page_size=50)
+            deep = admin_pb.ListDeadLetterJobsRequest(filter=status, page_size=50, page_token=deep_token)
+            for _ in range(10):  # warm up the connection pool and statement caches
+                client.admin.ListDeadLetterJobs(first)
+                client.admin.GetStatistics(admin_pb.GetStatisticsRequest())
+            service_first = timed_calls(samples, 1, lambda _i: client.admin.ListDeadLetterJobs(first))
+            service_deep = timed_calls(samples, 1, lambda _i: client.admin.ListDeadLetterJobs(deep))
+            service_stats = timed_calls(samples, 1, lambda _i: client.admin.GetStatistics(admin_pb.GetStatisticsRequest()))
+
+            def lease(i: int) -> None:
+                response = client.jobs.LeaseJobs(
+                    pb.LeaseJobsRequest(queue_names=[names[i % len(names)]], worker_id="bench", max_jobs=1)
+                )
+                if len(response.jobs) != 1:
+                    raise RuntimeError("LeaseJobs found no ready job")
+
+            service_lease = timed_calls(samples, 1, lease)
+        finally:
+            client.close()
+            server.stop()
+            ctx.databases.drop(database)
+        measured[total] = {
+            "ListDeadLetterJobs first page (PENDING, 50)": (percentile(service_first, 0.99) * 1000,
+                                                            percentile(floor_first, 0.99) * 1000),
+            "ListDeadLetterJobs middle page (PENDING, 50)": (percentile(service_deep, 0.99) * 1000,
+                                                             percentile(floor_deep, 0.99) * 1000),
+            "GetStatistics": (percentile(service_stats, 0.99) * 1000, percentile(floor_stats, 0.99) * 1000),
+            "LeaseJobs(max_jobs=1)": (percentile(service_lease, 0.99) * 1000, percentile(floor_lease, 0.99) * 1000),
+        }
+    figures = []
+    smallest, largest = min(sizes.scale_jobs), max(sizes.scale_jobs)
+    postgres = ctx.backend == "postgresql"
+    absolute = {"ListDeadLetterJobs first page (PENDING, 50)": 5.0, "ListDeadLetterJobs middle page (PENDING, 50)": 5.0,
+                "GetStatistics": 20.0}
+    for total in sorted(measured):
+        for name, (service, base) in measured[total].items():
+            target, met = "", None
+            if total == largest and total != smallest:
+                small = measured[smallest][name][0]
+                parts = [f"≤ 1.5× the {smallest:,} figure ({1.5 * small:.2f} ms)"]
+                met = service <= 1.5 * small
+                if postgres and name in absolute:
+                    parts.append(f"≤ {absolute[name]} ms")
+                    met = met and service <= absolute[name]
+                target = "; ".join(parts)
+            figures.append(Figure("4 scale", ctx.backend, f"{total:,} jobs: {name}, p99", "ms", service, base, target, met,
+                                  {"dead_letters": max(20, total // 20), "samples": samples}))
+    return figures
+
+
+def _dead_letter_keys(connection, backend: str) -> list[tuple]:
+    cursor = connection.cursor()
+    cursor.execute(
+        "SELECT priority, dead_lettered_at, id FROM dead_letter_queue WHERE recovery_status = 'pending' "
+        "ORDER BY priority DESC, dead_lettered_at DESC, id"
+    )
+    rows = cursor.fetchall()
+    if backend == "postgresql":
+        connection.commit()
+    return rows
+
+
+def _token_at(client: Client, status: admin_pb.DeadLetterFilter, position: int) -> str:
+    """The page token after `position` entries, walking pages as a client would."""
+    token, seen = "", 0
+    while seen < position:
+        size = min(1000, position - seen)
+        page = client.admin.ListDeadLetterJobs(
+            admin_pb.ListDeadLetterJobsRequest(filter=status, page_size=size, page_token=token)
+        )
+        seen += len(page.entries)
+        token = page.next_page_token
+        if not token:
+            break
+    return token
+
+
+# 5: the recovery sweep
+
+
+def sweep(ctx: Context) -> list[Figure]:
+    sizes, floor = ctx.sizes, ctx.floor
+    samples = sizes.scale_samples
+    # Enough ready jobs for the baseline and for leasing all through the sweep.
+    layout = Layout(total=sizes.sweep_jobs, waiting=min(sizes.sweep_jobs // 4, 20 * samples + 100),
+                    expired=sizes.sweep_expired)
+    database = ctx.databases.create(ctx.backend, "sweep")
+    load(database, layout)
+    names = queue_names()
+
+    # Floor: the stalled-jobs task's SQL (the sweep's work here), batch by batch, then undone.
+    connection = database.connect()
+    began = time.perf_counter()
+    recovered = 0
+    while True:
+        done = floor.rescue_expired_leases(connection, datetime.now(UTC), batch_size=1000)
+        recovered += done
+        if done < 1000:
+            break
+    floor_seconds = time.perf_counter() - began
+    if recovered != sizes.sweep_expired:
+        raise RuntimeError(f"floor sweep recovered {recovered} of {sizes.sweep_expired} expired leases")
+    floor.reset_expired(connection, layout.job_ids("expired"))
+    connection.close()
+
+    server = ctx.server(database)
+    client = Client(server.target)
+    try:
+        def lease(i: int) -> None:
+            response = client.jobs.LeaseJobs(
+                pb.LeaseJobsRequest(queue_names=[names[i % len(names)]], worker_id="bench", max_jobs=1)
+            )
+            if len(response.jobs) != 1:
+                raise RuntimeError("LeaseJobs found no ready job")
+
+        for i in range(10):
+            lease(i)
+        baseline = timed_calls(samples, 1, lease)
+        during, run = _leases_during_sweep(ctx, database, lease)
+    finally:
+        client.close()
+        server.stop()
+        ctx.databases.drop(database)
+    stalled = run["counts"].get("stalled_jobs", 0)
+    if run["status"] != "succeeded" or stalled != sizes.sweep_expired:
+        raise RuntimeError(f"sweep did not recover every expired lease: {run}")
+    sweep_seconds = run["duration_seconds"]
+    base_p99 = percentile(baseline, 0.99) * 1000
+    during_p99 = percentile(during, 0.99) * 1000 if during else math.nan
+    postgres = ctx.backend == "postgresql"
+    label = f"{sizes.sweep_expired:,} expired leases among {sizes.sweep_jobs:,} jobs"
+    return [
+        Figure("5 sweep", ctx.backend, f"sweep of {label} (floor: its stalled-jobs SQL)", "ms", sweep_seconds * 1000,
+               floor_seconds * 1000, "≤ 1,000 ms" if postgres else "", (sweep_seconds <= 1.0) if postgres else None,
+               {"counts": run["counts"]}),
+        Figure("5 sweep", ctx.backend, "LeaseJobs(max_jobs=1) p99 without a sweep", "ms", base_p99, None,
+               details={"samples": len(baseline)}),
+        Figure("5 sweep", ctx.backend, "LeaseJobs(max_jobs=1) p99 during the sweep", "ms", during_p99, None,
+               f"≤ 2× without ({2 * base_p99:.2f} ms)", (during_p99 <= 2 * base_p99) if during else None,
+               {"samples": len(during)}),
+    ]
+
+
+def _leases_during_sweep(ctx: Context, database: BenchDatabase, lease: Callable[[int], None]) -> tuple[list[float], dict]:
+    """Lease one job at a time while `queue-service recover` sweeps; the latencies of the calls made
+    while the sweep itself ran (by its run record's start and end), and the run's summary."""
+    process = subprocess.Popen(
+        [QUEUE_SERVICE, "recover", "--database-url", database.url, "--json", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # Lease only once the sweep has begun, not while the command starts up.
+    connection = database.connect()
+    try:
+        while process.poll() is None and not _sweep_running(connection, database.backend):
+            time.sleep(0.005)
+    finally:
+        connection.close()
+    calls: list[tuple[float, float]] = []
+    index = 0
+    while process.poll() is None:
+        began_wall = time.time()
+        began = time.perf_counter()
+        lease(index)
+        calls.append((began_wall, time.perf_counter() - began))
+        index += 1
+    output, errors = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"queue-service recover failed ({process.returncode}): {errors}")
+    run = json.loads(output)
+    started = datetime.fromisoformat(run["started_at"]).timestamp()
+    finished = datetime.fromisoformat(run["finished_at"]).timestamp()
+    return [seconds for at, seconds in calls if started <= at and at + seconds <= finished], run
+
+
+def _sweep_running(connection, backend: str) -> bool:
+    cursor = connection.cursor()
+    cursor.execute("SELECT count(*) FROM queue_recovery_runs WHERE status = 'running'")
+    (running,) = cursor.fetchone()
+    if backend == "postgresql":
+        connection.commit()
+    return running > 0
+
+
+SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
+    "batched": lifecycle_batched,
+    "single": lifecycle_single,
+    "latency": failure_latency,
+    "scale": scale,
+    "sweep": sweep,
+}
