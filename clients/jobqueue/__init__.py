@@ -28,6 +28,8 @@ from jobqueue.errors import (
 from jobqueue.job_client import JobClient, TrackedRun
 from jobqueue.models import (
     AuditEvent,
+    Completion,
+    CompletionResult,
     DeadLetterDetails,
     DeadLetterEntry,
     DeadLetterRetry,
@@ -61,6 +63,8 @@ __all__ = [
     "AlreadyExists",
     "AuditEvent",
     "Cancelled",
+    "Completion",
+    "CompletionResult",
     "DeadLetterDetails",
     "DeadLetterEntry",
     "DeadLetterRetry",

@@ -6,12 +6,13 @@ Also the two exceptions a job handler raises to steer the retry decision.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 
@@ -121,20 +122,31 @@ ERRORS_BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {
         Unauthenticated,
     )
 }
+CODES_BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def from_rpc_error(error: grpc.RpcError) -> JobQueueError:
     """The typed error for a failed call, with the details of its google.rpc.Status if it has one."""
     code: grpc.StatusCode = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     message: str = (error.details() if hasattr(error, "details") else None) or code.name
-    info = error_details_pb2.ErrorInfo()
-    violations: dict[str, str] = {}
-    found_info = False
     try:
         status = rpc_status.from_call(error)
     except ValueError:  # a status whose code or message disagrees with the call's: ignore the details
         status = None
-    for detail in status.details if status is not None else ():
+    return _typed_error(code, message, status.details if status is not None else ())
+
+
+def from_status(status: status_pb2.Status) -> JobQueueError:
+    """The typed error for one refused entry of a batch answer, which carries its own google.rpc.Status."""
+    code = CODES_BY_VALUE.get(status.code, grpc.StatusCode.UNKNOWN)
+    return _typed_error(code, status.message or code.name, status.details)
+
+
+def _typed_error(code: grpc.StatusCode, message: str, details: Iterable[any_pb2.Any]) -> JobQueueError:
+    info = error_details_pb2.ErrorInfo()
+    violations: dict[str, str] = {}
+    found_info = False
+    for detail in details:
         if not found_info and detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             detail.Unpack(info)
             found_info = True

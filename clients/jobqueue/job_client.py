@@ -14,8 +14,10 @@ import grpc
 
 from jobqueue import _convert as convert
 from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, TlsConfig
-from jobqueue.errors import JobQueueError, NonRetryableError, RetryAfterError, describe
+from jobqueue.errors import JobQueueError, NonRetryableError, RetryAfterError, describe, from_status
 from jobqueue.models import (
+    Completion,
+    CompletionResult,
     DeadLetterEntry,
     EnqueueResult,
     FailureResult,
@@ -33,7 +35,7 @@ JOB_SERVICE = "jobqueue.v1.JobService"
 # Safe to repeat: enqueue always carries a job_id (generated here when not given) and the
 # service answers a repeated report of the same attempt with the same outcome.
 IDEMPOTENT_METHODS = {
-    JOB_SERVICE: ("EnqueueJob", "EnqueueJobs", "HeartbeatJob", "TrackCompletion", "TrackFailure", "GetJob")
+    JOB_SERVICE: ("EnqueueJob", "EnqueueJobs", "HeartbeatJob", "TrackCompletion", "TrackCompletions", "TrackFailure", "GetJob")
 }
 # A long-poll lease may take this much longer than its wait before it counts as late.
 LEASE_GRACE_SECONDS = 10.0
@@ -247,6 +249,32 @@ class JobClient:
             processing_duration=convert.duration(processing_duration),
         )
         return convert.job(self.connection.unary(self.stub.TrackCompletion, request, timeout).job)
+
+    def track_completions(
+        self, completions: Iterable[Completion], *, timeout: float | None = None
+    ) -> list[CompletionResult]:
+        """Record up to 1000 successful runs in one call, and return one result per run, in order.
+
+        A completion that track_completion would refuse is refused alone: its result carries the
+        error that call would have raised, and the others still count. Invalid input (a bad
+        result, duplicate job ids, an empty or oversized batch) raises for the whole batch.
+        """
+        request = pb.TrackCompletionsRequest(
+            completions=[
+                pb.TrackCompletionRequest(
+                    job_id=item.job_id,
+                    attempt_number=item.attempt_number,
+                    result=convert.struct(item.result),
+                    processing_duration=convert.duration(item.processing_duration),
+                )
+                for item in completions
+            ]
+        )
+        response = self.connection.unary(self.stub.TrackCompletions, request, timeout)
+        return [
+            CompletionResult(job_id=result.job_id, error=from_status(result.status) if result.status.code else None)
+            for result in response.results
+        ]
 
     def track_failure(
         self,

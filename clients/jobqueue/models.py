@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from jobqueue.errors import JobQueueError
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
@@ -140,6 +143,29 @@ class EnqueueResult:
     job: Job
     # False when a job with this job_id already existed and was returned unchanged.
     created: bool
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One successful run to report; see JobClient.track_completion for the meaning of each field."""
+
+    job_id: str
+    attempt_number: int
+    result: JsonObject | None = None
+    processing_duration: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    """What the service made of one completion of a batch."""
+
+    job_id: str
+    # None when the job is now COMPLETED by this run; otherwise what track_completion would have raised.
+    error: JobQueueError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(frozen=True)

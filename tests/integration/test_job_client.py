@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from jobqueue import (
+    Completion,
     DeathReason,
     FailedPrecondition,
     InvalidArgument,
@@ -67,6 +68,33 @@ def test_enqueue_and_lease_round_trip_python_values(client, service):
     assert done.result == {"message_id": 42}
     assert done.processing_duration == timedelta(seconds=1.5)
     assert done.completed_at == service.clock.now()
+
+
+def test_track_completions_reports_each_run_alone(client, service):
+    client.enqueue_many([JobRequest("emails", "send", job_id=f"batch-{index}") for index in range(3)])
+    first, second, third = sorted(client.lease("emails", worker_id="w1", max_jobs=3), key=lambda job: job.job_id)
+
+    results = client.track_completions(
+        [
+            Completion(first.job_id, first.attempt_number, result={"n": 1}, processing_duration=timedelta(seconds=2)),
+            Completion(second.job_id, second.attempt_number + 1),  # not the current run
+            Completion("no-such-job", 1),
+        ]
+    )
+
+    assert [result.job_id for result in results] == [first.job_id, second.job_id, "no-such-job"]
+    assert results[0].ok and results[0].error is None
+    assert isinstance(results[1].error, FailedPrecondition) and results[1].error.reason
+    assert isinstance(results[2].error, NotFound) and "no-such-job" in results[2].error.message
+    done = client.get_job(first.job_id).job
+    assert (done.state, done.result, done.processing_duration) == (JobState.COMPLETED, {"n": 1}, timedelta(seconds=2))
+    assert client.get_job(second.job_id).job.state is JobState.ACTIVE
+    assert client.get_job(third.job_id).job.state is JobState.ACTIVE
+
+    with pytest.raises(InvalidArgument) as duplicate:
+        client.track_completions([Completion(third.job_id, 1), Completion(third.job_id, 1)])
+    assert duplicate.value.field == "completions[1].job_id"
+    assert client.get_job(third.job_id).job.state is JobState.ACTIVE
 
 
 def test_enqueue_generates_ids_and_batches(client):
