@@ -51,7 +51,9 @@ class RecoverySettings:
     webhook_timeout: timedelta = timedelta(seconds=5)
     # A dead leader is replaced within one term.
     leader_lease_term: timedelta = timedelta(seconds=30)
-    sweep_lock_ttl: timedelta = timedelta(minutes=2)
+    # None: one leader lease term, so that a sweeper killed mid-sweep blocks the next sweep no longer
+    # than a dead leader blocks the next election. A running sweep renews it after every batch.
+    sweep_lock_ttl: timedelta | None = None
     node_id: str = ""
 
 
@@ -100,7 +102,12 @@ class Recovery:
         self.clock = jobs.clock
         self.runs = RecoveryRuns(self.database, self.clock, self.node_id)
         self.sweep_lock = Lease(
-            self.database, self.clock, SWEEP_LOCK, self.node_id, self.settings.sweep_lock_ttl, log_level=logging.DEBUG
+            self.database,
+            self.clock,
+            SWEEP_LOCK,
+            self.node_id,
+            self.settings.sweep_lock_ttl or self.settings.leader_lease_term,
+            log_level=logging.DEBUG,
         )
         self.alerter = DlqAlerter(
             self.database,

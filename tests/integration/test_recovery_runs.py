@@ -122,6 +122,20 @@ def test_a_run_left_running_by_a_dead_node_is_closed_by_the_next_run(job_manager
     assert runs[run.id].status == RunStatus.SUCCEEDED
 
 
+def test_a_node_killed_mid_sweep_holds_the_sweep_lock_no_longer_than_a_leader_lease_term(job_manager, clock):
+    term = timedelta(seconds=5)
+    killed = recovery_for(job_manager, node_id="killed-node", leader_lease_term=term)
+    assert killed.sweep_lock.elect()  # and then SIGKILL: it never resigns
+    live = recovery_for(job_manager, node_id="live-node", leader_lease_term=term)
+
+    clock.advance(term - timedelta(seconds=1))
+    with pytest.raises(Aborted):
+        live.run_once()
+    clock.advance(timedelta(seconds=1))
+
+    assert live.run_once().status == RunStatus.SUCCEEDED
+
+
 class BlockingTask:
     """A task that holds the sweep open until the test lets it go."""
 
