@@ -27,6 +27,8 @@ from jobqueue.errors import (
 )
 from jobqueue.job_client import JobClient, TrackedRun
 from jobqueue.models import (
+    Activity,
+    ActivityBucket,
     AuditEvent,
     Completion,
     CompletionResult,
@@ -44,6 +46,7 @@ from jobqueue.models import (
     JobState,
     Page,
     Queue,
+    QueueActivity,
     QueueStatistics,
     RecoveryReport,
     RecoveryRun,
@@ -59,6 +62,8 @@ from jobqueue.worker import Worker
 
 __all__ = [
     "Aborted",
+    "Activity",
+    "ActivityBucket",
     "AdminClient",
     "AlreadyExists",
     "AuditEvent",
@@ -89,6 +94,7 @@ __all__ = [
     "Pager",
     "PermissionDenied",
     "Queue",
+    "QueueActivity",
     "QueueStatistics",
     "RecoveryReport",
     "RecoveryRun",

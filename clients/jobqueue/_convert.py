@@ -280,6 +280,32 @@ def statistics(message: admin_pb2.GetStatisticsResponse) -> models.Statistics:
     )
 
 
+def queue_activity(message: admin_pb2.QueueActivity) -> models.QueueActivity:
+    return models.QueueActivity(
+        queue_name=message.queue_name,
+        buckets=tuple(
+            models.ActivityBucket(
+                start=bucket.start_time.ToDatetime(tzinfo=UTC),
+                completed_count=bucket.completed_count,
+                failed_count=bucket.failed_count,
+                retried_count=bucket.retried_count,
+                dead_lettered_count=bucket.dead_lettered_count,
+            )
+            for bucket in message.buckets
+        ),
+    )
+
+
+def activity(message: admin_pb2.GetQueueActivityResponse) -> models.Activity:
+    return models.Activity(
+        queues=tuple(queue_activity(queue) for queue in message.queues),
+        totals=queue_activity(message.totals),
+        start=optional_datetime(message, "start_time"),
+        end=optional_datetime(message, "end_time"),
+        bucket_width=optional_timedelta(message, "bucket_width"),
+    )
+
+
 def failure_pattern(message: admin_pb2.FailurePattern) -> models.FailurePattern:
     return models.FailurePattern(
         fingerprint=message.fingerprint,

@@ -12,6 +12,7 @@ from google.protobuf import field_mask_pb2
 from jobqueue import _convert as convert
 from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, TlsConfig
 from jobqueue.models import (
+    Activity,
     AuditEvent,
     DeadLetterDetails,
     DeadLetterEntry,
@@ -42,6 +43,7 @@ ADMIN_SERVICE = "jobqueue.v1.AdminService"
 IDEMPOTENT_METHODS = {
     ADMIN_SERVICE: (
         "GetStatistics",
+        "GetQueueActivity",
         "ListDeadLetterJobs",
         "GetDeadLetterJob",
         "UpdateDeadLetterJob",
@@ -169,6 +171,28 @@ class AdminClient:
         """Job counts per queue and in total, with each queue's dead-letter summary."""
         response = self._call(self.stub.GetStatistics, pb.GetStatisticsRequest(queue_names=list(queue_names)), timeout)
         return convert.statistics(response)
+
+    def get_queue_activity(
+        self,
+        queue_names: Sequence[str] = (),
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        bucket_width: timedelta | None = None,
+        period: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> Activity:
+        """Completed, failed, retried and dead-lettered jobs per queue in buckets of `bucket_width`
+        (a multiple of 5 minutes; default 1 hour) from `start` (default `period`, 24 hours unless
+        given, before `end`) to `end` (default now by the server's clock)."""
+        request = pb.GetQueueActivityRequest(
+            queue_names=list(queue_names),
+            start_time=convert.timestamp(start),
+            end_time=convert.timestamp(end),
+            bucket_width=convert.duration(bucket_width),
+            period=convert.duration(period),
+        )
+        return convert.activity(self._call(self.stub.GetQueueActivity, request, timeout))
 
     # Dead-letter queue
 

@@ -240,6 +240,34 @@ class Statistics:
 
 
 @dataclass(frozen=True)
+class ActivityBucket:
+    """What happened to a queue's jobs from `start` to `start` plus the bucket width."""
+
+    start: datetime
+    completed_count: int
+    failed_count: int
+    retried_count: int
+    dead_lettered_count: int
+
+
+@dataclass(frozen=True)
+class QueueActivity:
+    queue_name: str
+    buckets: tuple[ActivityBucket, ...]
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Activity per queue and in total over [start, end), in buckets of bucket_width, oldest first."""
+
+    queues: tuple[QueueActivity, ...]
+    totals: QueueActivity
+    start: datetime | None
+    end: datetime | None
+    bucket_width: timedelta | None
+
+
+@dataclass(frozen=True)
 class DeadLetterDetails:
     entry: DeadLetterEntry
     # The job as it is now; None if it was deleted.

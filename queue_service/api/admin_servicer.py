@@ -37,6 +37,16 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     def GetStatistics(self, request, context):
         return convert.statistics_response(self.queues.statistics(list(request.queue_names)))
 
+    def GetQueueActivity(self, request, context):
+        activity = self.queues.activity(
+            list(request.queue_names),
+            start=convert.optional_datetime(request, "start_time"),
+            end=convert.optional_datetime(request, "end_time"),
+            bucket_width=convert.optional_timedelta(request, "bucket_width"),
+            period=convert.optional_timedelta(request, "period"),
+        )
+        return convert.activity_response(activity)
+
     # Dead-letter queue
 
     def ListDeadLetterJobs(self, request, context):

@@ -15,7 +15,7 @@ from queue_service.core.errors import InvalidArgument
 from queue_service.core.jobs import JobView, ReportedError
 from queue_service.core.audit import AuditQuery
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
-from queue_service.core.queues import QueueStatistics, QueueView, RetryLogQuery, Statistics
+from queue_service.core.queues import Activity, QueueActivity, QueueStatistics, QueueView, RetryLogQuery, Statistics
 from queue_service.core.recovery import Trigger
 from queue_service.core.recovery_runs import RecoveryRunStats
 from queue_service.core.retry import PolicyOverride, RetryPolicy
@@ -386,6 +386,32 @@ def statistics_response(stats: Statistics) -> admin_pb.GetStatisticsResponse:
         queues=[queue_statistics_message(item) for item in stats.queues],
         totals=queue_statistics_message(stats.totals),
         computed_at=timestamp(stats.computed_at),
+    )
+
+
+def queue_activity_message(activity: QueueActivity) -> admin_pb.QueueActivity:
+    return admin_pb.QueueActivity(
+        queue_name=activity.queue_name,
+        buckets=[
+            admin_pb.ActivityBucket(
+                start_time=timestamp(bucket.start),
+                completed_count=bucket.completed,
+                failed_count=bucket.failed,
+                retried_count=bucket.retried,
+                dead_lettered_count=bucket.dead_lettered,
+            )
+            for bucket in activity.buckets
+        ],
+    )
+
+
+def activity_response(activity: Activity) -> admin_pb.GetQueueActivityResponse:
+    return admin_pb.GetQueueActivityResponse(
+        queues=[queue_activity_message(item) for item in activity.queues],
+        totals=queue_activity_message(activity.totals),
+        start_time=timestamp(activity.start),
+        end_time=timestamp(activity.end),
+        bucket_width=duration(activity.bucket_width),
     )
 
 

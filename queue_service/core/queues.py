@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from queue_service.core import audit, paging
 from queue_service.core.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -27,6 +27,7 @@ from queue_service.store.records import (
     RetryLogRecord,
 )
 from queue_service.store.repository import Repository
+from queue_service.store.schema import ACTIVITY_BUCKET_SECONDS
 
 # Policy fields UpdateQueuePolicy's update_mask may name.
 POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter")
@@ -34,6 +35,15 @@ POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter")
 CLEAN_BATCH = 1000
 # A delay schedule preview lists at most this many retries.
 MAX_SCHEDULE_PREVIEW = 100
+# GetQueueActivity: buckets are whole multiples of the stored five-minute buckets; a call covers
+# at most this many buckets and this long a period, so it reads a bounded number of rows.
+ACTIVITY_RESOLUTIONS = [timedelta(seconds=seconds) for seconds in ACTIVITY_BUCKET_SECONDS]
+ACTIVITY_RESOLUTION = min(ACTIVITY_RESOLUTIONS)
+DEFAULT_ACTIVITY_BUCKET = timedelta(hours=1)
+DEFAULT_ACTIVITY_PERIOD = timedelta(hours=24)
+MAX_ACTIVITY_BUCKETS = 1000
+MAX_ACTIVITY_PERIOD = timedelta(days=35)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,34 @@ class Statistics:
     queues: list[QueueStatistics]
     totals: QueueStatistics
     computed_at: datetime
+
+
+@dataclass(frozen=True)
+class ActivityCounts:
+    start: datetime
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True)
+class QueueActivity:
+    queue_name: str
+    buckets: list[ActivityCounts]
+
+
+@dataclass(frozen=True)
+class Activity:
+    queues: list[QueueActivity]
+    totals: QueueActivity
+    start: datetime
+    end: datetime
+    bucket_width: timedelta
+
+
+def _floor(moment: datetime, width: timedelta) -> datetime:
+    return EPOCH + ((moment - EPOCH) // width) * width
 
 
 @dataclass(frozen=True)
@@ -150,6 +188,91 @@ class QueueManager:
         for item in result:
             totals = totals + item
         return Statistics(result, totals, now)
+
+    def activity(
+        self,
+        queue_names: Sequence[str] = (),
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        bucket_width: timedelta | None = None,
+        period: timedelta | None = None,
+    ) -> Activity:
+        """Completed, failed, retried and dead-lettered jobs per queue and bucket, every bucket of
+        the period included. Sums the trigger-kept five-minute rows (queue_activity) of the period,
+        whose number does not depend on how many jobs there are."""
+        names = sorted({self._name(name, "queue_names") for name in queue_names}) or None
+        width = DEFAULT_ACTIVITY_BUCKET if bucket_width is None else bucket_width
+        if width <= timedelta(0) or width % ACTIVITY_RESOLUTION:
+            raise InvalidArgument("bucket_width must be a positive whole multiple of 5 minutes", field="bucket_width")
+        end = self.clock.now() if end is None else end
+        if start is None:
+            if period is not None and period <= timedelta(0):
+                raise InvalidArgument("period must be positive", field="period")
+            try:
+                start = end - (DEFAULT_ACTIVITY_PERIOD if period is None else period)
+            except OverflowError:
+                raise InvalidArgument("end_time is too early for the period", field="end_time") from None
+        if start >= end:
+            raise InvalidArgument("start_time must be before end_time", field="start_time")
+        if end - start > MAX_ACTIVITY_PERIOD:
+            raise InvalidArgument(
+                f"the period is longer than {MAX_ACTIVITY_PERIOD.days} days", field="start_time"
+            )
+        try:
+            first = _floor(start, width)
+            # The bucket holding the last instant of the half-open period [start, end).
+            last = _floor(end - timedelta(microseconds=1), width)
+            period_end = last + width
+        except OverflowError:
+            raise InvalidArgument("the period reaches beyond the supported dates", field="start_time") from None
+        count = (last - first) // width + 1
+        if count > MAX_ACTIVITY_BUCKETS:
+            raise InvalidArgument(
+                f"the period holds {count} buckets; at most {MAX_ACTIVITY_BUCKETS}", field="bucket_width"
+            )
+        with self.database.transaction() as repo:
+            admin = AdminRepository.of(repo)
+            queues = admin.list_queues(after=None, limit=2**31 - 1, names=names)
+            if names is not None:
+                missing = sorted(set(names) - {queue.name for queue in queues})
+                if missing:
+                    raise NotFound(f"queue {missing[0]!r} not found", field="queue_names")
+            # The widest stored buckets that tile the requested ones: hourly rows for a week's chart.
+            resolution = max(stored for stored in ACTIVITY_RESOLUTIONS if not width % stored)
+            rows = admin.activity_totals(
+                start=first,
+                end=period_end,
+                stored_seconds=int(resolution.total_seconds()),
+                width_seconds=int(width.total_seconds()),
+                queue_names=names,
+            )
+
+        sums: dict[tuple[str, int], dict[str, int]] = {}
+        for queue_name, index, activity, amount in rows:
+            counts = sums.setdefault((queue_name, index), {})
+            counts[activity] = counts.get(activity, 0) + amount
+
+        def series(queue_name: str | None) -> list[ActivityCounts]:
+            buckets = []
+            for index in range(count):
+                if queue_name is None:
+                    found: dict[str, int] = {}
+                    for queue in queues:
+                        for activity, amount in sums.get((queue.name, index), {}).items():
+                            found[activity] = found.get(activity, 0) + amount
+                else:
+                    found = sums.get((queue_name, index), {})
+                buckets.append(ActivityCounts(first + index * width, **found))
+            return buckets
+
+        return Activity(
+            queues=[QueueActivity(queue.name, series(queue.name)) for queue in queues],
+            totals=QueueActivity("", series(None)),
+            start=first,
+            end=period_end,
+            bucket_width=width,
+        )
 
     # Queues
 

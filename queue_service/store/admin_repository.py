@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, and_, case, cast, delete, func, insert, or_, select, update
 
 from queue_service.store.records import (
     AuditEventRecord,
@@ -30,6 +30,7 @@ from queue_service.store.repository import (
 from queue_service.store.schema import (
     audit_events,
     dead_letter_queue,
+    queue_activity,
     queue_counters,
     queue_jobs,
     queue_retry_log,
@@ -116,6 +117,33 @@ class AdminRepository:
         if queue_names is not None:
             statement = statement.where(c.queue_name.in_(list(queue_names)))
         return {(row.queue_name, row.state): int(row.amount) for row in self.connection.execute(statement)}
+
+    def activity_totals(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        stored_seconds: int,
+        width_seconds: int,
+        queue_names: Sequence[str] | None = None,
+    ) -> list[tuple[str, int, str, int]]:
+        """(queue, bucket number, activity, amount) over the trigger-kept rows of width `stored_seconds`
+        in [start, end), summed in the database into buckets of `width_seconds` counted from `start`."""
+        c = queue_activity.c
+        first = int(start.timestamp())
+        if self.connection.dialect.name == "postgresql":
+            seconds = func.extract("epoch", c.bucket_start)
+        else:
+            seconds = cast(func.strftime("%s", c.bucket_start), BigInteger)
+        bucket = cast(func.floor((seconds - first) / width_seconds), BigInteger).label("bucket")
+        statement = (
+            select(c.queue_name, bucket, c.activity, func.sum(c.amount).label("amount"))
+            .where(c.bucket_seconds == stored_seconds, c.bucket_start >= start, c.bucket_start < end)
+            .group_by(c.queue_name, bucket, c.activity)
+        )
+        if queue_names is not None:
+            statement = statement.where(c.queue_name.in_(list(queue_names)))
+        return [(row.queue_name, int(row.bucket), row.activity, int(row.amount)) for row in self.connection.execute(statement)]
 
     # Queues
 

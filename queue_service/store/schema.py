@@ -227,6 +227,30 @@ queue_counters = Table(
     Index("ix_queue_counters_queue_name", "queue_name", "counter"),
 )
 
+ACTIVITIES = ("completed", "failed", "retried", "dead_lettered")
+# Widths of the queue_activity buckets: every change is counted at both. GetQueueActivity buckets
+# are whole multiples of the smallest, and read the widest rows that divide them.
+ACTIVITY_BUCKET_SECONDS = (300, 3600)
+
+# Completed, failed, retried and dead-lettered jobs per queue in five-minute and hourly buckets,
+# counted by triggers on queue_jobs state changes (migration 0005_queue_activity, which defines
+# each kind). Several rows may share a key, as in queue_counters; a key's count is the sum of their
+# amounts.
+queue_activity = Table(
+    "queue_activity",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("queue_name", String(100), nullable=False),
+    Column("bucket_seconds", Integer, nullable=False),
+    Column("bucket_start", UTCDateTime(), nullable=False),
+    Column("activity", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False, server_default=text("0")),
+    CheckConstraint(_in("activity", ACTIVITIES), name="activity_valid"),
+    CheckConstraint("bucket_seconds IN (300, 3600)", name="bucket_seconds_valid"),
+    Index("ix_queue_activity_bucket_seconds", "bucket_seconds", "bucket_start"),
+    Index("ix_queue_activity_queue_name", "queue_name", "bucket_seconds", "bucket_start", "activity"),
+)
+
 # Every admin action that changed something: who, what, on which target, with which parameters.
 audit_events = Table(
     "audit_events",

@@ -66,6 +66,56 @@ class DeadLetterSummary(_message.Message):
     permanently_failed_count: int
     def __init__(self, total_count: _Optional[int] = ..., pending_count: _Optional[int] = ..., recovered_count: _Optional[int] = ..., permanently_failed_count: _Optional[int] = ...) -> None: ...
 
+class GetQueueActivityRequest(_message.Message):
+    __slots__ = ("queue_names", "start_time", "end_time", "bucket_width", "period")
+    QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    queue_names: _containers.RepeatedScalarFieldContainer[str]
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    bucket_width: _duration_pb2.Duration
+    period: _duration_pb2.Duration
+    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class GetQueueActivityResponse(_message.Message):
+    __slots__ = ("queues", "totals", "start_time", "end_time", "bucket_width")
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[QueueActivity]
+    totals: QueueActivity
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    bucket_width: _duration_pb2.Duration
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueActivity, _Mapping]]] = ..., totals: _Optional[_Union[QueueActivity, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class QueueActivity(_message.Message):
+    __slots__ = ("queue_name", "buckets")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    buckets: _containers.RepeatedCompositeFieldContainer[ActivityBucket]
+    def __init__(self, queue_name: _Optional[str] = ..., buckets: _Optional[_Iterable[_Union[ActivityBucket, _Mapping]]] = ...) -> None: ...
+
+class ActivityBucket(_message.Message):
+    __slots__ = ("start_time", "completed_count", "failed_count", "retried_count", "dead_lettered_count")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    start_time: _timestamp_pb2.Timestamp
+    completed_count: int
+    failed_count: int
+    retried_count: int
+    dead_lettered_count: int
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., retried_count: _Optional[int] = ..., dead_lettered_count: _Optional[int] = ...) -> None: ...
+
 class DeadLetterFilter(_message.Message):
     __slots__ = ("queue_name", "recovery_status", "death_reason", "failure_reason_contains", "error_type", "fingerprint", "assigned_to", "dead_lettered_after", "dead_lettered_before")
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]

@@ -45,6 +45,11 @@ class AdminServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.GetStatisticsRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.GetStatisticsResponse.FromString,
                 _registered_method=True)
+        self.GetQueueActivity = channel.unary_unary(
+                '/jobqueue.v1.AdminService/GetQueueActivity',
+                request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.GetQueueActivityRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.GetQueueActivityResponse.FromString,
+                _registered_method=True)
         self.ListDeadLetterJobs = channel.unary_unary(
                 '/jobqueue.v1.AdminService/ListDeadLetterJobs',
                 request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.ListDeadLetterJobsRequest.SerializeToString,
@@ -153,6 +158,14 @@ class AdminServiceServicer:
 
     def GetStatistics(self, request, context):
         """Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ summaries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQueueActivity(self, request, context):
+        """Completed, failed, retried and dead-lettered jobs per queue in time buckets, read from counts
+        the database keeps as jobs change state (never a scan of the jobs).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -300,6 +313,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.GetStatisticsRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_admin__service__pb2.GetStatisticsResponse.SerializeToString,
             ),
+            'GetQueueActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueActivity,
+                    request_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.GetQueueActivityRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_admin__service__pb2.GetQueueActivityResponse.SerializeToString,
+            ),
             'ListDeadLetterJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeadLetterJobs,
                     request_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.ListDeadLetterJobsRequest.FromString,
@@ -429,6 +447,33 @@ class AdminService:
             '/jobqueue.v1.AdminService/GetStatistics',
             jobqueue_dot_v1_dot_admin__service__pb2.GetStatisticsRequest.SerializeToString,
             jobqueue_dot_v1_dot_admin__service__pb2.GetStatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueueActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.AdminService/GetQueueActivity',
+            jobqueue_dot_v1_dot_admin__service__pb2.GetQueueActivityRequest.SerializeToString,
+            jobqueue_dot_v1_dot_admin__service__pb2.GetQueueActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,
