@@ -223,6 +223,28 @@ def build_parser() -> argparse.ArgumentParser:
     health_tls.add_argument("--tls-cert", default=env_str("QUEUE_HEALTH_TLS_CERT", ""), help="client certificate for mutual TLS (env QUEUE_HEALTH_TLS_CERT)")
     health_tls.add_argument("--tls-key", default=env_str("QUEUE_HEALTH_TLS_KEY", ""), help="client key for mutual TLS (env QUEUE_HEALTH_TLS_KEY)")
 
+    dashboard = commands.add_parser("dashboard", help="serve the operators' web dashboard over AdminService")
+    _add_logging_options(dashboard, defaults=False)
+    dashboard.add_argument("--host", default=env_str("QUEUE_DASHBOARD_HOST", "127.0.0.1"), help="address to listen on (env QUEUE_DASHBOARD_HOST, default 127.0.0.1)")
+    dashboard.add_argument("--port", default=env_str("QUEUE_DASHBOARD_PORT", "8080"), help="HTTP port; 0 picks a free one (env QUEUE_DASHBOARD_PORT, default 8080)")
+    dashboard.add_argument("--target", default=env_str("QUEUE_TARGET", "localhost:50051"), help="the queue service, host:port (env QUEUE_TARGET, default localhost:50051)")
+    dashboard.add_argument(
+        "--token",
+        default=env_str("QUEUE_TOKEN", ""),
+        help="an admin token to check the server with at start (env QUEUE_TOKEN); operators sign in with their own",
+    )
+    dashboard.add_argument(
+        "--insecure-cookie",
+        action="store_true",
+        help="send the session cookie over plain HTTP too (only for a trusted network without TLS)",
+    )
+    dashboard_tls = dashboard.add_argument_group("TLS to the queue service", "plaintext unless --tls or --tls-ca")
+    dashboard_tls.add_argument("--tls", action="store_true", help="use TLS, trusting the system's certificate authorities")
+    dashboard_tls.add_argument("--tls-ca", default="", help="use TLS, trusting this PEM CA bundle")
+    dashboard_tls.add_argument("--tls-cert", default="", help="client certificate, for mutual TLS")
+    dashboard_tls.add_argument("--tls-key", default="", help="client private key, for mutual TLS")
+    dashboard_tls.add_argument("--tls-server-name", default="", help="name to verify the server certificate against")
+
     recover = commands.add_parser("recover", help="run one recovery sweep now and print its summary")
     _add_logging_options(recover, defaults=False)
     _add_database_option(recover)
@@ -378,7 +400,13 @@ def format_run(run) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"serve": serve, "migrate": run_migrations, "recover": recover, "health": health}
+def dashboard(args: argparse.Namespace) -> int:
+    from queue_service.dashboard.server import run
+
+    return run(args)
+
+
+COMMANDS = {"serve": serve, "migrate": run_migrations, "recover": recover, "health": health, "dashboard": dashboard}
 
 
 def main(argv: list[str] | None = None) -> int:

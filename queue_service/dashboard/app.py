@@ -1,0 +1,322 @@
+"""The Starlette application: settings, sessions, CSRF, the gRPC channel and error pages."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+from jobqueue import AdminClient, JobQueueError, TlsConfig
+from jobqueue.admin_client import IDEMPOTENT_METHODS
+from jobqueue.connection import service_config
+from jobqueue.errors import NotFound, Unauthenticated, Unavailable
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+logger = logging.getLogger(__name__)
+
+PACKAGE = Path(__file__).parent
+SESSION_COOKIE = "queue_dashboard"
+SESSION_MAX_AGE = 8 * 3600
+CALL_TIMEOUT = 10.0
+
+
+@dataclass
+class DashboardSettings:
+    target: str = "localhost:50051"
+    tls: TlsConfig | None = None
+    # Signs the session cookie; a random one per process signs everyone out on restart.
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Secure cookies travel over HTTPS only (browsers treat http://localhost as secure too).
+    secure_cookies: bool = True
+
+
+@dataclass
+class Redrive:
+    """A bulk redrive running in the background, and the progress the stream last reported."""
+
+    id: str
+    owner: str
+    fingerprint: str
+    matched: int = 0
+    retried: int = 0
+    skipped: int = 0
+    done: bool = False
+    error: str = ""
+    skip_reasons: list[str] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Dashboard:
+    """What every request handler shares: the channel to the server, templates, redrives in flight."""
+
+    def __init__(self, settings: DashboardSettings) -> None:
+        self.settings = settings
+        options = [
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", service_config(IDEMPOTENT_METHODS)),
+        ]
+        if settings.tls:
+            if settings.tls.server_name:
+                options.append(("grpc.ssl_target_name_override", settings.tls.server_name))
+            self.channel = grpc.secure_channel(settings.target, settings.tls.credentials(), options=options)
+        else:
+            self.channel = grpc.insecure_channel(settings.target, options=options)
+        self.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
+        self.templates.env.filters["dt"] = format_time
+        self.templates.env.filters["duration"] = format_duration
+        self.templates.env.filters["label"] = lambda value: str(getattr(value, "value", value) or "").replace("_", " ")
+        self.redrives: dict[str, Redrive] = {}
+        self.redrives_lock = threading.Lock()
+
+    def client(self, token: str) -> AdminClient:
+        # One shared channel; the token rides on each call as metadata.
+        return AdminClient(self.settings.target, token=token, channel=self.channel, timeout=CALL_TIMEOUT)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def format_time(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "–"
+
+
+def format_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "–"
+    seconds = value.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+class PageError(Exception):
+    """A problem to show the operator as a message on the page, with an HTTP status."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+def describe(error: JobQueueError, target: str) -> str:
+    """A readable sentence for a server error, never a traceback."""
+    if isinstance(error, Unavailable):
+        return f"The queue service at {target} is not reachable right now. Try again in a moment."
+    message = error.message.strip() or error.code.name.replace("_", " ").lower()
+    return message[0].upper() + message[1:]
+
+
+def status_for(error: JobQueueError) -> int:
+    return {
+        grpc.StatusCode.INVALID_ARGUMENT: 400,
+        grpc.StatusCode.OUT_OF_RANGE: 400,
+        grpc.StatusCode.NOT_FOUND: 404,
+        grpc.StatusCode.FAILED_PRECONDITION: 409,
+        grpc.StatusCode.ABORTED: 409,
+        grpc.StatusCode.ALREADY_EXISTS: 409,
+        grpc.StatusCode.PERMISSION_DENIED: 403,
+        grpc.StatusCode.UNAUTHENTICATED: 401,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+        grpc.StatusCode.UNAVAILABLE: 503,
+        grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    }.get(error.code, 502)
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def flash(request: Request, message: str, kind: str = "info") -> None:
+    request.session.setdefault("flash", []).append({"kind": kind, "message": message})
+
+
+def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    dashboard: Dashboard = request.app.state.dashboard
+    context = {
+        "csrf_token": csrf_token(request),
+        "messages": request.session.pop("flash", []),
+        "signed_in": bool(request.session.get("token")),
+        "target": dashboard.settings.target,
+        **context,
+    }
+    response = dashboard.templates.TemplateResponse(request, template, context, status_code=status_code)
+    # Pages carry operator data and a CSRF token: never cache them.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+Handler = Callable[[Request, AdminClient, dict[str, Any]], Response]
+
+
+def page(handler: Handler, *, write: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a synchronous handler: sign-in check, CSRF check on writes, errors as readable pages.
+
+    The handler runs in a worker thread, as AdminClient calls block.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        token = request.session.get("token")
+        if not token:
+            if write:
+                return PlainTextResponse("Sign in first.", status_code=401)
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        form: dict[str, Any] = {}
+        if request.method == "POST":
+            data = await request.form()
+            form = {key: data.getlist(key) if key == "ids" else data.get(key) for key in data.keys()}
+            expected = request.session.get("csrf", "")
+            if not expected or not hmac.compare_digest(str(form.get("csrf_token", "")), expected):
+                return render(
+                    request,
+                    "error.html",
+                    {"title": "Form expired", "message": "This form has expired. Reload the page and try again."},
+                    status_code=403,
+                )
+        dashboard: Dashboard = request.app.state.dashboard
+        client = dashboard.client(token)
+        try:
+            return await run_in_threadpool(handler, request, client, form)
+        except Unauthenticated:
+            request.session.clear()
+            flash(request, "Your token is no longer accepted by the server. Sign in again.", "error")
+            return RedirectResponse("/login", status_code=303)
+        except (JobQueueError, PageError) as error:
+            if isinstance(error, PageError):
+                message, status_code = error.message, error.status_code
+            else:
+                message, status_code = describe(error, dashboard.settings.target), status_for(error)
+            if write:
+                flash(request, message, "error")
+                return RedirectResponse(back(request, form), status_code=303)
+            title = "Not found" if isinstance(error, NotFound) else "Something went wrong"
+            return render(request, "error.html", {"title": title, "message": message}, status_code=status_code)
+
+    return endpoint
+
+
+def back(request: Request, form: dict[str, Any]) -> str:
+    """Where a write action returns to: the page the form names, if it is one of ours."""
+    target = str(form.get("back") or "")
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
+
+
+async def login_page(request: Request) -> Response:
+    return render(request, "login.html", {"title": "Sign in", "next": request.query_params.get("next", "/")})
+
+
+async def login(request: Request) -> Response:
+    data = await request.form()
+    expected = request.session.get("csrf", "")
+    if not expected or not hmac.compare_digest(str(data.get("csrf_token", "")), expected):
+        return render(
+            request,
+            "login.html",
+            {"title": "Sign in", "error": "This form has expired. Try again.", "next": "/"},
+            status_code=403,
+        )
+    token = str(data.get("token", "")).strip()
+    next_page = str(data.get("next") or "/")
+    if not next_page.startswith("/") or next_page.startswith("//"):
+        next_page = "/"
+    dashboard: Dashboard = request.app.state.dashboard
+    if not token:
+        return render(request, "login.html", {"title": "Sign in", "error": "Enter an admin token.", "next": next_page}, 400)
+    try:
+        # A cheap admin call proves the token is known and of the admin role.
+        await run_in_threadpool(dashboard.client(token).get_statistics)
+    except JobQueueError as error:
+        if error.code == grpc.StatusCode.UNAUTHENTICATED:
+            message = "The server does not know this token."
+        elif error.code == grpc.StatusCode.PERMISSION_DENIED:
+            message = "This token cannot use the admin API; sign in with an admin token."
+        else:
+            message = describe(error, dashboard.settings.target)
+        return render(request, "login.html", {"title": "Sign in", "error": message, "next": next_page}, 401)
+    request.session.clear()
+    request.session["token"] = token
+    request.session["sid"] = secrets.token_urlsafe(16)
+    request.session["csrf"] = secrets.token_urlsafe(32)
+    return RedirectResponse(next_page, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    data = await request.form()
+    expected = request.session.get("csrf", "")
+    if expected and hmac.compare_digest(str(data.get("csrf_token", "")), expected):
+        request.session.clear()
+        flash(request, "Signed out.")
+    return RedirectResponse("/login", status_code=303)
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    logger.exception("dashboard request failed: %s %s", request.method, request.url.path, exc_info=exc)
+    return HTMLResponse(
+        "<!doctype html><html lang=en><title>Error</title><link rel=stylesheet href=/static/style.css>"
+        "<main class=narrow><h1>Something went wrong</h1><p>The dashboard could not show this page. "
+        "The details are in its log.</p><p><a href=/>Back to the overview</a></p></main></html>",
+        status_code=500,
+    )
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return HTMLResponse(
+        "<!doctype html><html lang=en><title>Not found</title><link rel=stylesheet href=/static/style.css>"
+        "<main class=narrow><h1>Not found</h1><p>There is no such page.</p><p><a href=/>Back to the overview</a></p></main></html>",
+        status_code=404,
+    )
+
+
+def create_app(settings: DashboardSettings | None = None) -> Starlette:
+    from queue_service.dashboard import routes
+
+    settings = settings or DashboardSettings()
+    dashboard = Dashboard(settings)
+    app = Starlette(
+        routes=[
+            Route("/login", login_page, methods=["GET"]),
+            Route("/login", login, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            *routes.ROUTES,
+            Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
+        ],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.session_secret,
+                session_cookie=SESSION_COOKIE,
+                max_age=SESSION_MAX_AGE,
+                same_site="strict",
+                https_only=settings.secure_cookies,
+            )
+        ],
+        exception_handlers={500: server_error, 404: not_found},
+    )
+    app.state.dashboard = dashboard
+    return app

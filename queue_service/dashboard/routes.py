@@ -1,0 +1,517 @@
+"""The pages and actions. Each handler is synchronous and gets the signed-in operator's AdminClient."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from jobqueue import AdminClient, JobQueueError, RetryPolicy
+from jobqueue.models import DeathReason, JobState, RecoveryStatus
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from queue_service.dashboard.app import Dashboard, PageError, Redrive, describe, flash, page, render
+from queue_service.dashboard.charts import WINDOWS, activity_chart
+
+PAGE_SIZE = 50
+CLEANABLE_STATES = ("completed", "failed", "waiting", "dead_letter")
+
+
+def redirect(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    """A date or date-and-time from a form, read as UTC."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise PageError(f"{field} is not a date and time such as 2026-01-31T14:00") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_int(value: Any, field: str, *, minimum: int | None = None) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise PageError(f"{field} must be a whole number") from None
+    if minimum is not None and number < minimum:
+        raise PageError(f"{field} must be at least {minimum}")
+    return number
+
+
+def parse_float(value: Any, field: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise PageError(f"{field} must be a number") from None
+
+
+def parse_seconds(value: Any, field: str) -> timedelta | None:
+    """Seconds, or a number with a unit: 30s, 5m, 2h, 7d."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        amount = float(number)
+    except ValueError:
+        raise PageError(f"{field} must be seconds or a duration such as 30s, 5m, 2h, 7d") from None
+    if amount < 0:
+        raise PageError(f"{field} must not be negative")
+    return timedelta(seconds=amount * (scale or 1))
+
+
+def parse_delays(value: Any) -> tuple[timedelta, ...]:
+    if value in (None, ""):
+        return ()
+    return tuple(
+        parse_seconds(part, "Retry delays") or timedelta(0) for part in str(value).replace(" ", "").split(",") if part
+    )
+
+
+def parse_policy(form: dict[str, Any]) -> tuple[RetryPolicy | None, list[str]]:
+    """A retry policy from the form's optional fields, and the fields that were given."""
+    fields = {
+        "max_retries": parse_int(form.get("max_retries"), "Max retries", minimum=0),
+        "retry_delays": parse_delays(form.get("retry_delays")),
+        "max_delay": parse_seconds(form.get("max_delay"), "Max delay"),
+        "jitter": parse_float(form.get("jitter"), "Jitter"),
+    }
+    given = [name for name, value in fields.items() if value not in (None, ())]
+    if not given:
+        return None, []
+    return RetryPolicy(**{name: fields[name] for name in given}), given
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def query_string(**values: Any) -> str:
+    return urlencode({key: value for key, value in values.items() if value not in (None, "")})
+
+
+def enum_or_none(enum_class, value: Any, field: str):
+    if not value:
+        return None
+    try:
+        return enum_class(value)
+    except ValueError:
+        raise PageError(f"{field} {value!r} is not one of {', '.join(item.value for item in enum_class)}") from None
+
+
+# Overview
+
+
+def overview(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    window = request.query_params.get("window", "day")
+    if window not in WINDOWS:
+        window = "day"
+    period, width = WINDOWS[window]
+    statistics = client.get_statistics()
+    activity = client.get_queue_activity(period=period, bucket_width=width)
+    charts = [activity_chart(activity.totals, title="All queues")] + [
+        activity_chart(queue, title=queue.queue_name) for queue in activity.queues
+    ]
+    return render(
+        request,
+        "overview.html",
+        {"title": "Overview", "statistics": statistics, "charts": charts, "window": window, "windows": list(WINDOWS)},
+    )
+
+
+# Dead-letter queue
+
+
+def dead_letter_filters(params) -> dict[str, Any]:
+    # With no filter at all the page opens on what needs triage: pending entries.
+    status = params.get("status", "pending" if not params else "")
+    if status == "any":
+        status = ""
+    return {
+        "queue_name": params.get("queue", ""),
+        "recovery_status": status,
+        "death_reason": params.get("reason", ""),
+        "failure_reason_contains": params.get("text", ""),
+        "assigned_to": params.get("assignee", ""),
+        "after": params.get("after", ""),
+        "before": params.get("before", ""),
+        "fingerprint": params.get("fingerprint", ""),
+    }
+
+
+def dead_letters(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    filters = dead_letter_filters(request.query_params)
+    pager = client.list_dead_letter_jobs(
+        queue_name=filters["queue_name"] or None,
+        recovery_status=enum_or_none(RecoveryStatus, filters["recovery_status"], "Status"),
+        death_reason=enum_or_none(DeathReason, filters["death_reason"], "Reason"),
+        failure_reason_contains=filters["failure_reason_contains"] or None,
+        assigned_to=filters["assigned_to"] or None,
+        fingerprint=filters["fingerprint"] or None,
+        dead_lettered_after=parse_time(filters["after"], "After"),
+        dead_lettered_before=parse_time(filters["before"], "Before"),
+        page_size=PAGE_SIZE,
+        page_token=request.query_params.get("page", ""),
+    )
+    queue_names = [queue.queue_name for queue in client.get_statistics().queues]
+    filter_query = query_string(
+        queue=filters["queue_name"],
+        status=filters["recovery_status"] or "any",
+        reason=filters["death_reason"],
+        text=filters["failure_reason_contains"],
+        assignee=filters["assigned_to"],
+        after=filters["after"],
+        before=filters["before"],
+        fingerprint=filters["fingerprint"],
+    )
+    return render(
+        request,
+        "dead_letters.html",
+        {
+            "title": "Dead-letter queue",
+            "entries": pager.items,
+            "total": pager.total_size,
+            "next_page": pager.next_page_token,
+            "filters": filters,
+            "filter_query": filter_query,
+            "queue_names": queue_names,
+            "statuses": [status.value for status in RecoveryStatus],
+            "reasons": [reason.value for reason in DeathReason],
+            "here": str(request.url.path) + ("?" + str(request.url.query) if request.url.query else ""),
+        },
+    )
+
+
+def dead_letters_bulk(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    ids = [entry_id for entry_id in form.get("ids") or [] if entry_id]
+    back = str(form.get("back") or "/dlq")
+    if not back.startswith("/dlq"):
+        back = "/dlq"
+    if not ids:
+        flash(request, "Select at least one entry.", "error")
+        return redirect(back)
+    if form.get("action") == "retry":
+        retried = skipped = 0
+        reasons: list[str] = []
+        for progress in client.retry_dead_letter_jobs(ids=ids, timeout=60):
+            retried, skipped = progress.retried_count, progress.skipped_count
+            reasons.extend(f"{skip.id}: {skip.reason}" for skip in progress.skipped)
+        message = f"Retried {retried} of {len(ids)} selected entries."
+        if skipped:
+            message += f" Skipped {skipped}: " + "; ".join(reasons[:5])
+        flash(request, message, "success" if not skipped else "info")
+    elif form.get("action") == "fail":
+        reason = str(form.get("reason") or "").strip()
+        if not reason:
+            flash(request, "Give a reason to mark entries permanently failed.", "error")
+            return redirect(back)
+        failed, problems = 0, []
+        for entry_id in ids:
+            try:
+                client.mark_permanently_failed(entry_id, reason)
+                failed += 1
+            except JobQueueError as error:
+                if error.code.name == "UNAUTHENTICATED":
+                    raise
+                problems.append(describe(error, ""))
+        message = f"Marked {failed} of {len(ids)} selected entries permanently failed."
+        if problems:
+            message += " " + "; ".join(problems[:5])
+        flash(request, message, "success" if not problems else "info")
+    else:
+        flash(request, "Choose retry or mark failed.", "error")
+    return redirect(back)
+
+
+def dead_letter_entry(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    details = client.get_dead_letter_job(request.path_params["entry_id"])
+    return render(
+        request,
+        "dead_letter.html",
+        {
+            "title": f"Dead-letter entry {details.entry.id}",
+            "details": details,
+            "entry": details.entry,
+            "payload": pretty_json(details.entry.job_data),
+            "here": request.url.path,
+        },
+    )
+
+
+def dead_letter_update(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    entry_id = request.path_params["entry_id"]
+    client.update_dead_letter_job(
+        entry_id,
+        admin_notes=str(form.get("admin_notes") or ""),
+        assigned_to=str(form.get("assigned_to") or "").strip(),
+        priority=parse_int(form.get("priority"), "Priority") or 0,
+    )
+    flash(request, "Saved notes, assignee and priority.", "success")
+    return redirect(f"/dlq/{entry_id}")
+
+
+def dead_letter_retry(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    entry_id = request.path_params["entry_id"]
+    policy, _ = parse_policy(form)
+    outcome = client.retry_dead_letter_job(entry_id, retry_policy=policy)
+    flash(request, f"Job {outcome.job.job_id} is back in queue {outcome.job.queue_name}.", "success")
+    return redirect(f"/dlq/{entry_id}")
+
+
+def dead_letter_fail(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    entry_id = request.path_params["entry_id"]
+    reason = str(form.get("reason") or "").strip()
+    if not reason:
+        raise PageError("Give a reason to mark the entry permanently failed.")
+    client.mark_permanently_failed(entry_id, reason)
+    flash(request, "Marked permanently failed.", "success")
+    return redirect(f"/dlq/{entry_id}")
+
+
+# Failure patterns
+
+
+def patterns(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    queue_name = request.query_params.get("queue", "")
+    pager = client.list_failure_patterns(
+        queue_name=queue_name or None, page_size=PAGE_SIZE, page_token=request.query_params.get("page", "")
+    )
+    return render(
+        request,
+        "patterns.html",
+        {
+            "title": "Failure patterns",
+            "patterns": pager.items,
+            "total": pager.total_size,
+            "next_page": pager.next_page_token,
+            "queue_name": queue_name,
+        },
+    )
+
+
+def redrive_preview(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    fingerprint = request.query_params.get("fingerprint", "")
+    if not fingerprint:
+        raise PageError("Choose a failure pattern to redrive.")
+    (preview,) = list(client.retry_dead_letter_jobs(fingerprint=fingerprint, dry_run=True, sample_size=10, timeout=30))
+    return render(
+        request,
+        "redrive.html",
+        {"title": "Redrive a failure pattern", "fingerprint": fingerprint, "preview": preview},
+    )
+
+
+def redrive_start(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    fingerprint = str(form.get("fingerprint") or "")
+    if not fingerprint:
+        raise PageError("Choose a failure pattern to redrive.")
+    if form.get("confirm") != "yes":
+        raise PageError("Tick the confirmation box to start the redrive.")
+    rate_limit = parse_float(form.get("rate_limit"), "Rate limit")
+    max_jobs = parse_int(form.get("max_jobs"), "Max jobs", minimum=0)
+    policy, _ = parse_policy(form)
+    dashboard: Dashboard = request.app.state.dashboard
+    redrive = Redrive(id=secrets.token_urlsafe(12), owner=request.session["sid"], fingerprint=fingerprint)
+    with dashboard.redrives_lock:
+        dashboard.redrives[redrive.id] = redrive
+
+    def run() -> None:
+        try:
+            for progress in client.retry_dead_letter_jobs(
+                fingerprint=fingerprint, rate_limit=rate_limit, max_jobs=max_jobs, retry_policy=policy
+            ):
+                redrive.matched = progress.matched_count
+                redrive.retried = progress.retried_count
+                redrive.skipped = progress.skipped_count
+                redrive.skip_reasons.extend(f"{skip.id}: {skip.reason}" for skip in progress.skipped)
+        except JobQueueError as error:
+            redrive.error = describe(error, dashboard.settings.target)
+        finally:
+            redrive.done = True
+
+    threading.Thread(target=run, name=f"redrive-{redrive.id}", daemon=True).start()
+    return redirect(f"/redrives/{redrive.id}")
+
+
+def redrive_progress(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    dashboard: Dashboard = request.app.state.dashboard
+    with dashboard.redrives_lock:
+        redrive = dashboard.redrives.get(request.path_params["redrive_id"])
+    if redrive is None or redrive.owner != request.session.get("sid"):
+        raise PageError("There is no such redrive in this session.", 404)
+    return render(request, "redrive_progress.html", {"title": "Redrive progress", "redrive": redrive})
+
+
+# Queues
+
+
+def queues(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    statistics = {item.queue_name: item for item in client.get_statistics().queues}
+    return render(
+        request,
+        "queues.html",
+        {"title": "Queues", "queues": list(client.list_queues(page_size=1000)), "statistics": statistics},
+    )
+
+
+def queue_detail(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    queue = client.get_queue(request.query_params.get("name", ""))
+    return render(
+        request,
+        "queue.html",
+        {
+            "title": f"Queue {queue.name}",
+            "queue": queue,
+            "preview": None,
+            "values": policy_form_values(queue.retry_policy),
+            "states": CLEANABLE_STATES,
+        },
+    )
+
+
+def policy_form_values(policy: RetryPolicy | None) -> dict[str, str]:
+    if policy is None:
+        return {}
+    return {
+        "max_retries": "" if policy.max_retries is None else str(policy.max_retries),
+        "retry_delays": ", ".join(f"{delay.total_seconds():g}" for delay in policy.retry_delays),
+        "max_delay": "" if policy.max_delay is None else f"{policy.max_delay.total_seconds():g}",
+        "jitter": "" if policy.jitter is None else f"{policy.jitter:g}",
+    }
+
+
+def queue_policy(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    name = str(form.get("queue_name") or "")
+    policy, given = parse_policy(form)
+    preview = form.get("action") == "preview"
+    result = client.update_queue_policy(name, policy, validate_only=preview)
+    if preview:
+        return render(
+            request,
+            "queue.html",
+            {
+                "title": f"Queue {name}",
+                "queue": client.get_queue(name),
+                "preview": result,
+                "values": {key: str(form.get(key) or "") for key in ("max_retries", "retry_delays", "max_delay", "jitter")},
+                "states": CLEANABLE_STATES,
+            },
+        )
+    flash(request, "Saved the retry policy." if given else "Cleared the queue's own policy.", "success")
+    return redirect("/queue?" + query_string(name=name))
+
+
+def queue_pause(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    name = str(form.get("queue_name") or "")
+    if form.get("action") == "resume":
+        client.resume_queue(name)
+        flash(request, f"Resumed {name}: workers lease from it again.", "success")
+    else:
+        client.pause_queue(name)
+        flash(request, f"Paused {name}: workers lease nothing from it until it is resumed.", "success")
+    back = str(form.get("back") or "/queues")
+    return redirect(back if back.startswith("/queue") else "/queues")
+
+
+def queue_clean(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    name = str(form.get("queue_name") or "")
+    state = str(form.get("state") or "")
+    if state not in CLEANABLE_STATES:
+        raise PageError("Choose the state of the jobs to delete.")
+    if str(form.get("confirm") or "").strip() != name:
+        raise PageError("Type the queue's name to confirm the clean.")
+    recovery_status = form.get("recovery_status") or None if state == "dead_letter" else None
+    deleted = client.clean_queue(
+        name,
+        JobState(state),
+        grace=parse_seconds(form.get("grace"), "Grace"),
+        recovery_status=enum_or_none(RecoveryStatus, recovery_status, "Dead-letter status"),
+    )
+    flash(request, f"Deleted {deleted} {state.replace('_', '-')} jobs from {name}.", "success")
+    return redirect("/queue?" + query_string(name=name))
+
+
+# Recovery
+
+
+def recovery(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    report = client.get_recovery_status(page_size=20, page_token=request.query_params.get("page", ""))
+    return render(request, "recovery.html", {"title": "Recovery", "report": report})
+
+
+def recovery_trigger(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    run = client.trigger_recovery(timeout=120)
+    counts = run.counts
+    flash(
+        request,
+        f"Sweep {run.id} {run.status.value if run.status else 'ran'}: {counts.due_retries} due retries, "
+        f"{counts.stalled_jobs} stalled jobs, {counts.exhausted_jobs} exhausted jobs dead-lettered.",
+        "success" if not run.error else "error",
+    )
+    return redirect("/recovery")
+
+
+# Audit
+
+
+def audit(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    params = request.query_params
+    filters = {key: params.get(key, "") for key in ("actor", "action", "target", "after", "before")}
+    pager = client.list_audit_events(
+        actor=filters["actor"] or None,
+        action=filters["action"] or None,
+        target=filters["target"] or None,
+        created_after=parse_time(filters["after"], "After"),
+        created_before=parse_time(filters["before"], "Before"),
+        page_size=PAGE_SIZE,
+        page_token=params.get("page", ""),
+    )
+    return render(
+        request,
+        "audit.html",
+        {
+            "title": "Audit log",
+            "events": [(event, json.dumps(event.parameters, sort_keys=True, default=str)) for event in pager.items],
+            "next_page": pager.next_page_token,
+            "filters": filters,
+            "filter_query": query_string(**filters),
+        },
+    )
+
+
+ROUTES = [
+    Route("/", page(overview), methods=["GET"]),
+    Route("/dlq", page(dead_letters), methods=["GET"]),
+    Route("/dlq/bulk", page(dead_letters_bulk, write=True), methods=["POST"]),
+    Route("/dlq/{entry_id}", page(dead_letter_entry), methods=["GET"]),
+    Route("/dlq/{entry_id}/update", page(dead_letter_update, write=True), methods=["POST"]),
+    Route("/dlq/{entry_id}/retry", page(dead_letter_retry, write=True), methods=["POST"]),
+    Route("/dlq/{entry_id}/fail", page(dead_letter_fail, write=True), methods=["POST"]),
+    Route("/patterns", page(patterns), methods=["GET"]),
+    Route("/patterns/redrive", page(redrive_preview), methods=["GET"]),
+    Route("/patterns/redrive", page(redrive_start, write=True), methods=["POST"]),
+    Route("/redrives/{redrive_id}", page(redrive_progress), methods=["GET"]),
+    Route("/queues", page(queues), methods=["GET"]),
+    Route("/queue", page(queue_detail), methods=["GET"]),
+    Route("/queue/policy", page(queue_policy, write=True), methods=["POST"]),
+    Route("/queue/pause", page(queue_pause, write=True), methods=["POST"]),
+    Route("/queue/clean", page(queue_clean, write=True), methods=["POST"]),
+    Route("/recovery", page(recovery), methods=["GET"]),
+    Route("/recovery/trigger", page(recovery_trigger, write=True), methods=["POST"]),
+    Route("/audit", page(audit), methods=["GET"]),
+]
