@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 LISTENING = "queue-service listening on "
+DASHBOARD_LISTENING = "queue-service dashboard listening on "
 
 
 def venv_tool(name: str) -> str:
@@ -88,6 +89,46 @@ def serve(
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass  # the group has already exited
+        process.wait(timeout=30)
+        if process.stdout:
+            process.stdout.close()
+
+
+@contextmanager
+def dashboard_process(target: str, tmp_path: Path, *args: str, executable: str | None = None) -> Iterator[str]:
+    """`queue-service dashboard --port 0` in its own process group; yields its base URL."""
+    log_path = tmp_path / "dashboard.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QUEUE_DASHBOARD_SECRET": "a-session-secret-for-end-to-end-tests"}
+    command = [executable or venv_tool("queue-service"), "dashboard", "--port", "0", "--target", target, *args]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=tmp_path, start_new_session=True
+        )
+    try:
+        lines: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            for line in process.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        while True:
+            try:
+                line = lines.get(timeout=60)
+            except queue.Empty:
+                pytest.fail(f"the dashboard did not start within 60 s:\n{log_path.read_text()}")
+            if line is None:
+                process.wait(timeout=10)
+                pytest.fail(f"the dashboard exited with {process.returncode}:\n{log_path.read_text()}")
+            if line.startswith(DASHBOARD_LISTENING):
+                yield line[len(DASHBOARD_LISTENING) :].split()[0]
+                return
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         process.wait(timeout=30)
         if process.stdout:
             process.stdout.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -15,7 +16,7 @@ from jobqueue.v1 import job_service_pb2_grpc
 from sqlalchemy import create_engine
 
 from queue_service.store import migrate
-from tests.e2e.server_process import serve
+from tests.e2e.server_process import dashboard_process, serve
 
 pytestmark = pytest.mark.slow
 
@@ -69,4 +70,9 @@ def test_pip_install_without_editable_mode_migrates_and_serves(tmp_path):
         jobs = job_service_pb2_grpc.JobServiceStub(channel)
         response = jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="q", job_name="n", job_id="installed"), timeout=10)
         assert response.created
+        # The dashboard's templates and static files are package data of the installed copy.
+        with dashboard_process(server.address, work, executable=str(tool)) as base_url:
+            for path, expected_text in (("/login", "Admin token"), ("/static/style.css", "--accent"), ("/static/app.js", "select-all")):
+                with urllib.request.urlopen(f"{base_url}{path}", timeout=30) as page:
+                    assert page.status == 200 and expected_text in page.read().decode(), path
         assert server.terminate() == 0
