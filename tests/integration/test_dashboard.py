@@ -95,6 +95,9 @@ def test_sign_in_sets_a_secure_http_only_cookie_and_refuses_other_tokens(dashboa
     assert {"secure", "httponly", "samesite=strict"} <= attributes
     overview = dashboard.get("/")
     assert overview.status_code == 200 and "Overview" in overview.text
+    assert "default-src 'self'" in overview.headers["content-security-policy"]
+    assert overview.headers["cache-control"] == "no-store"
+    assert "//" not in re.sub(r"https?://testserver|http://www.w3.org", "", " ".join(re.findall(r'(?:src|href)="([^"]*)"', overview.text)))
 
     post(dashboard, "/logout", {})
     assert dashboard.get("/", follow_redirects=False).status_code == 303
