@@ -1,4 +1,4 @@
-"""At a million jobs, the hot queries of PostgreSQL use their indexes: lease, due retries, DLQ triage pages."""
+"""At a million jobs, the hot queries of PostgreSQL use their indexes (lease, due retries, DLQ triage pages, activity), and the dashboard's pages load quickly."""
 
 from __future__ import annotations
 
@@ -189,3 +189,97 @@ def test_dead_letter_triage_pages_use_the_triage_index(million_jobs, query, afte
         million_jobs, lambda connection: AdminRepository(connection).list_dead_letters(query, after=after, limit=50)
     )
     assert_index_scan(plan, index)
+
+
+# A week of activity for every queue, at both stored widths, as the triggers would have kept it.
+LOAD_ACTIVITY = f"""
+INSERT INTO queue_activity (queue_name, bucket_seconds, bucket_start, activity, amount)
+SELECT 'queue-' || q, w.seconds, to_timestamp(floor(extract(epoch FROM now()) / w.seconds) * w.seconds - b * w.seconds),
+       a, 1 + (b * q) % 17
+FROM generate_series(0, {QUEUES - 1}) AS q,
+     (VALUES (300, 2016), (3600, 168)) AS w(seconds, buckets),
+     generate_series(0, 2015) AS b,
+     unnest(ARRAY['completed', 'failed', 'retried', 'dead_lettered']) AS a
+WHERE b < w.buckets
+"""
+DASHBOARD_PAGES = (
+    "/",
+    "/?window=hour",
+    "/?window=week",
+    "/dlq",
+    "/dlq?status=any",
+    "/dlq?queue=queue-3&text=boom",
+    "/dlq/{entry}",
+    "/patterns",
+    "/patterns/redrive?fingerprint={fingerprint}",
+    "/queues",
+    "/queue?name=queue-3",
+    "/recovery",
+    "/audit",
+)
+
+
+def test_a_week_of_activity_reads_the_hourly_rows_by_index(million_jobs):
+    with million_jobs.begin() as connection:
+        if not connection.execute(text("SELECT count(*) FROM queue_activity")).scalar_one():
+            connection.execute(text(LOAD_ACTIVITY))
+    with million_jobs.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE queue_activity"))
+    start = datetime.fromtimestamp(NOW.timestamp() // 3600 * 3600, UTC) - timedelta(days=7)
+    plan = plan_of(
+        million_jobs,
+        lambda connection: AdminRepository(connection).activity_totals(
+            start=start, end=start + timedelta(days=7, hours=6), stored_seconds=3600, width_seconds=6 * 3600
+        ),
+    )
+    assert_index_scan(plan, "ix_queue_activity_bucket_seconds")
+
+
+def test_dashboard_pages_load_quickly_at_a_million_jobs(million_jobs):
+    """Every page through a real server and the dashboard app; the median of five loads is printed
+    (pytest -s) and bounded loosely, as this machine may be shared."""
+    import re
+    import statistics
+    import time
+
+    from starlette.testclient import TestClient
+
+    from queue_service.api.server import QueueServer
+    from queue_service.dashboard.app import DashboardSettings, create_app
+    from tests.conftest import ADMIN_TOKEN, auth_tokens, make_config
+
+    with million_jobs.begin() as connection:
+        if not connection.execute(text("SELECT count(*) FROM queue_activity")).scalar_one():
+            connection.execute(text(LOAD_ACTIVITY))
+        connection.execute(
+            text(
+                "INSERT INTO queues (name, paused, created_at, updated_at)"
+                " SELECT DISTINCT queue_name, false, now(), now() FROM queue_jobs ON CONFLICT DO NOTHING"
+            )
+        )
+    url = million_jobs.url.render_as_string(hide_password=False)
+    server = QueueServer(make_config(url, tokens=auth_tokens())).start()
+    app = create_app(DashboardSettings(target=f"127.0.0.1:{server.port}"))
+    try:
+        with TestClient(app, base_url="https://testserver") as client:
+            login = client.get("/login").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+            assert client.post("/login", data={"csrf_token": token, "token": ADMIN_TOKEN}).status_code == 200
+            entry = re.search(r'data-entry="([^"]+)"', client.get("/dlq").text).group(1)
+            fingerprint = re.search(r"fingerprint=([0-9a-f]+)", client.get("/patterns").text).group(1)
+            medians = {}
+            for template in DASHBOARD_PAGES:
+                path = template.format(entry=entry, fingerprint=fingerprint)
+                times = []
+                for _ in range(5):
+                    started = time.perf_counter()
+                    response = client.get(path)
+                    times.append((time.perf_counter() - started) * 1000)
+                    assert response.status_code == 200, (path, response.text[:300])
+                medians[path] = statistics.median(times)
+                print(f"{path:60s} median {medians[path]:6.1f} ms, max {max(times):6.1f} ms")
+        slow = {path: round(ms) for path, ms in medians.items() if ms > 1000}
+        assert not slow, f"pages slower than a second at a million jobs: {slow}"
+    finally:
+        app.state.dashboard.close()
+        server.stop(0)
