@@ -6,7 +6,6 @@ import argparse
 import os
 import socket
 
-
 from jobqueue import AdminClient, JobQueueError, TlsConfig
 
 from queue_service.config import ConfigError
