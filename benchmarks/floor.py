@@ -329,16 +329,22 @@ class Floor:
         """ListDeadLetterJobs filtered on PENDING: one keyset page, and the total from the counters."""
         cursor = self.begin(connection)
         params: dict[str, Any] = {"status": "pending", "limit": limit + 1}
-        keyset = ""
-        if after is not None:
+        select_page = f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letter_queue WHERE recovery_status = :status"
+        order = " ORDER BY priority DESC, dead_lettered_at DESC, id LIMIT :limit"
+        if after is None:
+            sql = select_page + order
+        else:
+            # The service's keyset: three disjoint index ranges after the key, merged.
             params.update(p=after[0], t=after[1], i=after[2])
-            keyset = " AND (priority < :p OR (priority = :p AND (dead_lettered_at < :t OR (dead_lettered_at = :t AND id > :i))))"
-        rows = self.execute(
-            cursor,
-            f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letter_queue WHERE recovery_status = :status{keyset} "
-            "ORDER BY priority DESC, dead_lettered_at DESC, id LIMIT :limit",
-            params,
-        ).fetchall()
+            ranges = (
+                " AND priority = :p AND dead_lettered_at = :t AND id > :i",
+                " AND priority = :p AND dead_lettered_at < :t",
+                " AND priority < :p",
+            )
+            merged = " UNION ALL ".join(f"SELECT * FROM ({select_page}{bounds}{order}) AS part_{n}"
+                                        for n, bounds in enumerate(ranges))
+            sql = f"SELECT * FROM ({merged}) AS page{order}"
+        rows = self.execute(cursor, sql, params).fetchall()
         self.execute(cursor, self.dead_letter_total_sql(), params).fetchone()
         self.commit(connection, cursor)
         return rows

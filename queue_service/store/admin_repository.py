@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, and_, case, cast, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, and_, case, cast, delete, func, insert, or_, select, union_all, update
 
 from queue_service.store.records import (
     AuditEventRecord,
@@ -169,24 +169,27 @@ class AdminRepository:
         """Entries in triage order: priority descending, newest first, then id."""
         c = dead_letter_queue.c
         conditions = dead_letter_conditions(query)
-        if after is not None:
-            priority, dead_lettered_at, entry_id = after
-            conditions.append(
-                or_(
-                    c.priority < priority,
-                    and_(
-                        c.priority == priority,
-                        or_(
-                            c.dead_lettered_at < dead_lettered_at,
-                            and_(c.dead_lettered_at == dead_lettered_at, c.id > entry_id),
-                        ),
-                    ),
-                )
-            )
+        order = (c.priority.desc(), c.dead_lettered_at.desc(), c.id)
+        if after is None:
+            statement = select(dead_letter_queue).where(*conditions).order_by(*order).limit(limit)
+            return [dead_letter_from_row(row) for row in self.connection.execute(statement)]
+        # The mixed sort directions rule out one row-value comparison, and the equivalent OR of
+        # comparisons is not an index range: a deep page would scan every entry before it. Each
+        # of these three disjoint ranges is one index range scan; the outer sort sees 3 x limit rows.
+        priority, dead_lettered_at, entry_id = after
+        ranges = (
+            [c.priority == priority, c.dead_lettered_at == dead_lettered_at, c.id > entry_id],
+            [c.priority == priority, c.dead_lettered_at < dead_lettered_at],
+            [c.priority < priority],
+        )
+        parts = [
+            select(dead_letter_queue).where(*conditions, *bounds).order_by(*order).limit(limit).subquery()
+            for bounds in ranges
+        ]
+        page = union_all(*(select(part) for part in parts)).subquery()
         statement = (
-            select(dead_letter_queue)
-            .where(*conditions)
-            .order_by(c.priority.desc(), c.dead_lettered_at.desc(), c.id)
+            select(page)
+            .order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id)
             .limit(limit)
         )
         return [dead_letter_from_row(row) for row in self.connection.execute(statement)]

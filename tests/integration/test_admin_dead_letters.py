@@ -54,6 +54,28 @@ def test_list_orders_by_priority_then_newest_and_pages_stably(service):
     assert third.total_size == 6
 
 
+def test_pages_of_every_size_walk_ties_in_priority_and_time_exactly_once(service):
+    ids = []
+    for index in range(12):
+        ids.append(dead_letter(service, f"tie-{index}"))
+        if index % 3 == 2:  # three entries share each dead_lettered_at
+            service.clock.advance(1)
+    for position, entry_id in enumerate(ids):
+        set_priority(service, entry_id, position % 4 // 2)  # two priorities, interleaved in time
+    everything = [entry.id for entry in service.admin.ListDeadLetterJobs(admin.ListDeadLetterJobsRequest()).entries]
+    assert sorted(everything) == sorted(ids)
+
+    for page_size in range(1, 6):
+        walked, token = [], ""
+        while True:
+            page = service.admin.ListDeadLetterJobs(admin.ListDeadLetterJobsRequest(page_size=page_size, page_token=token))
+            walked += [entry.id for entry in page.entries]
+            token = page.next_page_token
+            if not token:
+                break
+        assert walked == everything, page_size
+
+
 def test_list_filters(service):
     a = dead_letter(service, "a", queue="emails", message="SMTP timeout", error_type="TimeoutError")
     service.clock.advance(60)

@@ -91,8 +91,8 @@ def million_jobs(tmp_path_factory) -> Iterator[Engine]:
         yield engine
 
 
-def plan_of(engine: Engine, run: Callable[[Connection], object]) -> str:
-    """EXPLAIN of the statement `run` issues through the store, which is rolled back unexecuted-in-effect."""
+def plan_of(engine: Engine, run: Callable[[Connection], object], *, analyze: bool = False) -> str:
+    """EXPLAIN (ANALYZE: with actual row counts) of the statement `run` issues through the store, rolled back."""
     captured: list[tuple[str, object]] = []
 
     def capture(_connection, _cursor, statement, parameters, _context, _executemany):
@@ -108,8 +108,9 @@ def plan_of(engine: Engine, run: Callable[[Connection], object]) -> str:
             transaction.rollback()
         assert len(captured) == 1, [statement for statement, _ in captured]
         statement, parameters = captured[0]
-        with connection.begin():
-            rows = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+        with connection.begin() as explained:
+            rows = connection.exec_driver_sql(f"EXPLAIN {'ANALYZE ' if analyze else ''}{statement}", parameters).all()
+            explained.rollback()
     return "\n".join(row[0] for row in rows)
 
 
@@ -283,3 +284,29 @@ def test_dashboard_pages_load_quickly_at_a_million_jobs(million_jobs):
     finally:
         app.state.dashboard.close()
         server.stop(0)
+
+
+def test_a_deep_dead_letter_page_reads_only_its_own_rows(million_jobs):
+    """The page halfway down the pending entries starts its index scans at the page key."""
+    query = DeadLetterFilter(recovery_status=RecoveryStatus.PENDING)
+    with million_jobs.connect() as connection:
+        pending = connection.execute(text("SELECT count(*) FROM dead_letter_queue WHERE recovery_status = 'pending'")).scalar_one()
+        after = tuple(
+            connection.execute(
+                text(
+                    "SELECT priority, dead_lettered_at, id FROM dead_letter_queue WHERE recovery_status = 'pending'"
+                    " ORDER BY priority DESC, dead_lettered_at DESC, id OFFSET :middle LIMIT 1"
+                ),
+                {"middle": pending // 2},
+            ).one()
+        )
+    limit = 50
+    plan = plan_of(
+        million_jobs,
+        lambda connection: AdminRepository(connection).list_dead_letters(query, after=after, limit=limit),
+        analyze=True,
+    )
+    assert_index_scan(plan, "ix_dead_letter_queue_triage")
+    rows_read = sum(int(found) for found in re.findall(r"Index Scan.*?actual time=\S+ rows=(\d+)", plan))
+    removed = sum(int(found) for found in re.findall(r"Rows Removed by Filter: (\d+)", plan))
+    assert rows_read <= 3 * limit and removed == 0, plan
