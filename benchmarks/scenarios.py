@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +16,7 @@ from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 
-from benchmarks.environment import QUEUE_SERVICE, BenchDatabase, Databases, Server
+from benchmarks.environment import BenchDatabase, Databases, Server
 from benchmarks.floor import Floor
 from benchmarks.load import Layout, load, queue_names
 from benchmarks.measure import Latencies, percentile, run_threads, timed_calls
@@ -592,7 +590,7 @@ def sweep(ctx: Context) -> list[Figure]:
         for i in range(10):
             lease(i)
         baseline = timed_calls(samples, 1, lease)
-        during, run = _leases_during_sweep(ctx, database, lease)
+        during, run = _leases_during_sweep(client, database, lease)
     finally:
         client.close()
         server.stop()
@@ -617,35 +615,46 @@ def sweep(ctx: Context) -> list[Figure]:
     ]
 
 
-def _leases_during_sweep(ctx: Context, database: BenchDatabase, lease: Callable[[int], None]) -> tuple[list[float], dict]:
-    """Lease one job at a time while `queue-service recover` sweeps; the latencies of the calls made
-    while the sweep itself ran (by its run record's start and end), and the run's summary."""
-    process = subprocess.Popen(
-        [QUEUE_SERVICE, "recover", "--database-url", database.url, "--json", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    # Lease only once the sweep has begun, not while the command starts up.
+def _leases_during_sweep(client: Client, database: BenchDatabase, lease: Callable[[int], None]) -> tuple[list[float], dict]:
+    """Lease one job at a time while the server sweeps (TriggerRecovery, as its scheduler would); the
+    latencies of the calls made while the sweep itself ran (by its run record), and the run's summary."""
+    outcome: dict[str, object] = {}
+
+    def trigger() -> None:
+        try:
+            outcome["run"] = client.admin.TriggerRecovery(admin_pb.TriggerRecoveryRequest(), timeout=600).run
+        except grpc.RpcError as error:
+            outcome["error"] = error
+
+    sweeper = threading.Thread(target=trigger, name="sweep")
+    sweeper.start()
+    # Lease only once the sweep has begun.
     connection = database.connect()
     try:
-        while process.poll() is None and not _sweep_running(connection, database.backend):
+        while sweeper.is_alive() and not _sweep_running(connection, database.backend):
             time.sleep(0.005)
     finally:
         connection.close()
     calls: list[tuple[float, float]] = []
     index = 0
-    while process.poll() is None:
+    while sweeper.is_alive():
         began_wall = time.time()
         began = time.perf_counter()
         lease(index)
         calls.append((began_wall, time.perf_counter() - began))
         index += 1
-    output, errors = process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"queue-service recover failed ({process.returncode}): {errors}")
-    run = json.loads(output)
-    started = datetime.fromisoformat(run["started_at"]).timestamp()
-    finished = datetime.fromisoformat(run["finished_at"]).timestamp()
-    return [seconds for at, seconds in calls if started <= at and at + seconds <= finished], run
+    sweeper.join()
+    if "error" in outcome:
+        raise RuntimeError(f"TriggerRecovery failed: {outcome['error']}")
+    run = outcome["run"]
+    started, finished = run.started_at.ToDatetime(tzinfo=UTC), run.finished_at.ToDatetime(tzinfo=UTC)
+    summary = {
+        "status": admin_pb.RecoveryRun.Status.Name(run.status).removeprefix("STATUS_").lower(),
+        "counts": {"stalled_jobs": run.counts.stalled_jobs},
+        "duration_seconds": (finished - started).total_seconds(),
+    }
+    return [seconds for at, seconds in calls
+            if started.timestamp() <= at and at + seconds <= finished.timestamp()], summary
 
 
 def _sweep_running(connection, backend: str) -> bool:

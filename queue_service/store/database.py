@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,12 +103,58 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 
 
+class FairLock:
+    """A re-entrant lock granted in order of arrival; a waiter that times out gives up its turn.
+
+    SQLite has one writer at a time, and its busy handler polls with growing sleeps, so a
+    transaction that commits and begins again (a sweep going from batch to batch) takes the
+    lock back before a waiting call wakes up: a lease could wait for a whole sweep. Queuing the
+    transactions of this process here first serves them in turn.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self, timeout: float) -> bool:
+        me = threading.get_ident()
+        with self._condition:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            if not self._condition.wait_for(lambda: self._serving == ticket, timeout):
+                self._abandoned.add(ticket)
+                return False
+            self._owner, self._depth = me, 1
+            return True
+
+    def release(self) -> None:
+        with self._condition:
+            self._depth -= 1
+            if self._depth:
+                return
+            self._owner = None
+            self._serving += 1
+            while self._serving in self._abandoned:
+                self._abandoned.remove(self._serving)
+                self._serving += 1
+            self._condition.notify_all()
+
+
 class Database:
     """Owns the engine; hands the core a repository bound to one transaction."""
 
     def __init__(self, url: str | URL, **engine_options) -> None:
         self.url = normalise_url(url)
         self.engine = create_database_engine(self.url, **engine_options)
+        # SQLite serves one transaction at a time anyway; this process's go in arrival order.
+        self._turns = FairLock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -116,6 +163,9 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Repository]:
         """One transaction; connection loss, lock time-outs and pool exhaustion become StoreUnavailable."""
+        turns = self._turns
+        if turns is not None and not turns.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise StoreUnavailable("database busy; retry later")
         try:
             with self.engine.begin() as connection:
                 repo = Repository(connection)
@@ -126,6 +176,9 @@ class Database:
             if error.connection_invalidated:
                 raise StoreUnavailable("database connection lost") from error
             raise
+        finally:
+            if turns is not None:
+                turns.release()
         repo.run_after_commit()
 
     def ping(self) -> None:
