@@ -362,6 +362,7 @@ def recovery_run(message: admin_pb2.RecoveryRun) -> models.RecoveryRun:
             exhausted_jobs=counts.exhausted_jobs,
             deleted_completed_jobs=counts.deleted_completed_jobs,
             deleted_retry_log_rows=counts.deleted_retry_log_rows,
+            deleted_activity_rows=counts.deleted_activity_rows,
             dead_letter_alerts=counts.dead_letter_alerts,
             stalled_jobs_dead_lettered=counts.stalled_jobs_dead_lettered,
             dead_letter_alerts_cleared=counts.dead_letter_alerts_cleared,

@@ -349,6 +349,7 @@ class RecoveryTaskCounts:
     stalled_jobs_dead_lettered: int = 0
     dead_letter_alerts_cleared: int = 0
     alert_webhook_failures: int = 0
+    deleted_activity_rows: int = 0
 
 
 @dataclass(frozen=True)

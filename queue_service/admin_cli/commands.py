@@ -456,6 +456,7 @@ def recovery_trigger(client: AdminClient, args: argparse.Namespace, output: Outp
             ("exhausted jobs", counts.exhausted_jobs),
             ("deleted completed jobs", counts.deleted_completed_jobs),
             ("deleted retry log rows", counts.deleted_retry_log_rows),
+            ("deleted activity rows", counts.deleted_activity_rows),
             ("error", run.error),
         ],
         output.out,

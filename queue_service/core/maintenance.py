@@ -18,6 +18,7 @@ from queue_service.core.jobs import LEASE_EXPIRED_TYPE, JobManager
 from queue_service.core.states import Transition
 from queue_service.store.database import Database
 from queue_service.store.records import ErrorInfo, JobState
+from queue_service.store.schema import ACTIVITY_BUCKET_SECONDS
 
 Checkpoint = Callable[[], None]
 
@@ -129,6 +130,22 @@ def delete_old_completed_jobs(
     while True:
         with database.transaction() as repo:
             deleted = repo.delete_completed_jobs(completed_before=cutoff, limit=batch_size)
+        total += deleted
+        checkpoint()
+        if deleted < batch_size:
+            return total
+
+
+def delete_old_activity(
+    database: Database, clock: Clock, *, older_than: timedelta, batch_size: int, checkpoint: Checkpoint = _no_checkpoint
+) -> int:
+    """Delete activity-count rows whose whole bucket ended more than `older_than` ago."""
+    # A bucket that started within the widest bucket width of the cutoff may still cover it.
+    cutoff = clock.now() - older_than - timedelta(seconds=max(ACTIVITY_BUCKET_SECONDS))
+    total = 0
+    while True:
+        with database.transaction() as repo:
+            deleted = repo.delete_activity(bucket_before=cutoff, limit=batch_size)
         total += deleted
         checkpoint()
         if deleted < batch_size:

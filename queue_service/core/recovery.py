@@ -22,6 +22,7 @@ from queue_service.core.dlq_alerts import DlqAlerter, PostJson, post_json
 from queue_service.core.errors import Aborted
 from queue_service.core.jobs import JobManager
 from queue_service.core.leadership import Lease, default_node_id
+from queue_service.core.queues import MAX_ACTIVITY_PERIOD
 from queue_service.core.recovery_runs import RecoveryRuns
 from queue_service.store.errors import StoreUnavailable
 from queue_service.store.records import RecoveryRunRecord
@@ -68,6 +69,7 @@ class RecoveryCounts:
     exhausted_jobs: int = 0
     deleted_completed_jobs: int = 0
     deleted_retry_log_rows: int = 0
+    deleted_activity_rows: int = 0
     dead_letter_alerts: int = 0
     dead_letter_alerts_cleared: int = 0
     alert_webhook_failures: int = 0
@@ -154,6 +156,12 @@ class Recovery:
                     checkpoint=checkpoint,
                 )
 
+        def activity_retention(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
+            # GetQueueActivity never reads further back than its longest period.
+            counts.deleted_activity_rows += maintenance.delete_old_activity(
+                self.database, self.clock, older_than=MAX_ACTIVITY_PERIOD, batch_size=batch, checkpoint=checkpoint
+            )
+
         def dlq_alerts(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             result = self.alerter.run_once(checkpoint)
             counts.dead_letter_alerts += result.raised
@@ -167,6 +175,7 @@ class Recovery:
             ("due_retries", due_retries),
             ("completed_retention", completed_retention),
             ("retry_log_retention", retry_log_retention),
+            ("activity_retention", activity_retention),
             ("dlq_alerts", dlq_alerts),
         ]
 

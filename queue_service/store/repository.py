@@ -44,8 +44,10 @@ from queue_service.store.records import (
     RunStatus,
 )
 from queue_service.store.schema import (
+    ACTIVITY_BUCKET_SECONDS,
     UTCDateTime,
     dead_letter_queue,
+    queue_activity,
     queue_dlq_alerts,
     queue_jobs,
     queue_leases,
@@ -646,6 +648,18 @@ class Repository:
         result = self.connection.execute(
             delete(queue_retry_log).where(queue_retry_log.c.id.in_(select(old.c.id))).returning(queue_retry_log.c.id)
         )
+        return len(result.all())
+
+    def delete_activity(self, *, bucket_before: datetime, limit: int) -> int:
+        """Delete up to `limit` activity-count rows whose bucket starts before `bucket_before`."""
+        c = queue_activity.c
+        old = (
+            select(c.id)
+            .where(c.bucket_seconds.in_(ACTIVITY_BUCKET_SECONDS), c.bucket_start < bucket_before)
+            .limit(limit)
+            .cte("old")
+        )
+        result = self.connection.execute(delete(queue_activity).where(c.id.in_(select(old.c.id))).returning(c.id))
         return len(result.all())
 
     # Leases (leader election, sweep lock)

@@ -46,6 +46,7 @@ def test_a_run_is_recorded_with_its_counts(job_manager, clock):
         "due_retries",
         "deleted_completed_jobs",
         "deleted_retry_log_rows",
+        "deleted_activity_rows",
         "dead_letter_alerts",
         "dead_letter_alerts_cleared",
         "alert_webhook_failures",

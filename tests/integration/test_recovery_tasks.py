@@ -15,7 +15,7 @@ from queue_service.core.queues import QueueManager
 from queue_service.core.retry import PolicyOverride, RetryPolicy
 from queue_service.store.database import Database
 from queue_service.store.records import DeathReason, Decision, JobState, RecoveryStatus
-from queue_service.store.schema import dead_letter_queue, queue_jobs, queue_retry_log
+from queue_service.store.schema import dead_letter_queue, queue_activity, queue_jobs, queue_retry_log
 from tests.conftest import _truncate_postgres
 
 QUEUE = "emails"
@@ -334,6 +334,35 @@ def test_retry_log_retention_deletes_only_old_rows(job_manager, clock, database)
     with database.transaction() as repo:
         rows = repo.connection.execute(select(queue_retry_log.c.job_id)).scalars().all()
     assert rows == ["job-2"]
+
+
+def activity_rows(database) -> dict[str, int]:
+    """Activity amounts per kind, over both bucket widths."""
+    with database.transaction() as repo:
+        rows = repo.connection.execute(select(queue_activity.c.activity, queue_activity.c.amount)).all()
+    totals: dict[str, int] = {}
+    for activity, amount in rows:
+        totals[activity] = totals.get(activity, 0) + amount
+    return totals
+
+
+def test_activity_retention_deletes_only_buckets_no_period_can_read(job_manager, clock, database):
+    enqueue(job_manager, "old")
+    run_and_fail(job_manager, "old")  # counted as failed and retried, at both widths
+    clock.advance(timedelta(days=30))
+    enqueue(job_manager, "recent")
+    job_manager.track_start("recent")
+    job_manager.complete("recent", 1)
+    assert activity_rows(database) == {"failed": 2, "retried": 2, "completed": 2}
+
+    clock.advance(timedelta(days=5))  # "old" is 35 days back: its hourly bucket may still be read
+    assert maintenance.delete_old_activity(database, clock, older_than=timedelta(days=35), batch_size=1) == 0
+
+    clock.advance(timedelta(hours=1, minutes=5))
+    deleted = maintenance.delete_old_activity(database, clock, older_than=timedelta(days=35), batch_size=1)
+
+    assert deleted == 4  # one row per kind and width, deleted one batch at a time
+    assert activity_rows(database) == {"completed": 2}
 
 
 # Concurrency with leasing (PostgreSQL: SQLite runs one writer at a time by design)
