@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 import secrets
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jobqueue import AdminClient, JobQueueError, TlsConfig
 from jobqueue.admin_client import IDEMPOTENT_METHODS
 from jobqueue.connection import service_config
@@ -61,11 +65,36 @@ class Redrive:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+class TokenSeal:
+    """Encrypts the operator's token for the session cookie, which is signed but otherwise readable.
+
+    Whoever copies the cookie then holds a session that ends with SESSION_MAX_AGE, not the admin
+    token itself. The key comes from the session secret, so replicas sharing the secret share it.
+    """
+
+    def __init__(self, secret: str) -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"queue-dashboard session token")
+        self._fernet = Fernet(base64.urlsafe_b64encode(key.derive(secret.encode())))
+
+    def seal(self, token: str) -> str:
+        return self._fernet.encrypt(token.encode()).decode("ascii")
+
+    def open(self, sealed: object) -> str | None:
+        """The token, or None when the value is missing, forged, from another secret or too old."""
+        if not isinstance(sealed, str) or not sealed:
+            return None
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii"), ttl=SESSION_MAX_AGE).decode()
+        except (InvalidToken, UnicodeError):
+            return None
+
+
 class Dashboard:
     """What every request handler shares: the channel to the server, templates, redrives in flight."""
 
     def __init__(self, settings: DashboardSettings) -> None:
         self.settings = settings
+        self.seal = TokenSeal(settings.session_secret)
         options = [
             ("grpc.enable_retries", 1),
             ("grpc.service_config", service_config(IDEMPOTENT_METHODS)),
@@ -155,7 +184,7 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
     context = {
         "csrf_token": csrf_token(request),
         "messages": request.session.pop("flash", []),
-        "signed_in": bool(request.session.get("token")),
+        "signed_in": bool(request.session.get("sealed_token")),
         "target": dashboard.settings.target,
         **context,
     }
@@ -175,7 +204,8 @@ def page(handler: Handler, *, write: bool = False) -> Callable[[Request], Awaita
     """
 
     async def endpoint(request: Request) -> Response:
-        token = request.session.get("token")
+        dashboard: Dashboard = request.app.state.dashboard
+        token = dashboard.seal.open(request.session.get("sealed_token"))
         if not token:
             if write:
                 return PlainTextResponse("Sign in first.", status_code=401)
@@ -192,7 +222,6 @@ def page(handler: Handler, *, write: bool = False) -> Callable[[Request], Awaita
                     {"title": "Form expired", "message": "This form has expired. Reload the page and try again."},
                     status_code=403,
                 )
-        dashboard: Dashboard = request.app.state.dashboard
         client = dashboard.client(token)
         try:
             return await run_in_threadpool(handler, request, client, form)
@@ -255,7 +284,7 @@ async def login(request: Request) -> Response:
             message = describe(error, dashboard.settings.target)
         return render(request, "login.html", {"title": "Sign in", "error": message, "next": next_page}, 401)
     request.session.clear()
-    request.session["token"] = token
+    request.session["sealed_token"] = dashboard.seal.seal(token)
     request.session["sid"] = secrets.token_urlsafe(16)
     request.session["csrf"] = secrets.token_urlsafe(32)
     return RedirectResponse(next_page, status_code=303)

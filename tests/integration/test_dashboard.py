@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from collections.abc import Iterator
@@ -101,6 +102,27 @@ def test_sign_in_sets_a_secure_http_only_cookie_and_refuses_other_tokens(dashboa
 
     post(dashboard, "/logout", {})
     assert dashboard.get("/", follow_redirects=False).status_code == 303
+
+
+def test_the_session_cookie_carries_the_token_sealed_and_only_its_own_secret_opens_it(secured_service):
+    settings = DashboardSettings(target=secured_service.target, session_secret="one-shared-secret-0123456789")
+    first = create_app(settings)
+    with TestClient(first, base_url="https://testserver") as browser:
+        assert sign_in(browser).status_code == 303
+        cookie = browser.cookies[SESSION_COOKIE]
+    first.state.dashboard.close()
+    payload = base64.b64decode(cookie.split(".")[0] + "==").decode()
+    assert "sealed_token" in payload and ADMIN_TOKEN not in payload
+
+    def overview_with(cookie_value: str, secret: str) -> int:
+        app = create_app(DashboardSettings(target=secured_service.target, session_secret=secret))
+        with TestClient(app, base_url="https://testserver", cookies={SESSION_COOKIE: cookie_value}) as browser:
+            status = browser.get("/", follow_redirects=False).status_code
+        app.state.dashboard.close()
+        return status
+
+    assert overview_with(cookie, "one-shared-secret-0123456789") == 200  # a replica sharing the secret
+    assert overview_with(cookie, "another-secret-0123456789abcd") == 303  # back to sign-in
 
 
 def test_writes_without_the_csrf_token_are_refused_and_change_nothing(signed_in, jobs, admin):
