@@ -18,6 +18,7 @@ from queue_service.core.jobs import LEASE_EXPIRED_TYPE, JobManager
 from queue_service.core.states import Transition
 from queue_service.store.database import Database
 from queue_service.store.records import ErrorInfo, JobState
+from queue_service.store.repository import Repository
 from queue_service.store.schema import ACTIVITY_BUCKET_SECONDS
 
 Checkpoint = Callable[[], None]
@@ -121,19 +122,31 @@ def dead_letter_exhausted_jobs(
     return total
 
 
+def _delete_in_batches(
+    database: Database, delete_batch: Callable[[Repository], int], *, batch_size: int, checkpoint: Checkpoint
+) -> int:
+    """Run `delete_batch` (at most batch_size rows) one transaction at a time until a batch falls short."""
+    total = 0
+    while True:
+        with database.transaction() as repo:
+            deleted = delete_batch(repo)
+        total += deleted
+        checkpoint()
+        if deleted < batch_size:
+            return total
+
+
 def delete_old_completed_jobs(
     database: Database, clock: Clock, *, older_than: timedelta, batch_size: int, checkpoint: Checkpoint = _no_checkpoint
 ) -> int:
     """Delete COMPLETED jobs that completed more than `older_than` ago. Other states are never touched."""
     cutoff = clock.now() - older_than
-    total = 0
-    while True:
-        with database.transaction() as repo:
-            deleted = repo.delete_completed_jobs(completed_before=cutoff, limit=batch_size)
-        total += deleted
-        checkpoint()
-        if deleted < batch_size:
-            return total
+    return _delete_in_batches(
+        database,
+        lambda repo: repo.delete_completed_jobs(completed_before=cutoff, limit=batch_size),
+        batch_size=batch_size,
+        checkpoint=checkpoint,
+    )
 
 
 def delete_old_activity(
@@ -142,14 +155,12 @@ def delete_old_activity(
     """Delete activity-count rows whose whole bucket ended more than `older_than` ago."""
     # A bucket that started within the widest bucket width of the cutoff may still cover it.
     cutoff = clock.now() - older_than - timedelta(seconds=max(ACTIVITY_BUCKET_SECONDS))
-    total = 0
-    while True:
-        with database.transaction() as repo:
-            deleted = repo.delete_activity(bucket_before=cutoff, limit=batch_size)
-        total += deleted
-        checkpoint()
-        if deleted < batch_size:
-            return total
+    return _delete_in_batches(
+        database,
+        lambda repo: repo.delete_activity(bucket_before=cutoff, limit=batch_size),
+        batch_size=batch_size,
+        checkpoint=checkpoint,
+    )
 
 
 def delete_old_retry_log(
@@ -157,11 +168,9 @@ def delete_old_retry_log(
 ) -> int:
     """Delete retry-log rows written more than `older_than` ago. DLQ entries keep their own error history."""
     cutoff = clock.now() - older_than
-    total = 0
-    while True:
-        with database.transaction() as repo:
-            deleted = repo.delete_retry_log(created_before=cutoff, limit=batch_size)
-        total += deleted
-        checkpoint()
-        if deleted < batch_size:
-            return total
+    return _delete_in_batches(
+        database,
+        lambda repo: repo.delete_retry_log(created_before=cutoff, limit=batch_size),
+        batch_size=batch_size,
+        checkpoint=checkpoint,
+    )
