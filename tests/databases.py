@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from queue_service.store.database import normalise_url
 from tests.conftest import postgres_admin_url, skip_or_fail_without_postgres
@@ -39,3 +39,23 @@ def empty_database(backend: str, directory: Path) -> Iterator[Engine]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def statements_issued(engine: Engine, run: Callable[[Connection], object]) -> Iterator[tuple[Connection, list[tuple[str, object]]]]:
+    """Run `run` in a transaction that is rolled back; yield the connection and the (statement,
+    parameters) it sent, so that the caller can EXPLAIN them on that same connection."""
+    captured: list[tuple[str, object]] = []
+
+    def capture(_connection, _cursor, statement, parameters, _context, _executemany):
+        captured.append((statement, parameters))
+
+    with engine.connect() as connection:
+        event.listen(connection, "before_cursor_execute", capture)
+        transaction = connection.begin()
+        try:
+            run(connection)
+        finally:
+            event.remove(connection, "before_cursor_execute", capture)
+            transaction.rollback()
+        yield connection, captured

@@ -18,6 +18,18 @@ def rpc_error(method, request, **call_options) -> grpc.RpcError:
     return raised.value
 
 
+def final_code(stub, request, *, server_streaming: bool, **call_options) -> grpc.StatusCode:
+    """Call a multi-callable, read a streamed answer to its end, and return the status it ends with."""
+    try:
+        response = stub(request, **call_options)
+        if server_streaming:
+            for _ in response:
+                pass
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
 def error_details(error: grpc.RpcError) -> tuple[error_details_pb2.ErrorInfo | None, list[str]]:
     """The ErrorInfo detail and the BadRequest field violations of a rich status."""
     status = rpc_status.from_call(error)

@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 from queue_service.api.server import QueueServer
 from queue_service.clock import FakeClock
 from tests.conftest import ADMIN_TOKEN, BACKENDS, WORKER_TOKEN, auth_tokens, grpcurl_path, make_config
+from tests.rpc_errors import final_code
 
 JOB_SERVICE = "jobqueue.v1.JobService"
 ADMIN_SERVICE = "jobqueue.v1.AdminService"
@@ -69,14 +70,7 @@ def call(channel: grpc.Channel, method: descriptor.MethodDescriptor, metadata) -
     }[(method.client_streaming, method.server_streaming)]
     stub = kind(path, request_serializer=request_class.SerializeToString, response_deserializer=response_class.FromString)
     request = iter([request_class()]) if method.client_streaming else request_class()
-    try:
-        response = stub(request, metadata=metadata, timeout=10)
-        if method.server_streaming:
-            for _ in response:
-                pass
-    except grpc.RpcError as error:
-        return error.code()
-    return grpc.StatusCode.OK
+    return final_code(stub, request, server_streaming=method.server_streaming, metadata=metadata, timeout=10)
 
 
 @dataclass

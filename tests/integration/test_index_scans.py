@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import Connection, Engine, text
 
 from queue_service.store import migrate
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.records import DeadLetterFilter, JobState, RecoveryStatus
 from queue_service.store.repository import Repository
-from tests.databases import empty_database
+from tests.databases import empty_database, statements_issued
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -93,19 +93,7 @@ def million_jobs(tmp_path_factory) -> Iterator[Engine]:
 
 def plan_of(engine: Engine, run: Callable[[Connection], object], *, analyze: bool = False) -> str:
     """EXPLAIN (ANALYZE: with actual row counts) of the statement `run` issues through the store, rolled back."""
-    captured: list[tuple[str, object]] = []
-
-    def capture(_connection, _cursor, statement, parameters, _context, _executemany):
-        captured.append((statement, parameters))
-
-    with engine.connect() as connection:
-        event.listen(connection, "before_cursor_execute", capture)
-        transaction = connection.begin()
-        try:
-            run(connection)
-        finally:
-            event.remove(connection, "before_cursor_execute", capture)
-            transaction.rollback()
+    with statements_issued(engine, run) as (connection, captured):
         assert len(captured) == 1, [statement for statement, _ in captured]
         statement, parameters = captured[0]
         with connection.begin() as explained:

@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import Connection, Engine
 
 from queue_service.store import migrate
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.records import DeadLetterFilter, JobState, RecoveryStatus
 from queue_service.store.repository import Repository
-from tests.databases import empty_database
+from tests.databases import empty_database, statements_issued
 
 JOBS = 40_000
 NOW = datetime.now(UTC)
@@ -53,19 +53,7 @@ def loaded(tmp_path_factory) -> Iterator[Engine]:
 
 
 def query_plan(engine: Engine, run: Callable[[Connection], object]) -> list[str]:
-    captured: list[tuple[str, object]] = []
-
-    def capture(_connection, _cursor, statement, parameters, _context, _executemany):
-        captured.append((statement, parameters))
-
-    with engine.connect() as connection:
-        event.listen(connection, "before_cursor_execute", capture)
-        transaction = connection.begin()
-        try:
-            run(connection)
-        finally:
-            event.remove(connection, "before_cursor_execute", capture)
-            transaction.rollback()
+    with statements_issued(engine, run) as (connection, captured):
         statement, parameters = captured[-1]
         return [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()]
 

@@ -26,6 +26,7 @@ from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
 from tests.integration.test_auth import jobqueue_methods
 from tests.reliability.fuzzing import KnownValues, RequestFuzzer
 from tests.reliability.processes import ServerProcess, clean_env, health_status
+from tests.rpc_errors import final_code
 
 METHODS = jobqueue_methods()
 SERVER_FAULTS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -107,14 +108,7 @@ def call_raw(channel: grpc.Channel, method, payload: bytes) -> grpc.StatusCode:
         stub = channel.unary_stream(path, request_serializer=None, response_deserializer=response_class.FromString)
     else:
         stub = channel.unary_unary(path, request_serializer=None, response_deserializer=response_class.FromString)
-    try:
-        response = stub(payload, metadata=ADMIN, timeout=CALL_TIMEOUT)
-        if method.server_streaming:
-            for _ in response:
-                pass
-    except grpc.RpcError as error:
-        return error.code()
-    return grpc.StatusCode.OK
+    return final_code(stub, payload, server_streaming=method.server_streaming, metadata=ADMIN, timeout=CALL_TIMEOUT)
 
 
 @pytest.mark.slow
