@@ -199,8 +199,8 @@ class QueueManager:
         period: timedelta | None = None,
     ) -> Activity:
         """Completed, failed, retried and dead-lettered jobs per queue and bucket, every bucket of
-        the period included. Sums the trigger-kept five-minute rows (queue_activity) of the period,
-        whose number does not depend on how many jobs there are."""
+        the period included. Sums the trigger-kept rows (queue_activity) of the period, hourly where
+        the bucket width allows, else five-minute; their number does not depend on how many jobs there are."""
         names = sorted({self._name(name, "queue_names") for name in queue_names}) or None
         width = DEFAULT_ACTIVITY_BUCKET if bucket_width is None else bucket_width
         if width <= timedelta(0) or width % ACTIVITY_RESOLUTION:
