@@ -363,6 +363,7 @@ class AdminClient:
         *,
         queue_name: str | None = None,
         state: JobState | str | None = None,
+        job_name: str | None = None,
         page_size: int = 0,
         page_token: str = "",
         timeout: float | None = None,
@@ -373,6 +374,7 @@ class AdminClient:
             request = pb.ListJobsRequest(
                 queue_name=queue_name or "",
                 state=convert.job_state_number(state),  # type: ignore[arg-type]
+                job_name=job_name or "",
                 page_size=page_size,
                 page_token=token,
             )

@@ -112,6 +112,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         page = self.queues.list_jobs(
             queue_name=request.queue_name,
             state=convert.enum_value(convert.JOB_STATES_FROM_PROTO, request.state, "state"),
+            job_name=request.job_name,
             page_size=request.page_size,
             page_token=request.page_token,
         )

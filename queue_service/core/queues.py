@@ -424,27 +424,47 @@ class QueueManager:
     # Jobs
 
     def list_jobs(
-        self, *, queue_name: str = "", state: JobState | None = None, page_size: int = 0, page_token: str = ""
+        self,
+        *,
+        queue_name: str = "",
+        state: JobState | None = None,
+        job_name: str = "",
+        page_size: int = 0,
+        page_token: str = "",
     ) -> paging.Page[JobView]:
         check_text(queue_name, "queue_name", self.limits.max_name_length)
+        check_text(job_name, "job_name", self.limits.max_name_length)
         limit = paging.page_size(page_size)
         filters = {"queue_name": queue_name, "state": state.value if state else ""}
+        if job_name:  # only when given, so tokens issued before the filter existed stay valid
+            filters["job_name"] = job_name
         key = paging.decode_token(page_token, filters, shape=(datetime, int))
         with self.database.transaction() as repo:
             admin = AdminRepository.of(repo)
             records = admin.list_jobs(
-                queue_name=queue_name or None, state=state, after=tuple(key) if key else None, limit=limit + 1
+                queue_name=queue_name or None,
+                state=state,
+                job_name=job_name or None,
+                after=tuple(key) if key else None,
+                limit=limit + 1,
             )
             views = self.jobs.views(repo, records[:limit])
-            counts = admin.counter_totals([queue_name] if queue_name else None)
+            if job_name:
+                # The counters are kept per queue and state only; a name needs a count of its own.
+                total = admin.count_jobs(queue_name=queue_name or None, state=state, job_name=job_name)
+            else:
+                total = self._counted_jobs(admin.counter_totals([queue_name] if queue_name else None), state)
+        token = paging.next_token(records, limit, lambda job: (job.updated_at, job.id), filters)
+        return paging.Page([views[record.job_id] for record in records[:limit]], token, total)
+
+    @staticmethod
+    def _counted_jobs(counts: dict[tuple[str, str], int], state: JobState | None) -> int:
         wanted = f"jobs.{state.value}" if state else None
-        total = sum(
+        return sum(
             amount
             for (_, counter), amount in counts.items()
             if counter.startswith("jobs.") and (wanted is None or counter == wanted)
         )
-        token = paging.next_token(records, limit, lambda job: (job.updated_at, job.id), filters)
-        return paging.Page([views[record.job_id] for record in records[:limit]], token, total)
 
     def job_details(self, job_id: str) -> JobAdminDetails:
         require_name(job_id, "job_id", self.limits.max_job_id_length)

@@ -81,6 +81,18 @@ def dead_letter_conditions(query: DeadLetterFilter) -> list:
     return conditions
 
 
+def job_conditions(*, queue_name: str | None, state: JobState | None, job_name: str | None) -> list:
+    c = queue_jobs.c
+    conditions = []
+    if queue_name:
+        conditions.append(c.queue_name == queue_name)
+    if state:
+        conditions.append(c.state == state.value)
+    if job_name:
+        conditions.append(c.job_name == job_name)
+    return conditions
+
+
 class AdminRepository:
     """Admin statements over the connection of one transaction; the caller owns commit."""
 
@@ -327,19 +339,21 @@ class AdminRepository:
         state: JobState | None,
         after: tuple[datetime, int] | None,
         limit: int,
+        job_name: str | None = None,
     ) -> list[JobRecord]:
         """Jobs most recently changed first (ix_queue_jobs_queue_state when filtering by queue and state)."""
         c = queue_jobs.c
-        conditions = []
-        if queue_name:
-            conditions.append(c.queue_name == queue_name)
-        if state:
-            conditions.append(c.state == state.value)
+        conditions = job_conditions(queue_name=queue_name, state=state, job_name=job_name)
         if after is not None:
             updated_at, row_id = after
             conditions.append(or_(c.updated_at < updated_at, and_(c.updated_at == updated_at, c.id < row_id)))
         statement = select(queue_jobs).where(*conditions).order_by(c.updated_at.desc(), c.id.desc()).limit(limit)
         return [job_from_row(row) for row in self.connection.execute(statement)]
+
+    def count_jobs(self, *, queue_name: str | None, state: JobState | None, job_name: str | None) -> int:
+        """How many jobs match; for filters the per-queue counters cannot answer."""
+        conditions = job_conditions(queue_name=queue_name, state=state, job_name=job_name)
+        return self.connection.execute(select(func.count()).select_from(queue_jobs).where(*conditions)).scalar_one()
 
     def cleanable_job_ids(
         self,

@@ -40,6 +40,37 @@ def test_list_jobs_by_queue_and_state_most_recent_first(service):
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(error) == "state"
 
 
+def test_list_jobs_by_job_name_pages_with_its_own_count_and_names_a_bad_field(service):
+    from jobqueue.v1 import job_service_pb2 as jobs_pb
+
+    for index, (queue, name) in enumerate([("emails", "welcome"), ("emails", "receipt"), ("sms", "welcome"), ("emails", "welcome")]):
+        service.jobs.EnqueueJob(jobs_pb.EnqueueJobRequest(queue_name=queue, job_name=name, job_id=f"n{index}"))
+        service.clock.advance(1)
+
+    welcome = service.admin.ListJobs(admin.ListJobsRequest(job_name="welcome"))
+    assert [job.job_id for job in welcome.jobs] == ["n3", "n2", "n0"] and welcome.total_size == 3
+    in_emails = service.admin.ListJobs(admin.ListJobsRequest(job_name="welcome", queue_name="emails", page_size=1))
+    assert [job.job_id for job in in_emails.jobs] == ["n3"] and in_emails.total_size == 2
+    rest = service.admin.ListJobs(
+        admin.ListJobsRequest(job_name="welcome", queue_name="emails", page_size=1, page_token=in_emails.next_page_token)
+    )
+    assert [job.job_id for job in rest.jobs] == ["n0"] and rest.next_page_token == ""
+    waiting = service.admin.ListJobs(admin.ListJobsRequest(job_name="receipt", state=job_pb2.Job.STATE_WAITING))
+    assert [job.job_id for job in waiting.jobs] == ["n1"] and waiting.total_size == 1
+    assert service.admin.ListJobs(admin.ListJobsRequest(job_name="nothing")).total_size == 0
+    # Without the name the listing is what it always was, and its tokens do not carry a name.
+    unnamed = service.admin.ListJobs(admin.ListJobsRequest(queue_name="emails", page_size=1))
+    assert unnamed.total_size == 3
+    error = rpc_error(
+        service.admin.ListJobs,
+        admin.ListJobsRequest(queue_name="emails", job_name="welcome", page_size=1, page_token=unnamed.next_page_token),
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(error) == "page_token"
+    for bad_name in ("x" * 10_000, "a\x00b"):
+        error = rpc_error(service.admin.ListJobs, admin.ListJobsRequest(job_name=bad_name))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(error) == "job_name"
+
+
 def test_job_details_and_retry_log(service):
     enqueue(service, "a", job_data={"to": "x@example.com"})
     lease(service)

@@ -315,16 +315,18 @@ class RedriveSkip(_message.Message):
     def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("queue_name", "state", "page_size", "page_token")
+    __slots__ = ("queue_name", "state", "page_size", "page_token", "job_name")
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
     queue_name: str
     state: _job_pb2.Job.State
     page_size: int
     page_token: str
-    def __init__(self, queue_name: _Optional[str] = ..., state: _Optional[_Union[_job_pb2.Job.State, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    job_name: str
+    def __init__(self, queue_name: _Optional[str] = ..., state: _Optional[_Union[_job_pb2.Job.State, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., job_name: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token", "total_size")
