@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from queue_service.durations import human_duration
+
 MAX_CELL = 48
 
 
@@ -46,23 +48,8 @@ def when(value: datetime | None) -> str:
 
 
 def span(value: timedelta | None) -> str:
-    """5s, 1m30s, 2h, 1d4h; milliseconds below a second."""
-    if value is None:
-        return "-"
-    seconds = value.total_seconds()
-    if seconds == 0:
-        return "0s"
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    parts = []
-    remaining = round(seconds, 3)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{int(count)}{unit}")
-    if remaining:
-        parts.append(f"{remaining:g}s")
-    return "".join(parts) or "0s"
+    """5s, 1m30s, 2h, 1d4h; milliseconds below a second (the dashboard writes them alike)."""
+    return human_duration(value)
 
 
 def shorten(text: str, width: int = MAX_CELL) -> str:

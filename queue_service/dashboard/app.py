@@ -31,6 +31,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from queue_service.durations import human_duration
+
 logger = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).parent
@@ -125,13 +127,7 @@ def format_time(value: datetime | None) -> str:
 
 
 def format_duration(value: timedelta | None) -> str:
-    if value is None:
-        return "–"
-    seconds = value.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    return human_duration(value, missing="–")
 
 
 class PageError(Exception):

@@ -80,3 +80,17 @@ def test_progress_bar_lines_when_not_a_terminal():
     bar.update(2, 4, "halfway")  # within the interval: not printed
     bar.update(4, 4, "done", final=True)
     assert out.getvalue().splitlines() == ["[..........] 0/4 starting", "[##########] 4/4 done"]
+
+
+@pytest.mark.parametrize("seconds", [0, 0.25, 5, 90, 135, 3600, 5400, 93784, 86400 * 400])
+def test_the_dashboard_writes_durations_as_queue_admin_does(seconds):
+    from queue_service.dashboard.app import format_duration
+
+    assert format_duration(timedelta(seconds=seconds)) == render.span(timedelta(seconds=seconds))
+
+
+def test_a_duration_of_135_seconds_reads_2m15s_everywhere():
+    from queue_service.dashboard.app import format_duration
+
+    assert render.span(timedelta(seconds=135)) == format_duration(timedelta(seconds=135)) == "2m15s"
+    assert format_duration(None) == "–" and render.span(None) == "-"
