@@ -110,6 +110,7 @@ class Dashboard:
         self.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
         self.templates.env.filters["dt"] = format_time
         self.templates.env.filters["duration"] = format_duration
+        self.templates.env.filters["plural"] = plural
         self.templates.env.filters["label"] = lambda value: str(getattr(value, "value", value) or "").replace("_", " ")
         self.redrives: dict[str, Redrive] = {}
         self.redrives_lock = threading.Lock()
@@ -128,6 +129,11 @@ def format_time(value: datetime | None) -> str:
 
 def format_duration(value: timedelta | None) -> str:
     return human_duration(value, missing="–")
+
+
+def plural(count: int, singular: str, plural_form: str = "") -> str:
+    """The count with the word that fits it: "1 entry", "3 entries"."""
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
 
 
 class PageError(Exception):
@@ -346,7 +352,7 @@ class SecurityHeaders:
 
 
 def create_app(settings: DashboardSettings | None = None) -> Starlette:
-    from queue_service.dashboard import routes
+    from queue_service.dashboard import jobs, routes
 
     settings = settings or DashboardSettings()
     dashboard = Dashboard(settings)
@@ -357,6 +363,7 @@ def create_app(settings: DashboardSettings | None = None) -> Starlette:
             Route("/logout", logout, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *routes.ROUTES,
+            *jobs.ROUTES,
             Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
         ],
         middleware=[

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from queue_service.dashboard.app import Dashboard, PageError, Redrive, describe, flash, page, render
+from queue_service.dashboard.app import Dashboard, PageError, Redrive, describe, flash, page, plural, render
 from queue_service.dashboard.charts import WINDOWS, activity_chart
 
 PAGE_SIZE = 50
@@ -211,7 +211,7 @@ def dead_letters_bulk(request: Request, client: AdminClient, form: dict[str, Any
         for progress in client.retry_dead_letter_jobs(ids=ids, timeout=60):
             retried, skipped = progress.retried_count, progress.skipped_count
             reasons.extend(f"{skip.id}: {skip.reason}" for skip in progress.skipped)
-        message = f"Retried {retried} of {len(ids)} selected entries."
+        message = f"Retried {retried} of {plural(len(ids), 'selected entry', 'selected entries')}."
         if skipped:
             message += f" Skipped {skipped}: " + "; ".join(reasons[:5])
         flash(request, message, "success" if not skipped else "info")
@@ -229,7 +229,7 @@ def dead_letters_bulk(request: Request, client: AdminClient, form: dict[str, Any
                 if error.code.name == "UNAUTHENTICATED":
                     raise
                 problems.append(describe(error, ""))
-        message = f"Marked {failed} of {len(ids)} selected entries permanently failed."
+        message = f"Marked {failed} of {plural(len(ids), 'selected entry', 'selected entries')} permanently failed."
         if problems:
             message += " " + "; ".join(problems[:5])
         flash(request, message, "success" if not problems else "info")
@@ -442,7 +442,7 @@ def queue_clean(request: Request, client: AdminClient, form: dict[str, Any]) -> 
         grace=parse_seconds(form.get("grace"), "Grace"),
         recovery_status=enum_or_none(RecoveryStatus, recovery_status, "Dead-letter status"),
     )
-    flash(request, f"Deleted {deleted} {state.replace('_', '-')} jobs from {name}.", "success")
+    flash(request, f"Deleted {plural(deleted, state.replace('_', '-') + ' job')} from {name}.", "success")
     return redirect("/queue?" + query_string(name=name))
 
 
