@@ -63,6 +63,8 @@ def chromium(tmp_path: Path):
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(argument)
+    # The console shows Content-Security-Policy violations; the job browser test reads it.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
         driver.set_page_load_timeout(WAIT)
@@ -188,3 +190,114 @@ def test_sign_in_find_a_dead_job_note_retry_and_see_the_counts_change(tmp_path, 
             events = [(event.actor, event.action) for event in admin.list_audit_events()]
         assert ("admin", "UpdateDeadLetterJob") in events and ("admin", "RetryDeadLetterJob") in events
     assert (tmp_path / "dashboard-overview.png").stat().st_size > 10_000
+
+
+def sign_in(driver, base_url: str, wait) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    driver.get(f"{base_url}/login")
+    wait.until(ec.presence_of_element_located((By.ID, "token")))
+    driver.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait.until(ec.presence_of_element_located((By.ID, "queue-stats")))
+
+
+def test_browse_jobs_look_up_ids_refresh_live_and_confirm_only_complete_forms(tmp_path, monkeypatch):
+    browser_or_skip()
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    monkeypatch.setenv("QUEUE_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("QUEUE_WORKER_TOKEN", WORKER_TOKEN)
+    database_url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    with serve(database_url, tmp_path, "--recovery-interval", "0") as server:
+        seed(server.address)
+        jobs = JobClient(server.address, token=WORKER_TOKEN, timeout=10)
+        with jobs, dashboard_process(server.address, tmp_path) as base_url, chromium(tmp_path) as driver:
+            wait = WebDriverWait(driver, WAIT)
+            sign_in(driver, base_url, wait)
+
+            # The Jobs page, filtered through its form.
+            driver.find_element(By.CSS_SELECTOR, 'header nav a[href="/jobs"]').click()
+            wait.until(ec.presence_of_element_located((By.ID, "j-queue")))
+            driver.find_element(By.ID, "j-queue").send_keys("emails")
+            Select(driver.find_element(By.ID, "j-state")).select_by_value("dead_letter")
+            driver.find_element(By.ID, "j-name").send_keys("send")
+            driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+            wait.until(ec.text_to_be_present_in_element((By.ID, "jobs-total"), "3 matching jobs"))
+            states = {cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#jobs tbody [data-state]")}
+            assert states == {"dead letter"}
+            save(driver, "dashboard-jobs.png", tmp_path)
+
+            # One job: payload, attempts, errors, retry log, and the way to its dead-letter entry.
+            driver.find_element(By.CSS_SELECTOR, "#jobs tbody tr[data-job] th a").click()
+            wait.until(ec.presence_of_element_located((By.ID, "job-payload")))
+            assert '"template": "welcome"' in driver.find_element(By.ID, "job-payload").text
+            assert "SMTP 550 mailbox" in driver.find_element(By.ID, "error-history").text
+            assert "dead letter" in driver.find_element(By.ID, "retry-log").text
+            assert driver.find_element(By.ID, "lease-holder").text == "none"
+            entry_id = driver.find_element(By.ID, "dead-letter-link").get_attribute("href").rsplit("/", 1)[1]
+            save(driver, "dashboard-job.png", tmp_path)
+
+            # The search box jumps to a dead-letter entry, or to a job, by id.
+            def look_up(wanted: str) -> None:
+                box = driver.find_element(By.ID, "search-id")
+                box.send_keys(wanted)
+                box.submit()
+
+            look_up(entry_id)
+            wait.until(ec.url_to_be(f"{base_url}/dlq/{entry_id}"))
+            look_up("sms-0")
+            wait.until(ec.presence_of_element_located((By.ID, "job-payload")))
+            assert driver.find_element(By.TAG_NAME, "h1").text == "Job sms-0"
+
+            # Auto-refresh is opt-in, swaps the content in place (no reload) and is remembered.
+            driver.get(f"{base_url}/jobs?queue=live")
+            wait.until(ec.text_to_be_present_in_element((By.ID, "jobs-total"), "0 matching jobs"))
+            toggle = driver.find_element(By.ID, "auto-refresh")
+            assert toggle.is_displayed() and not toggle.is_selected()
+            driver.execute_script("window.sameDocument = true")
+            jobs.enqueue("live", "send", {}, job_id="live-1")
+            with pytest.raises(TimeoutException):  # off: nothing changes on its own
+                WebDriverWait(driver, 7).until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-job="live-1"]')))
+            toggle.click()
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-job="live-1"]')))
+            assert driver.execute_script("return window.sameDocument === true"), "refreshed without reloading"
+            assert driver.find_element(By.ID, "refresh-status").text.startswith("Updated")
+
+            driver.get(f"{base_url}/")
+            wait.until(ec.presence_of_element_located((By.ID, "queue-stats")))
+            assert driver.find_element(By.ID, "auto-refresh").is_selected(), "the choice is remembered"
+            waiting = count(driver, 'tr[data-queue="emails"] [data-count="waiting"]')
+            driver.execute_script("window.sameDocument = true")
+            jobs.enqueue("emails", "send", {}, job_id="live-2")
+            wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, 'tr[data-queue="emails"] [data-count="waiting"]'), str(waiting + 1)))
+            assert driver.execute_script("return window.sameDocument === true")
+            driver.find_element(By.ID, "auto-refresh").click()
+            driver.get(f"{base_url}/queues")
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-queue="live"]')))
+            assert driver.find_element(By.ID, "auto-refresh").is_displayed() and not driver.find_element(By.ID, "auto-refresh").is_selected()
+
+            # "Mark permanently failed": an empty reason is refused before any confirm dialog.
+            driver.get(f"{base_url}/dlq/{entry_id}")
+            wait.until(ec.presence_of_element_located((By.ID, "fail-reason")))
+            fail = driver.find_element(By.CSS_SELECTOR, "#fail-form button.danger")
+            reason = driver.find_element(By.ID, "fail-reason")
+            reason.send_keys("   ")
+            fail.click()
+            with pytest.raises(TimeoutException):
+                WebDriverWait(driver, 2).until(ec.alert_is_present())
+            assert reason.get_attribute("validationMessage") == "Give a reason for giving up."
+            assert driver.current_url == f"{base_url}/dlq/{entry_id}"
+            reason.send_keys("The customer closed the account.")
+            fail.click()
+            alert = wait.until(ec.alert_is_present())
+            assert alert.text == "Mark permanently failed?"
+            alert.accept()
+            wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "Marked permanently failed."))
+
+            violations = [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+            assert violations == []
