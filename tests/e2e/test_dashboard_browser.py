@@ -104,6 +104,16 @@ def seed(target: str) -> None:
                 )
 
 
+@contextmanager
+def seeded_server(tmp_path: Path, monkeypatch) -> Iterator:
+    """`queue-service serve` on SQLite, holding seed()'s traffic; the tokens are in the environment."""
+    monkeypatch.setenv("QUEUE_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("QUEUE_WORKER_TOKEN", WORKER_TOKEN)
+    with serve(f"sqlite:///{tmp_path / 'jobs.sqlite3'}", tmp_path, "--recovery-interval", "0") as server:
+        seed(server.address)
+        yield server
+
+
 def count(driver, selector: str) -> int:
     from selenium.webdriver.common.by import By
 
@@ -130,11 +140,7 @@ def test_sign_in_find_a_dead_job_note_retry_and_see_the_counts_change(tmp_path, 
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    monkeypatch.setenv("QUEUE_ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.setenv("QUEUE_WORKER_TOKEN", WORKER_TOKEN)
-    database_url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
-    with serve(database_url, tmp_path, "--recovery-interval", "0") as server:
-        seed(server.address)
+    with seeded_server(tmp_path, monkeypatch) as server:
         with dashboard_process(server.address, tmp_path, "--token", ADMIN_TOKEN) as base_url, chromium(tmp_path) as driver:
             wait = WebDriverWait(driver, WAIT)
             started = time.monotonic()
@@ -210,11 +216,7 @@ def test_browse_jobs_look_up_ids_refresh_live_and_confirm_only_complete_forms(tm
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    monkeypatch.setenv("QUEUE_ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.setenv("QUEUE_WORKER_TOKEN", WORKER_TOKEN)
-    database_url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
-    with serve(database_url, tmp_path, "--recovery-interval", "0") as server:
-        seed(server.address)
+    with seeded_server(tmp_path, monkeypatch) as server:
         jobs = JobClient(server.address, token=WORKER_TOKEN, timeout=10)
         with jobs, dashboard_process(server.address, tmp_path) as base_url, chromium(tmp_path) as driver:
             wait = WebDriverWait(driver, WAIT)
