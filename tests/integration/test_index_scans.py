@@ -205,6 +205,11 @@ DASHBOARD_PAGES = (
     "/queue?name=queue-3",
     "/recovery",
     "/audit",
+    "/jobs",
+    "/jobs?queue=queue-3&state=waiting",
+    "/jobs?queue=queue-3&state=completed&name=send",
+    "/jobs?name=send",
+    "/job?id=job-95",
 )
 
 
