@@ -3,6 +3,14 @@
 
 const REFRESH_SETTING = "queue-dashboard.auto-refresh";
 
+// The browser may refuse storage (private modes, policies): then the choice lasts for the page only.
+function remembered(key) {
+  try { return window.localStorage.getItem(key); } catch (error) { return null; }
+}
+function remember(key, value) {
+  try { window.localStorage.setItem(key, value); } catch (error) { /* not kept */ }
+}
+
 // "Select all" for the bulk actions of the dead-letter list.
 function selectAll() {
   const all = document.getElementById("select-all");
@@ -76,9 +84,9 @@ function autoRefresh() {
   }
 
   bar.hidden = false;
-  toggle.checked = window.localStorage.getItem(REFRESH_SETTING) === "on";
+  toggle.checked = remembered(REFRESH_SETTING) === "on";
   toggle.addEventListener("change", () => {
-    window.localStorage.setItem(REFRESH_SETTING, toggle.checked ? "on" : "off");
+    remember(REFRESH_SETTING, toggle.checked ? "on" : "off");
     if (toggle.checked) {
       schedule();
     } else {
