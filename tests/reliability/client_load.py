@@ -12,10 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from grpc_health.v1 import health_pb2
 from jobqueue import JobClient, JobQueueError
 from sqlalchemy import create_engine, select
 
 from queue_service.store.schema import queue_jobs
+from tests.reliability.processes import health_status
 
 # Bounds on the load, whatever happens.
 MAX_JOBS_PER_PRODUCER = 3000
@@ -97,6 +99,24 @@ def start_load(target: str, queue: str, ledger: Ledger, stop: threading.Event, *
     for thread in threads:
         thread.start()
     return threads
+
+
+def stop_load(stop: threading.Event, threads: list[threading.Thread]) -> None:
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+
+
+def serves_again(target: str, queue: str, job_id: str) -> bool:
+    """Health says SERVING and an enqueue of `job_id` is acknowledged."""
+    if health_status(target) != health_pb2.HealthCheckResponse.SERVING:
+        return False
+    with JobClient(target, timeout=2, retry=False) as client:
+        try:
+            client.enqueue(queue, "work", job_id=job_id)
+        except JobQueueError:
+            return False
+    return True
 
 
 def assert_nothing_acknowledged_is_lost(ledger: Ledger, database_url: str) -> dict:

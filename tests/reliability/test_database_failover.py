@@ -24,7 +24,13 @@ from grpc_health.v1 import health_pb2
 from jobqueue import JobClient, JobQueueError
 from sqlalchemy import create_engine, text
 
-from tests.reliability.client_load import Ledger, assert_nothing_acknowledged_is_lost, start_load
+from tests.reliability.client_load import (
+    Ledger,
+    assert_nothing_acknowledged_is_lost,
+    serves_again,
+    start_load,
+    stop_load,
+)
 from tests.reliability.processes import ServerProcess, clean_env, health_status, wait_for
 from tests.reliability.throwaway_postgres import ThrowawayPostgres, required_server_binaries
 
@@ -118,25 +124,18 @@ def test_losing_the_primary_fails_over_to_the_synchronous_standby_without_a_rest
         promoted = time.monotonic()
 
         # 3. The same server process finds the new primary by itself.
-        def healed() -> bool:
-            if health_status(server.target) != SERVING:
-                return False
-            with JobClient(server.target, timeout=2, retry=False) as client:
-                try:
-                    client.enqueue(QUEUE, "work", job_id="after-the-failover")
-                except JobQueueError:
-                    return False
-            return True
-
-        wait_for(healed, timeout=HEAL_LIMIT_SECONDS, interval=0.05, message="the service to heal by itself")
+        wait_for(
+            lambda: serves_again(server.target, QUEUE, "after-the-failover"),
+            timeout=HEAL_LIMIT_SECONDS,
+            interval=0.05,
+            message="the service to heal by itself",
+        )
         healed_after = time.monotonic() - promoted
         ledger.phase = "after"
         completed_before = len(ledger.completed)
         wait_for(lambda: len(ledger.completed) >= completed_before + 50, timeout=30, message="jobs flowing again")
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+        stop_load(stop, threads)
         pid_alive = server.alive()
         server.stop()
     assert pid_alive and server.starts == 1, "the same server process served throughout, never restarted"
@@ -157,6 +156,6 @@ def test_losing_the_primary_fails_over_to_the_synchronous_standby_without_a_rest
     assert len(ledger.completed) >= 100
     assert "Traceback" not in server.log_text()
     print(
-        f"failover after the primary was {loss}: {len(ledger.enqueued)} enqueues, {len(ledger.leased)} leases and {len(ledger.completed)} "
-        f"completions acknowledged, healed {healed_after:.2f}s after the promotion, codes {dict(ledger.codes)}"
+        f"failover after the primary was {loss}: {len(ledger.enqueued)} enqueues, {len(ledger.leased)} leases "
+        f"and {len(ledger.completed)} completions acknowledged, healed {healed_after:.2f}s after the promotion, codes {dict(ledger.codes)}"
     )

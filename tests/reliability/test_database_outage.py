@@ -16,7 +16,13 @@ import pytest
 from grpc_health.v1 import health_pb2
 from jobqueue import JobClient, JobQueueError
 
-from tests.reliability.client_load import Ledger, assert_nothing_acknowledged_is_lost, start_load
+from tests.reliability.client_load import (
+    Ledger,
+    assert_nothing_acknowledged_is_lost,
+    serves_again,
+    start_load,
+    stop_load,
+)
 from tests.reliability.processes import ServerProcess, clean_env, health_status, wait_for
 from tests.reliability.throwaway_postgres import ThrowawayPostgres, required_server_binaries
 
@@ -69,25 +75,18 @@ def test_a_database_outage_is_reported_and_healed_without_a_restart(throwaway_po
         postgres.start()
         restarted = time.monotonic()
 
-        def healed() -> bool:
-            if health_status(server.target) != SERVING:
-                return False
-            with JobClient(server.target, timeout=2, retry=False) as client:
-                try:
-                    client.enqueue(QUEUE, "work", job_id="after-the-outage")
-                except JobQueueError:
-                    return False
-            return True
-
-        wait_for(healed, timeout=RECOVERY_LIMIT_SECONDS, interval=0.05, message="the service to heal by itself")
+        wait_for(
+            lambda: serves_again(server.target, QUEUE, "after-the-outage"),
+            timeout=RECOVERY_LIMIT_SECONDS,
+            interval=0.05,
+            message="the service to heal by itself",
+        )
         healed_after = time.monotonic() - restarted
         ledger.phase = "after"
         completed_before = len(ledger.completed)
         wait_for(lambda: len(ledger.completed) >= completed_before + 50, timeout=30, message="jobs flowing again")
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+        stop_load(stop, threads)
         elapsed = time.monotonic() - began
         pid_alive = server.alive()
         server.stop()
