@@ -17,6 +17,10 @@ from queue_service.store.repository import Repository
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A pooled PostgreSQL connection unused for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 1.0
+# SQLSTATE read_only_sql_transaction: the server is up but refuses writes (a standby, or a
+# primary fenced read-only for a switchover).
+READ_ONLY_SQLSTATE = "25006"
+READ_ONLY_MESSAGE = "database is read-only (a standby, or a primary being switched over); retry later"
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -74,6 +78,24 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise exc.DisconnectionError("pooled connection is dead")
 
 
+def _is_read_only_error(error: BaseException | None) -> bool:
+    return getattr(error, "pgcode", None) == READ_ONLY_SQLSTATE
+
+
+def _drop_connections_to_read_only_servers(engine: Engine) -> None:
+    """Handle a refused write like a lost connection: the connection and the whole pool are discarded.
+
+    Pooled connections outlive a switchover; those to the old primary still answer but can no
+    longer write. Discarding them makes the next checkout connect again, and with a multi-host
+    URL and `target_session_attrs=read-write` libpq then picks whichever server takes writes.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def on_error(context):
+        if _is_read_only_error(context.original_exception):
+            context.is_disconnect = True
+
+
 def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     # hide_parameters: job data and results are bound parameters, and must not reach error messages or logs.
     parsed = normalise_url(url)
@@ -99,6 +121,7 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
             connect_args={"options": "-c timezone=UTC", "connect_timeout": 5},
         )
         _ping_idle_connections(engine)
+        _drop_connections_to_read_only_servers(engine)
         return engine
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 
@@ -173,6 +196,8 @@ class Database:
         except (exc.OperationalError, exc.TimeoutError, exc.InterfaceError) as error:
             raise StoreUnavailable("database unavailable; retry later") from error
         except exc.DBAPIError as error:
+            if _is_read_only_error(error.orig):
+                raise StoreUnavailable(READ_ONLY_MESSAGE) from error
             if error.connection_invalidated:
                 raise StoreUnavailable("database connection lost") from error
             raise
@@ -182,9 +207,13 @@ class Database:
         repo.run_after_commit()
 
     def ping(self) -> None:
-        """Raise if the database cannot answer a trivial query."""
+        """Raise if the database cannot answer a trivial query, or (PostgreSQL) answers but refuses writes."""
         with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+            if self.dialect != "postgresql":
+                connection.execute(text("SELECT 1"))
+            elif connection.execute(text("SHOW transaction_read_only")).scalar_one() == "on":
+                connection.invalidate()  # the next checkout connects again, and may find the new primary
+                raise StoreUnavailable(READ_ONLY_MESSAGE)
             connection.rollback()
 
     def dispose(self) -> None:

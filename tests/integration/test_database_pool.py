@@ -1,4 +1,4 @@
-"""Pooled PostgreSQL connections: dead idle ones are replaced, busy ones skip the ping."""
+"""Pooled PostgreSQL connections: dead idle ones are replaced, busy ones skip the ping, read-only ones are dropped."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from queue_service.store import database as database_module
 from queue_service.store.database import Database
+from queue_service.store.errors import StoreUnavailable
 
 pytestmark = pytest.mark.postgres
 
@@ -58,3 +59,35 @@ def test_a_connection_in_steady_use_is_not_pinged(postgres, monkeypatch):
     monkeypatch.setattr(database_module, "IDLE_PING_SECONDS", 0.0)
     backend_pid(postgres)
     assert len(pings) == 2
+
+
+def make_read_only(db: Database) -> None:
+    """The pooled connection now refuses writes (SQLSTATE 25006), as one to a primary fenced for a switchover."""
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        connection.commit()
+
+
+def test_a_write_refused_as_read_only_is_unavailable_and_its_connection_is_replaced(postgres):
+    first = backend_pid(postgres)
+    make_read_only(postgres)
+
+    with pytest.raises(StoreUnavailable, match="read-only"):
+        with postgres.transaction() as repo:
+            repo.connection.execute(text("UPDATE queue_jobs SET priority = priority WHERE false"))
+
+    assert backend_pid(postgres) != first
+    with postgres.transaction() as repo:
+        repo.connection.execute(text("UPDATE queue_jobs SET priority = priority WHERE false"))
+
+
+def test_the_health_ping_fails_on_a_read_only_connection_and_drops_it(postgres):
+    postgres.ping()
+    first = backend_pid(postgres)
+    make_read_only(postgres)
+
+    with pytest.raises(StoreUnavailable, match="read-only"):
+        postgres.ping()
+
+    postgres.ping()
+    assert backend_pid(postgres) != first
