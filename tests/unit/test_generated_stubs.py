@@ -1,7 +1,10 @@
-"""The stubs checked in under clients/jobqueue/v1 are exactly what scripts/generate_protos.py makes from protos/."""
+"""The stubs checked in under clients/jobqueue/v1 and clients/node/src/generated are exactly what
+scripts/generate_protos.py makes from protos/."""
 
 import importlib.util
 from pathlib import Path
+
+from tests.node_package import installed_node_package
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "clients"
@@ -33,3 +36,23 @@ def test_checked_in_stubs_match_the_protos(tmp_path):
     assert not missing, f"stubs missing for {missing}; {hint}"
     assert not stale, f"stubs differ from protos/ for {stale}; {hint}"
     assert not orphaned, f"stubs without a proto: {orphaned}; delete them"
+
+
+def test_checked_in_typescript_stubs_match_the_protos(tmp_path):
+    installed_node_package()  # the generator runs clients/node's ts-proto
+    generator = load_generator()
+    checked_in_root = generator.DEFAULT_TS_OUT
+    generated = {
+        path.relative_to(tmp_path).as_posix(): path.read_bytes() for path in generator.generate_typescript(tmp_path)
+    }
+    assert "jobqueue/v1/job_service.ts" in generated, generated.keys()
+    assert "google/rpc/error_details.ts" in generated, generated.keys()
+
+    checked_in = {path.relative_to(checked_in_root).as_posix() for path in checked_in_root.rglob("*.ts")}
+    stale = sorted(name for name in generated if name in checked_in and (checked_in_root / name).read_bytes() != generated[name])
+    missing = sorted(set(generated) - checked_in)
+    orphaned = sorted(checked_in - set(generated))
+    hint = "run `python scripts/generate_protos.py` and commit clients/node/src/generated"
+    assert not missing, f"TypeScript stubs missing for {missing}; {hint}"
+    assert not stale, f"TypeScript stubs differ from protos/ for {stale}; {hint}"
+    assert not orphaned, f"TypeScript stubs without a proto: {orphaned}; {hint}"

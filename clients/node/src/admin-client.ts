@@ -1,0 +1,209 @@
+/** AdminClient: every AdminService RPC with typed requests and responses, and typed errors. */
+
+import { Connection, type CallSettings, type ConnectionOptions } from "./connection.js";
+import {
+  AdminServiceClient,
+  type DeepPartial,
+  GetStatisticsRequest,
+  type GetStatisticsResponse,
+  GetQueueActivityRequest,
+  type GetQueueActivityResponse,
+  ListDeadLetterJobsRequest,
+  type ListDeadLetterJobsResponse,
+  GetDeadLetterJobRequest,
+  type GetDeadLetterJobResponse,
+  RetryDeadLetterJobRequest,
+  type RetryDeadLetterJobResponse,
+  MarkPermanentlyFailedRequest,
+  type MarkPermanentlyFailedResponse,
+  UpdateDeadLetterJobRequest,
+  type UpdateDeadLetterJobResponse,
+  ListFailurePatternsRequest,
+  type ListFailurePatternsResponse,
+  ListJobsRequest,
+  type ListJobsResponse,
+  GetJobDetailsRequest,
+  type GetJobDetailsResponse,
+  ListRetryLogRequest,
+  type ListRetryLogResponse,
+  ListQueuesRequest,
+  type ListQueuesResponse,
+  GetQueueRequest,
+  type GetQueueResponse,
+  UpdateQueuePolicyRequest,
+  type UpdateQueuePolicyResponse,
+  PauseQueueRequest,
+  type PauseQueueResponse,
+  ResumeQueueRequest,
+  type ResumeQueueResponse,
+  CleanQueueRequest,
+  type CleanQueueResponse,
+  TriggerRecoveryRequest,
+  type TriggerRecoveryResponse,
+  GetRecoveryStatusRequest,
+  type GetRecoveryStatusResponse,
+  ListAuditEventsRequest,
+  type ListAuditEventsResponse,
+  RetryDeadLetterJobsRequest,
+  type RetryDeadLetterJobsResponse,
+} from "./generated/jobqueue/v1/admin_service.js";
+
+export const ADMIN_SERVICE = "jobqueue.v1.AdminService";
+/**
+ * Reads, and writes that set a value (repeating them changes nothing more). Retrying, marking,
+ * cleaning, redriving and triggering act again on each call, so they are never repeated.
+ */
+export const ADMIN_IDEMPOTENT_METHODS = {
+  [ADMIN_SERVICE]: [
+    "GetStatistics",
+    "GetQueueActivity",
+    "ListDeadLetterJobs",
+    "GetDeadLetterJob",
+    "UpdateDeadLetterJob",
+    "ListFailurePatterns",
+    "ListJobs",
+    "GetJobDetails",
+    "ListRetryLog",
+    "ListQueues",
+    "GetQueue",
+    "UpdateQueuePolicy",
+    "PauseQueue",
+    "ResumeQueue",
+    "GetRecoveryStatus",
+    "ListAuditEvents",
+  ],
+} as const;
+
+/** A client of AdminService (an `admin` token); options as for JobClient. */
+export class AdminClient {
+  readonly connection: Connection;
+  readonly stub: AdminServiceClient;
+
+  constructor(options: ConnectionOptions = {}) {
+    this.connection = new Connection(options, ADMIN_IDEMPOTENT_METHODS);
+    this.stub = new AdminServiceClient(
+      this.connection.target,
+      this.connection.credentials,
+      this.connection.channelOptions,
+    );
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+
+  /** Per-queue job counts by state, paused flags and dead-letter summaries. */
+  getStatistics(request: DeepPartial<GetStatisticsRequest> = {}, settings?: CallSettings): Promise<GetStatisticsResponse> {
+    return this.connection.unary(this.stub.getStatistics.bind(this.stub), GetStatisticsRequest.fromPartial(request), settings);
+  }
+
+  /** Completed, failed, retried and dead-lettered jobs per queue in time buckets. */
+  getQueueActivity(request: DeepPartial<GetQueueActivityRequest> = {}, settings?: CallSettings): Promise<GetQueueActivityResponse> {
+    return this.connection.unary(this.stub.getQueueActivity.bind(this.stub), GetQueueActivityRequest.fromPartial(request), settings);
+  }
+
+  /** A page of dead-letter entries, highest triage priority first. */
+  listDeadLetterJobs(request: DeepPartial<ListDeadLetterJobsRequest> = {}, settings?: CallSettings): Promise<ListDeadLetterJobsResponse> {
+    return this.connection.unary(this.stub.listDeadLetterJobs.bind(this.stub), ListDeadLetterJobsRequest.fromPartial(request), settings);
+  }
+
+  /** One dead-letter entry with its error history, job and retry log. */
+  getDeadLetterJob(request: DeepPartial<GetDeadLetterJobRequest> = {}, settings?: CallSettings): Promise<GetDeadLetterJobResponse> {
+    return this.connection.unary(this.stub.getDeadLetterJob.bind(this.stub), GetDeadLetterJobRequest.fromPartial(request), settings);
+  }
+
+  /** Send a PENDING entry's job back to its queue with a fresh retry budget. */
+  retryDeadLetterJob(request: DeepPartial<RetryDeadLetterJobRequest> = {}, settings?: CallSettings): Promise<RetryDeadLetterJobResponse> {
+    return this.connection.unary(this.stub.retryDeadLetterJob.bind(this.stub), RetryDeadLetterJobRequest.fromPartial(request), settings);
+  }
+
+  /** Give up on a PENDING entry for good. */
+  markPermanentlyFailed(request: DeepPartial<MarkPermanentlyFailedRequest> = {}, settings?: CallSettings): Promise<MarkPermanentlyFailedResponse> {
+    return this.connection.unary(this.stub.markPermanentlyFailed.bind(this.stub), MarkPermanentlyFailedRequest.fromPartial(request), settings);
+  }
+
+  /** Update an entry's triage fields named by updateMask. */
+  updateDeadLetterJob(request: DeepPartial<UpdateDeadLetterJobRequest> = {}, settings?: CallSettings): Promise<UpdateDeadLetterJobResponse> {
+    return this.connection.unary(this.stub.updateDeadLetterJob.bind(this.stub), UpdateDeadLetterJobRequest.fromPartial(request), settings);
+  }
+
+  /** Dead-letter entries grouped by error fingerprint. */
+  listFailurePatterns(request: DeepPartial<ListFailurePatternsRequest> = {}, settings?: CallSettings): Promise<ListFailurePatternsResponse> {
+    return this.connection.unary(this.stub.listFailurePatterns.bind(this.stub), ListFailurePatternsRequest.fromPartial(request), settings);
+  }
+
+  /** Jobs by queue and state, most recently changed first. */
+  listJobs(request: DeepPartial<ListJobsRequest> = {}, settings?: CallSettings): Promise<ListJobsResponse> {
+    return this.connection.unary(this.stub.listJobs.bind(this.stub), ListJobsRequest.fromPartial(request), settings);
+  }
+
+  /** A job with its error history, retry log and dead-letter entry. */
+  getJobDetails(request: DeepPartial<GetJobDetailsRequest> = {}, settings?: CallSettings): Promise<GetJobDetailsResponse> {
+    return this.connection.unary(this.stub.getJobDetails.bind(this.stub), GetJobDetailsRequest.fromPartial(request), settings);
+  }
+
+  /** Retry decisions by job or queue and time range, newest first. */
+  listRetryLog(request: DeepPartial<ListRetryLogRequest> = {}, settings?: CallSettings): Promise<ListRetryLogResponse> {
+    return this.connection.unary(this.stub.listRetryLog.bind(this.stub), ListRetryLogRequest.fromPartial(request), settings);
+  }
+
+  /** Known queues with their policies and paused flags. */
+  listQueues(request: DeepPartial<ListQueuesRequest> = {}, settings?: CallSettings): Promise<ListQueuesResponse> {
+    return this.connection.unary(this.stub.listQueues.bind(this.stub), ListQueuesRequest.fromPartial(request), settings);
+  }
+
+  /** One queue with its own and its effective retry policy. */
+  getQueue(request: DeepPartial<GetQueueRequest> = {}, settings?: CallSettings): Promise<GetQueueResponse> {
+    return this.connection.unary(this.stub.getQueue.bind(this.stub), GetQueueRequest.fromPartial(request), settings);
+  }
+
+  /** Set a queue's retry policy. */
+  updateQueuePolicy(request: DeepPartial<UpdateQueuePolicyRequest> = {}, settings?: CallSettings): Promise<UpdateQueuePolicyResponse> {
+    return this.connection.unary(this.stub.updateQueuePolicy.bind(this.stub), UpdateQueuePolicyRequest.fromPartial(request), settings);
+  }
+
+  /** Stop leasing from a queue. */
+  pauseQueue(request: DeepPartial<PauseQueueRequest> = {}, settings?: CallSettings): Promise<PauseQueueResponse> {
+    return this.connection.unary(this.stub.pauseQueue.bind(this.stub), PauseQueueRequest.fromPartial(request), settings);
+  }
+
+  /** Let workers lease from a paused queue again. */
+  resumeQueue(request: DeepPartial<ResumeQueueRequest> = {}, settings?: CallSettings): Promise<ResumeQueueResponse> {
+    return this.connection.unary(this.stub.resumeQueue.bind(this.stub), ResumeQueueRequest.fromPartial(request), settings);
+  }
+
+  /** Delete a queue's jobs in one state older than a grace period. */
+  cleanQueue(request: DeepPartial<CleanQueueRequest> = {}, settings?: CallSettings): Promise<CleanQueueResponse> {
+    return this.connection.unary(this.stub.cleanQueue.bind(this.stub), CleanQueueRequest.fromPartial(request), settings);
+  }
+
+  /** Run a recovery sweep now and return its summary. */
+  triggerRecovery(request: DeepPartial<TriggerRecoveryRequest> = {}, settings?: CallSettings): Promise<TriggerRecoveryResponse> {
+    return this.connection.unary(this.stub.triggerRecovery.bind(this.stub), TriggerRecoveryRequest.fromPartial(request), settings);
+  }
+
+  /** Recovery scheduler totals, leadership, next run and recent runs. */
+  getRecoveryStatus(request: DeepPartial<GetRecoveryStatusRequest> = {}, settings?: CallSettings): Promise<GetRecoveryStatusResponse> {
+    return this.connection.unary(this.stub.getRecoveryStatus.bind(this.stub), GetRecoveryStatusRequest.fromPartial(request), settings);
+  }
+
+  /** Audit events of admin actions, newest first. */
+  listAuditEvents(request: DeepPartial<ListAuditEventsRequest> = {}, settings?: CallSettings): Promise<ListAuditEventsResponse> {
+    return this.connection.unary(this.stub.listAuditEvents.bind(this.stub), ListAuditEventsRequest.fromPartial(request), settings);
+  }
+
+  /**
+   * Bulk redrive: retries every PENDING entry a selector matches and yields progress; the last
+   * message has done = true. No default deadline: a rate-limited redrive may take long.
+   */
+  retryDeadLetterJobs(
+    request: DeepPartial<RetryDeadLetterJobsRequest>,
+    settings: CallSettings = {},
+  ): AsyncGenerator<RetryDeadLetterJobsResponse> {
+    return this.connection.stream(
+      this.stub.retryDeadLetterJobs.bind(this.stub),
+      RetryDeadLetterJobsRequest.fromPartial(request),
+      { timeoutMs: null, ...settings },
+    );
+  }
+}
