@@ -58,3 +58,10 @@ def test_node_clients_on_sqlite_and_postgresql(node_package):
 @pytest.mark.timeout(600)
 def test_node_transport_retries_and_tls(node_package):
     run_node_tests(node_package, "transport.test.js")
+
+
+@pytest.mark.timeout(600)
+def test_bullmq_tracking_on_redis(node_package):
+    require_redis()
+    output = run_node_tests(node_package, "bullmq.test.js")
+    assert "# SKIP" not in output, output
