@@ -65,3 +65,13 @@ def test_bullmq_tracking_on_redis(node_package):
     require_redis()
     output = run_node_tests(node_package, "bullmq.test.js")
     assert "# SKIP" not in output, output
+
+
+@pytest.mark.timeout(600)
+def test_node_client_fails_over_between_replicas(node_package):
+    if not postgres_admin_url():
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            pytest.fail(f"{POSTGRES_URL_ENV} is not set, and {REQUIRE_POSTGRES_ENV}=1 makes PostgreSQL mandatory")
+        pytest.skip(f"three replicas share one PostgreSQL database: set {POSTGRES_URL_ENV}")
+    output = run_node_tests(node_package, "failover.test.js")
+    assert "# SKIP" not in output, output

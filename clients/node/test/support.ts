@@ -62,6 +62,8 @@ export class ServerProcess {
 
 export interface ServeOptions {
   port?: number;
+  /** Prometheus /metrics port; off by default. */
+  metricsPort?: number;
   tokens?: boolean;
   args?: string[];
   env?: Record<string, string>;
@@ -86,7 +88,7 @@ export async function serve(databaseUrl: string, options: ServeOptions = {}): Pr
     "--port",
     String(options.port ?? 0),
     "--metrics-port",
-    "0",
+    String(options.metricsPort ?? 0),
     ...(options.args ?? []),
   ];
   const { openSync, readFileSync } = await import("node:fs");
