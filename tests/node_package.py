@@ -6,7 +6,7 @@ where that is a failure. The same goes for Redis and QUEUE_TEST_REQUIRE_REDIS.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import shutil
 import socket
@@ -20,8 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NODE_PACKAGE = ROOT / "clients" / "node"
 REQUIRE_NODE_ENV = "QUEUE_TEST_REQUIRE_NODE"
 REQUIRE_REDIS_ENV = "QUEUE_TEST_REQUIRE_REDIS"
-# Written into node_modules after `npm ci`: the lock file it was installed from.
-INSTALLED_LOCK_STAMP = ".installed-lock-sha256"
 _install_lock = threading.Lock()
 
 
@@ -49,16 +47,34 @@ def require_redis(host: str = "127.0.0.1", port: int = 6379) -> None:
         pytest.skip(reason)
 
 
+def _packages(lock_file: Path) -> dict[str, dict]:
+    packages = json.loads(lock_file.read_text())["packages"]
+    return {path: entry for path, entry in packages.items() if path.startswith("node_modules/")}
+
+
+def installed_from_lock(package: Path) -> bool:
+    """True when node_modules holds what package-lock.json names, by npm's own record of the install."""
+    record = package / "node_modules" / ".package-lock.json"
+    if not record.exists():
+        return False
+    locked, present = _packages(package / "package-lock.json"), _packages(record)
+    for path, entry in locked.items():
+        if path not in present:
+            if entry.get("optional"):
+                continue  # an optional package for another platform
+            return False
+        if present[path].get("version") != entry.get("version"):
+            return False
+    return set(present) <= set(locked)
+
+
 def npm_ci(package: Path) -> None:
-    """`npm ci` in `package` unless its node_modules was installed from this very lock file."""
+    """`npm ci` in `package`, unless its node_modules already holds what the lock file names."""
     npm = npm_path()
-    lock = hashlib.sha256((package / "package-lock.json").read_bytes()).hexdigest()
-    stamp = package / "node_modules" / INSTALLED_LOCK_STAMP
     with _install_lock:
-        if stamp.exists() and stamp.read_text() == lock:
+        if installed_from_lock(package):
             return
         run([npm, "ci", "--no-audit", "--no-fund"], package, timeout=600)
-        stamp.write_text(lock)
 
 
 def run(command: list[str], cwd: Path, *, timeout: float, env: dict[str, str] | None = None) -> str:
