@@ -36,7 +36,7 @@ def client_python(tmp_path_factory) -> Path:
     """The Python of a new virtual environment holding only the client distribution."""
     base = tmp_path_factory.mktemp("client-alone")
     source = base / "clients"
-    shutil.copytree(ROOT / "clients", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    shutil.copytree(ROOT / "clients", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "node_modules"))
     environment = base / "venv"
     venv.create(environment, with_pip=True)
     python = environment / "bin" / "python"

@@ -70,7 +70,7 @@ def test_image_steps_install_and_serve_in_a_fresh_venv(tmp_path):
             for name in sources:
                 origin = ROOT / name
                 if origin.is_dir():
-                    shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+                    shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "node_modules"))
                 elif destination.endswith("/"):
                     target.mkdir(parents=True, exist_ok=True)
                     shutil.copy(origin, target / origin.name)
