@@ -69,16 +69,20 @@ def generate(out_dir: Path = DEFAULT_OUT) -> list[Path]:
     return sorted(p for package in PACKAGE_DIRS for p in (out_dir / package).iterdir() if p.is_file())
 
 
+def require_ts_proto() -> None:
+    if not TS_PROTO_PLUGIN.exists():
+        raise SystemExit(
+            f"{TS_PROTO_PLUGIN.relative_to(ROOT)} is missing: run `npm ci` in clients/node first "
+            "(the TypeScript stubs are generated with its ts-proto)"
+        )
+
+
 def generate_typescript(out_dir: Path = DEFAULT_TS_OUT) -> list[Path]:
     """Write a .ts module per proto (and the google ones they need) with ts-proto; return the written files.
 
     The output directory is emptied first, so a deleted proto leaves no stale module behind.
     """
-    if not TS_PROTO_PLUGIN.exists():
-        raise RuntimeError(
-            f"{TS_PROTO_PLUGIN.relative_to(ROOT)} is missing: run `npm ci` in clients/node first "
-            "(the TypeScript stubs are generated with its ts-proto)"
-        )
+    require_ts_proto()
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ts-out", type=Path, default=DEFAULT_TS_OUT, help="TypeScript output directory (default: clients/node/src/generated)"
     )
     args = parser.parse_args(argv)
+    require_ts_proto()  # before writing anything, so that both halves always change together
     for path in generate(args.out):
         print(path.relative_to(args.out))
     for path in generate_typescript(args.ts_out):
