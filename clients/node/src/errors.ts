@@ -157,7 +157,9 @@ export interface DescribedError {
 /** Message, type and stack of `error` for a failure report, within the server's limits. */
 export function describeError(error: unknown): DescribedError {
   const isError = error instanceof Error;
-  const type = (isError ? error.name || error.constructor.name : typeof error).slice(0, MAX_TYPE_LENGTH);
+  // A subclass that leaves `name` as "Error" is still known by its class name.
+  const name = isError ? (error.name && error.name !== "Error" ? error.name : error.constructor?.name || "Error") : typeof error;
+  const type = name.slice(0, MAX_TYPE_LENGTH);
   let message = (isError ? error.message : String(error)).trim() || type;
   if (message.length > MAX_MESSAGE_LENGTH) {
     message = message.slice(0, MAX_MESSAGE_LENGTH - 1) + "…";

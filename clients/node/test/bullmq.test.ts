@@ -35,12 +35,8 @@ const redis = (() => {
   return { host: url.hostname, port: Number(url.port || 6379), maxRetriesPerRequest: null };
 })();
 
-class ValidationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ValidationError";
-  }
-}
+// Leaves `name` as "Error", as many error classes do: it is still reported by its class name.
+class ValidationError extends Error {}
 
 interface Harness {
   queue: Queue;
@@ -251,8 +247,34 @@ describe("BullMQ tracking", { skip }, () => {
         const service = await jobs.getJob(harness.serviceJobId(job));
         assert.equal(service.job!.state, Job_State.STATE_DEAD_LETTER);
         assert.equal(service.retryLog.at(-1)!.deathReason, DeathReason.DEATH_REASON_NON_RETRYABLE);
+        assert.equal(service.errorHistory[0]!.type, jobName === "validate" ? "ValidationError" : "NonRetryableError");
       }
       assert.deepEqual(harness.delays, []);
+    } finally {
+      await harness.close();
+    }
+  });
+
+  test("a job an operator dead-lettered between runs is not run again", async () => {
+    const name = queueName("moved");
+    await setPolicy(name, 5, [1500]);
+    let runs = 0;
+    const harness = await trackedWorker(server.address, name, async () => {
+      runs += 1;
+      throw new Error("first run fails");
+    });
+    try {
+      const job = await harness.queue.add("moved", {}, TRACKED_JOB_OPTIONS);
+      await eventually(() => harness.delays.length === 1, 20_000, "the first failure");
+      await jobs.moveToDeadLetter({ jobId: harness.serviceJobId(job), reason: "operator gave up" });
+      const final = await harness.final(job);
+      assert.equal(final.state, "failed");
+      assert.equal(runs, 1); // the start was refused, so the processor never ran again
+      assert.match(final.job.failedReason, /refused to start this run/);
+      assert.deepEqual(
+        harness.events.map((event) => `${event.type} ${event.report}`),
+        ["report-refused start"],
+      );
     } finally {
       await harness.close();
     }
