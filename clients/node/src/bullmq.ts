@@ -159,18 +159,18 @@ export class BullMQTracker {
     return async (job, token, signal) => {
       const bullJob = job as unknown as BullJob;
       const jobId = this.options.jobId?.(bullJob) ?? `${job.queueName}:${job.id}`;
-      const attemptNumber = await this.start(bullJob, jobId);
-      const stopHeartbeats = this.heartbeats(bullJob, jobId, attemptNumber.number, attemptNumber.leaseMs);
+      const run = await this.start(bullJob, jobId);
+      const stopHeartbeats = this.heartbeats(bullJob, jobId, run.attemptNumber, run.leaseMs);
       const began = Date.now();
       let result: Result;
       try {
         result = await processor(job, token, signal);
       } catch (thrown) {
-        stopHeartbeats();
-        throw await this.failed(bullJob, jobId, attemptNumber.number, asError(thrown));
+        await stopHeartbeats();
+        throw await this.failed(bullJob, jobId, run.attemptNumber, asError(thrown));
       }
-      stopHeartbeats();
-      await this.completed(bullJob, jobId, attemptNumber.number, result, Date.now() - began);
+      await stopHeartbeats();
+      await this.completed(bullJob, jobId, run.attemptNumber, result, Date.now() - began);
       return result;
     };
   }
@@ -189,7 +189,7 @@ export class BullMQTracker {
     return withRetryDelay(failure, this.unreachableRetryDelayMs);
   }
 
-  private async start(job: BullJob, jobId: string): Promise<{ number: number; leaseMs: number }> {
+  private async start(job: BullJob, jobId: string): Promise<{ attemptNumber: number; leaseMs: number }> {
     try {
       const started = await this.client.trackStart({
         jobId,
@@ -200,7 +200,7 @@ export class BullMQTracker {
       });
       const run = started.job!;
       const leaseMs = Math.max(0, (run.leaseExpiresAt?.getTime() ?? 0) - (run.startedAt?.getTime() ?? 0));
-      return { number: run.attemptNumber, leaseMs };
+      return { attemptNumber: run.attemptNumber, leaseMs };
     } catch (error) {
       if (isRefusal(error)) {
         this.emit({ type: "report-refused", report: "start", job, error });
@@ -217,18 +217,31 @@ export class BullMQTracker {
     }
   }
 
-  private heartbeats(job: BullJob, jobId: string, attemptNumber: number, leaseMs: number): () => void {
+  /** Start heartbeats; the returned function stops them and waits for one in flight. */
+  private heartbeats(job: BullJob, jobId: string, attemptNumber: number, leaseMs: number): () => Promise<void> {
     const intervalMs = this.options.heartbeatIntervalMs ?? Math.max(100, Math.floor(leaseMs / 3));
-    if (!(intervalMs > 0) || !Number.isFinite(intervalMs)) return () => undefined;
+    if (!(intervalMs > 0) || !Number.isFinite(intervalMs)) return async () => undefined;
     // Each heartbeat renews the lease TrackStart granted, for as long again.
     const leaseDuration = leaseMs > 0 ? durationFromMs(leaseMs) : undefined;
+    let inFlight: Promise<void> | undefined;
     const timer = setInterval(() => {
-      this.client.heartbeatJob({ jobId, attemptNumber, leaseDuration }).catch((error: unknown) => {
-        this.emit({ type: "heartbeat-failed", report: "heartbeat", job, error });
-      });
+      if (inFlight) return; // the previous one is still on its way
+      inFlight = this.client
+        .heartbeatJob({ jobId, attemptNumber, leaseDuration })
+        .then(
+          () => undefined,
+          (error: unknown) => this.emit({ type: "heartbeat-failed", report: "heartbeat", job, error }),
+        )
+        .finally(() => {
+          inFlight = undefined;
+        });
     }, intervalMs);
     timer.unref();
-    return () => clearInterval(timer);
+    return async () => {
+      clearInterval(timer);
+      // A heartbeat landing after the report would be refused: let it finish first.
+      await inFlight;
+    };
   }
 
   private async completed(
