@@ -14,6 +14,7 @@ import {
   Job_State,
   JobClient,
   NonRetryableError,
+  RetryAfterError,
 } from "jobqueue-client";
 import { BullMQTracker, TRACKED_JOB_OPTIONS, type TrackingEvent, type TrackingOptions } from "jobqueue-client/bullmq";
 
@@ -194,6 +195,24 @@ describe("BullMQ tracking", { skip }, () => {
       assert.deepEqual(service.errorHistory.map((error) => error.message), ["flaky run 1", "flaky run 2"]);
       assert.equal(service.errorHistory[0]!.type, "Error");
       assert.match(service.errorHistory[0]!.details, /flaky run 1\n\s+at /);
+    } finally {
+      await harness.close();
+    }
+  });
+
+  test("a RetryAfterError asks the service for its own delay, which BullMQ then keeps", async () => {
+    const name = queueName("retry-after");
+    await setPolicy(name, 3, [100]);
+    const harness = await trackedWorker(server.address, name, async (job) => {
+      if (job.attemptsMade === 0) throw new RetryAfterError("rate limited", 700);
+      return "ok";
+    });
+    try {
+      const job = await harness.queue.add("limited", {}, TRACKED_JOB_OPTIONS);
+      assert.equal((await harness.final(job)).state, "completed");
+      assert.deepEqual(harness.delays, [700]);
+      const service = await jobs.getJob(harness.serviceJobId(job));
+      assert.deepEqual(service.retryLog.map((entry) => durationToMs(entry.retryDelay)), [700]);
     } finally {
       await harness.close();
     }
