@@ -403,6 +403,8 @@ export interface ListJobsRequest {
   pageSize: number;
   /** next_page_token of the previous page, with the same filters. */
   pageToken: string;
+  /** Only jobs of this type name (exact match); empty means every name. */
+  jobName: string;
 }
 
 /** Jobs, most recently changed first. */
@@ -3137,7 +3139,7 @@ export const RedriveSkip: MessageFns<RedriveSkip> = {
 };
 
 function createBaseListJobsRequest(): ListJobsRequest {
-  return { queueName: "", state: 0, pageSize: 0, pageToken: "" };
+  return { queueName: "", state: 0, pageSize: 0, pageToken: "", jobName: "" };
 }
 
 export const ListJobsRequest: MessageFns<ListJobsRequest> = {
@@ -3153,6 +3155,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(34).string(message.pageToken);
+    }
+    if (message.jobName !== "") {
+      writer.uint32(42).string(message.jobName);
     }
     return writer;
   },
@@ -3202,6 +3207,14 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.jobName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3223,6 +3236,7 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     message.state = object.state ?? 0;
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.jobName = object.jobName ?? "";
     return message;
   },
 };
