@@ -11,7 +11,7 @@ from google.protobuf.json_format import MessageToDict
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 
-from queue_service.core.errors import InvalidArgument
+from queue_service.core.errors import InvalidArgument, ResourceExhausted
 from queue_service.core.jobs import JobView, ReportedError
 from queue_service.core.audit import AuditQuery
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
@@ -126,6 +126,26 @@ def document(message: struct_pb2.Struct, field: str) -> dict[str, Any]:
         return MessageToDict(message)
     except (ValueError, RecursionError, TypeError):
         raise InvalidArgument(f"{field} is not a valid JSON object", field=field) from None
+
+
+# A leased job is its job_data plus at most this much: names, ids, policy, timestamps and the
+# last error (10,000-character message, 64 KiB details).
+JOB_ENVELOPE_BYTES = 128 * 1024
+# The largest job_data, as sent, that a lease can still deliver to a client with gRPC's default
+# 4 MiB receive limit. JSON can grow several times over as a Struct (a number costs 11 bytes).
+MAX_DELIVERABLE_JOB_DATA_BYTES = 4 * 1024 * 1024 - JOB_ENVELOPE_BYTES
+
+
+def deliverable_document(message: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """A job's payload, refused when a leased job carrying it would not fit a default client's reply."""
+    size = message.ByteSize()
+    if size > MAX_DELIVERABLE_JOB_DATA_BYTES:
+        raise ResourceExhausted(
+            f"{field} is {size} bytes as sent, more than the {MAX_DELIVERABLE_JOB_DATA_BYTES} a leased job "
+            "may carry to fit a worker's 4 MiB reply",
+            field=field,
+        )
+    return document(message, field)
 
 
 def finite(value: float, field: str) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from google.rpc import status_pb2
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 from jobqueue.v1 import job_service_pb2_grpc
 
@@ -15,12 +16,22 @@ from queue_service.core.jobs import Completion, JobManager, JobSpec
 OK_STATUS = status_pb2.Status(code=0)
 
 
+def varint_bytes(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
+
+
+def leased_job_bytes(message) -> int:
+    """Bytes one job adds to a LeaseJobsResponse: its field tag, its length and the job itself."""
+    size = message.ByteSize()
+    return 1 + varint_bytes(size) + size
+
+
 def job_spec(request: pb.EnqueueJobRequest, prefix: str = "") -> JobSpec:
     schedule = request.WhichOneof("schedule")
     return JobSpec(
         queue_name=request.queue_name,
         job_name=request.job_name,
-        job_data=convert.document(request.job_data, f"{prefix}job_data"),
+        job_data=convert.deliverable_document(request.job_data, f"{prefix}job_data"),
         job_id=request.job_id,
         priority=request.priority,
         run_at=convert.to_datetime(request.run_at, f"{prefix}run_at") if schedule == "run_at" else None,
@@ -56,6 +67,13 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         return pb.EnqueueJobsResponse(results=[enqueue_response(result) for result in results])
 
     def LeaseJobs(self, request, context):
+        messages: dict[str, job_pb2.Job] = {}
+
+        def reply_size(view) -> int:
+            # Kept: each measured job is sent as measured, without converting it twice.
+            messages[view.record.job_id] = convert.job_message(view)
+            return leased_job_bytes(messages[view.record.job_id])
+
         jobs = self.jobs.lease(
             list(request.queue_names),
             worker_id=request.worker_id,
@@ -64,8 +82,10 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             wait=convert.optional_timedelta(request, "wait"),
             is_active=lambda: context.is_active() and not self._stopping.is_set(),
             time_remaining=context.time_remaining,
+            max_response_bytes=request.max_response_bytes,
+            reply_size=reply_size,
         )
-        return pb.LeaseJobsResponse(jobs=[convert.job_message(job) for job in jobs])
+        return pb.LeaseJobsResponse(jobs=[messages[job.record.job_id] for job in jobs])
 
     def HeartbeatJob(self, request, context):
         job = self.jobs.heartbeat(
@@ -78,7 +98,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             request.job_id,
             queue_name=request.queue_name,
             job_name=request.job_name,
-            job_data=convert.document(request.job_data, "job_data"),
+            job_data=convert.deliverable_document(request.job_data, "job_data"),
             worker_id=request.worker_id,
         )
         return pb.TrackStartResponse(job=convert.job_message(job), created=created)

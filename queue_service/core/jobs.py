@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import time
@@ -71,6 +72,8 @@ SERVICE_ERROR_TYPES = frozenset({LEASE_EXPIRED_TYPE, MOVED_EXPLICITLY_TYPE, RETR
 LEASE_DEADLINE_MARGIN_SECONDS = 0.25
 # States with no further runs, whatever the policy says.
 FINISHED_STATES = frozenset({JobState.DEAD_LETTER, JobState.COMPLETED})
+# What gRPC clients accept by default: a lease reply stays within this unless the caller says more.
+DEFAULT_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,12 @@ class JobManager:
         wait: timedelta | None = None,
         is_active: Callable[[], bool] = lambda: True,
         time_remaining: Callable[[], float | None] = lambda: None,
+        max_response_bytes: int = 0,
+        reply_size: Callable[[JobView], int] | None = None,
     ) -> list[JobView]:
+        """Lease up to `max_jobs` ready jobs. With `reply_size` (the bytes a job adds to the caller's
+        reply), only the jobs whose reply fits `max_response_bytes` are leased, so that no lease is
+        committed that the caller cannot receive."""
         limits = self.limits
         if not queue_names:
             raise InvalidArgument("queue_names must name at least one queue", field="queue_names")
@@ -267,6 +275,10 @@ class JobManager:
             allow_zero=False,
         )
         wait = check_duration(wait, "wait", default=timedelta(0), maximum=limits.max_wait)
+        if max_response_bytes < 0:
+            raise InvalidArgument("max_response_bytes must not be negative (0 means 4 MiB)", field="max_response_bytes")
+        # A caller may accept more than the server sends; the server's own limit then applies.
+        response_limit = min(max_response_bytes or DEFAULT_RESPONSE_BYTES, limits.max_response_bytes)
         budget = wait.total_seconds()
         caller_time = time_remaining()
         if caller_time is not None:
@@ -275,7 +287,7 @@ class JobManager:
         deadline = time.monotonic() + budget
         while True:
             generation = self.notifier.generation
-            jobs = self._lease_once(names, worker_id, max_jobs, duration)
+            jobs = self._lease_once(names, worker_id, max_jobs, duration, response_limit, reply_size)
             remaining = deadline - time.monotonic()
             if jobs or remaining <= 0 or not is_active():
                 return jobs
@@ -283,7 +295,15 @@ class JobManager:
             if not is_active():
                 return []
 
-    def _lease_once(self, names: list[str], worker_id: str, max_jobs: int, duration: timedelta) -> list[JobView]:
+    def _lease_once(
+        self,
+        names: list[str],
+        worker_id: str,
+        max_jobs: int,
+        duration: timedelta,
+        response_limit: int,
+        reply_size: Callable[[JobView], int] | None,
+    ) -> list[JobView]:
         with self.database.transaction() as repo:
             # One read of the queues serves both the paused check and the policies of the views.
             queues = repo.get_queues(names)
@@ -291,12 +311,51 @@ class JobManager:
             if not leasable:
                 return []
             now = self.clock.now()
-            jobs = repo.lease_ready_jobs(
-                leasable, limit=max_jobs, now=now, worker_id=worker_id or None, lease_expires_at=now + duration
+            ready = repo.ready_jobs_for_lease(leasable, limit=max_jobs, now=now)
+            lease_expires_at = now + duration
+            # The jobs as the lease leaves them, so that the reply can be measured before anything changes.
+            leased = [
+                dataclasses.replace(
+                    job,
+                    state=JobState.ACTIVE,
+                    attempt_number=job.attempt_number + 1,
+                    worker_id=worker_id or None,
+                    lease_expires_at=lease_expires_at,
+                    started_at=now,
+                    updated_at=now,
+                )
+                for job in ready
+            ]
+            views = self._views(repo, leased, queues=queues)
+            if reply_size is not None:
+                leased = self._fitting(leased, views, reply_size, response_limit)
+            claimed = repo.claim_leases(
+                [job.id for job in leased], now=now, worker_id=worker_id or None, lease_expires_at=lease_expires_at
             )
-            self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in jobs])
-            views = self._views(repo, jobs, queues=queues)
-        return [views[job.job_id] for job in jobs]
+            if claimed != len(leased):
+                raise Aborted("ready jobs changed concurrently during the lease; retry the call", field="queue_names")
+            self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in leased])
+        return [views[job.job_id] for job in leased]
+
+    @staticmethod
+    def _fitting(
+        jobs: list[JobRecord], views: dict[str, JobView], reply_size: Callable[[JobView], int], limit: int
+    ) -> list[JobRecord]:
+        """The longest head of `jobs` whose reply fits `limit` bytes; refuses when not even the first fits."""
+        total = 0
+        for index, job in enumerate(jobs):
+            size = reply_size(views[job.job_id])
+            if total + size > limit:
+                if index == 0:
+                    raise ResourceExhausted(
+                        f"job {job.job_id!r} needs a {size}-byte reply, more than max_response_bytes allows "
+                        f"({limit}); it stays ready for a caller that accepts more",
+                        field="max_response_bytes",
+                        reason="JOB_LARGER_THAN_RESPONSE_LIMIT",
+                    )
+                return jobs[:index]
+            total += size
+        return jobs
 
     def heartbeat(self, job_id: str, attempt_number: int, lease_duration: timedelta | None = None) -> JobRecord:
         duration = check_duration(

@@ -291,18 +291,11 @@ class Repository:
         rows = self.connection.execute(select(queue_jobs).where(queue_jobs.c.job_id.in_(list(job_ids)))).all()
         return {row.job_id: job_from_row(row) for row in rows}
 
-    def lease_ready_jobs(
-        self,
-        queue_names: Sequence[str],
-        *,
-        limit: int,
-        now: datetime,
-        worker_id: str,
-        lease_expires_at: datetime,
-    ) -> list[JobRecord]:
-        """Claim up to `limit` ready jobs, highest priority then oldest ready time first."""
-        ready = (
-            select(queue_jobs.c.id)
+    def ready_jobs_for_lease(self, queue_names: Sequence[str], *, limit: int, now: datetime) -> list[JobRecord]:
+        """Lock up to `limit` ready jobs, highest priority then oldest ready time first, skipping
+        rows another transaction holds. `claim_leases` then leases those the caller picks."""
+        statement = (
+            select(queue_jobs)
             .where(
                 queue_jobs.c.queue_name.in_(list(queue_names)),
                 queue_jobs.c.state.in_(READY_STATES_LITERAL),
@@ -311,14 +304,19 @@ class Repository:
             .order_by(queue_jobs.c.priority.desc(), queue_jobs.c.run_at, queue_jobs.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-            .cte("ready")
         )
+        return [job_from_row(row) for row in self.connection.execute(statement)]
+
+    def claim_leases(
+        self, ids: Sequence[int], *, now: datetime, worker_id: str | None, lease_expires_at: datetime
+    ) -> int:
+        """Make the jobs `ids` (locked by `ready_jobs_for_lease`) ACTIVE with their next attempt;
+        returns how many were still ready."""
+        if not ids:
+            return 0
         statement = (
             update(queue_jobs)
-            # UPDATE ... FROM the CTE, joined on id alone: its FOR UPDATE has locked each row and
-            # re-checked its state. Planned as id IN (SELECT ...) AND state IN (...), statistics that
-            # lag behind a burst made PostgreSQL loop over every ready job for each picked one.
-            .where(queue_jobs.c.id == ready.c.id)
+            .where(queue_jobs.c.id.in_(list(ids)), queue_jobs.c.state.in_(READY_STATES_LITERAL))
             .values(
                 state=JobState.ACTIVE.value,
                 attempt_number=queue_jobs.c.attempt_number + 1,
@@ -327,11 +325,9 @@ class Repository:
                 started_at=now,
                 updated_at=now,
             )
-            .returning(*queue_jobs.c)
+            .returning(queue_jobs.c.id)
         )
-        jobs = [job_from_row(row) for row in self.connection.execute(statement)]
-        jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
-        return jobs
+        return len(self.connection.execute(statement).all())
 
     def update_job(
         self,
@@ -374,7 +370,8 @@ class Repository:
         )
         result = self.connection.execute(
             update(queue_jobs)
-            # Joined on id alone, as in lease_ready_jobs: the CTE's row locks already hold the state.
+            # Joined on id alone: the CTE's row locks already hold the state. Planned as id IN (SELECT ...)
+            # AND state IN (...), statistics that lag behind a burst made PostgreSQL loop over every row.
             .where(queue_jobs.c.id == due.c.id)
             .values(state=to_state.value, updated_at=now)
             .returning(queue_jobs.c.id)

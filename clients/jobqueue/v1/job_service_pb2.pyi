@@ -54,18 +54,20 @@ class EnqueueJobsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[EnqueueJobResponse, _Mapping]]] = ...) -> None: ...
 
 class LeaseJobsRequest(_message.Message):
-    __slots__ = ("queue_names", "worker_id", "max_jobs", "lease_duration", "wait")
+    __slots__ = ("queue_names", "worker_id", "max_jobs", "lease_duration", "wait", "max_response_bytes")
     QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
     LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     queue_names: _containers.RepeatedScalarFieldContainer[str]
     worker_id: str
     max_jobs: int
     lease_duration: _duration_pb2.Duration
     wait: _duration_pb2.Duration
-    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., worker_id: _Optional[str] = ..., max_jobs: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    max_response_bytes: int
+    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., worker_id: _Optional[str] = ..., max_jobs: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_response_bytes: _Optional[int] = ...) -> None: ...
 
 class LeaseJobsResponse(_message.Message):
     __slots__ = ("jobs",)
