@@ -184,6 +184,7 @@ def job_error(error: ErrorInfo | None) -> job_pb2.JobError | None:
         details=error.details,
         attempt_number=error.attempt_number,
         occurred_at=timestamp(error.occurred_at),
+        omitted_count=error.omitted,
     )
 
 

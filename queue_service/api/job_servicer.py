@@ -11,19 +11,10 @@ from jobqueue.v1 import job_service_pb2_grpc
 
 from queue_service.api import convert
 from queue_service.api.errors import error_status_message, translate_all
+from queue_service.api.reply_size import leased_job_bytes, shorten_error_details
 from queue_service.core.jobs import Completion, JobManager, JobSpec
 
 OK_STATUS = status_pb2.Status(code=0)
-
-
-def varint_bytes(value: int) -> int:
-    return max(1, (value.bit_length() + 6) // 7)
-
-
-def leased_job_bytes(message) -> int:
-    """Bytes one job adds to a LeaseJobsResponse: its field tag, its length and the job itself."""
-    size = message.ByteSize()
-    return 1 + varint_bytes(size) + size
 
 
 def job_spec(request: pb.EnqueueJobRequest, prefix: str = "") -> JobSpec:
@@ -157,12 +148,15 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
 
     def MoveToDeadLetter(self, request, context):
         entry = self.jobs.move_to_dead_letter(request.job_id, request.reason)
-        return pb.MoveToDeadLetterResponse(entry=convert.dead_letter_message(entry))
+        return shorten_error_details(pb.MoveToDeadLetterResponse(entry=convert.dead_letter_message(entry)))
 
     def GetJob(self, request, context):
         details = self.jobs.get_job(request.job_id)
-        return pb.GetJobResponse(
-            job=convert.job_message(details.job),
-            error_history=[convert.job_error(error) for error in details.job.record.error_history],
-            retry_log=[convert.retry_log_message(entry) for entry in details.retry_log],
+        return shorten_error_details(
+            pb.GetJobResponse(
+                job=convert.job_message(details.job),
+                error_history=[convert.job_error(error) for error in details.job.record.error_history],
+                retry_log=[convert.retry_log_message(entry) for entry in details.retry_log],
+                retry_log_omitted_count=details.retry_log_omitted,
+            )
         )

@@ -23,6 +23,8 @@ from queue_service.core.states import Transition
 from queue_service.core.validation import check_range, check_text
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.records import (
+    HISTORY_HEAD,
+    HISTORY_TAIL,
     DeadLetterFilter,
     DeadLetterRecord,
     FailurePatternRow,
@@ -52,7 +54,9 @@ PROGRESS_INTERVAL = timedelta(seconds=1)
 class DeadLetterDetails:
     entry: DeadLetterRecord
     job: JobView | None
+    # The first and last retry decisions, and how many lie between.
     retry_log: list[RetryLogRecord]
+    retry_log_omitted: int = 0
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,8 @@ class DeadLetterManager:
             entry = self._entry(repo, entry_id)
             job = repo.get_job(entry.job_id)
             view = self.jobs.views(repo, [job])[job.job_id] if job else None
-            return DeadLetterDetails(entry, view, repo.retry_log_for_job(entry.job_id))
+            retry_log, omitted = repo.retry_log_excerpt(entry.job_id, head=HISTORY_HEAD, tail=HISTORY_TAIL)
+            return DeadLetterDetails(entry, view, retry_log, omitted)
 
     # Triage
 

@@ -51,17 +51,18 @@ from queue_service.store.records import (
     DeadLetterRecord,
     DeathReason,
     Decision,
+    HISTORY_HEAD,
+    HISTORY_TAIL,
     ErrorInfo,
     JobRecord,
     JobState,
     NewJob,
     QueueRecord,
     RetryLogRecord,
+    bounded_history,
 )
 from queue_service.store.repository import Repository
 
-# Enough to explain any death without letting a job that fails forever grow without bound.
-MAX_ERROR_HISTORY = 100
 # Error types of the failures the service records itself, not a worker: a run whose lease ran out
 # (the recovery sweep), a job moved to the DLQ, retries a lowered policy no longer allows.
 LEASE_EXPIRED_TYPE = "LeaseExpired"
@@ -148,7 +149,9 @@ class FailureOutcome:
 @dataclass(frozen=True)
 class JobDetails:
     job: JobView
+    # The first and last retry decisions (records.HISTORY_HEAD and HISTORY_TAIL), and how many lie between.
     retry_log: list[RetryLogRecord]
+    retry_log_omitted: int = 0
 
 
 def _decided_by_the_service(decision: RetryLogRecord) -> bool:
@@ -614,7 +617,7 @@ class JobManager:
             lease_expired=lease_expired,
             rng=self.rng,
         )
-        history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+        history = bounded_history([*job.error_history, error])
         if not decision.should_retry:
             entry, updated = self._dead_letter(
                 repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
@@ -695,7 +698,7 @@ class JobManager:
             decision = get_retry_decision(
                 policy, runs_in_budget=job.runs_in_budget, now=now, lease_expired=lease_expired, rng=self.rng
             )
-            history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+            history = bounded_history([*job.error_history, error])
             if not decision.should_retry:
                 entry, updated = self._dead_letter(
                     repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
@@ -754,7 +757,7 @@ class JobManager:
             states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job_id)
             now = self.clock.now()
             error = ErrorInfo(reason, MOVED_EXPLICITLY_TYPE, "", job.attempt_number, now)
-            history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+            history = bounded_history([*job.error_history, error])
             entry, _ = self._dead_letter(
                 repo, job, error, history, DeathReason.MOVED_EXPLICITLY, Transition.MOVE_TO_DEAD_LETTER, now
             )
@@ -812,7 +815,8 @@ class JobManager:
         require_name(job_id, "job_id", self.limits.max_job_id_length)
         with self.database.transaction() as repo:
             job = self._get(repo, job_id)
-            return JobDetails(self._views(repo, [job])[job_id], repo.retry_log_for_job(job_id))
+            retry_log, omitted = repo.retry_log_excerpt(job_id, head=HISTORY_HEAD, tail=HISTORY_TAIL)
+            return JobDetails(self._views(repo, [job])[job_id], retry_log, omitted)
 
     # Helpers
 

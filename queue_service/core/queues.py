@@ -19,6 +19,8 @@ from queue_service.core.retry import (
 from queue_service.core.validation import check_duration, check_text, require_name
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.records import (
+    HISTORY_HEAD,
+    HISTORY_TAIL,
     DeadLetterRecord,
     Decision,
     JobState,
@@ -119,8 +121,10 @@ class QueueView:
 @dataclass(frozen=True)
 class JobAdminDetails:
     job: JobView
+    # The first and last retry decisions, and how many lie between.
     retry_log: list[RetryLogRecord]
     dead_letter: DeadLetterRecord | None
+    retry_log_omitted: int = 0
 
 
 @dataclass(frozen=True)
@@ -472,10 +476,9 @@ class QueueManager:
             job = repo.get_job(job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} not found", field="job_id")
+            retry_log, omitted = repo.retry_log_excerpt(job_id, head=HISTORY_HEAD, tail=HISTORY_TAIL)
             return JobAdminDetails(
-                self.jobs.views(repo, [job])[job_id],
-                repo.retry_log_for_job(job_id),
-                repo.get_dead_letter_for_job(job_id),
+                self.jobs.views(repo, [job])[job_id], retry_log, repo.get_dead_letter_for_job(job_id), omitted
             )
 
     def retry_log(self, query: RetryLogQuery, *, page_size: int = 0, page_token: str = "") -> paging.Page[RetryLogRecord]:

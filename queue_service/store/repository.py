@@ -42,6 +42,7 @@ from queue_service.store.records import (
     RecoveryStatus,
     RetryLogRecord,
     RunStatus,
+    bounded_history,
 )
 from queue_service.store.schema import (
     ACTIVITY_BUCKET_SECONDS,
@@ -63,7 +64,8 @@ READY_STATES_LITERAL = bindparam("ready_states", READY_STATES, expanding=True, l
 
 
 def _errors(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
-    return [ErrorInfo.from_json(item) for item in raw or []]
+    # Bounded on read too: rows written before histories were bounded become readable as they are.
+    return bounded_history([ErrorInfo.from_json(item) for item in raw or []])
 
 
 def job_from_row(row) -> JobRecord:
@@ -628,11 +630,19 @@ class Repository:
         ).first()
         return retry_log_from_row(row) if row else None
 
-    def retry_log_for_job(self, job_id: str) -> list[RetryLogRecord]:
-        rows = self.connection.execute(
-            select(queue_retry_log).where(queue_retry_log.c.job_id == job_id).order_by(queue_retry_log.c.id)
-        )
-        return [retry_log_from_row(row) for row in rows]
+    def retry_log_excerpt(self, job_id: str, *, head: int, tail: int) -> tuple[list[RetryLogRecord], int]:
+        """The job's first `head` and last `tail` retry decisions, oldest first, and how many lie between."""
+        c = queue_retry_log.c
+        of_job = select(queue_retry_log).where(c.job_id == job_id)
+        first = self.connection.execute(of_job.order_by(c.id).limit(head)).all()
+        if len(first) < head:
+            return [retry_log_from_row(row) for row in first], 0
+        last = self.connection.execute(of_job.where(c.id > first[-1].id).order_by(c.id.desc()).limit(tail)).all()
+        later = self.connection.execute(
+            select(func.count()).select_from(queue_retry_log).where(c.job_id == job_id, c.id > first[-1].id)
+        ).scalar_one()
+        between = later - len(last)
+        return [retry_log_from_row(row) for row in [*first, *reversed(last)]], between
 
     def delete_retry_log(self, *, created_before: datetime, limit: int) -> int:
         old = (

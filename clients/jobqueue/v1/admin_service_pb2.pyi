@@ -165,14 +165,16 @@ class GetDeadLetterJobRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class GetDeadLetterJobResponse(_message.Message):
-    __slots__ = ("entry", "job", "retry_log")
+    __slots__ = ("entry", "job", "retry_log", "retry_log_omitted_count")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     RETRY_LOG_FIELD_NUMBER: _ClassVar[int]
+    RETRY_LOG_OMITTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     entry: _job_pb2.DeadLetterEntry
     job: _job_pb2.Job
     retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
-    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ...) -> None: ...
+    retry_log_omitted_count: int
+    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., retry_log_omitted_count: _Optional[int] = ...) -> None: ...
 
 class RetryDeadLetterJobRequest(_message.Message):
     __slots__ = ("id", "retry_policy")
@@ -345,16 +347,18 @@ class GetJobDetailsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobDetailsResponse(_message.Message):
-    __slots__ = ("job", "error_history", "retry_log", "dead_letter_entry")
+    __slots__ = ("job", "error_history", "retry_log", "dead_letter_entry", "retry_log_omitted_count")
     JOB_FIELD_NUMBER: _ClassVar[int]
     ERROR_HISTORY_FIELD_NUMBER: _ClassVar[int]
     RETRY_LOG_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTER_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    RETRY_LOG_OMITTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job
     error_history: _containers.RepeatedCompositeFieldContainer[_job_pb2.JobError]
     retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
     dead_letter_entry: _job_pb2.DeadLetterEntry
-    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., dead_letter_entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ...) -> None: ...
+    retry_log_omitted_count: int
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., dead_letter_entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., retry_log_omitted_count: _Optional[int] = ...) -> None: ...
 
 class ListRetryLogRequest(_message.Message):
     __slots__ = ("job_id", "queue_name", "decision", "created_after", "created_before", "page_size", "page_token")

@@ -204,11 +204,13 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobResponse(_message.Message):
-    __slots__ = ("job", "error_history", "retry_log")
+    __slots__ = ("job", "error_history", "retry_log", "retry_log_omitted_count")
     JOB_FIELD_NUMBER: _ClassVar[int]
     ERROR_HISTORY_FIELD_NUMBER: _ClassVar[int]
     RETRY_LOG_FIELD_NUMBER: _ClassVar[int]
+    RETRY_LOG_OMITTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job
     error_history: _containers.RepeatedCompositeFieldContainer[_job_pb2.JobError]
     retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
-    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ...) -> None: ...
+    retry_log_omitted_count: int
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., retry_log_omitted_count: _Optional[int] = ...) -> None: ...
