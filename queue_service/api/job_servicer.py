@@ -11,6 +11,7 @@ from jobqueue.v1 import job_service_pb2_grpc
 
 from queue_service.api import convert
 from queue_service.api.errors import error_status_message, translate_all
+from queue_service.api.principal import caller_is_admin
 from queue_service.api.reply_size import leased_job_bytes, shorten_error_details
 from queue_service.core.jobs import Completion, JobManager, JobSpec
 
@@ -49,12 +50,12 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self.jobs.notifier.notify()
 
     def EnqueueJob(self, request, context):
-        (result,) = self.jobs.enqueue([job_spec(request)])
+        (result,) = self.jobs.enqueue([job_spec(request)], by_admin=caller_is_admin(context))
         return enqueue_response(result)
 
     def EnqueueJobs(self, request, context):
         specs = [job_spec(item, f"jobs[{index}].") for index, item in enumerate(request.jobs)]
-        results = self.jobs.enqueue(specs, batch=True)
+        results = self.jobs.enqueue(specs, batch=True, by_admin=caller_is_admin(context))
         return pb.EnqueueJobsResponse(results=[enqueue_response(result) for result in results])
 
     def LeaseJobs(self, request, context):
@@ -91,6 +92,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             job_name=request.job_name,
             job_data=convert.deliverable_document(request.job_data, "job_data"),
             worker_id=request.worker_id,
+            by_admin=caller_is_admin(context),
         )
         return pb.TrackStartResponse(job=convert.job_message(job), created=created)
 

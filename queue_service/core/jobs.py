@@ -86,6 +86,8 @@ class LifecycleSettings:
     limits: Limits = field(default_factory=Limits)
     # Long-polls re-check this often for jobs made ready by another replica or by time passing.
     lease_poll_interval: float = 0.5
+    # When True, only admins create queues: a worker's job for an unknown queue is refused.
+    admin_creates_queues: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,8 @@ class JobManager:
 
     # Producers
 
-    def enqueue(self, specs: Sequence[JobSpec], *, batch: bool = False) -> list[EnqueueResult]:
+    def enqueue(self, specs: Sequence[JobSpec], *, batch: bool = False, by_admin: bool = True) -> list[EnqueueResult]:
+        """`by_admin` says whether the caller may create queues where only admins may."""
         limits = self.limits
         if batch:
             if not specs:
@@ -196,7 +199,10 @@ class JobManager:
         now = self.clock.now()
         new_jobs = [self._new_job(spec, now, f"jobs[{index}]." if batch else "") for index, spec in enumerate(specs)]
         with self.database.transaction() as repo:
-            queues = self._existing_queues(repo, {job.queue_name for job in new_jobs}, now)
+            fields: dict[str, str] = {}
+            for index, job in enumerate(new_jobs):
+                fields.setdefault(job.queue_name, f"jobs[{index}].queue_name" if batch else "queue_name")
+            queues = self.create_missing_queues(repo, fields, now, by_admin=by_admin)
             inserted = repo.insert_jobs_returning(new_jobs, now)
             self._emit_per_queue(repo, JobEvent.ENQUEUED, [job.queue_name for job in new_jobs if job.job_id in inserted])
             stored = dict(inserted)
@@ -213,12 +219,30 @@ class JobManager:
             self.notifier.notify()
         return results
 
-    @staticmethod
-    def _existing_queues(repo: Repository, names: set[str], now: datetime) -> dict[str, QueueRecord]:
-        """The named queues, creating those that do not exist yet; one read when all exist."""
-        queues = repo.get_queues(names)
-        missing = names - queues.keys()
+    def create_missing_queues(
+        self, repo: Repository, fields: dict[str, str], now: datetime, *, by_admin: bool = True
+    ) -> dict[str, QueueRecord]:
+        """The queues named by `fields` (queue name -> the request field naming it), creating those
+        that do not exist yet, within the server's queue rules; one read when all exist."""
+        queues = repo.get_queues(fields)
+        missing = sorted(fields.keys() - queues.keys())
         if missing:
+            first = missing[0]
+            if self.settings.admin_creates_queues and not by_admin:
+                raise NotFound(
+                    f"{fields[first]} {first!r} names no existing queue, and on this server only admins "
+                    "create queues (by enqueueing, or UpdateQueuePolicy or PauseQueue with allow_missing)",
+                    field=fields[first],
+                    reason="UNKNOWN_QUEUE",
+                )
+            existing = repo.count_queues()
+            if existing + len(missing) > self.limits.max_queues:
+                raise ResourceExhausted(
+                    f"{fields[first]} {first!r} names a new queue, but this server already holds {existing} "
+                    f"of at most {self.limits.max_queues} queues (--max-queues)",
+                    field=fields[first],
+                    reason="TOO_MANY_QUEUES",
+                )
             repo.ensure_queues(missing, now)
             queues.update(repo.get_queues(missing))
         return queues
@@ -386,6 +410,7 @@ class JobManager:
         job_name: str = "",
         job_data: dict[str, Any] | None = None,
         worker_id: str = "",
+        by_admin: bool = True,
     ) -> tuple[JobView, bool]:
         limits = self.limits
         require_name(job_id, "job_id", limits.max_job_id_length)
@@ -402,7 +427,7 @@ class JobManager:
                     raise InvalidArgument("queue_name is required to start an unknown job", field="queue_name")
                 if not job_name:
                     raise InvalidArgument("job_name is required to start an unknown job", field="job_name")
-                repo.ensure_queues([queue_name], now)
+                self.create_missing_queues(repo, {queue_name: "queue_name"}, now, by_admin=by_admin)
                 new_job = NewJob(
                     job_id=job_id,
                     queue_name=queue_name,

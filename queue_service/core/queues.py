@@ -319,7 +319,7 @@ class QueueManager:
                 preview = queue or QueueRecord(name, False, None, now, now)
                 return self.view(replace(preview, retry_policy=stored, updated_at=now))
             if queue is None:
-                repo.ensure_queues([name], now)
+                self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
             updated = admin.update_queue(name, {"retry_policy": stored, "updated_at": now})
             audit.record(
                 admin,
@@ -341,7 +341,7 @@ class QueueManager:
             if queue is None:
                 if not allow_missing:
                     raise NotFound(f"queue {name!r} not found", field="queue_name")
-                repo.ensure_queues([name], now)
+                self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
             updated = admin.update_queue(name, {"paused": paused, "updated_at": now})
             audit.record(
                 admin,

@@ -218,6 +218,9 @@ class Repository:
         if rows:
             self.connection.execute(self._insert(queues).on_conflict_do_nothing(index_elements=["name"]), rows)
 
+    def count_queues(self) -> int:
+        return self.connection.execute(select(func.count()).select_from(queues)).scalar_one()
+
     def get_queue(self, name: str) -> QueueRecord | None:
         row = self.connection.execute(select(queues).where(queues.c.name == name)).first()
         return queue_from_row(row) if row else None
