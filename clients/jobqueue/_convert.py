@@ -277,6 +277,7 @@ def statistics(message: admin_pb2.GetStatisticsResponse) -> models.Statistics:
         queues=tuple(queue_statistics(queue) for queue in message.queues),
         totals=queue_statistics(message.totals),
         computed_at=optional_datetime(message, "computed_at"),
+        omitted_queue_count=message.omitted_queue_count,
     )
 
 
@@ -303,6 +304,7 @@ def activity(message: admin_pb2.GetQueueActivityResponse) -> models.Activity:
         start=optional_datetime(message, "start_time"),
         end=optional_datetime(message, "end_time"),
         bucket_width=optional_timedelta(message, "bucket_width"),
+        omitted_queue_count=message.omitted_queue_count,
     )
 
 

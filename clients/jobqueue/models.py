@@ -237,6 +237,8 @@ class Statistics:
     queues: tuple[QueueStatistics, ...]
     totals: QueueStatistics
     computed_at: datetime | None
+    # Queues counted in totals but not listed in `queues` (the busiest are listed).
+    omitted_queue_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,8 @@ class Activity:
     start: datetime | None
     end: datetime | None
     bucket_width: timedelta | None
+    # Queues counted in totals but not listed in `queues` (the busiest are listed).
+    omitted_queue_count: int = 0
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     # Statistics
 
     def GetStatistics(self, request, context):
-        return convert.statistics_response(self.queues.statistics(list(request.queue_names)))
+        return convert.statistics_response(
+            self.queues.statistics(list(request.queue_names), max_queues=request.max_queues)
+        )
 
     def GetQueueActivity(self, request, context):
         activity = self.queues.activity(
@@ -45,6 +47,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             end=convert.optional_datetime(request, "end_time"),
             bucket_width=convert.optional_timedelta(request, "bucket_width"),
             period=convert.optional_timedelta(request, "period"),
+            max_queues=request.max_queues,
         )
         return convert.activity_response(activity)
 

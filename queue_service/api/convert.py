@@ -407,6 +407,7 @@ def statistics_response(stats: Statistics) -> admin_pb.GetStatisticsResponse:
         queues=[queue_statistics_message(item) for item in stats.queues],
         totals=queue_statistics_message(stats.totals),
         computed_at=timestamp(stats.computed_at),
+        omitted_queue_count=stats.omitted,
     )
 
 
@@ -433,6 +434,7 @@ def activity_response(activity: Activity) -> admin_pb.GetQueueActivityResponse:
         start_time=timestamp(activity.start),
         end_time=timestamp(activity.end),
         bucket_width=duration(activity.bucket_width),
+        omitted_queue_count=activity.omitted,
     )
 
 

@@ -4,11 +4,12 @@ admin reply, dashboard page and the metrics endpoint stays bounded. SQLite and P
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import grpc
 import pytest
 from jobqueue.v1 import admin_service_pb2 as admin_pb
-from jobqueue.v1 import admin_service_pb2_grpc, job_service_pb2_grpc
+from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 
 from queue_service.api.server import QueueServer
@@ -110,3 +111,112 @@ def test_only_admins_create_queues_when_so_configured(admin_only):
         jobs.EnqueueJobs(pb.EnqueueJobsRequest(jobs=[job("fresh", "a"), job("other", "b")]), metadata=worker)
         started = jobs.TrackStart(pb.TrackStartRequest(job_id="external", queue_name="fresh", job_name="n"), metadata=worker)
         assert started.created
+
+
+# Bounded replies however many queues there are
+
+QUEUES = 1500
+
+
+@pytest.fixture
+def crowded(database_url, clock) -> Iterator[tuple[QueueServer, int]]:
+    """A server holding 1,500 queues of one waiting job each, and 3 busier queues with 2 to 4 dead letters."""
+    from tests.integration.test_metrics import free_port
+
+    metrics_port = free_port()
+    config = make_config(database_url, tokens=auth_tokens(), metrics_port=metrics_port, queue_gauge_ttl=0)
+    server = QueueServer(config, clock=clock).start()
+    channel, jobs, _, worker = stubs(server, WORKER_TOKEN)
+    with channel:
+        for start_at in range(0, QUEUES, 750):
+            batch = [job(f"queue-{n:04}") for n in range(start_at, start_at + 750)]
+            jobs.EnqueueJobs(pb.EnqueueJobsRequest(jobs=batch), metadata=worker)
+        for n in range(1, 4):
+            for index in range(n + 1):
+                jobs.EnqueueJob(job(f"zz-hot-{n}", f"hot-{n}-{index}"), metadata=worker)
+                (leased,) = jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=[f"zz-hot-{n}"]), metadata=worker).jobs
+                jobs.TrackFailure(
+                    pb.TrackFailureRequest(
+                        job_id=leased.job_id, attempt_number=1, error=job_pb2.JobError(message="x"), non_retryable=True
+                    ),
+                    metadata=worker,
+                )
+    clock.advance(timedelta(minutes=1))  # the activity of the last hour ends before now
+    yield server, metrics_port
+    server.stop(0)
+
+
+def test_statistics_and_activity_list_the_busiest_queues_and_total_all(crowded):
+    server, _ = crowded
+    channel, _, admin, metadata = stubs(server, ADMIN_TOKEN)
+    with channel:
+        statistics = admin.GetStatistics(admin_pb.GetStatisticsRequest(), metadata=metadata)
+        assert len(statistics.queues) == 100
+        assert statistics.omitted_queue_count == QUEUES + 3 - 100
+        assert statistics.totals.waiting_count == QUEUES
+        assert statistics.totals.dead_letter_summary.pending_count == 9
+        names = [queue.queue_name for queue in statistics.queues]
+        assert names == sorted(names) and {"zz-hot-1", "zz-hot-2", "zz-hot-3"} <= set(names)
+        assert len(admin.GetStatistics(admin_pb.GetStatisticsRequest(max_queues=10**6), metadata=metadata).queues) == 1000
+        assert_rejected(
+            admin.GetStatistics,
+            admin_pb.GetStatisticsRequest(max_queues=-1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "max_queues",
+            metadata=metadata,
+        )
+
+        activity = admin.GetQueueActivity(admin_pb.GetQueueActivityRequest(max_queues=3), metadata=metadata)
+        assert [queue.queue_name for queue in activity.queues] == ["zz-hot-1", "zz-hot-2", "zz-hot-3"]
+        assert activity.omitted_queue_count == QUEUES
+        assert sum(bucket.dead_lettered_count for bucket in activity.totals.buckets) == 9
+        default = admin.GetQueueActivity(admin_pb.GetQueueActivityRequest(), metadata=metadata)
+        assert len(default.queues) == 20 and default.ByteSize() < 100_000
+        assert len(admin.GetQueueActivity(admin_pb.GetQueueActivityRequest(max_queues=10**6), metadata=metadata).queues) == 50
+        assert_rejected(
+            admin.GetQueueActivity,
+            admin_pb.GetQueueActivityRequest(max_queues=-1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "max_queues",
+            metadata=metadata,
+        )
+
+
+def test_the_dashboard_stays_small_however_many_queues(crowded):
+    from starlette.testclient import TestClient
+
+    from queue_service.dashboard.app import DashboardSettings, create_app
+    from tests.integration.test_dashboard import sign_in, text_of
+
+    server, _ = crowded
+    app = create_app(DashboardSettings(target=f"127.0.0.1:{server.port}"))
+    with TestClient(app, base_url="https://testserver") as browser:
+        assert sign_in(browser, ADMIN_TOKEN).status_code == 303
+        for path in ("/", "/?window=hour", "/?window=week", "/queues", "/dlq"):
+            page = browser.get(path)
+            assert page.status_code == 200, path
+            assert len(page.content) < 300_000, (path, len(page.content))
+        overview = text_of(browser.get("/?window=hour"))
+        assert f"{QUEUES + 3 - 50} more are counted in the totals" in overview
+        assert f"{QUEUES + 3 - 10} more are counted" in overview
+        queues = browser.get("/queues")
+        assert "queue-0000" in queues.text and "queue-0100" not in queues.text and 'rel="next"' in queues.text
+    app.state.dashboard.close()
+
+
+def test_metrics_label_only_the_busiest_queues_and_sum_the_rest(crowded):
+    from tests.integration.test_metrics import scrape
+
+    _, metrics_port = crowded
+    samples = scrape(metrics_port)
+    queues = {dict(labels).get("queue") for (_, labels) in samples if dict(labels).get("queue")}
+    assert len(queues) <= 2 * 101  # gauges: 100 busiest + other; counters: the first 100 seen + other
+    assert "__other__" in queues
+    ready = {
+        dict(labels)["queue"]: value
+        for (name, labels), value in samples.items()
+        if name == "queue_service_queue_jobs" and dict(labels)["state"] == "ready"
+    }
+    assert len(ready) == 101 and sum(ready.values()) == QUEUES
+    enqueued = sum(value for (name, _), value in samples.items() if name == "queue_service_jobs_enqueued_total")
+    assert enqueued == QUEUES + 9

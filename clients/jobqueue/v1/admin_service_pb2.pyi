@@ -15,20 +15,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetStatisticsRequest(_message.Message):
-    __slots__ = ("queue_names",)
+    __slots__ = ("queue_names", "max_queues")
     QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUES_FIELD_NUMBER: _ClassVar[int]
     queue_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, queue_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    max_queues: int
+    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., max_queues: _Optional[int] = ...) -> None: ...
 
 class GetStatisticsResponse(_message.Message):
-    __slots__ = ("queues", "totals", "computed_at")
+    __slots__ = ("queues", "totals", "computed_at", "omitted_queue_count")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_QUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueStatistics]
     totals: QueueStatistics
     computed_at: _timestamp_pb2.Timestamp
-    def __init__(self, queues: _Optional[_Iterable[_Union[QueueStatistics, _Mapping]]] = ..., totals: _Optional[_Union[QueueStatistics, _Mapping]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    omitted_queue_count: int
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueStatistics, _Mapping]]] = ..., totals: _Optional[_Union[QueueStatistics, _Mapping]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., omitted_queue_count: _Optional[int] = ...) -> None: ...
 
 class QueueStatistics(_message.Message):
     __slots__ = ("queue_name", "paused", "waiting_count", "delayed_count", "active_count", "completed_count", "failed_count", "retryable_count", "dead_letter_count", "dead_letter_summary")
@@ -67,32 +71,36 @@ class DeadLetterSummary(_message.Message):
     def __init__(self, total_count: _Optional[int] = ..., pending_count: _Optional[int] = ..., recovered_count: _Optional[int] = ..., permanently_failed_count: _Optional[int] = ...) -> None: ...
 
 class GetQueueActivityRequest(_message.Message):
-    __slots__ = ("queue_names", "start_time", "end_time", "bucket_width", "period")
+    __slots__ = ("queue_names", "start_time", "end_time", "bucket_width", "period", "max_queues")
     QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     BUCKET_WIDTH_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUES_FIELD_NUMBER: _ClassVar[int]
     queue_names: _containers.RepeatedScalarFieldContainer[str]
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     bucket_width: _duration_pb2.Duration
     period: _duration_pb2.Duration
-    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    max_queues: int
+    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_queues: _Optional[int] = ...) -> None: ...
 
 class GetQueueActivityResponse(_message.Message):
-    __slots__ = ("queues", "totals", "start_time", "end_time", "bucket_width")
+    __slots__ = ("queues", "totals", "start_time", "end_time", "bucket_width", "omitted_queue_count")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     BUCKET_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_QUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueActivity]
     totals: QueueActivity
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     bucket_width: _duration_pb2.Duration
-    def __init__(self, queues: _Optional[_Iterable[_Union[QueueActivity, _Mapping]]] = ..., totals: _Optional[_Union[QueueActivity, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    omitted_queue_count: int
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueActivity, _Mapping]]] = ..., totals: _Optional[_Union[QueueActivity, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., omitted_queue_count: _Optional[int] = ...) -> None: ...
 
 class QueueActivity(_message.Message):
     __slots__ = ("queue_name", "buckets")
