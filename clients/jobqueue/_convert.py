@@ -165,6 +165,7 @@ def job_error(message: job_pb2.JobError) -> models.JobError:
         details=message.details,
         attempt_number=message.attempt_number,
         occurred_at=optional_datetime(message, "occurred_at"),
+        omitted_count=message.omitted_count,
     )
 
 

@@ -246,6 +246,7 @@ class AdminClient:
             entry=convert.dead_letter_entry(response.entry),
             job=convert.optional_job(response),
             retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+            retry_log_omitted_count=response.retry_log_omitted_count,
         )
 
     def retry_dead_letter_job(
@@ -399,6 +400,7 @@ class AdminClient:
             dead_letter_entry=convert.dead_letter_entry(response.dead_letter_entry)
             if response.HasField("dead_letter_entry")
             else None,
+            retry_log_omitted_count=response.retry_log_omitted_count,
         )
 
     def list_retry_log(

@@ -358,6 +358,7 @@ class JobClient:
             job=convert.job(response.job),
             error_history=tuple(convert.job_error(error) for error in response.error_history),
             retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+            retry_log_omitted_count=response.retry_log_omitted_count,
         )
 
     # A run of another queue system, reported as it happens

@@ -233,7 +233,9 @@ def test_the_dashboard_shows_the_entry_of_a_job_that_failed_49_times(secured_ser
         for attempt in range(1, 50):
             (job,) = client.lease("q")
             client.track_failure("flaky", attempt, f"boom {attempt}", error_type="Crash", details=DETAILS, retry_after=timedelta(0))
-        entry_id = client.get_job("flaky").job.dead_letter_id
+        details = client.get_job("flaky")
+        assert details.retry_log_omitted_count == 39 and details.error_history[3].omitted_count == 39
+        entry_id = details.job.dead_letter_id
     app = create_app(DashboardSettings(target=secured_service.target))
     with TestClient(app, base_url="https://testserver") as browser:
         assert sign_in(browser, ADMIN_TOKEN).status_code == 303
