@@ -125,10 +125,12 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             page_size=request.page_size,
             page_token=request.page_token,
         )
-        return pb.ListJobsResponse(
-            jobs=[convert.job_message(job, summary=True) for job in page.items],
-            next_page_token=page.next_page_token,
-            total_size=page.total_size,
+        return shorten_error_details(
+            pb.ListJobsResponse(
+                jobs=[convert.job_message(job, summary=True) for job in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
         )
 
     def GetJobDetails(self, request, context):
@@ -147,8 +149,10 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         page = self.queues.retry_log(
             convert.retry_log_query(request), page_size=request.page_size, page_token=request.page_token
         )
-        return pb.ListRetryLogResponse(
-            entries=[convert.retry_log_message(row) for row in page.items], next_page_token=page.next_page_token
+        return shorten_error_details(
+            pb.ListRetryLogResponse(
+                entries=[convert.retry_log_message(row) for row in page.items], next_page_token=page.next_page_token
+            )
         )
 
     # Queues

@@ -48,11 +48,11 @@ from queue_service.core.validation import (
 )
 from queue_service.store.database import Database
 from queue_service.store.records import (
+    HISTORY_HEAD,
+    HISTORY_TAIL,
     DeadLetterRecord,
     DeathReason,
     Decision,
-    HISTORY_HEAD,
-    HISTORY_TAIL,
     ErrorInfo,
     JobRecord,
     JobState,

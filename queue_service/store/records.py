@@ -94,7 +94,7 @@ def bounded_history(errors: Sequence[ErrorInfo]) -> list[ErrorInfo]:
     omitted = sum(entry.omitted or 1 for entry in middle)
     latest = max(middle, key=lambda entry: entry.attempt_number)
     summary = ErrorInfo(
-        message=f"{omitted} errors omitted here, up to attempt {latest.attempt_number}; the retry log keeps each",
+        message=f"{omitted} errors omitted here, up to attempt {latest.attempt_number}; ListRetryLog lists each",
         type=ERRORS_OMITTED_TYPE,
         attempt_number=latest.attempt_number,
         occurred_at=latest.occurred_at,

@@ -244,3 +244,16 @@ def test_the_dashboard_shows_the_entry_of_a_job_that_failed_49_times(secured_ser
     assert page.status_code == 200
     text = text_of(page)
     assert "boom 1" in text and "boom 49" in text and "39 errors omitted" in text
+
+
+def test_a_page_of_large_errors_is_shortened_to_fit(service):
+    # 49 errors of 64 KiB: a default page of the retry log (50 rows) would be 3.2 MB of details
+    # alone; with 10,000-character messages of 4-byte characters it would be 5.2 MB.
+    fail_many_times(service, "flaky", 49, message="\U0001d11e" * 9_990)
+    channel = grpc.insecure_channel(service.target, options=[("grpc.max_receive_message_length", DEFAULT_RECEIVE_BYTES)])
+    try:
+        page = admin_service_pb2_grpc.AdminServiceStub(channel).ListRetryLog(admin_pb.ListRetryLogRequest(job_id="flaky"))
+    finally:
+        channel.close()
+    assert len(page.entries) == 49
+    assert all(entry.error.details.endswith("left out of this reply]") for entry in page.entries)
