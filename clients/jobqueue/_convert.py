@@ -321,6 +321,7 @@ def failure_pattern(message: admin_pb2.FailurePattern) -> models.FailurePattern:
         sample=dead_letter_entry(message.sample) if message.HasField("sample") else None,
         last_hour_count=message.last_hour_count,
         last_day_count=message.last_day_count,
+        queue_count=message.queue_count,
     )
 
 

@@ -305,6 +305,8 @@ class FailurePattern:
     sample: DeadLetterEntry | None
     last_hour_count: int
     last_day_count: int
+    # All the queues of the group; queue_names lists the first 20 by name.
+    queue_count: int = 0
 
 
 @dataclass(frozen=True)

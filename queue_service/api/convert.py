@@ -451,6 +451,7 @@ def failure_pattern_message(pattern: FailurePattern) -> admin_pb.FailurePattern:
         sample=dead_letter_message(pattern.sample, summary=True) if pattern.sample else None,
         last_hour_count=row.last_hour_count,
         last_day_count=row.last_day_count,
+        queue_count=pattern.queue_count,
     )
 
 

@@ -34,6 +34,8 @@ from queue_service.store.records import (
 )
 from queue_service.store.repository import Repository
 
+# A failure pattern names at most this many of its queues, so that a page stays bounded however many there are.
+MAX_PATTERN_QUEUES = 20
 # Fields UpdateDeadLetterJob may change, with the largest value each takes.
 UPDATABLE_FIELDS = ("admin_notes", "assigned_to", "priority")
 MAX_ASSIGNEE_LENGTH = 255
@@ -69,8 +71,10 @@ class RetryOutcome:
 class FailurePattern:
     row: FailurePatternRow
     normalised_message: str
+    # The first MAX_PATTERN_QUEUES queues by name, of queue_count.
     queue_names: list[str]
     sample: DeadLetterRecord | None
+    queue_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -357,8 +361,9 @@ class DeadLetterManager:
                     FailurePattern(
                         row=row,
                         normalised_message=normalise_message(sample.failure_reason) if sample else "",
-                        queue_names=queues.get(row.fingerprint, []),
+                        queue_names=queues.get(row.fingerprint, [])[:MAX_PATTERN_QUEUES],
                         sample=sample,
+                        queue_count=len(queues.get(row.fingerprint, [])),
                     )
                 )
             total = admin.count_failure_patterns(queue_name=queue_name or None, recovery_status=status)

@@ -220,3 +220,17 @@ def test_metrics_label_only_the_busiest_queues_and_sum_the_rest(crowded):
     assert len(ready) == 101 and sum(ready.values()) == QUEUES
     enqueued = sum(value for (name, _), value in samples.items() if name == "queue_service_jobs_enqueued_total")
     assert enqueued == QUEUES + 9
+
+
+def test_a_failure_pattern_names_a_bounded_number_of_its_queues(service):
+    for n in range(30):
+        service.jobs.EnqueueJob(job(f"shard-{n:02}", f"job-{n:02}"))
+        (leased,) = service.jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=[f"shard-{n:02}"])).jobs
+        service.jobs.TrackFailure(
+            pb.TrackFailureRequest(
+                job_id=leased.job_id, attempt_number=1, error=job_pb2.JobError(message="disk full"), non_retryable=True
+            )
+        )
+    (pattern,) = service.admin.ListFailurePatterns(admin_pb.ListFailurePatternsRequest()).patterns
+    assert pattern.count == 30 and pattern.queue_count == 30
+    assert list(pattern.queue_names) == [f"shard-{n:02}" for n in range(20)]

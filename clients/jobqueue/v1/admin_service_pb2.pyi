@@ -251,7 +251,7 @@ class ListFailurePatternsResponse(_message.Message):
     def __init__(self, patterns: _Optional[_Iterable[_Union[FailurePattern, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class FailurePattern(_message.Message):
-    __slots__ = ("fingerprint", "error_type", "normalised_message", "count", "queue_names", "first_seen_at", "last_seen_at", "sample", "last_hour_count", "last_day_count")
+    __slots__ = ("fingerprint", "error_type", "normalised_message", "count", "queue_names", "first_seen_at", "last_seen_at", "sample", "last_hour_count", "last_day_count", "queue_count")
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     NORMALISED_MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,7 @@ class FailurePattern(_message.Message):
     SAMPLE_FIELD_NUMBER: _ClassVar[int]
     LAST_HOUR_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_DAY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     fingerprint: str
     error_type: str
     normalised_message: str
@@ -272,7 +273,8 @@ class FailurePattern(_message.Message):
     sample: _job_pb2.DeadLetterEntry
     last_hour_count: int
     last_day_count: int
-    def __init__(self, fingerprint: _Optional[str] = ..., error_type: _Optional[str] = ..., normalised_message: _Optional[str] = ..., count: _Optional[int] = ..., queue_names: _Optional[_Iterable[str]] = ..., first_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sample: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., last_hour_count: _Optional[int] = ..., last_day_count: _Optional[int] = ...) -> None: ...
+    queue_count: int
+    def __init__(self, fingerprint: _Optional[str] = ..., error_type: _Optional[str] = ..., normalised_message: _Optional[str] = ..., count: _Optional[int] = ..., queue_names: _Optional[_Iterable[str]] = ..., first_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sample: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., last_hour_count: _Optional[int] = ..., last_day_count: _Optional[int] = ..., queue_count: _Optional[int] = ...) -> None: ...
 
 class RetryDeadLetterJobsRequest(_message.Message):
     __slots__ = ("filter", "ids", "dry_run", "retry_policy", "rate_limit", "max_jobs", "sample_size")
