@@ -234,3 +234,13 @@ def test_a_failure_pattern_names_a_bounded_number_of_its_queues(service):
     (pattern,) = service.admin.ListFailurePatterns(admin_pb.ListFailurePatternsRequest()).patterns
     assert pattern.count == 30 and pattern.queue_count == 30
     assert list(pattern.queue_names) == [f"shard-{n:02}" for n in range(20)]
+
+
+def test_queue_admin_stats_says_how_many_queues_it_left_out(crowded):
+    from tests.e2e.test_admin_cli import queue_admin
+
+    server, _ = crowded
+    done = queue_admin(f"127.0.0.1:{server.port}", "stats")
+    assert done.returncode == 0, done.stderr
+    assert f"{QUEUES + 3 - 100} quieter queues are counted in (all) only" in done.stdout
+    assert len(done.stdout.splitlines()) < 120
