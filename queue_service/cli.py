@@ -26,6 +26,7 @@ from queue_service.config import (
 )
 from queue_service.logs import LOG_FORMATS, configure_logging
 from queue_service.core.jobs import LifecycleSettings
+from queue_service.core.validation import Limits
 from queue_service.core.recovery import RecoveryCounts, RecoverySettings
 
 logger = logging.getLogger("queue_service")
@@ -156,7 +157,15 @@ def recovery_settings(args: argparse.Namespace) -> RecoverySettings:
 
 
 def lifecycle_settings(args: argparse.Namespace) -> LifecycleSettings:
-    return LifecycleSettings(stall_timeout=parse_duration(args.stall_timeout, "--stall-timeout / QUEUE_STALL_TIMEOUT"))
+    max_queues = _option(args.max_queues, "QUEUE_MAX_QUEUES", Limits().max_queues)
+    if max_queues < 1:
+        raise ConfigError(f"--max-queues / QUEUE_MAX_QUEUES must be at least 1, got {max_queues}")
+    admin_creates = args.admin_creates_queues or env_str("QUEUE_ADMIN_CREATES_QUEUES", "0").lower() in ("1", "true", "yes")
+    return LifecycleSettings(
+        stall_timeout=parse_duration(args.stall_timeout, "--stall-timeout / QUEUE_STALL_TIMEOUT"),
+        limits=Limits(max_queues=max_queues),
+        admin_creates_queues=admin_creates,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="seconds between database checks behind grpc.health.v1 (env QUEUE_HEALTH_CHECK_INTERVAL, default 2)",
+    )
+    queues_group = serve.add_argument_group("queues")
+    queues_group.add_argument(
+        "--max-queues",
+        type=int,
+        default=None,
+        help="queues the server holds at most; a job for a new queue beyond it is refused "
+        f"(env QUEUE_MAX_QUEUES, default {Limits().max_queues})",
+    )
+    queues_group.add_argument(
+        "--admin-creates-queues",
+        action="store_true",
+        help="only admin tokens create queues; a worker's job for an unknown queue gets NOT_FOUND "
+        "(env QUEUE_ADMIN_CREATES_QUEUES=1)",
     )
     _add_recovery_options(serve, serving=True)
 

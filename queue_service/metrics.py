@@ -27,6 +27,10 @@ NAMESPACE = "queue_service"
 # Long-polling leases may legitimately take tens of seconds, so the buckets reach that far.
 RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 SWEEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# Series carry a queue label for at most this many queues (gauges: the busiest; counters: the first
+# this process saw); the others add up under OTHER_QUEUES, so a scrape stays small however many queues there are.
+METRICS_QUEUE_LABELS = 100
+OTHER_QUEUES = "__other__"
 
 JOB_EVENT_HELP = {
     JobEvent.ENQUEUED: "Jobs created, by EnqueueJob(s) or by TrackStart of an unknown job.",
@@ -54,6 +58,8 @@ class ServiceMetrics:
             buckets=RPC_BUCKETS,
             registry=registry,
         )
+        self._labelled_queues: set[str] = set()
+        self._labels_lock = threading.Lock()
         self.job_events = {
             event: Counter(f"{NAMESPACE}_jobs_{event.value}_total", JOB_EVENT_HELP[event], ["queue"], registry=registry)
             for event in JobEvent
@@ -79,7 +85,16 @@ class ServiceMetrics:
     # ServiceEvents
 
     def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None:
-        self.job_events[event].labels(queue_name).inc(count)
+        self.job_events[event].labels(self._queue_label(queue_name)).inc(count)
+
+    def _queue_label(self, queue_name: str) -> str:
+        with self._labels_lock:
+            if queue_name in self._labelled_queues:
+                return queue_name
+            if len(self._labelled_queues) < METRICS_QUEUE_LABELS:
+                self._labelled_queues.add(queue_name)
+                return queue_name
+        return OTHER_QUEUES
 
     def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:
         self.sweep_seconds.labels("succeeded" if succeeded else "failed").observe(duration_seconds)
@@ -147,19 +162,27 @@ class QueueGaugeCollector(Collector):
 
 
 def statistics_gauges(queues: QueueManager) -> Callable[[], QueueGauges]:
-    """The QueueGaugeCollector's reader over the admin statistics (the same numbers as GetStatistics)."""
+    """The QueueGaugeCollector's reader over the admin statistics (the same numbers as GetStatistics):
+    the METRICS_QUEUE_LABELS busiest queues by name, and the rest summed under OTHER_QUEUES."""
+
+    def gauges(item) -> dict[str, int]:
+        return {
+            "ready": item.waiting,
+            "delayed": item.delayed,
+            "active": item.active,
+            "failed": item.failed,
+            "dead_letter_pending": item.dead_letters_pending,
+        }
 
     def read() -> QueueGauges:
-        return {
-            item.queue_name: {
-                "ready": item.waiting,
-                "delayed": item.delayed,
-                "active": item.active,
-                "failed": item.failed,
-                "dead_letter_pending": item.dead_letters_pending,
+        statistics = queues.statistics(max_queues=METRICS_QUEUE_LABELS)
+        found = {item.queue_name: gauges(item) for item in statistics.queues}
+        if statistics.omitted:
+            listed = [gauges(item) for item in statistics.queues]
+            found[OTHER_QUEUES] = {
+                name: total - sum(item[name] for item in listed) for name, total in gauges(statistics.totals).items()
             }
-            for item in queues.statistics().queues
-        }
+        return found
 
     return read
 

@@ -165,6 +165,7 @@ def job_error(message: job_pb2.JobError) -> models.JobError:
         details=message.details,
         attempt_number=message.attempt_number,
         occurred_at=optional_datetime(message, "occurred_at"),
+        omitted_count=message.omitted_count,
     )
 
 
@@ -277,6 +278,7 @@ def statistics(message: admin_pb2.GetStatisticsResponse) -> models.Statistics:
         queues=tuple(queue_statistics(queue) for queue in message.queues),
         totals=queue_statistics(message.totals),
         computed_at=optional_datetime(message, "computed_at"),
+        omitted_queue_count=message.omitted_queue_count,
     )
 
 
@@ -303,6 +305,7 @@ def activity(message: admin_pb2.GetQueueActivityResponse) -> models.Activity:
         start=optional_datetime(message, "start_time"),
         end=optional_datetime(message, "end_time"),
         bucket_width=optional_timedelta(message, "bucket_width"),
+        omitted_queue_count=message.omitted_queue_count,
     )
 
 
@@ -318,6 +321,7 @@ def failure_pattern(message: admin_pb2.FailurePattern) -> models.FailurePattern:
         sample=dead_letter_entry(message.sample) if message.HasField("sample") else None,
         last_hour_count=message.last_hour_count,
         last_day_count=message.last_day_count,
+        queue_count=message.queue_count,
     )
 
 

@@ -167,10 +167,13 @@ class AdminClient:
 
     # Statistics
 
-    def get_statistics(self, queue_names: Sequence[str] = (), *, timeout: float | None = None) -> Statistics:
-        """Job counts per queue and in total, with each queue's dead-letter summary."""
-        response = self._call(self.stub.GetStatistics, pb.GetStatisticsRequest(queue_names=list(queue_names)), timeout)
-        return convert.statistics(response)
+    def get_statistics(
+        self, queue_names: Sequence[str] = (), *, max_queues: int = 0, timeout: float | None = None
+    ) -> Statistics:
+        """Job counts per queue and in total, with each queue's dead-letter summary. Lists at most
+        `max_queues` queues (default 100), the busiest; totals cover all of them."""
+        request = pb.GetStatisticsRequest(queue_names=list(queue_names), max_queues=max_queues)
+        return convert.statistics(self._call(self.stub.GetStatistics, request, timeout))
 
     def get_queue_activity(
         self,
@@ -180,17 +183,20 @@ class AdminClient:
         end: datetime | None = None,
         bucket_width: timedelta | None = None,
         period: timedelta | None = None,
+        max_queues: int = 0,
         timeout: float | None = None,
     ) -> Activity:
         """Completed, failed, retried and dead-lettered jobs per queue in buckets of `bucket_width`
         (a multiple of 5 minutes; default 1 hour) from `start` (default `period`, 24 hours unless
-        given, before `end`) to `end` (default now by the server's clock)."""
+        given, before `end`) to `end` (default now by the server's clock). Lists at most
+        `max_queues` queues (default 20), the busiest; totals cover all of them."""
         request = pb.GetQueueActivityRequest(
             queue_names=list(queue_names),
             start_time=convert.timestamp(start),
             end_time=convert.timestamp(end),
             bucket_width=convert.duration(bucket_width),
             period=convert.duration(period),
+            max_queues=max_queues,
         )
         return convert.activity(self._call(self.stub.GetQueueActivity, request, timeout))
 
@@ -240,6 +246,7 @@ class AdminClient:
             entry=convert.dead_letter_entry(response.entry),
             job=convert.optional_job(response),
             retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+            retry_log_omitted_count=response.retry_log_omitted_count,
         )
 
     def retry_dead_letter_job(
@@ -393,6 +400,7 @@ class AdminClient:
             dead_letter_entry=convert.dead_letter_entry(response.dead_letter_entry)
             if response.HasField("dead_letter_entry")
             else None,
+            retry_log_omitted_count=response.retry_log_omitted_count,
         )
 
     def list_retry_log(

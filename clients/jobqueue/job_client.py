@@ -39,6 +39,19 @@ IDEMPOTENT_METHODS = {
 }
 # A long-poll lease may take this much longer than its wait before it counts as late.
 LEASE_GRACE_SECONDS = 10.0
+RECEIVE_LIMIT_OPTION = "grpc.max_receive_message_length"
+# gRPC's own receive limit where a channel sets none, and the largest value LeaseJobs takes.
+DEFAULT_RECEIVE_BYTES = 4 * 1024 * 1024
+MAX_RESPONSE_BYTES = 2**31 - 1
+
+
+def receive_limit(options: Sequence[tuple[str, Any]]) -> int:
+    """The largest reply a channel built with `options` accepts; -1 (unlimited) asks for the most."""
+    limit = DEFAULT_RECEIVE_BYTES
+    for name, value in options:
+        if name == RECEIVE_LIMIT_OPTION:
+            limit = MAX_RESPONSE_BYTES if int(value) < 0 else min(int(value), MAX_RESPONSE_BYTES)
+    return limit
 
 
 def enqueue_request(job: JobRequest) -> pb.EnqueueJobRequest:
@@ -114,6 +127,9 @@ class JobClient:
             idempotent_methods=IDEMPOTENT_METHODS,
         )
         self.stub = job_service_pb2_grpc.JobServiceStub(self.connection.channel)  # type: ignore[no-untyped-call]
+        # Leases fill their reply only up to what this channel accepts; for a channel passed in,
+        # whose options are unknown, the server assumes gRPC's default.
+        self.max_response_bytes = 0 if channel is not None else receive_limit(options)
 
     def __enter__(self) -> JobClient:
         return self
@@ -177,7 +193,11 @@ class JobClient:
         wait: timedelta | None = None,
         timeout: float | None = None,
     ) -> list[Job]:
-        """Lease up to `max_jobs` ready jobs; with `wait`, long-poll that long for one to become ready."""
+        """Lease up to `max_jobs` ready jobs; with `wait`, long-poll that long for one to become ready.
+
+        The server leases only as many as fit this client's receive limit (the channel option
+        grpc.max_receive_message_length, 4 MiB by default); the others stay ready for the next call.
+        """
         names = [queue_names] if isinstance(queue_names, str) else list(queue_names)
         request = pb.LeaseJobsRequest(
             queue_names=names,
@@ -185,6 +205,7 @@ class JobClient:
             max_jobs=max_jobs,
             lease_duration=convert.duration(lease_duration),
             wait=convert.duration(wait),
+            max_response_bytes=self.max_response_bytes,
         )
         deadline = self.connection.deadline(timeout)
         if wait is not None and deadline is not None:
@@ -337,6 +358,7 @@ class JobClient:
             job=convert.job(response.job),
             error_history=tuple(convert.job_error(error) for error in response.error_history),
             retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+            retry_log_omitted_count=response.retry_log_omitted_count,
         )
 
     # A run of another queue system, reported as it happens

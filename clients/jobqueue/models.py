@@ -57,6 +57,8 @@ class JobError:
     details: str = ""
     attempt_number: int = 0
     occurred_at: datetime | None = None
+    # Set only on the "ErrorsOmitted" entry of a long history: how many errors it stands for.
+    omitted_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,8 @@ class JobDetails:
     retry_log: tuple[RetryLogEntry, ...] = field(default_factory=tuple)
     # Filled in by AdminClient.get_job_details only.
     dead_letter_entry: DeadLetterEntry | None = None
+    # Retry decisions left out between the first and last ones in retry_log.
+    retry_log_omitted_count: int = 0
 
 
 # Admin
@@ -237,6 +241,8 @@ class Statistics:
     queues: tuple[QueueStatistics, ...]
     totals: QueueStatistics
     computed_at: datetime | None
+    # Queues counted in totals but not listed in `queues` (the busiest are listed).
+    omitted_queue_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -265,6 +271,8 @@ class Activity:
     start: datetime | None
     end: datetime | None
     bucket_width: timedelta | None
+    # Queues counted in totals but not listed in `queues` (the busiest are listed).
+    omitted_queue_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -273,6 +281,8 @@ class DeadLetterDetails:
     # The job as it is now; None if it was deleted.
     job: Job | None
     retry_log: tuple[RetryLogEntry, ...]
+    # Retry decisions left out between the first and last ones in retry_log.
+    retry_log_omitted_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -295,6 +305,8 @@ class FailurePattern:
     sample: DeadLetterEntry | None
     last_hour_count: int
     last_day_count: int
+    # All the queues of the group; queue_names lists the first 20 by name.
+    queue_count: int = 0
 
 
 @dataclass(frozen=True)

@@ -109,9 +109,11 @@ def stats(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
     headers = ["QUEUE", "STATUS", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "RETRYABLE", "DEAD",
                "DLQ PENDING", "DLQ RECOVERED", "DLQ GAVE UP"]
     rows = [row(queue, queue.queue_name) for queue in statistics.queues]
-    if len(rows) != 1:
+    if len(rows) != 1 or statistics.omitted_queue_count:
         rows.append(row(statistics.totals, "(all)"))
     render.table(headers, rows, output.out)
+    if statistics.omitted_queue_count:
+        print(f"{statistics.omitted_queue_count} quieter queues are counted in (all) only", file=output.out)
     return 0
 
 

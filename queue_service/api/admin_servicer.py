@@ -8,6 +8,7 @@ from jobqueue.v1 import admin_service_pb2_grpc
 from queue_service.api import convert
 from queue_service.api.errors import translate_all
 from queue_service.api.principal import current_actor
+from queue_service.api.reply_size import shorten_error_details
 from queue_service.core.audit import AuditLog
 from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager
 from queue_service.core.queues import QueueManager
@@ -35,7 +36,9 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
     # Statistics
 
     def GetStatistics(self, request, context):
-        return convert.statistics_response(self.queues.statistics(list(request.queue_names)))
+        return convert.statistics_response(
+            self.queues.statistics(list(request.queue_names), max_queues=request.max_queues)
+        )
 
     def GetQueueActivity(self, request, context):
         activity = self.queues.activity(
@@ -44,6 +47,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             end=convert.optional_datetime(request, "end_time"),
             bucket_width=convert.optional_timedelta(request, "bucket_width"),
             period=convert.optional_timedelta(request, "period"),
+            max_queues=request.max_queues,
         )
         return convert.activity_response(activity)
 
@@ -61,28 +65,33 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
 
     def GetDeadLetterJob(self, request, context):
         details = self.dead_letters.get(request.id)
-        return pb.GetDeadLetterJobResponse(
-            entry=convert.dead_letter_message(details.entry),
-            job=convert.job_message(details.job) if details.job else None,
-            retry_log=[convert.retry_log_message(row) for row in details.retry_log],
+        return shorten_error_details(
+            pb.GetDeadLetterJobResponse(
+                entry=convert.dead_letter_message(details.entry),
+                job=convert.job_message(details.job) if details.job else None,
+                retry_log=[convert.retry_log_message(row) for row in details.retry_log],
+                retry_log_omitted_count=details.retry_log_omitted,
+            )
         )
 
     def RetryDeadLetterJob(self, request, context):
         outcome = self.dead_letters.retry(
             request.id, actor=current_actor(context), retry_policy=convert.optional_policy(request)
         )
-        return pb.RetryDeadLetterJobResponse(
-            entry=convert.dead_letter_message(outcome.entry), job=convert.job_message(outcome.job)
+        return shorten_error_details(
+            pb.RetryDeadLetterJobResponse(
+                entry=convert.dead_letter_message(outcome.entry), job=convert.job_message(outcome.job)
+            )
         )
 
     def MarkPermanentlyFailed(self, request, context):
         entry = self.dead_letters.mark_permanently_failed(request.id, request.reason, actor=current_actor(context))
-        return pb.MarkPermanentlyFailedResponse(entry=convert.dead_letter_message(entry))
+        return shorten_error_details(pb.MarkPermanentlyFailedResponse(entry=convert.dead_letter_message(entry)))
 
     def UpdateDeadLetterJob(self, request, context):
         changes = convert.dead_letter_changes(request, UPDATABLE_FIELDS)
         entry = self.dead_letters.update(request.entry.id, changes, actor=current_actor(context))
-        return pb.UpdateDeadLetterJobResponse(entry=convert.dead_letter_message(entry))
+        return shorten_error_details(pb.UpdateDeadLetterJobResponse(entry=convert.dead_letter_message(entry)))
 
     def ListFailurePatterns(self, request, context):
         page = self.dead_letters.patterns(
@@ -116,27 +125,34 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             page_size=request.page_size,
             page_token=request.page_token,
         )
-        return pb.ListJobsResponse(
-            jobs=[convert.job_message(job, summary=True) for job in page.items],
-            next_page_token=page.next_page_token,
-            total_size=page.total_size,
+        return shorten_error_details(
+            pb.ListJobsResponse(
+                jobs=[convert.job_message(job, summary=True) for job in page.items],
+                next_page_token=page.next_page_token,
+                total_size=page.total_size,
+            )
         )
 
     def GetJobDetails(self, request, context):
         details = self.queues.job_details(request.job_id)
-        return pb.GetJobDetailsResponse(
-            job=convert.job_message(details.job),
-            error_history=[convert.job_error(error) for error in details.job.record.error_history],
-            retry_log=[convert.retry_log_message(row) for row in details.retry_log],
-            dead_letter_entry=convert.dead_letter_message(details.dead_letter) if details.dead_letter else None,
+        return shorten_error_details(
+            pb.GetJobDetailsResponse(
+                job=convert.job_message(details.job),
+                error_history=[convert.job_error(error) for error in details.job.record.error_history],
+                retry_log=[convert.retry_log_message(row) for row in details.retry_log],
+                dead_letter_entry=convert.dead_letter_message(details.dead_letter) if details.dead_letter else None,
+                retry_log_omitted_count=details.retry_log_omitted,
+            )
         )
 
     def ListRetryLog(self, request, context):
         page = self.queues.retry_log(
             convert.retry_log_query(request), page_size=request.page_size, page_token=request.page_token
         )
-        return pb.ListRetryLogResponse(
-            entries=[convert.retry_log_message(row) for row in page.items], next_page_token=page.next_page_token
+        return shorten_error_details(
+            pb.ListRetryLogResponse(
+                entries=[convert.retry_log_message(row) for row in page.items], next_page_token=page.next_page_token
+            )
         )
 
     # Queues

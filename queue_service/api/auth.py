@@ -90,7 +90,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                     reason="ROLE_NOT_ALLOWED",
                 ),
             )
-        return bound_to(handler, token.name)
+        return bound_to(handler, token.name, is_admin=token.role == Role.ADMIN)
 
 
 def rejecting(handler: grpc.RpcMethodHandler, error: Exception) -> grpc.RpcMethodHandler:
@@ -104,12 +104,12 @@ def rejecting(handler: grpc.RpcMethodHandler, error: Exception) -> grpc.RpcMetho
     return rebuild(handler, lambda _behavior: reject, request_deserializer=None)
 
 
-def bound_to(handler: grpc.RpcMethodHandler, principal_name: str) -> grpc.RpcMethodHandler:
-    """`handler` with the caller's name attached to the context the servicer receives."""
+def bound_to(handler: grpc.RpcMethodHandler, principal_name: str, *, is_admin: bool = False) -> grpc.RpcMethodHandler:
+    """`handler` with the caller's name and role attached to the context the servicer receives."""
 
     def wrap(behavior: Callable) -> Callable:
         def attached(request: Any, context: grpc.ServicerContext) -> Any:
-            attach_principal(context, principal_name)
+            attach_principal(context, principal_name, is_admin=is_admin)
             return behavior(request, context)
 
         return attached

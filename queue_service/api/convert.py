@@ -11,7 +11,7 @@ from google.protobuf.json_format import MessageToDict
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 
-from queue_service.core.errors import InvalidArgument
+from queue_service.core.errors import InvalidArgument, ResourceExhausted
 from queue_service.core.jobs import JobView, ReportedError
 from queue_service.core.audit import AuditQuery
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
@@ -128,6 +128,26 @@ def document(message: struct_pb2.Struct, field: str) -> dict[str, Any]:
         raise InvalidArgument(f"{field} is not a valid JSON object", field=field) from None
 
 
+# A leased job is its job_data plus at most this much: names, ids, policy, timestamps and the
+# last error (10,000-character message, 64 KiB details).
+JOB_ENVELOPE_BYTES = 128 * 1024
+# The largest job_data, as sent, that a lease can still deliver to a client with gRPC's default
+# 4 MiB receive limit. JSON can grow several times over as a Struct (a number costs 11 bytes).
+MAX_DELIVERABLE_JOB_DATA_BYTES = 4 * 1024 * 1024 - JOB_ENVELOPE_BYTES
+
+
+def deliverable_document(message: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """A job's payload, refused when a leased job carrying it would not fit a default client's reply."""
+    size = message.ByteSize()
+    if size > MAX_DELIVERABLE_JOB_DATA_BYTES:
+        raise ResourceExhausted(
+            f"{field} is {size} bytes as sent, more than the {MAX_DELIVERABLE_JOB_DATA_BYTES} a leased job "
+            "may carry to fit a worker's 4 MiB reply",
+            field=field,
+        )
+    return document(message, field)
+
+
 def finite(value: float, field: str) -> float:
     if math.isnan(value) or math.isinf(value):
         raise InvalidArgument(f"{field} must be a finite number", field=field)
@@ -164,6 +184,7 @@ def job_error(error: ErrorInfo | None) -> job_pb2.JobError | None:
         details=error.details,
         attempt_number=error.attempt_number,
         occurred_at=timestamp(error.occurred_at),
+        omitted_count=error.omitted,
     )
 
 
@@ -386,6 +407,7 @@ def statistics_response(stats: Statistics) -> admin_pb.GetStatisticsResponse:
         queues=[queue_statistics_message(item) for item in stats.queues],
         totals=queue_statistics_message(stats.totals),
         computed_at=timestamp(stats.computed_at),
+        omitted_queue_count=stats.omitted,
     )
 
 
@@ -412,6 +434,7 @@ def activity_response(activity: Activity) -> admin_pb.GetQueueActivityResponse:
         start_time=timestamp(activity.start),
         end_time=timestamp(activity.end),
         bucket_width=duration(activity.bucket_width),
+        omitted_queue_count=activity.omitted,
     )
 
 
@@ -428,6 +451,7 @@ def failure_pattern_message(pattern: FailurePattern) -> admin_pb.FailurePattern:
         sample=dead_letter_message(pattern.sample, summary=True) if pattern.sample else None,
         last_hour_count=row.last_hour_count,
         last_day_count=row.last_day_count,
+        queue_count=pattern.queue_count,
     )
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 
 from google.rpc import status_pb2
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 from jobqueue.v1 import job_service_pb2_grpc
 
 from queue_service.api import convert
 from queue_service.api.errors import error_status_message, translate_all
+from queue_service.api.principal import caller_is_admin
+from queue_service.api.reply_size import leased_job_bytes, shorten_error_details
 from queue_service.core.jobs import Completion, JobManager, JobSpec
 
 OK_STATUS = status_pb2.Status(code=0)
@@ -20,7 +23,7 @@ def job_spec(request: pb.EnqueueJobRequest, prefix: str = "") -> JobSpec:
     return JobSpec(
         queue_name=request.queue_name,
         job_name=request.job_name,
-        job_data=convert.document(request.job_data, f"{prefix}job_data"),
+        job_data=convert.deliverable_document(request.job_data, f"{prefix}job_data"),
         job_id=request.job_id,
         priority=request.priority,
         run_at=convert.to_datetime(request.run_at, f"{prefix}run_at") if schedule == "run_at" else None,
@@ -47,15 +50,22 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self.jobs.notifier.notify()
 
     def EnqueueJob(self, request, context):
-        (result,) = self.jobs.enqueue([job_spec(request)])
+        (result,) = self.jobs.enqueue([job_spec(request)], by_admin=caller_is_admin(context))
         return enqueue_response(result)
 
     def EnqueueJobs(self, request, context):
         specs = [job_spec(item, f"jobs[{index}].") for index, item in enumerate(request.jobs)]
-        results = self.jobs.enqueue(specs, batch=True)
+        results = self.jobs.enqueue(specs, batch=True, by_admin=caller_is_admin(context))
         return pb.EnqueueJobsResponse(results=[enqueue_response(result) for result in results])
 
     def LeaseJobs(self, request, context):
+        messages: dict[str, job_pb2.Job] = {}
+
+        def reply_size(view) -> int:
+            # Kept: each measured job is sent as measured, without converting it twice.
+            messages[view.record.job_id] = convert.job_message(view)
+            return leased_job_bytes(messages[view.record.job_id])
+
         jobs = self.jobs.lease(
             list(request.queue_names),
             worker_id=request.worker_id,
@@ -64,8 +74,10 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             wait=convert.optional_timedelta(request, "wait"),
             is_active=lambda: context.is_active() and not self._stopping.is_set(),
             time_remaining=context.time_remaining,
+            max_response_bytes=request.max_response_bytes,
+            reply_size=reply_size,
         )
-        return pb.LeaseJobsResponse(jobs=[convert.job_message(job) for job in jobs])
+        return pb.LeaseJobsResponse(jobs=[messages[job.record.job_id] for job in jobs])
 
     def HeartbeatJob(self, request, context):
         job = self.jobs.heartbeat(
@@ -78,8 +90,9 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             request.job_id,
             queue_name=request.queue_name,
             job_name=request.job_name,
-            job_data=convert.document(request.job_data, "job_data"),
+            job_data=convert.deliverable_document(request.job_data, "job_data"),
             worker_id=request.worker_id,
+            by_admin=caller_is_admin(context),
         )
         return pb.TrackStartResponse(job=convert.job_message(job), created=created)
 
@@ -137,12 +150,15 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
 
     def MoveToDeadLetter(self, request, context):
         entry = self.jobs.move_to_dead_letter(request.job_id, request.reason)
-        return pb.MoveToDeadLetterResponse(entry=convert.dead_letter_message(entry))
+        return shorten_error_details(pb.MoveToDeadLetterResponse(entry=convert.dead_letter_message(entry)))
 
     def GetJob(self, request, context):
         details = self.jobs.get_job(request.job_id)
-        return pb.GetJobResponse(
-            job=convert.job_message(details.job),
-            error_history=[convert.job_error(error) for error in details.job.record.error_history],
-            retry_log=[convert.retry_log_message(entry) for entry in details.retry_log],
+        return shorten_error_details(
+            pb.GetJobResponse(
+                job=convert.job_message(details.job),
+                error_history=[convert.job_error(error) for error in details.job.record.error_history],
+                retry_log=[convert.retry_log_message(entry) for entry in details.retry_log],
+                retry_log_omitted_count=details.retry_log_omitted,
+            )
         )

@@ -3,6 +3,7 @@ and graceful stop."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -60,7 +61,10 @@ class QueueServer:
         self.notifier = ReadyNotifier()
         self.metrics_registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.metrics_registry)
-        self.jobs = JobManager(self.database, self.clock, config.lifecycle, self.notifier, events=self.metrics)
+        # No reply may outgrow what this server sends, whatever a caller says it accepts.
+        limits = dataclasses.replace(config.lifecycle.limits, max_response_bytes=config.max_message_bytes)
+        lifecycle = dataclasses.replace(config.lifecycle, limits=limits)
+        self.jobs = JobManager(self.database, self.clock, lifecycle, self.notifier, events=self.metrics)
         self.queues = QueueManager(self.jobs)
         # `sleep` paces rate-limited bulk redrives; tests pass one that advances their fake clock.
         self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)

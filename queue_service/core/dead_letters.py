@@ -23,6 +23,8 @@ from queue_service.core.states import Transition
 from queue_service.core.validation import check_range, check_text
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.records import (
+    HISTORY_HEAD,
+    HISTORY_TAIL,
     DeadLetterFilter,
     DeadLetterRecord,
     FailurePatternRow,
@@ -32,6 +34,8 @@ from queue_service.store.records import (
 )
 from queue_service.store.repository import Repository
 
+# A failure pattern names at most this many of its queues, so that a page stays bounded however many there are.
+MAX_PATTERN_QUEUES = 20
 # Fields UpdateDeadLetterJob may change, with the largest value each takes.
 UPDATABLE_FIELDS = ("admin_notes", "assigned_to", "priority")
 MAX_ASSIGNEE_LENGTH = 255
@@ -52,7 +56,9 @@ PROGRESS_INTERVAL = timedelta(seconds=1)
 class DeadLetterDetails:
     entry: DeadLetterRecord
     job: JobView | None
+    # The first and last retry decisions, and how many lie between.
     retry_log: list[RetryLogRecord]
+    retry_log_omitted: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,10 @@ class RetryOutcome:
 class FailurePattern:
     row: FailurePatternRow
     normalised_message: str
+    # The first MAX_PATTERN_QUEUES queues by name, of queue_count.
     queue_names: list[str]
     sample: DeadLetterRecord | None
+    queue_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,8 @@ class DeadLetterManager:
             entry = self._entry(repo, entry_id)
             job = repo.get_job(entry.job_id)
             view = self.jobs.views(repo, [job])[job.job_id] if job else None
-            return DeadLetterDetails(entry, view, repo.retry_log_for_job(entry.job_id))
+            retry_log, omitted = repo.retry_log_excerpt(entry.job_id, head=HISTORY_HEAD, tail=HISTORY_TAIL)
+            return DeadLetterDetails(entry, view, retry_log, omitted)
 
     # Triage
 
@@ -352,8 +361,9 @@ class DeadLetterManager:
                     FailurePattern(
                         row=row,
                         normalised_message=normalise_message(sample.failure_reason) if sample else "",
-                        queue_names=queues.get(row.fingerprint, []),
+                        queue_names=queues.get(row.fingerprint, [])[:MAX_PATTERN_QUEUES],
                         sample=sample,
+                        queue_count=len(queues.get(row.fingerprint, [])),
                     )
                 )
             total = admin.count_failure_patterns(queue_name=queue_name or None, recovery_status=status)

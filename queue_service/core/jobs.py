@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import time
@@ -47,6 +48,8 @@ from queue_service.core.validation import (
 )
 from queue_service.store.database import Database
 from queue_service.store.records import (
+    HISTORY_HEAD,
+    HISTORY_TAIL,
     DeadLetterRecord,
     DeathReason,
     Decision,
@@ -56,11 +59,10 @@ from queue_service.store.records import (
     NewJob,
     QueueRecord,
     RetryLogRecord,
+    bounded_history,
 )
 from queue_service.store.repository import Repository
 
-# Enough to explain any death without letting a job that fails forever grow without bound.
-MAX_ERROR_HISTORY = 100
 # Error types of the failures the service records itself, not a worker: a run whose lease ran out
 # (the recovery sweep), a job moved to the DLQ, retries a lowered policy no longer allows.
 LEASE_EXPIRED_TYPE = "LeaseExpired"
@@ -71,6 +73,8 @@ SERVICE_ERROR_TYPES = frozenset({LEASE_EXPIRED_TYPE, MOVED_EXPLICITLY_TYPE, RETR
 LEASE_DEADLINE_MARGIN_SECONDS = 0.25
 # States with no further runs, whatever the policy says.
 FINISHED_STATES = frozenset({JobState.DEAD_LETTER, JobState.COMPLETED})
+# What gRPC clients accept by default: a lease reply stays within this unless the caller says more.
+DEFAULT_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class LifecycleSettings:
     limits: Limits = field(default_factory=Limits)
     # Long-polls re-check this often for jobs made ready by another replica or by time passing.
     lease_poll_interval: float = 0.5
+    # When True, only admins create queues: a worker's job for an unknown queue is refused.
+    admin_creates_queues: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,9 @@ class FailureOutcome:
 @dataclass(frozen=True)
 class JobDetails:
     job: JobView
+    # The first and last retry decisions (records.HISTORY_HEAD and HISTORY_TAIL), and how many lie between.
     retry_log: list[RetryLogRecord]
+    retry_log_omitted: int = 0
 
 
 def _decided_by_the_service(decision: RetryLogRecord) -> bool:
@@ -180,7 +188,8 @@ class JobManager:
 
     # Producers
 
-    def enqueue(self, specs: Sequence[JobSpec], *, batch: bool = False) -> list[EnqueueResult]:
+    def enqueue(self, specs: Sequence[JobSpec], *, batch: bool = False, by_admin: bool = True) -> list[EnqueueResult]:
+        """`by_admin` says whether the caller may create queues where only admins may."""
         limits = self.limits
         if batch:
             if not specs:
@@ -190,7 +199,10 @@ class JobManager:
         now = self.clock.now()
         new_jobs = [self._new_job(spec, now, f"jobs[{index}]." if batch else "") for index, spec in enumerate(specs)]
         with self.database.transaction() as repo:
-            queues = self._existing_queues(repo, {job.queue_name for job in new_jobs}, now)
+            fields: dict[str, str] = {}
+            for index, job in enumerate(new_jobs):
+                fields.setdefault(job.queue_name, f"jobs[{index}].queue_name" if batch else "queue_name")
+            queues = self.create_missing_queues(repo, fields, now, by_admin=by_admin)
             inserted = repo.insert_jobs_returning(new_jobs, now)
             self._emit_per_queue(repo, JobEvent.ENQUEUED, [job.queue_name for job in new_jobs if job.job_id in inserted])
             stored = dict(inserted)
@@ -207,12 +219,30 @@ class JobManager:
             self.notifier.notify()
         return results
 
-    @staticmethod
-    def _existing_queues(repo: Repository, names: set[str], now: datetime) -> dict[str, QueueRecord]:
-        """The named queues, creating those that do not exist yet; one read when all exist."""
-        queues = repo.get_queues(names)
-        missing = names - queues.keys()
+    def create_missing_queues(
+        self, repo: Repository, fields: dict[str, str], now: datetime, *, by_admin: bool = True
+    ) -> dict[str, QueueRecord]:
+        """The queues named by `fields` (queue name -> the request field naming it), creating those
+        that do not exist yet, within the server's queue rules; one read when all exist."""
+        queues = repo.get_queues(fields)
+        missing = sorted(fields.keys() - queues.keys())
         if missing:
+            first = missing[0]
+            if self.settings.admin_creates_queues and not by_admin:
+                raise NotFound(
+                    f"{fields[first]} {first!r} names no existing queue, and on this server only admins "
+                    "create queues (by enqueueing, or UpdateQueuePolicy or PauseQueue with allow_missing)",
+                    field=fields[first],
+                    reason="UNKNOWN_QUEUE",
+                )
+            existing = repo.count_queues()
+            if existing + len(missing) > self.limits.max_queues:
+                raise ResourceExhausted(
+                    f"{fields[first]} {first!r} names a new queue, but this server already holds {existing} "
+                    f"of at most {self.limits.max_queues} queues (--max-queues)",
+                    field=fields[first],
+                    reason="TOO_MANY_QUEUES",
+                )
             repo.ensure_queues(missing, now)
             queues.update(repo.get_queues(missing))
         return queues
@@ -252,7 +282,12 @@ class JobManager:
         wait: timedelta | None = None,
         is_active: Callable[[], bool] = lambda: True,
         time_remaining: Callable[[], float | None] = lambda: None,
+        max_response_bytes: int = 0,
+        reply_size: Callable[[JobView], int] | None = None,
     ) -> list[JobView]:
+        """Lease up to `max_jobs` ready jobs. With `reply_size` (the bytes a job adds to the caller's
+        reply), only the jobs whose reply fits `max_response_bytes` are leased, so that no lease is
+        committed that the caller cannot receive."""
         limits = self.limits
         if not queue_names:
             raise InvalidArgument("queue_names must name at least one queue", field="queue_names")
@@ -267,6 +302,10 @@ class JobManager:
             allow_zero=False,
         )
         wait = check_duration(wait, "wait", default=timedelta(0), maximum=limits.max_wait)
+        if max_response_bytes < 0:
+            raise InvalidArgument("max_response_bytes must not be negative (0 means 4 MiB)", field="max_response_bytes")
+        # A caller may accept more than the server sends; the server's own limit then applies.
+        response_limit = min(max_response_bytes or DEFAULT_RESPONSE_BYTES, limits.max_response_bytes)
         budget = wait.total_seconds()
         caller_time = time_remaining()
         if caller_time is not None:
@@ -275,7 +314,7 @@ class JobManager:
         deadline = time.monotonic() + budget
         while True:
             generation = self.notifier.generation
-            jobs = self._lease_once(names, worker_id, max_jobs, duration)
+            jobs = self._lease_once(names, worker_id, max_jobs, duration, response_limit, reply_size)
             remaining = deadline - time.monotonic()
             if jobs or remaining <= 0 or not is_active():
                 return jobs
@@ -283,7 +322,15 @@ class JobManager:
             if not is_active():
                 return []
 
-    def _lease_once(self, names: list[str], worker_id: str, max_jobs: int, duration: timedelta) -> list[JobView]:
+    def _lease_once(
+        self,
+        names: list[str],
+        worker_id: str,
+        max_jobs: int,
+        duration: timedelta,
+        response_limit: int,
+        reply_size: Callable[[JobView], int] | None,
+    ) -> list[JobView]:
         with self.database.transaction() as repo:
             # One read of the queues serves both the paused check and the policies of the views.
             queues = repo.get_queues(names)
@@ -291,12 +338,51 @@ class JobManager:
             if not leasable:
                 return []
             now = self.clock.now()
-            jobs = repo.lease_ready_jobs(
-                leasable, limit=max_jobs, now=now, worker_id=worker_id or None, lease_expires_at=now + duration
+            ready = repo.ready_jobs_for_lease(leasable, limit=max_jobs, now=now)
+            lease_expires_at = now + duration
+            # The jobs as the lease leaves them, so that the reply can be measured before anything changes.
+            leased = [
+                dataclasses.replace(
+                    job,
+                    state=JobState.ACTIVE,
+                    attempt_number=job.attempt_number + 1,
+                    worker_id=worker_id or None,
+                    lease_expires_at=lease_expires_at,
+                    started_at=now,
+                    updated_at=now,
+                )
+                for job in ready
+            ]
+            views = self._views(repo, leased, queues=queues)
+            if reply_size is not None:
+                leased = self._fitting(leased, views, reply_size, response_limit)
+            claimed = repo.claim_leases(
+                [job.id for job in leased], now=now, worker_id=worker_id or None, lease_expires_at=lease_expires_at
             )
-            self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in jobs])
-            views = self._views(repo, jobs, queues=queues)
-        return [views[job.job_id] for job in jobs]
+            if claimed != len(leased):
+                raise Aborted("ready jobs changed concurrently during the lease; retry the call", field="queue_names")
+            self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in leased])
+        return [views[job.job_id] for job in leased]
+
+    @staticmethod
+    def _fitting(
+        jobs: list[JobRecord], views: dict[str, JobView], reply_size: Callable[[JobView], int], limit: int
+    ) -> list[JobRecord]:
+        """The longest head of `jobs` whose reply fits `limit` bytes; refuses when not even the first fits."""
+        total = 0
+        for index, job in enumerate(jobs):
+            size = reply_size(views[job.job_id])
+            if total + size > limit:
+                if index == 0:
+                    raise ResourceExhausted(
+                        f"job {job.job_id!r} needs a {size}-byte reply, more than max_response_bytes allows "
+                        f"({limit}); it stays ready for a caller that accepts more",
+                        field="max_response_bytes",
+                        reason="JOB_LARGER_THAN_RESPONSE_LIMIT",
+                    )
+                return jobs[:index]
+            total += size
+        return jobs
 
     def heartbeat(self, job_id: str, attempt_number: int, lease_duration: timedelta | None = None) -> JobRecord:
         duration = check_duration(
@@ -324,6 +410,7 @@ class JobManager:
         job_name: str = "",
         job_data: dict[str, Any] | None = None,
         worker_id: str = "",
+        by_admin: bool = True,
     ) -> tuple[JobView, bool]:
         limits = self.limits
         require_name(job_id, "job_id", limits.max_job_id_length)
@@ -340,7 +427,7 @@ class JobManager:
                     raise InvalidArgument("queue_name is required to start an unknown job", field="queue_name")
                 if not job_name:
                     raise InvalidArgument("job_name is required to start an unknown job", field="job_name")
-                repo.ensure_queues([queue_name], now)
+                self.create_missing_queues(repo, {queue_name: "queue_name"}, now, by_admin=by_admin)
                 new_job = NewJob(
                     job_id=job_id,
                     queue_name=queue_name,
@@ -555,7 +642,7 @@ class JobManager:
             lease_expired=lease_expired,
             rng=self.rng,
         )
-        history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+        history = bounded_history([*job.error_history, error])
         if not decision.should_retry:
             entry, updated = self._dead_letter(
                 repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
@@ -636,7 +723,7 @@ class JobManager:
             decision = get_retry_decision(
                 policy, runs_in_budget=job.runs_in_budget, now=now, lease_expired=lease_expired, rng=self.rng
             )
-            history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+            history = bounded_history([*job.error_history, error])
             if not decision.should_retry:
                 entry, updated = self._dead_letter(
                     repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
@@ -695,7 +782,7 @@ class JobManager:
             states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job_id)
             now = self.clock.now()
             error = ErrorInfo(reason, MOVED_EXPLICITLY_TYPE, "", job.attempt_number, now)
-            history = (job.error_history + [error])[-MAX_ERROR_HISTORY:]
+            history = bounded_history([*job.error_history, error])
             entry, _ = self._dead_letter(
                 repo, job, error, history, DeathReason.MOVED_EXPLICITLY, Transition.MOVE_TO_DEAD_LETTER, now
             )
@@ -753,7 +840,8 @@ class JobManager:
         require_name(job_id, "job_id", self.limits.max_job_id_length)
         with self.database.transaction() as repo:
             job = self._get(repo, job_id)
-            return JobDetails(self._views(repo, [job])[job_id], repo.retry_log_for_job(job_id))
+            retry_log, omitted = repo.retry_log_excerpt(job_id, head=HISTORY_HEAD, tail=HISTORY_TAIL)
+            return JobDetails(self._views(repo, [job])[job_id], retry_log, omitted)
 
     # Helpers
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +19,8 @@ from queue_service.core.retry import (
 from queue_service.core.validation import check_duration, check_text, require_name
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.records import (
+    HISTORY_HEAD,
+    HISTORY_TAIL,
     DeadLetterRecord,
     Decision,
     JobState,
@@ -43,6 +45,12 @@ DEFAULT_ACTIVITY_BUCKET = timedelta(hours=1)
 DEFAULT_ACTIVITY_PERIOD = timedelta(hours=24)
 MAX_ACTIVITY_BUCKETS = 1000
 MAX_ACTIVITY_PERIOD = timedelta(days=35)
+# Queues one statistics or activity reply lists at most (by default, and whatever a caller asks):
+# the busiest ones; totals always cover every queue, so that a reply stays bounded however many there are.
+DEFAULT_STATISTICS_QUEUES = 100
+MAX_STATISTICS_QUEUES = 1000
+DEFAULT_ACTIVITY_QUEUES = 20
+MAX_ACTIVITY_QUEUES = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -79,6 +87,8 @@ class Statistics:
     queues: list[QueueStatistics]
     totals: QueueStatistics
     computed_at: datetime
+    # Queues counted in totals but not listed.
+    omitted: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,14 @@ class Activity:
     start: datetime
     end: datetime
     bucket_width: timedelta
+    # Queues counted in totals but not listed.
+    omitted: int = 0
+
+
+def _listed_queues(max_queues: int, default: int, maximum: int) -> int:
+    if max_queues < 0:
+        raise InvalidArgument("max_queues must not be negative", field="max_queues")
+    return min(max_queues or default, maximum)
 
 
 def _floor(moment: datetime, width: timedelta) -> datetime:
@@ -119,8 +137,10 @@ class QueueView:
 @dataclass(frozen=True)
 class JobAdminDetails:
     job: JobView
+    # The first and last retry decisions, and how many lie between.
     retry_log: list[RetryLogRecord]
     dead_letter: DeadLetterRecord | None
+    retry_log_omitted: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,10 +164,12 @@ class QueueManager:
 
     # Statistics
 
-    def statistics(self, queue_names: Sequence[str] = ()) -> Statistics:
+    def statistics(self, queue_names: Sequence[str] = (), *, max_queues: int = 0) -> Statistics:
         """Exact counts from the trigger-maintained queue_counters (a few rows per queue) instead of
         counting queue_jobs; only the time-dependent split (ready now or delayed) reads queue_jobs,
-        as an index range scan over jobs whose run time is still ahead."""
+        as an index range scan over jobs whose run time is still ahead. Lists the `max_queues`
+        queues with the most unfinished jobs and pending dead letters, by name."""
+        listed = _listed_queues(max_queues, DEFAULT_STATISTICS_QUEUES, MAX_STATISTICS_QUEUES)
         names = sorted({self._name(name, "queue_names") for name in queue_names}) or None
         with self.database.transaction() as repo:
             admin = AdminRepository.of(repo)
@@ -187,7 +209,15 @@ class QueueManager:
         totals = QueueStatistics(queue_name="")
         for item in result:
             totals = totals + item
-        return Statistics(result, totals, now)
+        busiest = sorted(
+            result,
+            key=lambda item: (
+                -(item.waiting + item.delayed + item.active + item.failed + item.dead_letters_pending),
+                item.queue_name,
+            ),
+        )[:listed]
+        shown = sorted(busiest, key=lambda item: item.queue_name)
+        return Statistics(shown, totals, now, omitted=len(result) - len(shown))
 
     def activity(
         self,
@@ -197,10 +227,13 @@ class QueueManager:
         end: datetime | None = None,
         bucket_width: timedelta | None = None,
         period: timedelta | None = None,
+        max_queues: int = 0,
     ) -> Activity:
         """Completed, failed, retried and dead-lettered jobs per queue and bucket, every bucket of
         the period included. Sums the trigger-kept rows (queue_activity) of the period, hourly where
-        the bucket width allows, else five-minute; their number does not depend on how many jobs there are."""
+        the bucket width allows, else five-minute; their number does not depend on how many jobs there are.
+        Lists the `max_queues` queues with the most activity in the period, by name; totals cover all."""
+        listed = _listed_queues(max_queues, DEFAULT_ACTIVITY_QUEUES, MAX_ACTIVITY_QUEUES)
         names = sorted({self._name(name, "queue_names") for name in queue_names}) or None
         width = DEFAULT_ACTIVITY_BUCKET if bucket_width is None else bucket_width
         if width <= timedelta(0) or width % ACTIVITY_RESOLUTION:
@@ -248,30 +281,31 @@ class QueueManager:
                 queue_names=names,
             )
 
+        known = {queue.name for queue in queues}
         sums: dict[tuple[str, int], dict[str, int]] = {}
+        totals: dict[int, dict[str, int]] = {}
+        volume: dict[str, int] = {}
         for queue_name, index, activity, amount in rows:
+            if queue_name not in known:
+                continue
             counts = sums.setdefault((queue_name, index), {})
             counts[activity] = counts.get(activity, 0) + amount
+            total = totals.setdefault(index, {})
+            total[activity] = total.get(activity, 0) + amount
+            volume[queue_name] = volume.get(queue_name, 0) + amount
 
-        def series(queue_name: str | None) -> list[ActivityCounts]:
-            buckets = []
-            for index in range(count):
-                if queue_name is None:
-                    found: dict[str, int] = {}
-                    for queue in queues:
-                        for activity, amount in sums.get((queue.name, index), {}).items():
-                            found[activity] = found.get(activity, 0) + amount
-                else:
-                    found = sums.get((queue_name, index), {})
-                buckets.append(ActivityCounts(first + index * width, **found))
-            return buckets
+        def series(found: Callable[[int], dict[str, int]]) -> list[ActivityCounts]:
+            return [ActivityCounts(first + index * width, **found(index)) for index in range(count)]
 
+        busiest = sorted(queues, key=lambda queue: (-volume.get(queue.name, 0), queue.name))[:listed]
+        shown = sorted(queue.name for queue in busiest)
         return Activity(
-            queues=[QueueActivity(queue.name, series(queue.name)) for queue in queues],
-            totals=QueueActivity("", series(None)),
+            queues=[QueueActivity(name, series(lambda index, name=name: sums.get((name, index), {}))) for name in shown],
+            totals=QueueActivity("", series(lambda index: totals.get(index, {}))),
             start=first,
             end=period_end,
             bucket_width=width,
+            omitted=len(queues) - len(shown),
         )
 
     # Queues
@@ -315,7 +349,7 @@ class QueueManager:
                 preview = queue or QueueRecord(name, False, None, now, now)
                 return self.view(replace(preview, retry_policy=stored, updated_at=now))
             if queue is None:
-                repo.ensure_queues([name], now)
+                self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
             updated = admin.update_queue(name, {"retry_policy": stored, "updated_at": now})
             audit.record(
                 admin,
@@ -337,7 +371,7 @@ class QueueManager:
             if queue is None:
                 if not allow_missing:
                     raise NotFound(f"queue {name!r} not found", field="queue_name")
-                repo.ensure_queues([name], now)
+                self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
             updated = admin.update_queue(name, {"paused": paused, "updated_at": now})
             audit.record(
                 admin,
@@ -472,10 +506,9 @@ class QueueManager:
             job = repo.get_job(job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} not found", field="job_id")
+            retry_log, omitted = repo.retry_log_excerpt(job_id, head=HISTORY_HEAD, tail=HISTORY_TAIL)
             return JobAdminDetails(
-                self.jobs.views(repo, [job])[job_id],
-                repo.retry_log_for_job(job_id),
-                repo.get_dead_letter_for_job(job_id),
+                self.jobs.views(repo, [job])[job_id], retry_log, repo.get_dead_letter_for_job(job_id), omitted
             )
 
     def retry_log(self, query: RetryLogQuery, *, page_size: int = 0, page_token: str = "") -> paging.Page[RetryLogRecord]:

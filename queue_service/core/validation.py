@@ -25,6 +25,10 @@ class Limits:
     max_wait: timedelta = timedelta(minutes=5)
     max_schedule_ahead: timedelta = timedelta(days=3650)
     max_priority: int = 1_000_000
+    # Queues the server holds at most: enqueueing into a new queue beyond it is refused.
+    max_queues: int = 10_000
+    # The server's gRPC send limit: no reply may be larger, whatever a caller accepts.
+    max_response_bytes: int = 8 * 1024 * 1024
 
 
 def _has_control_characters(value: str) -> bool:

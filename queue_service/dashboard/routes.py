@@ -19,6 +19,10 @@ from queue_service.dashboard.app import Dashboard, PageError, Redrive, describe,
 from queue_service.dashboard.charts import WINDOWS, activity_chart
 
 PAGE_SIZE = 50
+# The overview lists and charts only the busiest queues, so that it stays small however many there are.
+OVERVIEW_QUEUES = 50
+OVERVIEW_CHARTS = 10
+QUEUES_PAGE_SIZE = 100
 CLEANABLE_STATES = ("completed", "failed", "waiting", "dead_letter")
 
 
@@ -122,15 +126,22 @@ def overview(request: Request, client: AdminClient, form: dict[str, Any]) -> Res
     if window not in WINDOWS:
         window = "day"
     period, width = WINDOWS[window]
-    statistics = client.get_statistics()
-    activity = client.get_queue_activity(period=period, bucket_width=width)
+    statistics = client.get_statistics(max_queues=OVERVIEW_QUEUES)
+    activity = client.get_queue_activity(period=period, bucket_width=width, max_queues=OVERVIEW_CHARTS)
     charts = [activity_chart(activity.totals, title="All queues")] + [
         activity_chart(queue, title=queue.queue_name) for queue in activity.queues
     ]
     return render(
         request,
         "overview.html",
-        {"title": "Overview", "statistics": statistics, "charts": charts, "window": window, "windows": list(WINDOWS)},
+        {
+            "title": "Overview",
+            "statistics": statistics,
+            "charts": charts,
+            "uncharted": activity.omitted_queue_count,
+            "window": window,
+            "windows": list(WINDOWS),
+        },
     )
 
 
@@ -361,11 +372,18 @@ def redrive_progress(request: Request, client: AdminClient, form: dict[str, Any]
 
 
 def queues(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
-    statistics = {item.queue_name: item for item in client.get_statistics().queues}
+    pager = client.list_queues(page_size=QUEUES_PAGE_SIZE, page_token=request.query_params.get("page", ""))
+    names = [queue.name for queue in pager.items]
+    found = client.get_statistics(names, max_queues=len(names)).queues if names else ()
     return render(
         request,
         "queues.html",
-        {"title": "Queues", "queues": list(client.list_queues(page_size=1000)), "statistics": statistics},
+        {
+            "title": "Queues",
+            "queues": pager.items,
+            "statistics": {item.queue_name: item for item in found},
+            "next_page": pager.next_page_token,
+        },
     )
 
 

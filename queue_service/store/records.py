@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -41,15 +42,20 @@ class ErrorInfo:
     details: str = ""
     attempt_number: int = 0
     occurred_at: datetime | None = None
+    # Set only on the entry that stands for errors left out of a long history: how many.
+    omitted: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "message": self.message,
             "type": self.type,
             "details": self.details,
             "attempt_number": self.attempt_number,
             "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
         }
+        if self.omitted:
+            data["omitted"] = self.omitted
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ErrorInfo:
@@ -60,7 +66,41 @@ class ErrorInfo:
             details=data.get("details", ""),
             attempt_number=int(data.get("attempt_number", 0)),
             occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+            omitted=int(data.get("omitted", 0)),
         )
+
+
+# What a job and its dead-letter entry keep of its errors, and what a read returns of its retry
+# log: the first HISTORY_HEAD and the last HISTORY_TAIL in full. Between them, one entry of type
+# ERRORS_OMITTED_TYPE counts the errors left out, so that a job failing many times stays readable.
+HISTORY_HEAD = 3
+HISTORY_TAIL = 7
+ERRORS_OMITTED_TYPE = "ErrorsOmitted"
+
+
+def bounded_history(errors: Sequence[ErrorInfo]) -> list[ErrorInfo]:
+    """`errors` (oldest first, possibly holding summaries) with the errors between the first
+    HISTORY_HEAD and the last HISTORY_TAIL merged into one summary entry."""
+    entries = list(errors)
+    head = 0
+    while head < min(HISTORY_HEAD, len(entries)) and not entries[head].omitted:
+        head += 1
+    tail = 0
+    while tail < min(HISTORY_TAIL, len(entries) - head) and not entries[len(entries) - 1 - tail].omitted:
+        tail += 1
+    middle = entries[head : len(entries) - tail]
+    if not middle or (len(middle) == 1 and middle[0].omitted):
+        return entries
+    omitted = sum(entry.omitted or 1 for entry in middle)
+    latest = max(middle, key=lambda entry: entry.attempt_number)
+    summary = ErrorInfo(
+        message=f"{omitted} errors omitted here, up to attempt {latest.attempt_number}; ListRetryLog lists each",
+        type=ERRORS_OMITTED_TYPE,
+        attempt_number=latest.attempt_number,
+        occurred_at=latest.occurred_at,
+        omitted=omitted,
+    )
+    return entries[:head] + [summary] + entries[len(entries) - tail :]
 
 
 @dataclass(frozen=True)

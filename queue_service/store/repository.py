@@ -42,6 +42,7 @@ from queue_service.store.records import (
     RecoveryStatus,
     RetryLogRecord,
     RunStatus,
+    bounded_history,
 )
 from queue_service.store.schema import (
     ACTIVITY_BUCKET_SECONDS,
@@ -63,7 +64,8 @@ READY_STATES_LITERAL = bindparam("ready_states", READY_STATES, expanding=True, l
 
 
 def _errors(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
-    return [ErrorInfo.from_json(item) for item in raw or []]
+    # Bounded on read too: rows written before histories were bounded become readable as they are.
+    return bounded_history([ErrorInfo.from_json(item) for item in raw or []])
 
 
 def job_from_row(row) -> JobRecord:
@@ -216,6 +218,9 @@ class Repository:
         if rows:
             self.connection.execute(self._insert(queues).on_conflict_do_nothing(index_elements=["name"]), rows)
 
+    def count_queues(self) -> int:
+        return self.connection.execute(select(func.count()).select_from(queues)).scalar_one()
+
     def get_queue(self, name: str) -> QueueRecord | None:
         row = self.connection.execute(select(queues).where(queues.c.name == name)).first()
         return queue_from_row(row) if row else None
@@ -291,18 +296,11 @@ class Repository:
         rows = self.connection.execute(select(queue_jobs).where(queue_jobs.c.job_id.in_(list(job_ids)))).all()
         return {row.job_id: job_from_row(row) for row in rows}
 
-    def lease_ready_jobs(
-        self,
-        queue_names: Sequence[str],
-        *,
-        limit: int,
-        now: datetime,
-        worker_id: str,
-        lease_expires_at: datetime,
-    ) -> list[JobRecord]:
-        """Claim up to `limit` ready jobs, highest priority then oldest ready time first."""
-        ready = (
-            select(queue_jobs.c.id)
+    def ready_jobs_for_lease(self, queue_names: Sequence[str], *, limit: int, now: datetime) -> list[JobRecord]:
+        """Lock up to `limit` ready jobs, highest priority then oldest ready time first, skipping
+        rows another transaction holds. `claim_leases` then leases those the caller picks."""
+        statement = (
+            select(queue_jobs)
             .where(
                 queue_jobs.c.queue_name.in_(list(queue_names)),
                 queue_jobs.c.state.in_(READY_STATES_LITERAL),
@@ -311,14 +309,19 @@ class Repository:
             .order_by(queue_jobs.c.priority.desc(), queue_jobs.c.run_at, queue_jobs.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-            .cte("ready")
         )
+        return [job_from_row(row) for row in self.connection.execute(statement)]
+
+    def claim_leases(
+        self, ids: Sequence[int], *, now: datetime, worker_id: str | None, lease_expires_at: datetime
+    ) -> int:
+        """Make the jobs `ids` (locked by `ready_jobs_for_lease`) ACTIVE with their next attempt;
+        returns how many were still ready."""
+        if not ids:
+            return 0
         statement = (
             update(queue_jobs)
-            # UPDATE ... FROM the CTE, joined on id alone: its FOR UPDATE has locked each row and
-            # re-checked its state. Planned as id IN (SELECT ...) AND state IN (...), statistics that
-            # lag behind a burst made PostgreSQL loop over every ready job for each picked one.
-            .where(queue_jobs.c.id == ready.c.id)
+            .where(queue_jobs.c.id.in_(list(ids)), queue_jobs.c.state.in_(READY_STATES_LITERAL))
             .values(
                 state=JobState.ACTIVE.value,
                 attempt_number=queue_jobs.c.attempt_number + 1,
@@ -327,11 +330,9 @@ class Repository:
                 started_at=now,
                 updated_at=now,
             )
-            .returning(*queue_jobs.c)
+            .returning(queue_jobs.c.id)
         )
-        jobs = [job_from_row(row) for row in self.connection.execute(statement)]
-        jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
-        return jobs
+        return len(self.connection.execute(statement).all())
 
     def update_job(
         self,
@@ -374,7 +375,8 @@ class Repository:
         )
         result = self.connection.execute(
             update(queue_jobs)
-            # Joined on id alone, as in lease_ready_jobs: the CTE's row locks already hold the state.
+            # Joined on id alone: the CTE's row locks already hold the state. Planned as id IN (SELECT ...)
+            # AND state IN (...), statistics that lag behind a burst made PostgreSQL loop over every row.
             .where(queue_jobs.c.id == due.c.id)
             .values(state=to_state.value, updated_at=now)
             .returning(queue_jobs.c.id)
@@ -631,11 +633,19 @@ class Repository:
         ).first()
         return retry_log_from_row(row) if row else None
 
-    def retry_log_for_job(self, job_id: str) -> list[RetryLogRecord]:
-        rows = self.connection.execute(
-            select(queue_retry_log).where(queue_retry_log.c.job_id == job_id).order_by(queue_retry_log.c.id)
-        )
-        return [retry_log_from_row(row) for row in rows]
+    def retry_log_excerpt(self, job_id: str, *, head: int, tail: int) -> tuple[list[RetryLogRecord], int]:
+        """The job's first `head` and last `tail` retry decisions, oldest first, and how many lie between."""
+        c = queue_retry_log.c
+        of_job = select(queue_retry_log).where(c.job_id == job_id)
+        first = self.connection.execute(of_job.order_by(c.id).limit(head)).all()
+        if len(first) < head:
+            return [retry_log_from_row(row) for row in first], 0
+        last = self.connection.execute(of_job.where(c.id > first[-1].id).order_by(c.id.desc()).limit(tail)).all()
+        later = self.connection.execute(
+            select(func.count()).select_from(queue_retry_log).where(c.job_id == job_id, c.id > first[-1].id)
+        ).scalar_one()
+        between = later - len(last)
+        return [retry_log_from_row(row) for row in [*first, *reversed(last)]], between
 
     def delete_retry_log(self, *, created_before: datetime, limit: int) -> int:
         old = (

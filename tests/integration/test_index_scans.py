@@ -122,9 +122,7 @@ def test_the_data_set_is_loaded(million_jobs):
 def lease_plan(engine: Engine, queues: list[str]) -> str:
     return plan_of(
         engine,
-        lambda connection: Repository(connection).lease_ready_jobs(
-            queues, limit=10, now=NOW, worker_id="w", lease_expires_at=NOW + timedelta(minutes=1)
-        ),
+        lambda connection: Repository(connection).ready_jobs_for_lease(queues, limit=10, now=NOW),
     )
 
 

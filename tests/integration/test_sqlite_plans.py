@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Connection, Engine
@@ -65,9 +65,7 @@ def uses_index(step: str, index: str) -> bool:
 def test_lease_walks_the_ready_index_without_sorting(loaded):
     plan = query_plan(
         loaded,
-        lambda connection: Repository(connection).lease_ready_jobs(
-            ["queue-7"], limit=10, now=NOW, worker_id="w", lease_expires_at=NOW + timedelta(minutes=1)
-        ),
+        lambda connection: Repository(connection).ready_jobs_for_lease(["queue-7"], limit=10, now=NOW),
     )
     assert any(uses_index(step, "ix_queue_jobs_ready") for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan

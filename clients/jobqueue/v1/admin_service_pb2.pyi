@@ -15,20 +15,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetStatisticsRequest(_message.Message):
-    __slots__ = ("queue_names",)
+    __slots__ = ("queue_names", "max_queues")
     QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUES_FIELD_NUMBER: _ClassVar[int]
     queue_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, queue_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    max_queues: int
+    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., max_queues: _Optional[int] = ...) -> None: ...
 
 class GetStatisticsResponse(_message.Message):
-    __slots__ = ("queues", "totals", "computed_at")
+    __slots__ = ("queues", "totals", "computed_at", "omitted_queue_count")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_QUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueStatistics]
     totals: QueueStatistics
     computed_at: _timestamp_pb2.Timestamp
-    def __init__(self, queues: _Optional[_Iterable[_Union[QueueStatistics, _Mapping]]] = ..., totals: _Optional[_Union[QueueStatistics, _Mapping]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    omitted_queue_count: int
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueStatistics, _Mapping]]] = ..., totals: _Optional[_Union[QueueStatistics, _Mapping]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., omitted_queue_count: _Optional[int] = ...) -> None: ...
 
 class QueueStatistics(_message.Message):
     __slots__ = ("queue_name", "paused", "waiting_count", "delayed_count", "active_count", "completed_count", "failed_count", "retryable_count", "dead_letter_count", "dead_letter_summary")
@@ -67,32 +71,36 @@ class DeadLetterSummary(_message.Message):
     def __init__(self, total_count: _Optional[int] = ..., pending_count: _Optional[int] = ..., recovered_count: _Optional[int] = ..., permanently_failed_count: _Optional[int] = ...) -> None: ...
 
 class GetQueueActivityRequest(_message.Message):
-    __slots__ = ("queue_names", "start_time", "end_time", "bucket_width", "period")
+    __slots__ = ("queue_names", "start_time", "end_time", "bucket_width", "period", "max_queues")
     QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     BUCKET_WIDTH_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUES_FIELD_NUMBER: _ClassVar[int]
     queue_names: _containers.RepeatedScalarFieldContainer[str]
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     bucket_width: _duration_pb2.Duration
     period: _duration_pb2.Duration
-    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    max_queues: int
+    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_queues: _Optional[int] = ...) -> None: ...
 
 class GetQueueActivityResponse(_message.Message):
-    __slots__ = ("queues", "totals", "start_time", "end_time", "bucket_width")
+    __slots__ = ("queues", "totals", "start_time", "end_time", "bucket_width", "omitted_queue_count")
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     BUCKET_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_QUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     queues: _containers.RepeatedCompositeFieldContainer[QueueActivity]
     totals: QueueActivity
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     bucket_width: _duration_pb2.Duration
-    def __init__(self, queues: _Optional[_Iterable[_Union[QueueActivity, _Mapping]]] = ..., totals: _Optional[_Union[QueueActivity, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    omitted_queue_count: int
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueActivity, _Mapping]]] = ..., totals: _Optional[_Union[QueueActivity, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_width: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., omitted_queue_count: _Optional[int] = ...) -> None: ...
 
 class QueueActivity(_message.Message):
     __slots__ = ("queue_name", "buckets")
@@ -165,14 +173,16 @@ class GetDeadLetterJobRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class GetDeadLetterJobResponse(_message.Message):
-    __slots__ = ("entry", "job", "retry_log")
+    __slots__ = ("entry", "job", "retry_log", "retry_log_omitted_count")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     RETRY_LOG_FIELD_NUMBER: _ClassVar[int]
+    RETRY_LOG_OMITTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     entry: _job_pb2.DeadLetterEntry
     job: _job_pb2.Job
     retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
-    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ...) -> None: ...
+    retry_log_omitted_count: int
+    def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., retry_log_omitted_count: _Optional[int] = ...) -> None: ...
 
 class RetryDeadLetterJobRequest(_message.Message):
     __slots__ = ("id", "retry_policy")
@@ -241,7 +251,7 @@ class ListFailurePatternsResponse(_message.Message):
     def __init__(self, patterns: _Optional[_Iterable[_Union[FailurePattern, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class FailurePattern(_message.Message):
-    __slots__ = ("fingerprint", "error_type", "normalised_message", "count", "queue_names", "first_seen_at", "last_seen_at", "sample", "last_hour_count", "last_day_count")
+    __slots__ = ("fingerprint", "error_type", "normalised_message", "count", "queue_names", "first_seen_at", "last_seen_at", "sample", "last_hour_count", "last_day_count", "queue_count")
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     NORMALISED_MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +262,7 @@ class FailurePattern(_message.Message):
     SAMPLE_FIELD_NUMBER: _ClassVar[int]
     LAST_HOUR_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_DAY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_COUNT_FIELD_NUMBER: _ClassVar[int]
     fingerprint: str
     error_type: str
     normalised_message: str
@@ -262,7 +273,8 @@ class FailurePattern(_message.Message):
     sample: _job_pb2.DeadLetterEntry
     last_hour_count: int
     last_day_count: int
-    def __init__(self, fingerprint: _Optional[str] = ..., error_type: _Optional[str] = ..., normalised_message: _Optional[str] = ..., count: _Optional[int] = ..., queue_names: _Optional[_Iterable[str]] = ..., first_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sample: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., last_hour_count: _Optional[int] = ..., last_day_count: _Optional[int] = ...) -> None: ...
+    queue_count: int
+    def __init__(self, fingerprint: _Optional[str] = ..., error_type: _Optional[str] = ..., normalised_message: _Optional[str] = ..., count: _Optional[int] = ..., queue_names: _Optional[_Iterable[str]] = ..., first_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sample: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., last_hour_count: _Optional[int] = ..., last_day_count: _Optional[int] = ..., queue_count: _Optional[int] = ...) -> None: ...
 
 class RetryDeadLetterJobsRequest(_message.Message):
     __slots__ = ("filter", "ids", "dry_run", "retry_policy", "rate_limit", "max_jobs", "sample_size")
@@ -345,16 +357,18 @@ class GetJobDetailsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobDetailsResponse(_message.Message):
-    __slots__ = ("job", "error_history", "retry_log", "dead_letter_entry")
+    __slots__ = ("job", "error_history", "retry_log", "dead_letter_entry", "retry_log_omitted_count")
     JOB_FIELD_NUMBER: _ClassVar[int]
     ERROR_HISTORY_FIELD_NUMBER: _ClassVar[int]
     RETRY_LOG_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTER_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    RETRY_LOG_OMITTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job
     error_history: _containers.RepeatedCompositeFieldContainer[_job_pb2.JobError]
     retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
     dead_letter_entry: _job_pb2.DeadLetterEntry
-    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., dead_letter_entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ...) -> None: ...
+    retry_log_omitted_count: int
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., dead_letter_entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., retry_log_omitted_count: _Optional[int] = ...) -> None: ...
 
 class ListRetryLogRequest(_message.Message):
     __slots__ = ("job_id", "queue_name", "decision", "created_after", "created_before", "page_size", "page_token")

@@ -157,7 +157,8 @@ class AdminServiceServicer:
     """
 
     def GetStatistics(self, request, context):
-        """Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ summaries.
+        """Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ
+        summaries, for the busiest queues; totals over every queue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,7 +166,8 @@ class AdminServiceServicer:
 
     def GetQueueActivity(self, request, context):
         """Completed, failed, retried and dead-lettered jobs per queue in time buckets, read from counts
-        the database keeps as jobs change state (never a scan of the jobs).
+        the database keeps as jobs change state (never a scan of the jobs), for the busiest queues;
+        totals over every queue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

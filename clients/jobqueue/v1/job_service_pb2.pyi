@@ -54,18 +54,20 @@ class EnqueueJobsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[EnqueueJobResponse, _Mapping]]] = ...) -> None: ...
 
 class LeaseJobsRequest(_message.Message):
-    __slots__ = ("queue_names", "worker_id", "max_jobs", "lease_duration", "wait")
+    __slots__ = ("queue_names", "worker_id", "max_jobs", "lease_duration", "wait", "max_response_bytes")
     QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
     LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     queue_names: _containers.RepeatedScalarFieldContainer[str]
     worker_id: str
     max_jobs: int
     lease_duration: _duration_pb2.Duration
     wait: _duration_pb2.Duration
-    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., worker_id: _Optional[str] = ..., max_jobs: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    max_response_bytes: int
+    def __init__(self, queue_names: _Optional[_Iterable[str]] = ..., worker_id: _Optional[str] = ..., max_jobs: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_response_bytes: _Optional[int] = ...) -> None: ...
 
 class LeaseJobsResponse(_message.Message):
     __slots__ = ("jobs",)
@@ -202,11 +204,13 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobResponse(_message.Message):
-    __slots__ = ("job", "error_history", "retry_log")
+    __slots__ = ("job", "error_history", "retry_log", "retry_log_omitted_count")
     JOB_FIELD_NUMBER: _ClassVar[int]
     ERROR_HISTORY_FIELD_NUMBER: _ClassVar[int]
     RETRY_LOG_FIELD_NUMBER: _ClassVar[int]
+    RETRY_LOG_OMITTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job
     error_history: _containers.RepeatedCompositeFieldContainer[_job_pb2.JobError]
     retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
-    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ...) -> None: ...
+    retry_log_omitted_count: int
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., retry_log_omitted_count: _Optional[int] = ...) -> None: ...
