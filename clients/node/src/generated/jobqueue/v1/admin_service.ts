@@ -44,18 +44,27 @@ export const protobufFileName = "jobqueue/v1/admin_service.proto";
 export interface GetStatisticsRequest {
   /** Queues to report; empty reports every known queue. */
   queueNames: string[];
+  /**
+   * Queues listed at most: those with the most unfinished jobs and pending dead-letter entries.
+   * Default 100, at most 1000 (larger values are lowered, negative ones refused).
+   */
+  maxQueues: number;
 }
 
 /** Statistics per queue and over all of them. */
 export interface GetStatisticsResponse {
-  /** One entry per queue, by name. */
+  /** One entry per listed queue (at most max_queues), by name. */
   queues: QueueStatistics[];
-  /** Sums over the queues above; queue_name is empty and paused is false. */
+  /** Sums over every reported queue, listed or not; queue_name is empty and paused is false. */
   totals?:
     | QueueStatistics
     | undefined;
   /** The time "ready now" and "delayed" were computed against. */
-  computedAt?: Date | undefined;
+  computedAt?:
+    | Date
+    | undefined;
+  /** Reported queues left out of `queues` (counted in totals); ListQueues pages through all of them. */
+  omittedQueueCount: number;
 }
 
 /** Counts for one queue. */
@@ -117,14 +126,21 @@ export interface GetQueueActivityRequest {
    * Length of the period when start_time is unset, counted back from end_time; unset means 24 hours.
    * It lets a caller ask for "the last hour" by the server's clock.
    */
-  period?: Duration | undefined;
+  period?:
+    | Duration
+    | undefined;
+  /**
+   * Queues listed at most: those with the most activity in the period. Default 20, at most 50
+   * (larger values are lowered, negative ones refused).
+   */
+  maxQueues: number;
 }
 
 /** Activity per queue and over all of them. */
 export interface GetQueueActivityResponse {
-  /** One entry per queue, by name. */
+  /** One entry per listed queue (at most max_queues), by name. */
   queues: QueueActivity[];
-  /** Sums over the queues above; queue_name is empty. */
+  /** Sums over every reported queue, listed or not; queue_name is empty. */
   totals?:
     | QueueActivity
     | undefined;
@@ -137,7 +153,11 @@ export interface GetQueueActivityResponse {
     | Date
     | undefined;
   /** Width of each bucket. */
-  bucketWidth?: Duration | undefined;
+  bucketWidth?:
+    | Duration
+    | undefined;
+  /** Reported queues left out of `queues` (counted in totals). */
+  omittedQueueCount: number;
 }
 
 /** One queue's activity over the period. */
@@ -218,7 +238,7 @@ export interface GetDeadLetterJobRequest {
 
 /** One dead-letter entry with everything needed to triage it. */
 export interface GetDeadLetterJobResponse {
-  /** The entry, with job_data and its whole error history. */
+  /** The entry, with job_data and its error history. */
   entry?:
     | DeadLetterEntry
     | undefined;
@@ -226,8 +246,10 @@ export interface GetDeadLetterJobResponse {
   job?:
     | Job
     | undefined;
-  /** Every retry decision about the job, oldest first. */
+  /** The first 3 and the last 7 retry decisions about the job, oldest first. */
   retryLog: RetryLogEntry[];
+  /** Retry decisions between those, left out; ListRetryLog with job_id pages through all of them. */
+  retryLogOmittedCount: number;
 }
 
 /** Sends one dead job back to its queue. */
@@ -316,7 +338,7 @@ export interface FailurePattern {
   normalisedMessage: string;
   /** Entries in the group. */
   count: number;
-  /** Queues the entries come from, by name. */
+  /** Queues the entries come from, by name: the first 20 (queue_count says how many there are). */
   queueNames: string[];
   /** Earliest dead_lettered_at in the group. */
   firstSeenAt?:
@@ -334,6 +356,8 @@ export interface FailurePattern {
   lastHourCount: number;
   /** Entries of the group dead-lettered in the last 24 hours. */
   lastDayCount: number;
+  /** Queues the entries come from, all of them; queue_names lists the first 20. */
+  queueCount: number;
 }
 
 /** Which PENDING entries to retry, and how. */
@@ -429,12 +453,19 @@ export interface GetJobDetailsResponse {
   job?:
     | Job
     | undefined;
-  /** Every error the job reported, oldest first (the last 100). */
+  /**
+   * The first 3 and the last 7 errors, oldest first; one entry of type "ErrorsOmitted" between them
+   * counts those left out (its omitted_count).
+   */
   errorHistory: JobError[];
-  /** Every retry decision about the job, oldest first. */
+  /** The first 3 and the last 7 retry decisions about the job, oldest first. */
   retryLog: RetryLogEntry[];
   /** The job's dead-letter entry, if it has ever been dead-lettered. */
-  deadLetterEntry?: DeadLetterEntry | undefined;
+  deadLetterEntry?:
+    | DeadLetterEntry
+    | undefined;
+  /** Retry decisions between those in retry_log, left out; ListRetryLog with job_id pages through all of them. */
+  retryLogOmittedCount: number;
 }
 
 /** A page of the retry log. */
@@ -767,13 +798,16 @@ export interface ListAuditEventsResponse {
 }
 
 function createBaseGetStatisticsRequest(): GetStatisticsRequest {
-  return { queueNames: [] };
+  return { queueNames: [], maxQueues: 0 };
 }
 
 export const GetStatisticsRequest: MessageFns<GetStatisticsRequest> = {
   encode(message: GetStatisticsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.queueNames) {
       writer.uint32(10).string(v!);
+    }
+    if (message.maxQueues !== 0) {
+      writer.uint32(16).int32(message.maxQueues);
     }
     return writer;
   },
@@ -799,6 +833,14 @@ export const GetStatisticsRequest: MessageFns<GetStatisticsRequest> = {
             message.queueNames.push(reader.string());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxQueues = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -817,12 +859,13 @@ export const GetStatisticsRequest: MessageFns<GetStatisticsRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetStatisticsRequest>, I>>(object: I): GetStatisticsRequest {
     const message = createBaseGetStatisticsRequest();
     message.queueNames = object.queueNames?.map((e) => e) || [];
+    message.maxQueues = object.maxQueues ?? 0;
     return message;
   },
 };
 
 function createBaseGetStatisticsResponse(): GetStatisticsResponse {
-  return { queues: [], totals: undefined, computedAt: undefined };
+  return { queues: [], totals: undefined, computedAt: undefined, omittedQueueCount: 0 };
 }
 
 export const GetStatisticsResponse: MessageFns<GetStatisticsResponse> = {
@@ -835,6 +878,9 @@ export const GetStatisticsResponse: MessageFns<GetStatisticsResponse> = {
     }
     if (message.computedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.computedAt), writer.uint32(26).fork()).join();
+    }
+    if (message.omittedQueueCount !== 0) {
+      writer.uint32(32).int64(message.omittedQueueCount);
     }
     return writer;
   },
@@ -876,6 +922,14 @@ export const GetStatisticsResponse: MessageFns<GetStatisticsResponse> = {
             message.computedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.omittedQueueCount = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -898,6 +952,7 @@ export const GetStatisticsResponse: MessageFns<GetStatisticsResponse> = {
       ? QueueStatistics.fromPartial(object.totals)
       : undefined;
     message.computedAt = object.computedAt ?? undefined;
+    message.omittedQueueCount = object.omittedQueueCount ?? 0;
     return message;
   },
 };
@@ -1170,7 +1225,14 @@ export const DeadLetterSummary: MessageFns<DeadLetterSummary> = {
 };
 
 function createBaseGetQueueActivityRequest(): GetQueueActivityRequest {
-  return { queueNames: [], startTime: undefined, endTime: undefined, bucketWidth: undefined, period: undefined };
+  return {
+    queueNames: [],
+    startTime: undefined,
+    endTime: undefined,
+    bucketWidth: undefined,
+    period: undefined,
+    maxQueues: 0,
+  };
 }
 
 export const GetQueueActivityRequest: MessageFns<GetQueueActivityRequest> = {
@@ -1189,6 +1251,9 @@ export const GetQueueActivityRequest: MessageFns<GetQueueActivityRequest> = {
     }
     if (message.period !== undefined) {
       Duration.encode(message.period, writer.uint32(42).fork()).join();
+    }
+    if (message.maxQueues !== 0) {
+      writer.uint32(48).int32(message.maxQueues);
     }
     return writer;
   },
@@ -1246,6 +1311,14 @@ export const GetQueueActivityRequest: MessageFns<GetQueueActivityRequest> = {
             message.period = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxQueues = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1272,12 +1345,20 @@ export const GetQueueActivityRequest: MessageFns<GetQueueActivityRequest> = {
     message.period = (object.period !== undefined && object.period !== null)
       ? Duration.fromPartial(object.period)
       : undefined;
+    message.maxQueues = object.maxQueues ?? 0;
     return message;
   },
 };
 
 function createBaseGetQueueActivityResponse(): GetQueueActivityResponse {
-  return { queues: [], totals: undefined, startTime: undefined, endTime: undefined, bucketWidth: undefined };
+  return {
+    queues: [],
+    totals: undefined,
+    startTime: undefined,
+    endTime: undefined,
+    bucketWidth: undefined,
+    omittedQueueCount: 0,
+  };
 }
 
 export const GetQueueActivityResponse: MessageFns<GetQueueActivityResponse> = {
@@ -1296,6 +1377,9 @@ export const GetQueueActivityResponse: MessageFns<GetQueueActivityResponse> = {
     }
     if (message.bucketWidth !== undefined) {
       Duration.encode(message.bucketWidth, writer.uint32(42).fork()).join();
+    }
+    if (message.omittedQueueCount !== 0) {
+      writer.uint32(48).int64(message.omittedQueueCount);
     }
     return writer;
   },
@@ -1353,6 +1437,14 @@ export const GetQueueActivityResponse: MessageFns<GetQueueActivityResponse> = {
             message.bucketWidth = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.omittedQueueCount = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1379,6 +1471,7 @@ export const GetQueueActivityResponse: MessageFns<GetQueueActivityResponse> = {
     message.bucketWidth = (object.bucketWidth !== undefined && object.bucketWidth !== null)
       ? Duration.fromPartial(object.bucketWidth)
       : undefined;
+    message.omittedQueueCount = object.omittedQueueCount ?? 0;
     return message;
   },
 };
@@ -1930,7 +2023,7 @@ export const GetDeadLetterJobRequest: MessageFns<GetDeadLetterJobRequest> = {
 };
 
 function createBaseGetDeadLetterJobResponse(): GetDeadLetterJobResponse {
-  return { entry: undefined, job: undefined, retryLog: [] };
+  return { entry: undefined, job: undefined, retryLog: [], retryLogOmittedCount: 0 };
 }
 
 export const GetDeadLetterJobResponse: MessageFns<GetDeadLetterJobResponse> = {
@@ -1943,6 +2036,9 @@ export const GetDeadLetterJobResponse: MessageFns<GetDeadLetterJobResponse> = {
     }
     for (const v of message.retryLog) {
       RetryLogEntry.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.retryLogOmittedCount !== 0) {
+      writer.uint32(32).int32(message.retryLogOmittedCount);
     }
     return writer;
   },
@@ -1984,6 +2080,14 @@ export const GetDeadLetterJobResponse: MessageFns<GetDeadLetterJobResponse> = {
             message.retryLog.push(RetryLogEntry.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.retryLogOmittedCount = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2006,6 +2110,7 @@ export const GetDeadLetterJobResponse: MessageFns<GetDeadLetterJobResponse> = {
       : undefined;
     message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
     message.retryLog = object.retryLog?.map((e) => RetryLogEntry.fromPartial(e)) || [];
+    message.retryLogOmittedCount = object.retryLogOmittedCount ?? 0;
     return message;
   },
 };
@@ -2582,6 +2687,7 @@ function createBaseFailurePattern(): FailurePattern {
     sample: undefined,
     lastHourCount: 0,
     lastDayCount: 0,
+    queueCount: 0,
   };
 }
 
@@ -2616,6 +2722,9 @@ export const FailurePattern: MessageFns<FailurePattern> = {
     }
     if (message.lastDayCount !== 0) {
       writer.uint32(80).int64(message.lastDayCount);
+    }
+    if (message.queueCount !== 0) {
+      writer.uint32(88).int64(message.queueCount);
     }
     return writer;
   },
@@ -2713,6 +2822,14 @@ export const FailurePattern: MessageFns<FailurePattern> = {
             message.lastDayCount = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.queueCount = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2742,6 +2859,7 @@ export const FailurePattern: MessageFns<FailurePattern> = {
       : undefined;
     message.lastHourCount = object.lastHourCount ?? 0;
     message.lastDayCount = object.lastDayCount ?? 0;
+    message.queueCount = object.queueCount ?? 0;
     return message;
   },
 };
@@ -3376,7 +3494,7 @@ export const GetJobDetailsRequest: MessageFns<GetJobDetailsRequest> = {
 };
 
 function createBaseGetJobDetailsResponse(): GetJobDetailsResponse {
-  return { job: undefined, errorHistory: [], retryLog: [], deadLetterEntry: undefined };
+  return { job: undefined, errorHistory: [], retryLog: [], deadLetterEntry: undefined, retryLogOmittedCount: 0 };
 }
 
 export const GetJobDetailsResponse: MessageFns<GetJobDetailsResponse> = {
@@ -3392,6 +3510,9 @@ export const GetJobDetailsResponse: MessageFns<GetJobDetailsResponse> = {
     }
     if (message.deadLetterEntry !== undefined) {
       DeadLetterEntry.encode(message.deadLetterEntry, writer.uint32(34).fork()).join();
+    }
+    if (message.retryLogOmittedCount !== 0) {
+      writer.uint32(40).int32(message.retryLogOmittedCount);
     }
     return writer;
   },
@@ -3441,6 +3562,14 @@ export const GetJobDetailsResponse: MessageFns<GetJobDetailsResponse> = {
             message.deadLetterEntry = DeadLetterEntry.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.retryLogOmittedCount = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3464,6 +3593,7 @@ export const GetJobDetailsResponse: MessageFns<GetJobDetailsResponse> = {
     message.deadLetterEntry = (object.deadLetterEntry !== undefined && object.deadLetterEntry !== null)
       ? DeadLetterEntry.fromPartial(object.deadLetterEntry)
       : undefined;
+    message.retryLogOmittedCount = object.retryLogOmittedCount ?? 0;
     return message;
   },
 };
@@ -5572,7 +5702,10 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
  */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
-  /** Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ summaries. */
+  /**
+   * Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ
+   * summaries, for the busiest queues; totals over every queue.
+   */
   getStatistics: {
     path: "/jobqueue.v1.AdminService/GetStatistics" as const,
     requestStream: false as const,
@@ -5585,7 +5718,8 @@ export const AdminServiceService = {
   },
   /**
    * Completed, failed, retried and dead-lettered jobs per queue in time buckets, read from counts
-   * the database keeps as jobs change state (never a scan of the jobs).
+   * the database keeps as jobs change state (never a scan of the jobs), for the busiest queues;
+   * totals over every queue.
    */
   getQueueActivity: {
     path: "/jobqueue.v1.AdminService/GetQueueActivity" as const,
@@ -5818,11 +5952,15 @@ export const AdminServiceService = {
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
-  /** Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ summaries. */
+  /**
+   * Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ
+   * summaries, for the busiest queues; totals over every queue.
+   */
   getStatistics: handleUnaryCall<GetStatisticsRequest, GetStatisticsResponse>;
   /**
    * Completed, failed, retried and dead-lettered jobs per queue in time buckets, read from counts
-   * the database keeps as jobs change state (never a scan of the jobs).
+   * the database keeps as jobs change state (never a scan of the jobs), for the busiest queues;
+   * totals over every queue.
    */
   getQueueActivity: handleUnaryCall<GetQueueActivityRequest, GetQueueActivityResponse>;
   /** Lists dead-letter entries, highest triage priority first, then most recently dead-lettered. */
@@ -5869,7 +6007,10 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
 }
 
 export interface AdminServiceClient extends Client {
-  /** Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ summaries. */
+  /**
+   * Per-queue job counts by state (waiting split into ready now and delayed), paused flags and DLQ
+   * summaries, for the busiest queues; totals over every queue.
+   */
   getStatistics(
     request: GetStatisticsRequest,
     callback: (error: ServiceError | null, response: GetStatisticsResponse) => void,
@@ -5887,7 +6028,8 @@ export interface AdminServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Completed, failed, retried and dead-lettered jobs per queue in time buckets, read from counts
-   * the database keeps as jobs change state (never a scan of the jobs).
+   * the database keeps as jobs change state (never a scan of the jobs), for the busiest queues;
+   * totals over every queue.
    */
   getQueueActivity(
     request: GetQueueActivityRequest,

@@ -138,7 +138,15 @@ export interface JobError {
   /** Run that produced the error; filled in by the service. */
   attemptNumber: number;
   /** When the error was recorded; filled in by the service. */
-  occurredAt?: Date | undefined;
+  occurredAt?:
+    | Date
+    | undefined;
+  /**
+   * Set only on the entry of type "ErrorsOmitted" that stands, in a long error history, for the
+   * errors between the first 3 and the last 7: how many it stands for. Its attempt_number and
+   * occurred_at are those of the latest of them. The retry log keeps each of them.
+   */
+  omittedCount: number;
 }
 
 /** How often and how late a failed job is retried. */
@@ -207,7 +215,10 @@ export interface DeadLetterEntry {
   errorType: string;
   /** Runs the job had started when it died. */
   totalAttempts: number;
-  /** Every error the job reported, oldest first. */
+  /**
+   * The first 3 and the last 7 errors, oldest first; one entry of type "ErrorsOmitted" between them
+   * counts those left out (its omitted_count).
+   */
   errorHistory: JobError[];
   /** Why the job died. */
   deathReason: DeathReason;
@@ -580,7 +591,7 @@ export const Job: MessageFns<Job> = {
 };
 
 function createBaseJobError(): JobError {
-  return { message: "", type: "", details: "", attemptNumber: 0, occurredAt: undefined };
+  return { message: "", type: "", details: "", attemptNumber: 0, occurredAt: undefined, omittedCount: 0 };
 }
 
 export const JobError: MessageFns<JobError> = {
@@ -599,6 +610,9 @@ export const JobError: MessageFns<JobError> = {
     }
     if (message.occurredAt !== undefined) {
       Timestamp.encode(toTimestamp(message.occurredAt), writer.uint32(42).fork()).join();
+    }
+    if (message.omittedCount !== 0) {
+      writer.uint32(48).int32(message.omittedCount);
     }
     return writer;
   },
@@ -656,6 +670,14 @@ export const JobError: MessageFns<JobError> = {
             message.occurredAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.omittedCount = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -678,6 +700,7 @@ export const JobError: MessageFns<JobError> = {
     message.details = object.details ?? "";
     message.attemptNumber = object.attemptNumber ?? 0;
     message.occurredAt = object.occurredAt ?? undefined;
+    message.omittedCount = object.omittedCount ?? 0;
     return message;
   },
 };

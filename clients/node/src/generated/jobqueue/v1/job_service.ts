@@ -90,7 +90,16 @@ export interface LeaseJobsRequest {
     | Duration
     | undefined;
   /** Long-poll up to this long for a job when none is ready; zero returns at once. */
-  wait?: Duration | undefined;
+  wait?:
+    | Duration
+    | undefined;
+  /**
+   * Largest reply the caller accepts, in bytes (its gRPC receive limit). The batch holds only the
+   * jobs that fit: the rest stay ready for the next call. 0 means 4 MiB, what gRPC clients accept
+   * by default; values above the server's own send limit are lowered to it. When the first ready
+   * job alone does not fit, the call fails with RESOURCE_EXHAUSTED naming the job, and nothing changes.
+   */
+  maxResponseBytes: number;
 }
 
 /** The leased jobs. */
@@ -248,10 +257,15 @@ export interface GetJobResponse {
   job?:
     | Job
     | undefined;
-  /** Every error the job reported, oldest first. */
+  /**
+   * The first 3 and the last 7 errors, oldest first; one entry of type "ErrorsOmitted" between them
+   * counts those left out (its omitted_count).
+   */
   errorHistory: JobError[];
-  /** Every retry decision about the job, oldest first. */
+  /** The first 3 and the last 7 retry decisions about the job, oldest first. */
   retryLog: RetryLogEntry[];
+  /** Retry decisions between those, left out; ListRetryLog with job_id pages through all of them. */
+  retryLogOmittedCount: number;
 }
 
 function createBaseEnqueueJobRequest(): EnqueueJobRequest {
@@ -595,7 +609,7 @@ export const EnqueueJobsResponse: MessageFns<EnqueueJobsResponse> = {
 };
 
 function createBaseLeaseJobsRequest(): LeaseJobsRequest {
-  return { queueNames: [], workerId: "", maxJobs: 0, leaseDuration: undefined, wait: undefined };
+  return { queueNames: [], workerId: "", maxJobs: 0, leaseDuration: undefined, wait: undefined, maxResponseBytes: 0 };
 }
 
 export const LeaseJobsRequest: MessageFns<LeaseJobsRequest> = {
@@ -614,6 +628,9 @@ export const LeaseJobsRequest: MessageFns<LeaseJobsRequest> = {
     }
     if (message.wait !== undefined) {
       Duration.encode(message.wait, writer.uint32(42).fork()).join();
+    }
+    if (message.maxResponseBytes !== 0) {
+      writer.uint32(48).int32(message.maxResponseBytes);
     }
     return writer;
   },
@@ -671,6 +688,14 @@ export const LeaseJobsRequest: MessageFns<LeaseJobsRequest> = {
             message.wait = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxResponseBytes = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -695,6 +720,7 @@ export const LeaseJobsRequest: MessageFns<LeaseJobsRequest> = {
       ? Duration.fromPartial(object.leaseDuration)
       : undefined;
     message.wait = (object.wait !== undefined && object.wait !== null) ? Duration.fromPartial(object.wait) : undefined;
+    message.maxResponseBytes = object.maxResponseBytes ?? 0;
     return message;
   },
 };
@@ -1811,7 +1837,7 @@ export const GetJobRequest: MessageFns<GetJobRequest> = {
 };
 
 function createBaseGetJobResponse(): GetJobResponse {
-  return { job: undefined, errorHistory: [], retryLog: [] };
+  return { job: undefined, errorHistory: [], retryLog: [], retryLogOmittedCount: 0 };
 }
 
 export const GetJobResponse: MessageFns<GetJobResponse> = {
@@ -1824,6 +1850,9 @@ export const GetJobResponse: MessageFns<GetJobResponse> = {
     }
     for (const v of message.retryLog) {
       RetryLogEntry.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.retryLogOmittedCount !== 0) {
+      writer.uint32(32).int32(message.retryLogOmittedCount);
     }
     return writer;
   },
@@ -1865,6 +1894,14 @@ export const GetJobResponse: MessageFns<GetJobResponse> = {
             message.retryLog.push(RetryLogEntry.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.retryLogOmittedCount = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1885,6 +1922,7 @@ export const GetJobResponse: MessageFns<GetJobResponse> = {
     message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
     message.errorHistory = object.errorHistory?.map((e) => JobError.fromPartial(e)) || [];
     message.retryLog = object.retryLog?.map((e) => RetryLogEntry.fromPartial(e)) || [];
+    message.retryLogOmittedCount = object.retryLogOmittedCount ?? 0;
     return message;
   },
 };
