@@ -483,7 +483,8 @@ def recovery_status(client: AdminClient, args: argparse.Namespace, output: Outpu
             ("last run", report.last_run_at),
             ("last duration", report.last_run_duration),
             ("next run", report.next_run_at),
-            ("leader", report.is_leader),
+            ("leader", report.leader_node_id or "none"),
+            ("this replica leads", report.is_leader),
         ],
         output.out,
     )

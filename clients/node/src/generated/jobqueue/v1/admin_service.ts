@@ -632,16 +632,21 @@ export interface GetRecoveryStatusResponse {
   lastRunDuration?:
     | Duration
     | undefined;
-  /** When this replica sweeps next; unset when its scheduling is off or another replica leads. */
+  /**
+   * When the leader sweeps next, read from the database: the same answer from every replica;
+   * unset while no replica leads.
+   */
   nextRunAt?:
     | Date
     | undefined;
-  /** True when this replica is the leader that sweeps. */
+  /** True when the answering replica (any of its processes) is the leader that sweeps. */
   isLeader: boolean;
   /** Recent runs, newest first. */
   recentRuns: RecoveryRun[];
   /** Token for the next page of runs; empty on the last page. */
   nextPageToken: string;
+  /** Node id of the process that leads the scheduled sweeps; empty while no replica leads. */
+  leaderNodeId: string;
 }
 
 /** One recovery sweep. */
@@ -4769,6 +4774,7 @@ function createBaseGetRecoveryStatusResponse(): GetRecoveryStatusResponse {
     isLeader: false,
     recentRuns: [],
     nextPageToken: "",
+    leaderNodeId: "",
   };
 }
 
@@ -4800,6 +4806,9 @@ export const GetRecoveryStatusResponse: MessageFns<GetRecoveryStatusResponse> = 
     }
     if (message.nextPageToken !== "") {
       writer.uint32(74).string(message.nextPageToken);
+    }
+    if (message.leaderNodeId !== "") {
+      writer.uint32(82).string(message.leaderNodeId);
     }
     return writer;
   },
@@ -4889,6 +4898,14 @@ export const GetRecoveryStatusResponse: MessageFns<GetRecoveryStatusResponse> = 
             message.nextPageToken = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.leaderNodeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4917,6 +4934,7 @@ export const GetRecoveryStatusResponse: MessageFns<GetRecoveryStatusResponse> = 
     message.isLeader = object.isLeader ?? false;
     message.recentRuns = object.recentRuns?.map((e) => RecoveryRun.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    message.leaderNodeId = object.leaderNodeId ?? "";
     return message;
   },
 };
