@@ -1,8 +1,8 @@
 """Worker: leases jobs, runs a handler per job, heartbeats while it runs, reports the outcome.
 
 It logs through the standard `logging` module, on the `jobqueue.worker` logger: one INFO line
-per finished run and one per retry decision, a WARNING when the server becomes unreachable and
-an INFO line when it is back. Started from a script whose logging nobody set up, it adds a
+per finished run and one per retry decision, a WARNING when leasing starts failing because the
+service is unavailable, and an INFO line when it works again. Started from a script whose logging nobody set up, it adds a
 stderr handler to the `jobqueue` logger so that those lines show; see `log_to_stderr`.
 """
 
@@ -108,16 +108,11 @@ class Outage:
                 )
         return backoff_delay(failures, self.initial, self.cap)
 
-    def succeeded(self) -> None:
+    def succeeded(self, queues: str) -> None:
         with self._lock:
             since, self._since, self._failures = self._since, None, 0
         if since is not None:
-            logger.info("the server is reachable again after %.1fs", time.monotonic() - since)
-
-    @property
-    def ongoing(self) -> bool:
-        with self._lock:
-            return self._since is not None
+            logger.info("leasing from %s works again, after %.1fs", queues, time.monotonic() - since)
 
 
 def describe_error(error: BaseException) -> str:
@@ -160,9 +155,10 @@ class Worker:
     configuration is left alone. True adds it anyway; False never does. To silence the worker,
     pass False or set `logging.getLogger("jobqueue").setLevel(logging.WARNING)`.
 
-    While leasing fails because the server is unreachable (UNAVAILABLE, DEADLINE_EXCEEDED), the
-    threads wait `error_backoff`, doubling up to `max_error_backoff`, with jitter; the outage is
-    logged once when it begins and once when it ends.
+    While leasing fails because the service is unavailable (UNAVAILABLE: the server is down or
+    unreachable, or its database is; DEADLINE_EXCEEDED), the threads wait `error_backoff`,
+    doubling up to `max_error_backoff`, with jitter; the outage is logged once when it begins
+    and once when it ends.
     """
 
     def __init__(
@@ -285,7 +281,7 @@ class Worker:
                 self._fatal = error
                 self._stopping.set()
                 return
-            self.outage.succeeded()
+            self.outage.succeeded(", ".join(self.queues))
             for job in jobs:  # leased jobs are run even while stopping: they are ours now
                 self.process(job)
 

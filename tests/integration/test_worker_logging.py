@@ -149,7 +149,7 @@ def test_the_outage_is_logged_once_with_backoff_and_the_recovery_once(database_u
 
     lines = messages(caplog)
     outages = [line for line in lines if line.startswith("cannot lease from emails: Unavailable")]
-    recoveries = [line for line in lines if line.startswith("the server is reachable again after ")]
+    recoveries = [line for line in lines if line.startswith("leasing from emails works again, after ")]
     assert len(outages) == 1 and len(recoveries) == 1, lines
     assert "retrying with backoff up to 0.4s" in outages[0]
     # Each thread waits at least half of 0.05, 0.1, 0.2, then 0.4 s after each failure; a fixed
