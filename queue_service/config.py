@@ -107,6 +107,9 @@ class ServerConfig:
     # False in all but one process of `serve --workers N`: process-wide singletons such as
     # the recovery scheduler run only where this is True.
     runs_scheduler: bool = True
+    # Set for `serve --workers N`: the node id of the process that runs this replica's scheduler,
+    # so that each of them can tell whether the replica leads. None: this process's own.
+    scheduler_node_id: str | None = None
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
 
     @property

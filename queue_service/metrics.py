@@ -11,8 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -21,6 +23,7 @@ from queue_service.core.events import JobEvent
 from queue_service.core.queues import QueueManager
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NAMESPACE = "queue_service"
 
@@ -71,12 +74,6 @@ class ServiceMetrics:
         self.sweep_items = Counter(
             f"{NAMESPACE}_sweep_items_total", "Rows handled by recovery sweeps, per task.", ["task"], registry=registry
         )
-        self.sweep_last_success = Gauge(
-            f"{NAMESPACE}_sweep_last_success_timestamp_seconds",
-            "Unix time at which the last successful sweep finished.",
-            registry=registry,
-            multiprocess_mode="max",
-        )
 
     def observe_rpc(self, service: str, method: str, rpc_type: str, code: str, seconds: float) -> None:
         self.rpc_handled.labels(service, method, rpc_type, code).inc()
@@ -100,8 +97,6 @@ class ServiceMetrics:
         self.sweep_seconds.labels("succeeded" if succeeded else "failed").observe(duration_seconds)
         for task, count in counts.items():
             self.sweep_items.labels(task).inc(count)
-        if succeeded:
-            self.sweep_last_success.set(time.time())
 
 
 # {queue: {gauge: value}} with gauges ready, delayed, active, failed, dead_letter_pending.
@@ -109,33 +104,52 @@ QueueGauges = dict[str, dict[str, int]]
 JOB_GAUGES = ("ready", "delayed", "active", "failed")
 
 
-class QueueGaugeCollector(Collector):
-    """Per-queue gauges from the queue statistics, cached for `ttl` seconds.
+class CachedRead(Generic[T]):
+    """A database read for the scrapes, done at most once per `ttl` seconds, so that a burst of
+    scrapes (several Prometheus servers, a dashboard) costs one read. None while it fails."""
 
-    The statistics come from trigger-kept counters, not from counting jobs, and a burst of
-    scrapes (several Prometheus servers, a dashboard) still costs one read per `ttl`.
-    """
-
-    def __init__(self, read_gauges: Callable[[], QueueGauges], ttl: float = 5.0) -> None:
-        self.read_gauges = read_gauges
+    def __init__(self, read: Callable[[], T], ttl: float, what: str) -> None:
+        self.read = read
         self.ttl = ttl
+        self.what = what
         self._lock = threading.Lock()
-        self._cached: QueueGauges | None = None
+        self._cached: T | None = None
         self._read_at = float("-inf")
         self._failing = False
 
-    def _gauges(self) -> QueueGauges | None:
+    def get(self) -> T | None:
         with self._lock:
             if time.monotonic() - self._read_at >= self.ttl:
                 try:
-                    self._cached = self.read_gauges()
+                    self._cached = self.read()
                     self._failing = False
                 except Exception as error:  # noqa: BLE001 - a scrape must not fail because the database did
                     if not self._failing:
-                        logger.warning("cannot read queue gauges: %s", type(error).__name__)
+                        logger.warning("cannot read %s: %s", self.what, type(error).__name__)
                     self._cached, self._failing = None, True
                 self._read_at = time.monotonic()
             return self._cached
+
+
+class QueueGaugeCollector(Collector):
+    """Per-queue gauges from the queue statistics, cached for `ttl` seconds.
+
+    The statistics come from trigger-kept counters, not from counting jobs.
+    """
+
+    def __init__(self, read_gauges: Callable[[], QueueGauges], ttl: float = 5.0) -> None:
+        self._read = CachedRead(read_gauges, ttl, "queue gauges")
+
+    @property
+    def ttl(self) -> float:
+        return self._read.ttl
+
+    @ttl.setter
+    def ttl(self, value: float) -> None:
+        self._read.ttl = value
+
+    def _gauges(self) -> QueueGauges | None:
+        return self._read.get()
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         gauges = self._gauges()
@@ -159,6 +173,25 @@ class QueueGaugeCollector(Collector):
             dlq.add_metric([queue], gauges[queue].get("dead_letter_pending", 0))
         yield jobs
         yield dlq
+
+
+class LastSweepCollector(Collector):
+    """When the cluster's last successful sweep finished, whichever replica ran it, read from the
+    recorded runs: every replica exports the same value, followers included. No sample before the
+    first successful sweep, or while the database cannot be read."""
+
+    def __init__(self, read_last_success: Callable[[], datetime | None], ttl: float = 5.0) -> None:
+        self._read = CachedRead(read_last_success, ttl, "the last successful sweep")
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        finished_at = self._read.get()
+        family = GaugeMetricFamily(
+            f"{NAMESPACE}_sweep_last_success_timestamp_seconds",
+            "Unix time at which the last successful recovery sweep of any replica finished.",
+        )
+        if finished_at is not None:
+            family.add_metric([], finished_at.timestamp())
+        yield family
 
 
 def statistics_gauges(queues: QueueManager) -> Callable[[], QueueGauges]:

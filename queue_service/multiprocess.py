@@ -24,9 +24,11 @@ import socket
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from multiprocessing.connection import wait
 
 from queue_service.config import ConfigError, ServerConfig
+from queue_service.core.leadership import default_node_id
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +161,9 @@ class ProcessGroup:
     def _start_children(self, port: int) -> bool:
         """Start every child and wait until all serve; False if stopped or one died first."""
         events = self.context.Queue()
+        # One name for the replica, one node id per process under it; the first process runs the scheduler.
+        replica = self.config.recovery.node_id or default_node_id()
+        scheduling = self.config.recovery.interval > timedelta(0)
         for index in range(self.workers):
             child_config = dataclasses.replace(
                 self.config,
@@ -167,6 +172,8 @@ class ProcessGroup:
                 migrate_on_start=False,
                 metrics_port=0,
                 runs_scheduler=index == 0,
+                recovery=dataclasses.replace(self.config.recovery, node_id=f"{replica}/{index}"),
+                scheduler_node_id=f"{replica}/0" if scheduling else "",
             )
             process = self.context.Process(
                 target=_child_main,
@@ -208,7 +215,8 @@ class ProcessGroup:
         from queue_service.clock import SystemClock
         from queue_service.core.jobs import JobManager
         from queue_service.core.queues import QueueManager
-        from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, statistics_gauges
+        from queue_service.core.recovery_runs import RecoveryRuns
+        from queue_service.metrics import LastSweepCollector, MetricsEndpoint, QueueGaugeCollector, statistics_gauges
         from queue_service.store.database import Database
 
         registry = CollectorRegistry()
@@ -216,6 +224,8 @@ class ProcessGroup:
         self.metrics_database = Database(self.config.database_url, pool_size=1, max_overflow=1)
         queues = QueueManager(JobManager(self.metrics_database, SystemClock(), self.config.lifecycle))
         registry.register(QueueGaugeCollector(statistics_gauges(queues), ttl=self.config.queue_gauge_ttl))
+        runs = RecoveryRuns(self.metrics_database, SystemClock(), node_id="")
+        registry.register(LastSweepCollector(runs.last_succeeded_at, ttl=self.config.queue_gauge_ttl))
         return MetricsEndpoint(registry, self.config.host, self.config.metrics_port)
 
     def _supervise(self) -> int:

@@ -15,14 +15,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from queue_service.core.errors import Aborted
-from queue_service.core.leadership import Lease
+from queue_service.core.leadership import RECOVERY_LEADER, Lease
 from queue_service.core.recovery import Recovery, Trigger
 from queue_service.store.errors import StoreUnavailable
 from queue_service.store.records import RecoveryRunRecord
 
 logger = logging.getLogger(__name__)
 
-LEADER_LEASE = "recovery-leader"
+LEADER_LEASE = RECOVERY_LEADER
 ELECTION_JOB = "recovery-election"
 SWEEP_JOB = "recovery-sweep"
 
@@ -47,13 +47,18 @@ class RecoveryScheduler:
     def is_leader(self) -> bool:
         return self.leader.is_held
 
-    @property
-    def next_run_at(self) -> datetime | None:
-        """When this replica sweeps next; None unless it leads (followers do not sweep)."""
-        if not self.is_leader or not self.scheduler.running:
+    def next_sweep_at(self) -> datetime | None:
+        """When the timer fires next, lead or not; stored with the leader lease for every replica to read."""
+        if not self.scheduler.running:
             return None
         job = self.scheduler.get_job(SWEEP_JOB)
-        return job.next_run_time.astimezone(UTC) if job and job.next_run_time else None
+        if not job or not job.next_run_time:
+            return None
+        next_run = job.next_run_time.astimezone(UTC)
+        # While the sweep job runs, APScheduler may not have moved its next run time on yet. Its
+        # timer runs on real time, so this compares with real time, not the injected clock.
+        now = datetime.now(UTC)
+        return next_run if next_run > now else now + self.interval
 
     def start(self) -> RecoveryScheduler:
         self.scheduler.add_job(
@@ -89,7 +94,7 @@ class RecoveryScheduler:
     def elect_once(self) -> bool:
         """One election round; True if this replica leads afterwards."""
         try:
-            return self.leader.tick()
+            return self.leader.tick(next_run_at=self.next_sweep_at())
         except StoreUnavailable as error:
             logger.warning("recovery leader election failed: %s", error)
             return self.leader.is_held
@@ -101,6 +106,9 @@ class RecoveryScheduler:
             logger.debug("recovery sweep skipped: %s is not the leader", self.recovery.node_id)
             return None
         try:
+            # Readers of the lease row see the following sweep's time, not this one's, from now on.
+            if not self.leader.reelect(next_run_at=self.next_sweep_at()):
+                return None
             return self.recovery.run_once(Trigger.SCHEDULED)
         except Aborted as error:
             logger.info("scheduled recovery sweep skipped: %s", error)

@@ -387,6 +387,7 @@ def recovery_report(message: admin_pb2.GetRecoveryStatusResponse) -> models.Reco
         is_leader=message.is_leader,
         recent_runs=tuple(recovery_run(run) for run in message.recent_runs),
         next_page_token=message.next_page_token,
+        leader_node_id=message.leader_node_id,
     )
 
 

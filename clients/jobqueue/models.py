@@ -389,6 +389,8 @@ class RecoveryReport:
     is_leader: bool
     recent_runs: tuple[RecoveryRun, ...]
     next_page_token: str
+    # The process leading the scheduled sweeps; "" while none leads.
+    leader_node_id: str = ""
 
 
 @dataclass(frozen=True)

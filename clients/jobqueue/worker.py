@@ -1,9 +1,16 @@
-"""Worker: leases jobs, runs a handler per job, heartbeats while it runs, reports the outcome."""
+"""Worker: leases jobs, runs a handler per job, heartbeats while it runs, reports the outcome.
+
+It logs through the standard `logging` module, on the `jobqueue.worker` logger: one INFO line
+per finished run and one per retry decision, a WARNING when leasing starts failing because the
+service is unavailable, and an INFO line when it works again. Started from a script whose logging nobody set up, it adds a
+stderr handler to the `jobqueue` logger so that those lines show; see `log_to_stderr`.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import threading
@@ -21,9 +28,12 @@ from jobqueue.errors import (
     Unavailable,
 )
 from jobqueue.job_client import JobClient
-from jobqueue.models import Job
+from jobqueue.models import FailureResult, Job
 
 logger = logging.getLogger(__name__)
+# The library's top logger, where the worker's own stderr handler goes when nothing else is set up.
+LIBRARY_LOGGER = "jobqueue"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 Handler = Callable[[Job], Mapping[str, Any] | None]
 
@@ -66,6 +76,67 @@ class Heartbeat:
                 logger.warning("heartbeat for job %s failed: %r", self.job.job_id, error)
 
 
+def backoff_delay(failures: int, initial: timedelta, cap: timedelta, rng: random.Random | None = None) -> float:
+    """Seconds to wait after `failures` lease failures in a row: doubling from `initial` up to
+    `cap`, then a random half of it taken off, so that a fleet of workers does not retry in step."""
+    ceiling = min(cap.total_seconds(), initial.total_seconds() * float(2 ** min(max(failures - 1, 0), 32)))
+    fraction: float = (rng or random).random()
+    return ceiling * (0.5 + 0.5 * fraction)
+
+
+class Outage:
+    """Whether the server is unreachable, shared by a worker's threads: the outage is logged
+    once when it begins and once when it ends, however many threads see it."""
+
+    def __init__(self, initial: timedelta, cap: timedelta) -> None:
+        self.initial = initial
+        self.cap = cap
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._since: float | None = None
+
+    def failed(self, queues: str, error: BaseException) -> float:
+        """Record a failed lease; returns the seconds to wait before the next one."""
+        with self._lock:
+            self._failures += 1
+            failures = self._failures
+            if self._since is None:
+                self._since = time.monotonic()
+                logger.warning(
+                    "cannot lease from %s: %s; retrying with backoff up to %gs",
+                    queues, describe_error(error), self.cap.total_seconds(),
+                )
+        return backoff_delay(failures, self.initial, self.cap)
+
+    def succeeded(self, queues: str) -> None:
+        with self._lock:
+            since, self._since, self._failures = self._since, None, 0
+        if since is not None:
+            logger.info("leasing from %s works again, after %.1fs", queues, time.monotonic() - since)
+
+
+def describe_error(error: BaseException) -> str:
+    message = getattr(error, "message", None) or str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def log_to_stderr_unless_configured(force: bool = False) -> None:
+    """Add a stderr handler at INFO to the `jobqueue` logger, unless logging is already set up
+    (the root logger or the `jobqueue` logger has a handler) and `force` is False. Adds at most
+    one, and never touches the root logger or a level someone set."""
+    library = logging.getLogger(LIBRARY_LOGGER)
+    if any(getattr(handler, "_jobqueue_default", False) for handler in library.handlers):
+        return
+    if not force and (logging.getLogger().handlers or library.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler._jobqueue_default = True  # type: ignore[attr-defined]
+    library.addHandler(handler)
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)
+
+
 class Worker:
     """Runs `handler(job)` for each job leased from `queues`, `concurrency` jobs at a time.
 
@@ -75,6 +146,19 @@ class Worker:
     RetryAfterError asks for a given delay. `stop()` (or SIGINT/SIGTERM during `run()`) lets
     running handlers finish and report, then returns; a long-poll in progress ends within
     `poll_wait`.
+
+    Logging: each finished run is logged at INFO on `jobqueue.worker` (job, attempt, outcome,
+    duration), and so is each retry decision (retry in N s, or dead-lettered). `log_to_stderr`
+    decides where those lines go: None (the default) adds a stderr handler to the `jobqueue`
+    logger when the worker starts, but only if logging is not set up yet (neither the root
+    logger nor `jobqueue` has a handler): a script shows them, an application's own logging
+    configuration is left alone. True adds it anyway; False never does. To silence the worker,
+    pass False or set `logging.getLogger("jobqueue").setLevel(logging.WARNING)`.
+
+    While leasing fails because the service is unavailable (UNAVAILABLE: the server is down or
+    unreachable, or its database is; DEADLINE_EXCEEDED), the threads wait `error_backoff`,
+    doubling up to `max_error_backoff`, with jitter; the outage is logged once when it begins
+    and once when it ends.
     """
 
     def __init__(
@@ -89,6 +173,8 @@ class Worker:
         heartbeat_interval: timedelta | None = None,
         poll_wait: timedelta = timedelta(seconds=5),
         error_backoff: timedelta = timedelta(seconds=1),
+        max_error_backoff: timedelta = timedelta(seconds=30),
+        log_to_stderr: bool | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -103,8 +189,13 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval or lease_duration / 3
         if self.heartbeat_interval >= lease_duration:
             raise ValueError("heartbeat_interval must be shorter than lease_duration")
+        if error_backoff <= timedelta(0) or max_error_backoff < error_backoff:
+            raise ValueError("error_backoff must be positive and max_error_backoff at least error_backoff")
         self.poll_wait = poll_wait
         self.error_backoff = error_backoff
+        self.max_error_backoff = max_error_backoff
+        self.log_to_stderr = log_to_stderr
+        self.outage = Outage(error_backoff, max_error_backoff)
         self.completed = 0
         self.failed = 0
         self._counts_lock = threading.Lock()
@@ -118,6 +209,8 @@ class Worker:
         """Start the worker threads in the background; see `stop()` and `join()`."""
         if self._threads:
             raise RuntimeError("worker already started")
+        if self.log_to_stderr is not False:
+            log_to_stderr_unless_configured(force=bool(self.log_to_stderr))
         self._stopping.clear()
         self._threads = [
             threading.Thread(target=self._loop, name=f"worker-{index}", daemon=True)
@@ -181,14 +274,14 @@ class Worker:
                     wait=self.poll_wait,
                 )
             except TRANSIENT_ERRORS as error:
-                logger.warning("leasing from %s failed, retrying: %r", ", ".join(self.queues), error)
-                self._stopping.wait(self.error_backoff.total_seconds())
+                self._stopping.wait(self.outage.failed(", ".join(self.queues), error))
                 continue
             except BaseException as error:  # noqa: BLE001 - stop every thread and surface it from run()
                 logger.error("worker stopping: leasing from %s failed: %r", ", ".join(self.queues), error)
                 self._fatal = error
                 self._stopping.set()
                 return
+            self.outage.succeeded(", ".join(self.queues))
             for job in jobs:  # leased jobs are run even while stopping: they are ours now
                 self.process(job)
 
@@ -204,7 +297,10 @@ class Worker:
                 outcome: BaseException | None = error
             else:
                 outcome = None
+        duration = time.monotonic() - began
+        run = f"job {job.job_id} ({job.job_name}) attempt {job.attempt_number}"
         if outcome is None:
+            logger.info("%s completed in %.3fs", run, duration)
             reported = self._report(
                 job,
                 heartbeat.lost,
@@ -212,13 +308,20 @@ class Worker:
                     job.job_id,
                     job.attempt_number,
                     result=result,
-                    processing_duration=timedelta(seconds=time.monotonic() - began),
+                    processing_duration=timedelta(seconds=duration),
                 ),
             )
             self._count(completed=reported)
             return reported
-        logger.info("job %s (attempt %d) failed: %r", job.job_id, job.attempt_number, outcome)
-        self._report(job, heartbeat.lost, lambda: self.client.track_failure(job.job_id, job.attempt_number, outcome))
+        logger.info("%s failed in %.3fs: %s", run, duration, describe_error(outcome))
+        decisions: list[FailureResult] = []
+        self._report(
+            job,
+            heartbeat.lost,
+            lambda: decisions.append(self.client.track_failure(job.job_id, job.attempt_number, outcome)),
+        )
+        if decisions:
+            log_decision(job, decisions[0])
         self._count(completed=False)
         return False
 
@@ -245,3 +348,16 @@ class Worker:
                 self.completed += 1
             else:
                 self.failed += 1
+
+
+def log_decision(job: Job, decision: FailureResult) -> None:
+    if decision.moved_to_dead_letter:
+        logger.warning(
+            "job %s (%s): dead-lettered after attempt %d (entry %s)",
+            job.job_id, job.job_name, job.attempt_number, decision.dead_letter_id,
+        )
+    elif decision.should_retry:
+        delay = decision.retry_delay.total_seconds() if decision.retry_delay is not None else 0.0
+        logger.info(
+            "job %s (%s): retry in %gs, %d retries left", job.job_id, job.job_name, delay, decision.remaining_retries
+        )

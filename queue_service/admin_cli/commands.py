@@ -83,17 +83,22 @@ def policy_text(policy: RetryPolicy | None) -> str:
 # Statistics
 
 
+def queue_status(paused: bool) -> str:
+    """A queue's state in one word, as the dashboard shows it."""
+    return "paused" if paused else "running"
+
+
 def stats(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
     statistics = client.get_statistics(args.queues)
     if output.as_json:
         output.json(statistics)
         return 0
 
-    def row(queue: QueueStatistics, name: str) -> list[Any]:
+    def row(queue: QueueStatistics, name: str, status: str) -> list[Any]:
         summary = queue.dead_letter_summary
         return [
             name,
-            "paused" if queue.paused else "",
+            status,
             queue.waiting_count,
             queue.delayed_count,
             queue.active_count,
@@ -108,9 +113,10 @@ def stats(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
 
     headers = ["QUEUE", "STATUS", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "RETRYABLE", "DEAD",
                "DLQ PENDING", "DLQ RECOVERED", "DLQ GAVE UP"]
-    rows = [row(queue, queue.queue_name) for queue in statistics.queues]
+    # The dashboard's words for a queue's state; the totals row has none.
+    rows = [row(queue, queue.queue_name, queue_status(queue.paused)) for queue in statistics.queues]
     if len(rows) != 1 or statistics.omitted_queue_count:
-        rows.append(row(statistics.totals, "(all)"))
+        rows.append(row(statistics.totals, "(all)", ""))
     render.table(headers, rows, output.out)
     if statistics.omitted_queue_count:
         print(f"{statistics.omitted_queue_count} quieter queues are counted in (all) only", file=output.out)
@@ -479,7 +485,8 @@ def recovery_status(client: AdminClient, args: argparse.Namespace, output: Outpu
             ("last run", report.last_run_at),
             ("last duration", report.last_run_duration),
             ("next run", report.next_run_at),
-            ("leader", report.is_leader),
+            ("leader", report.leader_node_id or "none"),
+            ("this replica leads", report.is_leader),
         ],
         output.out,
     )

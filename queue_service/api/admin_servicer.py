@@ -13,7 +13,6 @@ from queue_service.core.audit import AuditLog
 from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager
 from queue_service.core.queues import QueueManager
 from queue_service.core.recovery import Recovery, Trigger
-from queue_service.scheduler import RecoveryScheduler
 
 
 @translate_all
@@ -24,14 +23,16 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         dead_letters: DeadLetterManager,
         audit_log: AuditLog,
         recovery: Recovery,
-        recovery_scheduler: RecoveryScheduler | None = None,
+        scheduler_node_id: str = "",
     ) -> None:
         self.queues = queues
         self.dead_letters = dead_letters
         self.audit_log = audit_log
         self.recovery = recovery
-        # None when this process does not sweep on a timer (interval 0, or not the first of --workers).
-        self.recovery_scheduler = recovery_scheduler
+        # The node id under which this replica's scheduler stands for leader (with --workers, the
+        # first process's), so that every process of the replica can tell whether it leads;
+        # "" when the replica never sweeps on a timer.
+        self.scheduler_node_id = scheduler_node_id
 
     # Statistics
 
@@ -207,12 +208,12 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         return pb.TriggerRecoveryResponse(run=convert.recovery_run_message(run))
 
     def GetRecoveryStatus(self, request, context):
+        # Leadership and the next run come from the database, like the runs: every process of
+        # every replica answers alike.
         stats = self.recovery.runs.stats(request.page_size, request.page_token)
-        scheduler = self.recovery_scheduler
+        leader = stats.leader
         return convert.recovery_status_response(
-            stats,
-            is_leader=scheduler.is_leader if scheduler else False,
-            next_run_at=scheduler.next_run_at if scheduler else None,
+            stats, is_leader=bool(leader and self.scheduler_node_id and leader.holder == self.scheduler_node_id)
         )
 
     # Audit

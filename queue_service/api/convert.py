@@ -510,18 +510,18 @@ def recovery_run_message(run: RecoveryRunRecord) -> admin_pb.RecoveryRun:
     )
 
 
-def recovery_status_response(
-    stats: RecoveryRunStats, *, is_leader: bool, next_run_at: datetime | None
-) -> admin_pb.GetRecoveryStatusResponse:
+def recovery_status_response(stats: RecoveryRunStats, *, is_leader: bool) -> admin_pb.GetRecoveryStatusResponse:
     last_finished = stats.last_finished
+    leader = stats.leader
     return admin_pb.GetRecoveryStatusResponse(
         total_runs=stats.totals.total,
         successful_runs=stats.totals.succeeded,
         failed_runs=stats.totals.failed,
         last_run_at=timestamp(stats.latest.started_at) if stats.latest else None,
         last_run_duration=duration(last_finished.duration) if last_finished else None,
-        next_run_at=timestamp(next_run_at),
+        next_run_at=timestamp(leader.next_run_at) if leader else None,
         is_leader=is_leader,
         recent_runs=[recovery_run_message(run) for run in stats.recent.items],
         next_page_token=stats.recent.next_page_token,
+        leader_node_id=leader.holder if leader else "",
     )

@@ -31,7 +31,13 @@ from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
 from queue_service.core.queues import QueueManager
 from queue_service.core.recovery import Recovery
-from queue_service.metrics import MetricsEndpoint, QueueGaugeCollector, ServiceMetrics, statistics_gauges
+from queue_service.metrics import (
+    LastSweepCollector,
+    MetricsEndpoint,
+    QueueGaugeCollector,
+    ServiceMetrics,
+    statistics_gauges,
+)
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store import migrate
 from queue_service.store.database import Database
@@ -95,7 +101,7 @@ class QueueServer:
         self.job_servicer = JobServicer(self.jobs)
         job_service_pb2_grpc.add_JobServiceServicer_to_server(self.job_servicer, self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self.queues, self.dead_letters, self.audit_log, self.recovery, self.recovery_scheduler),
+            AdminServicer(self.queues, self.dead_letters, self.audit_log, self.recovery, self._scheduler_node_id()),
             self.server,
         )
         self.health = health.HealthServicer()
@@ -123,11 +129,19 @@ class QueueServer:
         self.address = f"{config.host}:{self.port}"
         self.metrics_endpoint = self._start_metrics_endpoint() if config.metrics_port else None
 
+    def _scheduler_node_id(self) -> str:
+        if self.config.scheduler_node_id is not None:
+            return self.config.scheduler_node_id
+        return self.recovery.node_id if self.recovery_scheduler else ""
+
     def _start_metrics_endpoint(self) -> MetricsEndpoint:
         ProcessCollector(registry=self.metrics_registry)
         PlatformCollector(registry=self.metrics_registry)
         self.metrics_registry.register(
             QueueGaugeCollector(statistics_gauges(self.queues), ttl=self.config.queue_gauge_ttl)
+        )
+        self.metrics_registry.register(
+            LastSweepCollector(self.recovery.runs.last_succeeded_at, ttl=self.config.queue_gauge_ttl)
         )
         try:
             return MetricsEndpoint(self.metrics_registry, self.config.host, self.config.metrics_port)

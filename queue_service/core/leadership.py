@@ -14,13 +14,16 @@ import os
 import socket
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from queue_service.clock import Clock
 from queue_service.store.database import Database
 from queue_service.store.records import LeaseRecord
 
 logger = logging.getLogger(__name__)
+
+# The lease of the replica that runs the scheduled recovery sweeps.
+RECOVERY_LEADER = "recovery-leader"
 
 
 def default_node_id() -> str:
@@ -57,20 +60,22 @@ class Lease:
             held = self._held
         return held is not None and self.clock.now() < held.expires_at
 
-    def elect(self) -> bool:
-        """Take the lease if it is free or lapsed. True if we hold it afterwards."""
+    def elect(self, *, next_run_at: datetime | None = None) -> bool:
+        """Take the lease if it is free or lapsed. True if we hold it afterwards.
+
+        `next_run_at` is stored with the lease for others to read: when the holder runs next."""
         if self.is_held:
-            return self.reelect()
+            return self.reelect(next_run_at=next_run_at)
         now = self.clock.now()
         with self.database.transaction() as repo:
-            record = repo.elect_lease(self.name, self.holder, now=now, expires_at=now + self.ttl)
+            record = repo.elect_lease(self.name, self.holder, now=now, expires_at=now + self.ttl, next_run_at=next_run_at)
         with self._lock:
             self._held = record
         if record:
             logger.log(self.log_level, "%s: %s elected (term %d)", self.name, self.holder, record.term)
         return record is not None
 
-    def reelect(self) -> bool:
+    def reelect(self, *, next_run_at: datetime | None = None) -> bool:
         """Extend the lease we hold. False (and no longer held) if another holder took it over."""
         with self._lock:
             held = self._held
@@ -78,7 +83,9 @@ class Lease:
             return False
         now = self.clock.now()
         with self.database.transaction() as repo:
-            record = repo.reelect_lease(self.name, self.holder, held.term, now=now, expires_at=now + self.ttl)
+            record = repo.reelect_lease(
+                self.name, self.holder, held.term, now=now, expires_at=now + self.ttl, next_run_at=next_run_at
+            )
         with self._lock:
             if self._held is not None and self._held.term == held.term:
                 self._held = record
@@ -86,11 +93,13 @@ class Lease:
             logger.warning("%s: %s lost the lease (term %d)", self.name, self.holder, held.term)
         return record is not None
 
-    def tick(self) -> bool:
+    def tick(self, *, next_run_at: datetime | None = None) -> bool:
         """One election round: re-elect if we hold the lease, otherwise try to elect."""
         with self._lock:
             held = self._held
-        return self.reelect() if held is not None else self.elect()
+        if held is not None:
+            return self.reelect(next_run_at=next_run_at)
+        return self.elect(next_run_at=next_run_at)
 
     def renew_if_due(self) -> bool:
         """Re-elect when a third of the ttl has passed since the last renewal, so that long work keeps it."""
@@ -117,3 +126,8 @@ class Lease:
         """The stored row, whoever holds it."""
         with self.database.transaction() as repo:
             return repo.get_lease(self.name)
+
+
+def current_holder(lease: LeaseRecord | None, now: datetime) -> LeaseRecord | None:
+    """The stored lease if someone holds it now (not lapsed, not resigned), else None."""
+    return lease if lease is not None and now < lease.expires_at else None

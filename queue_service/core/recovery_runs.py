@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from queue_service.clock import Clock
 from queue_service.core import audit, paging
+from queue_service.core.leadership import RECOVERY_LEADER, current_holder
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.database import Database
-from queue_service.store.records import RecoveryRunRecord, RecoveryRunTotals, RunStatus
+from queue_service.store.records import LeaseRecord, RecoveryRunRecord, RecoveryRunTotals, RunStatus
 
 ABANDONED_ERROR = "abandoned: the node running it stopped before the run finished"
 # Page tokens of the run list carry no filters.
@@ -24,6 +26,8 @@ class RecoveryRunStats:
     latest: RecoveryRunRecord | None
     last_finished: RecoveryRunRecord | None
     recent: paging.Page[RecoveryRunRecord]
+    # The replica leading the scheduled sweeps now, with its next sweep; None while nobody leads.
+    leader: LeaseRecord | None = None
 
 
 def recovery_run_target(run_id: int) -> str:
@@ -69,6 +73,11 @@ class RecoveryRuns:
         with self.database.transaction() as repo:
             return repo.recovery_run_totals()
 
+    def last_succeeded_at(self) -> datetime | None:
+        """When the last successful sweep of any replica finished; None before the first."""
+        with self.database.transaction() as repo:
+            return repo.last_succeeded_recovery_run_finished_at()
+
     def last_finished(self) -> RecoveryRunRecord | None:
         with self.database.transaction() as repo:
             return repo.last_finished_recovery_run()
@@ -88,4 +97,5 @@ class RecoveryRuns:
                 latest=newest[0] if newest else None,
                 last_finished=repo.last_finished_recovery_run(),
                 recent=paging.Page(runs[:limit], paging.next_token(runs, limit, lambda run: (run.id,), _NO_FILTERS)),
+                leader=current_holder(repo.get_lease(RECOVERY_LEADER), self.clock.now()),
             )

@@ -276,6 +276,7 @@ class LeaseRecord:
     elected_at: datetime
     renewed_at: datetime
     expires_at: datetime
+    next_run_at: datetime | None = None
 
 
 @dataclass(frozen=True)

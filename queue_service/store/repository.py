@@ -161,6 +161,7 @@ def lease_from_row(row) -> LeaseRecord:
         elected_at=m["elected_at"],
         renewed_at=m["renewed_at"],
         expires_at=m["expires_at"],
+        next_run_at=m["next_run_at"],
     )
 
 
@@ -678,10 +679,13 @@ class Repository:
         row = self.connection.execute(select(queue_leases).where(queue_leases.c.name == name)).first()
         return lease_from_row(row) if row else None
 
-    def elect_lease(self, name: str, holder: str, *, now: datetime, expires_at: datetime) -> LeaseRecord | None:
+    def elect_lease(
+        self, name: str, holder: str, *, now: datetime, expires_at: datetime, next_run_at: datetime | None = None
+    ) -> LeaseRecord | None:
         """Take the lease if nobody holds it or its holder let it lapse; the term goes up by one."""
         statement = self._insert(queue_leases).values(
-            name=name, holder=holder, term=1, elected_at=now, renewed_at=now, expires_at=expires_at
+            name=name, holder=holder, term=1, elected_at=now, renewed_at=now, expires_at=expires_at,
+            next_run_at=next_run_at,
         )
         statement = statement.on_conflict_do_update(
             index_elements=["name"],
@@ -691,6 +695,7 @@ class Repository:
                 "elected_at": now,
                 "renewed_at": now,
                 "expires_at": expires_at,
+                "next_run_at": next_run_at,
             },
             where=queue_leases.c.expires_at <= now,
         ).returning(*queue_leases.c)
@@ -698,14 +703,21 @@ class Repository:
         return lease_from_row(row) if row else None
 
     def reelect_lease(
-        self, name: str, holder: str, term: int, *, now: datetime, expires_at: datetime
+        self,
+        name: str,
+        holder: str,
+        term: int,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        next_run_at: datetime | None = None,
     ) -> LeaseRecord | None:
         """Extend the lease if `holder` still holds `term`. A lapsed lease nobody took is still ours:
         the unchanged term proves no one else held it meanwhile."""
         row = self.connection.execute(
             update(queue_leases)
             .where(queue_leases.c.name == name, queue_leases.c.holder == holder, queue_leases.c.term == term)
-            .values(renewed_at=now, expires_at=expires_at)
+            .values(renewed_at=now, expires_at=expires_at, next_run_at=next_run_at)
             .returning(*queue_leases.c)
         ).first()
         return lease_from_row(row) if row else None
@@ -720,7 +732,7 @@ class Repository:
                 queue_leases.c.term == term,
                 queue_leases.c.expires_at > now,
             )
-            .values(expires_at=now)
+            .values(expires_at=now, next_run_at=None)
         )
         return result.rowcount == 1
 
@@ -812,6 +824,15 @@ class Repository:
             .limit(1)
         ).first()
         return recovery_run_from_row(row) if row else None
+
+    def last_succeeded_recovery_run_finished_at(self) -> datetime | None:
+        # Newest first by the started_at index: the walk stops at the first successful run.
+        return self.connection.execute(
+            select(queue_recovery_runs.c.finished_at)
+            .where(queue_recovery_runs.c.status == RunStatus.SUCCEEDED.value)
+            .order_by(queue_recovery_runs.c.started_at.desc())
+            .limit(1)
+        ).scalar()
 
     def list_recovery_runs(self, *, before_id: int | None, limit: int) -> list[RecoveryRunRecord]:
         """Newest first; `before_id` continues a page."""

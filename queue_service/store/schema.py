@@ -278,6 +278,8 @@ queue_leases = Table(
     Column("elected_at", UTCDateTime(), nullable=False),
     Column("renewed_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+    # When the holder plans its next run (the recovery leader: its next scheduled sweep); NULL if unknown.
+    Column("next_run_at", UTCDateTime(), nullable=True),
     CheckConstraint("term >= 1", name="term_positive"),
 )
 

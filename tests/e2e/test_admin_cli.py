@@ -51,7 +51,8 @@ def test_tables_and_json(secured_service):
     assert table.returncode == 0, table.stderr
     header, rule, row = table.stdout.splitlines()
     assert header.split()[:3] == ["QUEUE", "STATUS", "WAITING"] and set(rule) <= {"-", " "}
-    assert row.split()[0] == "emails"
+    # A queue's state in the dashboard's words: running or paused, never a bare "-".
+    assert row.split()[:2] == ["emails", "running"]
     stats = json.loads(queue_admin(target, "stats", "--json").stdout)
     assert stats["queues"][0]["dead_letter_summary"]["pending_count"] == 3
     assert json.loads(queue_admin(target, "--json", "stats").stdout) == stats  # --json before or after
@@ -79,6 +80,10 @@ def test_tables_and_json(secured_service):
     audit = json.loads(queue_admin(target, "audit", "--json", "--on", "queue/emails").stdout)
     assert [event["action"] for event in audit] == ["UpdateQueuePolicy"]
     assert audit[0]["actor"] == "admin"
+
+    with AdminClient(target, token=ADMIN_TOKEN) as admin:
+        admin.pause_queue("emails")
+    assert queue_admin(target, "stats").stdout.splitlines()[2].split()[:2] == ["emails", "paused"]
 
 
 def test_redrive_dry_run_then_with_a_progress_bar(secured_service):

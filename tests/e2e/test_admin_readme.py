@@ -17,7 +17,7 @@ from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN, grpcurl_path
 pytestmark = pytest.mark.slow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-QUEUE = "whatsapp-messages"
+QUEUE = "emails"  # the one queue of every README example
 
 
 def admin_commands() -> list[str]:

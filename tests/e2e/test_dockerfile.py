@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
+from tests.lock_files import canonical, locked_versions
 from tests.integration.test_metrics import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,12 +43,25 @@ def exec_form(arguments: str) -> list[str]:
 def test_dockerfile_basics():
     steps = instructions()
     keywords = [keyword for keyword, _ in steps]
-    assert steps[0][0] == "FROM" and re.fullmatch(r"python:3\.11-slim(-\w+)?", steps[0][1])
+    # A patch release: the same Dockerfile builds the same interpreter next year.
+    assert steps[0][0] == "FROM" and re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", steps[0][1])
     assert "USER" in keywords and dict(steps)["USER"] not in ("root", "0")
     assert "50051" in dict(steps)["EXPOSE"].split()
     assert dict(steps)["VOLUME"]
     assert exec_form(dict(steps)["HEALTHCHECK"].split("CMD", 1)[1])[:2] == ["queue-service", "health"]
     assert (ROOT / ".dockerignore").exists()
+    # CMD adds nothing the ENV settings already say (QUEUE_HOST, QUEUE_PORT, ...).
+    command = exec_form(dict(steps)["CMD"])
+    assert command == ["queue-service", "serve"], command
+
+
+def test_dockerfile_installs_the_locked_dependencies_then_the_local_packages_alone():
+    installs = [arguments.split("&&")[0].strip() for keyword, arguments in instructions()
+                if keyword == "RUN" and "pip install" in arguments]
+    assert installs[0] == "pip install --require-hashes -r requirements.lock", installs
+    assert installs[1] == "pip install --no-deps ./clients .", installs
+    copied = [shlex.split(arguments)[0] for keyword, arguments in instructions() if keyword == "COPY"]
+    assert copied.index("requirements.lock") < copied.index("clients")
 
 
 @pytest.mark.slow
@@ -86,6 +100,17 @@ def test_image_steps_install_and_serve_in_a_fresh_venv(tmp_path):
                 key, _, value = assignment.partition("=")
                 env[key] = value
     assert installed, "the Dockerfile has no pip install step"
+    # Exactly the locked versions, and nothing missing from the lock.
+    frozen = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
+                            env=env, capture_output=True, text=True, check=True).stdout
+    installed_versions = {
+        canonical(name): version
+        for name, _, version in (line.partition("==") for line in frozen.splitlines() if "==" in line)
+    }
+    locked = locked_versions(ROOT / "requirements.lock")
+    assert {name: installed_versions.get(name) for name in locked} == locked
+    assert set(installed_versions) == set(locked)  # the local packages show as "name @ file://..."
+    assert subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "check"], env=env).returncode == 0
 
     # The image's own settings, pointed at this test's directory and loopback ports.
     port = free_port()
@@ -96,8 +121,8 @@ def test_image_steps_install_and_serve_in_a_fresh_venv(tmp_path):
         QUEUE_ADMIN_TOKEN=ADMIN_TOKEN,
     )
     healthcheck = exec_form(dict(steps)["HEALTHCHECK"].split("CMD", 1)[1])
-    command = [part.replace("0.0.0.0", "127.0.0.1") for part in exec_form(dict(steps)["CMD"])]
-    env["QUEUE_HOST"] = "127.0.0.1"
+    command = exec_form(dict(steps)["CMD"])
+    env["QUEUE_HOST"] = "127.0.0.1"  # the image's 0.0.0.0, on loopback here
 
     before = subprocess.run(healthcheck, env=env, capture_output=True, text=True, timeout=30)
     assert before.returncode != 0

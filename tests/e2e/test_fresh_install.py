@@ -1,4 +1,4 @@
-"""A fresh, non-editable install (the README's first command) migrates and serves, with its packaged migrations."""
+"""A fresh, non-editable install (the README's first command, from the lock file) migrates and serves, with its packaged migrations."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy import create_engine
 
 from queue_service.store import migrate
 from tests.e2e.server_process import dashboard_process, serve
+from tests.lock_files import canonical, locked_versions
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,15 @@ def test_pip_install_without_editable_mode_migrates_and_serves(tmp_path):
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)])
     python, tool = venv / "bin" / "python", venv / "bin" / "queue-service"
-    run([str(python), "-m", "pip", "install", "-q", "./clients", "."], cwd=source)
+    # The README's quick start: the locked, hash-checked dependencies, then the local packages alone.
+    run([str(python), "-m", "pip", "install", "-q", "--require-hashes", "-r", "requirements.lock"], cwd=source)
+    run([str(python), "-m", "pip", "install", "-q", "--no-deps", "./clients", "."], cwd=source)
+    run([str(python), "-m", "pip", "check"])
+    frozen = run([str(python), "-m", "pip", "freeze", "--exclude-editable"]).stdout.splitlines()
+    installed = {canonical(name): version for name, _, version in (line.partition("==") for line in frozen)}
+    assert {name: installed.get(name) for name in locked_versions(ROOT / "requirements.lock")} == locked_versions(
+        ROOT / "requirements.lock"
+    )
     # The source copy is gone: whatever runs now comes from the installed packages alone.
     shutil.rmtree(source)
     work = tmp_path / "work"

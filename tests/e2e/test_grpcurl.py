@@ -1,11 +1,17 @@
 """The README's grpcurl walk-through against a real `queue-service serve` subprocess, on both backends."""
 
 import json
+import os
+import re
 import socket
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from jobqueue import AdminClient
+from jobqueue.models import RetryPolicy
 
 from tests.e2e.server_process import serve, venv_tool
 
@@ -113,3 +119,34 @@ def test_health_check_reports_an_unreachable_database(tmp_path):
         )
         assert "Code: Unavailable" in enqueue.stderr
         assert server.terminate() == 0
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_blocks(section: str, language: str = "bash") -> list[str]:
+    """The code blocks of one `## ` section of the README, in order."""
+    text = README.read_text()
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", body, flags=re.S)
+
+
+def test_the_readme_walkthrough_runs_as_written_and_finishes_the_job(server):
+    first, second = readme_blocks("Try it with grpcurl")
+    # The same commands, with a shorter first retry delay so that the test need not wait 5 s.
+    with AdminClient(server.address, timeout=10) as admin:
+        admin.update_queue_policy(
+            "emails", RetryPolicy(max_retries=3, retry_delays=(timedelta(milliseconds=200),)), allow_missing=True
+        )
+    env = {**os.environ, "PATH": f"{Path(venv_tool('grpcurl')).parent}{os.pathsep}{os.environ['PATH']}"}
+    outputs = []
+    for block in (first, second):
+        script = "set -euo pipefail\n" + block.replace("localhost:50051", server.address)
+        result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{block}\n{result.stderr}\nserver log:\n{server.log()}"
+        outputs.append(result.stdout)
+        time.sleep(0.3)  # the retry comes due
+    assert '"shouldRetry": true' in outputs[0] or '"should_retry": true' in outputs[0], outputs[0]
+    job = call(server, "GetJob", {"job_id": "welcome-1"})["job"]
+    assert (job["state"], job["attempt_number"], job["result"]) == ("STATE_COMPLETED", 2, {"message_id": "m-1"})
+    assert "TrackCompletion" in second

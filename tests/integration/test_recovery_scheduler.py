@@ -46,8 +46,10 @@ def test_serve_sweeps_on_a_timer_on_the_leader_only(database_url, clock):
             ("scheduled", "first", RunStatus.SUCCEEDED)
         }
         assert not second.recovery_scheduler.is_leader
-        assert second.recovery_scheduler.next_run_at is None
-        assert first.recovery_scheduler.next_run_at is not None
+        # Both replicas read the leader and its next sweep from the lease row.
+        for replica_server in (first, second):
+            leader = replica_server.recovery.runs.stats().leader
+            assert leader is not None and leader.holder == "first" and leader.next_run_at is not None
         for job_id in (ELECTION_JOB, SWEEP_JOB):
             job = first.recovery_scheduler.scheduler.get_job(job_id)
             assert (job.max_instances, job.coalesce) == (1, True)

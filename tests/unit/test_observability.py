@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
 from queue_service.logs import JsonFormatter, TextFormatter, check_logging_options
-from queue_service.metrics import QueueGaugeCollector, ServiceMetrics
+from queue_service.metrics import LastSweepCollector, QueueGaugeCollector, ServiceMetrics
 
 
 def record(message: str, *args, fields=None, level=logging.INFO) -> logging.LogRecord:
@@ -87,4 +88,15 @@ def test_sweep_metrics():
     assert registry.get_sample_value("queue_service_sweep_items_total", {"task": "due_retries"}) == 5
     assert registry.get_sample_value("queue_service_sweep_duration_seconds_count", {"status": "succeeded"}) == 1
     assert registry.get_sample_value("queue_service_sweep_duration_seconds_count", {"status": "failed"}) == 1
-    assert registry.get_sample_value("queue_service_sweep_last_success_timestamp_seconds") > 1.7e9
+    # The last success is the cluster's, read from the recorded runs (LastSweepCollector), not this process's.
+    assert registry.get_sample_value("queue_service_sweep_last_success_timestamp_seconds") is None
+
+
+def test_the_last_sweep_gauge_is_read_from_the_runs_and_absent_before_the_first_success():
+    finished = [None, datetime(2026, 12, 5, 9, 0, tzinfo=UTC)]
+    collector = LastSweepCollector(lambda: finished[0], ttl=0)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    assert registry.get_sample_value("queue_service_sweep_last_success_timestamp_seconds") is None
+    finished.pop(0)
+    assert registry.get_sample_value("queue_service_sweep_last_success_timestamp_seconds") == finished[0].timestamp()

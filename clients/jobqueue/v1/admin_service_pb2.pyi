@@ -525,7 +525,7 @@ class GetRecoveryStatusRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class GetRecoveryStatusResponse(_message.Message):
-    __slots__ = ("total_runs", "successful_runs", "failed_runs", "last_run_at", "last_run_duration", "next_run_at", "is_leader", "recent_runs", "next_page_token")
+    __slots__ = ("total_runs", "successful_runs", "failed_runs", "last_run_at", "last_run_duration", "next_run_at", "is_leader", "recent_runs", "next_page_token", "leader_node_id")
     TOTAL_RUNS_FIELD_NUMBER: _ClassVar[int]
     SUCCESSFUL_RUNS_FIELD_NUMBER: _ClassVar[int]
     FAILED_RUNS_FIELD_NUMBER: _ClassVar[int]
@@ -535,6 +535,7 @@ class GetRecoveryStatusResponse(_message.Message):
     IS_LEADER_FIELD_NUMBER: _ClassVar[int]
     RECENT_RUNS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LEADER_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     total_runs: int
     successful_runs: int
     failed_runs: int
@@ -544,7 +545,8 @@ class GetRecoveryStatusResponse(_message.Message):
     is_leader: bool
     recent_runs: _containers.RepeatedCompositeFieldContainer[RecoveryRun]
     next_page_token: str
-    def __init__(self, total_runs: _Optional[int] = ..., successful_runs: _Optional[int] = ..., failed_runs: _Optional[int] = ..., last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_leader: _Optional[bool] = ..., recent_runs: _Optional[_Iterable[_Union[RecoveryRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    leader_node_id: str
+    def __init__(self, total_runs: _Optional[int] = ..., successful_runs: _Optional[int] = ..., failed_runs: _Optional[int] = ..., last_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_leader: _Optional[bool] = ..., recent_runs: _Optional[_Iterable[_Union[RecoveryRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., leader_node_id: _Optional[str] = ...) -> None: ...
 
 class RecoveryRun(_message.Message):
     __slots__ = ("id", "started_at", "finished_at", "status", "trigger", "node_id", "counts", "error")

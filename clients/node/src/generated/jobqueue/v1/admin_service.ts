@@ -663,16 +663,21 @@ export interface GetRecoveryStatusResponse {
   lastRunDuration?:
     | Duration
     | undefined;
-  /** When this replica sweeps next; unset when its scheduling is off or another replica leads. */
+  /**
+   * When the leader sweeps next, read from the database: the same answer from every replica;
+   * unset while no replica leads.
+   */
   nextRunAt?:
     | Date
     | undefined;
-  /** True when this replica is the leader that sweeps. */
+  /** True when the answering replica (any of its processes) is the leader that sweeps. */
   isLeader: boolean;
   /** Recent runs, newest first. */
   recentRuns: RecoveryRun[];
   /** Token for the next page of runs; empty on the last page. */
   nextPageToken: string;
+  /** Node id of the process that leads the scheduled sweeps; empty while no replica leads. */
+  leaderNodeId: string;
 }
 
 /** One recovery sweep. */
@@ -4899,6 +4904,7 @@ function createBaseGetRecoveryStatusResponse(): GetRecoveryStatusResponse {
     isLeader: false,
     recentRuns: [],
     nextPageToken: "",
+    leaderNodeId: "",
   };
 }
 
@@ -4930,6 +4936,9 @@ export const GetRecoveryStatusResponse: MessageFns<GetRecoveryStatusResponse> = 
     }
     if (message.nextPageToken !== "") {
       writer.uint32(74).string(message.nextPageToken);
+    }
+    if (message.leaderNodeId !== "") {
+      writer.uint32(82).string(message.leaderNodeId);
     }
     return writer;
   },
@@ -5019,6 +5028,14 @@ export const GetRecoveryStatusResponse: MessageFns<GetRecoveryStatusResponse> = 
             message.nextPageToken = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.leaderNodeId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5047,6 +5064,7 @@ export const GetRecoveryStatusResponse: MessageFns<GetRecoveryStatusResponse> = 
     message.isLeader = object.isLeader ?? false;
     message.recentRuns = object.recentRuns?.map((e) => RecoveryRun.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    message.leaderNodeId = object.leaderNodeId ?? "";
     return message;
   },
 };
