@@ -126,6 +126,87 @@ def dead_letter_filter(
     )
 
 
+def queue_activity_request(
+    queue_names: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+    bucket_width: timedelta | None,
+    period: timedelta | None,
+    max_queues: int,
+) -> pb.GetQueueActivityRequest:
+    return pb.GetQueueActivityRequest(
+        queue_names=list(queue_names),
+        start_time=convert.timestamp(start),
+        end_time=convert.timestamp(end),
+        bucket_width=convert.duration(bucket_width),
+        period=convert.duration(period),
+        max_queues=max_queues,
+    )
+
+
+def retry_log_request(
+    job_id: str | None,
+    queue_name: str | None,
+    decision: RetryDecision | str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    page_size: int,
+) -> pb.ListRetryLogRequest:
+    return pb.ListRetryLogRequest(
+        job_id=job_id or "",
+        queue_name=queue_name or "",
+        decision=convert.retry_decision_number(decision),  # type: ignore[arg-type]
+        created_after=convert.timestamp(created_after),
+        created_before=convert.timestamp(created_before),
+        page_size=page_size,
+    )
+
+
+def queue_policy_request(
+    queue_name: str,
+    retry_policy: RetryPolicy | None,
+    update_mask: Sequence[str],
+    allow_missing: bool,
+    validate_only: bool,
+) -> pb.UpdateQueuePolicyRequest:
+    return pb.UpdateQueuePolicyRequest(
+        queue_name=queue_name,
+        retry_policy=convert.retry_policy_message(retry_policy),
+        update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
+        allow_missing=allow_missing,
+        validate_only=validate_only,
+    )
+
+
+def clean_queue_request(
+    queue_name: str, state: JobState | str, grace: timedelta | None, recovery_status: RecoveryStatus | str | None
+) -> pb.CleanQueueRequest:
+    return pb.CleanQueueRequest(
+        queue_name=queue_name,
+        state=convert.job_state_number(state),  # type: ignore[arg-type]
+        grace=convert.duration(grace),
+        recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
+    )
+
+
+def audit_events_request(
+    actor: str | None,
+    action: str | None,
+    target: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    page_size: int,
+) -> pb.ListAuditEventsRequest:
+    return pb.ListAuditEventsRequest(
+        actor=actor or "",
+        action=action or "",
+        target=target or "",
+        created_after=convert.timestamp(created_after),
+        created_before=convert.timestamp(created_before),
+        page_size=page_size,
+    )
+
+
 def with_page_token(request: Request, token: str) -> Request:
     """A copy of a list request that asks for the page at `token`."""
     page_request = type(request)()
@@ -302,14 +383,7 @@ class AdminClient:
         (a multiple of 5 minutes; default 1 hour) from `start` (default `period`, 24 hours unless
         given, before `end`) to `end` (default now by the server's clock). Lists at most
         `max_queues` queues (default 20), the busiest; totals cover all of them."""
-        request = pb.GetQueueActivityRequest(
-            queue_names=list(queue_names),
-            start_time=convert.timestamp(start),
-            end_time=convert.timestamp(end),
-            bucket_width=convert.duration(bucket_width),
-            period=convert.duration(period),
-            max_queues=max_queues,
-        )
+        request = queue_activity_request(queue_names, start, end, bucket_width, period, max_queues)
         return convert.activity(self._call(self.stub.GetQueueActivity, request, timeout))
 
     # Dead-letter queue
@@ -386,7 +460,6 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[FailurePattern]:
         """Dead-letter entries grouped by error fingerprint, largest group first (PENDING by default)."""
-
         request = pb.ListFailurePatternsRequest(
             queue_name=queue_name or "",
             recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
@@ -455,7 +528,6 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[Job]:
         """Jobs, most recently changed first, without job_data and result."""
-
         request = pb.ListJobsRequest(
             queue_name=queue_name or "",
             state=convert.job_state_number(state),  # type: ignore[arg-type]
@@ -481,22 +553,13 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[RetryLogEntry]:
         """Retry decisions, newest first."""
-
-        request = pb.ListRetryLogRequest(
-            job_id=job_id or "",
-            queue_name=queue_name or "",
-            decision=convert.retry_decision_number(decision),  # type: ignore[arg-type]
-            created_after=convert.timestamp(created_after),
-            created_before=convert.timestamp(created_before),
-            page_size=page_size,
-        )
+        request = retry_log_request(job_id, queue_name, decision, created_after, created_before, page_size)
         return self._pager(self.stub.ListRetryLog, request, retry_log_page, page_token, timeout)
 
     # Queues
 
     def list_queues(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None) -> Pager[Queue]:
         """Known queues by name, with their policies and paused flags."""
-
         request = pb.ListQueuesRequest(page_size=page_size)
         return self._pager(self.stub.ListQueues, request, queue_page, page_token, timeout)
 
@@ -518,13 +581,7 @@ class AdminClient:
 
         No policy and no mask clears it. `validate_only` previews the result without saving.
         """
-        request = pb.UpdateQueuePolicyRequest(
-            queue_name=queue_name,
-            retry_policy=convert.retry_policy_message(retry_policy),
-            update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
-            allow_missing=allow_missing,
-            validate_only=validate_only,
-        )
+        request = queue_policy_request(queue_name, retry_policy, update_mask, allow_missing, validate_only)
         return convert.queue(self._call(self.stub.UpdateQueuePolicy, request, timeout).queue)
 
     def pause_queue(self, queue_name: str, *, allow_missing: bool = False, timeout: float | None = None) -> Queue:
@@ -546,12 +603,7 @@ class AdminClient:
         timeout: float | None = None,
     ) -> int:
         """Delete the queue's jobs in `state` for longer than `grace`; returns how many."""
-        request = pb.CleanQueueRequest(
-            queue_name=queue_name,
-            state=convert.job_state_number(state),  # type: ignore[arg-type]
-            grace=convert.duration(grace),
-            recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
-        )
+        request = clean_queue_request(queue_name, state, grace, recovery_status)
         deleted: int = self._call(self.stub.CleanQueue, request, timeout).deleted_count
         return deleted
 
@@ -584,13 +636,5 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[AuditEvent]:
         """Admin actions, newest first: who, what, on which target, with which parameters, when."""
-
-        request = pb.ListAuditEventsRequest(
-            actor=actor or "",
-            action=action or "",
-            target=target or "",
-            created_after=convert.timestamp(created_after),
-            created_before=convert.timestamp(created_before),
-            page_size=page_size,
-        )
+        request = audit_events_request(actor, action, target, created_after, created_before, page_size)
         return self._pager(self.stub.ListAuditEvents, request, audit_event_page, page_token, timeout)
