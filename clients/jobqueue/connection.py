@@ -187,8 +187,8 @@ def describe_targets(targets: Targets) -> str:
     return targets if isinstance(targets, str) else ",".join(targets)
 
 
-class Connection:
-    """A channel plus what every call needs: the token, a deadline, and typed errors."""
+class BaseConnection:
+    """What the synchronous and the asyncio connection share: the target, token, TLS and deadline."""
 
     def __init__(
         self,
@@ -197,7 +197,7 @@ class Connection:
         token: str | None = None,
         tls: TlsConfig | bool | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
-        channel: grpc.Channel | None = None,
+        channel: Any = None,
         retry: bool = True,
         options: Sequence[tuple[str, Any]] = (),
         idempotent_methods: Mapping[str, Iterable[str]] | None = None,
@@ -206,22 +206,37 @@ class Connection:
         self.timeout = timeout
         if channel is not None:
             # A plaintext channel passed in carries the token as call metadata.
-            self.channel = channel
-            self._owns_channel = False
             self._metadata = token_metadata(token)
+            self._owns_channel = False
+            self.channel = channel
             return
         settings = channel_settings(
             target, token=token, tls=tls, retry=retry, options=options, idempotent_methods=idempotent_methods
         )
         self._metadata = settings.metadata
-        if settings.credentials is not None:
-            self.channel = grpc.secure_channel(settings.target, settings.credentials, options=settings.options)
-        else:
-            self.channel = grpc.insecure_channel(settings.target, options=settings.options)
         self._owns_channel = True
+        self.channel = self._open(settings)
+
+    def _open(self, settings: ChannelSettings) -> Any:
+        """A new channel made of `settings`."""
+        raise NotImplementedError
 
     def deadline(self, timeout: float | None) -> float | None:
         return self.timeout if timeout is None else timeout
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r})"
+
+
+class Connection(BaseConnection):
+    """A channel plus what every call needs: the token, a deadline, and typed errors."""
+
+    channel: grpc.Channel
+
+    def _open(self, settings: ChannelSettings) -> grpc.Channel:
+        if settings.credentials is not None:
+            return grpc.secure_channel(settings.target, settings.credentials, options=settings.options)
+        return grpc.insecure_channel(settings.target, options=settings.options)
 
     def unary(self, method: Callable[..., Response], request: Any, timeout: float | None = None) -> Response:
         """Call a unary RPC; a failure raises the typed error for its status."""
@@ -251,6 +266,3 @@ class Connection:
     def close(self) -> None:
         if self._owns_channel:
             self.channel.close()
-
-    def __repr__(self) -> str:
-        return f"Connection({self.target!r})"

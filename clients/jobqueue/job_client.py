@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -52,6 +52,8 @@ def receive_limit(options: Sequence[tuple[str, Any]]) -> int:
         if name == RECEIVE_LIMIT_OPTION:
             limit = MAX_RESPONSE_BYTES if int(value) < 0 else min(int(value), MAX_RESPONSE_BYTES)
     return limit
+
+Client = TypeVar("Client")
 
 
 def enqueue_request(job: JobRequest) -> pb.EnqueueJobRequest:
@@ -167,10 +169,10 @@ def job_details(response: pb.GetJobResponse) -> JobDetails:
 
 
 @dataclass
-class TrackedRun:
-    """One run reported through `JobClient.track`; set `result` to report it with the completion."""
+class TrackedRunBase(Generic[Client]):
+    """One run reported through a client's `track`; set `result` to report it with the completion."""
 
-    client: JobClient = field(repr=False)
+    client: Client = field(repr=False)
     job: Job
     created: bool
     result: Mapping[str, Any] | None = None
@@ -182,6 +184,11 @@ class TrackedRun:
     @property
     def attempt_number(self) -> int:
         return self.job.attempt_number
+
+
+@dataclass
+class TrackedRun(TrackedRunBase["JobClient"]):
+    """One run reported through `JobClient.track`; set `result` to report it with the completion."""
 
     def heartbeat(self, lease_duration: timedelta | None = None) -> datetime | None:
         """Tell the service the run is still going, so it is not treated as stalled."""

@@ -2,61 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from jobqueue.connection import (
-    DEFAULT_TARGET,
-    DEFAULT_TIMEOUT,
-    Targets,
-    TlsConfig,
-    channel_settings,
-    describe_targets,
-    token_metadata,
-)
+from jobqueue.connection import BaseConnection, ChannelSettings
 from jobqueue.errors import from_rpc_error
 
 
-class Connection:
+class Connection(BaseConnection):
     """A grpc.aio channel plus what every call needs: the token, a deadline, and typed errors.
 
     Create it inside a running event loop: a grpc.aio channel belongs to the loop it was made in.
     """
 
-    def __init__(
-        self,
-        target: Targets = DEFAULT_TARGET,
-        *,
-        token: str | None = None,
-        tls: TlsConfig | bool | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        channel: grpc.aio.Channel | None = None,
-        retry: bool = True,
-        options: Sequence[tuple[str, Any]] = (),
-        idempotent_methods: Mapping[str, Iterable[str]] | None = None,
-    ) -> None:
-        self.target = describe_targets(target)
-        self.timeout = timeout
-        if channel is not None:
-            self.channel = channel
-            self._owns_channel = False
-            self._metadata = token_metadata(token)
-            return
-        settings = channel_settings(
-            target, token=token, tls=tls, retry=retry, options=options, idempotent_methods=idempotent_methods
-        )
-        self._metadata = settings.metadata
-        if settings.credentials is not None:
-            self.channel = grpc.aio.secure_channel(settings.target, settings.credentials, options=settings.options)
-        else:
-            self.channel = grpc.aio.insecure_channel(settings.target, options=settings.options)
-        self._owns_channel = True
+    channel: grpc.aio.Channel
 
-    def deadline(self, timeout: float | None) -> float | None:
-        return self.timeout if timeout is None else timeout
+    def _open(self, settings: ChannelSettings) -> grpc.aio.Channel:
+        if settings.credentials is not None:
+            return grpc.aio.secure_channel(settings.target, settings.credentials, options=settings.options)
+        return grpc.aio.insecure_channel(settings.target, options=settings.options)
 
     async def unary(self, method: Callable[..., Any], request: Any, timeout: float | None = None) -> Any:
         """Call a unary RPC; a failure raises the typed error for its status."""
@@ -90,6 +57,3 @@ class Connection:
     async def close(self) -> None:
         if self._owns_channel:
             await self.channel.close()
-
-    def __repr__(self) -> str:
-        return f"Connection({self.target!r})"

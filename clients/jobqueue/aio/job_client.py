@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Targets, TlsCon
 from jobqueue.errors import JobQueueError
 from jobqueue.job_client import (
     IDEMPOTENT_METHODS,
+    TrackedRunBase,
     completion_request,
     completion_results,
     enqueue_request,
@@ -45,21 +46,8 @@ from jobqueue.v1 import job_service_pb2_grpc
 
 
 @dataclass
-class TrackedRun:
+class TrackedRun(TrackedRunBase["JobClient"]):
     """One run reported through `JobClient.track`; set `result` to report it with the completion."""
-
-    client: JobClient = field(repr=False)
-    job: Job
-    created: bool
-    result: Mapping[str, Any] | None = None
-
-    @property
-    def job_id(self) -> str:
-        return self.job.job_id
-
-    @property
-    def attempt_number(self) -> int:
-        return self.job.attempt_number
 
     async def heartbeat(self, lease_duration: timedelta | None = None) -> datetime | None:
         """Tell the service the run is still going, so it is not treated as stalled."""
