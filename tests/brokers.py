@@ -40,13 +40,20 @@ def rabbitmq_url() -> str:
 
 
 def delete_queues(url: str, names: list[str]) -> None:
-    """Remove a test run's queues from the broker."""
+    """Remove a test run's queues from the broker, with the exchanges Celery names after them."""
     from kombu import Connection
 
     with Connection(url, connect_timeout=5) as connection:
-        channel = connection.default_channel
         for name in names:
-            try:
-                channel.queue_delete(name)
-            except Exception:  # noqa: BLE001 - already gone
+            for delete in ("queue_delete", "exchange_delete"):
+                # A failed delete closes the channel: each gets its own.
                 channel = connection.channel()
+                try:
+                    getattr(channel, delete)(name)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+                finally:
+                    try:
+                        channel.close()
+                    except Exception:  # noqa: BLE001 - closed by the broker after a failed delete
+                        pass

@@ -6,6 +6,7 @@ Run it with the worker through run.sh; the settings are those of tasks.py.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -55,7 +56,7 @@ def main() -> int:
         job = details.job
         line = f"{label}: {job.state.value} after {job.attempt_number} attempt(s)"
         if job.state is JobState.COMPLETED:
-            line += f", result {job.result}"
+            line += f", result {json.dumps(job.result, sort_keys=True)}"
         else:
             line += f", dead-letter entry {job.dead_letter_id}, last error: {job.last_error.type}: {job.last_error.message}"
         print(line)
