@@ -141,6 +141,11 @@ def test_a_success_is_reported_with_its_result(rig):
     assert job.attempt_number == 1 and job.job_data == {"args": [21], "kwargs": {}}
     assert job.worker_id.startswith(rig.queue) and job.processing_duration is not None
     assert details.error_history == ()
+    # A second delivery of a finished job does not run: the service refuses to start it.
+    rig.producer.send_task("tests.integration.celery_tasks.double", args=(5,), queue=rig.queue, task_id=job_id)
+    rig.wait_for_log(f"Task tests.integration.celery_tasks.double[{job_id}] raised unexpected: FailedPrecondition")
+    again = rig.client.get_job(job_id).job
+    assert (again.state, again.attempt_number, again.result) == (JobState.COMPLETED, 1, {"doubled": 42, "attempt": 1})
 
 
 def test_failures_retry_after_the_service_delay_then_succeed(rig):
