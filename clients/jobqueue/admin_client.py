@@ -144,6 +144,17 @@ def queue_activity_request(
     )
 
 
+def jobs_request(
+    queue_name: str | None, state: JobState | str | None, job_name: str | None, page_size: int
+) -> pb.ListJobsRequest:
+    return pb.ListJobsRequest(
+        queue_name=queue_name or "",
+        state=convert.job_state_number(state),  # type: ignore[arg-type]
+        job_name=job_name or "",
+        page_size=page_size,
+    )
+
+
 def retry_log_request(
     job_id: str | None,
     queue_name: str | None,
@@ -528,12 +539,7 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[Job]:
         """Jobs, most recently changed first, without job_data and result."""
-        request = pb.ListJobsRequest(
-            queue_name=queue_name or "",
-            state=convert.job_state_number(state),  # type: ignore[arg-type]
-            job_name=job_name or "",
-            page_size=page_size,
-        )
+        request = jobs_request(queue_name, state, job_name, page_size)
         return self._pager(self.stub.ListJobs, request, job_page, page_token, timeout)
 
     def get_job_details(self, job_id: str, *, timeout: float | None = None) -> JobDetails:

@@ -243,6 +243,7 @@ async def test_jobs_queues_recovery_and_audit(jobs, admin, secured_service):
     listed = await admin.list_jobs(queue_name="emails", page_size=2)
     assert listed.total_size == 3 and len([item async for item in listed]) == 3
     assert [j.job_id async for j in await admin.list_jobs(state="failed")] == [job.job_id]
+    assert [j.job_id async for j in await admin.list_jobs(job_name="nothing-of-that-name")] == []
     details = await admin.get_job_details(job.job_id)
     assert details.job.state is JobState.FAILED and details.dead_letter_entry is None
     (log,) = [entry async for entry in await admin.list_retry_log(queue_name="emails")]

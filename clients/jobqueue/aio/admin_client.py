@@ -22,6 +22,7 @@ from jobqueue.admin_client import (
     failure_pattern_page,
     job_details,
     job_page,
+    jobs_request,
     queue_activity_request,
     queue_page,
     queue_policy_request,
@@ -313,16 +314,13 @@ class AdminClient:
         *,
         queue_name: str | None = None,
         state: JobState | str | None = None,
+        job_name: str | None = None,
         page_size: int = 0,
         page_token: str = "",
         timeout: float | None = None,
     ) -> AsyncPager[Job]:
         """Jobs, most recently changed first, without job_data and result."""
-        request = pb.ListJobsRequest(
-            queue_name=queue_name or "",
-            state=convert.job_state_number(state),  # type: ignore[arg-type]
-            page_size=page_size,
-        )
+        request = jobs_request(queue_name, state, job_name, page_size)
         return await self._pager(self.stub.ListJobs, request, job_page, page_token, timeout)
 
     async def get_job_details(self, job_id: str, *, timeout: float | None = None) -> JobDetails:
