@@ -84,7 +84,8 @@ class TrackedTask(Task):  # type: ignore[misc]  # celery ships no type informati
     non_retryable_errors: tuple[type[BaseException], ...] = ()
     # The service's queue for these jobs; by default the Celery queue the task came from.
     jobqueue_queue: str | None = None
-    # Seconds before a run whose report could not reach the service runs again, and how often (None: no limit).
+    # A run whose report cannot reach the service runs again after this many seconds, at most
+    # this many times (None: until the service answers).
     unreachable_retry_delay: float = 5.0
     unreachable_max_retries: int | None = None
     # Long runs tell the service they are alive, so that it does not count them as stalled.
