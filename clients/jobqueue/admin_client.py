@@ -8,9 +8,10 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 from google.protobuf import field_mask_pb2
+from google.protobuf.message import Message
 
 from jobqueue import _convert as convert
-from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, TlsConfig
+from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, Targets, TlsConfig
 from jobqueue.models import (
     Activity,
     AuditEvent,
@@ -62,6 +63,7 @@ IDEMPOTENT_METHODS = {
 }
 
 T = TypeVar("T")
+Request = TypeVar("Request", bound=Message)
 
 
 class Pager(Generic[T]):
@@ -124,12 +126,204 @@ def dead_letter_filter(
     )
 
 
+def queue_activity_request(
+    queue_names: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+    bucket_width: timedelta | None,
+    period: timedelta | None,
+    max_queues: int,
+) -> pb.GetQueueActivityRequest:
+    return pb.GetQueueActivityRequest(
+        queue_names=list(queue_names),
+        start_time=convert.timestamp(start),
+        end_time=convert.timestamp(end),
+        bucket_width=convert.duration(bucket_width),
+        period=convert.duration(period),
+        max_queues=max_queues,
+    )
+
+
+def jobs_request(
+    queue_name: str | None, state: JobState | str | None, job_name: str | None, page_size: int
+) -> pb.ListJobsRequest:
+    return pb.ListJobsRequest(
+        queue_name=queue_name or "",
+        state=convert.job_state_number(state),  # type: ignore[arg-type]
+        job_name=job_name or "",
+        page_size=page_size,
+    )
+
+
+def retry_log_request(
+    job_id: str | None,
+    queue_name: str | None,
+    decision: RetryDecision | str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    page_size: int,
+) -> pb.ListRetryLogRequest:
+    return pb.ListRetryLogRequest(
+        job_id=job_id or "",
+        queue_name=queue_name or "",
+        decision=convert.retry_decision_number(decision),  # type: ignore[arg-type]
+        created_after=convert.timestamp(created_after),
+        created_before=convert.timestamp(created_before),
+        page_size=page_size,
+    )
+
+
+def queue_policy_request(
+    queue_name: str,
+    retry_policy: RetryPolicy | None,
+    update_mask: Sequence[str],
+    allow_missing: bool,
+    validate_only: bool,
+) -> pb.UpdateQueuePolicyRequest:
+    return pb.UpdateQueuePolicyRequest(
+        queue_name=queue_name,
+        retry_policy=convert.retry_policy_message(retry_policy),
+        update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
+        allow_missing=allow_missing,
+        validate_only=validate_only,
+    )
+
+
+def clean_queue_request(
+    queue_name: str, state: JobState | str, grace: timedelta | None, recovery_status: RecoveryStatus | str | None
+) -> pb.CleanQueueRequest:
+    return pb.CleanQueueRequest(
+        queue_name=queue_name,
+        state=convert.job_state_number(state),  # type: ignore[arg-type]
+        grace=convert.duration(grace),
+        recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
+    )
+
+
+def audit_events_request(
+    actor: str | None,
+    action: str | None,
+    target: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    page_size: int,
+) -> pb.ListAuditEventsRequest:
+    return pb.ListAuditEventsRequest(
+        actor=actor or "",
+        action=action or "",
+        target=target or "",
+        created_after=convert.timestamp(created_after),
+        created_before=convert.timestamp(created_before),
+        page_size=page_size,
+    )
+
+
+def with_page_token(request: Request, token: str) -> Request:
+    """A copy of a list request that asks for the page at `token`."""
+    page_request = type(request)()
+    page_request.CopyFrom(request)
+    page_request.page_token = token  # type: ignore[attr-defined]
+    return page_request
+
+
+def dead_letter_page(response: pb.ListDeadLetterJobsResponse) -> Page[DeadLetterEntry]:
+    entries = tuple(convert.dead_letter_entry(entry) for entry in response.entries)
+    return Page(entries, response.next_page_token, response.total_size)
+
+
+def failure_pattern_page(response: pb.ListFailurePatternsResponse) -> Page[FailurePattern]:
+    patterns = tuple(convert.failure_pattern(pattern) for pattern in response.patterns)
+    return Page(patterns, response.next_page_token, response.total_size)
+
+
+def job_page(response: pb.ListJobsResponse) -> Page[Job]:
+    return Page(tuple(convert.job(job) for job in response.jobs), response.next_page_token, response.total_size)
+
+
+def retry_log_page(response: pb.ListRetryLogResponse) -> Page[RetryLogEntry]:
+    return Page(tuple(convert.retry_log_entry(entry) for entry in response.entries), response.next_page_token)
+
+
+def queue_page(response: pb.ListQueuesResponse) -> Page[Queue]:
+    return Page(tuple(convert.queue(queue) for queue in response.queues), response.next_page_token)
+
+
+def audit_event_page(response: pb.ListAuditEventsResponse) -> Page[AuditEvent]:
+    return Page(tuple(convert.audit_event(event) for event in response.events), response.next_page_token)
+
+
+def dead_letter_details(response: pb.GetDeadLetterJobResponse) -> DeadLetterDetails:
+    return DeadLetterDetails(
+        entry=convert.dead_letter_entry(response.entry),
+        job=convert.optional_job(response),
+        retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+        retry_log_omitted_count=response.retry_log_omitted_count,
+    )
+
+
+def job_details(response: pb.GetJobDetailsResponse) -> JobDetails:
+    return JobDetails(
+        job=convert.job(response.job),
+        error_history=tuple(convert.job_error(error) for error in response.error_history),
+        retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+        dead_letter_entry=convert.dead_letter_entry(response.dead_letter_entry)
+        if response.HasField("dead_letter_entry")
+        else None,
+        retry_log_omitted_count=response.retry_log_omitted_count,
+    )
+
+
+def dead_letter_update_request(
+    id: str, admin_notes: str | None, assigned_to: str | None, priority: int | None
+) -> pb.UpdateDeadLetterJobRequest:
+    """A request that changes the triage fields given and names them in its update mask."""
+    entry = job_pb2.DeadLetterEntry(id=id)
+    mask = []
+    if admin_notes is not None:
+        entry.admin_notes = admin_notes
+        mask.append("admin_notes")
+    if assigned_to is not None:
+        entry.assigned_to = assigned_to
+        mask.append("assigned_to")
+    if priority is not None:
+        entry.priority = priority
+        mask.append("priority")
+    if not mask:
+        raise ValueError("give at least one of admin_notes, assigned_to, priority")
+    return pb.UpdateDeadLetterJobRequest(entry=entry, update_mask=field_mask_pb2.FieldMask(paths=mask))
+
+
+def redrive_request(
+    ids: Sequence[str] | None,
+    selector: pb.DeadLetterFilter | None,
+    *,
+    dry_run: bool,
+    retry_policy: RetryPolicy | None,
+    rate_limit: float | None,
+    max_jobs: int | None,
+    sample_size: int | None,
+) -> pb.RetryDeadLetterJobsRequest:
+    """A bulk redrive of the entries `ids`, or else of those `selector` matches."""
+    request = pb.RetryDeadLetterJobsRequest(
+        dry_run=dry_run,
+        retry_policy=convert.retry_policy_message(retry_policy),
+        rate_limit=rate_limit or 0.0,
+        max_jobs=max_jobs or 0,
+        sample_size=sample_size or 0,
+    )
+    if ids is not None:
+        request.ids.ids.extend(ids)
+    elif selector is not None:
+        request.filter.CopyFrom(selector)
+    return request
+
+
 class AdminClient:
     """A client of AdminService; the options are those of JobClient. Needs an admin token."""
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: Targets = DEFAULT_TARGET,
         *,
         token: str | None = None,
         tls: TlsConfig | bool | None = None,
@@ -165,6 +359,16 @@ class AdminClient:
     def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
         return self.connection.unary(method, request, timeout)
 
+    def _pager(
+        self,
+        method: Callable[..., Any],
+        request: Message,
+        read_page: Callable[[Any], Page[T]],
+        page_token: str,
+        timeout: float | None,
+    ) -> Pager[T]:
+        return Pager(lambda token: read_page(self._call(method, with_page_token(request, token), timeout)), page_token)
+
     # Statistics
 
     def get_statistics(
@@ -190,14 +394,7 @@ class AdminClient:
         (a multiple of 5 minutes; default 1 hour) from `start` (default `period`, 24 hours unless
         given, before `end`) to `end` (default now by the server's clock). Lists at most
         `max_queues` queues (default 20), the busiest; totals cover all of them."""
-        request = pb.GetQueueActivityRequest(
-            queue_names=list(queue_names),
-            start_time=convert.timestamp(start),
-            end_time=convert.timestamp(end),
-            bucket_width=convert.duration(bucket_width),
-            period=convert.duration(period),
-            max_queues=max_queues,
-        )
+        request = queue_activity_request(queue_names, start, end, bucket_width, period, max_queues)
         return convert.activity(self._call(self.stub.GetQueueActivity, request, timeout))
 
     # Dead-letter queue
@@ -231,23 +428,12 @@ class AdminClient:
             dead_lettered_before=dead_lettered_before,
         )
 
-        def fetch(token: str) -> Page[DeadLetterEntry]:
-            request = pb.ListDeadLetterJobsRequest(filter=selector, page_size=page_size, page_token=token)
-            response = self._call(self.stub.ListDeadLetterJobs, request, timeout)
-            entries = tuple(convert.dead_letter_entry(entry) for entry in response.entries)
-            return Page(entries, response.next_page_token, response.total_size)
-
-        return Pager(fetch, page_token)
+        request = pb.ListDeadLetterJobsRequest(filter=selector, page_size=page_size)
+        return self._pager(self.stub.ListDeadLetterJobs, request, dead_letter_page, page_token, timeout)
 
     def get_dead_letter_job(self, id: str, *, timeout: float | None = None) -> DeadLetterDetails:
         """One entry with its payload and error history, its job, and the job's retry log."""
-        response = self._call(self.stub.GetDeadLetterJob, pb.GetDeadLetterJobRequest(id=id), timeout)
-        return DeadLetterDetails(
-            entry=convert.dead_letter_entry(response.entry),
-            job=convert.optional_job(response),
-            retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
-            retry_log_omitted_count=response.retry_log_omitted_count,
-        )
+        return dead_letter_details(self._call(self.stub.GetDeadLetterJob, pb.GetDeadLetterJobRequest(id=id), timeout))
 
     def retry_dead_letter_job(
         self, id: str, *, retry_policy: RetryPolicy | None = None, timeout: float | None = None
@@ -272,20 +458,7 @@ class AdminClient:
         timeout: float | None = None,
     ) -> DeadLetterEntry:
         """Change the triage fields given (an empty string clears a text field); the others stay."""
-        entry = job_pb2.DeadLetterEntry(id=id)
-        mask = []
-        if admin_notes is not None:
-            entry.admin_notes = admin_notes
-            mask.append("admin_notes")
-        if assigned_to is not None:
-            entry.assigned_to = assigned_to
-            mask.append("assigned_to")
-        if priority is not None:
-            entry.priority = priority
-            mask.append("priority")
-        if not mask:
-            raise ValueError("give at least one of admin_notes, assigned_to, priority")
-        request = pb.UpdateDeadLetterJobRequest(entry=entry, update_mask=field_mask_pb2.FieldMask(paths=mask))
+        request = dead_letter_update_request(id, admin_notes, assigned_to, priority)
         return convert.dead_letter_entry(self._call(self.stub.UpdateDeadLetterJob, request, timeout).entry)
 
     def list_failure_patterns(
@@ -298,19 +471,12 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[FailurePattern]:
         """Dead-letter entries grouped by error fingerprint, largest group first (PENDING by default)."""
-
-        def fetch(token: str) -> Page[FailurePattern]:
-            request = pb.ListFailurePatternsRequest(
-                queue_name=queue_name or "",
-                recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
-                page_size=page_size,
-                page_token=token,
-            )
-            response = self._call(self.stub.ListFailurePatterns, request, timeout)
-            patterns = tuple(convert.failure_pattern(pattern) for pattern in response.patterns)
-            return Page(patterns, response.next_page_token, response.total_size)
-
-        return Pager(fetch, page_token)
+        request = pb.ListFailurePatternsRequest(
+            queue_name=queue_name or "",
+            recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
+            page_size=page_size,
+        )
+        return self._pager(self.stub.ListFailurePatterns, request, failure_pattern_page, page_token, timeout)
 
     def retry_dead_letter_jobs(
         self,
@@ -337,28 +503,25 @@ class AdminClient:
         changes nothing and its one message carries the matched count and a sample. There is
         no deadline unless `timeout` is given, as a rate-limited redrive may take long.
         """
-        request = pb.RetryDeadLetterJobsRequest(
-            dry_run=dry_run,
-            retry_policy=convert.retry_policy_message(retry_policy),
-            rate_limit=rate_limit or 0.0,
-            max_jobs=max_jobs or 0,
-            sample_size=sample_size or 0,
+        selector = None if ids is not None else dead_letter_filter(
+            queue_name=queue_name,
+            death_reason=death_reason,
+            failure_reason_contains=failure_reason_contains,
+            error_type=error_type,
+            fingerprint=fingerprint,
+            assigned_to=assigned_to,
+            dead_lettered_after=dead_lettered_after,
+            dead_lettered_before=dead_lettered_before,
         )
-        if ids is not None:
-            request.ids.ids.extend(ids)
-        else:
-            request.filter.CopyFrom(
-                dead_letter_filter(
-                    queue_name=queue_name,
-                    death_reason=death_reason,
-                    failure_reason_contains=failure_reason_contains,
-                    error_type=error_type,
-                    fingerprint=fingerprint,
-                    assigned_to=assigned_to,
-                    dead_lettered_after=dead_lettered_after,
-                    dead_lettered_before=dead_lettered_before,
-                )
-            )
+        request = redrive_request(
+            ids,
+            selector,
+            dry_run=dry_run,
+            retry_policy=retry_policy,
+            rate_limit=rate_limit,
+            max_jobs=max_jobs,
+            sample_size=sample_size,
+        )
         responses = self.connection.stream(self.stub.RetryDeadLetterJobs, request, timeout, default_deadline=False)
         for message in responses:
             yield convert.redrive_progress(message)
@@ -376,32 +539,12 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[Job]:
         """Jobs, most recently changed first, without job_data and result."""
-
-        def fetch(token: str) -> Page[Job]:
-            request = pb.ListJobsRequest(
-                queue_name=queue_name or "",
-                state=convert.job_state_number(state),  # type: ignore[arg-type]
-                job_name=job_name or "",
-                page_size=page_size,
-                page_token=token,
-            )
-            response = self._call(self.stub.ListJobs, request, timeout)
-            return Page(tuple(convert.job(job) for job in response.jobs), response.next_page_token, response.total_size)
-
-        return Pager(fetch, page_token)
+        request = jobs_request(queue_name, state, job_name, page_size)
+        return self._pager(self.stub.ListJobs, request, job_page, page_token, timeout)
 
     def get_job_details(self, job_id: str, *, timeout: float | None = None) -> JobDetails:
         """A job with its error history, retry log and dead-letter entry."""
-        response = self._call(self.stub.GetJobDetails, pb.GetJobDetailsRequest(job_id=job_id), timeout)
-        return JobDetails(
-            job=convert.job(response.job),
-            error_history=tuple(convert.job_error(error) for error in response.error_history),
-            retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
-            dead_letter_entry=convert.dead_letter_entry(response.dead_letter_entry)
-            if response.HasField("dead_letter_entry")
-            else None,
-            retry_log_omitted_count=response.retry_log_omitted_count,
-        )
+        return job_details(self._call(self.stub.GetJobDetails, pb.GetJobDetailsRequest(job_id=job_id), timeout))
 
     def list_retry_log(
         self,
@@ -416,34 +559,15 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[RetryLogEntry]:
         """Retry decisions, newest first."""
-
-        def fetch(token: str) -> Page[RetryLogEntry]:
-            request = pb.ListRetryLogRequest(
-                job_id=job_id or "",
-                queue_name=queue_name or "",
-                decision=convert.retry_decision_number(decision),  # type: ignore[arg-type]
-                created_after=convert.timestamp(created_after),
-                created_before=convert.timestamp(created_before),
-                page_size=page_size,
-                page_token=token,
-            )
-            response = self._call(self.stub.ListRetryLog, request, timeout)
-            entries = tuple(convert.retry_log_entry(entry) for entry in response.entries)
-            return Page(entries, response.next_page_token)
-
-        return Pager(fetch, page_token)
+        request = retry_log_request(job_id, queue_name, decision, created_after, created_before, page_size)
+        return self._pager(self.stub.ListRetryLog, request, retry_log_page, page_token, timeout)
 
     # Queues
 
     def list_queues(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None) -> Pager[Queue]:
         """Known queues by name, with their policies and paused flags."""
-
-        def fetch(token: str) -> Page[Queue]:
-            request = pb.ListQueuesRequest(page_size=page_size, page_token=token)
-            response = self._call(self.stub.ListQueues, request, timeout)
-            return Page(tuple(convert.queue(queue) for queue in response.queues), response.next_page_token)
-
-        return Pager(fetch, page_token)
+        request = pb.ListQueuesRequest(page_size=page_size)
+        return self._pager(self.stub.ListQueues, request, queue_page, page_token, timeout)
 
     def get_queue(self, queue_name: str, *, timeout: float | None = None) -> Queue:
         response = self._call(self.stub.GetQueue, pb.GetQueueRequest(queue_name=queue_name), timeout)
@@ -463,13 +587,7 @@ class AdminClient:
 
         No policy and no mask clears it. `validate_only` previews the result without saving.
         """
-        request = pb.UpdateQueuePolicyRequest(
-            queue_name=queue_name,
-            retry_policy=convert.retry_policy_message(retry_policy),
-            update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
-            allow_missing=allow_missing,
-            validate_only=validate_only,
-        )
+        request = queue_policy_request(queue_name, retry_policy, update_mask, allow_missing, validate_only)
         return convert.queue(self._call(self.stub.UpdateQueuePolicy, request, timeout).queue)
 
     def pause_queue(self, queue_name: str, *, allow_missing: bool = False, timeout: float | None = None) -> Queue:
@@ -491,12 +609,7 @@ class AdminClient:
         timeout: float | None = None,
     ) -> int:
         """Delete the queue's jobs in `state` for longer than `grace`; returns how many."""
-        request = pb.CleanQueueRequest(
-            queue_name=queue_name,
-            state=convert.job_state_number(state),  # type: ignore[arg-type]
-            grace=convert.duration(grace),
-            recovery_status=convert.recovery_status_number(recovery_status),  # type: ignore[arg-type]
-        )
+        request = clean_queue_request(queue_name, state, grace, recovery_status)
         deleted: int = self._call(self.stub.CleanQueue, request, timeout).deleted_count
         return deleted
 
@@ -529,18 +642,5 @@ class AdminClient:
         timeout: float | None = None,
     ) -> Pager[AuditEvent]:
         """Admin actions, newest first: who, what, on which target, with which parameters, when."""
-
-        def fetch(token: str) -> Page[AuditEvent]:
-            request = pb.ListAuditEventsRequest(
-                actor=actor or "",
-                action=action or "",
-                target=target or "",
-                created_after=convert.timestamp(created_after),
-                created_before=convert.timestamp(created_before),
-                page_size=page_size,
-                page_token=token,
-            )
-            response = self._call(self.stub.ListAuditEvents, request, timeout)
-            return Page(tuple(convert.audit_event(event) for event in response.events), response.next_page_token)
-
-        return Pager(fetch, page_token)
+        request = audit_events_request(actor, action, target, created_after, created_before, page_size)
+        return self._pager(self.stub.ListAuditEvents, request, audit_event_page, page_token, timeout)

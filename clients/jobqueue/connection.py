@@ -1,8 +1,10 @@
-"""The channel both clients share: target, token, TLS, deadlines and gRPC's own retry policy."""
+"""The channel both clients share: targets, token, TLS, deadlines, gRPC's own retry and balancing policy."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +30,75 @@ RETRY_POLICY: dict[str, Any] = {
 Response = TypeVar("Response")
 
 
-def service_config(idempotent_methods: Mapping[str, Iterable[str]]) -> str:
-    """A gRPC service config (JSON) that retries `idempotent_methods` ({service: [method, ...]}) on UNAVAILABLE."""
+# Calls go to every address of the target in turn, skipping any whose grpc.health.v1 status
+# (of the whole server, "") is not SERVING: a replica that is draining or has lost its database.
+LOAD_BALANCING: dict[str, Any] = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "healthCheckConfig": {"serviceName": ""},
+}
+
+Targets = str | Sequence[str]
+
+
+def service_config(idempotent_methods: Mapping[str, Iterable[str]], *, retry: bool = True) -> str:
+    """A gRPC service config (JSON): round_robin over healthy addresses, and with `retry`, a retry of
+    `idempotent_methods` ({service: [method, ...]}) on UNAVAILABLE."""
+    config: dict[str, Any] = dict(LOAD_BALANCING)
     names = [
         {"service": service, "method": method}
         for service, methods in idempotent_methods.items()
         for method in methods
     ]
-    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}]})
+    if retry and names:
+        config["methodConfig"] = [{"name": names, "retryPolicy": RETRY_POLICY}]
+    return json.dumps(config)
+
+
+def _split_host_port(target: str) -> tuple[str, int]:
+    host, separator, port = target.rpartition(":")
+    if not separator or not port.isdigit():
+        raise ValueError(f"target {target!r} needs a port: host:port")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _addresses(target: str) -> list[tuple[int, str]]:
+    """(address family, address) of each address `target` (host:port) names; a name is looked up now."""
+    host, port = _split_host_port(target)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise ValueError(f"cannot resolve target {target!r}: {error}") from None
+        ips = [ipaddress.ip_address(info[4][0]) for info in found]
+    else:
+        ips = [ip]
+    return [
+        (socket.AF_INET6, f"[{ip}]:{port}") if ip.version == 6 else (socket.AF_INET, f"{ip}:{port}")
+        for ip in dict.fromkeys(ips)
+    ]
+
+
+def channel_target(targets: Targets) -> str:
+    """The gRPC target for one target string, or for several host:port targets.
+
+    One string goes to gRPC as it is: host:port, or any gRPC target such as dns:///name:port
+    (every address the name has, re-resolved as it changes). Several targets are resolved here,
+    once, into one ipv4: (or ipv6:) address list, because gRPC's resolvers take one name each.
+    """
+    if isinstance(targets, str):
+        return targets
+    if not targets:
+        raise ValueError("give at least one target")
+    if len(targets) == 1:
+        return targets[0]
+    resolved = [_addresses(target) for target in targets]
+    for family, scheme in ((socket.AF_INET, "ipv4"), (socket.AF_INET6, "ipv6")):
+        if all(any(found == family for found, _ in addresses) for addresses in resolved):
+            chosen = dict.fromkeys(address for addresses in resolved for found, address in addresses if found == family)
+            return f"{scheme}:{','.join(chosen)}"
+    raise ValueError(f"targets {list(targets)!r} mix IPv4-only and IPv6-only addresses")
 
 
 @dataclass(frozen=True)
@@ -74,54 +137,106 @@ class TlsConfig:
         )
 
 
-class Connection:
-    """A channel plus what every call needs: the token, a deadline, and typed errors."""
+@dataclass(frozen=True)
+class ChannelSettings:
+    """What a channel is made of, for the synchronous and the asyncio channel alike."""
+
+    target: str
+    options: list[tuple[str, Any]]
+    # None: a plaintext channel.
+    credentials: grpc.ChannelCredentials | None
+    # Sent with every call: the token, on a plaintext channel.
+    metadata: tuple[tuple[str, str], ...]
+
+
+def token_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def channel_settings(
+    targets: Targets,
+    *,
+    token: str | None,
+    tls: TlsConfig | bool | None,
+    retry: bool,
+    options: Sequence[tuple[str, Any]],
+    idempotent_methods: Mapping[str, Iterable[str]] | None,
+) -> ChannelSettings:
+    tls_config = TlsConfig() if tls is True else tls or None
+    target = channel_target(targets)
+    channel_options: list[tuple[str, Any]] = [
+        ("grpc.enable_retries", 1 if retry else 0),
+        ("grpc.service_config", service_config(idempotent_methods or {}, retry=retry)),
+    ]
+    if not isinstance(targets, str) and len(targets) > 1:
+        # Requests and TLS name checks use the first target's host name, not an address.
+        channel_options.append(("grpc.default_authority", targets[0]))
+    if tls_config and tls_config.server_name:
+        channel_options.append(("grpc.ssl_target_name_override", tls_config.server_name))
+    channel_options.extend(options)
+    if not tls_config:
+        return ChannelSettings(target, channel_options, None, token_metadata(token))
+    # On TLS the token travels as call credentials, which gRPC never sends in plaintext.
+    credentials = tls_config.credentials()
+    if token:
+        credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+    return ChannelSettings(target, channel_options, credentials, ())
+
+
+def describe_targets(targets: Targets) -> str:
+    return targets if isinstance(targets, str) else ",".join(targets)
+
+
+class BaseConnection:
+    """What the synchronous and the asyncio connection share: the target, token, TLS and deadline."""
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: Targets = DEFAULT_TARGET,
         *,
         token: str | None = None,
         tls: TlsConfig | bool | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
-        channel: grpc.Channel | None = None,
+        channel: Any = None,
         retry: bool = True,
         options: Sequence[tuple[str, Any]] = (),
         idempotent_methods: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
-        self.target = target
+        self.target = describe_targets(target)
         self.timeout = timeout
-        tls_config = TlsConfig() if tls is True else tls or None
-        # On TLS the token travels as call credentials, which gRPC never sends in plaintext;
-        # a plaintext channel (loopback, or one passed in) carries it as call metadata.
-        self._metadata: tuple[tuple[str, str], ...] = ()
         if channel is not None:
-            self.channel = channel
+            # A plaintext channel passed in carries the token as call metadata.
+            self._metadata = token_metadata(token)
             self._owns_channel = False
-            if token:
-                self._metadata = (("authorization", f"Bearer {token}"),)
+            self.channel = channel
             return
-        channel_options: list[tuple[str, Any]] = [("grpc.enable_retries", 1 if retry else 0)]
-        if retry and idempotent_methods:
-            channel_options.append(("grpc.service_config", service_config(idempotent_methods)))
-        if tls_config and tls_config.server_name:
-            channel_options.append(("grpc.ssl_target_name_override", tls_config.server_name))
-        channel_options.extend(options)
-        if tls_config:
-            credentials = tls_config.credentials()
-            if token:
-                credentials = grpc.composite_channel_credentials(
-                    credentials, grpc.access_token_call_credentials(token)
-                )
-            self.channel = grpc.secure_channel(target, credentials, options=channel_options)
-        else:
-            if token:
-                self._metadata = (("authorization", f"Bearer {token}"),)
-            self.channel = grpc.insecure_channel(target, options=channel_options)
+        settings = channel_settings(
+            target, token=token, tls=tls, retry=retry, options=options, idempotent_methods=idempotent_methods
+        )
+        self._metadata = settings.metadata
         self._owns_channel = True
+        self.channel = self._open(settings)
+
+    def _open(self, settings: ChannelSettings) -> Any:
+        """A new channel made of `settings`."""
+        raise NotImplementedError
 
     def deadline(self, timeout: float | None) -> float | None:
         return self.timeout if timeout is None else timeout
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r})"
+
+
+class Connection(BaseConnection):
+    """A channel plus what every call needs: the token, a deadline, and typed errors."""
+
+    channel: grpc.Channel
+
+    def _open(self, settings: ChannelSettings) -> grpc.Channel:
+        if settings.credentials is not None:
+            return grpc.secure_channel(settings.target, settings.credentials, options=settings.options)
+        return grpc.insecure_channel(settings.target, options=settings.options)
 
     def unary(self, method: Callable[..., Response], request: Any, timeout: float | None = None) -> Response:
         """Call a unary RPC; a failure raises the typed error for its status."""
@@ -151,6 +266,3 @@ class Connection:
     def close(self) -> None:
         if self._owns_channel:
             self.channel.close()
-
-    def __repr__(self) -> str:
-        return f"Connection({self.target!r})"

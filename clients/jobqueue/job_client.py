@@ -8,12 +8,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
 from jobqueue import _convert as convert
-from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, TlsConfig
+from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, Targets, TlsConfig
 from jobqueue.errors import JobQueueError, NonRetryableError, RetryAfterError, describe, from_status
 from jobqueue.models import (
     Completion,
@@ -53,6 +53,8 @@ def receive_limit(options: Sequence[tuple[str, Any]]) -> int:
             limit = MAX_RESPONSE_BYTES if int(value) < 0 else min(int(value), MAX_RESPONSE_BYTES)
     return limit
 
+Client = TypeVar("Client")
+
 
 def enqueue_request(job: JobRequest) -> pb.EnqueueJobRequest:
     if job.run_at is not None and job.delay is not None:
@@ -73,11 +75,104 @@ def enqueue_result(message: pb.EnqueueJobResponse) -> EnqueueResult:
     return EnqueueResult(job=convert.job(message.job), created=message.created)
 
 
-@dataclass
-class TrackedRun:
-    """One run reported through `JobClient.track`; set `result` to report it with the completion."""
+def lease_request(
+    queue_names: str | Sequence[str],
+    worker_id: str,
+    max_jobs: int,
+    lease_duration: timedelta | None,
+    wait: timedelta | None,
+    max_response_bytes: int,
+) -> pb.LeaseJobsRequest:
+    return pb.LeaseJobsRequest(
+        queue_names=[queue_names] if isinstance(queue_names, str) else list(queue_names),
+        worker_id=worker_id,
+        max_jobs=max_jobs,
+        lease_duration=convert.duration(lease_duration),
+        wait=convert.duration(wait),
+        max_response_bytes=max_response_bytes,
+    )
 
-    client: JobClient = field(repr=False)
+
+def lease_deadline(deadline: float | None, wait: timedelta | None) -> float | None:
+    """A long-poll lease's deadline: at least its wait plus a grace."""
+    if wait is not None and deadline is not None:
+        return max(deadline, wait.total_seconds() + LEASE_GRACE_SECONDS)
+    return deadline
+
+
+def completion_request(item: Completion) -> pb.TrackCompletionRequest:
+    return pb.TrackCompletionRequest(
+        job_id=item.job_id,
+        attempt_number=item.attempt_number,
+        result=convert.struct(item.result),
+        processing_duration=convert.duration(item.processing_duration),
+    )
+
+
+def completion_results(response: pb.TrackCompletionsResponse) -> list[CompletionResult]:
+    return [
+        CompletionResult(job_id=result.job_id, error=from_status(result.status) if result.status.code else None)
+        for result in response.results
+    ]
+
+
+def failure_request(
+    job_id: str,
+    attempt_number: int,
+    error: BaseException | str,
+    *,
+    error_type: str | None,
+    details: str | None,
+    non_retryable: bool | None,
+    retry_after: timedelta | None,
+) -> pb.TrackFailureRequest:
+    """A failure report; see JobClient.track_failure for how `error` and the overrides combine."""
+    if isinstance(error, BaseException):
+        described = describe(error)
+        message = described["message"]
+        error_type = described["error_type"] if error_type is None else error_type
+        details = described["details"] if details is None else details
+        if non_retryable is None:
+            non_retryable = isinstance(error, NonRetryableError)
+        if retry_after is None and isinstance(error, RetryAfterError):
+            retry_after = error.retry_after
+    else:
+        message = error
+    return pb.TrackFailureRequest(
+        job_id=job_id,
+        attempt_number=attempt_number,
+        error=job_pb2.JobError(message=message, type=error_type or "", details=details or ""),
+        non_retryable=bool(non_retryable),
+        retry_after=convert.duration(retry_after),
+    )
+
+
+def failure_result(response: pb.TrackFailureResponse) -> FailureResult:
+    return FailureResult(
+        should_retry=response.should_retry,
+        retry_delay=convert.optional_timedelta(response, "retry_delay"),
+        next_retry_at=convert.optional_datetime(response, "next_retry_at"),
+        remaining_retries=response.remaining_retries,
+        moved_to_dead_letter=response.moved_to_dead_letter,
+        dead_letter_id=response.dead_letter_id,
+        job=convert.optional_job(response),
+    )
+
+
+def job_details(response: pb.GetJobResponse) -> JobDetails:
+    return JobDetails(
+        job=convert.job(response.job),
+        error_history=tuple(convert.job_error(error) for error in response.error_history),
+        retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
+        retry_log_omitted_count=response.retry_log_omitted_count,
+    )
+
+
+@dataclass
+class TrackedRunBase(Generic[Client]):
+    """One run reported through a client's `track`; set `result` to report it with the completion."""
+
+    client: Client = field(repr=False)
     job: Job
     created: bool
     result: Mapping[str, Any] | None = None
@@ -90,6 +185,11 @@ class TrackedRun:
     def attempt_number(self) -> int:
         return self.job.attempt_number
 
+
+@dataclass
+class TrackedRun(TrackedRunBase["JobClient"]):
+    """One run reported through `JobClient.track`; set `result` to report it with the completion."""
+
     def heartbeat(self, lease_duration: timedelta | None = None) -> datetime | None:
         """Tell the service the run is still going, so it is not treated as stalled."""
         return self.client.heartbeat(self.job_id, self.attempt_number, lease_duration=lease_duration)
@@ -98,7 +198,8 @@ class TrackedRun:
 class JobClient:
     """A client of JobService.
 
-    `target` is host:port. `token` is sent as `authorization: Bearer <token>`. `tls` is True
+    `target` is host:port, several of them, or a gRPC target such as dns:///name:port; calls
+    are spread over the addresses round-robin, skipping any that is not healthy. `token` is sent as `authorization: Bearer <token>`. `tls` is True
     (system trust store) or a TlsConfig (own CA, client certificate for mutual TLS). `timeout`
     is each call's deadline in seconds unless a call says otherwise; None means no deadline.
     Calls that are safe to repeat are retried on UNAVAILABLE by gRPC's retry policy
@@ -107,7 +208,7 @@ class JobClient:
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: Targets = DEFAULT_TARGET,
         *,
         token: str | None = None,
         tls: TlsConfig | bool | None = None,
@@ -198,18 +299,8 @@ class JobClient:
         The server leases only as many as fit this client's receive limit (the channel option
         grpc.max_receive_message_length, 4 MiB by default); the others stay ready for the next call.
         """
-        names = [queue_names] if isinstance(queue_names, str) else list(queue_names)
-        request = pb.LeaseJobsRequest(
-            queue_names=names,
-            worker_id=worker_id,
-            max_jobs=max_jobs,
-            lease_duration=convert.duration(lease_duration),
-            wait=convert.duration(wait),
-            max_response_bytes=self.max_response_bytes,
-        )
-        deadline = self.connection.deadline(timeout)
-        if wait is not None and deadline is not None:
-            deadline = max(deadline, wait.total_seconds() + LEASE_GRACE_SECONDS)
+        request = lease_request(queue_names, worker_id, max_jobs, lease_duration, wait, self.max_response_bytes)
+        deadline = lease_deadline(self.connection.deadline(timeout), wait)
         response = self.connection.unary(self.stub.LeaseJobs, request, deadline)
         return [convert.job(job) for job in response.jobs]
 
@@ -263,11 +354,8 @@ class JobClient:
         timeout: float | None = None,
     ) -> Job:
         """Record that the run `attempt_number` succeeded."""
-        request = pb.TrackCompletionRequest(
-            job_id=job_id,
-            attempt_number=attempt_number,
-            result=convert.struct(result),
-            processing_duration=convert.duration(processing_duration),
+        request = completion_request(
+            Completion(job_id, attempt_number, dict(result) if result is not None else None, processing_duration)
         )
         return convert.job(self.connection.unary(self.stub.TrackCompletion, request, timeout).job)
 
@@ -280,22 +368,8 @@ class JobClient:
         error that call would have raised, and the others still count. Invalid input (a bad
         result, duplicate job ids, an empty or oversized batch) raises for the whole batch.
         """
-        request = pb.TrackCompletionsRequest(
-            completions=[
-                pb.TrackCompletionRequest(
-                    job_id=item.job_id,
-                    attempt_number=item.attempt_number,
-                    result=convert.struct(item.result),
-                    processing_duration=convert.duration(item.processing_duration),
-                )
-                for item in completions
-            ]
-        )
-        response = self.connection.unary(self.stub.TrackCompletions, request, timeout)
-        return [
-            CompletionResult(job_id=result.job_id, error=from_status(result.status) if result.status.code else None)
-            for result in response.results
-        ]
+        request = pb.TrackCompletionsRequest(completions=[completion_request(item) for item in completions])
+        return completion_results(self.connection.unary(self.stub.TrackCompletions, request, timeout))
 
     def track_failure(
         self,
@@ -315,34 +389,16 @@ class JobClient:
         means non-retryable, RetryAfterError gives retry_after) or a message. The keyword
         arguments override what comes from the exception.
         """
-        if isinstance(error, BaseException):
-            described = describe(error)
-            message = described["message"]
-            error_type = described["error_type"] if error_type is None else error_type
-            details = described["details"] if details is None else details
-            if non_retryable is None:
-                non_retryable = isinstance(error, NonRetryableError)
-            if retry_after is None and isinstance(error, RetryAfterError):
-                retry_after = error.retry_after
-        else:
-            message = error
-        request = pb.TrackFailureRequest(
-            job_id=job_id,
-            attempt_number=attempt_number,
-            error=job_pb2.JobError(message=message, type=error_type or "", details=details or ""),
-            non_retryable=bool(non_retryable),
-            retry_after=convert.duration(retry_after),
+        request = failure_request(
+            job_id,
+            attempt_number,
+            error,
+            error_type=error_type,
+            details=details,
+            non_retryable=non_retryable,
+            retry_after=retry_after,
         )
-        response = self.connection.unary(self.stub.TrackFailure, request, timeout)
-        return FailureResult(
-            should_retry=response.should_retry,
-            retry_delay=convert.optional_timedelta(response, "retry_delay"),
-            next_retry_at=convert.optional_datetime(response, "next_retry_at"),
-            remaining_retries=response.remaining_retries,
-            moved_to_dead_letter=response.moved_to_dead_letter,
-            dead_letter_id=response.dead_letter_id,
-            job=convert.optional_job(response),
-        )
+        return failure_result(self.connection.unary(self.stub.TrackFailure, request, timeout))
 
     def move_to_dead_letter(self, job_id: str, reason: str, *, timeout: float | None = None) -> DeadLetterEntry:
         """Send a waiting, active or failed job to the dead-letter queue now."""
@@ -353,13 +409,7 @@ class JobClient:
 
     def get_job(self, job_id: str, *, timeout: float | None = None) -> JobDetails:
         """A job with its error history and retry log."""
-        response = self.connection.unary(self.stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout)
-        return JobDetails(
-            job=convert.job(response.job),
-            error_history=tuple(convert.job_error(error) for error in response.error_history),
-            retry_log=tuple(convert.retry_log_entry(entry) for entry in response.retry_log),
-            retry_log_omitted_count=response.retry_log_omitted_count,
-        )
+        return job_details(self.connection.unary(self.stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout))
 
     # A run of another queue system, reported as it happens
 

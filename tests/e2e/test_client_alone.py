@@ -72,7 +72,8 @@ def test_only_grpc_and_protobuf_come_along(client_python):
         import importlib.util, sys
         for name in ("sqlalchemy", "queue_service", "alembic", "psycopg2"):
             assert importlib.util.find_spec(name) is None, name
-        import jobqueue, jobqueue.v1.job_service_pb2
+        import jobqueue, jobqueue.v1.job_service_pb2, jobqueue.aio
+        assert importlib.util.find_spec("celery") is None  # only with the [celery] extra
         from pathlib import Path
         package = Path(jobqueue.__file__).parent
         assert (package / "py.typed").exists()

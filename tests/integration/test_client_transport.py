@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from concurrent import futures
 
 import grpc
 import pytest
-from jobqueue import DeadlineExceeded, JobClient, NotFound, TlsConfig, Unauthenticated, Unavailable
+from jobqueue import DeadlineExceeded, JobClient, NotFound, TlsConfig, Unauthenticated, Unavailable, aio
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 
@@ -148,3 +149,54 @@ def test_tls_config_checks_its_parts():
     with pytest.raises(ValueError, match="private key"):
         TlsConfig(certificate_chain=b"cert")
     assert "secret" not in repr(TlsConfig(certificate_chain=b"cert", private_key=b"secret"))
+
+
+# The asyncio client: the same channel settings
+
+
+def test_the_asyncio_client_retries_the_same_calls(flaky_server):
+    target, calls = flaky_server
+
+    async def scenario() -> None:
+        async with aio.JobClient(target, timeout=10) as client:
+            assert (await client.get_job("j1")).job.job_id == "j1"
+            with pytest.raises(Unavailable):
+                await client.lease("q")
+            with pytest.raises(Unavailable):
+                await client.track_start("j1", queue_name="q", job_name="n")
+        async with aio.JobClient(target, timeout=0.2, retry=False) as client:
+            with pytest.raises(DeadlineExceeded):
+                await client.heartbeat("j1", 1)
+
+    asyncio.run(scenario())
+    assert (calls["GetJob"], calls["LeaseJobs"], calls["TrackStart"]) == (3, 1, 1)
+
+
+def test_mutual_tls_with_several_targets_checks_the_first_host_name(database_url, pki):
+    ca, _, client_pair = pki
+    # The certificate names a host only, not the address the targets resolve to.
+    server_pair = ca.issue("queue server", server=True, hosts=("localhost",))
+    tls = TlsFiles(str(server_pair.certificate), str(server_pair.key), str(ca.pair.certificate))
+    server = QueueServer(make_config(database_url, tls=tls, tokens=auth_tokens()), clock=FakeClock()).start()
+    targets = [f"localhost:{server.port}", f"127.0.0.1:{server.port}"]
+    mutual = TlsConfig.from_files(ca.pair.certificate, client_pair.certificate, client_pair.key)
+    try:
+        with JobClient(targets, token=WORKER_TOKEN, tls=mutual, timeout=10) as client:
+            with pytest.raises(NotFound):
+                client.get_job("absent")
+
+        async def scenario() -> None:
+            async with aio.JobClient(targets, token=WORKER_TOKEN, tls=mutual, timeout=10) as client:
+                with pytest.raises(NotFound):
+                    await client.get_job("absent")
+            async with aio.JobClient(targets, tls=mutual, timeout=10) as client:
+                with pytest.raises(Unauthenticated):
+                    await client.get_job("absent")
+            reversed_targets = targets[::-1]  # 127.0.0.1 first: not a name on the certificate
+            async with aio.JobClient(reversed_targets, token=WORKER_TOKEN, tls=mutual, timeout=5, retry=False) as client:
+                with pytest.raises(Unavailable):
+                    await client.get_job("absent")
+
+        asyncio.run(scenario())
+    finally:
+        server.stop(0)
