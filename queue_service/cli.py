@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from queue_service.config import (
     DEFAULT_DATABASE_URL,
     DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
+    PAGE_TOKEN_KEY_ENV,
     ConfigError,
     ServerConfig,
     env_float,
@@ -282,12 +284,16 @@ def _option(value, env: str, default, parse=env_int):
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
     defaults = ServerConfig()
+    tokens = server_tokens(args.tokens_file or None)
+    # Chosen here, before `--workers` starts its processes, so that they all sign page tokens alike.
+    page_token_key = os.environ.get(PAGE_TOKEN_KEY_ENV) or ("" if tokens else secrets.token_urlsafe(32))
     return ServerConfig(
         host=args.host,
         port=_option(args.port, "QUEUE_PORT", DEFAULT_PORT),
         database_url=args.database_url,
         migrate_on_start=args.migrate,
-        tokens=server_tokens(args.tokens_file or None),
+        tokens=tokens,
+        page_token_key=page_token_key,
         insecure=args.insecure,
         tls=tls_files(args.tls_cert, args.tls_key, args.tls_client_ca),
         metrics_port=_option(args.metrics_port, "QUEUE_METRICS_PORT", DEFAULT_METRICS_PORT),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +25,8 @@ DEFAULT_PORT = 50051
 # Off unless asked for: no surprise listener, and local instances and test servers never collide on it.
 # The container image turns it on at 9464, the port registered for Prometheus exporters of this kind.
 DEFAULT_METRICS_PORT = 0
+PAGE_TOKEN_KEY_ENV = "QUEUE_PAGE_TOKEN_KEY"
+MIN_PAGE_TOKEN_KEY_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -111,6 +116,8 @@ class ServerConfig:
     # so that each of them can tell whether the replica leads. None: this process's own.
     scheduler_node_id: str | None = None
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    # Signs page tokens (QUEUE_PAGE_TOKEN_KEY); empty: see `page_token_key`.
+    page_token_key: str = field(default="", repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -151,7 +158,27 @@ class ServerConfig:
         if self.lifecycle.stall_timeout <= timedelta(0):
             raise ConfigError("--stall-timeout / QUEUE_STALL_TIMEOUT must be positive")
         validate_recovery(self.recovery)
+        if self.page_token_key and len(self.page_token_key) < MIN_PAGE_TOKEN_KEY_LENGTH:
+            raise ConfigError(f"{PAGE_TOKEN_KEY_ENV} must be at least {MIN_PAGE_TOKEN_KEY_LENGTH} characters")
         return self
+
+    def resolved_page_token_key(self) -> bytes:
+        return page_token_key(self.page_token_key, self.tokens)
+
+
+def page_token_key(configured: str, tokens: TokenSet) -> bytes:
+    """The key page tokens are signed with; every replica behind one address needs the same one.
+
+    QUEUE_PAGE_TOKEN_KEY when set. Else derived from the configured tokens, which replicas share
+    anyway; with no tokens (authentication off, loopback only) a random key, so page tokens end
+    with the process.
+    """
+    if configured:
+        return configured.encode()
+    if tokens:
+        material = b"".join(sorted(token.digest for token in tokens.tokens))
+        return hmac.new(material, b"queue-service page tokens", hashlib.sha256).digest()
+    return secrets.token_bytes(32)
 
 
 def validate_recovery(settings: RecoverySettings) -> RecoverySettings:

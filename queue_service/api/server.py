@@ -29,6 +29,7 @@ from queue_service.core.audit import AuditLog
 from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
+from queue_service.core.paging import PageTokens
 from queue_service.core.queues import QueueManager
 from queue_service.core.recovery import Recovery
 from queue_service.metrics import (
@@ -70,11 +71,18 @@ class QueueServer:
         # No reply may outgrow what this server sends, whatever a caller says it accepts.
         limits = dataclasses.replace(config.lifecycle.limits, max_response_bytes=config.max_message_bytes)
         lifecycle = dataclasses.replace(config.lifecycle, limits=limits)
-        self.jobs = JobManager(self.database, self.clock, lifecycle, self.notifier, events=self.metrics)
+        self.jobs = JobManager(
+            self.database,
+            self.clock,
+            lifecycle,
+            self.notifier,
+            events=self.metrics,
+            page_tokens=PageTokens(config.resolved_page_token_key()),
+        )
         self.queues = QueueManager(self.jobs)
         # `sleep` paces rate-limited bulk redrives; tests pass one that advances their fake clock.
         self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)
-        self.audit_log = AuditLog(self.database, self.clock)
+        self.audit_log = AuditLog(self.database, self.clock, self.jobs.page_tokens)
         self.recovery = Recovery(self.jobs, config.recovery)
         # With no interval this process never sweeps on a timer, so it does not stand for leader either.
         self.recovery_scheduler = (

@@ -44,9 +44,10 @@ class AuditQuery:
 
 
 class AuditLog:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(self, database: Database, clock: Clock, page_tokens: paging.PageTokens | None = None) -> None:
         self.database = database
         self.clock = clock
+        self.page_tokens = page_tokens or paging.PageTokens.ephemeral()
 
     def list(self, query: AuditQuery, *, page_size: int = 0, page_token: str = "") -> paging.Page[AuditEventRecord]:
         check_text(query.actor, "actor", MAX_ACTOR_LENGTH)
@@ -56,7 +57,7 @@ class AuditLog:
             raise InvalidArgument("created_after must be before created_before", field="created_after")
         limit = paging.page_size(page_size)
         filters = asdict(query)
-        key = paging.decode_token(page_token, filters, shape=(int,))
+        key = self.page_tokens.decode(page_token, filters, shape=(int,))
         with self.database.transaction() as repo:
             events = AdminRepository.of(repo).list_audit_events(
                 actor=query.actor or None,
@@ -67,5 +68,5 @@ class AuditLog:
                 before_id=key[0] if key else None,
                 limit=limit + 1,
             )
-        token = paging.next_token(events, limit, lambda event: (event.id,), filters)
+        token = self.page_tokens.next(events, limit, lambda event: (event.id,), filters)
         return paging.Page(events[:limit], token)

@@ -168,12 +168,12 @@ class DeadLetterManager:
         check_filter(query)
         limit = paging.page_size(page_size)
         filters = _filter_key(query)
-        key = paging.decode_token(page_token, filters, shape=(int, datetime, str))
+        key = self.jobs.page_tokens.decode(page_token, filters, shape=(int, datetime, str))
         with self.database.transaction() as repo:
             admin = AdminRepository.of(repo)
             entries = admin.list_dead_letters(query, after=tuple(key) if key else None, limit=limit + 1)
             total = admin.count_dead_letters(query)
-        token = paging.next_token(entries, limit, lambda e: (e.priority, e.dead_lettered_at, e.id), filters)
+        token = self.jobs.page_tokens.next(entries, limit, lambda e: (e.priority, e.dead_lettered_at, e.id), filters)
         return paging.Page(entries[:limit], token, total)
 
     def get(self, entry_id: str) -> DeadLetterDetails:
@@ -340,7 +340,7 @@ class DeadLetterManager:
         status = recovery_status or RecoveryStatus.PENDING
         limit = paging.page_size(page_size)
         filters = {"queue_name": queue_name, "recovery_status": status.value}
-        key = paging.decode_token(page_token, filters, shape=(int, str))
+        key = self.jobs.page_tokens.decode(page_token, filters, shape=(int, str))
         with self.database.transaction() as repo:
             admin = AdminRepository.of(repo)
             rows = admin.failure_patterns(
@@ -367,7 +367,7 @@ class DeadLetterManager:
                     )
                 )
             total = admin.count_failure_patterns(queue_name=queue_name or None, recovery_status=status)
-        token = paging.next_token(rows, limit, lambda row: (row.count, row.fingerprint), filters)
+        token = self.jobs.page_tokens.next(rows, limit, lambda row: (row.count, row.fingerprint), filters)
         return paging.Page(patterns, token, total)
 
     # Bulk redrive

@@ -25,6 +25,7 @@ from queue_service.core.errors import (
 )
 from queue_service.core.fingerprint import fingerprint
 from queue_service.core.notify import ReadyNotifier
+from queue_service.core.paging import PageTokens
 from queue_service.core.retry import (
     PolicyOverride,
     RetryDecision,
@@ -174,6 +175,7 @@ class JobManager:
         notifier: ReadyNotifier | None = None,
         rng: random.Random | None = None,
         events: ServiceEvents | None = None,
+        page_tokens: PageTokens | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -181,6 +183,8 @@ class JobManager:
         self.notifier = notifier or ReadyNotifier()
         self.rng = rng or random.Random()
         self.events = events or NoEvents()
+        # Every list of every manager over this JobManager signs its page tokens with this.
+        self.page_tokens = page_tokens or PageTokens.ephemeral()
 
     @property
     def limits(self) -> Limits:

@@ -312,10 +312,10 @@ class QueueManager:
 
     def list_queues(self, *, page_size: int = 0, page_token: str = "") -> paging.Page[QueueView]:
         limit = paging.page_size(page_size)
-        key = paging.decode_token(page_token, {}, shape=(str,))
+        key = self.jobs.page_tokens.decode(page_token, {}, shape=(str,))
         with self.database.transaction() as repo:
             records = AdminRepository.of(repo).list_queues(after=key[0] if key else None, limit=limit + 1)
-        token = paging.next_token(records, limit, lambda queue: (queue.name,), {})
+        token = self.jobs.page_tokens.next(records, limit, lambda queue: (queue.name,), {})
         return paging.Page([self.view(record) for record in records[:limit]], token)
 
     def get_queue(self, name: str) -> QueueView:
@@ -472,7 +472,7 @@ class QueueManager:
         filters = {"queue_name": queue_name, "state": state.value if state else ""}
         if job_name:  # only when given, so tokens issued before the filter existed stay valid
             filters["job_name"] = job_name
-        key = paging.decode_token(page_token, filters, shape=(datetime, int))
+        key = self.jobs.page_tokens.decode(page_token, filters, shape=(datetime, int))
         with self.database.transaction() as repo:
             admin = AdminRepository.of(repo)
             records = admin.list_jobs(
@@ -488,7 +488,7 @@ class QueueManager:
                 total = admin.count_jobs(queue_name=queue_name or None, state=state, job_name=job_name)
             else:
                 total = self._counted_jobs(admin.counter_totals([queue_name] if queue_name else None), state)
-        token = paging.next_token(records, limit, lambda job: (job.updated_at, job.id), filters)
+        token = self.jobs.page_tokens.next(records, limit, lambda job: (job.updated_at, job.id), filters)
         return paging.Page([views[record.job_id] for record in records[:limit]], token, total)
 
     @staticmethod
@@ -524,7 +524,7 @@ class QueueManager:
             "created_after": query.created_after,
             "created_before": query.created_before,
         }
-        key = paging.decode_token(page_token, filters, shape=(int,))
+        key = self.jobs.page_tokens.decode(page_token, filters, shape=(int,))
         with self.database.transaction() as repo:
             rows = AdminRepository.of(repo).list_retry_log(
                 job_id=query.job_id or None,
@@ -535,7 +535,7 @@ class QueueManager:
                 before_id=key[0] if key else None,
                 limit=limit + 1,
             )
-        token = paging.next_token(rows, limit, lambda row: (row.id,), filters)
+        token = self.jobs.page_tokens.next(rows, limit, lambda row: (row.id,), filters)
         return paging.Page(rows[:limit], token)
 
     # Helpers

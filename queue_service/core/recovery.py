@@ -102,7 +102,7 @@ class Recovery:
         self.node_id = self.settings.node_id or default_node_id()
         self.database = jobs.database
         self.clock = jobs.clock
-        self.runs = RecoveryRuns(self.database, self.clock, self.node_id)
+        self.runs = RecoveryRuns(self.database, self.clock, self.node_id, jobs.page_tokens)
         self.sweep_lock = Lease(
             self.database,
             self.clock,

@@ -35,10 +35,13 @@ def recovery_run_target(run_id: int) -> str:
 
 
 class RecoveryRuns:
-    def __init__(self, database: Database, clock: Clock, node_id: str) -> None:
+    def __init__(
+        self, database: Database, clock: Clock, node_id: str, page_tokens: paging.PageTokens | None = None
+    ) -> None:
         self.database = database
         self.clock = clock
         self.node_id = node_id
+        self.page_tokens = page_tokens or paging.PageTokens.ephemeral()
 
     def start(self, trigger: str, *, actor: str | None = None) -> RecoveryRunRecord:
         """Record a RUNNING run, and the admin action that asked for it when `actor` is given.
@@ -88,7 +91,7 @@ class RecoveryRuns:
 
     def stats(self, page_size: int = 0, page_token: str = "") -> RecoveryRunStats:
         limit = paging.page_size(page_size)
-        key = paging.decode_token(page_token, _NO_FILTERS, shape=(int,))
+        key = self.page_tokens.decode(page_token, _NO_FILTERS, shape=(int,))
         with self.database.transaction() as repo:
             runs = repo.list_recovery_runs(before_id=key[0] if key else None, limit=limit + 1)
             newest = repo.list_recovery_runs(before_id=None, limit=1)
@@ -96,6 +99,6 @@ class RecoveryRuns:
                 totals=repo.recovery_run_totals(),
                 latest=newest[0] if newest else None,
                 last_finished=repo.last_finished_recovery_run(),
-                recent=paging.Page(runs[:limit], paging.next_token(runs, limit, lambda run: (run.id,), _NO_FILTERS)),
+                recent=paging.Page(runs[:limit], self.page_tokens.next(runs, limit, lambda run: (run.id,), _NO_FILTERS)),
                 leader=current_holder(repo.get_lease(RECOVERY_LEADER), self.clock.now()),
             )
