@@ -208,7 +208,8 @@ class JobManager:
                 fields.setdefault(job.queue_name, f"jobs[{index}].queue_name" if batch else "queue_name")
             queues = self.create_missing_queues(repo, fields, now, by_admin=by_admin)
             inserted = repo.insert_jobs_returning(new_jobs, now)
-            self._emit_per_queue(repo, JobEvent.ENQUEUED, [job.queue_name for job in new_jobs if job.job_id in inserted])
+            # One event per stored job: a batch naming one job id five times stores it once.
+            self._emit_per_queue(repo, JobEvent.ENQUEUED, [job.queue_name for job in inserted.values()])
             stored = dict(inserted)
             known = [job.job_id for job in new_jobs if job.job_id not in inserted]
             if known:  # idempotent repeats return the job as stored

@@ -133,6 +133,17 @@ def test_job_counters_and_queue_gauges_move_as_jobs_flow(metered, clock):
     assert metrics.rpcs("LeaseJobs", "OK") == 2
 
 
+def test_a_batch_naming_one_job_five_times_counts_one_enqueued_job(metered):
+    jobs, metrics = metered
+    same = pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="same")
+    other = pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="other")
+    jobs.EnqueueJobs(pb.EnqueueJobsRequest(jobs=[same] * 5 + [other]))
+    jobs.EnqueueJobs(pb.EnqueueJobsRequest(jobs=[same] * 5))  # all repeats of a stored job
+    metrics.refresh()
+    assert metrics.jobs("enqueued") == 2
+    assert metrics.gauges()["ready"] == 2
+
+
 def test_rpcs_that_abort_are_counted_with_their_real_code(metered):
     jobs, metrics = metered
     with pytest.raises(grpc.RpcError) as missing:
