@@ -78,6 +78,15 @@ def _milliseconds(delta: timedelta) -> int:
     return round(delta.total_seconds() * 1000)
 
 
+def _check_whole_milliseconds(delay: timedelta, name: str, field: str) -> None:
+    # Policies are stored in milliseconds; a finer part would be rounded away (1 µs would become 0).
+    if delay % timedelta(milliseconds=1):
+        raise InvalidArgument(
+            f"{name} must be a whole number of milliseconds: retry policies have a resolution of 1 millisecond",
+            field=field,
+        )
+
+
 def validate_override(override: PolicyOverride, field: str = "retry_policy") -> None:
     if override.max_retries is not None and not 0 <= override.max_retries <= MAX_RETRIES_LIMIT:
         raise InvalidArgument(f"{field}.max_retries must be between 0 and {MAX_RETRIES_LIMIT}", field=f"{field}.max_retries")
@@ -88,8 +97,11 @@ def validate_override(override: PolicyOverride, field: str = "retry_policy") -> 
             raise InvalidArgument(
                 f"{field}.retry_delays[{index}] must be between 0 and 30 days", field=f"{field}.retry_delays"
             )
+        _check_whole_milliseconds(delay, f"{field}.retry_delays[{index}]", f"{field}.retry_delays")
     if override.max_delay is not None and not timedelta(0) < override.max_delay <= MAX_DELAY_LIMIT:
         raise InvalidArgument(f"{field}.max_delay must be positive and at most 30 days", field=f"{field}.max_delay")
+    if override.max_delay is not None:
+        _check_whole_milliseconds(override.max_delay, f"{field}.max_delay", f"{field}.max_delay")
     if override.jitter is not None and not 0.0 <= override.jitter <= 1.0:
         raise InvalidArgument(f"{field}.jitter must be between 0 and 1", field=f"{field}.jitter")
 

@@ -88,12 +88,27 @@ def check_document(document: dict[str, Any] | None, field: str, max_bytes: int) 
     return document
 
 
+# No duration a request gives may be longer, whatever the field: arithmetic with the clock then
+# stays within the dates Python and both stores can hold.
+LONGEST_DURATION = timedelta(days=3650)
+
+
+def describe_duration(value: timedelta) -> str:
+    """"3650 days", "24 hours", "5 minutes", "1.5 seconds": the largest unit that divides it."""
+    for unit, size in (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1))):
+        if value >= size and not value % size:
+            count = value // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    seconds = value.total_seconds()
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
+
+
 def check_duration(
     value: timedelta | None,
     field: str,
     *,
     default: timedelta | None = None,
-    maximum: timedelta | None = None,
+    maximum: timedelta = LONGEST_DURATION,
     allow_zero: bool = True,
 ) -> timedelta | None:
     if value is None:
@@ -103,8 +118,8 @@ def check_duration(
         raise InvalidArgument(f"{field} must not be negative", field=field)
     if not allow_zero and seconds == 0:
         return default
-    if maximum is not None and value > maximum:
-        raise InvalidArgument(f"{field} must be at most {maximum}", field=field)
+    if value > min(maximum, LONGEST_DURATION):
+        raise InvalidArgument(f"{field} must be at most {describe_duration(min(maximum, LONGEST_DURATION))}", field=field)
     return value
 
 

@@ -191,3 +191,21 @@ def test_clean_refuses_active_and_pending_dead_letters(service):
         service.admin.CleanQueue, admin.CleanQueueRequest(queue_name="nope", state=job_pb2.Job.STATE_COMPLETED)
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_clean_refuses_a_grace_beyond_ten_years_and_deletes_nothing(service):
+    enqueue(service, "done-1")
+    (job,) = lease(service)
+    service.jobs.TrackCompletion(pb.TrackCompletionRequest(job_id=job.job_id, attempt_number=job.attempt_number))
+    for grace in (
+        duration_pb2.Duration(seconds=315_576_000_000),  # the largest Duration: about 10,000 years
+        duration_pb2.Duration(seconds=86_400 * 3650 + 1),
+    ):
+        error = rpc_error(
+            service.admin.CleanQueue,
+            admin.CleanQueueRequest(queue_name="emails", state=job_pb2.Job.STATE_COMPLETED, grace=grace),
+        )
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+        assert bad_field(error) == "grace"
+        assert "grace must be at most 3650 days" in error.details() and "0:00:00" not in error.details()
+    assert service.jobs.GetJob(pb.GetJobRequest(job_id="done-1")).job.state == job_pb2.Job.STATE_COMPLETED

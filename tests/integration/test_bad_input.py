@@ -78,6 +78,23 @@ CASES = {
         INVALID,
         "retry_policy.max_delay",
     ),
+    # Durations finer than they can be kept, and past every sane bound.
+    "1 ns max_delay": (
+        enqueue(retry_policy=job_pb2.RetryPolicy(max_delay=duration_pb2.Duration(nanos=1))),
+        INVALID,
+        "retry_policy.max_delay",
+    ),
+    "1 µs max_delay": (
+        enqueue(retry_policy=job_pb2.RetryPolicy(max_delay=duration_pb2.Duration(nanos=1000))),
+        INVALID,
+        "retry_policy.max_delay",
+    ),
+    "-5 ns retry delay": (
+        enqueue(retry_policy=job_pb2.RetryPolicy(retry_delays=[duration_pb2.Duration(nanos=-5)])),
+        INVALID,
+        "retry_policy.retry_delays[0]",
+    ),
+    "1 ns delay": (enqueue(delay=duration_pb2.Duration(seconds=1, nanos=1)), INVALID, "delay"),
     "NaN jitter": (enqueue(retry_policy=job_pb2.RetryPolicy(jitter=float("nan"))), INVALID, "retry_policy.jitter"),
     "jitter above one": (enqueue(retry_policy=job_pb2.RetryPolicy(jitter=1.5)), INVALID, "retry_policy.jitter"),
     # LeaseJobs
@@ -128,6 +145,11 @@ CASES = {
         INVALID,
         "processing_duration",
     ),
+    "complete duration beyond ten years": (
+        completion(processing_duration=duration_pb2.Duration(seconds=315_576_000_000)),
+        INVALID,
+        "processing_duration",
+    ),
     "complete NaN result": (completion(result=nan_struct()), INVALID, "result"),
     "complete result over the limit": (completion(result={"b": "x" * MEBIBYTE}), TOO_BIG, "result"),
     # TrackFailure
@@ -148,6 +170,12 @@ CASES = {
         "error.details",
     ),
     "fail negative retry_after": (failure(retry_after=timedelta(seconds=-3)), INVALID, "retry_after"),
+    "fail retry_after beyond ten years": (
+        failure(retry_after=duration_pb2.Duration(seconds=315_576_000_000)),
+        INVALID,
+        "retry_after",
+    ),
+    "fail retry_after below a microsecond": (failure(retry_after=duration_pb2.Duration(nanos=-5)), INVALID, "retry_after"),
     # MoveToDeadLetter
     "move unknown job": (
         ("MoveToDeadLetter", pb.MoveToDeadLetterRequest(job_id="nope", reason="r")),
@@ -192,6 +220,27 @@ def test_bad_input_is_rejected_naming_the_field_and_writes_nothing(service, seed
     mentions = None if code != NOT_FOUND else "'nope'"
     assert_rejected(getattr(service.jobs, method), request, code, field, mentions=mentions)
     assert seeded() == before
+
+
+@pytest.mark.parametrize(
+    "request_, resolution",
+    [
+        (enqueue(retry_policy=job_pb2.RetryPolicy(max_delay=duration_pb2.Duration(nanos=1)))[1], "1 microsecond"),
+        (enqueue(retry_policy=job_pb2.RetryPolicy(retry_delays=[duration_pb2.Duration(nanos=-5)]))[1], "1 microsecond"),
+        (enqueue(retry_policy=job_pb2.RetryPolicy(max_delay=duration_pb2.Duration(nanos=1000)))[1], "1 millisecond"),
+    ],
+)
+def test_a_duration_below_the_resolution_is_refused_saying_the_resolution(service, request_, resolution):
+    error = rpc_error(service.jobs.EnqueueJob, request_)
+    assert error.code() == INVALID, error.details()
+    assert f"resolution of {resolution}" in error.details()
+    assert "must be positive" not in error.details()
+
+
+def test_a_bound_is_said_in_days_not_as_a_timedelta(service):
+    error = rpc_error(service.jobs.EnqueueJob, enqueue(delay=timedelta(days=4000))[1])
+    assert "delay must be at most 3650 days" in error.details()
+    assert "0:00:00" not in error.details()
 
 
 def test_a_message_over_the_grpc_limit_is_refused_before_decoding(service, seeded):

@@ -5,11 +5,15 @@ take awkward values (empty, huge, unicode, NUL and control characters, integer e
 infinities, negative and out-of-range durations and timestamps, unknown enum numbers, deep
 Structs, long repeated fields); some name rows that exist, so calls reach past the lookups.
 The rest are bytes no valid message has: truncated, bit-flipped, fields with the wrong wire
-type, or plain noise.
+type, or plain noise. Page tokens are often forged: unsigned, signed with a guessed key, or
+carrying sort keys no row has. `time_fields` and `with_time_value` put the extreme durations and
+timestamps into every field that takes one.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import struct as binary
 from collections.abc import Sequence
@@ -86,6 +90,39 @@ TEXTS = (
     "jobs.0.job_id",
 )
 WIRE_TYPES = (0, 1, 2, 5)
+# (seconds, nanos): the protobuf range's ends, just past ten years, below the 1 µs resolution.
+EXTREME_DURATIONS = (
+    (315_576_000_000, 999_999_999),
+    (-315_576_000_000, -999_999_999),
+    (315_537_897_600, 0),  # 9,999 years
+    (86_400 * 3650 + 1, 0),
+    (2**31, 0),
+    (0, 1),
+    (0, -5),
+    (0, 999),
+    (1, 1),
+    (0, 0),
+)
+EXTREME_TIMESTAMPS = (
+    (-62_135_596_800, 0),  # 0001-01-01T00:00:00Z
+    (-62_135_596_800, 1),
+    (253_402_300_799, 999_999_999),  # 9999-12-31T23:59:59.999999999Z
+    (0, 0),
+    (0, 1),
+)
+# Sort keys for forged page tokens: past int64, year 0 once in UTC, NUL, deep nesting, wrong types.
+FORGED_KEYS = (
+    [2**63],
+    [-(2**63) - 1],
+    [2**63, "0001-01-01T00:00:00+14:00", "x"],
+    ["0001-01-01T00:00:00+14:00", 1],
+    ["9999-12-31T23:59:59-14:00", 1],
+    [0, "2026-02-14T10:00:00+00:00", "nul\x00"],
+    ["nul\x00"],
+    [[[[[["deep"]]]]]],
+    [None, True, 1.5],
+    [],
+)
 
 
 @dataclass
@@ -166,6 +203,9 @@ class RequestFuzzer:
         if item.message_type is not None:
             if depth < self.max_depth:
                 self.fill(getattr(message, item.name), depth + 1)
+            return
+        if item.name == "page_token" and self.rng.random() < 0.6:
+            setattr(message, item.name, self.forged_page_token())
             return
         setattr(message, item.name, self.scalar(item))
 
@@ -308,6 +348,22 @@ class RequestFuzzer:
         for _ in range(self.rng.randint(0, 4)):
             self.json_value(message.values.add(), depth + 1)
 
+    def forged_page_token(self) -> str:
+        """A token the server did not sign: unsigned, or with a made-up or borrowed signature."""
+        key = self.rng.choice(FORGED_KEYS)
+        filters = self.rng.choice(("0" * 16, "f" * 16, self.text()))
+        raw = json.dumps({"k": key, "f": filters}).encode()
+        if self.rng.random() < 0.1:
+            raw = b'{"k":' + b"[" * 50_000 + b"]" * 50_000 + b',"f":""}'
+        body = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        roll = self.rng.random()
+        if roll < 0.4:
+            return body
+        real = [text for text in self.known.texts if text.count(".") == 1]
+        if roll < 0.7 and real:
+            return f"{body}.{self.rng.choice(real).split('.')[1]}"
+        return f"{body}.{base64.urlsafe_b64encode(self.noise(16)).decode().rstrip('=')}"
+
     # Malformed bytes
 
     def mutate(self, data: bytes) -> bytes:
@@ -351,6 +407,49 @@ class RequestFuzzer:
     def noise(self, size: int | None = None) -> bytes:
         size = self.rng.choice((0, 1, 2, 5, 64, 1024)) if size is None else size
         return self.rng.randbytes(size)
+
+
+TIME_TYPES = {
+    duration_pb2.Duration.DESCRIPTOR.full_name: "duration",
+    timestamp_pb2.Timestamp.DESCRIPTOR.full_name: "timestamp",
+}
+
+
+def time_fields(descriptor: Descriptor, prefix: tuple[str, ...] = (), depth: int = 0) -> list[tuple[tuple[str, ...], str]]:
+    """The path of every Duration and Timestamp field of a request, nested messages included."""
+    found = []
+    for item in descriptor.fields:
+        if item.message_type is None or item.message_type.GetOptions().map_entry:
+            continue
+        kind = TIME_TYPES.get(item.message_type.full_name)
+        if kind:
+            found.append(((*prefix, item.name), kind))
+        elif not item.message_type.full_name.startswith("google.protobuf.") and depth < 3:
+            found += time_fields(item.message_type, (*prefix, item.name), depth + 1)
+    return found
+
+
+def with_time_value(message: Message, path: Sequence[str], value: tuple[int, int]) -> Message:
+    """A copy of `message` with the field at `path` set to (seconds, nanos); repeated fields get it first."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    target = copy
+    for name in path[:-1]:
+        item = target.DESCRIPTOR.fields_by_name[name]
+        if item.is_repeated:
+            container = getattr(target, name)
+            target = container[0] if len(container) else container.add()
+        else:
+            target = getattr(target, name)
+    last = target.DESCRIPTOR.fields_by_name[path[-1]]
+    field_value = getattr(target, path[-1])
+    if last.is_repeated:
+        element = field_value[0] if len(field_value) else field_value.add()
+    else:
+        element = field_value
+    element.seconds, element.nanos = value
+    element.SetInParent()  # present even when zero
+    return copy
 
 
 def varint(value: int) -> bytes:

@@ -8,12 +8,14 @@ and it must stay up and SERVING. `--fuzz-cases N` sets the number of requests pe
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
 
 import grpc
 import pytest
+from google.protobuf.json_format import ParseDict
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
 from jobqueue.v1 import admin_service_pb2 as admin_pb
@@ -24,7 +26,14 @@ from jobqueue.v1 import job_service_pb2_grpc
 
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
 from tests.integration.test_auth import jobqueue_methods
-from tests.reliability.fuzzing import KnownValues, RequestFuzzer
+from tests.reliability.fuzzing import (
+    EXTREME_DURATIONS,
+    EXTREME_TIMESTAMPS,
+    KnownValues,
+    RequestFuzzer,
+    time_fields,
+    with_time_value,
+)
 from tests.reliability.processes import ServerProcess, clean_env, health_status
 from tests.rpc_errors import final_code
 
@@ -153,3 +162,75 @@ def test_every_rpc_survives_random_and_malformed_requests(fuzz_server, request):
     past_validation = sum(n for (_, code), n in codes.items() if code in ("OK", "NOT_FOUND", "FAILED_PRECONDITION"))
     assert past_validation >= cases // 20, codes
     print(f"fuzz: {cases} cases in {elapsed:.1f}s, seed {seed_value}: {dict(sorted(sum((Counter({code: n}) for (_, code), n in codes.items()), Counter()).items()))}")
+
+
+# Requests that pass validation but for their time fields, so an extreme value reaches the arithmetic.
+# "{job}" is a job that is ACTIVE right before the call, "{entry}" a pending dead-letter entry.
+VALID_REQUESTS = {
+    "EnqueueJob": {"queue_name": "extremes", "job_name": "send"},
+    "EnqueueJobs": {"jobs": [{"queue_name": "extremes", "job_name": "send"}]},
+    "LeaseJobs": {"queue_names": ["extremes"], "worker_id": "w-extremes", "max_jobs": 1},
+    "HeartbeatJob": {"job_id": "{job}", "attempt_number": 1},
+    "TrackCompletion": {"job_id": "{job}", "attempt_number": 1},
+    "TrackCompletions": {"completions": [{"job_id": "{job}", "attempt_number": 1}]},
+    "TrackFailure": {"job_id": "{job}", "attempt_number": 1, "error": {"message": "boom"}},
+    "GetQueueActivity": {},
+    "ListDeadLetterJobs": {},
+    "RetryDeadLetterJob": {"id": "{entry}"},
+    "UpdateDeadLetterJob": {"entry": {"id": "{entry}", "admin_notes": "n"}, "update_mask": "adminNotes"},
+    "RetryDeadLetterJobs": {"filter": {"queue_name": "dlq-extremes"}, "dry_run": True},
+    "ListRetryLog": {},
+    "UpdateQueuePolicy": {"queue_name": "extremes", "allow_missing": True, "validate_only": True},
+    "CleanQueue": {"queue_name": "extremes", "state": "STATE_COMPLETED"},
+    "ListAuditEvents": {},
+}
+
+
+def active_job(jobs, index: int) -> str:
+    job_id, queue = f"extreme-active-{index}", f"active-extremes-{index}"
+    jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id), metadata=ADMIN)
+    leased = jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=[queue], worker_id="w", max_jobs=1), metadata=ADMIN)
+    assert [job.job_id for job in leased.jobs] == [job_id]
+    return job_id
+
+
+def pending_entry(jobs, index: int) -> str:
+    job_id = active_job(jobs, index)
+    failure = jobs.TrackFailure(
+        pb.TrackFailureRequest(
+            job_id=job_id, attempt_number=1, error=job_pb2.JobError(message="boom"), non_retryable=True
+        ),
+        metadata=ADMIN,
+    )
+    return failure.dead_letter_id
+
+
+def test_extreme_durations_and_timestamps_on_every_field_that_takes_one(fuzz_server):
+    """Each Duration and Timestamp field of every RPC, alone at each extreme, in an otherwise valid request."""
+    channel = grpc.insecure_channel(fuzz_server.target)
+    jobs = job_service_pb2_grpc.JobServiceStub(channel)
+    methods = {method.name: method for method in METHODS}
+    faults: list[str] = []
+    calls = 0
+    for name, method in methods.items():
+        fields = time_fields(method.input_type)
+        if not fields:
+            continue
+        assert name in VALID_REQUESTS, f"add a valid {name} request to VALID_REQUESTS"
+        for path, kind in fields:
+            for value in EXTREME_DURATIONS if kind == "duration" else EXTREME_TIMESTAMPS:
+                template = json.dumps(VALID_REQUESTS[name])
+                if "{job}" in template:
+                    template = template.replace("{job}", active_job(jobs, calls))
+                if "{entry}" in template:
+                    template = template.replace("{entry}", pending_entry(jobs, calls))
+                base = ParseDict(json.loads(template), GetMessageClass(method.input_type)())
+                request = with_time_value(base, path, value)
+                code = call_raw(channel, method, request.SerializeToString())
+                calls += 1
+                if code in SERVER_FAULTS:
+                    faults.append(f"{name} {'.'.join(path)}={value} -> {code.name}")
+    channel.close()
+    assert calls > 200
+    assert fuzz_server.alive(), fuzz_server.log_tail()
+    assert not faults, "server faults:\n" + "\n".join(faults) + f"\n{fuzz_server.log_tail()}"
