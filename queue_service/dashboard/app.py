@@ -21,6 +21,7 @@ from jobqueue import AdminClient, JobQueueError, TlsConfig
 from jobqueue.admin_client import IDEMPOTENT_METHODS
 from jobqueue.connection import service_config
 from jobqueue.errors import NotFound, Unauthenticated, Unavailable
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -112,6 +113,7 @@ class Dashboard:
         self.templates.env.filters["duration"] = format_duration
         self.templates.env.filters["plural"] = plural
         self.templates.env.filters["label"] = lambda value: str(getattr(value, "value", value) or "").replace("_", " ")
+        self.templates.env.globals["field_error"] = field_error
         self.redrives: dict[str, Redrive] = {}
         self.redrives_lock = threading.Lock()
 
@@ -143,6 +145,22 @@ class PageError(Exception):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+
+
+class FieldError(PageError):
+    """A form value the dashboard refuses: shown next to the field `field` (its form name), status 400."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message, 400)
+        self.field = field
+
+
+def field_error(errors: dict[str, str] | None, field: str) -> Markup:
+    """The message for `field` as a paragraph to place right after its input, or nothing."""
+    message = (errors or {}).get(field)
+    if not message:
+        return Markup("")
+    return Markup('<p class="field-error" id="{0}-error" role="alert">{1}</p>').format(field, message)
 
 
 def describe(error: JobQueueError, target: str) -> str:
@@ -188,6 +206,7 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
         "messages": request.session.pop("flash", []),
         "signed_in": bool(request.session.get("sealed_token")),
         "target": dashboard.settings.target,
+        "errors": {},
         **context,
     }
     response = dashboard.templates.TemplateResponse(request, template, context, status_code=status_code)
@@ -197,12 +216,18 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
 
 
 Handler = Callable[[Request, AdminClient, dict[str, Any]], Response]
+# Renders the page holding a form again, with the refused fields' messages: (request, client, form, errors).
+FormPage = Callable[[Request, AdminClient, dict[str, Any], dict[str, str]], Response]
 
 
-def page(handler: Handler, *, write: bool = False) -> Callable[[Request], Awaitable[Response]]:
+def page(
+    handler: Handler, *, write: bool = False, form_page: FormPage | None = None
+) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a synchronous handler: sign-in check, CSRF check on writes, errors as readable pages.
 
-    The handler runs in a worker thread, as AdminClient calls block.
+    A write whose form value is refused (FieldError) answers 400 with `form_page`: the form
+    again, the message next to the field. The handler runs in a worker thread, as AdminClient
+    calls block.
     """
 
     async def endpoint(request: Request) -> Response:
@@ -226,7 +251,12 @@ def page(handler: Handler, *, write: bool = False) -> Callable[[Request], Awaita
                 )
         client = dashboard.client(token)
         try:
-            return await run_in_threadpool(handler, request, client, form)
+            try:
+                return await run_in_threadpool(handler, request, client, form)
+            except FieldError as error:
+                if not (write and form_page):
+                    raise
+                return await run_in_threadpool(form_page, request, client, form, {error.field: error.message})
         except Unauthenticated:
             request.session.clear()
             flash(request, "Your token is no longer accepted by the server. Sign in again.", "error")

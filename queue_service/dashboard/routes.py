@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from queue_service.dashboard.app import Dashboard, PageError, Redrive, describe, flash, page, plural, render
+from queue_service.dashboard.app import Dashboard, FieldError, PageError, Redrive, describe, flash, page, plural, render
 from queue_service.dashboard.charts import WINDOWS, activity_chart
 
 PAGE_SIZE = 50
@@ -24,6 +25,10 @@ OVERVIEW_QUEUES = 50
 OVERVIEW_CHARTS = 10
 QUEUES_PAGE_SIZE = 100
 CLEANABLE_STATES = ("completed", "failed", "waiting", "dead_letter")
+# Form numbers go into int32 fields; durations no further than the service accepts.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+LONGEST_DURATION = timedelta(days=3650)
+POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter")
 
 
 def redirect(url: str) -> Response:
@@ -36,34 +41,44 @@ def parse_time(value: str | None, field: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise PageError(f"{field} is not a date and time such as 2026-01-31T14:00") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def parse_int(value: Any, field: str, *, minimum: int | None = None) -> int | None:
+# Form values. Each refusal is a FieldError naming the form field, shown next to it with status 400.
+
+
+def parse_int(
+    value: Any, label: str, field: str, *, minimum: int = INT32_MIN, maximum: int = INT32_MAX
+) -> int | None:
     if value in (None, ""):
         return None
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise PageError(f"{field} must be a whole number") from None
-    if minimum is not None and number < minimum:
-        raise PageError(f"{field} must be at least {minimum}")
+        raise FieldError(f"{label} must be a whole number", field) from None
+    if number < minimum:
+        raise FieldError(f"{label} must be at least {minimum}", field)
+    if number > maximum:
+        raise FieldError(f"{label} must be at most {maximum}", field)
     return number
 
 
-def parse_float(value: Any, field: str) -> float | None:
+def parse_float(value: Any, label: str, field: str) -> float | None:
     if value in (None, ""):
         return None
     try:
-        return float(str(value).strip())
+        number = float(str(value).strip())
     except ValueError:
-        raise PageError(f"{field} must be a number") from None
+        raise FieldError(f"{label} must be a number", field) from None
+    if not math.isfinite(number):
+        raise FieldError(f"{label} must be a finite number", field)
+    return number
 
 
-def parse_seconds(value: Any, field: str) -> timedelta | None:
-    """Seconds, or a number with a unit: 30s, 5m, 2h, 7d."""
+def parse_seconds(value: Any, label: str, field: str) -> timedelta | None:
+    """Seconds, or a number with a unit: 30s, 5m, 2h, 7d; finite, not negative, at most 3650 days."""
     if value in (None, ""):
         return None
     text = str(value).strip().lower()
@@ -73,27 +88,38 @@ def parse_seconds(value: Any, field: str) -> timedelta | None:
     try:
         amount = float(number)
     except ValueError:
-        raise PageError(f"{field} must be seconds or a duration such as 30s, 5m, 2h, 7d") from None
+        raise FieldError(f"{label} must be seconds or a duration such as 30s, 5m, 2h, 7d", field) from None
+    if not math.isfinite(amount):
+        raise FieldError(f"{label} must be a finite duration", field)
     if amount < 0:
-        raise PageError(f"{field} must not be negative")
-    return timedelta(seconds=amount * (scale or 1))
+        raise FieldError(f"{label} must not be negative", field)
+    seconds = amount * (scale or 1)
+    if seconds > LONGEST_DURATION.total_seconds():
+        raise FieldError(f"{label} must be at most {LONGEST_DURATION.days} days", field)
+    milliseconds = seconds * 1000
+    if abs(milliseconds - round(milliseconds)) > 1e-6:
+        # Otherwise 0.0000001s would silently become 0.
+        raise FieldError(f"{label} must be a whole number of milliseconds (0.001s is the smallest step)", field)
+    return timedelta(milliseconds=round(milliseconds))
 
 
 def parse_delays(value: Any) -> tuple[timedelta, ...]:
     if value in (None, ""):
         return ()
     return tuple(
-        parse_seconds(part, "Retry delays") or timedelta(0) for part in str(value).replace(" ", "").split(",") if part
+        parse_seconds(part, "Retry delays", "retry_delays") or timedelta(0)
+        for part in str(value).replace(" ", "").split(",")
+        if part
     )
 
 
 def parse_policy(form: dict[str, Any]) -> tuple[RetryPolicy | None, list[str]]:
     """A retry policy from the form's optional fields, and the fields that were given."""
     fields = {
-        "max_retries": parse_int(form.get("max_retries"), "Max retries", minimum=0),
+        "max_retries": parse_int(form.get("max_retries"), "Max retries", "max_retries", minimum=0),
         "retry_delays": parse_delays(form.get("retry_delays")),
-        "max_delay": parse_seconds(form.get("max_delay"), "Max delay"),
-        "jitter": parse_float(form.get("jitter"), "Jitter"),
+        "max_delay": parse_seconds(form.get("max_delay"), "Max delay", "max_delay"),
+        "jitter": parse_float(form.get("jitter"), "Jitter", "jitter"),
     }
     given = [name for name, value in fields.items() if value not in (None, ())]
     if not given:
@@ -249,7 +275,10 @@ def dead_letters_bulk(request: Request, client: AdminClient, form: dict[str, Any
     return redirect(back)
 
 
-def dead_letter_entry(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+def dead_letter_entry(
+    request: Request, client: AdminClient, form: dict[str, Any], errors: dict[str, str] | None = None
+) -> Response:
+    """The entry's page; with `errors`, again after a refused form (status 400, the values kept)."""
     details = client.get_dead_letter_job(request.path_params["entry_id"])
     return render(
         request,
@@ -259,8 +288,11 @@ def dead_letter_entry(request: Request, client: AdminClient, form: dict[str, Any
             "details": details,
             "entry": details.entry,
             "payload": pretty_json(details.entry.job_data),
-            "here": request.url.path,
+            "here": f"/dlq/{details.entry.id}",
+            "errors": errors or {},
+            "values": {key: str(value or "") for key, value in form.items() if key != "csrf_token"},
         },
+        status_code=400 if errors else 200,
     )
 
 
@@ -270,7 +302,7 @@ def dead_letter_update(request: Request, client: AdminClient, form: dict[str, An
         entry_id,
         admin_notes=str(form.get("admin_notes") or ""),
         assigned_to=str(form.get("assigned_to") or "").strip(),
-        priority=parse_int(form.get("priority"), "Priority") or 0,
+        priority=parse_int(form.get("priority"), "Priority", "priority") or 0,
     )
     flash(request, "Saved notes, assignee and priority.", "success")
     return redirect(f"/dlq/{entry_id}")
@@ -315,15 +347,25 @@ def patterns(request: Request, client: AdminClient, form: dict[str, Any]) -> Res
     )
 
 
-def redrive_preview(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
-    fingerprint = request.query_params.get("fingerprint", "")
+def redrive_preview(
+    request: Request, client: AdminClient, form: dict[str, Any], errors: dict[str, str] | None = None
+) -> Response:
+    """The dry run and the redrive form; with `errors`, again after a refused form (status 400)."""
+    fingerprint = str(form.get("fingerprint") or "") if errors else request.query_params.get("fingerprint", "")
     if not fingerprint:
         raise PageError("Choose a failure pattern to redrive.")
     (preview,) = list(client.retry_dead_letter_jobs(fingerprint=fingerprint, dry_run=True, sample_size=10, timeout=30))
     return render(
         request,
         "redrive.html",
-        {"title": "Redrive a failure pattern", "fingerprint": fingerprint, "preview": preview},
+        {
+            "title": "Redrive a failure pattern",
+            "fingerprint": fingerprint,
+            "preview": preview,
+            "errors": errors or {},
+            "values": {key: str(value or "") for key, value in form.items() if key != "csrf_token"},
+        },
+        status_code=400 if errors else 200,
     )
 
 
@@ -333,8 +375,10 @@ def redrive_start(request: Request, client: AdminClient, form: dict[str, Any]) -
         raise PageError("Choose a failure pattern to redrive.")
     if form.get("confirm") != "yes":
         raise PageError("Tick the confirmation box to start the redrive.")
-    rate_limit = parse_float(form.get("rate_limit"), "Rate limit")
-    max_jobs = parse_int(form.get("max_jobs"), "Max jobs", minimum=0)
+    rate_limit = parse_float(form.get("rate_limit"), "Rate limit", "rate_limit")
+    if rate_limit is not None and rate_limit < 0:
+        raise FieldError("Rate limit must not be negative", "rate_limit")
+    max_jobs = parse_int(form.get("max_jobs"), "Max jobs", "max_jobs", minimum=0)
     policy, _ = parse_policy(form)
     dashboard: Dashboard = request.app.state.dashboard
     redrive = Redrive(id=secrets.token_urlsafe(12), owner=request.session["sid"], fingerprint=fingerprint)
@@ -387,8 +431,14 @@ def queues(request: Request, client: AdminClient, form: dict[str, Any]) -> Respo
     )
 
 
-def queue_detail(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
-    queue = client.get_queue(request.query_params.get("name", ""))
+def queue_detail(
+    request: Request, client: AdminClient, form: dict[str, Any], errors: dict[str, str] | None = None
+) -> Response:
+    """The queue's page; with `errors`, again after a refused form (status 400, the values kept)."""
+    queue = client.get_queue(str(form.get("queue_name") or "") if errors else request.query_params.get("name", ""))
+    values = policy_form_values(queue.retry_policy)
+    if errors:
+        values = {key: str(form.get(key) or "") for key in (*POLICY_FIELDS, "grace")}
     return render(
         request,
         "queue.html",
@@ -396,9 +446,11 @@ def queue_detail(request: Request, client: AdminClient, form: dict[str, Any]) ->
             "title": f"Queue {queue.name}",
             "queue": queue,
             "preview": None,
-            "values": policy_form_values(queue.retry_policy),
+            "values": values,
             "states": CLEANABLE_STATES,
+            "errors": errors or {},
         },
+        status_code=400 if errors else 200,
     )
 
 
@@ -426,7 +478,7 @@ def queue_policy(request: Request, client: AdminClient, form: dict[str, Any]) ->
                 "title": f"Queue {name}",
                 "queue": client.get_queue(name),
                 "preview": result,
-                "values": {key: str(form.get(key) or "") for key in ("max_retries", "retry_delays", "max_delay", "jitter")},
+                "values": {key: str(form.get(key) or "") for key in POLICY_FIELDS},
                 "states": CLEANABLE_STATES,
             },
         )
@@ -457,7 +509,7 @@ def queue_clean(request: Request, client: AdminClient, form: dict[str, Any]) -> 
     deleted = client.clean_queue(
         name,
         JobState(state),
-        grace=parse_seconds(form.get("grace"), "Grace"),
+        grace=parse_seconds(form.get("grace"), "Grace", "grace"),
         recovery_status=enum_or_none(RecoveryStatus, recovery_status, "Dead-letter status"),
     )
     flash(request, f"Deleted {plural(deleted, state.replace('_', '-') + ' job')} from {name}.", "success")
@@ -517,18 +569,18 @@ ROUTES = [
     Route("/dlq", page(dead_letters), methods=["GET"]),
     Route("/dlq/bulk", page(dead_letters_bulk, write=True), methods=["POST"]),
     Route("/dlq/{entry_id}", page(dead_letter_entry), methods=["GET"]),
-    Route("/dlq/{entry_id}/update", page(dead_letter_update, write=True), methods=["POST"]),
-    Route("/dlq/{entry_id}/retry", page(dead_letter_retry, write=True), methods=["POST"]),
+    Route("/dlq/{entry_id}/update", page(dead_letter_update, write=True, form_page=dead_letter_entry), methods=["POST"]),
+    Route("/dlq/{entry_id}/retry", page(dead_letter_retry, write=True, form_page=dead_letter_entry), methods=["POST"]),
     Route("/dlq/{entry_id}/fail", page(dead_letter_fail, write=True), methods=["POST"]),
     Route("/patterns", page(patterns), methods=["GET"]),
     Route("/patterns/redrive", page(redrive_preview), methods=["GET"]),
-    Route("/patterns/redrive", page(redrive_start, write=True), methods=["POST"]),
+    Route("/patterns/redrive", page(redrive_start, write=True, form_page=redrive_preview), methods=["POST"]),
     Route("/redrives/{redrive_id}", page(redrive_progress), methods=["GET"]),
     Route("/queues", page(queues), methods=["GET"]),
     Route("/queue", page(queue_detail), methods=["GET"]),
-    Route("/queue/policy", page(queue_policy, write=True), methods=["POST"]),
+    Route("/queue/policy", page(queue_policy, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/pause", page(queue_pause, write=True), methods=["POST"]),
-    Route("/queue/clean", page(queue_clean, write=True), methods=["POST"]),
+    Route("/queue/clean", page(queue_clean, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/recovery", page(recovery), methods=["GET"]),
     Route("/recovery/trigger", page(recovery_trigger, write=True), methods=["POST"]),
     Route("/audit", page(audit), methods=["GET"]),
