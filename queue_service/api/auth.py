@@ -16,6 +16,7 @@ import grpc
 from queue_service.api.errors import status_for
 from queue_service.api.principal import attach_principal
 from queue_service.api.tokens import NamedToken, Role, TokenSet
+from queue_service.core.audit import AuditLog
 from queue_service.core.errors import PermissionDenied, Unauthenticated
 
 logger = logging.getLogger(__name__)
@@ -56,11 +57,45 @@ def bearer_token(metadata: tuple[tuple[str, Any], ...] | None) -> str | None:
     return token
 
 
+# Metadata a dashboard sends with a sign-in check: the browser's address, for the audit record.
+SIGN_IN_CLIENT_METADATA = "jobqueue-sign-in-client"
+MAX_AUDITED_VALUE_LENGTH = 200
+
+
+def _metadata_value(metadata: tuple[tuple[str, Any], ...] | None, key: str) -> str | None:
+    for name, value in metadata or ():
+        if name == key and isinstance(value, str):
+            return "".join(char for char in value if char.isprintable())[:MAX_AUDITED_VALUE_LENGTH]
+    return None
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
-    def __init__(self, tokens: TokenSet) -> None:
+    """Checks every call's token; with an audit log, records the calls refused for a wrong token or role.
+
+    Calls with no token at all are not audited: probes and misconfigured clients would fill the log.
+    """
+
+    def __init__(self, tokens: TokenSet, audit_log: AuditLog | None = None) -> None:
         if not tokens:
             raise ValueError("AuthInterceptor needs at least one token")
         self.tokens = tokens
+        self.audit_log = audit_log
+
+    def _auditing(self, handler_call_details, actor: str, reason: str):
+        """What the refusing handler calls with its context, to record the refusal."""
+        if self.audit_log is None:
+            return None
+        audit_log = self.audit_log
+        method = handler_call_details.method
+        client = _metadata_value(handler_call_details.invocation_metadata, SIGN_IN_CLIENT_METADATA)
+
+        def audit(context: grpc.ServicerContext) -> None:
+            details = {"peer": context.peer()[:MAX_AUDITED_VALUE_LENGTH]}
+            if client is not None:
+                details["sign_in_client"] = client
+            audit_log.record_refused_call(actor=actor, method=method, reason=reason, details=details)
+
+        return audit
 
     def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
@@ -80,7 +115,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 if presented is None
                 else "the bearer token is not valid"
             )
-            return rejecting(handler, Unauthenticated(message, reason=reason))
+            audit = self._auditing(handler_call_details, "anonymous", reason) if presented is not None else None
+            return rejecting(handler, Unauthenticated(message, reason=reason), audit)
         if not may_call(token.role, service):
             logger.info("rejected %s: token %r has role %s", method, token.name, token.role.value)
             return rejecting(
@@ -89,15 +125,22 @@ class AuthInterceptor(grpc.ServerInterceptor):
                     f"token {token.name!r} has role {token.role.value!r}, which may not call {service}",
                     reason="ROLE_NOT_ALLOWED",
                 ),
+                self._auditing(handler_call_details, token.name, "ROLE_NOT_ALLOWED"),
             )
         return bound_to(handler, token.name, is_admin=token.role == Role.ADMIN)
 
 
-def rejecting(handler: grpc.RpcMethodHandler, error: Exception) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that ends the call with `error`'s status."""
+def rejecting(
+    handler: grpc.RpcMethodHandler,
+    error: Exception,
+    audit: Callable[[grpc.ServicerContext], None] | None = None,
+) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that ends the call with `error`'s status, audited first."""
     status = status_for(error)
 
     def reject(_request: Any, context: grpc.ServicerContext) -> Any:
+        if audit is not None:
+            audit(context)
         context.abort_with_status(status)
 
     # The request is never read, so it is not even deserialised.

@@ -102,7 +102,7 @@ class QueueServer:
             # Authentication before decoding: a caller without a valid token learns nothing about its request.
             interceptors=[
                 RpcObserver(self.metrics),
-                *([AuthInterceptor(config.tokens)] if config.tokens else []),
+                *([AuthInterceptor(config.tokens, self.audit_log)] if config.tokens else []),
                 UndecodableRequestInterceptor(),
             ],
         )

@@ -1,9 +1,12 @@
-"""The audit trail of admin actions: written in the transaction of the action, listed newest first."""
+"""The audit trail of admin actions and refused credentials: written in the transaction of the
+action, listed newest first."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from queue_service.clock import Clock
@@ -14,7 +17,14 @@ from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.database import Database
 from queue_service.store.records import AuditEventRecord
 
+logger = logging.getLogger(__name__)
+
 MAX_ACTOR_LENGTH = 255
+# A call refused for its token: an unknown one, or one whose role may not call the method.
+AUTHENTICATION_FAILED = "AuthenticationFailed"
+# Refusals audited per minute and process: a flood of guesses must not become a flood of writes.
+# The ones left out are counted in the next record.
+MAX_REFUSALS_AUDITED_PER_MINUTE = 60
 
 
 def dead_letter_target(entry_id: str) -> str:
@@ -48,6 +58,42 @@ class AuditLog:
         self.database = database
         self.clock = clock
         self.page_tokens = page_tokens or paging.PageTokens.ephemeral()
+        self._refusals_lock = threading.Lock()
+        self._refusals_window: datetime | None = None
+        self._refusals_in_window = 0
+        self._refusals_left_out = 0
+
+    def record_refused_call(self, *, actor: str, method: str, reason: str, details: dict[str, str]) -> bool:
+        """Audit a call refused for its credentials, unless this minute's share is used up; True if written.
+
+        Never raises: the caller is answering the refused call and has nothing to do with a failure here.
+        """
+        now = self.clock.now()
+        with self._refusals_lock:
+            if self._refusals_window is None or now - self._refusals_window >= timedelta(minutes=1):
+                self._refusals_window, self._refusals_in_window = now, 0
+            if self._refusals_in_window >= MAX_REFUSALS_AUDITED_PER_MINUTE:
+                self._refusals_left_out += 1
+                return False
+            self._refusals_in_window += 1
+            left_out, self._refusals_left_out = self._refusals_left_out, 0
+        parameters: dict[str, Any] = {"method": method, "reason": reason, **details}
+        if left_out:
+            parameters["refusals_not_audited_before"] = left_out
+        try:
+            with self.database.transaction() as repo:
+                record(
+                    AdminRepository.of(repo),
+                    actor=actor,
+                    action=AUTHENTICATION_FAILED,
+                    target=f"rpc{method}",
+                    parameters=parameters,
+                    now=now,
+                )
+        except Exception:  # noqa: BLE001 - the refusal stands whether or not its record is written
+            logger.exception("could not audit a refused call to %s", method)
+            return False
+        return True
 
     def list(self, query: AuditQuery, *, page_size: int = 0, page_token: str = "") -> paging.Page[AuditEventRecord]:
         check_text(query.actor, "actor", MAX_ACTOR_LENGTH)

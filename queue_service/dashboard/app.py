@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jobqueue import AdminClient, JobQueueError, TlsConfig
 from jobqueue.admin_client import IDEMPOTENT_METHODS
 from jobqueue.connection import service_config
-from jobqueue.errors import NotFound, Unauthenticated, Unavailable
+from jobqueue.errors import NotFound, Unauthenticated, Unavailable, from_rpc_error
+from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +33,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from queue_service.api.auth import SIGN_IN_CLIENT_METADATA
+from queue_service.clock import Clock, SystemClock
+from queue_service.dashboard.sign_in import SignedOutSessions, SignInThrottle, ThrottleSettings, whole_seconds
 from queue_service.durations import human_duration
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,8 @@ class DashboardSettings:
     session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     # Secure cookies travel over HTTPS only (browsers treat http://localhost as secure too).
     secure_cookies: bool = True
+    sign_in_throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @dataclass
@@ -98,6 +104,8 @@ class Dashboard:
     def __init__(self, settings: DashboardSettings) -> None:
         self.settings = settings
         self.seal = TokenSeal(settings.session_secret)
+        self.throttle = SignInThrottle(settings.sign_in_throttle, settings.clock)
+        self.signed_out = SignedOutSessions(timedelta(seconds=SESSION_MAX_AGE), settings.clock)
         options = [
             ("grpc.enable_retries", 1),
             ("grpc.service_config", service_config(IDEMPOTENT_METHODS)),
@@ -120,6 +128,25 @@ class Dashboard:
     def client(self, token: str) -> AdminClient:
         # One shared channel; the token rides on each call as metadata.
         return AdminClient(self.settings.target, token=token, channel=self.channel, timeout=CALL_TIMEOUT)
+
+    def check_sign_in(self, token: str, client_address: str) -> None:
+        """A cheap admin call proves the token is known and of the admin role; raises JobQueueError if not.
+
+        The browser's address goes along, so the server's audit record of a refused token names it.
+        """
+        stub = admin_service_pb2_grpc.AdminServiceStub(self.channel)
+        metadata = (("authorization", f"Bearer {token}"), (SIGN_IN_CLIENT_METADATA, client_address))
+        try:
+            stub.GetStatistics(admin_service_pb2.GetStatisticsRequest(), metadata=metadata, timeout=CALL_TIMEOUT)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def session_token(self, request: Request) -> str | None:
+        """The signed-in operator's token, or None: no session, a forged or old one, or signed out."""
+        session_id = request.session.get("sid")
+        if not isinstance(session_id, str) or not session_id or self.signed_out.is_revoked(session_id):
+            return None
+        return self.seal.open(request.session.get("sealed_token"))
 
     def close(self) -> None:
         self.channel.close()
@@ -204,7 +231,7 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
     context = {
         "csrf_token": csrf_token(request),
         "messages": request.session.pop("flash", []),
-        "signed_in": bool(request.session.get("sealed_token")),
+        "signed_in": dashboard.session_token(request) is not None,
         "target": dashboard.settings.target,
         "errors": {},
         **context,
@@ -232,7 +259,7 @@ def page(
 
     async def endpoint(request: Request) -> Response:
         dashboard: Dashboard = request.app.state.dashboard
-        token = dashboard.seal.open(request.session.get("sealed_token"))
+        token = dashboard.session_token(request)
         if not token:
             if write:
                 return PlainTextResponse("Sign in first.", status_code=401)
@@ -304,9 +331,18 @@ async def login(request: Request) -> Response:
     dashboard: Dashboard = request.app.state.dashboard
     if not token:
         return render(request, "login.html", {"title": "Sign in", "error": "Enter an admin token.", "next": next_page}, 400)
+    client_address = request.client.host if request.client else "unknown"
+    wait = dashboard.throttle.wait(client_address)
+    if wait:
+        # Refused before the token is even checked: a guess during the wait learns nothing.
+        seconds = whole_seconds(wait)
+        logger.warning("dashboard sign-in from %s refused: too many failed sign-ins, %ss to wait", client_address, seconds)
+        error = f"Too many failed sign-ins. Try again in {seconds} second{'s' if seconds != 1 else ''}."
+        response = render(request, "login.html", {"title": "Sign in", "error": error, "next": next_page}, 429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
     try:
-        # A cheap admin call proves the token is known and of the admin role.
-        await run_in_threadpool(dashboard.client(token).get_statistics)
+        await run_in_threadpool(dashboard.check_sign_in, token, client_address)
     except JobQueueError as error:
         if error.code == grpc.StatusCode.UNAUTHENTICATED:
             message = "The server does not know this token."
@@ -314,7 +350,11 @@ async def login(request: Request) -> Response:
             message = "This token cannot use the admin API; sign in with an admin token."
         else:
             message = describe(error, dashboard.settings.target)
+        if error.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            dashboard.throttle.failed(client_address)
+            logger.warning("failed dashboard sign-in from %s: %s", client_address, error.code.name)
         return render(request, "login.html", {"title": "Sign in", "error": message, "next": next_page}, 401)
+    dashboard.throttle.succeeded(client_address)
     request.session.clear()
     request.session["sealed_token"] = dashboard.seal.seal(token)
     request.session["sid"] = secrets.token_urlsafe(16)
@@ -326,6 +366,10 @@ async def logout(request: Request) -> Response:
     data = await request.form()
     expected = request.session.get("csrf", "")
     if expected and hmac.compare_digest(str(data.get("csrf_token", "")), expected):
+        session_id = request.session.get("sid")
+        if isinstance(session_id, str) and session_id:
+            # Clearing the cookie is not enough: a copy of it must stop working too.
+            request.app.state.dashboard.signed_out.revoke(session_id)
         request.session.clear()
         flash(request, "Signed out.")
     return RedirectResponse("/login", status_code=303)
