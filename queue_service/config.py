@@ -237,4 +237,7 @@ def parse_duration(raw: str, name: str) -> timedelta:
     match = _DURATION.match(raw)
     if not match:
         raise ConfigError(f"{name} must be a duration such as 300, 90s, 5m, 12h or 7d, got {raw!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    except OverflowError:
+        raise ConfigError(f"{name} is too long, got {raw!r}") from None

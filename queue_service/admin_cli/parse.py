@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -14,9 +15,11 @@ def duration(text: str) -> timedelta:
     """"90" (seconds), "500ms", "15s", "1h30m", "7d"."""
     value = text.strip().lower()
     try:
-        return timedelta(seconds=float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return _bounded(seconds, text)
     position, seconds = 0, 0.0
     for match in DURATION_PART.finditer(value):
         if match.start() != position:
@@ -25,7 +28,16 @@ def duration(text: str) -> timedelta:
         position = match.end()
     if position != len(value) or not value:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90, 500ms, 15s, 1h30m, 7d)")
-    return timedelta(seconds=seconds)
+    return _bounded(seconds, text)
+
+
+def _bounded(seconds: float, text: str) -> timedelta:
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90, 500ms, 15s, 1h30m, 7d)")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} is too long") from None
 
 
 def durations(text: str) -> tuple[timedelta, ...]:
@@ -40,7 +52,7 @@ def point_in_time(text: str, *, now: datetime | None = None) -> datetime:
     except ValueError:
         try:
             return (now or datetime.now(UTC)) - duration(text)
-        except argparse.ArgumentTypeError:
+        except (argparse.ArgumentTypeError, OverflowError):
             raise argparse.ArgumentTypeError(
                 f"not a time: {text!r} (use ISO 8601 such as 2026-02-14T10:00:00Z, or a duration ago such as 2h)"
             ) from None

@@ -21,10 +21,16 @@ def test_durations(text, expected):
     assert duration(text) == timedelta(seconds=expected)
 
 
-@pytest.mark.parametrize("text", ["", "h", "1x", "1h 30m", "-5s", "5s1"])
+@pytest.mark.parametrize("text", ["", "h", "1x", "1h 30m", "-5s", "5s1", "nan", "inf", "-inf", "1e30", "99999999999d"])
 def test_bad_durations(text):
     with pytest.raises(argparse.ArgumentTypeError):
         duration(text)
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "1e30"])
+def test_a_time_too_long_ago_is_a_usage_error(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        point_in_time(text, now=datetime(2026, 2, 14, 10, 0, tzinfo=UTC))
 
 
 def test_duration_lists():

@@ -1,0 +1,41 @@
+"""Server configuration values: the page token key and durations too long for the clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from queue_service.api.tokens import load_tokens
+from queue_service.cli import build_parser, server_config
+from queue_service.config import ConfigError, ServerConfig, page_token_key, parse_duration
+
+TOKENS = {"QUEUE_ADMIN_TOKEN": "admin-token-0123456789abcdef"}
+
+
+def test_the_page_token_key_is_the_variable_else_derived_from_the_tokens_else_random():
+    tokens = load_tokens(TOKENS)
+    assert page_token_key("a-configured-key-0123456789", tokens) == b"a-configured-key-0123456789"
+    derived = page_token_key("", tokens)
+    assert derived == page_token_key("", load_tokens(TOKENS)), "replicas with the same tokens agree"
+    assert derived != page_token_key("", load_tokens({"QUEUE_ADMIN_TOKEN": "another-token-0123456789ab"}))
+    assert b"admin-token" not in derived
+    no_tokens = load_tokens({})
+    assert page_token_key("", no_tokens) != page_token_key("", no_tokens)
+    with pytest.raises(ConfigError, match="QUEUE_PAGE_TOKEN_KEY must be at least 16"):
+        ServerConfig(port=0, page_token_key="short").validate()
+
+
+def test_serve_picks_one_key_for_all_its_processes(monkeypatch):
+    monkeypatch.delenv("QUEUE_PAGE_TOKEN_KEY", raising=False)
+    for name in ("QUEUE_ADMIN_TOKEN", "QUEUE_WORKER_TOKEN", "QUEUE_TOKENS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    config = server_config(build_parser().parse_args(["serve", "--port", "0"]))
+    assert len(config.page_token_key) >= 16, "chosen before --workers forks, so every process signs alike"
+    monkeypatch.setenv("QUEUE_PAGE_TOKEN_KEY", "a-shared-page-token-key-0123")
+    config = server_config(build_parser().parse_args(["serve", "--port", "0"]))
+    assert config.resolved_page_token_key() == b"a-shared-page-token-key-0123"
+
+
+@pytest.mark.parametrize("raw", ["99999999999d", "9" * 400])
+def test_a_duration_beyond_the_clock_is_a_configuration_error(raw):
+    with pytest.raises(ConfigError, match="--recovery-interval is too long"):
+        parse_duration(raw, "--recovery-interval")
