@@ -332,7 +332,7 @@ async def login(request: Request) -> Response:
     if not token:
         return render(request, "login.html", {"title": "Sign in", "error": "Enter an admin token.", "next": next_page}, 400)
     client_address = request.client.host if request.client else "unknown"
-    wait = dashboard.throttle.wait(client_address)
+    wait = dashboard.throttle.attempt(client_address)
     if wait:
         # Refused before the token is even checked: a guess during the wait learns nothing.
         seconds = whole_seconds(wait)
@@ -351,8 +351,9 @@ async def login(request: Request) -> Response:
         else:
             message = describe(error, dashboard.settings.target)
         if error.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-            dashboard.throttle.failed(client_address)
             logger.warning("failed dashboard sign-in from %s: %s", client_address, error.code.name)
+        else:
+            dashboard.throttle.undecided(client_address)
         return render(request, "login.html", {"title": "Sign in", "error": message, "next": next_page}, 401)
     dashboard.throttle.succeeded(client_address)
     request.session.clear()

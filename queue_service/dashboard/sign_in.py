@@ -38,7 +38,9 @@ class SignInThrottle:
     """Failed sign-ins per client address and overall; each one past the free ones doubles the wait.
 
     An attempt during the wait is refused without asking the server, so guessing tokens costs
-    time whatever the guesser's addresses. One dashboard process counts its own attempts.
+    time whatever the guesser's addresses. An attempt counts as failed from its start, until the
+    server accepts the token: attempts sent all at once cannot pass before the first answer.
+    One dashboard process counts its own attempts.
     """
 
     settings: ThrottleSettings = field(default_factory=ThrottleSettings)
@@ -49,28 +51,36 @@ class SignInThrottle:
         self._clients: OrderedDict[str, _Failures] = OrderedDict()
         self._overall = _Failures()
 
-    def wait(self, client: str) -> timedelta:
-        """How long `client` must still wait before its next attempt; zero when it may try now."""
+    def attempt(self, client: str) -> timedelta:
+        """Start an attempt of `client`: zero, counted as failed for now; or how long it must still wait."""
         now = self.clock.now()
         with self._lock:
-            waits = [
+            wait = max(
                 self._remaining(self._clients.get(client), self.settings.free_per_client, now),
                 self._remaining(self._overall, self.settings.free_overall, now),
-            ]
-        return max(waits)
-
-    def failed(self, client: str) -> None:
-        now = self.clock.now()
-        with self._lock:
+            )
+            if wait:
+                return wait
             failures = self._clients.pop(client, None) or _Failures()
             self._clients[client] = self._count(failures, now)
             self._count(self._overall, now)
             while len(self._clients) > self.settings.max_clients:
                 self._clients.popitem(last=False)
+        return timedelta(0)
 
     def succeeded(self, client: str) -> None:
+        """The attempt signed in: the client starts afresh, and it is no failure overall."""
         with self._lock:
             self._clients.pop(client, None)
+            self._overall.count = max(self._overall.count - 1, 0)
+
+    def undecided(self, client: str) -> None:
+        """The attempt told nothing about the token (the server was unreachable): it does not count."""
+        with self._lock:
+            failures = self._clients.get(client)
+            if failures is not None:
+                failures.count = max(failures.count - 1, 0)
+            self._overall.count = max(self._overall.count - 1, 0)
 
     def _count(self, failures: _Failures, now: datetime) -> _Failures:
         if failures.last is not None and now - failures.last >= self.settings.forget_after:

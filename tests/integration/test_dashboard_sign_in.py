@@ -69,14 +69,23 @@ def test_failed_sign_ins_from_all_clients_together_are_throttled_too():
     clock = FakeClock()
     throttle = SignInThrottle(ThrottleSettings(free_per_client=3, free_overall=5), clock)
     for address in range(5):
-        assert throttle.wait(f"10.0.0.{address}") == timedelta(0)
-        throttle.failed(f"10.0.0.{address}")
-    assert throttle.wait("10.0.0.99") == timedelta(seconds=1), "a new address waits once the overall count is up"
+        assert throttle.attempt(f"10.0.0.{address}") == timedelta(0)  # each fails
+    assert throttle.attempt("10.0.0.99") == timedelta(seconds=1), "a new address waits once the overall count is up"
     clock.advance(1)
-    throttle.failed("10.0.0.100")
-    assert throttle.wait("10.0.0.101") == timedelta(seconds=2)
+    assert throttle.attempt("10.0.0.100") == timedelta(0)
+    assert throttle.attempt("10.0.0.101") == timedelta(seconds=2)
     clock.advance(timedelta(minutes=15))
-    assert throttle.wait("10.0.0.101") == timedelta(0), "counts are forgotten after a quiet while"
+    assert throttle.attempt("10.0.0.101") == timedelta(0), "counts are forgotten after a quiet while"
+
+
+def test_attempts_sent_at_once_count_before_their_answers():
+    throttle = SignInThrottle(ThrottleSettings(free_per_client=3), FakeClock())
+    started = [throttle.attempt("10.0.0.1") for _ in range(10)]  # no answer yet
+    assert started[:3] == [timedelta(0)] * 3
+    assert all(wait > timedelta(0) for wait in started[3:])
+    throttle.undecided("10.0.0.1")  # the server was unreachable for one of them
+    throttle.succeeded("10.0.0.1")
+    assert throttle.attempt("10.0.0.1") == timedelta(0)
 
 
 def test_failed_sign_ins_are_in_the_audit_log(browser, admin):
