@@ -186,6 +186,21 @@ VALID_REQUESTS = {
 }
 
 
+# Both ends of a range at the calendar's ends together, where one alone is refused early.
+CALENDAR_ENDS = [
+    ("GetQueueActivity", {"start_time": "0001-01-01T00:00:00Z", "end_time": "0001-01-02T00:00:00Z"}),
+    ("GetQueueActivity", {"start_time": "9999-12-30T00:00:00Z", "end_time": "9999-12-31T23:59:59.999999Z"}),
+    ("GetQueueActivity", {"end_time": "9999-12-31T23:59:59.999999Z", "period": "3024000s", "bucket_width": "3024000s"}),
+    ("ListDeadLetterJobs", {"filter": {"dead_lettered_after": "0001-01-01T00:00:00Z", "dead_lettered_before": "9999-12-31T23:59:59.999999999Z"}}),
+    ("ListRetryLog", {"created_after": "0001-01-01T00:00:00Z", "created_before": "9999-12-31T23:59:59.999999999Z"}),
+    ("ListAuditEvents", {"created_after": "0001-01-01T00:00:00Z", "created_before": "9999-12-31T23:59:59.999999999Z"}),
+    (
+        "RetryDeadLetterJobs",
+        {"filter": {"dead_lettered_after": "0001-01-01T00:00:00Z", "dead_lettered_before": "9999-12-31T23:59:59.999999999Z"}, "dry_run": True},
+    ),
+]
+
+
 def active_job(jobs, index: int) -> str:
     job_id, queue = f"extreme-active-{index}", f"active-extremes-{index}"
     jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id), metadata=ADMIN)
@@ -230,6 +245,12 @@ def test_extreme_durations_and_timestamps_on_every_field_that_takes_one(fuzz_ser
                 calls += 1
                 if code in SERVER_FAULTS:
                     faults.append(f"{name} {'.'.join(path)}={value} -> {code.name}")
+    for name, fields in CALENDAR_ENDS:
+        request = ParseDict(fields, GetMessageClass(methods[name].input_type)())
+        code = call_raw(channel, methods[name], request.SerializeToString())
+        calls += 1
+        if code in SERVER_FAULTS:
+            faults.append(f"{name} {fields} -> {code.name}")
     channel.close()
     assert calls > 200
     assert fuzz_server.alive(), fuzz_server.log_tail()
