@@ -92,11 +92,10 @@ def to_timedelta(message: duration_pb2.Duration, field: str) -> timedelta:
         raise InvalidArgument(f"{field} is not a valid duration", field=field)
     if (message.seconds > 0 and message.nanos < 0) or (message.seconds < 0 and message.nanos > 0):
         raise InvalidArgument(f"{field} is not a valid duration", field=field)
-    if message.nanos % 1000:
-        # Truncating would turn 1 ns into 0 and -5 ns into 0: refuse what cannot be kept exactly.
+    if message.seconds == 0 and 0 < abs(message.nanos) < 1000:
+        # It would become 0: 1 ns would read as "not positive", -5 ns as an accepted 0.
         raise InvalidArgument(
-            f"{field} has a part below 1 microsecond ({message.nanos % 1000} ns); "
-            "durations have a resolution of 1 microsecond",
+            f"{field} is {message.nanos} ns, below the resolution of 1 microsecond that durations are kept in",
             field=field,
         )
     try:

@@ -78,11 +78,11 @@ def _milliseconds(delta: timedelta) -> int:
     return round(delta.total_seconds() * 1000)
 
 
-def _check_whole_milliseconds(delay: timedelta, name: str, field: str) -> None:
-    # Policies are stored in milliseconds; a finer part would be rounded away (1 µs would become 0).
-    if delay % timedelta(milliseconds=1):
+def _check_resolution(delay: timedelta, name: str, field: str) -> None:
+    # Policies are stored in milliseconds: a delay under one would be stored as 0.
+    if timedelta(0) < delay < timedelta(milliseconds=1):
         raise InvalidArgument(
-            f"{name} must be a whole number of milliseconds: retry policies have a resolution of 1 millisecond",
+            f"{name} is below the resolution of 1 millisecond that retry policies are kept in",
             field=field,
         )
 
@@ -97,11 +97,11 @@ def validate_override(override: PolicyOverride, field: str = "retry_policy") -> 
             raise InvalidArgument(
                 f"{field}.retry_delays[{index}] must be between 0 and 30 days", field=f"{field}.retry_delays"
             )
-        _check_whole_milliseconds(delay, f"{field}.retry_delays[{index}]", f"{field}.retry_delays")
+        _check_resolution(delay, f"{field}.retry_delays[{index}]", f"{field}.retry_delays")
     if override.max_delay is not None and not timedelta(0) < override.max_delay <= MAX_DELAY_LIMIT:
         raise InvalidArgument(f"{field}.max_delay must be positive and at most 30 days", field=f"{field}.max_delay")
     if override.max_delay is not None:
-        _check_whole_milliseconds(override.max_delay, f"{field}.max_delay", f"{field}.max_delay")
+        _check_resolution(override.max_delay, f"{field}.max_delay", f"{field}.max_delay")
     if override.jitter is not None and not 0.0 <= override.jitter <= 1.0:
         raise InvalidArgument(f"{field}.jitter must be between 0 and 1", field=f"{field}.jitter")
 

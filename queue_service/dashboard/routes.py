@@ -96,11 +96,10 @@ def parse_seconds(value: Any, label: str, field: str) -> timedelta | None:
     seconds = amount * (scale or 1)
     if seconds > LONGEST_DURATION.total_seconds():
         raise FieldError(f"{label} must be at most {LONGEST_DURATION.days} days", field)
-    milliseconds = seconds * 1000
-    if abs(milliseconds - round(milliseconds)) > 1e-6:
+    if 0 < seconds < 0.001:
         # Otherwise 0.0000001s would silently become 0.
-        raise FieldError(f"{label} must be a whole number of milliseconds (0.001s is the smallest step)", field)
-    return timedelta(milliseconds=round(milliseconds))
+        raise FieldError(f"{label} is below the resolution of 1 millisecond (0.001s)", field)
+    return timedelta(milliseconds=round(seconds * 1000))
 
 
 def parse_delays(value: Any) -> tuple[timedelta, ...]:

@@ -94,7 +94,7 @@ CASES = {
         INVALID,
         "retry_policy.retry_delays[0]",
     ),
-    "1 ns delay": (enqueue(delay=duration_pb2.Duration(seconds=1, nanos=1)), INVALID, "delay"),
+    "1 ns delay": (enqueue(delay=duration_pb2.Duration(nanos=1)), INVALID, "delay"),
     "NaN jitter": (enqueue(retry_policy=job_pb2.RetryPolicy(jitter=float("nan"))), INVALID, "retry_policy.jitter"),
     "jitter above one": (enqueue(retry_policy=job_pb2.RetryPolicy(jitter=1.5)), INVALID, "retry_policy.jitter"),
     # LeaseJobs
@@ -235,6 +235,16 @@ def test_a_duration_below_the_resolution_is_refused_saying_the_resolution(servic
     assert error.code() == INVALID, error.details()
     assert f"resolution of {resolution}" in error.details()
     assert "must be positive" not in error.details()
+
+
+def test_a_duration_with_a_part_below_the_resolution_is_kept_to_it(service):
+    # 1000/3 ms, as a client computing delays in milliseconds sends it: nanosecond digits included.
+    third = duration_pb2.Duration(nanos=333_333_333)
+    job = service.jobs.EnqueueJob(
+        enqueue(delay=third, retry_policy=job_pb2.RetryPolicy(retry_delays=[third], max_delay=third))[1]
+    ).job
+    assert job.retry_policy.retry_delays[0].ToTimedelta() == timedelta(milliseconds=333)
+    assert job.retry_policy.max_delay.ToTimedelta() == timedelta(milliseconds=333)
 
 
 def test_a_bound_is_said_in_days_not_as_a_timedelta(service):
