@@ -40,7 +40,9 @@ def reserve_port(host: str, port: int) -> socket.socket:
     """Bind (without listening) a SO_REUSEPORT socket that holds the port for the children.
 
     A plain bind first: SO_REUSEPORT alone would happily share the port with another
-    service of the same user instead of reporting it in use.
+    service of the same user instead of reporting it in use. Both set SO_REUSEADDR, as gRPC's
+    own listeners do: on Linux that still refuses a port another socket listens on, but not one
+    held only by the TIME_WAIT connections of a server that was just killed.
     """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
@@ -48,11 +50,13 @@ def reserve_port(host: str, port: int) -> socket.socket:
         raise ConfigError(f"--host / QUEUE_HOST: cannot resolve {host!r}: {error.strerror}") from None
     if port:
         with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(address)
             except OSError as error:
                 raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
