@@ -5,7 +5,7 @@ the port with SO_REUSEPORT and starts N children that each bind it again with
 `grpc.so_reuseport`; the kernel spreads incoming connections across them. Children are
 spawned, not forked, so that no gRPC or database state is ever copied into them.
 
-The parent migrates the database, serves /metrics (prometheus-client multiprocess mode over
+The parent migrates and checks the database (see store/readiness.py), serves /metrics (prometheus-client multiprocess mode over
 a temporary PROMETHEUS_MULTIPROC_DIR it owns, plus the per-queue gauges), forwards SIGTERM
 and SIGINT to the children for a graceful stop, and stops them all if one dies, so that a
 supervisor (Docker, Kubernetes, systemd) sees the failure and restarts the service.
@@ -120,8 +120,8 @@ class ProcessGroup:
         self.metrics_database = None
 
     def run(self) -> int:
-        from queue_service.store import migrate
         from queue_service.store.database import Database
+        from queue_service.store.readiness import DatabaseReadiness, NotReady
 
         def on_signal(signum, _frame):
             logger.info("received %s, stopping %d server processes", signal.Signals(signum).name, len(self.processes))
@@ -131,12 +131,13 @@ class ProcessGroup:
         signal.signal(signal.SIGINT, on_signal)
         if self.config.tls:
             self.config.tls.read()  # an unreadable file is a ConfigError here, before any child starts
-        if self.config.should_migrate:
-            database = Database(self.config.database_url)
-            try:
-                migrate.upgrade(database.engine)
-            finally:
-                database.dispose()
+        database = Database(self.config.database_url)
+        try:
+            DatabaseReadiness(database).check_at_start(migrate_first=self.config.should_migrate)
+        except NotReady as error:
+            raise ConfigError(str(error)) from None
+        finally:
+            database.dispose()
         reservation = reserve_port(self.config.host, self.config.port)
         port = reservation.getsockname()[1]
         metrics_dir = tempfile.mkdtemp(prefix="queue-service-metrics-")

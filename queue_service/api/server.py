@@ -39,8 +39,8 @@ from queue_service.metrics import (
     statistics_gauges,
 )
 from queue_service.scheduler import RecoveryScheduler
-from queue_service.store import migrate
 from queue_service.store.database import Database
+from queue_service.store.readiness import DatabaseReadiness, NotReady
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,12 @@ class QueueServer:
         self.clock = clock or SystemClock()
         credentials = server_credentials(config.tls) if config.tls else None
         self.database = Database(config.database_url)
-        if config.should_migrate:
-            migrate.upgrade(self.database.engine)
+        self.readiness = DatabaseReadiness(self.database, probe_timeout=config.health_check_interval)
+        try:
+            self.readiness.check_at_start(migrate_first=config.should_migrate)
+        except NotReady as error:
+            self.database.dispose()
+            raise ConfigError(str(error)) from None
         self.notifier = ReadyNotifier()
         self.metrics_registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.metrics_registry)
@@ -112,7 +116,7 @@ class QueueServer:
             self.server,
         )
         self.health_monitor = DatabaseHealthMonitor(
-            self.health, service_names, self.database.ping, config.health_check_interval
+            self.health, service_names, self.readiness.check, config.health_check_interval
         )
         address = f"{config.host}:{config.port}"
         try:
