@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 JOB_SERVICE = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+MAX_PENDING_CALLS = 10_000
 
 
 class QueueServer:
@@ -93,6 +94,9 @@ class QueueServer:
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
+                # gRPC cancels calls beyond 1,000 waiting for a thread by default; a fleet's
+                # long-polls arriving at once are answered quickly (see JobServicer), so let them queue.
+                ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
             ],
             # RpcObserver first: outermost, so it sees the final status of every call, auth refusals included.
             # Authentication before decoding: a caller without a valid token learns nothing about its request.
@@ -102,7 +106,7 @@ class QueueServer:
                 UndecodableRequestInterceptor(),
             ],
         )
-        self.job_servicer = JobServicer(self.jobs)
+        self.job_servicer = JobServicer(self.jobs, config.waiting_lease_limit)
         job_service_pb2_grpc.add_JobServiceServicer_to_server(self.job_servicer, self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.queues, self.dead_letters, self.audit_log, self.recovery, self._scheduler_node_id()),
