@@ -44,7 +44,10 @@ class DatabaseReadiness:
                 f"the database schema is at revision {unknown[0]}, newer than this queue-service knows "
                 f"(up to {self.head}); run the queue-service release that migrated it"
             )
-        return f"the database schema is at revision {', '.join(revisions)}, this queue-service needs {self.head}; {MIGRATE_HINT}"
+        return (
+            f"the database schema is at revision {', '.join(revisions)}, this queue-service needs {self.head}; "
+            f"{MIGRATE_HINT}"
+        )
 
     def check_at_start(self, *, migrate_first: bool = False) -> None:
         """Migrate if asked, then raise NotReady for a damaged or unwritable SQLite file, or a schema
@@ -53,21 +56,25 @@ class DatabaseReadiness:
         An unreachable PostgreSQL is no reason to refuse to start: health reports NOT_SERVING
         until it answers, and the schema is checked then.
         """
-        if self.sqlite_path is not None:
+        sqlite = self.sqlite_path is not None
+        if sqlite:
             problem = sqlite_faults.header_problem(self.sqlite_path)
             if problem:
                 raise NotReady(f"cannot use SQLite database {self.sqlite_path}: {problem}; restore it from a backup")
         elif migrate_first:
-            migrate.upgrade(self.database.engine)
+            migrate.upgrade(self.database.engine)  # PostgreSQL: a failure stops the start as it did before
         try:
-            if migrate_first and self.sqlite_path is not None:
+            if sqlite and migrate_first:
                 migrate.upgrade(self.database.engine)
             problem = self.schema_problem()
-            if problem is None and self.sqlite_path is not None:
+            if problem is None and sqlite:
                 self._sqlite_storage_check()
         except (exc.DBAPIError, sqlite_faults.sqlite3.Error) as error:
-            if self.sqlite_path is None:
-                logger.warning("cannot check the database schema at start (%s); health stays NOT_SERVING until it can", type(error).__name__)
+            if not sqlite:
+                logger.warning(
+                    "cannot check the database schema at start (%s); health stays NOT_SERVING until it can",
+                    type(error).__name__,
+                )
                 return
             raise NotReady(f"cannot use SQLite database {self.sqlite_path}: {sqlite_faults.describe(error)}") from None
         if problem:
@@ -94,7 +101,8 @@ class DatabaseReadiness:
 
     def _sqlite_storage_check(self) -> None:
         assert self.sqlite_path is not None
-        problem = sqlite_faults.read_only_problem(self.sqlite_path) or sqlite_faults.free_space_problem(self.sqlite_path)
+        path = self.sqlite_path
+        problem = sqlite_faults.read_only_problem(path) or sqlite_faults.free_space_problem(path)
         if problem:
             raise NotReady(problem)
-        sqlite_faults.write_probe(self.sqlite_path, self.probe_timeout)
+        sqlite_faults.write_probe(path, self.probe_timeout)

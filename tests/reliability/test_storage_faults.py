@@ -143,10 +143,8 @@ def table_root_pages(path: Path, table: str) -> tuple[int, list[int]]:
     """(page size, root pages of the table and its indexes)."""
     with sqlite3.connect(path) as connection:
         page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-        roots = [
-            row[0]
-            for row in connection.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name = ? AND rootpage > 0", (table,))
-        ]
+        rows = connection.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name = ? AND rootpage > 0", (table,))
+        roots = [row[0] for row in rows]
     return page_size, roots
 
 
