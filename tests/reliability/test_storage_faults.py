@@ -148,14 +148,20 @@ def table_root_pages(path: Path, table: str) -> tuple[int, list[int]]:
     return page_size, roots
 
 
-def test_a_damaged_file_answers_data_loss_and_is_not_serving(tmp_path, sqlite_template, caplog):
-    path = tmp_path / "jobs.sqlite3"
+def full_database(directory: Path, sqlite_template: Path) -> Path:
+    """A migrated database with enough rows to span many pages, all checkpointed into the main file."""
+    path = directory / "jobs.sqlite3"
     shutil.copy(sqlite_template, path)
     with serving(path) as client:
-        for index in range(50):
-            assert enqueue_code(client, f"job-{index}", payload_bytes=2000) == grpc.StatusCode.OK
+        for index in range(40):
+            assert enqueue_code(client, f"job-{index}", payload_bytes=4000) == grpc.StatusCode.OK
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def test_a_damaged_file_answers_data_loss_and_is_not_serving(tmp_path, sqlite_template, caplog):
+    path = full_database(tmp_path, sqlite_template)
     page_size, roots = table_root_pages(path, "queue_jobs")
     with open(path, "r+b") as file:
         for root in roots:
@@ -178,18 +184,6 @@ def bad_header(path: Path) -> None:
 
 def truncated(path: Path) -> None:
     os.truncate(path, path.stat().st_size // 2)
-
-
-def full_database(directory: Path, sqlite_template: Path) -> Path:
-    """A migrated database with enough rows to span many pages, all checkpointed into the main file."""
-    path = directory / "jobs.sqlite3"
-    shutil.copy(sqlite_template, path)
-    with serving(path) as client:
-        for index in range(40):
-            assert enqueue_code(client, f"job-{index}", payload_bytes=4000) == grpc.StatusCode.OK
-    with sqlite3.connect(path) as connection:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return path
 
 
 @pytest.mark.parametrize(("damage", "said"), [(bad_header, "bad header"), (truncated, "truncated")])
