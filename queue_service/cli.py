@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--grpc-threads", type=int, default=None, help="RPC threads per process (env QUEUE_GRPC_THREADS, default 64)")
     serve.add_argument(
+        "--max-waiting-leases",
+        type=int,
+        default=None,
+        help="long-polls per process that may wait at once; more get an immediate answer "
+        "(env QUEUE_MAX_WAITING_LEASES, default half of --grpc-threads)",
+    )
+    serve.add_argument(
         "--shutdown-grace",
         type=float,
         default=None,
@@ -298,6 +305,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         tls=tls_files(args.tls_cert, args.tls_key, args.tls_client_ca),
         metrics_port=_option(args.metrics_port, "QUEUE_METRICS_PORT", DEFAULT_METRICS_PORT),
         grpc_threads=_option(args.grpc_threads, "QUEUE_GRPC_THREADS", defaults.grpc_threads),
+        max_waiting_leases=_option(args.max_waiting_leases, "QUEUE_MAX_WAITING_LEASES", None),
         shutdown_grace=_option(args.shutdown_grace, "QUEUE_SHUTDOWN_GRACE", defaults.shutdown_grace, env_float),
         health_check_interval=_option(
             args.health_check_interval, "QUEUE_HEALTH_CHECK_INTERVAL", defaults.health_check_interval, env_float

@@ -95,6 +95,9 @@ class ServerConfig:
     # None: migrate on start for SQLite only; PostgreSQL deployments run `queue-service migrate`.
     migrate_on_start: bool | None = None
     grpc_threads: int = 64
+    # Long-polls that may wait at once; the others get an immediate answer, so that waiting
+    # leases never take every RPC thread. None: half of grpc_threads.
+    max_waiting_leases: int | None = None
     max_message_bytes: int = 8 * 1024 * 1024
     health_check_interval: float = 2.0
     shutdown_grace: float = 10.0
@@ -124,6 +127,10 @@ class ServerConfig:
         return self.database_url.startswith("sqlite")
 
     @property
+    def waiting_lease_limit(self) -> int:
+        return self.grpc_threads // 2 if self.max_waiting_leases is None else self.max_waiting_leases
+
+    @property
     def should_migrate(self) -> bool:
         return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
 
@@ -138,6 +145,11 @@ class ServerConfig:
             raise ConfigError(f"--database-url / QUEUE_DATABASE_URL must be sqlite or postgresql, got {url.get_backend_name()!r}")
         if self.grpc_threads < 2:
             raise ConfigError(f"--grpc-threads / QUEUE_GRPC_THREADS must be at least 2, got {self.grpc_threads}")
+        if not 1 <= self.waiting_lease_limit < self.grpc_threads:
+            raise ConfigError(
+                "--max-waiting-leases / QUEUE_MAX_WAITING_LEASES must be at least 1 and less than "
+                f"--grpc-threads ({self.grpc_threads}), got {self.waiting_lease_limit}"
+            )
         if not self.tokens and not self.insecure and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to listen on {self.host} without authentication: set QUEUE_ADMIN_TOKEN / "

@@ -5,7 +5,7 @@ the port with SO_REUSEPORT and starts N children that each bind it again with
 `grpc.so_reuseport`; the kernel spreads incoming connections across them. Children are
 spawned, not forked, so that no gRPC or database state is ever copied into them.
 
-The parent migrates the database, serves /metrics (prometheus-client multiprocess mode over
+The parent migrates and checks the database (see store/readiness.py), serves /metrics (prometheus-client multiprocess mode over
 a temporary PROMETHEUS_MULTIPROC_DIR it owns, plus the per-queue gauges), forwards SIGTERM
 and SIGINT to the children for a graceful stop, and stops them all if one dies, so that a
 supervisor (Docker, Kubernetes, systemd) sees the failure and restarts the service.
@@ -40,7 +40,9 @@ def reserve_port(host: str, port: int) -> socket.socket:
     """Bind (without listening) a SO_REUSEPORT socket that holds the port for the children.
 
     A plain bind first: SO_REUSEPORT alone would happily share the port with another
-    service of the same user instead of reporting it in use.
+    service of the same user instead of reporting it in use. Both set SO_REUSEADDR, as gRPC's
+    own listeners do: on Linux that still refuses a port another socket listens on, but not one
+    held only by the TIME_WAIT connections of a server that was just killed.
     """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
@@ -48,11 +50,13 @@ def reserve_port(host: str, port: int) -> socket.socket:
         raise ConfigError(f"--host / QUEUE_HOST: cannot resolve {host!r}: {error.strerror}") from None
     if port:
         with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(address)
             except OSError as error:
                 raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
@@ -116,8 +120,8 @@ class ProcessGroup:
         self.metrics_database = None
 
     def run(self) -> int:
-        from queue_service.store import migrate
         from queue_service.store.database import Database
+        from queue_service.store.readiness import DatabaseReadiness, NotReady
 
         def on_signal(signum, _frame):
             logger.info("received %s, stopping %d server processes", signal.Signals(signum).name, len(self.processes))
@@ -127,12 +131,13 @@ class ProcessGroup:
         signal.signal(signal.SIGINT, on_signal)
         if self.config.tls:
             self.config.tls.read()  # an unreadable file is a ConfigError here, before any child starts
-        if self.config.should_migrate:
-            database = Database(self.config.database_url)
-            try:
-                migrate.upgrade(database.engine)
-            finally:
-                database.dispose()
+        database = Database(self.config.database_url)
+        try:
+            DatabaseReadiness(database).check_at_start(migrate_first=self.config.should_migrate)
+        except NotReady as error:
+            raise ConfigError(str(error)) from None
+        finally:
+            database.dispose()
         reservation = reserve_port(self.config.host, self.config.port)
         port = reservation.getsockname()[1]
         metrics_dir = tempfile.mkdtemp(prefix="queue-service-metrics-")

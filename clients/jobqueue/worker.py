@@ -41,6 +41,8 @@ Handler = Callable[[Job], Mapping[str, Any] | None]
 TRANSIENT_ERRORS = (Unavailable, DeadlineExceeded)
 # The run is no longer ours: the lease expired and the job moved on, or an operator moved it.
 LOST_RUN_ERRORS = (FailedPrecondition, NotFound)
+# First pause after a long-poll that came back empty long before its wait was over.
+EARLY_ANSWER_BACKOFF = 0.25
 
 
 class Heartbeat:
@@ -264,7 +266,9 @@ class Worker:
     # One thread's work
 
     def _loop(self) -> None:
+        backoff = 0.0
         while not self._stopping.is_set():
+            began = time.monotonic()
             try:
                 jobs = self.client.lease(
                     self.queues,
@@ -282,8 +286,20 @@ class Worker:
                 self._stopping.set()
                 return
             self.outage.succeeded(", ".join(self.queues))
+            backoff = self._early_answer_backoff(backoff, bool(jobs), time.monotonic() - began)
+            if backoff:
+                # A server with no room for another waiting long-poll answers at once; come back
+                # later, after a growing, jittered pause, instead of asking again and again.
+                self._stopping.wait(random.uniform(backoff / 2, backoff))
             for job in jobs:  # leased jobs are run even while stopping: they are ours now
                 self.process(job)
+
+    def _early_answer_backoff(self, previous: float, got_jobs: bool, elapsed: float) -> float:
+        """The pause before the next lease: none unless the answer was empty and came early."""
+        wait = self.poll_wait.total_seconds()
+        if got_jobs or elapsed >= wait / 2 or self._stopping.is_set():
+            return 0.0
+        return min(wait, max(EARLY_ANSWER_BACKOFF, previous * 2))
 
     def process(self, job: Job) -> bool:
         """Run the handler for one leased job and report the outcome; True if it completed."""

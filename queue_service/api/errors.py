@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from queue_service.core import errors
-from queue_service.store.errors import StoreUnavailable
+from queue_service.store.errors import StoreCorrupted, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    StoreCorrupted: grpc.StatusCode.DATA_LOSS,
 }
 
 
@@ -76,6 +77,8 @@ def status_for(error: Exception) -> grpc.Status:
         return rich_status(code, error.message, reason=error.reason, field=error.field)
     if isinstance(error, StoreUnavailable):
         return rich_status(code, str(error), reason="DATABASE_UNAVAILABLE", field=None)
+    if isinstance(error, StoreCorrupted):
+        return rich_status(code, str(error), reason="DATABASE_CORRUPTED", field=None)
     return rich_status(code, "internal error; see the server log", reason="INTERNAL", field=None)
 
 

@@ -1,4 +1,5 @@
-"""Keeps grpc.health.v1 in step with the database: NOT_SERVING while it cannot be reached."""
+"""Keeps grpc.health.v1 in step with the database: NOT_SERVING while it cannot be reached, its schema
+is not the code's, or (SQLite) its file cannot be written or is damaged."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Callable, Sequence
 
 from grpc_health.v1 import health, health_pb2
 
+from queue_service.store.readiness import NotReady
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,31 +19,36 @@ class DatabaseHealthMonitor:
         self,
         servicer: health.HealthServicer,
         services: Sequence[str],
-        ping: Callable[[], None],
+        check: Callable[[], None],
         interval: float,
     ) -> None:
         self.servicer = servicer
         self.services = ["", *services]
-        self.ping = ping
+        self.check = check
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="health-monitor", daemon=True)
         self.serving: bool | None = None
+        self.reason: str | None = None
 
     def check_once(self) -> bool:
+        reason = None
         try:
-            self.ping()
-            serving = True
+            self.check()
+        except NotReady as error:
+            reason = str(error)
         except Exception as error:  # noqa: BLE001 - any failure means the database is not usable
-            serving = False
-            if self.serving is not False:
-                logger.warning("database unreachable, reporting NOT_SERVING: %s", type(error).__name__)
+            reason = f"database unreachable: {type(error).__name__}"
+        serving = reason is None
+        if reason is not None and reason != self.reason:
+            logger.error("reporting NOT_SERVING: %s", reason)
+        self.reason = reason
         if serving != self.serving:
             status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
             for service in self.services:
                 self.servicer.set(service, status)
             if serving and self.serving is False:
-                logger.info("database reachable again, reporting SERVING")
+                logger.info("database usable again, reporting SERVING")
             self.serving = serving
         return serving
 

@@ -40,9 +40,12 @@ def enqueue_response(result) -> pb.EnqueueJobResponse:
 
 @translate_all
 class JobServicer(job_service_pb2_grpc.JobServiceServicer):
-    def __init__(self, jobs: JobManager) -> None:
+    def __init__(self, jobs: JobManager, max_waiting_leases: int) -> None:
         self.jobs = jobs
         self._stopping = threading.Event()
+        # Each waiting long-poll holds an RPC thread; past this many, a long-poll is answered
+        # at once with what is ready, so that short calls always find a thread.
+        self._waiting_slots = threading.BoundedSemaphore(max_waiting_leases)
 
     def stop_waiting(self) -> None:
         """End every long-poll with an empty answer, so that a shutdown need not wait for them."""
@@ -66,17 +69,25 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             messages[view.record.job_id] = convert.job_message(view)
             return leased_job_bytes(messages[view.record.job_id])
 
-        jobs = self.jobs.lease(
-            list(request.queue_names),
-            worker_id=request.worker_id,
-            max_jobs=request.max_jobs,
-            lease_duration=convert.optional_timedelta(request, "lease_duration"),
-            wait=convert.optional_timedelta(request, "wait"),
-            is_active=lambda: context.is_active() and not self._stopping.is_set(),
-            time_remaining=context.time_remaining,
-            max_response_bytes=request.max_response_bytes,
-            reply_size=reply_size,
-        )
+        # Only a call that asks to wait needs a slot; one that does not is never refused one.
+        wants_to_wait = request.HasField("wait") and (request.wait.seconds > 0 or request.wait.nanos > 0)
+        holds_slot = wants_to_wait and self._waiting_slots.acquire(blocking=False)
+        try:
+            jobs = self.jobs.lease(
+                list(request.queue_names),
+                worker_id=request.worker_id,
+                max_jobs=request.max_jobs,
+                lease_duration=convert.optional_timedelta(request, "lease_duration"),
+                wait=convert.optional_timedelta(request, "wait"),
+                is_active=lambda: context.is_active() and not self._stopping.is_set(),
+                time_remaining=context.time_remaining,
+                max_response_bytes=request.max_response_bytes,
+                reply_size=reply_size,
+                may_wait=holds_slot,
+            )
+        finally:
+            if holds_slot:
+                self._waiting_slots.release()
         return pb.LeaseJobsResponse(jobs=[messages[job.record.job_id] for job in jobs])
 
     def HeartbeatJob(self, request, context):

@@ -40,13 +40,14 @@ from queue_service.metrics import (
     statistics_gauges,
 )
 from queue_service.scheduler import RecoveryScheduler
-from queue_service.store import migrate
 from queue_service.store.database import Database
+from queue_service.store.readiness import DatabaseReadiness, NotReady
 
 logger = logging.getLogger(__name__)
 
 JOB_SERVICE = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+MAX_PENDING_CALLS = 10_000
 
 
 class QueueServer:
@@ -63,8 +64,12 @@ class QueueServer:
         self.clock = clock or SystemClock()
         credentials = server_credentials(config.tls) if config.tls else None
         self.database = Database(config.database_url)
-        if config.should_migrate:
-            migrate.upgrade(self.database.engine)
+        self.readiness = DatabaseReadiness(self.database, probe_timeout=config.health_check_interval)
+        try:
+            self.readiness.check_at_start(migrate_first=config.should_migrate)
+        except NotReady as error:
+            self.database.dispose()
+            raise ConfigError(str(error)) from None
         self.notifier = ReadyNotifier()
         self.metrics_registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.metrics_registry)
@@ -97,6 +102,9 @@ class QueueServer:
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
+                # gRPC cancels calls beyond 1,000 waiting for a thread by default; a fleet's
+                # long-polls arriving at once are answered quickly (see JobServicer), so let them queue.
+                ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
             ],
             # RpcObserver first: outermost, so it sees the final status of every call, auth refusals included.
             # Authentication before decoding: a caller without a valid token learns nothing about its request.
@@ -106,7 +114,7 @@ class QueueServer:
                 UndecodableRequestInterceptor(),
             ],
         )
-        self.job_servicer = JobServicer(self.jobs)
+        self.job_servicer = JobServicer(self.jobs, config.waiting_lease_limit)
         job_service_pb2_grpc.add_JobServiceServicer_to_server(self.job_servicer, self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(self.queues, self.dead_letters, self.audit_log, self.recovery, self._scheduler_node_id()),
@@ -120,7 +128,7 @@ class QueueServer:
             self.server,
         )
         self.health_monitor = DatabaseHealthMonitor(
-            self.health, service_names, self.database.ping, config.health_check_interval
+            self.health, service_names, self.readiness.check, config.health_check_interval
         )
         address = f"{config.host}:{config.port}"
         try:

@@ -220,8 +220,7 @@ class JobManager:
         for job in new_jobs:
             results.append(EnqueueResult(views[job.job_id], job.job_id in inserted and job.job_id not in seen))
             seen.add(job.job_id)
-        if any(job.run_at <= now for job in new_jobs):
-            self.notifier.notify()
+        self.notifier.notify_ready(job.queue_name for job in new_jobs if job.job_id in inserted and job.run_at <= now)
         return results
 
     def create_missing_queues(
@@ -289,10 +288,17 @@ class JobManager:
         time_remaining: Callable[[], float | None] = lambda: None,
         max_response_bytes: int = 0,
         reply_size: Callable[[JobView], int] | None = None,
+        may_wait: bool = True,
     ) -> list[JobView]:
-        """Lease up to `max_jobs` ready jobs. With `reply_size` (the bytes a job adds to the caller's
-        reply), only the jobs whose reply fits `max_response_bytes` are leased, so that no lease is
-        committed that the caller cannot receive."""
+        """Lease up to `max_jobs` ready jobs, waiting up to `wait` for one. With `reply_size` (the bytes
+        a job adds to the caller's reply), only the jobs whose reply fits `max_response_bytes` are
+        leased, so that no lease is committed that the caller cannot receive.
+
+        `may_wait` False means the server has no room for another waiting long-poll: the call
+        takes what is ready and answers at once, perhaps with nothing, before its wait is over.
+        It does not even look when its queues were found empty within one poll interval (as
+        waiting long-polls look), so that a flood of such calls costs little.
+        """
         limits = self.limits
         if not queue_names:
             raise InvalidArgument("queue_names must name at least one queue", field="queue_names")
@@ -311,23 +317,44 @@ class JobManager:
             raise InvalidArgument("max_response_bytes must not be negative (0 means 4 MiB)", field="max_response_bytes")
         # A caller may accept more than the server sends; the server's own limit then applies.
         response_limit = min(max_response_bytes or DEFAULT_RESPONSE_BYTES, limits.max_response_bytes)
-        budget = wait.total_seconds()
+        if not may_wait and wait > timedelta(0):
+            if self.notifier.recently_empty(names, self.settings.lease_poll_interval):
+                return []
+        budget = wait.total_seconds() if may_wait else 0.0
         caller_time = time_remaining()
         if caller_time is not None:
             # Answer before the caller's deadline: a job leased after it gives up would sit ACTIVE, unseen.
             budget = min(budget, caller_time - LEASE_DEADLINE_MARGIN_SECONDS)
         deadline = time.monotonic() + budget
-        while True:
-            generation = self.notifier.generation
-            jobs = self._lease_once(names, worker_id, max_jobs, duration, response_limit, reply_size)
-            remaining = deadline - time.monotonic()
-            if jobs or remaining <= 0 or not is_active():
-                return jobs
-            self.notifier.wait(generation, min(remaining, self.settings.lease_poll_interval))
-            if not is_active():
-                return []
+        if budget <= 0:
+            return self._lease_once(names, worker_id, max_jobs, duration, response_limit, reply_size)
+        with self.notifier.waiting(names) as woken:
+            while True:
+                woken.clear()
+                jobs = self._lease_once(names, worker_id, max_jobs, duration, response_limit, reply_size)
+                remaining = deadline - time.monotonic()
+                if jobs or remaining <= 0 or not is_active():
+                    return jobs
+                woken.wait(min(remaining, self.settings.lease_poll_interval))
+                if not is_active():
+                    return []
 
     def _lease_once(
+        self,
+        names: list[str],
+        worker_id: str,
+        max_jobs: int,
+        duration: timedelta,
+        response_limit: int,
+        reply_size: Callable[[JobView], int] | None,
+    ) -> list[JobView]:
+        versions, looked_at = self.notifier.versions(names), time.monotonic()
+        views = self._lease_in_transaction(names, worker_id, max_jobs, duration, response_limit, reply_size)
+        if not views:
+            self.notifier.found_empty(versions, looked_at)
+        return views
+
+    def _lease_in_transaction(
         self,
         names: list[str],
         worker_id: str,
@@ -608,7 +635,7 @@ class JobManager:
                 policy=effective_policy(self.settings.default_policy, queue_policy, job.retry_policy),
             )
         if outcome.decision.should_retry and outcome.decision.retry_delay <= timedelta(0):
-            self.notifier.notify()
+            self.notifier.notify_ready([outcome.job.record.queue_name])
         return outcome
 
     def _check_error(self, error: ReportedError) -> None:

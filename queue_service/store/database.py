@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -11,8 +12,11 @@ from pathlib import Path
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import URL, Engine, make_url
 
-from queue_service.store.errors import StoreUnavailable
+from queue_service.store import sqlite_faults
+from queue_service.store.errors import StoreCorrupted, StoreUnavailable
 from queue_service.store.repository import Repository
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A pooled PostgreSQL connection unused for longer than this is pinged before it is handed out.
@@ -178,6 +182,8 @@ class Database:
         self.engine = create_database_engine(self.url, **engine_options)
         # SQLite serves one transaction at a time anyway; this process's go in arrival order.
         self._turns = FairLock() if self.engine.dialect.name == "sqlite" else None
+        # Set once a query found the SQLite file damaged; health stays NOT_SERVING from then on.
+        self.corruption: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -200,11 +206,20 @@ class Database:
                 raise StoreUnavailable(READ_ONLY_MESSAGE) from error
             if error.connection_invalidated:
                 raise StoreUnavailable("database connection lost") from error
+            if sqlite_faults.is_corruption(error):
+                self.report_corruption(error)
+                raise StoreCorrupted(self.corruption) from error
             raise
         finally:
             if turns is not None:
                 turns.release()
         repo.run_after_commit()
+
+    def report_corruption(self, error: BaseException) -> None:
+        """Remember that the file is damaged, and say so loudly the first time."""
+        if self.corruption is None:
+            self.corruption = f"database file damaged: {sqlite_faults.describe(error)}; restore it from a backup"
+            logger.critical("%s (%s)", self.corruption, self.url.render_as_string(hide_password=True))
 
     def ping(self) -> None:
         """Raise if the database cannot answer a trivial query, or (PostgreSQL) answers but refuses writes."""

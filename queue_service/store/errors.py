@@ -1,5 +1,9 @@
-"""Store-level failures the API reports as retryable."""
+"""Store-level failures the API reports with their own status codes."""
 
 
 class StoreUnavailable(Exception):
     """The database could not be reached or is too busy; the caller may retry."""
+
+
+class StoreCorrupted(Exception):
+    """The database file is damaged; retrying will not help, an operator must restore it."""

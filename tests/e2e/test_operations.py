@@ -200,6 +200,7 @@ BAD_CONFIGURATIONS = [
     (["--health-check-interval", "0"], {}, "--health-check-interval"),
     (["--metrics-port", "70000"], {}, "--metrics-port"),
     (["--workers", "0"], {}, "--workers"),
+    (["--max-waiting-leases", "64"], {}, "--max-waiting-leases"),
     (["--log-format", "xml"], {}, "--log-format"),
     ([], {"QUEUE_PORT": "fifty"}, "QUEUE_PORT"),
     ([], {"QUEUE_SHUTDOWN_GRACE": "soon"}, "QUEUE_SHUTDOWN_GRACE"),

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from queue_service.api.server import QueueServer
 from queue_service.clock import FakeClock
+from queue_service.config import ConfigError
 from tests.conftest import make_config
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -68,18 +69,11 @@ def test_serving_over_a_working_database(database_url):
         server.stop(0)
 
 
-def test_sqlite_file_that_cannot_be_opened(tmp_path):
+def test_sqlite_file_that_cannot_be_opened_stops_the_start(tmp_path):
     blocked = tmp_path / "jobs.sqlite3"
     blocked.mkdir()  # a directory where the database file should be: unopenable, even for root
-    server, client = running(f"sqlite:///{blocked}")
-    try:
-        client.wait_for(NOT_SERVING)
-        assert client.enqueue_code("while-down") == grpc.StatusCode.UNAVAILABLE
-        blocked.rmdir()
-        client.wait_for(SERVING)
-    finally:
-        client.channel.close()
-        server.stop(0)
+    with pytest.raises(ConfigError, match="cannot use SQLite database .*jobs.sqlite3: unable to open database file"):
+        QueueServer(make_config(f"sqlite:///{blocked}"), clock=FakeClock())
 
 
 @pytest.mark.postgres

@@ -305,3 +305,42 @@ def test_sigterm_stops_a_worker_process_after_its_running_job(client):
     assert stdout.strip() == "stopped"
     assert client.get_job("running").job.result == {"finished": True}
     assert state_of(client, "queued-after") is JobState.WAITING
+
+
+def test_a_worker_answered_early_backs_off_instead_of_polling_in_a_loop(database_url):
+    """A server with its waiting slots full answers long-polls at once and empty; the Worker comes back
+    after a growing pause, and still gets the job once there is one."""
+    from jobqueue.v1 import job_service_pb2 as pb
+
+    from queue_service.api.server import QueueServer
+    from tests.conftest import make_config
+
+    server = QueueServer(make_config(database_url, grpc_threads=4, max_waiting_leases=1)).start()
+    target = f"127.0.0.1:{server.port}"
+    try:
+        with JobClient(target, timeout=30) as holder, JobClient(target, timeout=30) as client:
+            # Takes the only waiting slot for the rest of the test.
+            slot_taken = holder.stub.LeaseJobs.future(
+                pb.LeaseJobsRequest(queue_names=["elsewhere"], wait=timedelta(seconds=20)), timeout=30
+            )
+            time.sleep(0.3)
+            calls = []
+            lease = client.lease
+
+            def counted_lease(*args, **kwargs):
+                calls.append(time.monotonic())
+                return lease(*args, **kwargs)
+
+            client.lease = counted_lease
+            done = []
+            worker = make_worker(client, lambda job: done.append(job.job_id), poll_wait=timedelta(seconds=2)).start()
+            try:
+                time.sleep(3)
+                assert 2 <= len(calls) <= 10, f"{len(calls)} lease calls in 3 s"
+                client.enqueue("emails", "send", {}, job_id="found")
+                eventually(lambda: done == ["found"], timeout=10)
+            finally:
+                worker.stop(timeout=10)
+            slot_taken.cancel()
+    finally:
+        server.stop(0)
