@@ -32,18 +32,22 @@ Response = TypeVar("Response")
 
 # Calls go to every address of the target in turn, skipping any whose grpc.health.v1 status
 # (of the whole server, "") is not SERVING: a replica that is draining or has lost its database.
-LOAD_BALANCING: dict[str, Any] = {
-    "loadBalancingConfig": [{"round_robin": {}}],
-    "healthCheckConfig": {"serviceName": ""},
-}
+# A lone server is never skipped, so its callers get its own error (and reason), not an empty one.
+LOAD_BALANCING: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
+HEALTH_CHECKING: dict[str, Any] = {"healthCheckConfig": {"serviceName": ""}}
 
 Targets = str | Sequence[str]
 
 
-def service_config(idempotent_methods: Mapping[str, Iterable[str]], *, retry: bool = True) -> str:
-    """A gRPC service config (JSON): round_robin over healthy addresses, and with `retry`, a retry of
-    `idempotent_methods` ({service: [method, ...]}) on UNAVAILABLE."""
+def service_config(
+    idempotent_methods: Mapping[str, Iterable[str]], *, retry: bool = True, health_checking: bool = True
+) -> str:
+    """A gRPC service config (JSON): round_robin over the addresses (with `health_checking`, only the
+    SERVING ones), and with `retry`, a retry of `idempotent_methods` ({service: [method, ...]}) on
+    UNAVAILABLE."""
     config: dict[str, Any] = dict(LOAD_BALANCING)
+    if health_checking:
+        config.update(HEALTH_CHECKING)
     names = [
         {"service": service, "method": method}
         for service, methods in idempotent_methods.items()
@@ -166,7 +170,10 @@ def channel_settings(
     target = channel_target(targets)
     channel_options: list[tuple[str, Any]] = [
         ("grpc.enable_retries", 1 if retry else 0),
-        ("grpc.service_config", service_config(idempotent_methods or {}, retry=retry)),
+        (
+            "grpc.service_config",
+            service_config(idempotent_methods or {}, retry=retry, health_checking=may_name_replicas(targets)),
+        ),
     ]
     if not isinstance(targets, str) and len(targets) > 1:
         # Requests and TLS name checks use the first target's host name, not an address.
@@ -181,6 +188,13 @@ def channel_settings(
     if token:
         credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
     return ChannelSettings(target, channel_options, credentials, ())
+
+
+def may_name_replicas(targets: Targets) -> bool:
+    """Whether `targets` can stand for several servers: a list of them, an address list, or a DNS name."""
+    if not isinstance(targets, str):
+        return len(targets) > 1
+    return targets.startswith("dns:") or ("," in targets and targets.startswith(("ipv4:", "ipv6:")))
 
 
 def describe_targets(targets: Targets) -> str:

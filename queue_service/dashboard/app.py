@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jobqueue import AdminClient, JobQueueError, TlsConfig
 from jobqueue.admin_client import IDEMPOTENT_METHODS
-from jobqueue.connection import service_config
+from jobqueue.connection import may_name_replicas, service_config
 from jobqueue.errors import NotFound, Unauthenticated, Unavailable, from_rpc_error
 from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc
 from markupsafe import Markup
@@ -108,7 +108,10 @@ class Dashboard:
         self.signed_out = SignedOutSessions(timedelta(seconds=SESSION_MAX_AGE), settings.clock)
         options = [
             ("grpc.enable_retries", 1),
-            ("grpc.service_config", service_config(IDEMPOTENT_METHODS)),
+            (
+                "grpc.service_config",
+                service_config(IDEMPOTENT_METHODS, health_checking=may_name_replicas(settings.target)),
+            ),
         ]
         if settings.tls:
             if settings.tls.server_name:
