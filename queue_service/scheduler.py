@@ -18,7 +18,7 @@ from queue_service.core.errors import Aborted
 from queue_service.core.leadership import RECOVERY_LEADER, Lease
 from queue_service.core.recovery import Recovery, Trigger
 from queue_service.store.errors import StoreUnavailable
-from queue_service.store.records import RecoveryRunRecord
+from queue_service.domain import RecoveryRunRecord
 
 logger = logging.getLogger(__name__)
 

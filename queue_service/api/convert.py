@@ -19,7 +19,7 @@ from queue_service.core.queues import Activity, QueueActivity, QueueStatistics, 
 from queue_service.core.recovery import Trigger
 from queue_service.core.recovery_runs import RecoveryRunStats
 from queue_service.core.retry import PolicyOverride, RetryPolicy
-from queue_service.store.records import (
+from queue_service.domain import (
     AuditEventRecord,
     DeadLetterFilter,
     DeadLetterRecord,

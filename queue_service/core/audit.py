@@ -15,7 +15,7 @@ from queue_service.core.errors import InvalidArgument
 from queue_service.core.validation import check_text
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.database import Database
-from queue_service.store.records import AuditEventRecord
+from queue_service.domain import AuditEventRecord
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from queue_service.core.retry import PolicyOverride, policy_to_json, validate_ov
 from queue_service.core.states import Transition
 from queue_service.core.validation import check_range, check_text
 from queue_service.store.admin_repository import AdminRepository
-from queue_service.store.records import (
+from queue_service.domain import (
     HISTORY_HEAD,
     HISTORY_TAIL,
     DeadLetterFilter,

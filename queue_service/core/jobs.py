@@ -48,7 +48,8 @@ from queue_service.core.validation import (
     require_name,
 )
 from queue_service.store.database import Database
-from queue_service.store.records import (
+from queue_service.domain import (
+    FINISHED_STATES,
     HISTORY_HEAD,
     HISTORY_TAIL,
     DeadLetterRecord,
@@ -72,8 +73,6 @@ RETRIES_EXHAUSTED_TYPE = "RetriesExhausted"
 SERVICE_ERROR_TYPES = frozenset({LEASE_EXPIRED_TYPE, MOVED_EXPLICITLY_TYPE, RETRIES_EXHAUSTED_TYPE})
 # A long-poll returns this long before the caller's deadline so that its answer still arrives.
 LEASE_DEADLINE_MARGIN_SECONDS = 0.25
-# States with no further runs, whatever the policy says.
-FINISHED_STATES = frozenset({JobState.DEAD_LETTER, JobState.COMPLETED})
 # What gRPC clients accept by default: a lease reply stays within this unless the caller says more.
 DEFAULT_RESPONSE_BYTES = 4 * 1024 * 1024
 
@@ -152,7 +151,7 @@ class FailureOutcome:
 @dataclass(frozen=True)
 class JobDetails:
     job: JobView
-    # The first and last retry decisions (records.HISTORY_HEAD and HISTORY_TAIL), and how many lie between.
+    # The first and last retry decisions (domain.HISTORY_HEAD and HISTORY_TAIL), and how many lie between.
     retry_log: list[RetryLogRecord]
     retry_log_omitted: int = 0
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from queue_service.clock import Clock
 from queue_service.store.database import Database
-from queue_service.store.records import LeaseRecord
+from queue_service.domain import LeaseRecord
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from queue_service.core import states
 from queue_service.core.jobs import LEASE_EXPIRED_TYPE, JobManager
 from queue_service.core.states import Transition
 from queue_service.store.database import Database
-from queue_service.store.records import ErrorInfo, JobState
+from queue_service.domain import READY_STATES, ErrorInfo, JobState
 from queue_service.store.repository import Repository
 from queue_service.store.schema import ACTIVITY_BUCKET_SECONDS
 
@@ -104,7 +104,7 @@ def dead_letter_exhausted_jobs(
     exhausted jobs in it are locked (skipping any a worker is leasing right now) and moved."""
     with jobs.database.transaction() as repo:
         fewest_retries = jobs.fewest_retries_allowed(repo)
-    waiting = frozenset({JobState.WAITING, JobState.FAILED}) & states.sources(Transition.MOVE_TO_DEAD_LETTER)
+    waiting = frozenset(READY_STATES) & states.sources(Transition.MOVE_TO_DEAD_LETTER)
     total = 0
     after_id = 0
     while True:

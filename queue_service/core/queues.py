@@ -18,7 +18,7 @@ from queue_service.core.retry import (
 )
 from queue_service.core.validation import check_duration, check_text, require_name
 from queue_service.store.admin_repository import AdminRepository
-from queue_service.store.records import (
+from queue_service.domain import (
     HISTORY_HEAD,
     HISTORY_TAIL,
     DeadLetterRecord,

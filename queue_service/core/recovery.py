@@ -25,7 +25,7 @@ from queue_service.core.leadership import Lease, default_node_id
 from queue_service.core.queues import MAX_ACTIVITY_PERIOD
 from queue_service.core.recovery_runs import RecoveryRuns
 from queue_service.store.errors import StoreUnavailable
-from queue_service.store.records import RecoveryRunRecord
+from queue_service.domain import RecoveryRunRecord
 
 logger = logging.getLogger(__name__)
 

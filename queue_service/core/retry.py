@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from queue_service.core.errors import InvalidArgument
-from queue_service.store.records import DeathReason
+from queue_service.domain import DeathReason
 
 MAX_RETRIES_LIMIT = 1000
 MAX_DELAYS = 100

@@ -18,13 +18,13 @@ from starlette.routing import Route
 
 from queue_service.dashboard.app import Dashboard, FieldError, PageError, Redrive, describe, flash, page, plural, render
 from queue_service.dashboard.charts import WINDOWS, activity_chart
+from queue_service.domain import CLEANABLE_STATES
 
 PAGE_SIZE = 50
 # The overview lists and charts only the busiest queues, so that it stays small however many there are.
 OVERVIEW_QUEUES = 50
 OVERVIEW_CHARTS = 10
 QUEUES_PAGE_SIZE = 100
-CLEANABLE_STATES = ("completed", "failed", "waiting", "dead_letter")
 # Form numbers go into int32 fields; durations no further than the service accepts.
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 LONGEST_DURATION = timedelta(days=3650)

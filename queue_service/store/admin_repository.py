@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Connection, and_, case, cast, delete, func, insert, or_, select, union_all, update
 
-from queue_service.store.records import (
+from queue_service.domain import (
+    READY_STATES,
     AuditEventRecord,
     DeadLetterFilter,
     DeadLetterRecord,
@@ -37,7 +38,6 @@ from queue_service.store.schema import (
     queues,
 )
 
-SCHEDULED_STATES = (JobState.WAITING.value, JobState.FAILED.value)
 
 
 def audit_from_row(row) -> AuditEventRecord:
@@ -123,7 +123,7 @@ class AdminRepository:
         c = queue_jobs.c
         statement = (
             select(c.queue_name, c.state, func.count().label("amount"))
-            .where(c.state.in_(SCHEDULED_STATES), c.run_at > now)
+            .where(c.state.in_(READY_STATES), c.run_at > now)
             .group_by(c.queue_name, c.state)
         )
         if queue_names is not None:

@@ -26,7 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import bindparam
 
-from queue_service.store.records import (
+from queue_service.domain import (
+    READY_STATES,
     DeadLetterRecord,
     DeathReason,
     Decision,
@@ -57,10 +58,9 @@ from queue_service.store.schema import (
     queues,
 )
 
-READY_STATES = (JobState.WAITING.value, JobState.FAILED.value)
 # The lease names the ready states as literals, not parameters: SQLite uses the partial index
 # ix_queue_jobs_ready only when the query repeats its predicate `state IN ('waiting', 'failed')`.
-READY_STATES_LITERAL = bindparam("ready_states", READY_STATES, expanding=True, literal_execute=True)
+READY_STATES_LITERAL = bindparam("ready_states", [state.value for state in READY_STATES], expanding=True, literal_execute=True)
 
 
 def _errors(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
@@ -404,7 +404,7 @@ class Repository:
         rows = self.connection.execute(
             select(queue_jobs)
             .where(
-                queue_jobs.c.state.in_(READY_STATES),
+                queue_jobs.c.state.in_([state.value for state in READY_STATES]),
                 queue_jobs.c.attempt_number > queue_jobs.c.budget_start,
                 queue_jobs.c.id > after_id,
                 or_(runs_in_budget > min_runs_in_budget, has_own_policy),

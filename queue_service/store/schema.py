@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from queue_service.domain import Decision, DeathReason, JobState, RecoveryStatus
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -32,10 +34,10 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-JOB_STATES = ("waiting", "active", "completed", "failed", "dead_letter")
-RECOVERY_STATUSES = ("pending", "recovered", "permanently_failed")
-DEATH_REASONS = ("retries_exhausted", "non_retryable", "lease_expired", "moved_explicitly")
-DECISIONS = ("retry", "dead_letter")
+JOB_STATES = tuple(state.value for state in JobState)
+RECOVERY_STATUSES = tuple(status.value for status in RecoveryStatus)
+DEATH_REASONS = tuple(reason.value for reason in DeathReason)
+DECISIONS = tuple(decision.value for decision in Decision)
 RUN_STATUSES = ("running", "succeeded", "failed")
 
 

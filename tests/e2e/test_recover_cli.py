@@ -16,7 +16,7 @@ from queue_service.clock import FakeClock, SystemClock
 from queue_service.core.jobs import JobManager, JobSpec
 from queue_service.core.leadership import Lease
 from queue_service.core.recovery import SWEEP_LOCK
-from queue_service.store.records import JobState
+from queue_service.domain import JobState
 from queue_service.store.schema import queue_jobs
 
 QUEUE_SERVICE = Path(sys.executable).parent / "queue-service"

@@ -16,7 +16,7 @@ from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.dlq_alerts import DlqAlerter
 from queue_service.core.jobs import JobSpec
 from queue_service.core.recovery import Recovery, RecoverySettings
-from queue_service.store.records import RunStatus
+from queue_service.domain import RunStatus
 
 
 class WebhookReceiver:

@@ -15,7 +15,7 @@ from queue_service.core.leadership import Lease
 from queue_service.core.recovery import Recovery, RecoverySettings
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store.database import Database
-from queue_service.store.records import RunStatus
+from queue_service.domain import RunStatus
 
 TERM = timedelta(seconds=30)
 

@@ -8,7 +8,7 @@ from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 from sqlalchemy import update
 
-from queue_service.store.records import DeathReason, RecoveryStatus
+from queue_service.domain import DeathReason, RecoveryStatus
 from queue_service.store.schema import queues
 from tests.rpc_errors import assert_rejected, error_details, row_counts
 

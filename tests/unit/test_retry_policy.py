@@ -16,7 +16,7 @@ from queue_service.core.retry import (
     policy_to_json,
     validate_override,
 )
-from queue_service.store.records import DeathReason
+from queue_service.domain import DeathReason
 
 S = timedelta(seconds=1)
 

@@ -1,4 +1,10 @@
-"""Plain value types for stored rows, shared by the store and the core."""
+"""Domain types of the job queue: job states and their transition table, death reasons, errors,
+and the records the store reads and writes.
+
+This is the bottom of the package: it imports nothing from queue_service, and core and store both
+import it. Adding a job state means a member of JobState, its rows in TRANSITIONS, and an Alembic
+migration for the state check constraint; every set of states below is derived from the table.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +34,60 @@ class DeathReason(StrEnum):
     NON_RETRYABLE = "non_retryable"
     LEASE_EXPIRED = "lease_expired"
     MOVED_EXPLICITLY = "moved_explicitly"
+
+
+class Transition(StrEnum):
+    LEASE = "lease"
+    START = "start"
+    HEARTBEAT = "heartbeat"
+    COMPLETE = "complete"
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+    MOVE_TO_DEAD_LETTER = "move_to_dead_letter"
+    MAKE_DUE = "make_due"
+    REDRIVE = "redrive"
+
+
+_W, _A, _C, _F, _D = JobState.WAITING, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED, JobState.DEAD_LETTER
+
+# The job state machine: every state change the service makes is a row of this table.
+# transition -> (states it may start from, state it ends in)
+TRANSITIONS: dict[Transition, tuple[frozenset[JobState], JobState]] = {
+    Transition.LEASE: (frozenset({_W, _F}), _A),
+    # An external queue owns the timing: it may start a FAILED job early, or re-deliver an ACTIVE one.
+    Transition.START: (frozenset({_W, _F, _A}), _A),
+    Transition.HEARTBEAT: (frozenset({_A}), _A),
+    Transition.COMPLETE: (frozenset({_A}), _C),
+    Transition.RETRY: (frozenset({_A}), _F),
+    Transition.DEAD_LETTER: (frozenset({_A}), _D),
+    Transition.MOVE_TO_DEAD_LETTER: (frozenset({_W, _A, _F}), _D),
+    Transition.MAKE_DUE: (frozenset({_F}), _W),
+    Transition.REDRIVE: (frozenset({_D}), _W),
+}
+
+
+def sources(transition: Transition) -> frozenset[JobState]:
+    return TRANSITIONS[transition][0]
+
+
+def target(transition: Transition) -> JobState:
+    return TRANSITIONS[transition][1]
+
+
+def _in_declared_order(states: frozenset[JobState]) -> tuple[JobState, ...]:
+    # A fixed order keeps SQL built from a set stable (the SQLite lease matches its partial index
+    # predicate `state IN ('waiting', 'failed')` textually).
+    return tuple(state for state in JobState if state in states)
+
+
+# States a worker may lease a job from: it waits for its first run or for its next retry.
+READY_STATES = _in_declared_order(sources(Transition.LEASE))
+# States whose jobs a run holds: heartbeats keep them.
+RUNNING_STATES = _in_declared_order(sources(Transition.HEARTBEAT))
+# States no run can start again: the job is done, successfully or in the dead-letter queue.
+FINISHED_STATES = _in_declared_order(frozenset(JobState) - sources(Transition.START))
+# States whose jobs no run holds, so an operator may delete them in bulk.
+CLEANABLE_STATES = _in_declared_order(frozenset(JobState) - frozenset(RUNNING_STATES))
 
 
 class Decision(StrEnum):
