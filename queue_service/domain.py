@@ -236,6 +236,37 @@ class RetryLogRecord:
 
 
 @dataclass(frozen=True)
+class JobView:
+    """A job with what its effective retry policy says about it."""
+
+    record: JobRecord
+    remaining_retries: int
+
+
+@dataclass(frozen=True)
+class ScheduledRetry:
+    """A decided retry: the job's failed run makes it FAILED, due again at `run_at`."""
+
+    job: JobRecord
+    run_at: datetime
+    error: ErrorInfo
+    error_history: list[ErrorInfo]
+
+
+@dataclass(frozen=True)
+class NewRetryLogRow:
+    """A retry decision about to be logged for the job's current run."""
+
+    job: JobRecord
+    error: ErrorInfo | None
+    decision: Decision
+    retry_delay_ms: int
+    remaining_retries: int
+    next_retry_at: datetime | None
+    death_reason: DeathReason | None
+
+
+@dataclass(frozen=True)
 class QueueRecord:
     name: str
     paused: bool

@@ -11,10 +11,10 @@ from google.protobuf.json_format import MessageToDict
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 
-from queue_service.core.errors import InvalidArgument, ResourceExhausted
-from queue_service.core.jobs import JobView, ReportedError
 from queue_service.core.audit import AuditQuery
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
+from queue_service.core.errors import InvalidArgument, ResourceExhausted
+from queue_service.core.jobs import JobView, ReportedError
 from queue_service.core.queues import Activity, QueueActivity, QueueStatistics, QueueView, RetryLogQuery, Statistics
 from queue_service.core.recovery import Trigger
 from queue_service.core.recovery_runs import RecoveryRunStats

@@ -13,9 +13,9 @@ from queue_service.clock import Clock
 from queue_service.core import paging
 from queue_service.core.errors import InvalidArgument
 from queue_service.core.validation import check_text
+from queue_service.domain import AuditEventRecord
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.database import Database
-from queue_service.domain import AuditEventRecord
 
 logger = logging.getLogger(__name__)
 

@@ -21,17 +21,16 @@ from queue_service.core.jobs import JobManager, JobView
 from queue_service.core.retry import PolicyOverride, policy_to_json, validate_override
 from queue_service.core.states import Transition
 from queue_service.core.validation import check_range, check_text
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.domain import (
     HISTORY_HEAD,
     HISTORY_TAIL,
     DeadLetterFilter,
     DeadLetterRecord,
     FailurePatternRow,
-    JobState,
     RecoveryStatus,
     RetryLogRecord,
 )
+from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
 
 # A failure pattern names at most this many of its queues, so that a page stays bounded however many there are.
@@ -216,18 +215,13 @@ class DeadLetterManager:
             )
         states.check(Transition.REDRIVE, job.state, job_id=job.job_id)
         replace_policy, stored = retry_policy
-        values: dict[str, Any] = {
-            "state": JobState.WAITING.value,
-            # A fresh budget: the policy counts runs from here on.
-            "budget_start": job.attempt_number,
-            "run_at": now,
-            "lease_expires_at": None,
-            "worker_id": None,
-            "updated_at": now,
-        }
-        if replace_policy:
-            values["retry_policy"] = stored
-        updated = repo.update_job(job, expected_states=states.sources(Transition.REDRIVE), values=values)
+        updated = repo.redrive_job(
+            job,
+            expected_states=states.sources(Transition.REDRIVE),
+            retry_policy=stored,
+            replace_policy=replace_policy,
+            now=now,
+        )
         if updated is None:
             raise Aborted(f"job {job.job_id!r} changed concurrently; retry the call", field="id")
         recovered = admin.update_dead_letter(

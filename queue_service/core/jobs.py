@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from queue_service.clock import Clock
-from queue_service.core import states
-from queue_service.core.events import TRANSITION_EVENTS, JobEvent, NoEvents, ServiceEvents
+from queue_service.core import failures, states
 from queue_service.core.errors import (
     Aborted,
     FailedPrecondition,
@@ -23,7 +22,8 @@ from queue_service.core.errors import (
     QueueError,
     ResourceExhausted,
 )
-from queue_service.core.fingerprint import fingerprint
+from queue_service.core.events import TRANSITION_EVENTS, JobEvent, NoEvents, ServiceEvents
+from queue_service.core.failures import FailureOutcome, RunFailure, history_with
 from queue_service.core.notify import ReadyNotifier
 from queue_service.core.paging import PageTokens
 from queue_service.core.retry import (
@@ -31,7 +31,6 @@ from queue_service.core.retry import (
     RetryDecision,
     RetryPolicy,
     effective_policy,
-    get_retry_decision,
     policy_to_json,
     remaining_retries,
     validate_override,
@@ -47,7 +46,6 @@ from queue_service.core.validation import (
     reject_nul,
     require_name,
 )
-from queue_service.store.database import Database
 from queue_service.domain import (
     FINISHED_STATES,
     HISTORY_HEAD,
@@ -58,11 +56,12 @@ from queue_service.domain import (
     ErrorInfo,
     JobRecord,
     JobState,
+    JobView,
     NewJob,
     QueueRecord,
     RetryLogRecord,
-    bounded_history,
 )
+from queue_service.store.database import Database
 from queue_service.store.repository import Repository
 
 # Error types of the failures the service records itself, not a worker: a run whose lease ran out
@@ -103,14 +102,6 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
-class JobView:
-    """A job with what the policy says about it."""
-
-    record: JobRecord
-    remaining_retries: int
-
-
-@dataclass(frozen=True)
 class EnqueueResult:
     job: JobView
     created: bool
@@ -139,13 +130,6 @@ class ReportedError:
     message: str
     type: str = ""
     details: str = ""
-
-
-@dataclass(frozen=True)
-class FailureOutcome:
-    decision: RetryDecision
-    job: JobView
-    dead_letter: DeadLetterRecord | None
 
 
 @dataclass(frozen=True)
@@ -427,9 +411,10 @@ class JobManager:
             job = self._current_attempt(repo, job_id, attempt_number)
             states.check(Transition.HEARTBEAT, job.state, job_id=job_id)
             now = self.clock.now()
-            return self._update(
-                repo, job, Transition.HEARTBEAT, {"lease_expires_at": now + duration, "updated_at": now}
+            updated = repo.extend_lease(
+                job, expected_states=states.sources(Transition.HEARTBEAT), lease_expires_at=now + duration, now=now
             )
+            return self.record_transition(repo, job, Transition.HEARTBEAT, updated)
 
     # Workers of an external queue
 
@@ -486,19 +471,14 @@ class JobManager:
                     field="queue_name",
                 )
             states.check(Transition.START, job.state, job_id=job_id)
-            updated = self._update(
-                repo,
+            started = repo.start_run(
                 job,
-                Transition.START,
-                {
-                    "state": JobState.ACTIVE.value,
-                    "attempt_number": job.attempt_number + 1,
-                    "worker_id": worker_id or None,
-                    "lease_expires_at": lease_expires_at,
-                    "started_at": now,
-                    "updated_at": now,
-                },
+                expected_states=states.sources(Transition.START),
+                worker_id=worker_id or None,
+                lease_expires_at=lease_expires_at,
+                now=now,
             )
+            updated = self.record_transition(repo, job, Transition.START, started)
             return self._views(repo, [updated])[job_id], False
 
     # Reports
@@ -518,21 +498,16 @@ class JobManager:
         with self.database.transaction() as repo:
             now = self.clock.now()
             # Compare-and-set first: the usual report is for the current run, and then needs no read.
-            updated = repo.update_current_run(
+            updated = repo.complete_current_run(
                 job_id,
                 attempt_number,
                 expected_states=states.sources(Transition.COMPLETE),
-                values={
-                    "state": JobState.COMPLETED.value,
-                    "result": result,
-                    "processing_duration_ms": round(duration.total_seconds() * 1000) if duration else None,
-                    "lease_expires_at": None,
-                    "completed_at": now,
-                    "updated_at": now,
-                },
+                result=result,
+                processing_duration_ms=round(duration.total_seconds() * 1000) if duration else None,
+                now=now,
             )
             if updated is not None:
-                self._emit_transition(repo, Transition.COMPLETE, updated.queue_name)
+                self.emit_transition(repo, Transition.COMPLETE, updated.queue_name)
                 return self._views(repo, [updated])[job_id]
             job = repo.get_job(job_id)
             error = self._completion_refusal(job, job_id, attempt_number)
@@ -663,54 +638,16 @@ class JobManager:
 
         `policy` is the job's effective policy if the caller already read it in this transaction.
         """
-        policy = policy or self._policy(repo, job)
-        decision = get_retry_decision(
-            policy,
-            runs_in_budget=job.runs_in_budget,
-            now=now,
-            non_retryable=non_retryable,
-            retry_after=retry_after,
-            lease_expired=lease_expired,
-            rng=self.rng,
-        )
-        history = bounded_history([*job.error_history, error])
-        if not decision.should_retry:
-            entry, updated = self._dead_letter(
-                repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
-            )
-            return FailureOutcome(decision, JobView(updated, 0), entry)
-        updated = self._update(
-            repo,
-            job,
-            Transition.RETRY,
-            {
-                "state": JobState.FAILED.value,
-                "run_at": decision.next_retry_at,
-                "lease_expires_at": None,
-                "last_error": error.to_json(),
-                "error_history": [item.to_json() for item in history],
-                "updated_at": now,
-            },
-        )
-        repo.insert_retry_log(
-            job=job,
-            error=error,
-            decision=Decision.RETRY,
-            retry_delay_ms=round(decision.retry_delay.total_seconds() * 1000),
-            remaining_retries=decision.remaining_retries,
-            next_retry_at=decision.next_retry_at,
-            death_reason=None,
-            now=now,
-        )
-        return FailureOutcome(decision, JobView(updated, decision.remaining_retries), None)
+        failure = RunFailure(job, error, non_retryable=non_retryable, retry_after=retry_after, policy=policy)
+        [outcome] = failures.apply_failures(self, repo, [failure], lease_expired=lease_expired, now=now)
+        return outcome
 
     def exhausted_jobs(self, repo: Repository, jobs: Sequence[JobRecord]) -> list[JobRecord]:
         """The jobs among `jobs` that have used more runs than their current policy allows."""
         queues = repo.get_queues({job.queue_name for job in jobs}) if jobs else {}
         exhausted = []
         for job in jobs:
-            queue = queues.get(job.queue_name)
-            policy = effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
+            policy = self.policy_for(job, queues.get(job.queue_name))
             if job.runs_in_budget > policy.max_retries:
                 exhausted.append(job)
         return exhausted
@@ -728,67 +665,22 @@ class JobManager:
         states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job.job_id)
         # The last real error stays the failure reason, so that the entry groups with its siblings.
         error = job.last_error or ErrorInfo("retries exhausted", RETRIES_EXHAUSTED_TYPE, "", job.attempt_number, now)
-        entry, _ = self._dead_letter(
-            repo, job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED, Transition.MOVE_TO_DEAD_LETTER, now
+        entry, _ = failures.dead_letter(
+            self, repo, job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED, Transition.MOVE_TO_DEAD_LETTER, now
         )
         return entry
 
     def apply_failures(
         self,
         repo: Repository,
-        failures: Sequence[tuple[JobRecord, ErrorInfo]],
+        failed_runs: Sequence[tuple[JobRecord, ErrorInfo]],
         *,
         lease_expired: bool = False,
         now: datetime,
     ) -> list[FailureOutcome]:
-        """`apply_failure` for many jobs in the caller's transaction, with the same decisions and
-        records, but set-wise: the queues' policies are read once, and the retried jobs are updated
-        and logged with one statement each. The caller must hold the jobs' row locks."""
-        queues = repo.get_queues({job.queue_name for job, _ in failures}) if failures else {}
-        retries: list[tuple[JobRecord, datetime, dict[str, Any], list[dict[str, Any]]]] = []
-        decisions: dict[int, tuple[RetryDecision, ErrorInfo]] = {}
-        outcomes: dict[int, FailureOutcome] = {}
-        for job, error in failures:
-            queue = queues.get(job.queue_name)
-            policy = effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
-            decision = get_retry_decision(
-                policy, runs_in_budget=job.runs_in_budget, now=now, lease_expired=lease_expired, rng=self.rng
-            )
-            history = bounded_history([*job.error_history, error])
-            if not decision.should_retry:
-                entry, updated = self._dead_letter(
-                    repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
-                )
-                outcomes[job.id] = FailureOutcome(decision, JobView(updated, 0), entry)
-                continue
-            decisions[job.id] = (decision, error)
-            retries.append((job, decision.next_retry_at, error.to_json(), [item.to_json() for item in history]))
-        updated = repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now)
-        if len(updated) != len(retries):
-            raise Aborted("jobs changed concurrently during a batch of failures; retry the batch", field="job_id")
-        by_id = {job.id: job for job, *_ in retries}
-        log = []
-        for record in updated:
-            decision, error = decisions[record.id]
-            self._emit_transition(repo, Transition.RETRY, record.queue_name)
-            outcomes[record.id] = FailureOutcome(decision, JobView(record, decision.remaining_retries), None)
-            job = by_id[record.id]
-            log.append(
-                {
-                    "job_id": job.job_id,
-                    "queue_name": job.queue_name,
-                    "attempt_number": job.attempt_number,
-                    "error": error.to_json(),
-                    "decision": Decision.RETRY.value,
-                    "retry_delay_ms": round(decision.retry_delay.total_seconds() * 1000),
-                    "remaining_retries": decision.remaining_retries,
-                    "next_retry_at": decision.next_retry_at,
-                    "death_reason": None,
-                    "created_at": now,
-                }
-            )
-        repo.insert_retry_logs(sorted(log, key=lambda row: (row["job_id"], row["attempt_number"])))
-        return [outcomes[job.id] for job, _ in failures]
+        """`apply_failure` for many jobs in the caller's transaction, which holds the jobs' row locks."""
+        batch = [RunFailure(job, error) for job, error in failed_runs]
+        return failures.apply_failures(self, repo, batch, lease_expired=lease_expired, now=now)
 
     def _replayed_outcome(self, repo: Repository, job: JobRecord, previous: RetryLogRecord) -> FailureOutcome:
         retried = previous.decision == Decision.RETRY
@@ -813,57 +705,11 @@ class JobManager:
             states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job_id)
             now = self.clock.now()
             error = ErrorInfo(reason, MOVED_EXPLICITLY_TYPE, "", job.attempt_number, now)
-            history = bounded_history([*job.error_history, error])
-            entry, _ = self._dead_letter(
-                repo, job, error, history, DeathReason.MOVED_EXPLICITLY, Transition.MOVE_TO_DEAD_LETTER, now
+            entry, _ = failures.dead_letter(
+                self, repo, job, error, history_with(job, error), DeathReason.MOVED_EXPLICITLY,
+                Transition.MOVE_TO_DEAD_LETTER, now,
             )
             return entry
-
-    def _dead_letter(
-        self,
-        repo: Repository,
-        job: JobRecord,
-        error: ErrorInfo,
-        history: list[ErrorInfo],
-        death_reason: DeathReason | None,
-        transition: Transition,
-        now: datetime,
-    ) -> tuple[DeadLetterRecord, JobRecord]:
-        death_reason = death_reason or DeathReason.RETRIES_EXHAUSTED
-        entry = repo.save_dead_letter(
-            entry_id=job.dead_letter_id or str(uuid.uuid4()),
-            job=job,
-            failure_reason=error.message,
-            error_type=error.type,
-            error_history=history,
-            death_reason=death_reason,
-            fingerprint=fingerprint(error.type, error.message),
-            now=now,
-        )
-        updated = self._update(
-            repo,
-            job,
-            transition,
-            {
-                "state": JobState.DEAD_LETTER.value,
-                "lease_expires_at": None,
-                "last_error": error.to_json(),
-                "error_history": [item.to_json() for item in history],
-                "dead_letter_id": entry.id,
-                "updated_at": now,
-            },
-        )
-        repo.insert_retry_log(
-            job=job,
-            error=error,
-            decision=Decision.DEAD_LETTER,
-            retry_delay_ms=0,
-            remaining_retries=0,
-            next_retry_at=None,
-            death_reason=death_reason,
-            now=now,
-        )
-        return entry, updated
 
     # Reads
 
@@ -898,14 +744,17 @@ class JobManager:
                 reason="STALE_ATTEMPT",
             )
 
-    def _update(self, repo: Repository, job: JobRecord, transition: Transition, values: dict[str, Any]) -> JobRecord:
-        updated = repo.update_job(job, expected_states=states.sources(transition), values=values)
+    def record_transition(
+        self, repo: Repository, job: JobRecord, transition: Transition, updated: JobRecord | None
+    ) -> JobRecord:
+        """`updated`, the job after its compare-and-set write, with the transition reported; Aborted
+        when the write found the job changed (None)."""
         if updated is None:
             raise Aborted(f"job {job.job_id!r} changed concurrently; retry the call", field="job_id")
-        self._emit_transition(repo, transition, job.queue_name)
+        self.emit_transition(repo, transition, job.queue_name)
         return updated
 
-    def _emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None:
+    def emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None:
         for event in TRANSITION_EVENTS.get(transition, ()):
             self._emit_per_queue(repo, event, [queue_name])
 
@@ -918,7 +767,10 @@ class JobManager:
             repo.after_commit(functools.partial(self.events.job_event, event, name, count))
 
     def _policy(self, repo: Repository, job: JobRecord) -> RetryPolicy:
-        queue = repo.get_queue(job.queue_name)
+        return self.policy_for(job, repo.get_queue(job.queue_name))
+
+    def policy_for(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy:
+        """The job's effective policy: its own overrides on its queue's, on the service default."""
         return effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
 
     def views(self, repo: Repository, jobs: Sequence[JobRecord]) -> dict[str, JobView]:
@@ -938,7 +790,6 @@ class JobManager:
             if job.state in FINISHED_STATES:
                 views[job.job_id] = JobView(job, 0)
                 continue
-            queue = queues.get(job.queue_name)
-            policy = effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
+            policy = self.policy_for(job, queues.get(job.queue_name))
             views[job.job_id] = JobView(job, remaining_retries(policy, job.runs_in_budget))
         return views

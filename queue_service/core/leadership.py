@@ -17,8 +17,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from queue_service.clock import Clock
-from queue_service.store.database import Database
 from queue_service.domain import LeaseRecord
+from queue_service.store.database import Database
 
 logger = logging.getLogger(__name__)
 

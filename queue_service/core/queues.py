@@ -17,7 +17,6 @@ from queue_service.core.retry import (
     validate_override,
 )
 from queue_service.core.validation import check_duration, check_text, require_name
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.domain import (
     HISTORY_HEAD,
     HISTORY_TAIL,
@@ -28,6 +27,7 @@ from queue_service.domain import (
     RecoveryStatus,
     RetryLogRecord,
 )
+from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
 from queue_service.store.schema import ACTIVITY_BUCKET_SECONDS
 

@@ -24,8 +24,8 @@ from queue_service.core.jobs import JobManager
 from queue_service.core.leadership import Lease, default_node_id
 from queue_service.core.queues import MAX_ACTIVITY_PERIOD
 from queue_service.core.recovery_runs import RecoveryRuns
-from queue_service.store.errors import StoreUnavailable
 from queue_service.domain import RecoveryRunRecord
+from queue_service.store.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

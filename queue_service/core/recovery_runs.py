@@ -8,9 +8,9 @@ from datetime import datetime
 from queue_service.clock import Clock
 from queue_service.core import audit, paging
 from queue_service.core.leadership import RECOVERY_LEADER, current_holder
+from queue_service.domain import LeaseRecord, RecoveryRunRecord, RecoveryRunTotals, RunStatus
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.database import Database
-from queue_service.domain import LeaseRecord, RecoveryRunRecord, RecoveryRunTotals, RunStatus
 
 ABANDONED_ERROR = "abandoned: the node running it stopped before the run finished"
 # Page tokens of the run list carry no filters.

@@ -39,7 +39,6 @@ from queue_service.store.schema import (
 )
 
 
-
 def audit_from_row(row) -> AuditEventRecord:
     m = row._mapping
     return AuditEventRecord(

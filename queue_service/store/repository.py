@@ -20,11 +20,9 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.expression import bindparam
 
 from queue_service.domain import (
     READY_STATES,
@@ -37,17 +35,19 @@ from queue_service.domain import (
     JobState,
     LeaseRecord,
     NewJob,
+    NewRetryLogRow,
     QueueRecord,
     RecoveryRunRecord,
     RecoveryRunTotals,
     RecoveryStatus,
     RetryLogRecord,
     RunStatus,
+    ScheduledRetry,
     bounded_history,
 )
+from queue_service.store.postgres_statements import COMPLETE_JOBS, SCHEDULE_RETRIES
 from queue_service.store.schema import (
     ACTIVITY_BUCKET_SECONDS,
-    UTCDateTime,
     dead_letter_queue,
     queue_activity,
     queue_dlq_alerts,
@@ -335,14 +335,10 @@ class Repository:
         )
         return len(self.connection.execute(statement).all())
 
-    def update_job(
-        self,
-        job: JobRecord,
-        *,
-        expected_states: Iterable[JobState],
-        values: dict[str, Any],
-    ) -> JobRecord | None:
-        """Compare-and-set on the job's state and attempt; None when another writer got there first."""
+    # Job transitions: each is a compare-and-set on the job's state and attempt that returns the
+    # updated job, or None when another writer got there first.
+
+    def _compare_and_set(self, job: JobRecord, expected_states: Iterable[JobState], **values: Any) -> JobRecord | None:
         statement = (
             update(queue_jobs)
             .where(
@@ -355,6 +351,77 @@ class Repository:
         )
         row = self.connection.execute(statement).first()
         return job_from_row(row) if row else None
+
+    def extend_lease(
+        self, job: JobRecord, *, expected_states: Iterable[JobState], lease_expires_at: datetime, now: datetime
+    ) -> JobRecord | None:
+        return self._compare_and_set(job, expected_states, lease_expires_at=lease_expires_at, updated_at=now)
+
+    def start_run(
+        self,
+        job: JobRecord,
+        *,
+        expected_states: Iterable[JobState],
+        worker_id: str | None,
+        lease_expires_at: datetime | None,
+        now: datetime,
+    ) -> JobRecord | None:
+        """The job's next run starts: ACTIVE, with the next attempt number."""
+        return self._compare_and_set(
+            job,
+            expected_states,
+            state=JobState.ACTIVE.value,
+            attempt_number=job.attempt_number + 1,
+            worker_id=worker_id,
+            lease_expires_at=lease_expires_at,
+            started_at=now,
+            updated_at=now,
+        )
+
+    def dead_letter_job(
+        self,
+        job: JobRecord,
+        *,
+        expected_states: Iterable[JobState],
+        error: ErrorInfo,
+        error_history: Sequence[ErrorInfo],
+        dead_letter_id: str,
+        now: datetime,
+    ) -> JobRecord | None:
+        return self._compare_and_set(
+            job,
+            expected_states,
+            state=JobState.DEAD_LETTER.value,
+            lease_expires_at=None,
+            last_error=error.to_json(),
+            error_history=[item.to_json() for item in error_history],
+            dead_letter_id=dead_letter_id,
+            updated_at=now,
+        )
+
+    def redrive_job(
+        self,
+        job: JobRecord,
+        *,
+        expected_states: Iterable[JobState],
+        retry_policy: dict[str, Any] | None,
+        replace_policy: bool,
+        now: datetime,
+    ) -> JobRecord | None:
+        """The job waits again, due now, with a fresh retry budget (and `retry_policy` if `replace_policy`)."""
+        policy = {"retry_policy": retry_policy} if replace_policy else {}
+        return self._compare_and_set(
+            job,
+            expected_states,
+            state=JobState.WAITING.value,
+            # A fresh budget: the policy counts runs from here on.
+            budget_start=job.attempt_number,
+            run_at=now,
+            lease_expires_at=None,
+            worker_id=None,
+            updated_at=now,
+            **policy,
+        )
 
     # Maintenance sweeps: each call handles one bounded batch in the caller's transaction. Rows
     # another transaction holds (a lease in progress, a report) are skipped, never waited for.
@@ -460,16 +527,8 @@ class Repository:
         expected = [state.value for state in expected_states]
         ordered = sorted(completions)  # a stable lock order between concurrent batches
         if self.dialect == "postgresql":
-            statement = text(
-                "UPDATE queue_jobs AS q SET state = :completed, result = v.result, "
-                "processing_duration_ms = v.duration_ms, lease_expires_at = NULL, completed_at = :now, updated_at = :now "
-                "FROM unnest(CAST(:job_ids AS text[]), CAST(:attempts AS integer[]), CAST(:results AS jsonb[]), "
-                "CAST(:durations AS bigint[])) AS v(job_id, attempt_number, result, duration_ms) "
-                "WHERE q.job_id = v.job_id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
-                "RETURNING q.job_id, q.queue_name"
-            ).bindparams(bindparam("now", type_=UTCDateTime()))
             rows = self.connection.execute(
-                statement,
+                COMPLETE_JOBS.clause,
                 {
                     "completed": JobState.COMPLETED.value,
                     "now": now,
@@ -507,13 +566,15 @@ class Repository:
                 completed[row.job_id] = row.queue_name
         return completed
 
-    def update_current_run(
+    def complete_current_run(
         self,
         job_id: str,
         attempt_number: int,
         *,
         expected_states: Iterable[JobState],
-        values: dict[str, Any],
+        result: dict[str, Any] | None,
+        processing_duration_ms: int | None,
+        now: datetime,
     ) -> JobRecord | None:
         """Compare-and-set by job_id on state and attempt, without reading the job first; None if it did not match."""
         statement = (
@@ -523,69 +584,56 @@ class Repository:
                 queue_jobs.c.state.in_([state.value for state in expected_states]),
                 queue_jobs.c.attempt_number == attempt_number,
             )
-            .values(**values)
+            .values(
+                state=JobState.COMPLETED.value,
+                result=result,
+                processing_duration_ms=processing_duration_ms,
+                lease_expires_at=None,
+                completed_at=now,
+                updated_at=now,
+            )
             .returning(*queue_jobs.c)
         )
         row = self.connection.execute(statement).first()
         return job_from_row(row) if row else None
 
     def schedule_retries(
-        self,
-        retries: Sequence[tuple[JobRecord, datetime, dict[str, Any], list[dict[str, Any]]]],
-        *,
-        expected_states: Iterable[JobState],
-        now: datetime,
+        self, retries: Sequence[ScheduledRetry], *, expected_states: Iterable[JobState], now: datetime
     ) -> list[JobRecord]:
-        """Compare-and-set each (job, next_retry_at, last_error, error_history) to FAILED, due at next_retry_at.
+        """Compare-and-set each decided retry: the job becomes FAILED, due at its run_at.
 
         Returns the jobs changed. PostgreSQL does it in one statement, so that its counter trigger
         runs once per batch instead of once per job; SQLite, with row triggers, one statement per job.
         """
-        expected = [state.value for state in expected_states]
         if not retries:
             return []
         if self.dialect == "postgresql":
-            statement = (
-                text(
-                    "UPDATE queue_jobs AS q SET state = :failed, run_at = v.run_at, lease_expires_at = NULL, "
-                    "last_error = v.last_error, error_history = v.error_history, updated_at = :now "
-                    "FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), CAST(:run_ats AS timestamptz[]), "
-                    "CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[])) "
-                    "AS v(id, attempt_number, run_at, last_error, error_history) "
-                    "WHERE q.id = v.id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
-                    "RETURNING q.*"
-                )
-                .bindparams(bindparam("now", type_=UTCDateTime()))
-                .columns(*queue_jobs.c)
-            )
-            ordered = sorted(retries, key=lambda item: item[0].id)
+            ordered = sorted(retries, key=lambda retry: retry.job.id)
             rows = self.connection.execute(
-                statement,
+                SCHEDULE_RETRIES.clause,
                 {
                     "failed": JobState.FAILED.value,
                     "now": now,
-                    "ids": [job.id for job, *_ in ordered],
-                    "attempts": [job.attempt_number for job, *_ in ordered],
-                    "run_ats": [run_at for _, run_at, _, _ in ordered],
-                    "last_errors": [json.dumps(error) for _, _, error, _ in ordered],
-                    "histories": [json.dumps(history) for _, _, _, history in ordered],
-                    "expected": expected,
+                    "ids": [retry.job.id for retry in ordered],
+                    "attempts": [retry.job.attempt_number for retry in ordered],
+                    "run_ats": [retry.run_at for retry in ordered],
+                    "last_errors": [json.dumps(retry.error.to_json()) for retry in ordered],
+                    "histories": [json.dumps([item.to_json() for item in retry.error_history]) for retry in ordered],
+                    "expected": [state.value for state in expected_states],
                 },
             )
             return [job_from_row(row) for row in rows]
         updated = []
-        for job, run_at, error, history in retries:
-            record = self.update_job(
-                job,
-                expected_states=expected_states,
-                values={
-                    "state": JobState.FAILED.value,
-                    "run_at": run_at,
-                    "lease_expires_at": None,
-                    "last_error": error,
-                    "error_history": history,
-                    "updated_at": now,
-                },
+        for retry in retries:
+            record = self._compare_and_set(
+                retry.job,
+                expected_states,
+                state=JobState.FAILED.value,
+                run_at=retry.run_at,
+                lease_expires_at=None,
+                last_error=retry.error.to_json(),
+                error_history=[item.to_json() for item in retry.error_history],
+                updated_at=now,
             )
             if record is not None:
                 updated.append(record)
@@ -593,37 +641,27 @@ class Repository:
 
     # Retry log
 
-    def insert_retry_log(
-        self,
-        *,
-        job: JobRecord,
-        error: ErrorInfo | None,
-        decision: Decision,
-        retry_delay_ms: int,
-        remaining_retries: int,
-        next_retry_at: datetime | None,
-        death_reason: DeathReason | None,
-        now: datetime,
-    ) -> None:
-        self.connection.execute(
-            insert(queue_retry_log).values(
-                job_id=job.job_id,
-                queue_name=job.queue_name,
-                attempt_number=job.attempt_number,
-                error=error.to_json() if error else None,
-                decision=decision.value,
-                retry_delay_ms=retry_delay_ms,
-                remaining_retries=remaining_retries,
-                next_retry_at=next_retry_at,
-                death_reason=death_reason.value if death_reason else None,
-                created_at=now,
-            )
-        )
-
-    def insert_retry_logs(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Several retry-log rows (keyed as the table's columns) in one statement."""
+    def insert_retry_logs(self, rows: Sequence[NewRetryLogRow], *, now: datetime) -> None:
+        """Log each decision about its job's current run, in one statement."""
         if rows:
-            self.connection.execute(insert(queue_retry_log), list(rows))
+            self.connection.execute(
+                insert(queue_retry_log),
+                [
+                    {
+                        "job_id": row.job.job_id,
+                        "queue_name": row.job.queue_name,
+                        "attempt_number": row.job.attempt_number,
+                        "error": row.error.to_json() if row.error else None,
+                        "decision": row.decision.value,
+                        "retry_delay_ms": row.retry_delay_ms,
+                        "remaining_retries": row.remaining_retries,
+                        "next_retry_at": row.next_retry_at,
+                        "death_reason": row.death_reason.value if row.death_reason else None,
+                        "created_at": now,
+                    }
+                    for row in rows
+                ],
+            )
 
     def find_decision(self, job_id: str, attempt_number: int) -> RetryLogRecord | None:
         row = self.connection.execute(
@@ -892,7 +930,3 @@ class Repository:
             .returning(*dead_letter_queue.c)
         ).first()
         return dead_letter_from_row(row)
-
-    def count_jobs(self, **filters: Any) -> int:
-        conditions = [getattr(queue_jobs.c, name) == value for name, value in filters.items()]
-        return self.connection.execute(select(func.count()).select_from(queue_jobs).where(and_(*conditions))).scalar_one()

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-from queue_service.domain import Decision, DeathReason, JobState, RecoveryStatus
+from queue_service.domain import DeathReason, Decision, JobState, RecoveryStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Connection, Engine, text
 
+from queue_service.domain import DeadLetterFilter, JobState, RecoveryStatus
 from queue_service.store import migrate
 from queue_service.store.admin_repository import AdminRepository
-from queue_service.domain import DeadLetterFilter, JobState, RecoveryStatus
 from queue_service.store.repository import Repository
 from tests.databases import empty_database, statements_issued
 

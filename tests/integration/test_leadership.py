@@ -13,9 +13,9 @@ from queue_service.core.errors import Aborted
 from queue_service.core.jobs import JobManager
 from queue_service.core.leadership import Lease
 from queue_service.core.recovery import Recovery, RecoverySettings
+from queue_service.domain import RunStatus
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store.database import Database
-from queue_service.domain import RunStatus
 
 TERM = timedelta(seconds=30)
 

@@ -11,8 +11,8 @@ from sqlalchemy import update
 from queue_service.core.errors import Aborted, InvalidArgument
 from queue_service.core.jobs import JobManager, JobSpec
 from queue_service.core.recovery import Recovery, RecoverySettings, Trigger
-from queue_service.store.database import Database
 from queue_service.domain import JobState, RunStatus
+from queue_service.store.database import Database
 from queue_service.store.schema import queue_jobs
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from queue_service.api.server import QueueServer
 from queue_service.core.recovery import RecoverySettings
-from queue_service.scheduler import ELECTION_JOB, SWEEP_JOB
 from queue_service.domain import RunStatus
+from queue_service.scheduler import ELECTION_JOB, SWEEP_JOB
 from tests.conftest import make_config
 
 

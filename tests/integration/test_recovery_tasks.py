@@ -13,8 +13,8 @@ from queue_service.core.errors import FailedPrecondition
 from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, ReportedError
 from queue_service.core.queues import QueueManager
 from queue_service.core.retry import PolicyOverride, RetryPolicy
-from queue_service.store.database import Database
 from queue_service.domain import DeathReason, Decision, JobState, RecoveryStatus
+from queue_service.store.database import Database
 from queue_service.store.schema import dead_letter_queue, queue_activity, queue_jobs, queue_retry_log
 from tests.conftest import _truncate_postgres
 

@@ -30,8 +30,8 @@ from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, Repo
 from queue_service.core.queues import QueueManager
 from queue_service.core.recovery import Recovery, RecoverySettings, Trigger
 from queue_service.core.retry import RetryPolicy
-from queue_service.store.database import Database
 from queue_service.domain import JobState, RecoveryStatus
+from queue_service.store.database import Database
 from queue_service.store.schema import dead_letter_queue, queue_counters, queue_jobs, queue_retry_log
 from tests.conftest import _truncate_postgres
 
