@@ -294,6 +294,11 @@ class NewJob:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# Widths of the queue_activity buckets: every change is counted at both. GetQueueActivity buckets
+# are whole multiples of the smallest, and read the widest rows that divide them.
+ACTIVITY_BUCKET_SECONDS = (300, 3600)
+
+
 @dataclass(frozen=True)
 class AuditEventRecord:
     id: int
@@ -302,6 +307,15 @@ class AuditEventRecord:
     target: str
     parameters: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class TriageChanges:
+    """The triage fields of a dead-letter entry to set; None leaves a field as it is."""
+
+    admin_notes: str | None = None
+    assigned_to: str | None = None
+    priority: int | None = None
 
 
 @dataclass(frozen=True)

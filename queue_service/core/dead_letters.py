@@ -29,6 +29,7 @@ from queue_service.domain import (
     FailurePatternRow,
     RecoveryStatus,
     RetryLogRecord,
+    TriageChanges,
 )
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
@@ -224,17 +225,13 @@ class DeadLetterManager:
         )
         if updated is None:
             raise Aborted(f"job {job.job_id!r} changed concurrently; retry the call", field="id")
-        recovered = admin.update_dead_letter(
+        recovered = admin.resolve_dead_letter(
             entry,
-            expected_status=RecoveryStatus.PENDING,
-            values={
-                "recovery_status": RecoveryStatus.RECOVERED.value,
-                "recovery_attempts": entry.recovery_attempts + 1,
-                "resolution_reason": "",
-                "resolved_by": actor,
-                "resolved_at": now,
-                "updated_at": now,
-            },
+            status=RecoveryStatus.RECOVERED,
+            reason="",
+            resolved_by=actor,
+            recovery_attempts=entry.recovery_attempts + 1,
+            now=now,
         )
         if recovered is None:
             raise Aborted(f"dead-letter entry {entry_id!r} changed concurrently; retry the call", field="id")
@@ -263,16 +260,13 @@ class DeadLetterManager:
             now = self.clock.now()
             entry = self._entry(repo, entry_id, for_update=True)
             self._require_pending(entry, "marked permanently failed")
-            updated = admin.update_dead_letter(
+            updated = admin.resolve_dead_letter(
                 entry,
-                expected_status=RecoveryStatus.PENDING,
-                values={
-                    "recovery_status": RecoveryStatus.PERMANENTLY_FAILED.value,
-                    "resolution_reason": reason,
-                    "resolved_by": actor,
-                    "resolved_at": now,
-                    "updated_at": now,
-                },
+                status=RecoveryStatus.PERMANENTLY_FAILED,
+                reason=reason,
+                resolved_by=actor,
+                recovery_attempts=entry.recovery_attempts,
+                now=now,
             )
             if updated is None:
                 raise Aborted(f"dead-letter entry {entry_id!r} changed concurrently; retry the call", field="id")
@@ -307,7 +301,7 @@ class DeadLetterManager:
             admin = AdminRepository.of(repo)
             now = self.clock.now()
             entry = self._entry(repo, entry_id, for_update=True, field="entry.id")
-            updated = admin.update_dead_letter(entry, expected_status=None, values={**changes, "updated_at": now})
+            updated = admin.update_dead_letter_triage(entry, TriageChanges(**changes), now=now)
             if updated is None:
                 raise NotFound(f"dead-letter entry {entry_id!r} not found", field="entry.id")
             audit.record(

@@ -16,10 +16,9 @@ from queue_service.clock import Clock
 from queue_service.core import states
 from queue_service.core.jobs import LEASE_EXPIRED_TYPE, JobManager
 from queue_service.core.states import Transition
-from queue_service.domain import READY_STATES, ErrorInfo
+from queue_service.domain import ACTIVITY_BUCKET_SECONDS, READY_STATES, ErrorInfo
 from queue_service.store.database import Database
 from queue_service.store.repository import Repository
-from queue_service.store.schema import ACTIVITY_BUCKET_SECONDS
 
 Checkpoint = Callable[[], None]
 

@@ -18,6 +18,7 @@ from queue_service.core.retry import (
 )
 from queue_service.core.validation import check_duration, check_text, require_name
 from queue_service.domain import (
+    ACTIVITY_BUCKET_SECONDS,
     HISTORY_HEAD,
     HISTORY_TAIL,
     DeadLetterRecord,
@@ -29,7 +30,6 @@ from queue_service.domain import (
 )
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
-from queue_service.store.schema import ACTIVITY_BUCKET_SECONDS
 
 # Policy fields UpdateQueuePolicy's update_mask may name.
 POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter")
@@ -350,7 +350,7 @@ class QueueManager:
                 return self.view(replace(preview, retry_policy=stored, updated_at=now))
             if queue is None:
                 self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
-            updated = admin.update_queue(name, {"retry_policy": stored, "updated_at": now})
+            updated = admin.set_queue_policy(name, stored, now=now)
             audit.record(
                 admin,
                 actor=actor,
@@ -372,7 +372,7 @@ class QueueManager:
                 if not allow_missing:
                     raise NotFound(f"queue {name!r} not found", field="queue_name")
                 self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
-            updated = admin.update_queue(name, {"paused": paused, "updated_at": now})
+            updated = admin.set_queue_paused(name, paused, now=now)
             audit.record(
                 admin,
                 actor=actor,

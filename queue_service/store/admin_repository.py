@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from queue_service.domain import (
     QueueRecord,
     RecoveryStatus,
     RetryLogRecord,
+    TriageChanges,
 )
 from queue_service.store.repository import (
     Repository,
@@ -166,7 +168,13 @@ class AdminRepository:
             statement = statement.where(queues.c.name.in_(list(names)))
         return [queue_from_row(row) for row in self.connection.execute(statement)]
 
-    def update_queue(self, name: str, values: dict[str, Any]) -> QueueRecord | None:
+    def set_queue_policy(self, name: str, retry_policy: dict[str, Any] | None, *, now: datetime) -> QueueRecord | None:
+        return self._update_queue(name, retry_policy=retry_policy, updated_at=now)
+
+    def set_queue_paused(self, name: str, paused: bool, *, now: datetime) -> QueueRecord | None:
+        return self._update_queue(name, paused=paused, updated_at=now)
+
+    def _update_queue(self, name: str, **values: Any) -> QueueRecord | None:
         row = self.connection.execute(
             update(queues).where(queues.c.name == name).values(**values).returning(*queues.c)
         ).first()
@@ -233,8 +241,37 @@ class AdminRepository:
         rows = self.connection.execute(select(dead_letter_queue).where(dead_letter_queue.c.id.in_(list(entry_ids))))
         return {row.id: dead_letter_from_row(row) for row in rows}
 
-    def update_dead_letter(
-        self, entry: DeadLetterRecord, *, expected_status: RecoveryStatus | None, values: dict[str, Any]
+    def resolve_dead_letter(
+        self,
+        entry: DeadLetterRecord,
+        *,
+        status: RecoveryStatus,
+        reason: str,
+        resolved_by: str,
+        recovery_attempts: int,
+        now: datetime,
+    ) -> DeadLetterRecord | None:
+        """A PENDING entry leaves triage with `status`; None when another writer changed it first."""
+        return self._update_dead_letter(
+            entry,
+            expected_status=RecoveryStatus.PENDING,
+            recovery_status=status.value,
+            recovery_attempts=recovery_attempts,
+            resolution_reason=reason,
+            resolved_by=resolved_by,
+            resolved_at=now,
+            updated_at=now,
+        )
+
+    def update_dead_letter_triage(
+        self, entry: DeadLetterRecord, changes: TriageChanges, *, now: datetime
+    ) -> DeadLetterRecord | None:
+        """Set the triage fields `changes` names, whatever the entry's status; None when it is gone."""
+        values = {name: value for name, value in dataclasses.asdict(changes).items() if value is not None}
+        return self._update_dead_letter(entry, expected_status=None, **values, updated_at=now)
+
+    def _update_dead_letter(
+        self, entry: DeadLetterRecord, *, expected_status: RecoveryStatus | None, **values: Any
     ) -> DeadLetterRecord | None:
         """Compare-and-set on the entry's recovery status; None when another writer changed it."""
         conditions = [dead_letter_queue.c.id == entry.id]

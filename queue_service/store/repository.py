@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from queue_service.domain import (
+    ACTIVITY_BUCKET_SECONDS,
     READY_STATES,
     DeadLetterRecord,
     DeathReason,
@@ -47,7 +48,6 @@ from queue_service.domain import (
 )
 from queue_service.store.postgres_statements import COMPLETE_JOBS, SCHEDULE_RETRIES
 from queue_service.store.schema import (
-    ACTIVITY_BUCKET_SECONDS,
     dead_letter_queue,
     queue_activity,
     queue_dlq_alerts,

@@ -230,9 +230,6 @@ queue_counters = Table(
 )
 
 ACTIVITIES = ("completed", "failed", "retried", "dead_lettered")
-# Widths of the queue_activity buckets: every change is counted at both. GetQueueActivity buckets
-# are whole multiples of the smallest, and read the widest rows that divide them.
-ACTIVITY_BUCKET_SECONDS = (300, 3600)
 
 # Completed, failed, retried and dead-lettered jobs per queue in five-minute and hourly buckets,
 # counted by triggers on queue_jobs state changes (migration 0005_queue_activity, which defines
