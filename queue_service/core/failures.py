@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from random import Random
+from typing import Protocol
 
 from queue_service.core import states
 from queue_service.core.errors import Aborted
@@ -26,13 +27,25 @@ from queue_service.domain import (
     JobRecord,
     JobView,
     NewRetryLogRow,
+    QueueRecord,
     ScheduledRetry,
     bounded_history,
 )
 from queue_service.store.repository import Repository
 
-if TYPE_CHECKING:
-    from queue_service.core.jobs import JobManager
+
+class JobTransitions(Protocol):
+    """What the rule needs of the job manager: policies, randomness for jitter, and reporting transitions."""
+
+    rng: Random
+
+    def policy_for(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy: ...
+
+    def record_transition(
+        self, repo: Repository, job: JobRecord, transition: Transition, updated: JobRecord | None
+    ) -> JobRecord: ...
+
+    def emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ def history_with(job: JobRecord, error: ErrorInfo) -> list[ErrorInfo]:
 
 
 def apply_failures(
-    jobs: JobManager,
+    jobs: JobTransitions,
     repo: Repository,
     failures: Sequence[RunFailure],
     *,
@@ -123,7 +136,7 @@ def apply_failures(
 
 
 def dead_letter(
-    jobs: JobManager,
+    jobs: JobTransitions,
     repo: Repository,
     job: JobRecord,
     error: ErrorInfo,
