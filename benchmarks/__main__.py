@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from benchmarks.environment import Databases, make_workdir
-from benchmarks.report import Figure, machine, markdown, write_json
+from benchmarks.report import Figure, load_average, machine, markdown, write_json
 from benchmarks.scenarios import SCENARIOS, Context, Sizes
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -78,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
                 context = Context(backend=backend, databases=databases, sizes=sizes, workers=args.workers,
                                   log_dir=workdir)
                 new = SCENARIOS[name](context)
+                load = os.getloadavg()
+                for figure in new:
+                    figure.details["load_average_after"] = load
                 figures.extend(new)
-                print(f"\n## {name} on {backend} ({time.monotonic() - began:.0f} s)\n\n{markdown(new)}", flush=True)
+                print(f"\n## {name} on {backend} ({time.monotonic() - began:.0f} s, load after: {load_average()})"
+                      f"\n\n{markdown(new)}", flush=True)
     finally:
         databases.close()
         if not args.keep_workdir:
@@ -88,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"work files kept in {workdir}")
     settings = dataclasses.asdict(sizes) | {"backends": backends, "scenarios": scenarios, "workers": args.workers}
     write_json(args.output, figures, settings, started)
-    print(f"\n# All figures\n\n{markdown(figures)}\n\nJSON: {args.output}")
+    at_start = ", ".join(f"{value:.2f}" for value in started["load_average"])
+    print(f"\n# All figures\n\nLoad average (1, 5, 15 min): {at_start} at the start, {load_average()} at the end; "
+          f"{started['cpus']} CPUs.\n\n{markdown(figures)}\n\nJSON: {args.output}")
     missed = [figure for figure in figures if figure.met is False]
     if missed:
         print(f"{len(missed)} target(s) missed", file=sys.stderr)

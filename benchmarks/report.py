@@ -18,14 +18,15 @@ class Figure:
     name: str
     unit: str  # "jobs/s" (higher is better) or "ms" (lower is better)
     service: float
-    floor: float | None = None
+    floor: float | None = None  # the figure measured for the reference named below
     target: str = ""
     met: bool | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    reference: str = "floor"  # the raw-SQL floor, or another program doing the same work: "pgqueuer", "empty gRPC"
 
     @property
     def ratio(self) -> float | None:
-        """service / floor: for jobs/s the share of the floor reached, for ms how many times slower."""
+        """service / reference: for jobs/s the share of the reference reached, for ms how many times slower."""
         if self.floor is None or not self.floor or math.isnan(self.floor):
             return None
         return self.service / self.floor
@@ -44,9 +45,19 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
 
+def _reference(figure: Figure) -> str:
+    if figure.floor is None:
+        return "–"
+    return f"{figure.reference} {_number(figure.floor, figure.unit)}"
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def markdown(figures: list[Figure]) -> str:
     lines = [
-        "| scenario | backend | figure | service | floor | service / floor | target | met |",
+        "| scenario | backend | figure | service | reference | service / reference | goal | met |",
         "| --- | --- | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for figure in figures:
@@ -54,7 +65,7 @@ def markdown(figures: list[Figure]) -> str:
         met = "" if figure.met is None else ("yes" if figure.met else "**no**")
         lines.append(
             f"| {figure.scenario} | {figure.backend} | {figure.name} | {_number(figure.service, figure.unit)} {figure.unit} "
-            f"| {_number(figure.floor, figure.unit)} | {'' if ratio is None else f'{ratio:.2f}×'} | {figure.target} | {met} |"
+            f"| {_reference(figure)} | {'' if ratio is None else f'{ratio:.2f}×'} | {figure.target} | {met} |"
         )
     return "\n".join(lines)
 

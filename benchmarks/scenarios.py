@@ -16,7 +16,9 @@ from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 
-from benchmarks.environment import BenchDatabase, Databases, Server
+from benchmarks import pgqueuer_reference
+from benchmarks.empty_grpc import EmptyGrpcServers, server_processes
+from benchmarks.environment import BenchDatabase, Databases, Server, free_port
 from benchmarks.floor import Floor
 from benchmarks.load import Layout, load, queue_names
 from benchmarks.measure import Latencies, percentile, run_threads, timed_calls
@@ -24,6 +26,9 @@ from benchmarks.report import Figure
 
 LEASE = timedelta(minutes=10)
 RESULT = {"ok": True}
+# The service and its references run in turns, A/B/A/B, each on its share of the jobs, so that a change of
+# the machine's load during the run weighs on all of them alike; each figure is their combined rate.
+ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -150,44 +155,73 @@ def _work_queue(items: list) -> Callable[[], object | None]:
 
 
 def lifecycle_batched(ctx: Context) -> list[Figure]:
+    """The floor, the service and (on PostgreSQL) pgqueuer, each in ROUNDS interleaved rounds of a share of the jobs."""
     sizes, floor = ctx.sizes, ctx.floor
     threads = sizes.client_threads
     queue = "bench-batched"
-    job_specs = [(f"e-{n}", queue, "send", {"to": f"user-{n}@example.com", "n": n}) for n in range(sizes.lifecycle_jobs)]
-    batches = _chunks(job_specs, sizes.batch)
+    per_round = sizes.lifecycle_jobs // ROUNDS
+    postgres = ctx.backend == "postgresql"
+    pgqueuer = postgres and pgqueuer_reference.available()
+    if postgres and not pgqueuer:
+        print("pgqueuer is not installed (pip install -e .[bench]): no pgqueuer reference", flush=True)
 
-    # Floor
-    database = ctx.databases.create(ctx.backend, "batched_floor")
-    connections = [database.connect() for _ in range(threads)]
-    take = _work_queue(batches)
+    def round_batches(number: int) -> list[list]:
+        specs = [(f"e-{number}-{n}", queue, "send", {"to": f"user-{n}@example.com", "n": n}) for n in range(per_round)]
+        return _chunks(specs, sizes.batch)
 
-    def floor_enqueue(index: int) -> None:
-        while (batch := take()) is not None:
-            floor.enqueue(connections[index], batch, datetime.now(UTC))
-
-    floor_enqueue_seconds = run_threads(threads, floor_enqueue)
-    drained = [0] * threads
-
-    def floor_drain(index: int) -> None:
-        while True:
-            now = datetime.now(UTC)
-            rows = floor.lease(connections[index], queue, sizes.batch, f"floor-{index}", now, LEASE)
-            if not rows:
-                return
-            drained[index] += floor.complete_many(connections[index], [(row[1], row[7]) for row in rows], RESULT, now)
-
-    floor_drain_seconds = run_threads(threads, floor_drain)
-    for connection in connections:
-        connection.close()
-    if sum(drained) != sizes.lifecycle_jobs:
-        raise RuntimeError(f"floor drained {sum(drained)} of {sizes.lifecycle_jobs} jobs")
-    ctx.databases.drop(database)
-
-    # Service
+    floor_database = ctx.databases.create(ctx.backend, "batched_floor")
+    floor_connections = [floor_database.connect() for _ in range(threads)]
     database = ctx.databases.create(ctx.backend, "batched")
     server = ctx.server(database)
     client = Client(server.target)
-    try:
+    reference_database = ctx.databases.create(ctx.backend, "batched_pgqueuer") if pgqueuer else None
+    seconds = {"floor_enqueue": 0.0, "floor_drain": 0.0, "enqueue": 0.0, "drain": 0.0, "pgqueuer_drain": 0.0}
+    timed_jobs = 0
+    result = _struct(RESULT)
+
+    def floor_round(batches: list[list]) -> None:
+        take = _work_queue(batches)
+
+        def enqueue(index: int) -> None:
+            while (batch := take()) is not None:
+                floor.enqueue(floor_connections[index], batch, datetime.now(UTC))
+
+        seconds["floor_enqueue"] += run_threads(threads, enqueue)
+        drained = [0] * threads
+
+        def drain(index: int) -> None:
+            while True:
+                now = datetime.now(UTC)
+                rows = floor.lease(floor_connections[index], queue, sizes.batch, f"floor-{index}", now, LEASE)
+                if not rows:
+                    return
+                drained[index] += floor.complete_many(floor_connections[index], [(row[1], row[7]) for row in rows],
+                                                      RESULT, now)
+
+        seconds["floor_drain"] += run_threads(threads, drain)
+        if sum(drained) != per_round:
+            raise RuntimeError(f"floor drained {sum(drained)} of {per_round} jobs")
+
+    def drain_step(index: int) -> int:
+        response = client.jobs.LeaseJobs(
+            pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"bench-{index}", max_jobs=sizes.batch)
+        )
+        if not response.jobs:
+            return 0
+        outcome = client.jobs.TrackCompletions(
+            pb.TrackCompletionsRequest(
+                completions=[
+                    pb.TrackCompletionRequest(job_id=job.job_id, attempt_number=job.attempt_number, result=result)
+                    for job in response.jobs
+                ]
+            )
+        )
+        if any(item.status.code for item in outcome.results):
+            raise RuntimeError(f"a completion was refused: {outcome.results}")
+        return len(response.jobs)
+
+    def service_round(batches: list[list], warm_up_batches: int) -> int:
+        """Enqueue and drain one round; the number of jobs drained in the timed part."""
         requests = [
             pb.EnqueueJobsRequest(
                 jobs=[
@@ -206,147 +240,158 @@ def lifecycle_batched(ctx: Context) -> list[Figure]:
                 if len(response.results) != len(request.jobs):
                     raise RuntimeError("EnqueueJobs returned a short batch")
 
-        enqueue_seconds = run_threads(threads, enqueue)
-        result = _struct(RESULT)
+        seconds["enqueue"] += run_threads(threads, enqueue)
+        warm = sum(drain_step(0) for _ in range(warm_up_batches))
         drained = [0] * threads
-        warm_up_batches = max(1, min(20, len(batches) // 20))
-        warmed = threading.Barrier(threads + 1)
-        go = threading.Event()
-        marks: dict[str, float] = {}
-
-        def drain_step(index: int) -> int:
-            response = client.jobs.LeaseJobs(
-                pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"bench-{index}", max_jobs=sizes.batch)
-            )
-            if not response.jobs:
-                return 0
-            outcome = client.jobs.TrackCompletions(
-                pb.TrackCompletionsRequest(
-                    completions=[
-                        pb.TrackCompletionRequest(job_id=job.job_id, attempt_number=job.attempt_number, result=result)
-                        for job in response.jobs
-                    ]
-                )
-            )
-            if any(item.status.code for item in outcome.results):
-                raise RuntimeError(f"a completion was refused: {outcome.results}")
-            return len(response.jobs)
 
         def drain(index: int) -> None:
-            if index == 0:
-                for _ in range(warm_up_batches):
-                    drained[index] += drain_step(index)
-            else:
-                client.jobs  # noqa: B018
-            warmed.wait()
-            go.wait()
             while (count := drain_step(index)) > 0:
                 drained[index] += count
 
-        runner = threading.Thread(target=lambda: marks.setdefault("seconds", run_threads(threads, drain)))
-        runner.start()
-        warmed.wait()
-        rss_before = server.rss_bytes()
-        warm_drained = drained[0]
-        began = time.perf_counter()
-        go.set()
-        runner.join()
-        drain_seconds = time.perf_counter() - began
-        rss_after = server.rss_bytes()
+        seconds["drain"] += run_threads(threads, drain)
+        if warm + sum(drained) != per_round:
+            raise RuntimeError(f"service drained {warm + sum(drained)} of {per_round} jobs")
+        return sum(drained)
+
+    try:
+        reference = pgqueuer_reference.PgqueuerDrain(reference_database) if pgqueuer else None
+        rss_before = rss_after = 0
+        for number in range(ROUNDS):
+            batches = round_batches(number)
+            floor_round(batches)
+            # The first round warms the server's pools and caches before its timed drain.
+            warm_up = max(1, min(20, len(batches) // 20)) if number == 0 else 0
+            if number == 0:
+                rss_before = server.rss_bytes()
+            timed_jobs += service_round(batches, warm_up)
+            rss_after = server.rss_bytes()
+            if reference is not None:
+                seconds["pgqueuer_drain"] += reference.drain(per_round, sizes.batch)
         states = _count_states(database)
-        if states.get("completed", 0) != sizes.lifecycle_jobs or sum(drained) != sizes.lifecycle_jobs:
-            raise RuntimeError(f"service drained {sum(drained)} jobs; states now {states}")
-        timed_jobs = sizes.lifecycle_jobs - warm_drained
+        if states.get("completed", 0) != per_round * ROUNDS:
+            raise RuntimeError(f"service left states {states}")
     finally:
         client.close()
         server.stop()
-        ctx.databases.drop(database)
+        for connection in floor_connections:
+            connection.close()
+        for item in (floor_database, database, reference_database):
+            if item is not None:
+                ctx.databases.drop(item)
 
-    floor_drain_rate = sizes.lifecycle_jobs / floor_drain_seconds
-    drain_rate = timed_jobs / drain_seconds
-    enqueue_rate = sizes.lifecycle_jobs / enqueue_seconds
-    floor_enqueue_rate = sizes.lifecycle_jobs / floor_enqueue_seconds
-    postgres = ctx.backend == "postgresql"
+    total = per_round * ROUNDS
+    drain_rate = timed_jobs / seconds["drain"]
     growth = (rss_after - rss_before) / rss_before * 100
-    label = f"{sizes.lifecycle_jobs:,} jobs, batches of {sizes.batch}, {threads} callers"
-    return [
-        _throughput_figure("1 batched", ctx.backend, f"enqueue: EnqueueJobs ({label})", enqueue_rate, floor_enqueue_rate,
-                           15_000 if postgres else None),
+    label = f"{total:,} jobs, batches of {sizes.batch}, {threads} callers, {ROUNDS} interleaved rounds"
+    figures = [
+        _throughput_figure("1 batched", ctx.backend, f"enqueue: EnqueueJobs ({label})", total / seconds["enqueue"],
+                           total / seconds["floor_enqueue"], 0.6 if postgres else 0.5),
         _throughput_figure("1 batched", ctx.backend, f"drain: LeaseJobs + TrackCompletions ({label})", drain_rate,
-                           floor_drain_rate, 6_000 if postgres else None),
-        Figure(
-            scenario="6 memory", backend=ctx.backend, name=f"server RSS growth over the drain of {timed_jobs:,} jobs",
-            unit="%", service=growth, target="≤ 10 %", met=growth <= 10,
-            details={"rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1)},
-        ),
+                           total / seconds["floor_drain"], 0.9 if postgres else 0.5),
     ]
+    if pgqueuer:
+        name = (f"drain vs pgqueuer {_pgqueuer_version()} (the same {total:,} jobs, one QueueManager, "
+                f"batch {sizes.batch})")
+        figures.append(_throughput_figure("1 batched", ctx.backend, name, drain_rate, total / seconds["pgqueuer_drain"],
+                                          1.0, reference="pgqueuer"))
+    figures.append(Figure(
+        scenario="6 memory", backend=ctx.backend, name=f"server RSS growth over the drain of {timed_jobs:,} jobs",
+        unit="%", service=growth, target="≤ 10 %", met=growth <= 10,
+        details={"rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1)},
+    ))
+    return figures
 
 
-def _throughput_figure(scenario: str, backend: str, name: str, rate: float, floor_rate: float, target: int | None) -> Figure:
-    """A jobs/s figure: PostgreSQL has an absolute target, SQLite one relative to its floor (≥ 0.5×)."""
-    if target is not None:
-        return Figure(scenario, backend, name, "jobs/s", rate, floor_rate, f"≥ {target:,} jobs/s", rate >= target)
-    return Figure(scenario, backend, name, "jobs/s", rate, floor_rate, "≥ 0.5× floor", rate >= 0.5 * floor_rate)
+def _pgqueuer_version() -> str:
+    from importlib.metadata import version
+
+    return version("pgqueuer")
+
+
+def _throughput_figure(scenario: str, backend: str, name: str, rate: float, reference_rate: float, goal: float | None,
+                       reference: str = "floor") -> Figure:
+    """A jobs/s figure whose goal, if any, is a share of its reference's rate."""
+    if goal is None:
+        return Figure(scenario, backend, name, "jobs/s", rate, reference_rate, reference=reference)
+    return Figure(scenario, backend, name, "jobs/s", rate, reference_rate, f"≥ {goal:g}× {reference}",
+                  rate >= goal * reference_rate, reference=reference)
 
 
 # 2: one job per RPC
 
 
+def _one_per_call(jobs: job_service_pb2_grpc.JobServiceStub, queue: str, index: int, ids: list[str],
+                  result: struct_pb2.Struct) -> None:
+    for n, job_id in enumerate(ids):
+        jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id,
+                                             job_data=_struct({"n": n})))
+        while not (leased := jobs.LeaseJobs(
+            pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"w{index}", max_jobs=1)
+        ).jobs):
+            pass
+        jobs.TrackCompletion(
+            pb.TrackCompletionRequest(job_id=leased[0].job_id, attempt_number=leased[0].attempt_number, result=result)
+        )
+
+
 def lifecycle_single(ctx: Context) -> list[Figure]:
+    """The floor, the service and the empty-gRPC ceiling, each in ROUNDS interleaved rounds."""
     sizes, floor = ctx.sizes, ctx.floor
     workers = sizes.rpc_workers
-    per_worker = sizes.rpc_jobs // workers
+    per_round = max(1, sizes.rpc_jobs // workers // ROUNDS)
     queue = "bench-single"
+    result = _struct(RESULT)
+    processes = server_processes(ctx.backend, ctx.workers)
+    seconds = {"floor": 0.0, "service": 0.0, "ceiling": 0.0}
 
-    database = ctx.databases.create(ctx.backend, "single_floor")
-    connections = [database.connect() for _ in range(workers)]
-
-    def floor_worker(index: int) -> None:
-        connection = connections[index]
-        for n in range(per_worker):
-            floor.enqueue(connection, [(f"r-{index}-{n}", queue, "send", {"n": n})], datetime.now(UTC))
-            while not (rows := floor.lease(connection, queue, 1, f"w{index}", datetime.now(UTC), LEASE)):
-                pass
-            floor.complete(connection, rows[0][1], rows[0][7], RESULT, datetime.now(UTC))
-
-    floor_seconds = run_threads(workers, floor_worker)
-    for connection in connections:
-        connection.close()
-    ctx.databases.drop(database)
-
+    floor_database = ctx.databases.create(ctx.backend, "single_floor")
+    connections = [floor_database.connect() for _ in range(workers)]
     database = ctx.databases.create(ctx.backend, "single")
     server = ctx.server(database)
     client = Client(server.target)
+    ceiling = EmptyGrpcServers(free_port(), processes, ctx.log_dir)
+    ceiling_client = Client(ceiling.target)
+
+    def ids(number: int, index: int) -> list[str]:
+        return [f"r-{number}-{index}-{n}" for n in range(per_round)]
+
     try:
-        result = _struct(RESULT)
+        for number in range(ROUNDS):
+            def floor_worker(index: int) -> None:
+                connection = connections[index]
+                for n, job_id in enumerate(ids(number, index)):
+                    floor.enqueue(connection, [(job_id, queue, "send", {"n": n})], datetime.now(UTC))
+                    while not (rows := floor.lease(connection, queue, 1, f"w{index}", datetime.now(UTC), LEASE)):
+                        pass
+                    floor.complete(connection, rows[0][1], rows[0][7], RESULT, datetime.now(UTC))
 
-        def worker(index: int) -> None:
-            jobs = client.jobs
-            for n in range(per_worker):
-                jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=f"r-{index}-{n}",
-                                                     job_data=_struct({"n": n})))
-                while not (leased := jobs.LeaseJobs(
-                    pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"w{index}", max_jobs=1)
-                ).jobs):
-                    pass
-                jobs.TrackCompletion(
-                    pb.TrackCompletionRequest(job_id=leased[0].job_id, attempt_number=leased[0].attempt_number,
-                                              result=result)
-                )
-
-        seconds = run_threads(workers, worker)
+            seconds["floor"] += run_threads(workers, floor_worker)
+            seconds["service"] += run_threads(
+                workers, lambda index: _one_per_call(client.jobs, queue, index, ids(number, index), result))
+            seconds["ceiling"] += run_threads(
+                workers, lambda index: _one_per_call(ceiling_client.jobs, queue, index, ids(number, index), result))
         states = _count_states(database)
-        if states.get("completed", 0) != per_worker * workers:
+        if states.get("completed", 0) != per_round * workers * ROUNDS:
             raise RuntimeError(f"one-per-RPC run left states {states}")
     finally:
+        ceiling_client.close()
+        ceiling.stop()
         client.close()
         server.stop()
+        for connection in connections:
+            connection.close()
+        ctx.databases.drop(floor_database)
         ctx.databases.drop(database)
-    total = per_worker * workers
+    total = per_round * workers * ROUNDS
+    postgres = ctx.backend == "postgresql"
+    label = f"EnqueueJob → LeaseJobs → TrackCompletion, {workers} workers, {total:,} jobs, {ROUNDS} interleaved rounds"
     return [
+        _throughput_figure("2 one per RPC", ctx.backend, label, total / seconds["service"], total / seconds["floor"],
+                           1.0 if postgres else 0.3),
         _throughput_figure("2 one per RPC", ctx.backend,
-                           f"EnqueueJob → LeaseJobs → TrackCompletion, {workers} workers, {total:,} jobs",
-                           total / seconds, total / floor_seconds, 1_500 if ctx.backend == "postgresql" else None)
+                           f"the same vs the empty gRPC ceiling ({processes} process{'es' if processes > 1 else ''})",
+                           total / seconds["service"], total / seconds["ceiling"], 0.5 if postgres else None,
+                           reference="empty gRPC"),
     ]
 
 

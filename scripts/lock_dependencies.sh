@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the hashed lock files from pyproject.toml and clients/pyproject.toml, for Python 3.11:
-#   requirements-test.lock  server, client and the `test` extra: the README's test command and CI
+#   requirements-test.lock  server, client and the `test` and `bench` extras: the README's test command and
+#                           CI (the benchmark harness's smoke test runs the pgqueuer reference too)
 #   requirements.lock       server and client alone, at the same versions: the Dockerfile
 # Run it after adding or changing a dependency:  scripts/lock_dependencies.sh
 # Pins already in the lock files are kept where they still fit; `--upgrade` moves every pin to
@@ -20,6 +21,6 @@ compile() {
     --no-emit-package jobqueue-client --no-emit-package queue-service \
     --custom-compile-command scripts/lock_dependencies.sh "$@"
 }
-printf -- '-e ./clients\n-e .[test]\n' | compile --output-file requirements-test.lock "$@"
+printf -- '-e ./clients\n-e .[test,bench]\n' | compile --output-file requirements-test.lock "$@"
 printf -- '-e ./clients\n-e .\n' | compile --constraint requirements-test.lock --output-file requirements.lock
 echo "wrote requirements-test.lock and requirements.lock"

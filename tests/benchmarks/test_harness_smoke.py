@@ -1,7 +1,8 @@
 """The benchmark harness still runs: every scenario at a tiny size, on SQLite and PostgreSQL.
 
-Only that it works end to end and reports a service figure with its floor; speed is judged by
-`python -m benchmarks` at full size, never here.
+Only that it works end to end and reports a service figure with its floor and references (the
+empty-gRPC ceiling; pgqueuer on PostgreSQL, from the `bench` extra that the test lock installs);
+speed is judged by `python -m benchmarks` at full size, never here.
 """
 
 from __future__ import annotations
@@ -47,3 +48,11 @@ def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
     # Every scenario measures the service against its floor, except memory, which has none.
     with_floor = {figure["scenario"].split()[0] for figure in figures if figure["floor"] is not None}
     assert with_floor == scenarios - {"6"}
+    references = {(figure["scenario"].split()[0], figure["reference"]) for figure in figures
+                  if figure["floor"] is not None and figure["reference"] != "floor"}
+    assert references == {("2", "empty gRPC")} | ({("1", "pgqueuer")} if backend == "postgresql" else set())
+    for figure in figures:
+        if figure["reference"] != "floor":
+            assert figure["target"] == "" or figure["reference"] in figure["target"], figure
+    assert "Load average (1, 5, 15 min): " in completed.stdout
+    assert "| service / reference | goal |" in completed.stdout
