@@ -229,8 +229,8 @@ class ScheduleManager:
         self.clock: Clock = jobs.clock
         self.settings = settings or ScheduleSettings()
 
-    def _name(self, name: str) -> str:
-        return require_name(name, "name", self.jobs.limits.max_name_length)
+    def _name(self, name: str, field: str = "name") -> str:
+        return require_name(name, field, self.jobs.limits.max_name_length)
 
     def _definition(self, given: ScheduleInput, prefix: str = "schedule.") -> tuple[ScheduleDefinition, CronSchedule]:
         limits = self.jobs.limits
@@ -260,17 +260,17 @@ class ScheduleManager:
         upcoming = [record.next_run_at, *schedule.slots(record.next_run_at, self.settings.preview_count - 1)]
         return ScheduleView(record, upcoming[: self.settings.preview_count])
 
-    def create(self, name: str, given: ScheduleInput, *, actor: str) -> ScheduleView:
-        name = self._name(name)
+    def create(self, name: str, given: ScheduleInput, *, actor: str, name_field: str = "name") -> ScheduleView:
+        name = self._name(name, name_field)
         definition, schedule = self._definition(given)
         with self.database.transaction() as repo:
             store = ScheduleStore.of(repo)
             now = self.clock.now()
             if store.get(name) is not None:
-                raise AlreadyExists(f"schedule {name!r} already exists", field="name")
+                raise AlreadyExists(f"schedule {name!r} already exists", field=name_field)
             if store.count() >= self.settings.max_schedules:
                 raise ResourceExhausted(
-                    f"this server already holds {self.settings.max_schedules} schedules", field="name"
+                    f"this server already holds {self.settings.max_schedules} schedules", field=name_field
                 )
             store.insert(name, definition, next_run_at=schedule.next_slot(now), now=now)
             self._audit(repo, actor, "CreateSchedule", name, {"cron": definition.cron, "time_zone": definition.time_zone}, now)
@@ -290,14 +290,16 @@ class ScheduleManager:
         token = self.jobs.page_tokens.next(records, limit, lambda record: (record.name,), {"list": "schedules"})
         return paging.Page([self.view(record) for record in records[:limit]], token)
 
-    def update(self, name: str, given: ScheduleInput, *, mask: Sequence[str], actor: str) -> ScheduleView:
+    def update(
+        self, name: str, given: ScheduleInput, *, mask: Sequence[str], actor: str, name_field: str = "name"
+    ) -> ScheduleView:
         """AIP-134: `mask` names the fields to take from `given`; empty or "*" takes them all."""
-        name = self._name(name)
+        name = self._name(name, name_field)
         fields = self._mask(mask)
         with self.database.transaction() as repo:
             store = ScheduleStore.of(repo)
             now = self.clock.now()
-            current = self._existing(store, name, for_update=True)
+            current = self._existing(store, name, for_update=True, field=name_field)
             merged = self._as_input(current.definition)
             merged = replace(merged, **{f: getattr(given, f) for f in fields})
             definition, schedule = self._definition(merged)
@@ -306,7 +308,7 @@ class ScheduleManager:
                 next_run_at = schedule.next_slot(now)
             updated = store.update_definition(current, definition, next_run_at=next_run_at, now=now)
             if updated is None:
-                raise FailedPrecondition(f"schedule {name!r} changed meanwhile; read it again", field="name")
+                raise FailedPrecondition(f"schedule {name!r} changed meanwhile; read it again", field=name_field)
             self._audit(repo, actor, "UpdateSchedule", name, {"update_mask": sorted(fields)}, now)
         return self.view(updated)
 
@@ -339,10 +341,10 @@ class ScheduleManager:
             self._audit(repo, actor, "DeleteSchedule", name, {}, self.clock.now())
 
     @staticmethod
-    def _existing(store: ScheduleStore, name: str, *, for_update: bool = False) -> ScheduleRecord:
+    def _existing(store: ScheduleStore, name: str, *, for_update: bool = False, field: str = "name") -> ScheduleRecord:
         record = store.get(name, for_update=for_update)
         if record is None:
-            raise NotFound(f"schedule {name!r} not found", field="name")
+            raise NotFound(f"schedule {name!r} not found", field=field)
         return record
 
     @staticmethod
