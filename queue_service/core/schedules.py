@@ -375,7 +375,7 @@ class ScheduleManager:
     @staticmethod
     def _audit(repo: Repository, actor: str, action: str, name: str, parameters: dict, now: datetime) -> None:
         audit.record(
-            AdminRepository.of(repo), actor=actor, action=action, target=f"schedules/{name}", parameters=parameters, now=now
+            AdminRepository.of(repo), actor=actor, action=action, target=f"schedule/{name}", parameters=parameters, now=now
         )
 
 
