@@ -23,7 +23,14 @@ from apscheduler.triggers.cron import CronTrigger
 
 from queue_service.clock import Clock
 from queue_service.core import audit, paging
-from queue_service.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from queue_service.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    QueueError,
+    ResourceExhausted,
+)
 from queue_service.core.jobs import JobManager, JobSpec
 from queue_service.core.retry import PolicyOverride, policy_from_json, policy_to_json, validate_override
 from queue_service.core.validation import check_document, check_text, require_name
@@ -388,6 +395,8 @@ class TickCounts:
     skipped: int = 0
     # Schedules another leader moved on first, or that changed while this tick ran.
     lost: int = 0
+    # Slots whose job the server refused (a limit lowered since the schedule was saved); passed over.
+    refused: int = 0
 
 
 class ScheduleTick:
@@ -404,15 +413,36 @@ class ScheduleTick:
         now = self.jobs.clock.now()
         with self.jobs.database.transaction() as repo:
             due = ScheduleStore.of(repo).due(now=now, limit=self.settings.batch_size)
-        enqueued = skipped = lost = 0
+        enqueued = skipped = lost = refused = 0
         for record in due:
-            outcome = self.fire(record, now)
+            try:
+                outcome = self.fire(record, now)
+            except QueueError as error:
+                # One schedule the server can no longer honour must not hold up the others, nor
+                # be retried every tick: its slot is passed over, loudly.
+                logger.error("schedule %s: its job for %s was refused: %s", record.name, record.next_run_at, error)
+                refused += 1
+                self.pass_over(record, now)
+                continue
             if outcome is None:
                 lost += 1
             else:
                 enqueued += outcome.enqueue is not None
                 skipped += outcome.skipped
-        return TickCounts(enqueued, skipped, lost)
+        return TickCounts(enqueued, skipped, lost, refused)
+
+    def pass_over(self, record: ScheduleRecord, now: datetime) -> None:
+        """Moves the schedule to its first slot after now without a job."""
+        try:
+            schedule = CronSchedule.parse(record.definition.cron, record.definition.time_zone)
+        except QueueError:
+            next_run_at = None  # its time zone left the system's zone data: it stays until updated
+        else:
+            next_run_at = schedule.next_slot(now)
+        with self.jobs.database.transaction() as repo:
+            ScheduleStore.of(repo).advance(
+                record.name, expected_next_run_at=record.next_run_at, next_run_at=next_run_at, last_run_at=None
+            )
 
     def fire(self, record: ScheduleRecord, now: datetime) -> SlotPlan | None:
         """Enqueues the schedule's due slot and moves it on, in one transaction; None if another

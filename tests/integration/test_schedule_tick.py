@@ -3,12 +3,15 @@ daylight-saving changes, two leaders at once and a leader that dies mid-tick."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from queue_service.core.errors import ResourceExhausted
 from queue_service.core.jobs import JobManager
-from queue_service.core.schedules import ScheduleInput, ScheduleManager, ScheduleTick
+from queue_service.core.schedules import ScheduleInput, ScheduleManager, ScheduleSettings, ScheduleTick, TickCounts
+from queue_service.core.validation import Limits
 from queue_service.schedule_types import MisfirePolicy
 from queue_service.store.schedules import ScheduleStore
 
@@ -91,7 +94,7 @@ def test_a_daylight_saving_change_in_the_schedule_zone(job_manager, clock, sched
     ]
 
     clock.set(utc(2026, 3, 7, 12))
-    schedules.create("forward", ScheduleInput(**{**hourly(cron="30 2 * * *", zone="America/New_York").__dict__, "queue_name": "spring"}), actor="test")
+    schedules.create("forward", dataclasses.replace(hourly(cron="30 2 * * *", zone="America/New_York"), queue_name="spring"), actor="test")
     for _ in range(2 * 24 * 4):
         clock.advance(timedelta(minutes=15))
         tick.run_once()
@@ -169,3 +172,29 @@ def test_changing_the_cron_moves_the_next_slot(job_manager, clock, schedules):
     updated = schedules.update("hourly", ScheduleInput(cron="*/5 * * * *"), mask=["cron"], actor="test")
     assert updated.record.next_run_at == utc(2026, 2, 14, 10, 35)
     assert updated.record.definition.job_name == "build"
+
+
+def test_a_refused_job_passes_its_slot_over_and_the_other_schedules_go_on(job_manager, database, clock):
+    clock.set(utc(2026, 2, 14, 10, 30))
+    manager = ScheduleManager(job_manager)
+    manager.create("a-big", dataclasses.replace(hourly(), job_data={"blob": "x" * 2000}), actor="test")
+    manager.create("b-small", hourly(), actor="test")
+    # The server restarts with a smaller payload limit than the schedule was saved under.
+    strict = JobManager(database, clock, dataclasses.replace(job_manager.settings, limits=Limits(max_payload_bytes=1000)))
+    clock.set(utc(2026, 2, 14, 11, 0, 5))
+    counts = ScheduleTick(strict).run_once()
+    assert (counts.enqueued, counts.refused) == (1, 1)
+    assert job_ids(job_manager) == ["schedule:b-small:2026-02-14T11:00:00Z"]
+    assert manager.get("a-big").record.next_run_at == utc(2026, 2, 14, 12, 0)
+    assert ScheduleTick(strict).run_once() == TickCounts()
+
+
+def test_the_number_of_schedules_is_limited(job_manager):
+    manager = ScheduleManager(job_manager, ScheduleSettings(max_schedules=2))
+    manager.create("one", hourly(), actor="test")
+    manager.create("two", hourly(), actor="test")
+    with pytest.raises(ResourceExhausted) as raised:
+        manager.create("three", hourly(), actor="test")
+    assert raised.value.field == "name"
+    manager.delete("one", actor="test")
+    manager.create("three", hourly(), actor="test")
