@@ -94,17 +94,17 @@ class CronSchedule:
         instant = first.astimezone(UTC)
         if instant.astimezone(self.zone).replace(tzinfo=None) == wall:
             return instant
-        # Skipped by a forward change: the earliest instant whose wall time is past `wall`.
-        low = wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
-        high = max(instant, low)
-        low = min(instant, low)
-        while high - low > timedelta(seconds=1):
-            middle = low + (high - low) / 2
-            if middle.astimezone(self.zone).replace(tzinfo=None) > wall:
+        # Skipped by a forward change: the gap ends at the earliest instant whose wall time is past
+        # `wall`. Zone transitions fall on whole seconds, so bisect over whole seconds.
+        bounds = sorted((instant, wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)))
+        low, high = (int(bound.timestamp()) for bound in bounds)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if datetime.fromtimestamp(middle, self.zone).replace(tzinfo=None) > wall:
                 high = middle
             else:
                 low = middle
-        return high.replace(microsecond=0) if high.microsecond == 0 else high
+        return datetime.fromtimestamp(high, UTC)
 
     def next_slot(self, after: datetime) -> datetime | None:
         """The first slot strictly after `after` (UTC), or None if there is none before LAST_SLOT."""

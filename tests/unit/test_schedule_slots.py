@@ -38,6 +38,16 @@ def test_times_skipped_by_clocks_going_forward_fire_together_once():
     ]
 
 
+def test_a_half_hour_change_ends_its_gap_on_the_half_hour():
+    # Lord Howe Island, 4 October 2026: 02:00 (+10:30) jumps to 02:30 (+11:00).
+    schedule = CronSchedule.parse("15 2 * * *", "Australia/Lord_Howe")
+    assert [slot.astimezone(schedule.zone).strftime("%d %H:%M %z") for slot in schedule.slots(utc(2026, 10, 2, 12), 3)] == [
+        "03 02:15 +1030",
+        "04 02:30 +1100",
+        "05 02:15 +1100",
+    ]
+
+
 def test_a_repeated_wall_time_fires_at_its_first_occurrence_only():
     # Berlin, 25 October 2026: 03:00 CEST goes back to 02:00 CET (01:00 UTC); 02:30 happens twice.
     schedule = CronSchedule.parse("30 2 * * *", "Europe/Berlin")
