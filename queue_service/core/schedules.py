@@ -14,6 +14,7 @@ the schedule moved on, and even a stale one would only repeat an existing job id
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 MAX_CRON_LENGTH = 255
 MAX_TIME_ZONE_LENGTH = 64
 JOB_ID_PREFIX = "schedule:"
-# Past the 32-bit time_t range some platforms' zone data ends; no slot is computed beyond it.
+# No slot is computed beyond this: well inside the dates Python and both stores hold.
 LAST_SLOT = datetime(9000, 1, 1, tzinfo=UTC)
 # Wall-clock candidates examined for one slot: enough to cross a repeated hour minute by minute.
 _MAX_CANDIDATES = 10_000
@@ -57,14 +58,61 @@ _TIMING_FIELDS = frozenset({"cron", "time_zone"})
 # Slot arithmetic: pure functions of an expression, a zone and instants.
 
 
+# Crontab weekday numbers: 0 and 7 are Sunday. APScheduler 3 counts from Monday, so numbers are
+# turned into names before it reads them.
+_WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_NUMERIC_WEEKDAYS = re.compile(r"^(\*|\d+(?:-\d+)?)(?:/(\d+))?$")
+
+
+def _weekday_names(field: str) -> str:
+    """A crontab weekday field with its numbers as names ("1-5" -> "mon,tue,wed,thu,fri"); names
+    pass unchanged; anything else is left for the parser to refuse."""
+    if field == "*":
+        return field
+    names: list[str] = []
+    for part in field.split(","):
+        match = _NUMERIC_WEEKDAYS.match(part)
+        if not match:
+            names.append(part)
+            continue
+        span, step = match.group(1), int(match.group(2) or 1)
+        if span == "*":
+            first, last = 0, 6
+        else:
+            first, _, end = span.partition("-")
+            first, last = int(first), int(end or first)
+            if match.group(2) and not end:  # "1/2": from 1 to the end of the week
+                last = 6
+        if not 0 <= first <= last <= 7 or not 1 <= step <= 7:
+            raise ValueError(f"weekday {part!r} is not within 0-7 (0 and 7 are Sunday)")
+        names.extend(_WEEKDAY_NAMES[day] for day in range(first, last + 1, step))
+    return ",".join(dict.fromkeys(names))
+
+
+def _wall_triggers(expression: str) -> tuple[CronTrigger, ...]:
+    """Triggers over naive wall-clock times (read as UTC, which has no daylight saving). As in cron,
+    when both day of month and weekday are restricted a day matching either one fires."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"it has {len(fields)} fields, not 5")
+    minute, hour, day, month, weekday = fields
+    weekday = _weekday_names(weekday)
+
+    def trigger(day: str, weekday: str) -> CronTrigger:
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=UTC)
+
+    if day.startswith("*") or weekday.startswith("*"):
+        return (trigger(day, weekday),)
+    return trigger(day, "*"), trigger("*", weekday)
+
+
 @dataclass(frozen=True)
 class CronSchedule:
     """A parsed cron expression in a time zone."""
 
     expression: str
     zone: ZoneInfo
-    # Matches naive wall-clock times (given as UTC, which has no daylight saving).
-    wall_trigger: CronTrigger
+    wall_triggers: tuple[CronTrigger, ...]
 
     @classmethod
     def parse(cls, expression: str, time_zone: str, *, cron_field: str = "cron", zone_field: str = "time_zone"):
@@ -73,20 +121,21 @@ class CronSchedule:
         if not expression.strip():
             raise InvalidArgument(f"{cron_field} must not be empty", field=cron_field)
         try:
-            trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+            triggers = _wall_triggers(expression)
         except (ValueError, TypeError, KeyError, IndexError) as error:
             raise InvalidArgument(
                 f"{cron_field} {expression!r} is not a five-field cron expression (minute hour day month weekday): {error}",
                 field=cron_field,
             ) from None
-        schedule = cls(expression, zone, trigger)
+        schedule = cls(expression, zone, triggers)
         if schedule.next_slot(datetime(2000, 1, 1, tzinfo=UTC)) is None:
             raise InvalidArgument(f"{cron_field} {expression!r} never fires", field=cron_field)
         return schedule
 
     def _next_wall(self, wall: datetime) -> datetime | None:
-        found = self.wall_trigger.get_next_fire_time(None, wall.replace(tzinfo=UTC) + timedelta(microseconds=1))
-        return found.replace(tzinfo=None) if found else None
+        start = wall.replace(tzinfo=UTC) + timedelta(microseconds=1)
+        found = [moment for trigger in self.wall_triggers if (moment := trigger.get_next_fire_time(None, start))]
+        return min(found).replace(tzinfo=None) if found else None
 
     def _instant(self, wall: datetime) -> datetime:
         """The instant a wall-clock time names: its first occurrence, or the end of a gap it falls in."""

@@ -70,6 +70,27 @@ def test_slots_strictly_increase_across_a_year_of_changes():
     assert all(earlier < later for earlier, later in zip(slots, slots[1:], strict=False))
 
 
+@pytest.mark.parametrize(
+    ("weekday", "days"),
+    [
+        ("0", ["Sun"] * 3),
+        ("7", ["Sun"] * 3),
+        ("sun", ["Sun"] * 3),
+        ("1-5", ["Mon", "Tue", "Wed"]),
+        ("*/2", ["Sun", "Tue", "Thu"]),
+        ("5,6", ["Fri", "Sat", "Fri"]),
+    ],
+)
+def test_weekday_numbers_count_from_sunday_as_in_crontab(weekday, days):
+    schedule = CronSchedule.parse(f"0 9 * * {weekday}", "UTC")
+    assert [slot.strftime("%a") for slot in schedule.slots(utc(2026, 2, 14, 12), 3)] == days  # a Saturday
+
+
+def test_day_of_month_and_weekday_together_match_either_as_in_crontab():
+    schedule = CronSchedule.parse("0 0 1 * 1", "UTC")  # the 1st, and every Monday
+    assert schedule.slots(utc(2026, 2, 20), 3) == [utc(2026, 2, 23), utc(2026, 3, 1), utc(2026, 3, 2)]
+
+
 def test_latest_slot_is_found_without_walking_every_missed_one():
     schedule = CronSchedule.parse("* * * * *", "UTC")
     first = utc(2025, 1, 1)
@@ -108,6 +129,8 @@ def test_job_ids_name_the_schedule_and_the_slot_in_utc():
         ("61 * * * *", "UTC", "cron"),
         ("* * *", "UTC", "cron"),
         ("* * * * * * *", "UTC", "cron"),
+        ("0 0 * * 8", "UTC", "cron"),
+        ("0 0 * * 5-2", "UTC", "cron"),
         ("0 0 30 2 *", "UTC", "cron"),  # never fires
         ("x" * 300, "UTC", "cron"),
         ("* * * * *\x00", "UTC", "cron"),

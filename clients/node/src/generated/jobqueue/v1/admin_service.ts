@@ -808,7 +808,8 @@ export interface Schedule {
   name: string;
   /**
    * Five-field cron expression: minute hour day-of-month month day-of-week, e.g. "30 2 * * *".
-   * Around daylight-saving changes each wall-clock time fires once: a repeated time at its first
+   * Weekdays are 0-7 (0 and 7 are Sunday) or mon-sun; when both day-of-month and day-of-week
+   * are restricted, a day matching either fires, as in crontab. Around daylight-saving changes each wall-clock time fires once: a repeated time at its first
    * occurrence, skipped times together at the end of the gap.
    */
   cron: string;
