@@ -17,6 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from queue_service.core.errors import Aborted
 from queue_service.core.leadership import RECOVERY_LEADER, Lease
 from queue_service.core.recovery import Recovery, Trigger
+from queue_service.core.schedules import ScheduleTick
 from queue_service.domain import RecoveryRunRecord
 from queue_service.store.errors import StoreUnavailable
 
@@ -25,14 +26,16 @@ logger = logging.getLogger(__name__)
 LEADER_LEASE = RECOVERY_LEADER
 ELECTION_JOB = "recovery-election"
 SWEEP_JOB = "recovery-sweep"
+SCHEDULE_TICK_JOB = "schedule-tick"
 
 
 class RecoveryScheduler:
-    def __init__(self, recovery: Recovery) -> None:
+    def __init__(self, recovery: Recovery, schedule_tick: ScheduleTick | None = None) -> None:
         settings = recovery.settings
         if settings.interval.total_seconds() <= 0:
             raise ValueError("the recovery scheduler needs a positive interval")
         self.recovery = recovery
+        self.schedule_tick = schedule_tick
         self.interval = settings.interval
         self.election_interval = settings.leader_lease_term / 4
         self.leader = Lease(
@@ -72,6 +75,12 @@ class RecoveryScheduler:
             IntervalTrigger(seconds=self.interval.total_seconds(), timezone=UTC),
             id=SWEEP_JOB,
         )
+        if self.schedule_tick:
+            self.scheduler.add_job(
+                self.tick_schedules,
+                IntervalTrigger(seconds=self.schedule_tick.settings.tick_interval.total_seconds(), timezone=UTC),
+                id=SCHEDULE_TICK_JOB,
+            )
         self.scheduler.start()
         logger.info(
             "recovery scheduler started: sweep every %ss, leader lease term %ss, node %s",
@@ -115,3 +124,12 @@ class RecoveryScheduler:
         except Exception:  # noqa: BLE001 - logged; the next interval tries again
             logger.exception("scheduled recovery sweep could not run")
         return None
+
+    def tick_schedules(self) -> None:
+        """Enqueues due cron slots, on the leader only; never raises (the next tick tries again)."""
+        if not self.is_leader or self.schedule_tick is None:
+            return
+        try:
+            self.schedule_tick.run_once()
+        except Exception:  # noqa: BLE001 - logged; the next tick tries again
+            logger.exception("schedule tick could not run")

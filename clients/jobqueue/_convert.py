@@ -400,3 +400,43 @@ def audit_event(message: admin_pb2.AuditEvent) -> models.AuditEvent:
         parameters=document(message.parameters),
         created_at=optional_datetime(message, "created_at"),
     )
+
+
+# Schedules
+
+
+def misfire_policy_number(policy: models.MisfirePolicy | str | None, field: str = "misfire_policy") -> int:
+    return enum_number(models.MisfirePolicy, admin_pb2.Schedule.MisfirePolicy, "MISFIRE_POLICY_", policy, field)
+
+
+def schedule_message(schedule: models.Schedule) -> admin_pb2.Schedule:
+    return admin_pb2.Schedule(
+        name=schedule.name,
+        cron=schedule.cron,
+        time_zone=schedule.time_zone,
+        queue_name=schedule.queue_name,
+        job_name=schedule.job_name,
+        job_data=struct(schedule.job_data),
+        retry_policy=retry_policy_message(schedule.retry_policy),
+        misfire_policy=misfire_policy_number(schedule.misfire_policy),  # type: ignore[arg-type]
+    )
+
+
+def schedule(message: admin_pb2.Schedule) -> models.Schedule:
+    return models.Schedule(
+        name=message.name,
+        cron=message.cron,
+        time_zone=message.time_zone,
+        queue_name=message.queue_name,
+        job_name=message.job_name,
+        job_data=optional_document(message, "job_data"),
+        retry_policy=retry_policy(message.retry_policy) if message.HasField("retry_policy") else None,
+        misfire_policy=enum_value(
+            models.MisfirePolicy, admin_pb2.Schedule.MisfirePolicy, "MISFIRE_POLICY_", message.misfire_policy
+        ),
+        paused=message.paused,
+        next_run_times=tuple(moment.ToDatetime(tzinfo=UTC) for moment in message.next_run_times),
+        last_run_at=optional_datetime(message, "last_run_at"),
+        created_at=optional_datetime(message, "created_at"),
+        updated_at=optional_datetime(message, "updated_at"),
+    )

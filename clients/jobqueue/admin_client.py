@@ -32,6 +32,7 @@ from jobqueue.models import (
     RetryDecision,
     RetryLogEntry,
     RetryPolicy,
+    Schedule,
     Statistics,
 )
 from jobqueue.v1 import admin_service_pb2 as pb
@@ -59,6 +60,11 @@ IDEMPOTENT_METHODS = {
         "ResumeQueue",
         "GetRecoveryStatus",
         "ListAuditEvents",
+        "ListSchedules",
+        "GetSchedule",
+        "UpdateSchedule",
+        "PauseSchedule",
+        "ResumeSchedule",
     )
 }
 
@@ -250,6 +256,16 @@ def queue_page(response: pb.ListQueuesResponse) -> Page[Queue]:
 
 def audit_event_page(response: pb.ListAuditEventsResponse) -> Page[AuditEvent]:
     return Page(tuple(convert.audit_event(event) for event in response.events), response.next_page_token)
+
+
+def schedule_page(response: pb.ListSchedulesResponse) -> Page[Schedule]:
+    return Page(tuple(convert.schedule(schedule) for schedule in response.schedules), response.next_page_token)
+
+
+def schedule_update_request(schedule: Schedule, update_mask: Sequence[str]) -> pb.UpdateScheduleRequest:
+    return pb.UpdateScheduleRequest(
+        schedule=convert.schedule_message(schedule), update_mask=field_mask_pb2.FieldMask(paths=list(update_mask))
+    )
 
 
 def dead_letter_details(response: pb.GetDeadLetterJobResponse) -> DeadLetterDetails:
@@ -644,3 +660,39 @@ class AdminClient:
         """Admin actions, newest first: who, what, on which target, with which parameters, when."""
         request = audit_events_request(actor, action, target, created_after, created_before, page_size)
         return self._pager(self.stub.ListAuditEvents, request, audit_event_page, page_token, timeout)
+
+    # Schedules
+
+    def create_schedule(self, schedule: Schedule, *, timeout: float | None = None) -> Schedule:
+        """Create a cron schedule; the server fills in its next run times. AlreadyExists if the name is taken."""
+        request = pb.CreateScheduleRequest(schedule=convert.schedule_message(schedule))
+        return convert.schedule(self._call(self.stub.CreateSchedule, request, timeout).schedule)
+
+    def list_schedules(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> Pager[Schedule]:
+        """Schedules by name, each with its next run times."""
+        request = pb.ListSchedulesRequest(page_size=page_size)
+        return self._pager(self.stub.ListSchedules, request, schedule_page, page_token, timeout)
+
+    def get_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
+        return convert.schedule(self._call(self.stub.GetSchedule, pb.GetScheduleRequest(name=name), timeout).schedule)
+
+    def update_schedule(
+        self, schedule: Schedule, *, update_mask: Sequence[str] = (), timeout: float | None = None
+    ) -> Schedule:
+        """Change the fields of `schedule.name` listed in `update_mask` (all of them without one)."""
+        request = schedule_update_request(schedule, update_mask)
+        return convert.schedule(self._call(self.stub.UpdateSchedule, request, timeout).schedule)
+
+    def pause_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
+        return convert.schedule(self._call(self.stub.PauseSchedule, pb.PauseScheduleRequest(name=name), timeout).schedule)
+
+    def resume_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
+        """Start again at the first slot after now; slots passed while paused never run."""
+        request = pb.ResumeScheduleRequest(name=name)
+        return convert.schedule(self._call(self.stub.ResumeSchedule, request, timeout).schedule)
+
+    def delete_schedule(self, name: str, *, timeout: float | None = None) -> None:
+        """Delete the schedule; jobs it already enqueued stay."""
+        self._call(self.stub.DeleteSchedule, pb.DeleteScheduleRequest(name=name), timeout)

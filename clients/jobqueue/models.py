@@ -401,3 +401,32 @@ class AuditEvent:
     target: str
     parameters: JsonObject
     created_at: datetime | None
+
+
+class MisfirePolicy(enum.StrEnum):
+    """What a schedule does with slots that passed while no leader ran."""
+
+    # Missed slots make no job; a slot at most a minute late still runs.
+    SKIP = "skip"
+    # One job for the latest missed slot, however late.
+    RUN_ONCE = "run_once"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cron schedule: a job enqueued at each time `cron` matches in `time_zone`."""
+
+    name: str
+    cron: str
+    time_zone: str
+    queue_name: str
+    job_name: str
+    job_data: dict[str, Any] | None = None
+    retry_policy: RetryPolicy | None = None
+    misfire_policy: MisfirePolicy | None = None
+    # Set by the server:
+    paused: bool = False
+    next_run_times: tuple[datetime, ...] = ()
+    last_run_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

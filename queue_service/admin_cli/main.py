@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from jobqueue import AdminClient, DeadlineExceeded, JobQueueError, TlsConfig, Unavailable
 from jobqueue.models import DeathReason, JobState, RecoveryStatus
 
-from queue_service.admin_cli import commands
+from queue_service.admin_cli import commands, schedules
 from queue_service.admin_cli.parse import duration, durations, non_negative_int, point_in_time
 
 DEFAULT_TARGET = "localhost:50051"
@@ -27,6 +27,7 @@ examples:
   queue-admin queues pause WHATSAPP
   queue-admin queues clean WHATSAPP --state completed --grace 1d
   queue-admin recovery trigger
+  queue-admin schedules create nightly --cron "30 2 * * *" --time-zone Europe/Berlin --queue reports --job-name build
 
 The server and token come from --target / QUEUE_TARGET and --token / QUEUE_TOKEN
 (prefer the variable: other users can read a process's arguments).
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(recovery, "trigger", commands.recovery_trigger, "run a recovery sweep now")
     limit_option(command(recovery, "status", commands.recovery_status, "recovery totals and recent runs"), default=10)
+
+    schedules.add_commands(commands_parser, command, limit_option, policy_options)
 
     audit = command(commands_parser, "audit", commands.audit, "who did what to which target, newest first")
     audit.add_argument("--actor", help="token name")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from jobqueue.v1 import admin_service_pb2 as pb
 from jobqueue.v1 import admin_service_pb2_grpc
 
-from queue_service.api import convert
+from queue_service.api import convert, schedule_convert
 from queue_service.api.errors import translate_all
 from queue_service.api.principal import current_actor
 from queue_service.api.reply_size import shorten_error_details
@@ -13,6 +13,7 @@ from queue_service.core.audit import AuditLog
 from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager
 from queue_service.core.queues import QueueManager
 from queue_service.core.recovery import Recovery, Trigger
+from queue_service.core.schedules import ScheduleManager
 
 
 @translate_all
@@ -24,6 +25,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         audit_log: AuditLog,
         recovery: Recovery,
         scheduler_node_id: str = "",
+        schedules: ScheduleManager | None = None,
     ) -> None:
         self.queues = queues
         self.dead_letters = dead_letters
@@ -33,6 +35,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         # first process's), so that every process of the replica can tell whether it leads;
         # "" when the replica never sweeps on a timer.
         self.scheduler_node_id = scheduler_node_id
+        self.schedules = schedules or ScheduleManager(queues.jobs)
 
     # Statistics
 
@@ -225,3 +228,46 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         return pb.ListAuditEventsResponse(
             events=[convert.audit_event_message(event) for event in page.items], next_page_token=page.next_page_token
         )
+
+    # Schedules
+
+    def CreateSchedule(self, request, context):
+        view = self.schedules.create(
+            request.schedule.name,
+            schedule_convert.schedule_input(request.schedule),
+            actor=current_actor(context),
+            name_field="schedule.name",
+        )
+        return pb.CreateScheduleResponse(schedule=schedule_convert.schedule_message(view))
+
+    def ListSchedules(self, request, context):
+        page = self.schedules.list(page_size=request.page_size, page_token=request.page_token)
+        return pb.ListSchedulesResponse(
+            schedules=[schedule_convert.schedule_message(view) for view in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    def GetSchedule(self, request, context):
+        return pb.GetScheduleResponse(schedule=schedule_convert.schedule_message(self.schedules.get(request.name)))
+
+    def UpdateSchedule(self, request, context):
+        view = self.schedules.update(
+            request.schedule.name,
+            schedule_convert.schedule_input(request.schedule),
+            mask=list(request.update_mask.paths),
+            actor=current_actor(context),
+            name_field="schedule.name",
+        )
+        return pb.UpdateScheduleResponse(schedule=schedule_convert.schedule_message(view))
+
+    def PauseSchedule(self, request, context):
+        view = self.schedules.set_paused(request.name, True, actor=current_actor(context))
+        return pb.PauseScheduleResponse(schedule=schedule_convert.schedule_message(view))
+
+    def ResumeSchedule(self, request, context):
+        view = self.schedules.set_paused(request.name, False, actor=current_actor(context))
+        return pb.ResumeScheduleResponse(schedule=schedule_convert.schedule_message(view))
+
+    def DeleteSchedule(self, request, context):
+        self.schedules.delete(request.name, actor=current_actor(context))
+        return pb.DeleteScheduleResponse()

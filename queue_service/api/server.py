@@ -32,6 +32,7 @@ from queue_service.core.notify import ReadyNotifier
 from queue_service.core.paging import PageTokens
 from queue_service.core.queues import QueueManager
 from queue_service.core.recovery import Recovery
+from queue_service.core.schedules import ScheduleManager, ScheduleTick
 from queue_service.metrics import (
     LastSweepCollector,
     MetricsEndpoint,
@@ -89,9 +90,10 @@ class QueueServer:
         self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)
         self.audit_log = AuditLog(self.database, self.clock, self.jobs.page_tokens)
         self.recovery = Recovery(self.jobs, config.recovery)
+        self.schedules = ScheduleManager(self.jobs)
         # With no interval this process never sweeps on a timer, so it does not stand for leader either.
         self.recovery_scheduler = (
-            RecoveryScheduler(self.recovery)
+            RecoveryScheduler(self.recovery, ScheduleTick(self.jobs, self.schedules.settings))
             if config.runs_scheduler and config.recovery.interval > timedelta(0)
             else None
         )
@@ -117,7 +119,14 @@ class QueueServer:
         self.job_servicer = JobServicer(self.jobs, config.waiting_lease_limit)
         job_service_pb2_grpc.add_JobServiceServicer_to_server(self.job_servicer, self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self.queues, self.dead_letters, self.audit_log, self.recovery, self._scheduler_node_id()),
+            AdminServicer(
+                self.queues,
+                self.dead_letters,
+                self.audit_log,
+                self.recovery,
+                self._scheduler_node_id(),
+                schedules=self.schedules,
+            ),
             self.server,
         )
         self.health = health.HealthServicer()

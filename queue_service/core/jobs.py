@@ -206,6 +206,16 @@ class JobManager:
         self.notifier.notify_ready(job.queue_name for job in new_jobs if job.job_id in inserted and job.run_at <= now)
         return results
 
+    def enqueue_in(self, repo: Repository, spec: JobSpec, now: datetime) -> bool:
+        """Enqueues one job inside the caller's transaction (a schedule's tick); False if its id exists."""
+        job = self._new_job(spec, now, "")
+        self.create_missing_queues(repo, {job.queue_name: "queue_name"}, now)
+        inserted = repo.insert_jobs_returning([job], now)
+        self._emit_per_queue(repo, JobEvent.ENQUEUED, [stored.queue_name for stored in inserted.values()])
+        if inserted and job.run_at <= now:
+            repo.after_commit(lambda: self.notifier.notify_ready([job.queue_name]))
+        return bool(inserted)
+
     def create_missing_queues(
         self, repo: Repository, fields: dict[str, str], now: datetime, *, by_admin: bool = True
     ) -> dict[str, QueueRecord]:

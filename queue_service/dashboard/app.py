@@ -430,7 +430,7 @@ class SecurityHeaders:
 
 
 def create_app(settings: DashboardSettings | None = None) -> Starlette:
-    from queue_service.dashboard import jobs, routes
+    from queue_service.dashboard import jobs, routes, schedules
 
     settings = settings or DashboardSettings()
     dashboard = Dashboard(settings)
@@ -442,6 +442,7 @@ def create_app(settings: DashboardSettings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             *routes.ROUTES,
             *jobs.ROUTES,
+            *schedules.ROUTES,
             Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
         ],
         middleware=[

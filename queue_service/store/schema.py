@@ -294,3 +294,27 @@ queue_dlq_alerts = Table(
     Column("cleared_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+MISFIRE_POLICIES = ("skip", "run_once")
+
+# Cron schedules: the leader enqueues a job for each due slot and moves next_run_at on in the same transaction.
+queue_schedules = Table(
+    "queue_schedules",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("cron", String(255), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("queue_name", String(100), nullable=False),
+    Column("job_name", String(100), nullable=False),
+    Column("job_data", JsonDocument, nullable=True),
+    Column("retry_policy", JsonDocument, nullable=True),
+    Column("misfire_policy", String(16), nullable=False),
+    Column("paused", Boolean(name="paused_bool"), nullable=False, server_default=text("false")),
+    # The first slot not enqueued yet; NULL while paused.
+    Column("next_run_at", UTCDateTime(), nullable=True),
+    Column("last_run_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_in("misfire_policy", MISFIRE_POLICIES), name="misfire_policy_known"),
+    Index("ix_queue_schedules_next_run_at", "next_run_at"),
+)

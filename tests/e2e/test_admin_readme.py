@@ -47,6 +47,13 @@ def test_the_admin_section_covers_the_seed():
         "CleanQueue",
         "TriggerRecovery",
         "GetRecoveryStatus",
+        "CreateSchedule",
+        "ListSchedules",
+        "GetSchedule",
+        "UpdateSchedule",
+        "PauseSchedule",
+        "ResumeSchedule",
+        "DeleteSchedule",
     } <= grpcurl_methods
     assert all("authorization: Bearer $QUEUE_TOKEN" in command for command in commands if command.startswith("grpcurl"))
     assert sum(command.startswith("queue-admin") for command in commands) >= 12
@@ -107,6 +114,8 @@ def test_every_admin_example_runs(secured_service):
         assert admin.get_queue(QUEUE).retry_policy.max_retries == 5
         actions = {event.action for event in admin.list_audit_events(actor="admin")}
         assert {"PauseQueue", "ResumeQueue", "RetryDeadLetterJob", "MarkPermanentlyFailed"} <= actions
+        assert {"CreateSchedule", "UpdateSchedule", "PauseSchedule", "ResumeSchedule", "DeleteSchedule"} <= actions
+        assert list(admin.list_schedules()) == []
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,16 @@
-"""The recovery scheduler embedded in the server: APScheduler on a real timer, sweeping on the leader only."""
+"""The recovery scheduler embedded in the server: APScheduler on a real timer, sweeping and ticking
+schedules on the leader only."""
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from queue_service.api.server import QueueServer
 from queue_service.core.recovery import RecoverySettings
+from queue_service.core.schedules import ScheduleInput
 from queue_service.domain import RunStatus
-from queue_service.scheduler import ELECTION_JOB, SWEEP_JOB
+from queue_service.scheduler import ELECTION_JOB, SCHEDULE_TICK_JOB, SWEEP_JOB
 from tests.conftest import make_config
 
 
@@ -71,3 +73,23 @@ def test_interval_zero_runs_no_scheduler(database_url, clock):
         assert server.recovery.run_once().status == RunStatus.SUCCEEDED  # manual sweeps still work
     finally:
         server.stop(0)
+
+
+def test_the_leader_enqueues_due_schedule_slots_on_its_timer(database_url, clock):
+    clock.set(datetime(2026, 2, 14, 10, 30, 30, tzinfo=UTC))
+    leader = replica(database_url, clock, "first")
+    leader.schedules.create(
+        "every-minute",
+        ScheduleInput(cron="* * * * *", time_zone="UTC", queue_name="ticks", job_name="tick"),
+        actor="test",
+    )
+    leader.start()
+    try:
+        wait_for(lambda: leader.recovery_scheduler.is_leader)
+        job = leader.recovery_scheduler.scheduler.get_job(SCHEDULE_TICK_JOB)
+        assert (job.max_instances, job.coalesce) == (1, True)
+        clock.set(datetime(2026, 2, 14, 10, 31, 2, tzinfo=UTC))
+        wait_for(lambda: leader.schedules.get("every-minute").record.last_run_at is not None)
+        assert leader.jobs.get_job("schedule:every-minute:2026-02-14T10:31:00Z").job.record.queue_name == "ticks"
+    finally:
+        leader.stop(0)

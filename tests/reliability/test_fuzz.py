@@ -183,6 +183,12 @@ VALID_REQUESTS = {
     "UpdateQueuePolicy": {"queue_name": "extremes", "allow_missing": True, "validate_only": True},
     "CleanQueue": {"queue_name": "extremes", "state": "STATE_COMPLETED"},
     "ListAuditEvents": {},
+    "CreateSchedule": {
+        "schedule": {"name": "extremes", "cron": "* * * * *", "time_zone": "UTC", "queue_name": "extremes", "job_name": "send"}
+    },
+    "UpdateSchedule": {
+        "schedule": {"name": "extremes", "cron": "* * * * *", "time_zone": "UTC", "queue_name": "extremes", "job_name": "send"}
+    },
 }
 
 

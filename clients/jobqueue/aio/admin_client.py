@@ -29,6 +29,8 @@ from jobqueue.admin_client import (
     redrive_request,
     retry_log_page,
     retry_log_request,
+    schedule_page,
+    schedule_update_request,
     with_page_token,
 )
 from jobqueue.aio.connection import Connection
@@ -53,6 +55,7 @@ from jobqueue.models import (
     RetryDecision,
     RetryLogEntry,
     RetryPolicy,
+    Schedule,
     Statistics,
 )
 from jobqueue.v1 import admin_service_pb2 as pb
@@ -425,3 +428,41 @@ class AdminClient:
         """Admin actions, newest first: who, what, on which target, with which parameters, when."""
         request = audit_events_request(actor, action, target, created_after, created_before, page_size)
         return await self._pager(self.stub.ListAuditEvents, request, audit_event_page, page_token, timeout)
+
+    # Schedules
+
+    async def create_schedule(self, schedule: Schedule, *, timeout: float | None = None) -> Schedule:
+        """Create a cron schedule; the server fills in its next run times. AlreadyExists if the name is taken."""
+        request = pb.CreateScheduleRequest(schedule=convert.schedule_message(schedule))
+        return convert.schedule((await self._call(self.stub.CreateSchedule, request, timeout)).schedule)
+
+    async def list_schedules(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> AsyncPager[Schedule]:
+        """Schedules by name, each with its next run times."""
+        request = pb.ListSchedulesRequest(page_size=page_size)
+        return await self._pager(self.stub.ListSchedules, request, schedule_page, page_token, timeout)
+
+    async def get_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
+        response = await self._call(self.stub.GetSchedule, pb.GetScheduleRequest(name=name), timeout)
+        return convert.schedule(response.schedule)
+
+    async def update_schedule(
+        self, schedule: Schedule, *, update_mask: Sequence[str] = (), timeout: float | None = None
+    ) -> Schedule:
+        """Change the fields of `schedule.name` listed in `update_mask` (all of them without one)."""
+        request = schedule_update_request(schedule, update_mask)
+        return convert.schedule((await self._call(self.stub.UpdateSchedule, request, timeout)).schedule)
+
+    async def pause_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
+        response = await self._call(self.stub.PauseSchedule, pb.PauseScheduleRequest(name=name), timeout)
+        return convert.schedule(response.schedule)
+
+    async def resume_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
+        """Start again at the first slot after now; slots passed while paused never run."""
+        response = await self._call(self.stub.ResumeSchedule, pb.ResumeScheduleRequest(name=name), timeout)
+        return convert.schedule(response.schedule)
+
+    async def delete_schedule(self, name: str, *, timeout: float | None = None) -> None:
+        """Delete the schedule; jobs it already enqueued stay."""
+        await self._call(self.stub.DeleteSchedule, pb.DeleteScheduleRequest(name=name), timeout)

@@ -46,6 +46,20 @@ import {
   type ListAuditEventsResponse,
   RetryDeadLetterJobsRequest,
   type RetryDeadLetterJobsResponse,
+  CreateScheduleRequest,
+  type CreateScheduleResponse,
+  ListSchedulesRequest,
+  type ListSchedulesResponse,
+  GetScheduleRequest,
+  type GetScheduleResponse,
+  UpdateScheduleRequest,
+  type UpdateScheduleResponse,
+  PauseScheduleRequest,
+  type PauseScheduleResponse,
+  ResumeScheduleRequest,
+  type ResumeScheduleResponse,
+  DeleteScheduleRequest,
+  type DeleteScheduleResponse,
 } from "./generated/jobqueue/v1/admin_service.js";
 
 export const ADMIN_SERVICE = "jobqueue.v1.AdminService";
@@ -71,6 +85,11 @@ export const ADMIN_IDEMPOTENT_METHODS = {
     "ResumeQueue",
     "GetRecoveryStatus",
     "ListAuditEvents",
+    "ListSchedules",
+    "GetSchedule",
+    "UpdateSchedule",
+    "PauseSchedule",
+    "ResumeSchedule",
   ],
 } as const;
 
@@ -205,5 +224,39 @@ export class AdminClient {
       RetryDeadLetterJobsRequest.fromPartial(request),
       { timeoutMs: null, ...settings },
     );
+  }
+  /** Create a cron schedule; ALREADY_EXISTS if the name is taken. */
+  createSchedule(request: DeepPartial<CreateScheduleRequest> = {}, settings?: CallSettings): Promise<CreateScheduleResponse> {
+    return this.connection.unary(this.stub.createSchedule.bind(this.stub), CreateScheduleRequest.fromPartial(request), settings);
+  }
+
+  /** Schedules by name, each with its next run times. */
+  listSchedules(request: DeepPartial<ListSchedulesRequest> = {}, settings?: CallSettings): Promise<ListSchedulesResponse> {
+    return this.connection.unary(this.stub.listSchedules.bind(this.stub), ListSchedulesRequest.fromPartial(request), settings);
+  }
+
+  /** One schedule with its next run times. */
+  getSchedule(request: DeepPartial<GetScheduleRequest> = {}, settings?: CallSettings): Promise<GetScheduleResponse> {
+    return this.connection.unary(this.stub.getSchedule.bind(this.stub), GetScheduleRequest.fromPartial(request), settings);
+  }
+
+  /** Change a schedule's fields named by update_mask. */
+  updateSchedule(request: DeepPartial<UpdateScheduleRequest> = {}, settings?: CallSettings): Promise<UpdateScheduleResponse> {
+    return this.connection.unary(this.stub.updateSchedule.bind(this.stub), UpdateScheduleRequest.fromPartial(request), settings);
+  }
+
+  /** Stop a schedule from enqueueing jobs. */
+  pauseSchedule(request: DeepPartial<PauseScheduleRequest> = {}, settings?: CallSettings): Promise<PauseScheduleResponse> {
+    return this.connection.unary(this.stub.pauseSchedule.bind(this.stub), PauseScheduleRequest.fromPartial(request), settings);
+  }
+
+  /** Start a paused schedule again at its next slot. */
+  resumeSchedule(request: DeepPartial<ResumeScheduleRequest> = {}, settings?: CallSettings): Promise<ResumeScheduleResponse> {
+    return this.connection.unary(this.stub.resumeSchedule.bind(this.stub), ResumeScheduleRequest.fromPartial(request), settings);
+  }
+
+  /** Delete a schedule; the jobs it enqueued stay. */
+  deleteSchedule(request: DeepPartial<DeleteScheduleRequest> = {}, settings?: CallSettings): Promise<DeleteScheduleResponse> {
+    return this.connection.unary(this.stub.deleteSchedule.bind(this.stub), DeleteScheduleRequest.fromPartial(request), settings);
   }
 }

@@ -197,6 +197,23 @@ for (const { backend, skip } of backends()) {
       assert.ok(audit.events.length >= 2);
     });
 
+    test("admin: a cron schedule is created, read, updated, paused, resumed and deleted", async () => {
+      const name = uniqueName("node-schedule");
+      const created = await admin.createSchedule({
+        schedule: { name, cron: "30 2 * * *", timeZone: "Europe/Berlin", queueName: "node-reports", jobName: "build" },
+      });
+      assert.equal(created.schedule!.nextRunTimes.length, 5);
+      const updated = await admin.updateSchedule({ schedule: { name, cron: "0 * * * *" }, updateMask: ["cron"] });
+      assert.equal(updated.schedule!.cron, "0 * * * *");
+      assert.equal(updated.schedule!.jobName, "build");
+      assert.equal((await admin.pauseSchedule({ name })).schedule!.paused, true);
+      assert.equal((await admin.resumeSchedule({ name })).schedule!.paused, false);
+      assert.ok((await admin.listSchedules({})).schedules.some((schedule) => schedule.name === name));
+      assert.equal((await admin.getSchedule({ name })).schedule!.timeZone, "Europe/Berlin");
+      await admin.deleteSchedule({ name });
+      await assert.rejects(admin.getSchedule({ name }), (error: Error) => error.constructor.name === "NotFound");
+    });
+
     test("every RPC of both services has a client method", () => {
       for (const name of Object.keys(jobService.JobServiceService)) {
         assert.equal(typeof (jobs as unknown as Record<string, unknown>)[name], "function", `JobClient.${name}`);
