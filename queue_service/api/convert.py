@@ -234,6 +234,7 @@ def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
         started_at=timestamp(job.started_at),
         completed_at=timestamp(job.completed_at),
         dead_letter_id=job.dead_letter_id or "",
+        trace_parent=job.trace_parent,
     )
 
 

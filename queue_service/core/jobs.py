@@ -101,6 +101,8 @@ class JobSpec:
     run_at: datetime | None = None
     delay: timedelta | None = None
     retry_policy: PolicyOverride | None = None
+    # The producer's W3C traceparent, kept with the job for its runs to join that trace.
+    trace_parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,7 @@ class JobManager:
             priority=spec.priority,
             run_at=run_at,
             retry_policy=policy_to_json(override),
+            trace_parent=spec.trace_parent,
         )
 
     # Workers that lease
@@ -443,6 +446,7 @@ class JobManager:
         job_data: dict[str, Any] | None = None,
         worker_id: str = "",
         by_admin: bool = True,
+        trace_parent: str = "",
     ) -> tuple[JobView, bool]:
         limits = self.limits
         require_name(job_id, "job_id", limits.max_job_id_length)
@@ -473,6 +477,7 @@ class JobManager:
                     worker_id=worker_id or None,
                     lease_expires_at=lease_expires_at,
                     started_at=now,
+                    trace_parent=trace_parent,
                 )
                 if repo.insert_jobs([new_job], now):
                     self._emit_per_queue(repo, JobEvent.ENQUEUED, [queue_name])

@@ -37,6 +37,9 @@ RECOVERY_STATUSES = ("pending", "recovered", "permanently_failed")
 DEATH_REASONS = ("retries_exhausted", "non_retryable", "lease_expired", "moved_explicitly")
 DECISIONS = ("retry", "dead_letter")
 RUN_STATUSES = ("running", "succeeded", "failed")
+OUTBOX_STATUSES = ("pending", "sent", "failed")
+# A version-00 traceparent is exactly 55 characters; later versions may append fields.
+TRACE_PARENT_LENGTH = 128
 
 
 class UTCDateTime(TypeDecorator):
@@ -105,6 +108,8 @@ queue_jobs = Table(
     Column("started_at", UTCDateTime(), nullable=True),
     Column("completed_at", UTCDateTime(), nullable=True),
     Column("dead_letter_id", String(36), nullable=True),
+    # W3C traceparent of the producer's call (migration 0008_alerts_tracing); "" if it sent none.
+    Column("trace_parent", String(TRACE_PARENT_LENGTH), nullable=False, server_default=text("''")),
     CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
     CheckConstraint("attempt_number >= 0", name="attempt_number_nonnegative"),
     CheckConstraint("budget_start >= 0 AND budget_start <= attempt_number", name="budget_start_valid"),
@@ -294,4 +299,28 @@ queue_dlq_alerts = Table(
     Column("raised_at", UTCDateTime(), nullable=False),
     Column("cleared_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Alerts to send by email, written in the transaction that raises them and delivered by a sweep
+# task (queue_service/alerts/delivery.py): an SMTP server that is down delays an alert, never loses
+# it. "failed" rows ran out of attempts; "sent" rows are kept as the record of what went out.
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("queue_name", String(100), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("recipients", JsonDocument, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("last_error", Text, nullable=False, server_default=text("''")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    CheckConstraint(_in("status", OUTBOX_STATUSES), name="status_valid"),
+    CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
+    Index("ix_alert_outbox_due", "status", "next_attempt_at", "id"),
 )

@@ -1,0 +1,54 @@
+"""An outbox of email alerts, and the producer's trace context on each job.
+
+Revision ID: 0008_alerts_tracing
+Revises: 0006_lease_next_run
+Create Date: 2026-12-05
+
+alert_outbox holds alerts until an SMTP server took them, so that one that is down delays an
+alert instead of losing it. queue_jobs.trace_parent keeps the W3C traceparent of the call that
+created the job, handed to workers on lease.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from queue_service.store.schema import JsonDocument, UTCDateTime
+
+revision = "0008_alerts_tracing"
+down_revision = "0006_lease_next_run"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # A plain ADD COLUMN: batch mode would copy queue_jobs on SQLite and drop its counter triggers.
+    op.add_column(
+        "queue_jobs",
+        sa.Column("trace_parent", sa.String(128), nullable=False, server_default=sa.text("''")),
+    )
+    op.create_table(
+        "alert_outbox",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(64), nullable=False),
+        sa.Column("queue_name", sa.String(100), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("recipients", JsonDocument, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=False, server_default=sa.text("''")),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("sent_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_alert_outbox"),
+        sa.CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_valid"),
+        sa.CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
+    )
+    op.create_index("ix_alert_outbox_due", "alert_outbox", ["status", "next_attempt_at", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_alert_outbox_due", table_name="alert_outbox")
+    op.drop_table("alert_outbox")
+    op.drop_column("queue_jobs", "trace_parent")
