@@ -752,6 +752,12 @@ export interface RecoveryTaskCounts {
   alertWebhookFailures: number;
   /** Activity-count rows older than the longest period GetQueueActivity serves, deleted. */
   deletedActivityRows: number;
+  /** Alert emails the SMTP server accepted. */
+  alertEmailsSent: number;
+  /** Alert email attempts that failed and will be retried; they do not fail the run. */
+  alertEmailFailures: number;
+  /** Alert emails refused too many times, now recorded as failed. */
+  alertEmailsGivenUp: number;
 }
 
 /** One admin action that changed something. */
@@ -5231,6 +5237,9 @@ function createBaseRecoveryTaskCounts(): RecoveryTaskCounts {
     deadLetterAlertsCleared: 0,
     alertWebhookFailures: 0,
     deletedActivityRows: 0,
+    alertEmailsSent: 0,
+    alertEmailFailures: 0,
+    alertEmailsGivenUp: 0,
   };
 }
 
@@ -5265,6 +5274,15 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
     }
     if (message.deletedActivityRows !== 0) {
       writer.uint32(80).int64(message.deletedActivityRows);
+    }
+    if (message.alertEmailsSent !== 0) {
+      writer.uint32(88).int64(message.alertEmailsSent);
+    }
+    if (message.alertEmailFailures !== 0) {
+      writer.uint32(96).int64(message.alertEmailFailures);
+    }
+    if (message.alertEmailsGivenUp !== 0) {
+      writer.uint32(104).int64(message.alertEmailsGivenUp);
     }
     return writer;
   },
@@ -5362,6 +5380,30 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
             message.deletedActivityRows = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.alertEmailsSent = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.alertEmailFailures = longToNumber(reader.int64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.alertEmailsGivenUp = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5389,6 +5431,9 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
     message.deadLetterAlertsCleared = object.deadLetterAlertsCleared ?? 0;
     message.alertWebhookFailures = object.alertWebhookFailures ?? 0;
     message.deletedActivityRows = object.deletedActivityRows ?? 0;
+    message.alertEmailsSent = object.alertEmailsSent ?? 0;
+    message.alertEmailFailures = object.alertEmailFailures ?? 0;
+    message.alertEmailsGivenUp = object.alertEmailsGivenUp ?? 0;
     return message;
   },
 };
