@@ -192,6 +192,7 @@ def job(message: job_pb2.Job) -> models.Job:
         started_at=optional_datetime(message, "started_at"),
         completed_at=optional_datetime(message, "completed_at"),
         dead_letter_id=message.dead_letter_id,
+        trace_parent=message.trace_parent,
     )
 
 

@@ -84,6 +84,8 @@ class Job:
     started_at: datetime | None
     completed_at: datetime | None
     dead_letter_id: str
+    # W3C traceparent of the producer's call that created the job; "" if it sent none.
+    trace_parent: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from jobqueue.v1 import job_service_pb2_grpc
 from queue_service.api import convert
 from queue_service.api.errors import error_status_message, translate_all
 from queue_service.api.principal import caller_is_admin
-from queue_service.api.trace_context import caller_trace_parent
+from queue_service.api.trace_context import caller_trace_parent, record_failure_decision
 from queue_service.api.reply_size import leased_job_bytes, shorten_error_details
 from queue_service.core.jobs import Completion, JobManager, JobSpec
 
@@ -153,6 +153,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             non_retryable=request.non_retryable,
             retry_after=convert.optional_timedelta(request, "retry_after"),
         )
+        record_failure_decision(request.job_id, request.attempt_number, outcome)
         decision = outcome.decision
         return pb.TrackFailureResponse(
             should_retry=decision.should_retry,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -41,6 +42,7 @@ from queue_service.metrics import (
 )
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store.database import Database
+from queue_service.tracing import rpc_span_interceptor, tracer_provider_from_environment
 from queue_service.store.readiness import DatabaseReadiness, NotReady
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,9 @@ class QueueServer:
             self.database.dispose()
             raise ConfigError(str(error)) from None
         self.notifier = ReadyNotifier()
+        # Made here, not in the CLI: each process of `serve --workers N` needs its own export thread.
+        self._owns_tracer_provider = config.tracer_provider is None
+        self.tracer_provider = config.tracer_provider or tracer_provider_from_environment(os.environ)
         self.metrics_registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.metrics_registry)
         # No reply may outgrow what this server sends, whatever a caller says it accepts.
@@ -109,6 +114,8 @@ class QueueServer:
             # RpcObserver first: outermost, so it sees the final status of every call, auth refusals included.
             # Authentication before decoding: a caller without a valid token learns nothing about its request.
             interceptors=[
+                # Outermost: the RPC's span covers its metrics, auth and decoding.
+                *([rpc_span_interceptor(self.tracer_provider)] if self.tracer_provider else []),
                 RpcObserver(self.metrics),
                 *([AuthInterceptor(config.tokens, self.audit_log)] if config.tokens else []),
                 UndecodableRequestInterceptor(),
@@ -198,6 +205,9 @@ class QueueServer:
         self.health_monitor.stop()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
+        if self.tracer_provider is not None and self._owns_tracer_provider:
+            # Sends the spans still batched.
+            self.tracer_provider.shutdown()
         self.database.dispose()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 import grpc
+from opentelemetry import trace
 
+from queue_service.core.jobs import FailureOutcome
 from queue_service.store.schema import TRACE_PARENT_LENGTH
 
 TRACE_PARENT_HEADER = "traceparent"
@@ -29,3 +31,25 @@ def caller_trace_parent(context: grpc.ServicerContext) -> str:
             value = value.strip().lower()
             return value if valid_trace_parent(value) else ""
     return ""
+
+
+def record_failure_decision(job_id: str, attempt_number: int, outcome: FailureOutcome) -> None:
+    """The retry or dead-letter decision as an event of the RPC's span (nothing when tracing is off)."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    decision = outcome.decision
+    attributes: dict[str, str | int | float] = {
+        "jobqueue.job_id": job_id,
+        "jobqueue.attempt_number": attempt_number,
+        "jobqueue.remaining_retries": decision.remaining_retries,
+    }
+    if decision.should_retry:
+        attributes["jobqueue.retry_delay_seconds"] = decision.retry_delay.total_seconds()
+        span.add_event("job.retry_scheduled", attributes)
+    else:
+        if decision.death_reason is not None:
+            attributes["jobqueue.death_reason"] = str(decision.death_reason.value)
+        if outcome.dead_letter is not None:
+            attributes["jobqueue.dead_letter_id"] = outcome.dead_letter.id
+        span.add_event("job.dead_lettered", attributes)
