@@ -36,6 +36,7 @@ from queue_service.core.recovery import Recovery
 from queue_service.metrics import (
     LastSweepCollector,
     MetricsEndpoint,
+    OldestWaitingCollector,
     QueueGaugeCollector,
     ServiceMetrics,
     statistics_gauges,
@@ -162,6 +163,9 @@ class QueueServer:
         PlatformCollector(registry=self.metrics_registry)
         self.metrics_registry.register(
             QueueGaugeCollector(statistics_gauges(self.queues), ttl=self.config.queue_gauge_ttl)
+        )
+        self.metrics_registry.register(
+            OldestWaitingCollector(self.queues.oldest_waiting, ttl=self.config.queue_gauge_ttl)
         )
         self.metrics_registry.register(
             LastSweepCollector(self.recovery.runs.last_succeeded_at, ttl=self.config.queue_gauge_ttl)

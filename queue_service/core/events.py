@@ -35,6 +35,9 @@ class ServiceEvents(Protocol):
 
     def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None: ...
 
+    def job_processed(self, queue_name: str, seconds: float) -> None:
+        """A completed run took `seconds`, as its worker reported."""
+
     def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:
         """One maintenance sweep ended; `counts` is rows handled per task (e.g. {"due_retries": 3})."""
 
@@ -43,6 +46,9 @@ class NoEvents:
     """The default observer: ignores everything."""
 
     def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None:
+        pass
+
+    def job_processed(self, queue_name: str, seconds: float) -> None:
         pass
 
     def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:

@@ -539,6 +539,7 @@ class JobManager:
             )
             if updated is not None:
                 self._emit_transition(repo, Transition.COMPLETE, updated.queue_name)
+                self._emit_processed(repo, updated.queue_name, duration)
                 return self._views(repo, [updated])[job_id]
             job = repo.get_job(job_id)
             error = self._completion_refusal(job, job_id, attempt_number)
@@ -579,6 +580,9 @@ class JobManager:
             completed = repo.complete_jobs(rows, expected_states=states.sources(Transition.COMPLETE), now=now)
             for event in TRANSITION_EVENTS.get(Transition.COMPLETE, ()):
                 self._emit_per_queue(repo, event, list(completed.values()))
+            for job_id, _attempt, _result, duration_ms in rows:
+                if job_id in completed and duration_ms is not None:
+                    self._emit_processed(repo, completed[job_id], timedelta(milliseconds=duration_ms))
             refused = [job_id for job_id, *_ in rows if job_id not in completed]
             current = repo.get_jobs(refused) if refused else {}
             for job_id, attempt_number, *_ in rows:
@@ -922,6 +926,11 @@ class JobManager:
             counts[name] = counts.get(name, 0) + 1
         for name, count in counts.items():
             repo.after_commit(functools.partial(self.events.job_event, event, name, count))
+
+    def _emit_processed(self, repo: Repository, queue_name: str, duration: timedelta | None) -> None:
+        """A reported processing time, observed once the transaction commits."""
+        if duration is not None:
+            repo.after_commit(functools.partial(self.events.job_processed, queue_name, duration.total_seconds()))
 
     def _policy(self, repo: Repository, job: JobRecord) -> RetryPolicy:
         queue = repo.get_queue(job.queue_name)
