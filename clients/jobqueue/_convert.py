@@ -352,6 +352,23 @@ def queue(message: admin_pb2.Queue) -> models.Queue:
     )
 
 
+def queue_alert_policy(message: admin_pb2.QueueAlertPolicy) -> models.QueueAlertPolicy:
+    return models.QueueAlertPolicy(
+        queue_name=message.queue_name,
+        dlq_alert_threshold=message.dlq_alert_threshold if message.HasField("dlq_alert_threshold") else None,
+        email_recipients=tuple(message.email_recipients),
+        update_time=optional_datetime(message, "update_time"),
+    )
+
+
+def queue_alert_policy_message(policy: models.QueueAlertPolicy) -> admin_pb2.QueueAlertPolicy:
+    return admin_pb2.QueueAlertPolicy(
+        queue_name=policy.queue_name,
+        dlq_alert_threshold=policy.dlq_alert_threshold,
+        email_recipients=list(policy.email_recipients),
+    )
+
+
 def recovery_run(message: admin_pb2.RecoveryRun) -> models.RecoveryRun:
     counts = message.counts
     return models.RecoveryRun(

@@ -341,6 +341,19 @@ class Queue:
     updated_at: datetime | None
 
 
+@dataclass(frozen=True)
+class QueueAlertPolicy:
+    """Where and when a queue's alerts go, over the server's own settings."""
+
+    queue_name: str
+    # None: the server's threshold; 0: no DLQ alerts for this queue.
+    dlq_alert_threshold: int | None = None
+    # Receive the queue's alerts by email, besides the server's recipients.
+    email_recipients: tuple[str, ...] = ()
+    # None for a queue whose policy was never set.
+    update_time: datetime | None = None
+
+
 class RecoveryRunStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"

@@ -1,11 +1,12 @@
-"""An outbox of email alerts, and the producer's trace context on each job.
+"""An outbox of email alerts, per-queue alert policies, and the producer's trace context on each job.
 
 Revision ID: 0008_alerts_tracing
 Revises: 0006_lease_next_run
 Create Date: 2026-12-05
 
 alert_outbox holds alerts until an SMTP server took them, so that one that is down delays an
-alert instead of losing it. queue_jobs.trace_parent keeps the W3C traceparent of the call that
+alert instead of losing it. queue_alert_policies holds each queue's DLQ alert threshold and
+email recipients. queue_jobs.trace_parent keeps the W3C traceparent of the call that
 created the job, handed to workers on lease.
 """
 
@@ -46,9 +47,19 @@ def upgrade() -> None:
         sa.CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
     )
     op.create_index("ix_alert_outbox_due", "alert_outbox", ["status", "next_attempt_at", "id"])
+    op.create_table(
+        "queue_alert_policies",
+        sa.Column("queue_name", sa.String(100), nullable=False),
+        sa.Column("dlq_alert_threshold", sa.Integer(), nullable=True),
+        sa.Column("email_recipients", JsonDocument, nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("queue_name", name="pk_queue_alert_policies"),
+        sa.CheckConstraint("dlq_alert_threshold >= 0", name="dlq_alert_threshold_nonnegative"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("queue_alert_policies")
     op.drop_index("ix_alert_outbox_due", table_name="alert_outbox")
     op.drop_table("alert_outbox")
     op.drop_column("queue_jobs", "trace_parent")

@@ -21,6 +21,7 @@ from typing import Any
 from queue_service.alerts.message import Alert
 from queue_service.alerts.outbox import EmailOutbox
 from queue_service.clock import Clock
+from queue_service.store.alert_policies import alert_policies_of
 from queue_service.store.database import Database
 
 logger = logging.getLogger(__name__)
@@ -113,25 +114,39 @@ class DlqAlerter:
         """Raise alerts for queues that reached the threshold, clear those that fell below it.
 
         `checkpoint` runs after each webhook call, which may take up to its time-out."""
-        if self.threshold <= 0:
-            return AlertCounts()
         raised: list[DlqAlert] = []
         cleared = 0
         with self.database.transaction() as repo:
+            policies = alert_policies_of(repo).all()
+            if self.threshold <= 0 and not any(policy.dlq_alert_threshold for policy in policies.values()):
+                return AlertCounts()
+
+            def threshold_of(queue_name: str) -> int:
+                """The queue's own threshold, else the server's; 0 is off."""
+                policy = policies.get(queue_name)
+                if policy is not None and policy.dlq_alert_threshold is not None:
+                    return policy.dlq_alert_threshold
+                return self.threshold
+
             alerts = repo.lock_dlq_alerts()
             pending = repo.pending_dead_letter_counts()
             now = self.clock.now()
             for queue_name, count in sorted(pending.items()):
                 current = alerts.get(queue_name)
-                if count >= self.threshold and not (current and current.alerting):
-                    repo.raise_dlq_alert(queue_name, pending_count=count, threshold=self.threshold, now=now)
-                    alert = DlqAlert(queue_name, count, self.threshold, now)
+                threshold = threshold_of(queue_name)
+                if 0 < threshold <= count and not (current and current.alerting):
+                    repo.raise_dlq_alert(queue_name, pending_count=count, threshold=threshold, now=now)
+                    alert = DlqAlert(queue_name, count, threshold, now)
                     if self.email_outbox is not None:
-                        self.email_outbox.add(repo, alert.alert(), now=now)
+                        policy = policies.get(queue_name)
+                        recipients = policy.email_recipients if policy else ()
+                        self.email_outbox.add(repo, alert.alert(), now=now, queue_recipients=recipients)
                     raised.append(alert)
             for queue_name, alert in alerts.items():
                 count = pending.get(queue_name, 0)
-                if alert.alerting and count < self.threshold:
+                threshold = threshold_of(queue_name)
+                # A threshold turned off (0) clears a raised alert too.
+                if alert.alerting and (threshold <= 0 or count < threshold):
                     repo.clear_dlq_alert(queue_name, pending_count=count, now=now)
                     cleared += 1
                     logger.info("DLQ alert cleared: %r is down to %d pending entries", queue_name, count)

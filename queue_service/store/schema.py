@@ -324,3 +324,14 @@ alert_outbox = Table(
     CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
     Index("ix_alert_outbox_due", "status", "next_attempt_at", "id"),
 )
+
+# Per queue: the DLQ alert threshold (NULL: the server's) and the email recipients of its alerts.
+queue_alert_policies = Table(
+    "queue_alert_policies",
+    metadata,
+    Column("queue_name", String(100), primary_key=True),
+    Column("dlq_alert_threshold", Integer, nullable=True),
+    Column("email_recipients", JsonDocument, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("dlq_alert_threshold >= 0", name="dlq_alert_threshold_nonnegative"),
+)

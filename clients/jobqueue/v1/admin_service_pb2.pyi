@@ -462,6 +462,42 @@ class UpdateQueuePolicyResponse(_message.Message):
     queue: Queue
     def __init__(self, queue: _Optional[_Union[Queue, _Mapping]] = ...) -> None: ...
 
+class QueueAlertPolicy(_message.Message):
+    __slots__ = ("queue_name", "dlq_alert_threshold", "email_recipients", "update_time")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    DLQ_ALERT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    dlq_alert_threshold: int
+    email_recipients: _containers.RepeatedScalarFieldContainer[str]
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, queue_name: _Optional[str] = ..., dlq_alert_threshold: _Optional[int] = ..., email_recipients: _Optional[_Iterable[str]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetQueueAlertPolicyRequest(_message.Message):
+    __slots__ = ("queue_name",)
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    def __init__(self, queue_name: _Optional[str] = ...) -> None: ...
+
+class GetQueueAlertPolicyResponse(_message.Message):
+    __slots__ = ("alert_policy",)
+    ALERT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    alert_policy: QueueAlertPolicy
+    def __init__(self, alert_policy: _Optional[_Union[QueueAlertPolicy, _Mapping]] = ...) -> None: ...
+
+class UpdateQueueAlertPolicyRequest(_message.Message):
+    __slots__ = ("alert_policy",)
+    ALERT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    alert_policy: QueueAlertPolicy
+    def __init__(self, alert_policy: _Optional[_Union[QueueAlertPolicy, _Mapping]] = ...) -> None: ...
+
+class UpdateQueueAlertPolicyResponse(_message.Message):
+    __slots__ = ("alert_policy",)
+    ALERT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    alert_policy: QueueAlertPolicy
+    def __init__(self, alert_policy: _Optional[_Union[QueueAlertPolicy, _Mapping]] = ...) -> None: ...
+
 class PauseQueueRequest(_message.Message):
     __slots__ = ("queue_name", "allow_missing")
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
