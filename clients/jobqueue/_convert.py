@@ -389,6 +389,9 @@ def recovery_run(message: admin_pb2.RecoveryRun) -> models.RecoveryRun:
             stalled_jobs_dead_lettered=counts.stalled_jobs_dead_lettered,
             dead_letter_alerts_cleared=counts.dead_letter_alerts_cleared,
             alert_webhook_failures=counts.alert_webhook_failures,
+            alert_emails_sent=counts.alert_emails_sent,
+            alert_email_failures=counts.alert_email_failures,
+            alert_emails_given_up=counts.alert_emails_given_up,
         ),
         error=message.error,
     )

@@ -377,6 +377,9 @@ class RecoveryTaskCounts:
     dead_letter_alerts_cleared: int = 0
     alert_webhook_failures: int = 0
     deleted_activity_rows: int = 0
+    alert_emails_sent: int = 0
+    alert_email_failures: int = 0
+    alert_emails_given_up: int = 0
 
 
 @dataclass(frozen=True)
