@@ -93,6 +93,9 @@ class ServiceMetrics:
     def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None:
         self.job_events[event].labels(self._queue_label(queue_name)).inc(count)
 
+    def lease_expiry_decided(self, job, decision, dead_letter_id: str) -> None:
+        pass  # counted as job events already
+
     def job_processed(self, queue_name: str, seconds: float) -> None:
         self.processing_seconds.labels(self._queue_label(queue_name)).observe(seconds)
 

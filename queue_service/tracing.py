@@ -18,6 +18,11 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import TracerProvider as TracerProviderApi
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from queue_service.core.events import JobEvent, ServiceEvents
+from queue_service.core.retry import RetryDecision
+from queue_service.store.records import JobRecord
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +67,43 @@ def tracer_provider_from_environment(environ: Mapping[str, str]) -> TracerProvid
 def rpc_span_interceptor(provider: TracerProviderApi) -> grpc.ServerInterceptor:
     """A server span for every RPC, child of the caller's `traceparent` when it sent one."""
     return server_interceptor(tracer_provider=provider)
+
+
+class TracingEvents:
+    """The core's events for `inner` (the metrics), plus a span per decision the sweep takes for
+    a job whose lease expired, in the trace the job was enqueued in: a job's trace shows it
+    retried or dead-lettered after a worker went silent, as it shows reported failures."""
+
+    def __init__(self, inner: ServiceEvents, provider: TracerProviderApi) -> None:
+        self.inner = inner
+        self.tracer = provider.get_tracer("queue_service")
+
+    def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None:
+        self.inner.job_event(event, queue_name, count)
+
+    def job_processed(self, queue_name: str, seconds: float) -> None:
+        self.inner.job_processed(queue_name, seconds)
+
+    def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:
+        self.inner.sweep_finished(duration_seconds=duration_seconds, counts=counts, succeeded=succeeded)
+
+    def lease_expiry_decided(self, job: JobRecord, decision: RetryDecision, dead_letter_id: str) -> None:
+        self.inner.lease_expiry_decided(job, decision, dead_letter_id)
+        if not job.trace_parent:
+            return
+        parent = TraceContextTextMapPropagator().extract({"traceparent": job.trace_parent})
+        attributes: dict[str, str | int | float] = {
+            "jobqueue.job_id": job.job_id,
+            "messaging.destination.name": job.queue_name,
+            "jobqueue.attempt_number": job.attempt_number,
+            "jobqueue.remaining_retries": decision.remaining_retries,
+        }
+        span = self.tracer.start_span(f"lease expired {job.queue_name}", context=parent, attributes=attributes)
+        try:
+            if decision.should_retry:
+                span.add_event("job.retry_scheduled", {"jobqueue.retry_delay_seconds": decision.retry_delay.total_seconds()})
+            else:
+                reason = decision.death_reason.value if decision.death_reason else ""
+                span.add_event("job.dead_lettered", {"jobqueue.death_reason": reason, "jobqueue.dead_letter_id": dead_letter_id})
+        finally:
+            span.end()

@@ -43,7 +43,7 @@ from queue_service.metrics import (
 )
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store.database import Database
-from queue_service.tracing import rpc_span_interceptor, tracer_provider_from_environment
+from queue_service.tracing import TracingEvents, rpc_span_interceptor, tracer_provider_from_environment
 from queue_service.store.readiness import DatabaseReadiness, NotReady
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class QueueServer:
             self.clock,
             lifecycle,
             self.notifier,
-            events=self.metrics,
+            events=TracingEvents(self.metrics, self.tracer_provider) if self.tracer_provider else self.metrics,
             page_tokens=PageTokens(config.resolved_page_token_key()),
         )
         self.queues = QueueManager(self.jobs)

@@ -798,6 +798,11 @@ class JobManager:
                 }
             )
         repo.insert_retry_logs(sorted(log, key=lambda row: (row["job_id"], row["attempt_number"])))
+        if lease_expired:
+            for job, _ in failures:
+                outcome = outcomes[job.id]
+                entry_id = outcome.dead_letter.id if outcome.dead_letter else ""
+                repo.after_commit(functools.partial(self.events.lease_expiry_decided, job, outcome.decision, entry_id))
         return [outcomes[job.id] for job, _ in failures]
 
     def _replayed_outcome(self, repo: Repository, job: JobRecord, previous: RetryLogRecord) -> FailureOutcome:

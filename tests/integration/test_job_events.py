@@ -20,6 +20,9 @@ class Recorder:
     def job_processed(self, queue_name, seconds):
         self.processed.append((queue_name, seconds))
 
+    def lease_expiry_decided(self, job, decision, dead_letter_id):
+        pass
+
     def sweep_finished(self, **_):
         pass
 

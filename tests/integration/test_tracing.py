@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from jobqueue import JobClient, NonRetryableError, Worker
+from jobqueue import JobClient, NonRetryableError, RetryPolicy, Worker
 from jobqueue.aio import JobClient as AsyncJobClient
 from jobqueue.aio import Worker as AsyncWorker
 from jobqueue.v1 import job_service_pb2, job_service_pb2_grpc
@@ -166,3 +166,24 @@ def test_tracing_is_off_unless_otel_variables_ask():
     assert not tracing_requested({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317"})
     assert tracing_requested({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"})
     assert tracing_requested({"OTEL_TRACES_EXPORTER": "otlp"})
+
+
+def test_a_silent_worker_s_expired_lease_is_decided_in_the_producer_trace(traced_server, clock, provider, exporter, instrumented_clients):
+    tracer = provider.get_tracer("producer")
+    with JobClient(f"127.0.0.1:{traced_server.port}", timeout=10) as client:
+        with tracer.start_as_current_span("nightly-export") as producer:
+            client.enqueue("exports", "build", job_id="x1", retry_policy=RetryPolicy(max_retries=1, retry_delays=(timedelta(seconds=1),)))
+        trace_id = producer.get_span_context().trace_id
+        for _ in range(2):
+            client.lease("exports", lease_duration=timedelta(seconds=5))
+            clock.advance(60)
+            traced_server.recovery.run_once()  # counts the silent run as failed
+            clock.advance(60)
+            traced_server.recovery.run_once()  # makes the retry due
+
+    decided = [span for span in exporter.get_finished_spans() if span.name == "lease expired exports"]
+    assert len(decided) == 2
+    assert all(span.context.trace_id == trace_id for span in decided)
+    assert [event.name for span in decided for event in span.events] == ["job.retry_scheduled", "job.dead_lettered"]
+    assert decided[1].events[0].attributes["jobqueue.death_reason"] == "lease_expired"
+    assert decided[1].attributes["jobqueue.attempt_number"] == 2
