@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 
+from queue_service.alerts.email_config import add_email_options, email_settings
 from queue_service.config import (
     DEFAULT_DATABASE_URL,
     DEFAULT_METRICS_PORT,
@@ -120,6 +121,7 @@ def _add_recovery_options(parser: argparse.ArgumentParser, *, serving: bool) -> 
         default=env_str("QUEUE_DLQ_ALERT_WEBHOOK", ""),
         help="URL that receives a JSON POST for each DLQ alert (env QUEUE_DLQ_ALERT_WEBHOOK)",
     )
+    add_email_options(group)
     group.add_argument(
         "--node-id",
         default=env_str("QUEUE_NODE_ID", ""),
@@ -153,6 +155,7 @@ def recovery_settings(args: argparse.Namespace) -> RecoverySettings:
             ),
             dlq_alert_threshold=_threshold(args.dlq_alert_threshold),
             dlq_alert_webhook_url=args.dlq_alert_webhook,
+            alert_email=email_settings(args),
             node_id=args.node_id,
         )
     )

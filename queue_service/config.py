@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from sqlalchemy.engine import make_url
@@ -121,6 +122,8 @@ class ServerConfig:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     # Signs page tokens (QUEUE_PAGE_TOKEN_KEY); empty: see `page_token_key`.
     page_token_key: str = field(default="", repr=False)
+    # An OpenTelemetry TracerProvider for a span per RPC. None: one from the OTEL_* variables, if they ask.
+    tracer_provider: Any = field(default=None, repr=False)
 
     @property
     def is_sqlite(self) -> bool:

@@ -187,6 +187,8 @@ class JobRecord:
     started_at: datetime | None
     completed_at: datetime | None
     dead_letter_id: str | None
+    # W3C traceparent of the call that created the job; "" if it sent none.
+    trace_parent: str = ""
 
     @property
     def runs_in_budget(self) -> int:
@@ -291,6 +293,7 @@ class NewJob:
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     started_at: datetime | None = None
+    trace_parent: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -29,6 +29,8 @@ NAMESPACE = "queue_service"
 
 # Long-polling leases may legitimately take tens of seconds, so the buckets reach that far.
 RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Job runs range from milliseconds (a webhook) to an hour (a report or an export).
+PROCESSING_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 SWEEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Series carry a queue label for at most this many queues (gauges: the busiest; counters: the first
 # this process saw); the others add up under OTHER_QUEUES, so a scrape stays small however many queues there are.
@@ -67,6 +69,13 @@ class ServiceMetrics:
             event: Counter(f"{NAMESPACE}_jobs_{event.value}_total", JOB_EVENT_HELP[event], ["queue"], registry=registry)
             for event in JobEvent
         }
+        self.processing_seconds = Histogram(
+            f"{NAMESPACE}_job_processing_seconds",
+            "Processing time of completed runs, as their workers reported it, per queue.",
+            ["queue"],
+            buckets=PROCESSING_BUCKETS,
+            registry=registry,
+        )
         self.sweep_seconds = Histogram(
             f"{NAMESPACE}_sweep_duration_seconds", "Duration of recovery sweeps.", ["status"],
             buckets=SWEEP_BUCKETS, registry=registry,
@@ -83,6 +92,12 @@ class ServiceMetrics:
 
     def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None:
         self.job_events[event].labels(self._queue_label(queue_name)).inc(count)
+
+    def lease_expiry_decided(self, job, decision, dead_letter_id: str) -> None:
+        pass  # counted as job events already
+
+    def job_processed(self, queue_name: str, seconds: float) -> None:
+        self.processing_seconds.labels(self._queue_label(queue_name)).observe(seconds)
 
     def _queue_label(self, queue_name: str) -> str:
         with self._labels_lock:
@@ -173,6 +188,30 @@ class QueueGaugeCollector(Collector):
             dlq.add_metric([queue], gauges[queue].get("dead_letter_pending", 0))
         yield jobs
         yield dlq
+
+
+class OldestWaitingCollector(Collector):
+    """Per queue: seconds the job ready to run the longest has been waiting for a worker (0 samples
+    for queues with nothing ready). The METRICS_QUEUE_LABELS longest waits are labelled by queue;
+    the longest of the rest stands under OTHER_QUEUES."""
+
+    def __init__(self, read_oldest: Callable[[], Mapping[str, timedelta]], ttl: float = 5.0) -> None:
+        self._read = CachedRead(read_oldest, ttl, "the oldest waiting jobs")
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        oldest = self._read.get()
+        family = GaugeMetricFamily(
+            f"{NAMESPACE}_queue_oldest_waiting_age_seconds",
+            "Age of the oldest job ready to run, per queue: how long it has waited for a worker.",
+            labels=["queue"],
+        )
+        if oldest:
+            ranked = sorted(oldest.items(), key=lambda item: (-item[1], item[0]))
+            for queue, age in sorted(ranked[:METRICS_QUEUE_LABELS]):
+                family.add_metric([queue], age.total_seconds())
+            if len(ranked) > METRICS_QUEUE_LABELS:
+                family.add_metric([OTHER_QUEUES], ranked[METRICS_QUEUE_LABELS][1].total_seconds())
+        yield family
 
 
 class LastSweepCollector(Collector):

@@ -192,6 +192,7 @@ def job(message: job_pb2.Job) -> models.Job:
         started_at=optional_datetime(message, "started_at"),
         completed_at=optional_datetime(message, "completed_at"),
         dead_letter_id=message.dead_letter_id,
+        trace_parent=message.trace_parent,
     )
 
 
@@ -351,6 +352,23 @@ def queue(message: admin_pb2.Queue) -> models.Queue:
     )
 
 
+def queue_alert_policy(message: admin_pb2.QueueAlertPolicy) -> models.QueueAlertPolicy:
+    return models.QueueAlertPolicy(
+        queue_name=message.queue_name,
+        dlq_alert_threshold=message.dlq_alert_threshold if message.HasField("dlq_alert_threshold") else None,
+        email_recipients=tuple(message.email_recipients),
+        update_time=optional_datetime(message, "update_time"),
+    )
+
+
+def queue_alert_policy_message(policy: models.QueueAlertPolicy) -> admin_pb2.QueueAlertPolicy:
+    return admin_pb2.QueueAlertPolicy(
+        queue_name=policy.queue_name,
+        dlq_alert_threshold=policy.dlq_alert_threshold,
+        email_recipients=list(policy.email_recipients),
+    )
+
+
 def recovery_run(message: admin_pb2.RecoveryRun) -> models.RecoveryRun:
     counts = message.counts
     return models.RecoveryRun(
@@ -371,6 +389,9 @@ def recovery_run(message: admin_pb2.RecoveryRun) -> models.RecoveryRun:
             stalled_jobs_dead_lettered=counts.stalled_jobs_dead_lettered,
             dead_letter_alerts_cleared=counts.dead_letter_alerts_cleared,
             alert_webhook_failures=counts.alert_webhook_failures,
+            alert_emails_sent=counts.alert_emails_sent,
+            alert_email_failures=counts.alert_email_failures,
+            alert_emails_given_up=counts.alert_emails_given_up,
         ),
         error=message.error,
     )

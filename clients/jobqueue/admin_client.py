@@ -25,6 +25,7 @@ from jobqueue.models import (
     JobState,
     Page,
     Queue,
+    QueueAlertPolicy,
     RecoveryReport,
     RecoveryRun,
     RecoveryStatus,
@@ -605,6 +606,16 @@ class AdminClient:
         """
         request = queue_policy_request(queue_name, retry_policy, update_mask, allow_missing, validate_only)
         return convert.queue(self._call(self.stub.UpdateQueuePolicy, request, timeout).queue)
+
+    def get_queue_alert_policy(self, queue_name: str, *, timeout: float | None = None) -> QueueAlertPolicy:
+        """The queue's DLQ alert threshold and email recipients (empty if never set)."""
+        request = pb.GetQueueAlertPolicyRequest(queue_name=queue_name)
+        return convert.queue_alert_policy(self._call(self.stub.GetQueueAlertPolicy, request, timeout).alert_policy)
+
+    def update_queue_alert_policy(self, policy: QueueAlertPolicy, *, timeout: float | None = None) -> QueueAlertPolicy:
+        """Replace the queue's alert policy; a threshold of None falls back to the server's."""
+        request = pb.UpdateQueueAlertPolicyRequest(alert_policy=convert.queue_alert_policy_message(policy))
+        return convert.queue_alert_policy(self._call(self.stub.UpdateQueueAlertPolicy, request, timeout).alert_policy)
 
     def pause_queue(self, queue_name: str, *, allow_missing: bool = False, timeout: float | None = None) -> Queue:
         """Stop leasing from the queue; enqueueing and tracking go on."""

@@ -84,6 +84,8 @@ class Job:
     started_at: datetime | None
     completed_at: datetime | None
     dead_letter_id: str
+    # W3C traceparent of the producer's call that created the job; "" if it sent none.
+    trace_parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,19 @@ class Queue:
     updated_at: datetime | None
 
 
+@dataclass(frozen=True)
+class QueueAlertPolicy:
+    """Where and when a queue's alerts go, over the server's own settings."""
+
+    queue_name: str
+    # None: the server's threshold; 0: no DLQ alerts for this queue.
+    dlq_alert_threshold: int | None = None
+    # Receive the queue's alerts by email, besides the server's recipients.
+    email_recipients: tuple[str, ...] = ()
+    # None for a queue whose policy was never set.
+    update_time: datetime | None = None
+
+
 class RecoveryRunStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -362,6 +377,9 @@ class RecoveryTaskCounts:
     dead_letter_alerts_cleared: int = 0
     alert_webhook_failures: int = 0
     deleted_activity_rows: int = 0
+    alert_emails_sent: int = 0
+    alert_email_failures: int = 0
+    alert_emails_given_up: int = 0
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from jobqueue.errors import (
 )
 from jobqueue.job_client import JobClient
 from jobqueue.models import FailureResult, Job
+from jobqueue.tracing import RunSpan, run_span
 
 logger = logging.getLogger(__name__)
 # The library's top logger, where the worker's own stderr handler goes when nothing else is set up.
@@ -161,6 +162,9 @@ class Worker:
     unreachable, or its database is; DEADLINE_EXCEEDED), the threads wait `error_backoff`,
     doubling up to `max_error_backoff`, with jitter; the outage is logged once when it begins
     and once when it ends.
+
+    Tracing: with the OpenTelemetry API installed (the `tracing` extra), each run is a span, child
+    of the trace that enqueued the job; `tracer_provider` defaults to the global one.
     """
 
     def __init__(
@@ -177,6 +181,7 @@ class Worker:
         error_backoff: timedelta = timedelta(seconds=1),
         max_error_backoff: timedelta = timedelta(seconds=30),
         log_to_stderr: bool | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -197,6 +202,7 @@ class Worker:
         self.error_backoff = error_backoff
         self.max_error_backoff = max_error_backoff
         self.log_to_stderr = log_to_stderr
+        self.tracer_provider = tracer_provider
         self.outage = Outage(error_backoff, max_error_backoff)
         self.completed = 0
         self.failed = 0
@@ -303,6 +309,10 @@ class Worker:
 
     def process(self, job: Job) -> bool:
         """Run the handler for one leased job and report the outcome; True if it completed."""
+        with run_span(job, self.tracer_provider) as span:
+            return self._process(job, span)
+
+    def _process(self, job: Job, span: RunSpan) -> bool:
         began = time.monotonic()
         with Heartbeat(self.client, job, self.heartbeat_interval, self.lease_duration) as heartbeat:
             try:
@@ -330,6 +340,7 @@ class Worker:
             self._count(completed=reported)
             return reported
         logger.info("%s failed in %.3fs: %s", run, duration, describe_error(outcome))
+        span.failed(outcome)
         decisions: list[FailureResult] = []
         self._report(
             job,

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from jobqueue import AdminClient, DeadLetterEntry, Pager, RetryPolicy
-from jobqueue.models import Queue, QueueStatistics
+from jobqueue.models import Queue, QueueAlertPolicy, QueueStatistics
 
 from queue_service.admin_cli import render
 
@@ -441,6 +441,38 @@ def queues_policy(client: AdminClient, args: argparse.Namespace, output: Output)
     queue_fields(queue, output)
     if args.validate_only:
         output.line("\n(validated only: nothing saved)")
+    return 0
+
+
+def queues_alerts(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    """Show the queue's alert policy, or replace the parts given (the rest is kept)."""
+    changes = args.dlq_threshold is not None or args.server_threshold or args.email is not None
+    if args.dlq_threshold is not None and args.server_threshold:
+        raise UsageError("--dlq-threshold and --server-threshold exclude each other")
+    policy = client.get_queue_alert_policy(args.queue)
+    if changes:
+        threshold = None if args.server_threshold else policy.dlq_alert_threshold
+        if args.dlq_threshold is not None:
+            threshold = args.dlq_threshold
+        recipients = policy.email_recipients
+        if args.email is not None:
+            recipients = tuple(address.strip() for address in args.email.split(",") if address.strip())
+        policy = client.update_queue_alert_policy(
+            QueueAlertPolicy(args.queue, dlq_alert_threshold=threshold, email_recipients=recipients)
+        )
+    if output.as_json:
+        output.json(policy)
+        return 0
+    threshold = policy.dlq_alert_threshold
+    render.fields(
+        [
+            ("queue", policy.queue_name),
+            ("dlq threshold", "server's" if threshold is None else ("off" if threshold == 0 else str(threshold))),
+            ("email to", ", ".join(policy.email_recipients) or "-"),
+            ("updated", policy.update_time),
+        ],
+        output.out,
+    )
     return 0
 
 

@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--clear", action="store_true", help="remove the queue's own policy")
     policy.add_argument("--validate-only", action="store_true", help="show the result without saving it")
     policy.add_argument("--create", action="store_true", help="create the queue if it is unknown")
+    alerts = command(queues, "alerts", commands.queues_alerts, "show a queue's alert policy, or change it")
+    alerts.add_argument("queue")
+    alerts.add_argument("--dlq-threshold", type=int, metavar="N",
+                        help="pending dead letters that raise the queue's DLQ alert; 0 turns them off")
+    alerts.add_argument("--server-threshold", action="store_true", help="use the server's threshold again")
+    alerts.add_argument("--email", metavar="ADDRESSES",
+                        help="comma-separated recipients of the queue's alert emails; '' removes them")
 
     recovery = commands_parser.add_parser("recovery", help="the recovery scheduler").add_subparsers(
         dest="recovery_command", required=True, metavar="ACTION"

@@ -9,6 +9,7 @@ from queue_service.api import convert, schedule_convert
 from queue_service.api.errors import translate_all
 from queue_service.api.principal import current_actor
 from queue_service.api.reply_size import shorten_error_details
+from queue_service.alerts.policies import AlertPolicies
 from queue_service.core.audit import AuditLog
 from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager
 from queue_service.core.queues import QueueManager
@@ -26,8 +27,12 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         recovery: Recovery,
         scheduler_node_id: str = "",
         schedules: ScheduleManager | None = None,
+        alert_policies: AlertPolicies | None = None,
     ) -> None:
         self.queues = queues
+        self.alert_policies = alert_policies or AlertPolicies(
+            queues.database, queues.clock, max_name_length=queues.limits.max_name_length
+        )
         self.dead_letters = dead_letters
         self.audit_log = audit_log
         self.recovery = recovery
@@ -180,6 +185,14 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             actor=current_actor(context),
         )
         return pb.UpdateQueuePolicyResponse(queue=convert.queue_message(queue))
+
+    def GetQueueAlertPolicy(self, request, context):
+        policy = self.alert_policies.get(request.queue_name)
+        return pb.GetQueueAlertPolicyResponse(alert_policy=convert.alert_policy_message(policy))
+
+    def UpdateQueueAlertPolicy(self, request, context):
+        policy = self.alert_policies.update(convert.alert_policy(request.alert_policy), actor=current_actor(context))
+        return pb.UpdateQueueAlertPolicyResponse(alert_policy=convert.alert_policy_message(policy))
 
     def PauseQueue(self, request, context):
         queue = self.queues.set_paused(

@@ -11,6 +11,7 @@ from google.protobuf.json_format import MessageToDict
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 
+from queue_service.alerts.policies import QueueAlertPolicy
 from queue_service.core.audit import AuditQuery
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
 from queue_service.core.errors import InvalidArgument, ResourceExhausted
@@ -234,6 +235,7 @@ def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
         started_at=timestamp(job.started_at),
         completed_at=timestamp(job.completed_at),
         dead_letter_id=job.dead_letter_id or "",
+        trace_parent=job.trace_parent,
     )
 
 
@@ -530,4 +532,21 @@ def recovery_status_response(stats: RecoveryRunStats, *, is_leader: bool) -> adm
         recent_runs=[recovery_run_message(run) for run in stats.recent.items],
         next_page_token=stats.recent.next_page_token,
         leader_node_id=leader.holder if leader else "",
+    )
+
+
+def alert_policy_message(policy: QueueAlertPolicy) -> admin_pb.QueueAlertPolicy:
+    return admin_pb.QueueAlertPolicy(
+        queue_name=policy.queue_name,
+        dlq_alert_threshold=policy.dlq_alert_threshold,
+        email_recipients=list(policy.email_recipients),
+        update_time=timestamp(policy.updated_at),
+    )
+
+
+def alert_policy(message: admin_pb.QueueAlertPolicy) -> QueueAlertPolicy:
+    return QueueAlertPolicy(
+        queue_name=message.queue_name,
+        dlq_alert_threshold=message.dlq_alert_threshold if message.HasField("dlq_alert_threshold") else None,
+        email_recipients=tuple(message.email_recipients),
     )

@@ -12,13 +12,14 @@ from jobqueue.v1 import job_service_pb2_grpc
 from queue_service.api import convert
 from queue_service.api.errors import error_status_message, translate_all
 from queue_service.api.principal import caller_is_admin
+from queue_service.api.trace_context import caller_trace_parent, record_failure_decision
 from queue_service.api.reply_size import leased_job_bytes, shorten_error_details
 from queue_service.core.jobs import Completion, JobManager, JobSpec
 
 OK_STATUS = status_pb2.Status(code=0)
 
 
-def job_spec(request: pb.EnqueueJobRequest, prefix: str = "") -> JobSpec:
+def job_spec(request: pb.EnqueueJobRequest, prefix: str = "", trace_parent: str = "") -> JobSpec:
     schedule = request.WhichOneof("schedule")
     return JobSpec(
         queue_name=request.queue_name,
@@ -31,6 +32,7 @@ def job_spec(request: pb.EnqueueJobRequest, prefix: str = "") -> JobSpec:
         retry_policy=convert.policy_override(request.retry_policy, f"{prefix}retry_policy")
         if request.HasField("retry_policy")
         else None,
+        trace_parent=trace_parent,
     )
 
 
@@ -53,11 +55,13 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         self.jobs.notifier.notify()
 
     def EnqueueJob(self, request, context):
-        (result,) = self.jobs.enqueue([job_spec(request)], by_admin=caller_is_admin(context))
+        spec = job_spec(request, trace_parent=caller_trace_parent(context))
+        (result,) = self.jobs.enqueue([spec], by_admin=caller_is_admin(context))
         return enqueue_response(result)
 
     def EnqueueJobs(self, request, context):
-        specs = [job_spec(item, f"jobs[{index}].") for index, item in enumerate(request.jobs)]
+        trace_parent = caller_trace_parent(context)
+        specs = [job_spec(item, f"jobs[{index}].", trace_parent) for index, item in enumerate(request.jobs)]
         results = self.jobs.enqueue(specs, batch=True, by_admin=caller_is_admin(context))
         return pb.EnqueueJobsResponse(results=[enqueue_response(result) for result in results])
 
@@ -104,6 +108,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             job_data=convert.deliverable_document(request.job_data, "job_data"),
             worker_id=request.worker_id,
             by_admin=caller_is_admin(context),
+            trace_parent=caller_trace_parent(context),
         )
         return pb.TrackStartResponse(job=convert.job_message(job), created=created)
 
@@ -148,6 +153,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             non_retryable=request.non_retryable,
             retry_after=convert.optional_timedelta(request, "retry_after"),
         )
+        record_failure_decision(request.job_id, request.attempt_number, outcome)
         decision = outcome.decision
         return pb.TrackFailureResponse(
             should_retry=decision.should_retry,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -36,12 +37,14 @@ from queue_service.core.schedules import ScheduleManager, ScheduleTick
 from queue_service.metrics import (
     LastSweepCollector,
     MetricsEndpoint,
+    OldestWaitingCollector,
     QueueGaugeCollector,
     ServiceMetrics,
     statistics_gauges,
 )
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store.database import Database
+from queue_service.tracing import TracingEvents, rpc_span_interceptor, tracer_provider_from_environment
 from queue_service.store.readiness import DatabaseReadiness, NotReady
 
 logger = logging.getLogger(__name__)
@@ -72,6 +75,9 @@ class QueueServer:
             self.database.dispose()
             raise ConfigError(str(error)) from None
         self.notifier = ReadyNotifier()
+        # Made here, not in the CLI: each process of `serve --workers N` needs its own export thread.
+        self._owns_tracer_provider = config.tracer_provider is None
+        self.tracer_provider = config.tracer_provider or tracer_provider_from_environment(os.environ)
         self.metrics_registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.metrics_registry)
         # No reply may outgrow what this server sends, whatever a caller says it accepts.
@@ -82,7 +88,7 @@ class QueueServer:
             self.clock,
             lifecycle,
             self.notifier,
-            events=self.metrics,
+            events=TracingEvents(self.metrics, self.tracer_provider) if self.tracer_provider else self.metrics,
             page_tokens=PageTokens(config.resolved_page_token_key()),
         )
         self.queues = QueueManager(self.jobs)
@@ -111,6 +117,8 @@ class QueueServer:
             # RpcObserver first: outermost, so it sees the final status of every call, auth refusals included.
             # Authentication before decoding: a caller without a valid token learns nothing about its request.
             interceptors=[
+                # Outermost: the RPC's span covers its metrics, auth and decoding.
+                *([rpc_span_interceptor(self.tracer_provider)] if self.tracer_provider else []),
                 RpcObserver(self.metrics),
                 *([AuthInterceptor(config.tokens, self.audit_log)] if config.tokens else []),
                 UndecodableRequestInterceptor(),
@@ -166,6 +174,9 @@ class QueueServer:
             QueueGaugeCollector(statistics_gauges(self.queues), ttl=self.config.queue_gauge_ttl)
         )
         self.metrics_registry.register(
+            OldestWaitingCollector(self.queues.oldest_waiting, ttl=self.config.queue_gauge_ttl)
+        )
+        self.metrics_registry.register(
             LastSweepCollector(self.recovery.runs.last_succeeded_at, ttl=self.config.queue_gauge_ttl)
         )
         try:
@@ -207,6 +218,9 @@ class QueueServer:
         self.health_monitor.stop()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
+        if self.tracer_provider is not None and self._owns_tracer_provider:
+            # Sends the spans still batched.
+            self.tracer_provider.shutdown()
         self.database.dispose()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:

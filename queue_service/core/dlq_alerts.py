@@ -1,9 +1,10 @@
-"""DLQ alerts: a warning (and an optional webhook POST) when a queue's pending DLQ count crosses a threshold.
+"""DLQ alerts: a warning (and an optional webhook POST and email) when a queue's pending DLQ count crosses a threshold.
 
 One alert per crossing: the "alerting" state lives in the database, so it survives restarts and
 every replica sees it. When the count drops below the threshold the alert clears, and the next
 crossing alerts again. The state is written before the webhook is called: a crash in between
-loses that one notification rather than repeating it on every run.
+loses that one notification rather than repeating it on every run. The email is written to the
+outbox in the same transaction as the state, so it is never lost (queue_service/alerts/delivery.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from queue_service.alerts.message import Alert
+from queue_service.alerts.outbox import EmailOutbox
 from queue_service.clock import Clock
+from queue_service.store.alert_policies import alert_policies_of
 from queue_service.store.database import Database
 
 logger = logging.getLogger(__name__)
@@ -38,6 +42,18 @@ class DlqAlert:
         return (
             f"dead-letter queue of {self.queue_name!r} has {self.pending_count} pending entries "
             f"(alert threshold {self.threshold})"
+        )
+
+    def alert(self) -> Alert:
+        return Alert(
+            kind=EVENT,
+            queue_name=self.queue_name,
+            subject=f"[queue-service] {self.queue_name}: {self.pending_count} dead letters pending",
+            body=(
+                f"The {self.describe()}.\n\n"
+                f"Raised at {self.raised_at.isoformat()}. No further alert is sent for this queue until "
+                "its pending count falls below the threshold and crosses it again.\n"
+            ),
         )
 
     def webhook_body(self, node_id: str) -> dict[str, Any]:
@@ -83,6 +99,7 @@ class DlqAlerter:
         webhook_timeout: timedelta = timedelta(seconds=5),
         node_id: str = "",
         post: PostJson = post_json,
+        email_outbox: EmailOutbox | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -91,27 +108,45 @@ class DlqAlerter:
         self.webhook_timeout = webhook_timeout
         self.node_id = node_id
         self.post = post
+        self.email_outbox = email_outbox
 
     def run_once(self, checkpoint: Callable[[], None] = lambda: None) -> AlertCounts:
         """Raise alerts for queues that reached the threshold, clear those that fell below it.
 
         `checkpoint` runs after each webhook call, which may take up to its time-out."""
-        if self.threshold <= 0:
-            return AlertCounts()
         raised: list[DlqAlert] = []
         cleared = 0
         with self.database.transaction() as repo:
+            policies = alert_policies_of(repo).all()
+            if self.threshold <= 0 and not any(policy.dlq_alert_threshold for policy in policies.values()):
+                return AlertCounts()
+
+            def threshold_of(queue_name: str) -> int:
+                """The queue's own threshold, else the server's; 0 is off."""
+                policy = policies.get(queue_name)
+                if policy is not None and policy.dlq_alert_threshold is not None:
+                    return policy.dlq_alert_threshold
+                return self.threshold
+
             alerts = repo.lock_dlq_alerts()
             pending = repo.pending_dead_letter_counts()
             now = self.clock.now()
             for queue_name, count in sorted(pending.items()):
                 current = alerts.get(queue_name)
-                if count >= self.threshold and not (current and current.alerting):
-                    repo.raise_dlq_alert(queue_name, pending_count=count, threshold=self.threshold, now=now)
-                    raised.append(DlqAlert(queue_name, count, self.threshold, now))
+                threshold = threshold_of(queue_name)
+                if 0 < threshold <= count and not (current and current.alerting):
+                    repo.raise_dlq_alert(queue_name, pending_count=count, threshold=threshold, now=now)
+                    alert = DlqAlert(queue_name, count, threshold, now)
+                    if self.email_outbox is not None:
+                        policy = policies.get(queue_name)
+                        recipients = policy.email_recipients if policy else ()
+                        self.email_outbox.add(repo, alert.alert(), now=now, queue_recipients=recipients)
+                    raised.append(alert)
             for queue_name, alert in alerts.items():
                 count = pending.get(queue_name, 0)
-                if alert.alerting and count < self.threshold:
+                threshold = threshold_of(queue_name)
+                # A threshold turned off (0) clears a raised alert too.
+                if alert.alerting and (threshold <= 0 or count < threshold):
                     repo.clear_dlq_alert(queue_name, pending_count=count, now=now)
                     cleared += 1
                     logger.info("DLQ alert cleared: %r is down to %d pending entries", queue_name, count)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from queue_service.core.states import Transition
+
+if TYPE_CHECKING:
+    from queue_service.core.retry import RetryDecision
+    from queue_service.store.records import JobRecord
 
 
 class JobEvent(StrEnum):
@@ -35,6 +39,13 @@ class ServiceEvents(Protocol):
 
     def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None: ...
 
+    def job_processed(self, queue_name: str, seconds: float) -> None:
+        """A completed run took `seconds`, as its worker reported."""
+
+    def lease_expiry_decided(self, job: JobRecord, decision: RetryDecision, dead_letter_id: str) -> None:
+        """The sweep counted a run whose lease expired as failed, and decided retry or dead letter;
+        `job` is the job as it was when its run was taken for failed."""
+
     def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:
         """One maintenance sweep ended; `counts` is rows handled per task (e.g. {"due_retries": 3})."""
 
@@ -43,6 +54,12 @@ class NoEvents:
     """The default observer: ignores everything."""
 
     def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None:
+        pass
+
+    def job_processed(self, queue_name: str, seconds: float) -> None:
+        pass
+
+    def lease_expiry_decided(self, job: JobRecord, decision: RetryDecision, dead_letter_id: str) -> None:
         pass
 
     def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:

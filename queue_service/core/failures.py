@@ -7,6 +7,7 @@ The decision is made here, in Python, once per job; the store only writes the de
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Protocol
 
 from queue_service.core import states
 from queue_service.core.errors import Aborted
+from queue_service.core.events import ServiceEvents
 from queue_service.core.fingerprint import fingerprint
 from queue_service.core.retry import RetryDecision, RetryPolicy, get_retry_decision
 from queue_service.core.states import Transition
@@ -38,6 +40,7 @@ class JobTransitions(Protocol):
     """What the rule needs of the job manager: policies, randomness for jitter, and reporting transitions."""
 
     rng: Random
+    events: ServiceEvents
 
     def policy_for(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy: ...
 
@@ -132,6 +135,11 @@ def apply_failures(
             )
         )
     repo.insert_retry_logs(sorted(log, key=lambda row: (row.job.job_id, row.job.attempt_number)), now=now)
+    if lease_expired:
+        for failure in failures:
+            outcome = outcomes[failure.job.id]
+            entry_id = outcome.dead_letter.id if outcome.dead_letter else ""
+            repo.after_commit(functools.partial(jobs.events.lease_expiry_decided, failure.job, outcome.decision, entry_id))
     return [outcomes[failure.job.id] for failure in failures]
 
 

@@ -99,6 +99,8 @@ class JobSpec:
     run_at: datetime | None = None
     delay: timedelta | None = None
     retry_policy: PolicyOverride | None = None
+    # The producer's W3C traceparent, kept with the job for its runs to join that trace.
+    trace_parent: str = ""
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,7 @@ class JobManager:
             priority=spec.priority,
             run_at=run_at,
             retry_policy=policy_to_json(override),
+            trace_parent=spec.trace_parent,
         )
 
     # Workers that lease
@@ -437,6 +440,7 @@ class JobManager:
         job_data: dict[str, Any] | None = None,
         worker_id: str = "",
         by_admin: bool = True,
+        trace_parent: str = "",
     ) -> tuple[JobView, bool]:
         limits = self.limits
         require_name(job_id, "job_id", limits.max_job_id_length)
@@ -467,6 +471,7 @@ class JobManager:
                     worker_id=worker_id or None,
                     lease_expires_at=lease_expires_at,
                     started_at=now,
+                    trace_parent=trace_parent,
                 )
                 if repo.insert_jobs([new_job], now):
                     self._emit_per_queue(repo, JobEvent.ENQUEUED, [queue_name])
@@ -518,6 +523,7 @@ class JobManager:
             )
             if updated is not None:
                 self.emit_transition(repo, Transition.COMPLETE, updated.queue_name)
+                self._emit_processed(repo, updated.queue_name, duration)
                 return self._views(repo, [updated])[job_id]
             job = repo.get_job(job_id)
             error = self._completion_refusal(job, job_id, attempt_number)
@@ -558,6 +564,9 @@ class JobManager:
             completed = repo.complete_jobs(rows, expected_states=states.sources(Transition.COMPLETE), now=now)
             for event in TRANSITION_EVENTS.get(Transition.COMPLETE, ()):
                 self._emit_per_queue(repo, event, list(completed.values()))
+            for job_id, _attempt, _result, duration_ms in rows:
+                if job_id in completed and duration_ms is not None:
+                    self._emit_processed(repo, completed[job_id], timedelta(milliseconds=duration_ms))
             refused = [job_id for job_id, *_ in rows if job_id not in completed]
             current = repo.get_jobs(refused) if refused else {}
             for job_id, attempt_number, *_ in rows:
@@ -775,6 +784,11 @@ class JobManager:
             counts[name] = counts.get(name, 0) + 1
         for name, count in counts.items():
             repo.after_commit(functools.partial(self.events.job_event, event, name, count))
+
+    def _emit_processed(self, repo: Repository, queue_name: str, duration: timedelta | None) -> None:
+        """A reported processing time, observed once the transaction commits."""
+        if duration is not None:
+            repo.after_commit(functools.partial(self.events.job_processed, queue_name, duration.total_seconds()))
 
     def _policy(self, repo: Repository, job: JobRecord) -> RetryPolicy:
         return self.policy_for(job, repo.get_queue(job.queue_name))

@@ -164,6 +164,13 @@ class QueueManager:
 
     # Statistics
 
+    def oldest_waiting(self) -> dict[str, timedelta]:
+        """Per queue with jobs ready to run: how long the one ready the longest has been waiting."""
+        with self.database.transaction() as repo:
+            now = self.clock.now()
+            oldest = AdminRepository.of(repo).oldest_ready_run_at(now)
+        return {queue: max(now - run_at, timedelta(0)) for queue, run_at in oldest.items()}
+
     def statistics(self, queue_names: Sequence[str] = (), *, max_queues: int = 0) -> Statistics:
         """Exact counts from the trigger-maintained queue_counters (a few rows per queue) instead of
         counting queue_jobs; only the time-dependent split (ready now or delayed) reads queue_jobs,

@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from queue_service.alerts.delivery import AlertEmailDelivery
+from queue_service.alerts.email import EmailSettings
+from queue_service.alerts.outbox import EmailOutbox
 from queue_service.core import maintenance
 from queue_service.core.dlq_alerts import DlqAlerter, PostJson, post_json
 from queue_service.core.errors import Aborted
@@ -50,6 +53,8 @@ class RecoverySettings:
     dlq_alert_threshold: int = 100
     dlq_alert_webhook_url: str = ""
     webhook_timeout: timedelta = timedelta(seconds=5)
+    # SMTP for alert emails; off without a host.
+    alert_email: EmailSettings = EmailSettings()
     # A dead leader is replaced within one term.
     leader_lease_term: timedelta = timedelta(seconds=30)
     # None: one leader lease term, so that a sweeper killed mid-sweep blocks the next sweep no longer
@@ -73,6 +78,9 @@ class RecoveryCounts:
     dead_letter_alerts: int = 0
     dead_letter_alerts_cleared: int = 0
     alert_webhook_failures: int = 0
+    alert_emails_sent: int = 0
+    alert_email_failures: int = 0
+    alert_emails_given_up: int = 0
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -119,6 +127,10 @@ class Recovery:
             webhook_timeout=self.settings.webhook_timeout,
             node_id=self.node_id,
             post=post,
+            email_outbox=EmailOutbox(self.settings.alert_email),
+        )
+        self.alert_emails = AlertEmailDelivery(
+            self.database, self.clock, self.settings.alert_email, batch_size=self.settings.batch_size
         )
         self.tasks = list(tasks) if tasks is not None else self.default_tasks()
         self._sweeping = threading.Lock()
@@ -168,6 +180,12 @@ class Recovery:
             counts.dead_letter_alerts_cleared += result.cleared
             counts.alert_webhook_failures += result.webhook_failures
 
+        def alert_emails(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
+            result = self.alert_emails.run_once(checkpoint)
+            counts.alert_emails_sent += result.sent
+            counts.alert_email_failures += result.failed_attempts
+            counts.alert_emails_given_up += result.given_up
+
         # Stalled jobs first: their failures may exhaust or schedule retries the later tasks see.
         return [
             ("stalled_jobs", stalled_jobs),
@@ -177,6 +195,8 @@ class Recovery:
             ("retry_log_retention", retry_log_retention),
             ("activity_retention", activity_retention),
             ("dlq_alerts", dlq_alerts),
+            # After the alerts: an alert raised by this sweep goes out in it.
+            ("alert_emails", alert_emails),
         ]
 
     def run_once(self, trigger: Trigger | str = Trigger.MANUAL, *, actor: str | None = None) -> RecoveryRunRecord:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from jobqueue import AdminClient, JobQueueError, RetryPolicy
+from jobqueue import AdminClient, InvalidArgument, JobQueueError, QueueAlertPolicy, RetryPolicy
 from jobqueue.models import DeathReason, JobState, RecoveryStatus
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -435,15 +435,17 @@ def queue_detail(
 ) -> Response:
     """The queue's page; with `errors`, again after a refused form (status 400, the values kept)."""
     queue = client.get_queue(str(form.get("queue_name") or "") if errors else request.query_params.get("name", ""))
-    values = policy_form_values(queue.retry_policy)
+    alert_policy = client.get_queue_alert_policy(queue.name)
+    values = {**policy_form_values(queue.retry_policy), **alert_form_values(alert_policy)}
     if errors:
-        values = {key: str(form.get(key) or "") for key in (*POLICY_FIELDS, "grace")}
+        values = {key: str(form.get(key) or "") for key in (*POLICY_FIELDS, *ALERT_FIELDS, "grace")}
     return render(
         request,
         "queue.html",
         {
             "title": f"Queue {queue.name}",
             "queue": queue,
+            "alert_policy": alert_policy,
             "preview": None,
             "values": values,
             "states": CLEANABLE_STATES,
@@ -476,12 +478,40 @@ def queue_policy(request: Request, client: AdminClient, form: dict[str, Any]) ->
             {
                 "title": f"Queue {name}",
                 "queue": client.get_queue(name),
+                "alert_policy": client.get_queue_alert_policy(name),
                 "preview": result,
                 "values": {key: str(form.get(key) or "") for key in POLICY_FIELDS},
                 "states": CLEANABLE_STATES,
             },
         )
     flash(request, "Saved the retry policy." if given else "Cleared the queue's own policy.", "success")
+    return redirect("/queue?" + query_string(name=name))
+
+
+ALERT_FIELDS = ("dlq_alert_threshold", "email_recipients")
+
+
+def alert_form_values(policy: QueueAlertPolicy) -> dict[str, str]:
+    threshold = policy.dlq_alert_threshold
+    return {
+        "dlq_alert_threshold": "" if threshold is None else str(threshold),
+        "email_recipients": ", ".join(policy.email_recipients),
+    }
+
+
+def queue_alerts(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    name = str(form.get("queue_name") or "")
+    threshold = parse_int(form.get("dlq_alert_threshold"), "DLQ alert threshold", "dlq_alert_threshold", minimum=0)
+    raw = str(form.get("email_recipients") or "").replace("\n", ",")
+    recipients = tuple(address.strip() for address in raw.split(",") if address.strip())
+    try:
+        client.update_queue_alert_policy(
+            QueueAlertPolicy(name, dlq_alert_threshold=threshold, email_recipients=recipients)
+        )
+    except InvalidArgument as error:
+        field = "email_recipients" if "email_recipients" in (error.field or "") else "dlq_alert_threshold"
+        raise FieldError(error.message, field) from None
+    flash(request, f"Saved the alert policy of {name}.", "success")
     return redirect("/queue?" + query_string(name=name))
 
 
@@ -578,6 +608,7 @@ ROUTES = [
     Route("/queues", page(queues), methods=["GET"]),
     Route("/queue", page(queue_detail), methods=["GET"]),
     Route("/queue/policy", page(queue_policy, write=True, form_page=queue_detail), methods=["POST"]),
+    Route("/queue/alerts", page(queue_alerts, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/pause", page(queue_pause, write=True), methods=["POST"]),
     Route("/queue/clean", page(queue_clean, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/recovery", page(recovery), methods=["GET"]),

@@ -131,6 +131,17 @@ class AdminRepository:
             statement = statement.where(c.queue_name.in_(list(queue_names)))
         return {(row.queue_name, row.state): int(row.amount) for row in self.connection.execute(statement)}
 
+    def oldest_ready_run_at(self, now: datetime) -> dict[str, datetime]:
+        """Per queue with ready jobs (WAITING or FAILED, due by `now`): the earliest run time among them."""
+        c = queue_jobs.c
+        statement = (
+            select(c.queue_name, func.min(c.run_at).label("oldest"))
+            .where(c.state.in_(SCHEDULED_STATES), c.run_at <= now)
+            .group_by(c.queue_name)
+        )
+        # min() keeps the column's type, so the values come back as UTC-aware datetimes.
+        return {row.queue_name: row.oldest for row in self.connection.execute(statement)}
+
     def activity_totals(
         self,
         *,

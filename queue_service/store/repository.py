@@ -93,6 +93,7 @@ def job_from_row(row) -> JobRecord:
         started_at=m["started_at"],
         completed_at=m["completed_at"],
         dead_letter_id=m["dead_letter_id"],
+        trace_parent=m["trace_parent"],
     )
 
 
@@ -261,6 +262,7 @@ class Repository:
                 "lease_expires_at": job.lease_expires_at,
                 "worker_id": job.worker_id,
                 "started_at": job.started_at,
+                "trace_parent": job.trace_parent,
                 "created_at": now,
                 "updated_at": now,
             }

@@ -39,6 +39,9 @@ RECOVERY_STATUSES = tuple(status.value for status in RecoveryStatus)
 DEATH_REASONS = tuple(reason.value for reason in DeathReason)
 DECISIONS = tuple(decision.value for decision in Decision)
 RUN_STATUSES = ("running", "succeeded", "failed")
+OUTBOX_STATUSES = ("pending", "sent", "failed")
+# A version-00 traceparent is exactly 55 characters; later versions may append fields.
+TRACE_PARENT_LENGTH = 128
 
 
 class UTCDateTime(TypeDecorator):
@@ -107,6 +110,8 @@ queue_jobs = Table(
     Column("started_at", UTCDateTime(), nullable=True),
     Column("completed_at", UTCDateTime(), nullable=True),
     Column("dead_letter_id", String(36), nullable=True),
+    # W3C traceparent of the producer's call (migration 0008_alerts_tracing); "" if it sent none.
+    Column("trace_parent", String(TRACE_PARENT_LENGTH), nullable=False, server_default=text("''")),
     CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
     CheckConstraint("attempt_number >= 0", name="attempt_number_nonnegative"),
     CheckConstraint("budget_start >= 0 AND budget_start <= attempt_number", name="budget_start_valid"),
@@ -317,4 +322,39 @@ queue_schedules = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     CheckConstraint(_in("misfire_policy", MISFIRE_POLICIES), name="misfire_policy_known"),
     Index("ix_queue_schedules_next_run_at", "next_run_at"),
+)
+
+# Alerts to send by email, written in the transaction that raises them and delivered by a sweep
+# task (queue_service/alerts/delivery.py): an SMTP server that is down delays an alert, never loses
+# it. "failed" rows ran out of attempts; "sent" rows are kept as the record of what went out.
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("queue_name", String(100), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("recipients", JsonDocument, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("last_error", Text, nullable=False, server_default=text("''")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    CheckConstraint(_in("status", OUTBOX_STATUSES), name="status_valid"),
+    CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
+    Index("ix_alert_outbox_due", "status", "next_attempt_at", "id"),
+)
+
+# Per queue: the DLQ alert threshold (NULL: the server's) and the email recipients of its alerts.
+queue_alert_policies = Table(
+    "queue_alert_policies",
+    metadata,
+    Column("queue_name", String(100), primary_key=True),
+    Column("dlq_alert_threshold", Integer, nullable=True),
+    Column("email_recipients", JsonDocument, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("dlq_alert_threshold >= 0", name="dlq_alert_threshold_nonnegative"),
 )

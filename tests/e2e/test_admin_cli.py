@@ -162,3 +162,26 @@ def test_tls_options(database_url, tmp_path):
         assert plaintext.returncode == 1
     finally:
         server.stop(0)
+
+
+def test_queue_alert_policy(secured_service):
+    target = secured_service.target
+    dead_letter(target, "a-1", "refused")
+
+    shown = queue_admin(target, "queues", "alerts", "emails")
+    assert shown.returncode == 0, shown.stderr
+    assert "dlq threshold: server's" in shown.stdout
+
+    changed = queue_admin(target, "queues", "alerts", "emails", "--dlq-threshold", "3", "--email", "ops@example.com, oncall@example.com")
+    assert changed.returncode == 0, changed.stderr
+    assert "dlq threshold: 3" in changed.stdout
+    assert "email to:      ops@example.com, oncall@example.com" in changed.stdout
+
+    # Only the parts given change.
+    policy = json.loads(queue_admin(target, "queues", "alerts", "emails", "--server-threshold", "--json").stdout)
+    assert policy["dlq_alert_threshold"] is None
+    assert policy["email_recipients"] == ["ops@example.com", "oncall@example.com"]
+
+    refused = queue_admin(target, "queues", "alerts", "emails", "--email", "not-an-address")
+    assert refused.returncode != 0
+    assert "alert_policy.email_recipients[0]" in refused.stderr

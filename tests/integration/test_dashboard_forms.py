@@ -37,6 +37,10 @@ REFUSED = [
     ("/patterns/redrive", "max_jobs", "2147483648"),
     ("/patterns/redrive", "retry_delays", "inf"),
     ("/queue/policy", "retry_delays", "0.0000001s"),  # would be truncated to 0
+    ("/queue/alerts", "dlq_alert_threshold", "-5"),
+    ("/queue/alerts", "dlq_alert_threshold", "2147483648"),
+    ("/queue/alerts", "dlq_alert_threshold", "9999999"),  # past the server's limit
+    ("/queue/alerts", "email_recipients", "ops@example.com, not-an-address"),
 ]
 
 
@@ -58,6 +62,7 @@ def forms(entry: str, fingerprint: str) -> dict[str, tuple[dict[str, str], tuple
             {"queue_name": QUEUE, "action": "preview", "back": detail},
             ("max_retries", "retry_delays", "max_delay", "jitter"),
         ),
+        "/queue/alerts": ({"queue_name": QUEUE, "back": detail}, ("dlq_alert_threshold",)),
         "/queue/clean": (
             {"queue_name": QUEUE, "state": "completed", "confirm": QUEUE, "back": detail},
             ("grace",),
@@ -118,3 +123,25 @@ def test_fuzzed_form_values_never_crash_the_dashboard(browser, jobs, admin):
             assert 'class="field-error"' in response.text, f"seed {seed}: {path} {values!r}: no message at a field"
     assert browser.get("/").status_code == 200
     assert {code for _, code in outcomes} >= {303, 400}, outcomes
+
+
+def test_the_queue_page_sets_the_alert_policy(browser, jobs, admin):
+    seeded(jobs, admin)
+    page = browser.get(f"/queue?name={QUEUE}")
+    assert "now the server&#39;s threshold" in page.text or "now the server's threshold" in page.text
+    response = browser.post(
+        "/queue/alerts",
+        data={
+            "csrf_token": csrf(page.text),
+            "queue_name": QUEUE,
+            "dlq_alert_threshold": "7",
+            "email_recipients": "ops@example.com, oncall@example.com",
+            "back": f"/queue?name={QUEUE}",
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    policy = admin.get_queue_alert_policy(QUEUE)
+    assert (policy.dlq_alert_threshold, policy.email_recipients) == (7, ("ops@example.com", "oncall@example.com"))
+    shown = browser.get(f"/queue?name={QUEUE}").text
+    assert 'value="7"' in shown and 'value="ops@example.com, oncall@example.com"' in shown

@@ -12,9 +12,16 @@ from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, Repo
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[JobEvent, str, int]] = []
+        self.processed: list[tuple[str, float]] = []
 
     def job_event(self, event, queue_name, count=1):
         self.events.append((event, queue_name, count))
+
+    def job_processed(self, queue_name, seconds):
+        self.processed.append((queue_name, seconds))
+
+    def lease_expiry_decided(self, job, decision, dead_letter_id):
+        pass
 
     def sweep_finished(self, **_):
         pass

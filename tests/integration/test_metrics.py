@@ -223,3 +223,50 @@ def test_sweep_metrics_and_job_counters_follow_a_recovery_run(database_url, cloc
     finally:
         channel.close()
         server.stop(0)
+
+
+def test_oldest_waiting_age_and_processing_time_per_queue(metered, clock):
+    jobs, metrics = metered
+    oldest = "queue_service_queue_oldest_waiting_age_seconds"
+    assert metrics.value(oldest, queue="emails") is None
+
+    jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="old"))
+    clock.advance(timedelta(seconds=30))
+    jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="new"))
+    jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="sms", job_name="send", job_id="s1"))
+    # Not ready yet: a delayed job is not waiting for a worker.
+    jobs.EnqueueJob(
+        pb.EnqueueJobRequest(queue_name="reports", job_name="build", job_id="r1", delay=duration_pb2.Duration(seconds=600))
+    )
+    clock.advance(timedelta(seconds=15))
+    metrics.refresh()
+    assert metrics.value(oldest, queue="emails") == 45
+    assert metrics.value(oldest, queue="sms") == 15
+    assert metrics.value(oldest, queue="reports") is None
+
+    # Leasing the oldest leaves the next one as the longest wait.
+    (leased,) = jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"])).jobs
+    assert leased.job_id == "old"
+    assert metrics.refresh().value(oldest, queue="emails") == 15
+
+    jobs.TrackCompletion(
+        pb.TrackCompletionRequest(job_id="old", attempt_number=1, processing_duration=duration_pb2.Duration(seconds=2))
+    )
+    jobs.TrackStart(pb.TrackStartRequest(job_id="external", queue_name="emails", job_name="send"))
+    jobs.TrackCompletions(
+        pb.TrackCompletionsRequest(
+            completions=[
+                pb.TrackCompletionRequest(
+                    job_id="external", attempt_number=1, processing_duration=duration_pb2.Duration(seconds=40)
+                )
+            ]
+        )
+    )
+    metrics.refresh()
+    histogram = "queue_service_job_processing_seconds"
+    assert metrics.value(f"{histogram}_count", queue="emails") == 2
+    assert metrics.value(f"{histogram}_sum", queue="emails") == 42
+    assert metrics.value(f"{histogram}_bucket", queue="emails", le="1.0") == 0
+    assert metrics.value(f"{histogram}_bucket", queue="emails", le="2.5") == 1
+    assert metrics.value(f"{histogram}_bucket", queue="emails", le="60.0") == 2
+    assert metrics.value(f"{histogram}_count", queue="sms") is None

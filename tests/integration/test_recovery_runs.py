@@ -50,6 +50,9 @@ def test_a_run_is_recorded_with_its_counts(job_manager, clock):
         "dead_letter_alerts",
         "dead_letter_alerts_cleared",
         "alert_webhook_failures",
+        "alert_emails_sent",
+        "alert_email_failures",
+        "alert_emails_given_up",
     }
     (stored,) = recovery.runs.page().items
     assert stored == run

@@ -182,6 +182,8 @@ VALID_REQUESTS = {
     "ListRetryLog": {},
     "UpdateQueuePolicy": {"queue_name": "extremes", "allow_missing": True, "validate_only": True},
     "CleanQueue": {"queue_name": "extremes", "state": "STATE_COMPLETED"},
+    # update_time is output only: the server ignores it, whatever its value.
+    "UpdateQueueAlertPolicy": {"alert_policy": {"queue_name": "extremes", "dlq_alert_threshold": 5}},
     "ListAuditEvents": {},
     "CreateSchedule": {
         "schedule": {"name": "extremes", "cron": "* * * * *", "time_zone": "UTC", "queue_name": "extremes", "job_name": "send"}

@@ -48,6 +48,7 @@ from jobqueue.models import (
     JobState,
     Page,
     Queue,
+    QueueAlertPolicy,
     RecoveryReport,
     RecoveryRun,
     RecoveryStatus,
@@ -373,6 +374,20 @@ class AdminClient:
         """Set the queue's retry policy; see jobqueue.AdminClient.update_queue_policy."""
         request = queue_policy_request(queue_name, retry_policy, update_mask, allow_missing, validate_only)
         return convert.queue((await self._call(self.stub.UpdateQueuePolicy, request, timeout)).queue)
+
+    async def get_queue_alert_policy(self, queue_name: str, *, timeout: float | None = None) -> QueueAlertPolicy:
+        """The queue's alert policy; see jobqueue.AdminClient.get_queue_alert_policy."""
+        request = pb.GetQueueAlertPolicyRequest(queue_name=queue_name)
+        response = await self._call(self.stub.GetQueueAlertPolicy, request, timeout)
+        return convert.queue_alert_policy(response.alert_policy)
+
+    async def update_queue_alert_policy(
+        self, policy: QueueAlertPolicy, *, timeout: float | None = None
+    ) -> QueueAlertPolicy:
+        """Replace the queue's alert policy; see jobqueue.AdminClient.update_queue_alert_policy."""
+        request = pb.UpdateQueueAlertPolicyRequest(alert_policy=convert.queue_alert_policy_message(policy))
+        response = await self._call(self.stub.UpdateQueueAlertPolicy, request, timeout)
+        return convert.queue_alert_policy(response.alert_policy)
 
     async def pause_queue(self, queue_name: str, *, allow_missing: bool = False, timeout: float | None = None) -> Queue:
         """Stop leasing from the queue; enqueueing and tracking go on."""

@@ -17,6 +17,7 @@ from typing import Any
 from jobqueue.aio.job_client import JobClient
 from jobqueue.errors import JobQueueError
 from jobqueue.models import Job
+from jobqueue.tracing import RunSpan, run_span
 from jobqueue.worker import LOST_RUN_ERRORS, TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Worker:
         heartbeat_interval: timedelta | None = None,
         poll_wait: timedelta = timedelta(seconds=5),
         error_backoff: timedelta = timedelta(seconds=1),
+        tracer_provider: Any = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -54,6 +56,8 @@ class Worker:
         self.client = client
         self.queues = [queues] if isinstance(queues, str) else list(queues)
         self.handler = handler
+        # Each run's span joins the job's trace (see jobqueue.tracing); None: the global provider.
+        self.tracer_provider = tracer_provider
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.concurrency = concurrency
         self.lease_duration = lease_duration
@@ -128,6 +132,10 @@ class Worker:
 
     async def process(self, job: Job) -> bool:
         """Run the handler for one leased job and report the outcome; True if it completed."""
+        with run_span(job, self.tracer_provider) as span:
+            return await self._process(job, span)
+
+    async def _process(self, job: Job, span: RunSpan) -> bool:
         began = time.monotonic()
         lost = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(job, lost))
@@ -157,6 +165,7 @@ class Worker:
             self._count(completed=reported)
             return reported
         logger.info("job %s (attempt %d) failed: %r", job.job_id, job.attempt_number, outcome)
+        span.failed(outcome)
         await self._report(job, lost.is_set(), self.client.track_failure(job.job_id, job.attempt_number, outcome))
         self._count(completed=False)
         return False

@@ -462,6 +462,42 @@ class UpdateQueuePolicyResponse(_message.Message):
     queue: Queue
     def __init__(self, queue: _Optional[_Union[Queue, _Mapping]] = ...) -> None: ...
 
+class QueueAlertPolicy(_message.Message):
+    __slots__ = ("queue_name", "dlq_alert_threshold", "email_recipients", "update_time")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    DLQ_ALERT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    dlq_alert_threshold: int
+    email_recipients: _containers.RepeatedScalarFieldContainer[str]
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, queue_name: _Optional[str] = ..., dlq_alert_threshold: _Optional[int] = ..., email_recipients: _Optional[_Iterable[str]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetQueueAlertPolicyRequest(_message.Message):
+    __slots__ = ("queue_name",)
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    def __init__(self, queue_name: _Optional[str] = ...) -> None: ...
+
+class GetQueueAlertPolicyResponse(_message.Message):
+    __slots__ = ("alert_policy",)
+    ALERT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    alert_policy: QueueAlertPolicy
+    def __init__(self, alert_policy: _Optional[_Union[QueueAlertPolicy, _Mapping]] = ...) -> None: ...
+
+class UpdateQueueAlertPolicyRequest(_message.Message):
+    __slots__ = ("alert_policy",)
+    ALERT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    alert_policy: QueueAlertPolicy
+    def __init__(self, alert_policy: _Optional[_Union[QueueAlertPolicy, _Mapping]] = ...) -> None: ...
+
+class UpdateQueueAlertPolicyResponse(_message.Message):
+    __slots__ = ("alert_policy",)
+    ALERT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    alert_policy: QueueAlertPolicy
+    def __init__(self, alert_policy: _Optional[_Union[QueueAlertPolicy, _Mapping]] = ...) -> None: ...
+
 class PauseQueueRequest(_message.Message):
     __slots__ = ("queue_name", "allow_missing")
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -587,7 +623,7 @@ class RecoveryRun(_message.Message):
     def __init__(self, id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[RecoveryRun.Status, str]] = ..., trigger: _Optional[_Union[RecoveryRun.Trigger, str]] = ..., node_id: _Optional[str] = ..., counts: _Optional[_Union[RecoveryTaskCounts, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class RecoveryTaskCounts(_message.Message):
-    __slots__ = ("due_retries", "stalled_jobs", "exhausted_jobs", "deleted_completed_jobs", "deleted_retry_log_rows", "dead_letter_alerts", "stalled_jobs_dead_lettered", "dead_letter_alerts_cleared", "alert_webhook_failures", "deleted_activity_rows")
+    __slots__ = ("due_retries", "stalled_jobs", "exhausted_jobs", "deleted_completed_jobs", "deleted_retry_log_rows", "dead_letter_alerts", "stalled_jobs_dead_lettered", "dead_letter_alerts_cleared", "alert_webhook_failures", "deleted_activity_rows", "alert_emails_sent", "alert_email_failures", "alert_emails_given_up")
     DUE_RETRIES_FIELD_NUMBER: _ClassVar[int]
     STALLED_JOBS_FIELD_NUMBER: _ClassVar[int]
     EXHAUSTED_JOBS_FIELD_NUMBER: _ClassVar[int]
@@ -598,6 +634,9 @@ class RecoveryTaskCounts(_message.Message):
     DEAD_LETTER_ALERTS_CLEARED_FIELD_NUMBER: _ClassVar[int]
     ALERT_WEBHOOK_FAILURES_FIELD_NUMBER: _ClassVar[int]
     DELETED_ACTIVITY_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ALERT_EMAILS_SENT_FIELD_NUMBER: _ClassVar[int]
+    ALERT_EMAIL_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ALERT_EMAILS_GIVEN_UP_FIELD_NUMBER: _ClassVar[int]
     due_retries: int
     stalled_jobs: int
     exhausted_jobs: int
@@ -608,7 +647,10 @@ class RecoveryTaskCounts(_message.Message):
     dead_letter_alerts_cleared: int
     alert_webhook_failures: int
     deleted_activity_rows: int
-    def __init__(self, due_retries: _Optional[int] = ..., stalled_jobs: _Optional[int] = ..., exhausted_jobs: _Optional[int] = ..., deleted_completed_jobs: _Optional[int] = ..., deleted_retry_log_rows: _Optional[int] = ..., dead_letter_alerts: _Optional[int] = ..., stalled_jobs_dead_lettered: _Optional[int] = ..., dead_letter_alerts_cleared: _Optional[int] = ..., alert_webhook_failures: _Optional[int] = ..., deleted_activity_rows: _Optional[int] = ...) -> None: ...
+    alert_emails_sent: int
+    alert_email_failures: int
+    alert_emails_given_up: int
+    def __init__(self, due_retries: _Optional[int] = ..., stalled_jobs: _Optional[int] = ..., exhausted_jobs: _Optional[int] = ..., deleted_completed_jobs: _Optional[int] = ..., deleted_retry_log_rows: _Optional[int] = ..., dead_letter_alerts: _Optional[int] = ..., stalled_jobs_dead_lettered: _Optional[int] = ..., dead_letter_alerts_cleared: _Optional[int] = ..., alert_webhook_failures: _Optional[int] = ..., deleted_activity_rows: _Optional[int] = ..., alert_emails_sent: _Optional[int] = ..., alert_email_failures: _Optional[int] = ..., alert_emails_given_up: _Optional[int] = ...) -> None: ...
 
 class AuditEvent(_message.Message):
     __slots__ = ("id", "actor", "action", "target", "parameters", "created_at")

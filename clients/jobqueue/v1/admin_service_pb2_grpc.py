@@ -115,6 +115,16 @@ class AdminServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueuePolicyRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueuePolicyResponse.FromString,
                 _registered_method=True)
+        self.GetQueueAlertPolicy = channel.unary_unary(
+                '/jobqueue.v1.AdminService/GetQueueAlertPolicy',
+                request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.GetQueueAlertPolicyRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.GetQueueAlertPolicyResponse.FromString,
+                _registered_method=True)
+        self.UpdateQueueAlertPolicy = channel.unary_unary(
+                '/jobqueue.v1.AdminService/UpdateQueueAlertPolicy',
+                request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueueAlertPolicyRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueueAlertPolicyResponse.FromString,
+                _registered_method=True)
         self.PauseQueue = channel.unary_unary(
                 '/jobqueue.v1.AdminService/PauseQueue',
                 request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.PauseQueueRequest.SerializeToString,
@@ -300,6 +310,20 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetQueueAlertPolicy(self, request, context):
+        """Returns a queue's alert policy: its DLQ alert threshold and email recipients.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateQueueAlertPolicy(self, request, context):
+        """Replaces a queue's alert policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PauseQueue(self, request, context):
         """Stops leasing from a queue; enqueueing and tracking still work.
         """
@@ -471,6 +495,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.UpdateQueuePolicy,
                     request_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueuePolicyRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueuePolicyResponse.SerializeToString,
+            ),
+            'GetQueueAlertPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueAlertPolicy,
+                    request_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.GetQueueAlertPolicyRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_admin__service__pb2.GetQueueAlertPolicyResponse.SerializeToString,
+            ),
+            'UpdateQueueAlertPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateQueueAlertPolicy,
+                    request_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueueAlertPolicyRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueueAlertPolicyResponse.SerializeToString,
             ),
             'PauseQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.PauseQueue,
@@ -949,6 +983,60 @@ class AdminService:
             '/jobqueue.v1.AdminService/UpdateQueuePolicy',
             jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueuePolicyRequest.SerializeToString,
             jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueuePolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueueAlertPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.AdminService/GetQueueAlertPolicy',
+            jobqueue_dot_v1_dot_admin__service__pb2.GetQueueAlertPolicyRequest.SerializeToString,
+            jobqueue_dot_v1_dot_admin__service__pb2.GetQueueAlertPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateQueueAlertPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.AdminService/UpdateQueueAlertPolicy',
+            jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueueAlertPolicyRequest.SerializeToString,
+            jobqueue_dot_v1_dot_admin__service__pb2.UpdateQueueAlertPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

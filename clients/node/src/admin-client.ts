@@ -32,6 +32,10 @@ import {
   type GetQueueResponse,
   UpdateQueuePolicyRequest,
   type UpdateQueuePolicyResponse,
+  GetQueueAlertPolicyRequest,
+  type GetQueueAlertPolicyResponse,
+  UpdateQueueAlertPolicyRequest,
+  type UpdateQueueAlertPolicyResponse,
   PauseQueueRequest,
   type PauseQueueResponse,
   ResumeQueueRequest,
@@ -179,6 +183,16 @@ export class AdminClient {
   /** Set a queue's retry policy. */
   updateQueuePolicy(request: DeepPartial<UpdateQueuePolicyRequest> = {}, settings?: CallSettings): Promise<UpdateQueuePolicyResponse> {
     return this.connection.unary(this.stub.updateQueuePolicy.bind(this.stub), UpdateQueuePolicyRequest.fromPartial(request), settings);
+  }
+
+  /** A queue's alert policy: its DLQ alert threshold and email recipients. */
+  getQueueAlertPolicy(request: DeepPartial<GetQueueAlertPolicyRequest> = {}, settings?: CallSettings): Promise<GetQueueAlertPolicyResponse> {
+    return this.connection.unary(this.stub.getQueueAlertPolicy.bind(this.stub), GetQueueAlertPolicyRequest.fromPartial(request), settings);
+  }
+
+  /** Replace a queue's alert policy. */
+  updateQueueAlertPolicy(request: DeepPartial<UpdateQueueAlertPolicyRequest> = {}, settings?: CallSettings): Promise<UpdateQueueAlertPolicyResponse> {
+    return this.connection.unary(this.stub.updateQueueAlertPolicy.bind(this.stub), UpdateQueueAlertPolicyRequest.fromPartial(request), settings);
   }
 
   /** Stop leasing from a queue. */

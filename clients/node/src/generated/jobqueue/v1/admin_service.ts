@@ -577,6 +577,50 @@ export interface UpdateQueuePolicyResponse {
   queue?: Queue | undefined;
 }
 
+/** Where and when a queue's alerts go, over the server's own settings. */
+export interface QueueAlertPolicy {
+  /** Queue name. */
+  queueName: string;
+  /**
+   * Pending dead letters that raise the queue's DLQ alert, 0 to 1000000; 0 turns its DLQ alerts
+   * off. Unset: the server's --dlq-alert-threshold.
+   */
+  dlqAlertThreshold?:
+    | number
+    | undefined;
+  /**
+   * Addresses that receive the queue's alerts by email, besides the server's --alert-email-to;
+   * at most 20.
+   */
+  emailRecipients: string[];
+  /** When the policy last changed; unset for a queue that never had one. */
+  updateTime?: Date | undefined;
+}
+
+/** Names the queue whose alert policy to return. */
+export interface GetQueueAlertPolicyRequest {
+  /** Queue name. */
+  queueName: string;
+}
+
+/** The queue's alert policy (empty, with only queue_name, if it never had one). */
+export interface GetQueueAlertPolicyResponse {
+  /** The policy. */
+  alertPolicy?: QueueAlertPolicy | undefined;
+}
+
+/** Replaces a queue's alert policy. */
+export interface UpdateQueueAlertPolicyRequest {
+  /** The new policy; alert_policy.queue_name names an existing queue. update_time is ignored. */
+  alertPolicy?: QueueAlertPolicy | undefined;
+}
+
+/** The queue's alert policy after the update. */
+export interface UpdateQueueAlertPolicyResponse {
+  /** The policy as stored. */
+  alertPolicy?: QueueAlertPolicy | undefined;
+}
+
 /** Pauses a queue. */
 export interface PauseQueueRequest {
   /** Queue name. */
@@ -752,6 +796,12 @@ export interface RecoveryTaskCounts {
   alertWebhookFailures: number;
   /** Activity-count rows older than the longest period GetQueueActivity serves, deleted. */
   deletedActivityRows: number;
+  /** Alert emails the SMTP server accepted. */
+  alertEmailsSent: number;
+  /** Alert email attempts that failed and will be retried; they do not fail the run. */
+  alertEmailFailures: number;
+  /** Alert emails refused too many times, now recorded as failed. */
+  alertEmailsGivenUp: number;
 }
 
 /** One admin action that changed something. */
@@ -4495,6 +4545,327 @@ export const UpdateQueuePolicyResponse: MessageFns<UpdateQueuePolicyResponse> = 
   },
 };
 
+function createBaseQueueAlertPolicy(): QueueAlertPolicy {
+  return { queueName: "", dlqAlertThreshold: undefined, emailRecipients: [], updateTime: undefined };
+}
+
+export const QueueAlertPolicy: MessageFns<QueueAlertPolicy> = {
+  encode(message: QueueAlertPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queueName !== "") {
+      writer.uint32(10).string(message.queueName);
+    }
+    if (message.dlqAlertThreshold !== undefined) {
+      writer.uint32(16).int32(message.dlqAlertThreshold);
+    }
+    for (const v of message.emailRecipients) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.updateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueueAlertPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueueAlertPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queueName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.dlqAlertThreshold = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.emailRecipients.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<QueueAlertPolicy>, I>>(base?: I): QueueAlertPolicy {
+    return QueueAlertPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QueueAlertPolicy>, I>>(object: I): QueueAlertPolicy {
+    const message = createBaseQueueAlertPolicy();
+    message.queueName = object.queueName ?? "";
+    message.dlqAlertThreshold = object.dlqAlertThreshold ?? undefined;
+    message.emailRecipients = object.emailRecipients?.map((e) => e) || [];
+    message.updateTime = object.updateTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseGetQueueAlertPolicyRequest(): GetQueueAlertPolicyRequest {
+  return { queueName: "" };
+}
+
+export const GetQueueAlertPolicyRequest: MessageFns<GetQueueAlertPolicyRequest> = {
+  encode(message: GetQueueAlertPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queueName !== "") {
+      writer.uint32(10).string(message.queueName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetQueueAlertPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetQueueAlertPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queueName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetQueueAlertPolicyRequest>, I>>(base?: I): GetQueueAlertPolicyRequest {
+    return GetQueueAlertPolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetQueueAlertPolicyRequest>, I>>(object: I): GetQueueAlertPolicyRequest {
+    const message = createBaseGetQueueAlertPolicyRequest();
+    message.queueName = object.queueName ?? "";
+    return message;
+  },
+};
+
+function createBaseGetQueueAlertPolicyResponse(): GetQueueAlertPolicyResponse {
+  return { alertPolicy: undefined };
+}
+
+export const GetQueueAlertPolicyResponse: MessageFns<GetQueueAlertPolicyResponse> = {
+  encode(message: GetQueueAlertPolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.alertPolicy !== undefined) {
+      QueueAlertPolicy.encode(message.alertPolicy, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetQueueAlertPolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetQueueAlertPolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.alertPolicy = QueueAlertPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetQueueAlertPolicyResponse>, I>>(base?: I): GetQueueAlertPolicyResponse {
+    return GetQueueAlertPolicyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetQueueAlertPolicyResponse>, I>>(object: I): GetQueueAlertPolicyResponse {
+    const message = createBaseGetQueueAlertPolicyResponse();
+    message.alertPolicy = (object.alertPolicy !== undefined && object.alertPolicy !== null)
+      ? QueueAlertPolicy.fromPartial(object.alertPolicy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateQueueAlertPolicyRequest(): UpdateQueueAlertPolicyRequest {
+  return { alertPolicy: undefined };
+}
+
+export const UpdateQueueAlertPolicyRequest: MessageFns<UpdateQueueAlertPolicyRequest> = {
+  encode(message: UpdateQueueAlertPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.alertPolicy !== undefined) {
+      QueueAlertPolicy.encode(message.alertPolicy, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateQueueAlertPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateQueueAlertPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.alertPolicy = QueueAlertPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UpdateQueueAlertPolicyRequest>, I>>(base?: I): UpdateQueueAlertPolicyRequest {
+    return UpdateQueueAlertPolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateQueueAlertPolicyRequest>, I>>(
+    object: I,
+  ): UpdateQueueAlertPolicyRequest {
+    const message = createBaseUpdateQueueAlertPolicyRequest();
+    message.alertPolicy = (object.alertPolicy !== undefined && object.alertPolicy !== null)
+      ? QueueAlertPolicy.fromPartial(object.alertPolicy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateQueueAlertPolicyResponse(): UpdateQueueAlertPolicyResponse {
+  return { alertPolicy: undefined };
+}
+
+export const UpdateQueueAlertPolicyResponse: MessageFns<UpdateQueueAlertPolicyResponse> = {
+  encode(message: UpdateQueueAlertPolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.alertPolicy !== undefined) {
+      QueueAlertPolicy.encode(message.alertPolicy, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateQueueAlertPolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateQueueAlertPolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.alertPolicy = QueueAlertPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UpdateQueueAlertPolicyResponse>, I>>(base?: I): UpdateQueueAlertPolicyResponse {
+    return UpdateQueueAlertPolicyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateQueueAlertPolicyResponse>, I>>(
+    object: I,
+  ): UpdateQueueAlertPolicyResponse {
+    const message = createBaseUpdateQueueAlertPolicyResponse();
+    message.alertPolicy = (object.alertPolicy !== undefined && object.alertPolicy !== null)
+      ? QueueAlertPolicy.fromPartial(object.alertPolicy)
+      : undefined;
+    return message;
+  },
+};
+
 function createBasePauseQueueRequest(): PauseQueueRequest {
   return { queueName: "", allowMissing: false };
 }
@@ -5378,6 +5749,9 @@ function createBaseRecoveryTaskCounts(): RecoveryTaskCounts {
     deadLetterAlertsCleared: 0,
     alertWebhookFailures: 0,
     deletedActivityRows: 0,
+    alertEmailsSent: 0,
+    alertEmailFailures: 0,
+    alertEmailsGivenUp: 0,
   };
 }
 
@@ -5412,6 +5786,15 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
     }
     if (message.deletedActivityRows !== 0) {
       writer.uint32(80).int64(message.deletedActivityRows);
+    }
+    if (message.alertEmailsSent !== 0) {
+      writer.uint32(88).int64(message.alertEmailsSent);
+    }
+    if (message.alertEmailFailures !== 0) {
+      writer.uint32(96).int64(message.alertEmailFailures);
+    }
+    if (message.alertEmailsGivenUp !== 0) {
+      writer.uint32(104).int64(message.alertEmailsGivenUp);
     }
     return writer;
   },
@@ -5509,6 +5892,30 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
             message.deletedActivityRows = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.alertEmailsSent = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.alertEmailFailures = longToNumber(reader.int64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.alertEmailsGivenUp = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5536,6 +5943,9 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
     message.deadLetterAlertsCleared = object.deadLetterAlertsCleared ?? 0;
     message.alertWebhookFailures = object.alertWebhookFailures ?? 0;
     message.deletedActivityRows = object.deletedActivityRows ?? 0;
+    message.alertEmailsSent = object.alertEmailsSent ?? 0;
+    message.alertEmailFailures = object.alertEmailFailures ?? 0;
+    message.alertEmailsGivenUp = object.alertEmailsGivenUp ?? 0;
     return message;
   },
 };
@@ -7071,6 +7481,31 @@ export const AdminServiceService = {
       Buffer.from(UpdateQueuePolicyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UpdateQueuePolicyResponse => UpdateQueuePolicyResponse.decode(value),
   },
+  /** Returns a queue's alert policy: its DLQ alert threshold and email recipients. */
+  getQueueAlertPolicy: {
+    path: "/jobqueue.v1.AdminService/GetQueueAlertPolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetQueueAlertPolicyRequest): Buffer =>
+      Buffer.from(GetQueueAlertPolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetQueueAlertPolicyRequest => GetQueueAlertPolicyRequest.decode(value),
+    responseSerialize: (value: GetQueueAlertPolicyResponse): Buffer =>
+      Buffer.from(GetQueueAlertPolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetQueueAlertPolicyResponse => GetQueueAlertPolicyResponse.decode(value),
+  },
+  /** Replaces a queue's alert policy. */
+  updateQueueAlertPolicy: {
+    path: "/jobqueue.v1.AdminService/UpdateQueueAlertPolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateQueueAlertPolicyRequest): Buffer =>
+      Buffer.from(UpdateQueueAlertPolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateQueueAlertPolicyRequest => UpdateQueueAlertPolicyRequest.decode(value),
+    responseSerialize: (value: UpdateQueueAlertPolicyResponse): Buffer =>
+      Buffer.from(UpdateQueueAlertPolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateQueueAlertPolicyResponse =>
+      UpdateQueueAlertPolicyResponse.decode(value),
+  },
   /** Stops leasing from a queue; enqueueing and tracking still work. */
   pauseQueue: {
     path: "/jobqueue.v1.AdminService/PauseQueue" as const,
@@ -7267,6 +7702,10 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   getQueue: handleUnaryCall<GetQueueRequest, GetQueueResponse>;
   /** Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter). */
   updateQueuePolicy: handleUnaryCall<UpdateQueuePolicyRequest, UpdateQueuePolicyResponse>;
+  /** Returns a queue's alert policy: its DLQ alert threshold and email recipients. */
+  getQueueAlertPolicy: handleUnaryCall<GetQueueAlertPolicyRequest, GetQueueAlertPolicyResponse>;
+  /** Replaces a queue's alert policy. */
+  updateQueueAlertPolicy: handleUnaryCall<UpdateQueueAlertPolicyRequest, UpdateQueueAlertPolicyResponse>;
   /** Stops leasing from a queue; enqueueing and tracking still work. */
   pauseQueue: handleUnaryCall<PauseQueueRequest, PauseQueueResponse>;
   /** Lets workers lease from a paused queue again. */
@@ -7546,6 +7985,38 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpdateQueuePolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** Returns a queue's alert policy: its DLQ alert threshold and email recipients. */
+  getQueueAlertPolicy(
+    request: GetQueueAlertPolicyRequest,
+    callback: (error: ServiceError | null, response: GetQueueAlertPolicyResponse) => void,
+  ): ClientUnaryCall;
+  getQueueAlertPolicy(
+    request: GetQueueAlertPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetQueueAlertPolicyResponse) => void,
+  ): ClientUnaryCall;
+  getQueueAlertPolicy(
+    request: GetQueueAlertPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetQueueAlertPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** Replaces a queue's alert policy. */
+  updateQueueAlertPolicy(
+    request: UpdateQueueAlertPolicyRequest,
+    callback: (error: ServiceError | null, response: UpdateQueueAlertPolicyResponse) => void,
+  ): ClientUnaryCall;
+  updateQueueAlertPolicy(
+    request: UpdateQueueAlertPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateQueueAlertPolicyResponse) => void,
+  ): ClientUnaryCall;
+  updateQueueAlertPolicy(
+    request: UpdateQueueAlertPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateQueueAlertPolicyResponse) => void,
   ): ClientUnaryCall;
   /** Stops leasing from a queue; enqueueing and tracking still work. */
   pauseQueue(

@@ -108,6 +108,11 @@ export interface Job {
     | undefined;
   /** Dead-letter entry id, once the job has been dead-lettered. */
   deadLetterId: string;
+  /**
+   * W3C trace context (`traceparent`) of the producer's call that created the job, empty if it
+   * sent none. Workers start each run's span as its child, so runs join the producer's trace.
+   */
+  traceParent: string;
 }
 
 /** Where a job is in its lifecycle. */
@@ -290,6 +295,7 @@ function createBaseJob(): Job {
     startedAt: undefined,
     completedAt: undefined,
     deadLetterId: "",
+    traceParent: "",
   };
 }
 
@@ -357,6 +363,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.deadLetterId !== "") {
       writer.uint32(170).string(message.deadLetterId);
+    }
+    if (message.traceParent !== "") {
+      writer.uint32(178).string(message.traceParent);
     }
     return writer;
   },
@@ -542,6 +551,14 @@ export const Job: MessageFns<Job> = {
             message.deadLetterId = reader.string();
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.traceParent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -586,6 +603,7 @@ export const Job: MessageFns<Job> = {
     message.startedAt = object.startedAt ?? undefined;
     message.completedAt = object.completedAt ?? undefined;
     message.deadLetterId = object.deadLetterId ?? "";
+    message.traceParent = object.traceParent ?? "";
     return message;
   },
 };

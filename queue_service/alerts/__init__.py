@@ -1,0 +1,1 @@
+"""Alerts to operators: what an alert is, the email channel, and its durable outbox."""
