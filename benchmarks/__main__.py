@@ -23,16 +23,25 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--backend", action="append", choices=["postgresql", "sqlite"],
-                        help="repeatable; default both")
-    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
-                        help=f"repeatable; default all ({', '.join(SCENARIOS)})")
-    parser.add_argument("--postgres-url", default=os.environ.get("QUEUE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-                        help="admin URL; each scenario creates and drops its own databases there "
-                             "(env QUEUE_BENCH_POSTGRES_URL)")
+    parser.add_argument("--backend", action="append", choices=["postgresql", "sqlite"], help="repeatable; default both")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help=f"repeatable; default all ({', '.join(SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("QUEUE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="admin URL; each scenario creates and drops its own databases there (env QUEUE_BENCH_POSTGRES_URL)",
+    )
     parser.add_argument("--output", type=Path, default=Path("benchmark-results.json"), help="JSON results file")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="serve --workers (default: the server's own, cores on PostgreSQL, 1 on SQLite)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="serve --workers (default: the server's own, cores on PostgreSQL, 1 on SQLite)",
+    )
     parser.add_argument("--tiny", action="store_true", help="every size tiny: checks that the harness works")
     sizes = parser.add_argument_group("sizes (defaults: the issue's; --tiny makes them small)")
     sizes.add_argument("--lifecycle-jobs", type=int, help="jobs enqueued then drained in batches (100000)")
@@ -69,21 +78,28 @@ def main(argv: list[str] | None = None) -> int:
     workdir = make_workdir()
     databases = Databases(args.postgres_url, workdir)
     figures: list[Figure] = []
-    print(f"# {started['cpus']} CPUs ({started['cpu_model']}), {started['memory_gib']} GiB, "
-          f"load {', '.join(f'{value:.2f}' for value in started['load_average'])}", flush=True)
+    print(
+        f"# {started['cpus']} CPUs ({started['cpu_model']}), {started['memory_gib']} GiB, "
+        f"load {', '.join(f'{value:.2f}' for value in started['load_average'])}",
+        flush=True,
+    )
     try:
         for backend in backends:
             for name in scenarios:
                 began = time.monotonic()
-                context = Context(backend=backend, databases=databases, sizes=sizes, workers=args.workers,
-                                  log_dir=workdir)
+                context = Context(
+                    backend=backend, databases=databases, sizes=sizes, workers=args.workers, log_dir=workdir
+                )
                 new = SCENARIOS[name](context)
                 load = os.getloadavg()
                 for figure in new:
                     figure.details["load_average_after"] = load
                 figures.extend(new)
-                print(f"\n## {name} on {backend} ({time.monotonic() - began:.0f} s, load after: {load_average()})"
-                      f"\n\n{markdown(new)}", flush=True)
+                print(
+                    f"\n## {name} on {backend} ({time.monotonic() - began:.0f} s, load after: {load_average()})"
+                    f"\n\n{markdown(new)}",
+                    flush=True,
+                )
     finally:
         databases.close()
         if not args.keep_workdir:
@@ -93,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = dataclasses.asdict(sizes) | {"backends": backends, "scenarios": scenarios, "workers": args.workers}
     write_json(args.output, figures, settings, started)
     at_start = ", ".join(f"{value:.2f}" for value in started["load_average"])
-    print(f"\n# All figures\n\nLoad average (1, 5, 15 min): {at_start} at the start, {load_average()} at the end; "
-          f"{started['cpus']} CPUs.\n\n{markdown(figures)}\n\nJSON: {args.output}")
+    print(
+        f"\n# All figures\n\nLoad average (1, 5, 15 min): {at_start} at the start, {load_average()} at the end; "
+        f"{started['cpus']} CPUs.\n\n{markdown(figures)}\n\nJSON: {args.output}"
+    )
     missed = [figure for figure in figures if figure.met is False]
     if missed:
         print(f"{len(missed)} target(s) missed", file=sys.stderr)

@@ -70,8 +70,12 @@ class EmptyGrpcServers:
         self.processes: list[subprocess.Popen] = []
         try:
             for _ in range(processes):
-                process = subprocess.Popen([sys.executable, "-m", "benchmarks.empty_grpc", "--port", str(port)],
-                                           stdout=subprocess.PIPE, stderr=self.log, text=True)
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.empty_grpc", "--port", str(port)],
+                    stdout=subprocess.PIPE,
+                    stderr=self.log,
+                    text=True,
+                )
                 self.processes.append(process)
                 line = process.stdout.readline()
                 if "listening on" not in line:

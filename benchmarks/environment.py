@@ -140,8 +140,19 @@ class Server:
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
         args = [
-            QUEUE_SERVICE, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-            "--database-url", database.url, "--no-migrate", "--metrics-port", "0", "--log-level", "WARNING",
+            QUEUE_SERVICE,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--database-url",
+            database.url,
+            "--no-migrate",
+            "--metrics-port",
+            "0",
+            "--log-level",
+            "WARNING",
             *extra_args,
         ]
         if workers:

@@ -78,8 +78,12 @@ class Floor:
         if len(found) < len(queue_names):
             values = ", ".join(f"(:q{index}, :false, :now, :now)" for index in range(len(queue_names)))
             params.update({f"q{index}": name for index, name in enumerate(queue_names)})
-            self.execute(cursor, f"INSERT INTO queues (name, paused, created_at, updated_at) VALUES {values} "
-                         "ON CONFLICT (name) DO NOTHING", params)
+            self.execute(
+                cursor,
+                f"INSERT INTO queues (name, paused, created_at, updated_at) VALUES {values} "
+                "ON CONFLICT (name) DO NOTHING",
+                params,
+            )
             self.execute(cursor, f"SELECT * FROM queues WHERE name IN {names}", params).fetchall()
         rows = []
         for index, (job_id, queue, job_name, data) in enumerate(jobs):
@@ -87,12 +91,15 @@ class Floor:
             params[f"n{index}"] = job_name
             params[f"d{index}"] = json.dumps(data)
             params[f"u{index}"] = queue
-            rows.append(f"(:j{index}, :u{index}, :n{index}, :d{index}, 'waiting', 0, 0, 0, NULL, :now, NULL, NULL, NULL, :now, :now)")
+            rows.append(
+                f"(:j{index}, :u{index}, :n{index}, :d{index}, 'waiting', 0, 0, 0, NULL, :now, NULL, NULL, NULL, :now, :now)"
+            )
         self.execute(
             cursor,
             "INSERT INTO queue_jobs (job_id, queue_name, job_name, job_data, state, priority, attempt_number, budget_start, "
             "retry_policy, run_at, lease_expires_at, worker_id, started_at, created_at, updated_at) VALUES "
-            + ", ".join(rows) + f" ON CONFLICT (job_id) DO NOTHING RETURNING {JOB_COLUMNS}",
+            + ", ".join(rows)
+            + f" ON CONFLICT (job_id) DO NOTHING RETURNING {JOB_COLUMNS}",
             params,
         ).fetchall()
         self.commit(connection, cursor)
@@ -103,7 +110,13 @@ class Floor:
     def lease(self, connection, queue: str, limit: int, worker_id: str, now: datetime, lease: timedelta) -> list[tuple]:
         """LeaseJobs: read the queues (paused, policies), claim with SKIP LOCKED."""
         cursor = self.begin(connection)
-        params = {"queue": queue, "limit": limit, "now": self.ts(now), "worker": worker_id, "expires": self.ts(now + lease)}
+        params = {
+            "queue": queue,
+            "limit": limit,
+            "now": self.ts(now),
+            "worker": worker_id,
+            "expires": self.ts(now + lease),
+        }
         self.execute(cursor, "SELECT * FROM queues WHERE name IN (:queue)", params).fetchall()
         skip_locked = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
         rows = self.execute(
@@ -147,21 +160,29 @@ class Floor:
                 "CAST(:durations AS bigint[])) AS v(job_id, attempt_number, result, duration_ms) "
                 "WHERE q.job_id = v.job_id AND q.attempt_number = v.attempt_number "
                 "AND q.state = ANY(CAST(:expected AS text[])) RETURNING q.job_id, q.queue_name",
-                {"now": now, "job_ids": [job for job, _ in ordered], "attempts": [attempt for _, attempt in ordered],
-                 "results": [encoded] * len(ordered), "durations": [None] * len(ordered), "expected": ["active"]},
+                {
+                    "now": now,
+                    "job_ids": [job for job, _ in ordered],
+                    "attempts": [attempt for _, attempt in ordered],
+                    "results": [encoded] * len(ordered),
+                    "durations": [None] * len(ordered),
+                    "expected": ["active"],
+                },
             ).fetchall()
             count = len(done)
         else:
             count = 0
             for job_id, attempt in ordered:
-                count += len(self.execute(
-                    cursor,
-                    "UPDATE queue_jobs SET state = 'completed', result = :result, processing_duration_ms = NULL, "
-                    "lease_expires_at = NULL, completed_at = :now, updated_at = :now "
-                    "WHERE job_id = :job_id AND attempt_number = :attempt AND state IN ('active') "
-                    "RETURNING job_id, queue_name",
-                    {"result": encoded, "now": self.ts(now), "job_id": job_id, "attempt": attempt},
-                ).fetchall())
+                count += len(
+                    self.execute(
+                        cursor,
+                        "UPDATE queue_jobs SET state = 'completed', result = :result, processing_duration_ms = NULL, "
+                        "lease_expires_at = NULL, completed_at = :now, updated_at = :now "
+                        "WHERE job_id = :job_id AND attempt_number = :attempt AND state IN ('active') "
+                        "RETURNING job_id, queue_name",
+                        {"result": encoded, "now": self.ts(now), "job_id": job_id, "attempt": attempt},
+                    ).fetchall()
+                )
         self.commit(connection, cursor)
         return count
 
@@ -182,8 +203,13 @@ class Floor:
         ).fetchone()
         row_id, queue, job_name, job_data = job[0], job[2], job[3], job[4]
         params.update(id=row_id, queue=queue)
-        error = {"message": message, "type": "TimeoutError", "details": "", "attempt_number": attempt,
-                 "occurred_at": now.isoformat()}
+        error = {
+            "message": message,
+            "type": "TimeoutError",
+            "details": "",
+            "attempt_number": attempt,
+            "occurred_at": now.isoformat(),
+        }
         params["error"] = json.dumps(error)
         params["history"] = json.dumps([error])
         if attempt <= len(DEFAULT_DELAYS_MS):
@@ -200,8 +226,10 @@ class Floor:
             self.commit(connection, cursor)
             return False
         params.update(
-            job_name=job_name, job_data=job_data if isinstance(job_data, str) else json.dumps(job_data),
-            entry_id=f"{row_id:08d}-0000-4000-8000-{attempt:012d}", message=message,
+            job_name=job_name,
+            job_data=job_data if isinstance(job_data, str) else json.dumps(job_data),
+            entry_id=f"{row_id:08d}-0000-4000-8000-{attempt:012d}",
+            message=message,
         )
         values = (
             "queue_name = :queue, job_name = :job_name, job_data = :job_data, failure_reason = :message, "
@@ -225,7 +253,9 @@ class Floor:
             f"AND state IN ('active') AND attempt_number = :attempt RETURNING {JOB_COLUMNS}",
             params,
         ).fetchone()
-        self._retry_log(cursor, params | {"delay": 0, "remaining": 0, "run_at": None}, "dead_letter", "retries_exhausted")
+        self._retry_log(
+            cursor, params | {"delay": 0, "remaining": 0, "run_at": None}, "dead_letter", "retries_exhausted"
+        )
         self.commit(connection, cursor)
         return True
 
@@ -249,8 +279,15 @@ class Floor:
         updates, logs = [], []
         for job in jobs:
             attempt = job[7]
-            error = json.dumps({"message": "lease expired", "type": "LeaseExpired", "details": "",
-                                "attempt_number": attempt, "occurred_at": now.isoformat()})
+            error = json.dumps(
+                {
+                    "message": "lease expired",
+                    "type": "LeaseExpired",
+                    "details": "",
+                    "attempt_number": attempt,
+                    "occurred_at": now.isoformat(),
+                }
+            )
             delay = DEFAULT_DELAYS_MS[attempt - 1]
             run_at = now + timedelta(milliseconds=delay)
             updates.append((job[0], attempt, run_at, error, f"[{error}]"))
@@ -264,9 +301,15 @@ class Floor:
                 "CAST(:errors AS jsonb[]), CAST(:histories AS jsonb[])) AS v(id, attempt_number, run_at, last_error, "
                 "error_history) WHERE q.id = v.id AND q.attempt_number = v.attempt_number "
                 "AND q.state = ANY(CAST(:expected AS text[])) RETURNING q.*",
-                {"now": now, "ids": [u[0] for u in updates], "attempts": [u[1] for u in updates],
-                 "run_ats": [u[2] for u in updates], "errors": [u[3] for u in updates],
-                 "histories": [u[4] for u in updates], "expected": ["active"]},
+                {
+                    "now": now,
+                    "ids": [u[0] for u in updates],
+                    "attempts": [u[1] for u in updates],
+                    "run_ats": [u[2] for u in updates],
+                    "errors": [u[3] for u in updates],
+                    "histories": [u[4] for u in updates],
+                    "expected": ["active"],
+                },
             ).fetchall()
         else:
             for row_id, attempt, run_at, error, history in updates:
@@ -275,15 +318,31 @@ class Floor:
                     "UPDATE queue_jobs SET state = 'failed', run_at = :run_at, lease_expires_at = NULL, "
                     "last_error = :error, error_history = :history, updated_at = :now WHERE id = :id "
                     f"AND state IN ('active') AND attempt_number = :attempt RETURNING {JOB_COLUMNS}",
-                    {"run_at": self.ts(run_at), "error": error, "history": history, "now": self.ts(now), "id": row_id,
-                     "attempt": attempt},
+                    {
+                        "run_at": self.ts(run_at),
+                        "error": error,
+                        "history": history,
+                        "now": self.ts(now),
+                        "id": row_id,
+                        "attempt": attempt,
+                    },
                 ).fetchone()
         values = []
         for index, (job_id, queue, attempt, error, delay, remaining, run_at) in enumerate(logs):
-            params.update({f"j{index}": job_id, f"q{index}": queue, f"a{index}": attempt, f"e{index}": error,
-                           f"d{index}": delay, f"r{index}": remaining, f"t{index}": self.ts(run_at)})
-            values.append(f"(:j{index}, :q{index}, :a{index}, :e{index}, 'retry', :d{index}, :r{index}, :t{index}, "
-                          "NULL, :now)")
+            params.update(
+                {
+                    f"j{index}": job_id,
+                    f"q{index}": queue,
+                    f"a{index}": attempt,
+                    f"e{index}": error,
+                    f"d{index}": delay,
+                    f"r{index}": remaining,
+                    f"t{index}": self.ts(run_at),
+                }
+            )
+            values.append(
+                f"(:j{index}, :q{index}, :a{index}, :e{index}, 'retry', :d{index}, :r{index}, :t{index}, NULL, :now)"
+            )
         self.execute(
             cursor,
             "INSERT INTO queue_retry_log (job_id, queue_name, attempt_number, error, decision, retry_delay_ms, "
@@ -341,8 +400,9 @@ class Floor:
                 " AND priority = :p AND dead_lettered_at < :t",
                 " AND priority < :p",
             )
-            merged = " UNION ALL ".join(f"SELECT * FROM ({select_page}{bounds}{order}) AS part_{n}"
-                                        for n, bounds in enumerate(ranges))
+            merged = " UNION ALL ".join(
+                f"SELECT * FROM ({select_page}{bounds}{order}) AS part_{n}" for n, bounds in enumerate(ranges)
+            )
             sql = f"SELECT * FROM ({merged}) AS page{order}"
         rows = self.execute(cursor, sql, params).fetchall()
         self.execute(cursor, self.dead_letter_total_sql(), params).fetchone()

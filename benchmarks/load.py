@@ -78,7 +78,9 @@ FROM generate_series(1, %(d)s) AS g
 
 SQLITE_SERIES = "WITH RECURSIVE series(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM series WHERE g < :n) "
 
-SQLITE_JOBS = SQLITE_SERIES + """
+SQLITE_JOBS = (
+    SQLITE_SERIES
+    + """
 INSERT INTO queue_jobs (job_id, queue_name, job_name, job_data, state, priority, attempt_number, budget_start,
     run_at, lease_expires_at, worker_id, result, created_at, updated_at, started_at, completed_at, dead_letter_id)
 SELECT 'job-' || g, 'bench-' || (g % {queues}), 'send',
@@ -96,8 +98,11 @@ SELECT 'job-' || g, 'bench-' || (g % {queues}), 'send',
     CASE WHEN g <= :d THEN printf('%08x-0000-4000-8000-%012x', g, g) END
 FROM series
 """
+)
 
-SQLITE_DEAD_LETTERS = SQLITE_SERIES + """
+SQLITE_DEAD_LETTERS = (
+    SQLITE_SERIES
+    + """
 INSERT INTO dead_letter_queue (id, job_id, queue_name, job_name, job_data, failure_reason, error_type, total_attempts,
     error_history, death_reason, recovery_status, priority, fingerprint, created_at, dead_lettered_at, updated_at)
 SELECT printf('%08x-0000-4000-8000-%012x', g, g), 'job-' || g, 'bench-' || (g % {queues}), 'send',
@@ -108,6 +113,7 @@ SELECT printf('%08x-0000-4000-8000-%012x', g, g), 'job-' || g, 'bench-' || (g % 
     strftime('%Y-%m-%d %H:%M:%S', :past_seconds, '-' || g || ' seconds') || '.000000', :past
 FROM series
 """
+)
 
 
 def load(database: BenchDatabase, layout: Layout, now: datetime | None = None) -> None:

@@ -74,8 +74,12 @@ class PgqueuerDrain:
                 done += 1
 
             began = time.perf_counter()
-            await manager.run(batch_size=batch, mode=QueueExecutionMode.drain, dequeue_timeout=timedelta(seconds=1),
-                              log_aggregation_interval=timedelta(0))
+            await manager.run(
+                batch_size=batch,
+                mode=QueueExecutionMode.drain,
+                dequeue_timeout=timedelta(seconds=1),
+                log_aggregation_interval=timedelta(0),
+            )
             seconds = time.perf_counter() - began
             (left,) = await connection.fetchrow("SELECT count(*) FROM pgqueuer")
         finally:

@@ -77,8 +77,12 @@ class Context:
 
     def server(self, database: BenchDatabase) -> Server:
         # No scheduled sweeps: the sweep scenario runs its own, and none may disturb the others.
-        return Server(database, workers=self.workers, extra_args=["--recovery-interval", "0", *self.server_args],
-                      log_dir=self.log_dir)
+        return Server(
+            database,
+            workers=self.workers,
+            extra_args=["--recovery-interval", "0", *self.server_args],
+            log_dir=self.log_dir,
+        )
 
 
 class Client:
@@ -195,8 +199,9 @@ def lifecycle_batched(ctx: Context) -> list[Figure]:
                 rows = floor.lease(floor_connections[index], queue, sizes.batch, f"floor-{index}", now, LEASE)
                 if not rows:
                     return
-                drained[index] += floor.complete_many(floor_connections[index], [(row[1], row[7]) for row in rows],
-                                                      RESULT, now)
+                drained[index] += floor.complete_many(
+                    floor_connections[index], [(row[1], row[7]) for row in rows], RESULT, now
+                )
 
         seconds["floor_drain"] += run_threads(threads, drain)
         if sum(drained) != per_round:
@@ -284,21 +289,44 @@ def lifecycle_batched(ctx: Context) -> list[Figure]:
     growth = (rss_after - rss_before) / rss_before * 100
     label = f"{total:,} jobs, batches of {sizes.batch}, {threads} callers, {ROUNDS} interleaved rounds"
     figures = [
-        _throughput_figure("1 batched", ctx.backend, f"enqueue: EnqueueJobs ({label})", total / seconds["enqueue"],
-                           total / seconds["floor_enqueue"], 0.6 if postgres else 0.5),
-        _throughput_figure("1 batched", ctx.backend, f"drain: LeaseJobs + TrackCompletions ({label})", drain_rate,
-                           total / seconds["floor_drain"], 0.9 if postgres else 0.5),
+        _throughput_figure(
+            "1 batched",
+            ctx.backend,
+            f"enqueue: EnqueueJobs ({label})",
+            total / seconds["enqueue"],
+            total / seconds["floor_enqueue"],
+            0.6 if postgres else 0.5,
+        ),
+        _throughput_figure(
+            "1 batched",
+            ctx.backend,
+            f"drain: LeaseJobs + TrackCompletions ({label})",
+            drain_rate,
+            total / seconds["floor_drain"],
+            0.9 if postgres else 0.5,
+        ),
     ]
     if pgqueuer:
-        name = (f"drain vs pgqueuer {_pgqueuer_version()} (the same {total:,} jobs, one QueueManager, "
-                f"batch {sizes.batch})")
-        figures.append(_throughput_figure("1 batched", ctx.backend, name, drain_rate, total / seconds["pgqueuer_drain"],
-                                          1.0, reference="pgqueuer"))
-    figures.append(Figure(
-        scenario="6 memory", backend=ctx.backend, name=f"server RSS growth over the drain of {timed_jobs:,} jobs",
-        unit="%", service=growth, target="≤ 10 %", met=growth <= 10,
-        details={"rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1)},
-    ))
+        name = (
+            f"drain vs pgqueuer {_pgqueuer_version()} (the same {total:,} jobs, one QueueManager, batch {sizes.batch})"
+        )
+        figures.append(
+            _throughput_figure(
+                "1 batched", ctx.backend, name, drain_rate, total / seconds["pgqueuer_drain"], 1.0, reference="pgqueuer"
+            )
+        )
+    figures.append(
+        Figure(
+            scenario="6 memory",
+            backend=ctx.backend,
+            name=f"server RSS growth over the drain of {timed_jobs:,} jobs",
+            unit="%",
+            service=growth,
+            target="≤ 10 %",
+            met=growth <= 10,
+            details={"rss_before_mb": round(rss_before / 2**20, 1), "rss_after_mb": round(rss_after / 2**20, 1)},
+        )
+    )
     return figures
 
 
@@ -308,26 +336,44 @@ def _pgqueuer_version() -> str:
     return version("pgqueuer")
 
 
-def _throughput_figure(scenario: str, backend: str, name: str, rate: float, reference_rate: float, goal: float | None,
-                       reference: str = "floor") -> Figure:
+def _throughput_figure(
+    scenario: str,
+    backend: str,
+    name: str,
+    rate: float,
+    reference_rate: float,
+    goal: float | None,
+    reference: str = "floor",
+) -> Figure:
     """A jobs/s figure whose goal, if any, is a share of its reference's rate."""
     if goal is None:
         return Figure(scenario, backend, name, "jobs/s", rate, reference_rate, reference=reference)
-    return Figure(scenario, backend, name, "jobs/s", rate, reference_rate, f"≥ {goal:g}× {reference}",
-                  rate >= goal * reference_rate, reference=reference)
+    return Figure(
+        scenario,
+        backend,
+        name,
+        "jobs/s",
+        rate,
+        reference_rate,
+        f"≥ {goal:g}× {reference}",
+        rate >= goal * reference_rate,
+        reference=reference,
+    )
 
 
 # 2: one job per RPC
 
 
-def _one_per_call(jobs: job_service_pb2_grpc.JobServiceStub, queue: str, index: int, ids: list[str],
-                  result: struct_pb2.Struct) -> None:
+def _one_per_call(
+    jobs: job_service_pb2_grpc.JobServiceStub, queue: str, index: int, ids: list[str], result: struct_pb2.Struct
+) -> None:
     for n, job_id in enumerate(ids):
-        jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id,
-                                             job_data=_struct({"n": n})))
-        while not (leased := jobs.LeaseJobs(
-            pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"w{index}", max_jobs=1)
-        ).jobs):
+        jobs.EnqueueJob(
+            pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id, job_data=_struct({"n": n}))
+        )
+        while not (
+            leased := jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"w{index}", max_jobs=1)).jobs
+        ):
             pass
         jobs.TrackCompletion(
             pb.TrackCompletionRequest(job_id=leased[0].job_id, attempt_number=leased[0].attempt_number, result=result)
@@ -357,6 +403,7 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
 
     try:
         for number in range(ROUNDS):
+
             def floor_worker(index: int) -> None:
                 connection = connections[index]
                 for n, job_id in enumerate(ids(number, index)):
@@ -367,9 +414,11 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
 
             seconds["floor"] += run_threads(workers, floor_worker)
             seconds["service"] += run_threads(
-                workers, lambda index: _one_per_call(client.jobs, queue, index, ids(number, index), result))
+                workers, lambda index: _one_per_call(client.jobs, queue, index, ids(number, index), result)
+            )
             seconds["ceiling"] += run_threads(
-                workers, lambda index: _one_per_call(ceiling_client.jobs, queue, index, ids(number, index), result))
+                workers, lambda index: _one_per_call(ceiling_client.jobs, queue, index, ids(number, index), result)
+            )
         states = _count_states(database)
         if states.get("completed", 0) != per_round * workers * ROUNDS:
             raise RuntimeError(f"one-per-RPC run left states {states}")
@@ -386,12 +435,23 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
     postgres = ctx.backend == "postgresql"
     label = f"EnqueueJob → LeaseJobs → TrackCompletion, {workers} workers, {total:,} jobs, {ROUNDS} interleaved rounds"
     return [
-        _throughput_figure("2 one per RPC", ctx.backend, label, total / seconds["service"], total / seconds["floor"],
-                           1.0 if postgres else 0.3),
-        _throughput_figure("2 one per RPC", ctx.backend,
-                           f"the same vs the empty gRPC ceiling ({processes} process{'es' if processes > 1 else ''})",
-                           total / seconds["service"], total / seconds["ceiling"], 0.5 if postgres else None,
-                           reference="empty gRPC"),
+        _throughput_figure(
+            "2 one per RPC",
+            ctx.backend,
+            label,
+            total / seconds["service"],
+            total / seconds["floor"],
+            1.0 if postgres else 0.3,
+        ),
+        _throughput_figure(
+            "2 one per RPC",
+            ctx.backend,
+            f"the same vs the empty gRPC ceiling ({processes} process{'es' if processes > 1 else ''})",
+            total / seconds["service"],
+            total / seconds["ceiling"],
+            0.5 if postgres else None,
+            reference="empty gRPC",
+        ),
     ]
 
 
@@ -429,6 +489,7 @@ def failure_latency(ctx: Context) -> list[Figure]:
         def call(index: int) -> None:
             if floor.fail(connection(), ids[index], attempt, "Connection timeout", datetime.now(UTC)) != expect_dead:
                 raise RuntimeError("floor decision differs from the expected one")
+
         return call
 
     max_concurrency = max(sizes.latency_concurrency)
@@ -436,9 +497,11 @@ def failure_latency(ctx: Context) -> list[Figure]:
     timed_calls(warm, max_concurrency, floor_call(dead_warm, 4, True))
     for position, concurrency in enumerate(sizes.latency_concurrency):
         floor_results[("retry", concurrency)] = Latencies.of(
-            timed_calls(samples, concurrency, floor_call(retry_sets[position], 1, False)))
+            timed_calls(samples, concurrency, floor_call(retry_sets[position], 1, False))
+        )
         floor_results[("dead", concurrency)] = Latencies.of(
-            timed_calls(samples, concurrency, floor_call(dead_sets[position], 4, True)))
+            timed_calls(samples, concurrency, floor_call(dead_sets[position], 4, True))
+        )
     for item in opened:
         item.close()
     ctx.databases.drop(database)
@@ -450,6 +513,7 @@ def failure_latency(ctx: Context) -> list[Figure]:
     client = Client(server.target)
     error = job_pb2.JobError(message="Connection timeout", type="TimeoutError")
     try:
+
         def service_call(ids: list[str], attempt: int, expect_dead: bool):
             def call(index: int) -> None:
                 response = client.jobs.TrackFailure(
@@ -457,15 +521,18 @@ def failure_latency(ctx: Context) -> list[Figure]:
                 )
                 if response.moved_to_dead_letter != expect_dead:
                     raise RuntimeError("service decision differs from the expected one")
+
             return call
 
         timed_calls(warm, max_concurrency, service_call(retry_warm, 1, False))
         timed_calls(warm, max_concurrency, service_call(dead_warm, 4, True))
         for position, concurrency in enumerate(sizes.latency_concurrency):
             results[("retry", concurrency)] = Latencies.of(
-                timed_calls(samples, concurrency, service_call(retry_sets[position], 1, False)))
+                timed_calls(samples, concurrency, service_call(retry_sets[position], 1, False))
+            )
             results[("dead", concurrency)] = Latencies.of(
-                timed_calls(samples, concurrency, service_call(dead_sets[position], 4, True)))
+                timed_calls(samples, concurrency, service_call(dead_sets[position], 4, True))
+            )
     finally:
         client.close()
         server.stop()
@@ -476,14 +543,25 @@ def failure_latency(ctx: Context) -> list[Figure]:
     for kind, title, target in (("retry", "TrackFailure → retry", 2.5), ("dead", "TrackFailure → DLQ move", 5.0)):
         for concurrency in sizes.latency_concurrency:
             service, base = results[(kind, concurrency)], floor_results[(kind, concurrency)]
-            for label, value, floor_value in (("p50", service.p50, base.p50), ("p99", service.p99, base.p99),
-                                              ("p99.9", service.p999, base.p999)):
+            for label, value, floor_value in (
+                ("p50", service.p50, base.p50),
+                ("p99", service.p99, base.p99),
+                ("p99.9", service.p999, base.p999),
+            ):
                 has_target = postgres and concurrency == 1 and label == "p99"
-                figures.append(Figure(
-                    "3 latency", ctx.backend, f"{title}, concurrency {concurrency}, {label}", "ms", value, floor_value,
-                    f"≤ {target} ms" if has_target else "", (value <= target) if has_target else None,
-                    {"samples": service.samples},
-                ))
+                figures.append(
+                    Figure(
+                        "3 latency",
+                        ctx.backend,
+                        f"{title}, concurrency {concurrency}, {label}",
+                        "ms",
+                        value,
+                        floor_value,
+                        f"≤ {target} ms" if has_target else "",
+                        (value <= target) if has_target else None,
+                        {"samples": service.samples},
+                    )
+                )
     return figures
 
 
@@ -524,7 +602,9 @@ def scale(ctx: Context) -> list[Figure]:
                 client.admin.GetStatistics(admin_pb.GetStatisticsRequest())
             service_first = timed_calls(samples, 1, lambda _i: client.admin.ListDeadLetterJobs(first))
             service_deep = timed_calls(samples, 1, lambda _i: client.admin.ListDeadLetterJobs(deep))
-            service_stats = timed_calls(samples, 1, lambda _i: client.admin.GetStatistics(admin_pb.GetStatisticsRequest()))
+            service_stats = timed_calls(
+                samples, 1, lambda _i: client.admin.GetStatistics(admin_pb.GetStatisticsRequest())
+            )
 
             def lease(i: int) -> None:
                 response = client.jobs.LeaseJobs(
@@ -539,18 +619,25 @@ def scale(ctx: Context) -> list[Figure]:
             server.stop()
             ctx.databases.drop(database)
         measured[total] = {
-            "ListDeadLetterJobs first page (PENDING, 50)": (percentile(service_first, 0.99) * 1000,
-                                                            percentile(floor_first, 0.99) * 1000),
-            "ListDeadLetterJobs middle page (PENDING, 50)": (percentile(service_deep, 0.99) * 1000,
-                                                             percentile(floor_deep, 0.99) * 1000),
+            "ListDeadLetterJobs first page (PENDING, 50)": (
+                percentile(service_first, 0.99) * 1000,
+                percentile(floor_first, 0.99) * 1000,
+            ),
+            "ListDeadLetterJobs middle page (PENDING, 50)": (
+                percentile(service_deep, 0.99) * 1000,
+                percentile(floor_deep, 0.99) * 1000,
+            ),
             "GetStatistics": (percentile(service_stats, 0.99) * 1000, percentile(floor_stats, 0.99) * 1000),
             "LeaseJobs(max_jobs=1)": (percentile(service_lease, 0.99) * 1000, percentile(floor_lease, 0.99) * 1000),
         }
     figures = []
     smallest, largest = min(sizes.scale_jobs), max(sizes.scale_jobs)
     postgres = ctx.backend == "postgresql"
-    absolute = {"ListDeadLetterJobs first page (PENDING, 50)": 5.0, "ListDeadLetterJobs middle page (PENDING, 50)": 5.0,
-                "GetStatistics": 20.0}
+    absolute = {
+        "ListDeadLetterJobs first page (PENDING, 50)": 5.0,
+        "ListDeadLetterJobs middle page (PENDING, 50)": 5.0,
+        "GetStatistics": 20.0,
+    }
     for total in sorted(measured):
         for name, (service, base) in measured[total].items():
             target, met = "", None
@@ -562,8 +649,19 @@ def scale(ctx: Context) -> list[Figure]:
                     parts.append(f"≤ {absolute[name]} ms")
                     met = met and service <= absolute[name]
                 target = "; ".join(parts)
-            figures.append(Figure("4 scale", ctx.backend, f"{total:,} jobs: {name}, p99", "ms", service, base, target, met,
-                                  {"dead_letters": max(20, total // 20), "samples": samples}))
+            figures.append(
+                Figure(
+                    "4 scale",
+                    ctx.backend,
+                    f"{total:,} jobs: {name}, p99",
+                    "ms",
+                    service,
+                    base,
+                    target,
+                    met,
+                    {"dead_letters": max(20, total // 20), "samples": samples},
+                )
+            )
     return figures
 
 
@@ -601,8 +699,9 @@ def sweep(ctx: Context) -> list[Figure]:
     sizes, floor = ctx.sizes, ctx.floor
     samples = sizes.scale_samples
     # Enough ready jobs for the baseline and for leasing all through the sweep.
-    layout = Layout(total=sizes.sweep_jobs, waiting=min(sizes.sweep_jobs // 4, 20 * samples + 100),
-                    expired=sizes.sweep_expired)
+    layout = Layout(
+        total=sizes.sweep_jobs, waiting=min(sizes.sweep_jobs // 4, 20 * samples + 100), expired=sizes.sweep_expired
+    )
     database = ctx.databases.create(ctx.backend, "sweep")
     load(database, layout)
     names = queue_names()
@@ -625,6 +724,7 @@ def sweep(ctx: Context) -> list[Figure]:
     server = ctx.server(database)
     client = Client(server.target)
     try:
+
         def lease(i: int) -> None:
             response = client.jobs.LeaseJobs(
                 pb.LeaseJobsRequest(queue_names=[names[i % len(names)]], worker_id="bench", max_jobs=1)
@@ -649,18 +749,43 @@ def sweep(ctx: Context) -> list[Figure]:
     postgres = ctx.backend == "postgresql"
     label = f"{sizes.sweep_expired:,} expired leases among {sizes.sweep_jobs:,} jobs"
     return [
-        Figure("5 sweep", ctx.backend, f"sweep of {label} (floor: its stalled-jobs SQL)", "ms", sweep_seconds * 1000,
-               floor_seconds * 1000, "≤ 1,000 ms" if postgres else "", (sweep_seconds <= 1.0) if postgres else None,
-               {"counts": run["counts"]}),
-        Figure("5 sweep", ctx.backend, "LeaseJobs(max_jobs=1) p99 without a sweep", "ms", base_p99, None,
-               details={"samples": len(baseline)}),
-        Figure("5 sweep", ctx.backend, "LeaseJobs(max_jobs=1) p99 during the sweep", "ms", during_p99, None,
-               f"≤ 2× without ({2 * base_p99:.2f} ms)", (during_p99 <= 2 * base_p99) if during else None,
-               {"samples": len(during)}),
+        Figure(
+            "5 sweep",
+            ctx.backend,
+            f"sweep of {label} (floor: its stalled-jobs SQL)",
+            "ms",
+            sweep_seconds * 1000,
+            floor_seconds * 1000,
+            "≤ 1,000 ms" if postgres else "",
+            (sweep_seconds <= 1.0) if postgres else None,
+            {"counts": run["counts"]},
+        ),
+        Figure(
+            "5 sweep",
+            ctx.backend,
+            "LeaseJobs(max_jobs=1) p99 without a sweep",
+            "ms",
+            base_p99,
+            None,
+            details={"samples": len(baseline)},
+        ),
+        Figure(
+            "5 sweep",
+            ctx.backend,
+            "LeaseJobs(max_jobs=1) p99 during the sweep",
+            "ms",
+            during_p99,
+            None,
+            f"≤ 2× without ({2 * base_p99:.2f} ms)",
+            (during_p99 <= 2 * base_p99) if during else None,
+            {"samples": len(during)},
+        ),
     ]
 
 
-def _leases_during_sweep(client: Client, database: BenchDatabase, lease: Callable[[int], None]) -> tuple[list[float], dict]:
+def _leases_during_sweep(
+    client: Client, database: BenchDatabase, lease: Callable[[int], None]
+) -> tuple[list[float], dict]:
     """Lease one job at a time while the server sweeps (TriggerRecovery, as its scheduler would); the
     latencies of the calls made while the sweep itself ran (by its run record), and the run's summary."""
     outcome: dict[str, object] = {}
@@ -698,8 +823,9 @@ def _leases_during_sweep(client: Client, database: BenchDatabase, lease: Callabl
         "counts": {"stalled_jobs": run.counts.stalled_jobs},
         "duration_seconds": (finished - started).total_seconds(),
     }
-    return [seconds for at, seconds in calls
-            if started.timestamp() <= at and at + seconds <= finished.timestamp()], summary
+    return [
+        seconds for at, seconds in calls if started.timestamp() <= at and at + seconds <= finished.timestamp()
+    ], summary
 
 
 def _sweep_running(connection, backend: str) -> bool:

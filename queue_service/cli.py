@@ -22,15 +22,15 @@ from queue_service.config import (
     env_float,
     env_int,
     env_str,
+    parse_duration,
     server_tokens,
     tls_files,
-    parse_duration,
     validate_recovery,
 )
-from queue_service.logs import LOG_FORMATS, configure_logging
 from queue_service.core.jobs import LifecycleSettings
-from queue_service.core.validation import Limits
 from queue_service.core.recovery import RecoveryCounts, RecoverySettings
+from queue_service.core.validation import Limits
+from queue_service.logs import LOG_FORMATS, configure_logging
 
 logger = logging.getLogger("queue_service")
 
@@ -58,7 +58,9 @@ def _add_security_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow a non-loopback address without any token configured",
     )
-    security.add_argument("--tls-cert", default=env_str("QUEUE_TLS_CERT", ""), help="PEM certificate chain (env QUEUE_TLS_CERT)")
+    security.add_argument(
+        "--tls-cert", default=env_str("QUEUE_TLS_CERT", ""), help="PEM certificate chain (env QUEUE_TLS_CERT)"
+    )
     security.add_argument("--tls-key", default=env_str("QUEUE_TLS_KEY", ""), help="PEM private key (env QUEUE_TLS_KEY)")
     security.add_argument(
         "--tls-client-ca",
@@ -133,7 +135,9 @@ def _threshold(raw: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"--dlq-alert-threshold / QUEUE_DLQ_ALERT_THRESHOLD must be an integer, got {raw!r}") from None
+        raise ConfigError(
+            f"--dlq-alert-threshold / QUEUE_DLQ_ALERT_THRESHOLD must be an integer, got {raw!r}"
+        ) from None
 
 
 def recovery_settings(args: argparse.Namespace) -> RecoverySettings:
@@ -165,7 +169,11 @@ def lifecycle_settings(args: argparse.Namespace) -> LifecycleSettings:
     max_queues = _option(args.max_queues, "QUEUE_MAX_QUEUES", Limits().max_queues)
     if max_queues < 1:
         raise ConfigError(f"--max-queues / QUEUE_MAX_QUEUES must be at least 1, got {max_queues}")
-    admin_creates = args.admin_creates_queues or env_str("QUEUE_ADMIN_CREATES_QUEUES", "0").lower() in ("1", "true", "yes")
+    admin_creates = args.admin_creates_queues or env_str("QUEUE_ADMIN_CREATES_QUEUES", "0").lower() in (
+        "1",
+        "true",
+        "yes",
+    )
     return LifecycleSettings(
         stall_timeout=parse_duration(args.stall_timeout, "--stall-timeout / QUEUE_STALL_TIMEOUT"),
         limits=Limits(max_queues=max_queues),
@@ -184,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help=f"port, default {DEFAULT_PORT} (env QUEUE_PORT)")
     _add_database_option(serve)
     migrate_group = serve.add_mutually_exclusive_group()
-    migrate_group.add_argument("--migrate", dest="migrate", action="store_true", default=None, help="apply migrations on start")
+    migrate_group.add_argument(
+        "--migrate", dest="migrate", action="store_true", default=None, help="apply migrations on start"
+    )
     migrate_group.add_argument("--no-migrate", dest="migrate", action="store_false", help="never migrate on start")
     _add_security_options(serve)
     serve.add_argument(
@@ -199,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="server processes sharing the port (env QUEUE_WORKERS; default: CPU cores on PostgreSQL, 1 on SQLite)",
     )
-    serve.add_argument("--grpc-threads", type=int, default=None, help="RPC threads per process (env QUEUE_GRPC_THREADS, default 64)")
+    serve.add_argument(
+        "--grpc-threads", type=int, default=None, help="RPC threads per process (env QUEUE_GRPC_THREADS, default 64)"
+    )
     serve.add_argument(
         "--max-waiting-leases",
         type=int,
@@ -249,20 +261,44 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--service", default="", help="service name to check; empty means the whole server")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds before giving up (default 3)")
     health_tls = health.add_argument_group("TLS", "for a server started with --tls-cert; plaintext without --tls-ca")
-    health_tls.add_argument("--tls-ca", default=env_str("QUEUE_HEALTH_TLS_CA", ""), help="PEM CA that signed the server certificate (env QUEUE_HEALTH_TLS_CA)")
+    health_tls.add_argument(
+        "--tls-ca",
+        default=env_str("QUEUE_HEALTH_TLS_CA", ""),
+        help="PEM CA that signed the server certificate (env QUEUE_HEALTH_TLS_CA)",
+    )
     health_tls.add_argument(
         "--tls-server-name",
         default=env_str("QUEUE_HEALTH_TLS_SERVER_NAME", ""),
         help="name the server certificate must carry, when it is not the target host (env QUEUE_HEALTH_TLS_SERVER_NAME)",
     )
-    health_tls.add_argument("--tls-cert", default=env_str("QUEUE_HEALTH_TLS_CERT", ""), help="client certificate for mutual TLS (env QUEUE_HEALTH_TLS_CERT)")
-    health_tls.add_argument("--tls-key", default=env_str("QUEUE_HEALTH_TLS_KEY", ""), help="client key for mutual TLS (env QUEUE_HEALTH_TLS_KEY)")
+    health_tls.add_argument(
+        "--tls-cert",
+        default=env_str("QUEUE_HEALTH_TLS_CERT", ""),
+        help="client certificate for mutual TLS (env QUEUE_HEALTH_TLS_CERT)",
+    )
+    health_tls.add_argument(
+        "--tls-key",
+        default=env_str("QUEUE_HEALTH_TLS_KEY", ""),
+        help="client key for mutual TLS (env QUEUE_HEALTH_TLS_KEY)",
+    )
 
     dashboard = commands.add_parser("dashboard", help="serve the operators' web dashboard over AdminService")
     _add_logging_options(dashboard, defaults=False)
-    dashboard.add_argument("--host", default=env_str("QUEUE_DASHBOARD_HOST", "127.0.0.1"), help="address to listen on (env QUEUE_DASHBOARD_HOST, default 127.0.0.1)")
-    dashboard.add_argument("--port", default=env_str("QUEUE_DASHBOARD_PORT", "8080"), help="HTTP port; 0 picks a free one (env QUEUE_DASHBOARD_PORT, default 8080)")
-    dashboard.add_argument("--target", default=env_str("QUEUE_TARGET", "localhost:50051"), help="the queue service, host:port (env QUEUE_TARGET, default localhost:50051)")
+    dashboard.add_argument(
+        "--host",
+        default=env_str("QUEUE_DASHBOARD_HOST", "127.0.0.1"),
+        help="address to listen on (env QUEUE_DASHBOARD_HOST, default 127.0.0.1)",
+    )
+    dashboard.add_argument(
+        "--port",
+        default=env_str("QUEUE_DASHBOARD_PORT", "8080"),
+        help="HTTP port; 0 picks a free one (env QUEUE_DASHBOARD_PORT, default 8080)",
+    )
+    dashboard.add_argument(
+        "--target",
+        default=env_str("QUEUE_TARGET", "localhost:50051"),
+        help="the queue service, host:port (env QUEUE_TARGET, default localhost:50051)",
+    )
     dashboard.add_argument(
         "--token",
         default=env_str("QUEUE_TOKEN", ""),
@@ -274,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the session cookie over plain HTTP too (only for a trusted network without TLS)",
     )
     dashboard_tls = dashboard.add_argument_group("TLS to the queue service", "plaintext unless --tls or --tls-ca")
-    dashboard_tls.add_argument("--tls", action="store_true", help="use TLS, trusting the system's certificate authorities")
+    dashboard_tls.add_argument(
+        "--tls", action="store_true", help="use TLS, trusting the system's certificate authorities"
+    )
     dashboard_tls.add_argument("--tls-ca", default="", help="use TLS, trusting this PEM CA bundle")
     dashboard_tls.add_argument("--tls-cert", default="", help="client certificate, for mutual TLS")
     dashboard_tls.add_argument("--tls-key", default="", help="client private key, for mutual TLS")

@@ -48,6 +48,7 @@ class TlsFiles:
 
     def read(self) -> tuple[bytes, bytes, bytes | None]:
         """(certificate chain, private key, client CA bundle or None), or ConfigError naming the flag."""
+
         def load(path: str, flag: str) -> bytes:
             try:
                 return Path(path).read_bytes()
@@ -143,9 +144,13 @@ class ServerConfig:
         try:
             url = make_url(self.database_url)
         except ArgumentError:
-            raise ConfigError(f"--database-url / QUEUE_DATABASE_URL is not a database URL: {self.database_url!r}") from None
+            raise ConfigError(
+                f"--database-url / QUEUE_DATABASE_URL is not a database URL: {self.database_url!r}"
+            ) from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ConfigError(f"--database-url / QUEUE_DATABASE_URL must be sqlite or postgresql, got {url.get_backend_name()!r}")
+            raise ConfigError(
+                f"--database-url / QUEUE_DATABASE_URL must be sqlite or postgresql, got {url.get_backend_name()!r}"
+            )
         if self.grpc_threads < 2:
             raise ConfigError(f"--grpc-threads / QUEUE_GRPC_THREADS must be at least 2, got {self.grpc_threads}")
         if not 1 <= self.waiting_lease_limit < self.grpc_threads:
@@ -159,11 +164,15 @@ class ServerConfig:
                 "QUEUE_WORKER_TOKEN or --tokens-file, bind a loopback address, or pass --insecure"
             )
         if not 0 <= self.metrics_port <= 65535:
-            raise ConfigError(f"--metrics-port / QUEUE_METRICS_PORT must be between 0 and 65535, got {self.metrics_port}")
+            raise ConfigError(
+                f"--metrics-port / QUEUE_METRICS_PORT must be between 0 and 65535, got {self.metrics_port}"
+            )
         if self.metrics_port and self.metrics_port == self.port:
             raise ConfigError(f"--metrics-port / QUEUE_METRICS_PORT must differ from --port, both are {self.port}")
         if self.shutdown_grace < 0:
-            raise ConfigError(f"--shutdown-grace / QUEUE_SHUTDOWN_GRACE must not be negative, got {self.shutdown_grace}")
+            raise ConfigError(
+                f"--shutdown-grace / QUEUE_SHUTDOWN_GRACE must not be negative, got {self.shutdown_grace}"
+            )
         if self.health_check_interval <= 0:
             raise ConfigError(
                 f"--health-check-interval / QUEUE_HEALTH_CHECK_INTERVAL must be positive, got {self.health_check_interval}"

@@ -61,7 +61,9 @@ def check_logging_options(level: str, log_format: str) -> tuple[str, str]:
     if level not in LOG_LEVELS:
         raise ConfigError(f"--log-level / QUEUE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     if log_format not in LOG_FORMATS:
-        raise ConfigError(f"--log-format / QUEUE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+        raise ConfigError(
+            f"--log-format / QUEUE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
+        )
     return level, log_format
 
 

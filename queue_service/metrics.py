@@ -54,7 +54,10 @@ class ServiceMetrics:
         self.registry = registry
         rpc_labels = ["grpc_service", "grpc_method", "grpc_type", "grpc_code"]
         self.rpc_handled = Counter(
-            "grpc_server_handled_total", "RPCs completed on the server, by final status code.", rpc_labels, registry=registry
+            "grpc_server_handled_total",
+            "RPCs completed on the server, by final status code.",
+            rpc_labels,
+            registry=registry,
         )
         self.rpc_seconds = Histogram(
             "grpc_server_handling_seconds",
@@ -77,8 +80,11 @@ class ServiceMetrics:
             registry=registry,
         )
         self.sweep_seconds = Histogram(
-            f"{NAMESPACE}_sweep_duration_seconds", "Duration of recovery sweeps.", ["status"],
-            buckets=SWEEP_BUCKETS, registry=registry,
+            f"{NAMESPACE}_sweep_duration_seconds",
+            "Duration of recovery sweeps.",
+            ["status"],
+            buckets=SWEEP_BUCKETS,
+            registry=registry,
         )
         self.sweep_items = Counter(
             f"{NAMESPACE}_sweep_items_total", "Rows handled by recovery sweeps, per task.", ["task"], registry=registry
@@ -266,7 +272,9 @@ class MetricsEndpoint:
         try:
             self._server, self._thread = start_http_server(port, addr=host, registry=registry)
         except OSError as error:
-            raise ConfigError(f"--metrics-port / QUEUE_METRICS_PORT: cannot listen on {host}:{port}: {error.strerror}") from None
+            raise ConfigError(
+                f"--metrics-port / QUEUE_METRICS_PORT: cannot listen on {host}:{port}: {error.strerror}"
+            ) from None
         self.port = self._server.server_port
 
     def stop(self) -> None:

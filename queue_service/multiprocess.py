@@ -45,7 +45,9 @@ def reserve_port(host: str, port: int) -> socket.socket:
     held only by the TIME_WAIT connections of a server that was just killed.
     """
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as error:
         raise ConfigError(f"--host / QUEUE_HOST: cannot resolve {host!r}: {error.strerror}") from None
     if port:
@@ -100,7 +102,10 @@ def _child_main(config: ServerConfig, index: int, events, parent_pid: int, log_l
         events.put(("error", index, os.getpid(), f"{type(error).__name__}: {error}"))
         raise SystemExit(1) from None
     logger.info(
-        "server process %d serving on %s%s", index, server.address, " (runs the scheduler)" if config.runs_scheduler else ""
+        "server process %d serving on %s%s",
+        index,
+        server.address,
+        " (runs the scheduler)" if config.runs_scheduler else "",
     )
     events.put(("ready", index, os.getpid(), server.address))
     stopping.wait()
@@ -239,7 +244,9 @@ class ProcessGroup:
                 if process.exitcode is not None and not self.stopping.is_set():
                     logger.error(
                         "server process %s (pid %d) exited with code %s; stopping the others",
-                        process.name, process.pid, process.exitcode,
+                        process.name,
+                        process.pid,
+                        process.exitcode,
                     )
                     return 1
             wait([process.sentinel for process in self.processes], timeout=0.5)

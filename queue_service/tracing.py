@@ -22,7 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from queue_service.core.events import JobEvent, ServiceEvents
 from queue_service.core.retry import RetryDecision
-from queue_service.store.records import JobRecord
+from queue_service.domain import JobRecord
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +101,13 @@ class TracingEvents:
         span = self.tracer.start_span(f"lease expired {job.queue_name}", context=parent, attributes=attributes)
         try:
             if decision.should_retry:
-                span.add_event("job.retry_scheduled", {"jobqueue.retry_delay_seconds": decision.retry_delay.total_seconds()})
+                span.add_event(
+                    "job.retry_scheduled", {"jobqueue.retry_delay_seconds": decision.retry_delay.total_seconds()}
+                )
             else:
                 reason = decision.death_reason.value if decision.death_reason else ""
-                span.add_event("job.dead_lettered", {"jobqueue.death_reason": reason, "jobqueue.dead_letter_id": dead_letter_id})
+                span.add_event(
+                    "job.dead_lettered", {"jobqueue.death_reason": reason, "jobqueue.dead_letter_id": dead_letter_id}
+                )
         finally:
             span.end()

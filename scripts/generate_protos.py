@@ -42,9 +42,8 @@ def proto_files() -> list[Path]:
 
 
 def include_dirs() -> list[str]:
-    import grpc_tools
-
     import google.rpc.status_pb2
+    import grpc_tools
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     # google/rpc/*.proto ship with googleapis-common-protos, which grpcio-status already requires.
@@ -103,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Python output root (default: clients/)")
     parser.add_argument(
-        "--ts-out", type=Path, default=DEFAULT_TS_OUT, help="TypeScript output directory (default: clients/node/src/generated)"
+        "--ts-out",
+        type=Path,
+        default=DEFAULT_TS_OUT,
+        help="TypeScript output directory (default: clients/node/src/generated)",
     )
     args = parser.parse_args(argv)
     require_ts_proto()  # before writing anything, so that both halves always change together

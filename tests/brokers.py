@@ -34,7 +34,9 @@ def rabbitmq_url() -> str:
     except Exception as error:  # noqa: BLE001 - any failure means the broker is unusable here
         reason = f"RabbitMQ at {url} is not reachable ({error!r}); set {RABBITMQ_URL_ENV}"
         if required():
-            pytest.fail(f"{reason}; broker tests are required here ({REQUIRE_BROKERS_ENV}, CI or QUEUE_TEST_REQUIRE_POSTGRES)")
+            pytest.fail(
+                f"{reason}; broker tests are required here ({REQUIRE_BROKERS_ENV}, CI or QUEUE_TEST_REQUIRE_POSTGRES)"
+            )
         pytest.skip(reason)
     return url
 

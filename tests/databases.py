@@ -42,7 +42,9 @@ def empty_database(backend: str, directory: Path) -> Iterator[Engine]:
 
 
 @contextmanager
-def statements_issued(engine: Engine, run: Callable[[Connection], object]) -> Iterator[tuple[Connection, list[tuple[str, object]]]]:
+def statements_issued(
+    engine: Engine, run: Callable[[Connection], object]
+) -> Iterator[tuple[Connection, list[tuple[str, object]]]]:
     """Run `run` in a transaction that is rolled back; yield the connection and the (statement,
     parameters) it sent, so that the caller can EXPLAIN them on that same connection."""
     captured: list[tuple[str, object]] = []

@@ -79,9 +79,7 @@ def npm_ci(package: Path) -> None:
 
 def run(command: list[str], cwd: Path, *, timeout: float, env: dict[str, str] | None = None) -> str:
     """Run a command; on failure, fail the test with its output."""
-    completed = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    completed = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     output = completed.stdout + completed.stderr
     if completed.returncode != 0:
         pytest.fail(f"{' '.join(command)} in {cwd} exited with {completed.returncode}:\n{output[-20000:]}")

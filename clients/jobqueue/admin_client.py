@@ -37,8 +37,7 @@ from jobqueue.models import (
     Statistics,
 )
 from jobqueue.v1 import admin_service_pb2 as pb
-from jobqueue.v1 import admin_service_pb2_grpc
-from jobqueue.v1 import job_pb2
+from jobqueue.v1 import admin_service_pb2_grpc, job_pb2
 
 ADMIN_SERVICE = "jobqueue.v1.AdminService"
 # Reads, and writes that set a value (repeating them changes nothing more). Retrying, marking,
@@ -520,15 +519,19 @@ class AdminClient:
         changes nothing and its one message carries the matched count and a sample. There is
         no deadline unless `timeout` is given, as a rate-limited redrive may take long.
         """
-        selector = None if ids is not None else dead_letter_filter(
-            queue_name=queue_name,
-            death_reason=death_reason,
-            failure_reason_contains=failure_reason_contains,
-            error_type=error_type,
-            fingerprint=fingerprint,
-            assigned_to=assigned_to,
-            dead_lettered_after=dead_lettered_after,
-            dead_lettered_before=dead_lettered_before,
+        selector = (
+            None
+            if ids is not None
+            else dead_letter_filter(
+                queue_name=queue_name,
+                death_reason=death_reason,
+                failure_reason_contains=failure_reason_contains,
+                error_type=error_type,
+                fingerprint=fingerprint,
+                assigned_to=assigned_to,
+                dead_lettered_after=dead_lettered_after,
+                dead_lettered_before=dead_lettered_before,
+            )
         )
         request = redrive_request(
             ids,
@@ -697,7 +700,9 @@ class AdminClient:
         return convert.schedule(self._call(self.stub.UpdateSchedule, request, timeout).schedule)
 
     def pause_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
-        return convert.schedule(self._call(self.stub.PauseSchedule, pb.PauseScheduleRequest(name=name), timeout).schedule)
+        return convert.schedule(
+            self._call(self.stub.PauseSchedule, pb.PauseScheduleRequest(name=name), timeout).schedule
+        )
 
     def resume_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
         """Start again at the first slot after now; slots passed while paused never run."""

@@ -49,9 +49,7 @@ def service_config(
     if health_checking:
         config.update(HEALTH_CHECKING)
     names = [
-        {"service": service, "method": method}
-        for service, methods in idempotent_methods.items()
-        for method in methods
+        {"service": service, "method": method} for service, methods in idempotent_methods.items() for method in methods
     ]
     if retry and names:
         config["methodConfig"] = [{"name": names, "retryPolicy": RETRY_POLICY}]

@@ -27,15 +27,22 @@ from jobqueue.models import (
     RetryPolicy,
     StartResult,
 )
-from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
-from jobqueue.v1 import job_service_pb2_grpc
 
 JOB_SERVICE = "jobqueue.v1.JobService"
 # Safe to repeat: enqueue always carries a job_id (generated here when not given) and the
 # service answers a repeated report of the same attempt with the same outcome.
 IDEMPOTENT_METHODS = {
-    JOB_SERVICE: ("EnqueueJob", "EnqueueJobs", "HeartbeatJob", "TrackCompletion", "TrackCompletions", "TrackFailure", "GetJob")
+    JOB_SERVICE: (
+        "EnqueueJob",
+        "EnqueueJobs",
+        "HeartbeatJob",
+        "TrackCompletion",
+        "TrackCompletions",
+        "TrackFailure",
+        "GetJob",
+    )
 }
 # A long-poll lease may take this much longer than its wait before it counts as late.
 LEASE_GRACE_SECONDS = 10.0
@@ -52,6 +59,7 @@ def receive_limit(options: Sequence[tuple[str, Any]]) -> int:
         if name == RECEIVE_LIMIT_OPTION:
             limit = MAX_RESPONSE_BYTES if int(value) < 0 else min(int(value), MAX_RESPONSE_BYTES)
     return limit
+
 
 Client = TypeVar("Client")
 
@@ -451,4 +459,3 @@ class JobClient:
             result=run.result,
             processing_duration=timedelta(seconds=time.monotonic() - began),
         )
-

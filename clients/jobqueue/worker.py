@@ -107,7 +107,9 @@ class Outage:
                 self._since = time.monotonic()
                 logger.warning(
                     "cannot lease from %s: %s; retrying with backoff up to %gs",
-                    queues, describe_error(error), self.cap.total_seconds(),
+                    queues,
+                    describe_error(error),
+                    self.cap.total_seconds(),
                 )
         return backoff_delay(failures, self.initial, self.cap)
 
@@ -381,7 +383,10 @@ def log_decision(job: Job, decision: FailureResult) -> None:
     if decision.moved_to_dead_letter:
         logger.warning(
             "job %s (%s): dead-lettered after attempt %d (entry %s)",
-            job.job_id, job.job_name, job.attempt_number, decision.dead_letter_id,
+            job.job_id,
+            job.job_name,
+            job.attempt_number,
+            decision.dead_letter_id,
         )
     elif decision.should_retry:
         delay = decision.retry_delay.total_seconds() if decision.retry_delay is not None else 0.0

@@ -13,7 +13,6 @@ import time
 from datetime import timedelta
 
 from jobqueue import AdminClient, JobClient, JobState, NotFound, RetryPolicy
-
 from tasks import QUEUE, charge, send_receipt, sync_inventory
 
 TARGET = os.environ.get("QUEUE_TARGET", "localhost:50051")
@@ -58,7 +57,9 @@ def main() -> int:
         if job.state is JobState.COMPLETED:
             line += f", result {json.dumps(job.result, sort_keys=True)}"
         else:
-            line += f", dead-letter entry {job.dead_letter_id}, last error: {job.last_error.type}: {job.last_error.message}"
+            line += (
+                f", dead-letter entry {job.dead_letter_id}, last error: {job.last_error.type}: {job.last_error.message}"
+            )
         print(line)
     return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-
 from jobqueue.integrations.celery import TrackedTask
 
 QUEUE = os.environ.get("EXAMPLE_QUEUE", "celery-example")

@@ -181,9 +181,7 @@ def upgrade() -> None:
         sa.Column("counts", JsonDocument, nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_queue_recovery_runs"),
-        sa.CheckConstraint(
-            "status IN ('running', 'succeeded', 'failed')", name="ck_queue_recovery_runs_status_valid"
-        ),
+        sa.CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="ck_queue_recovery_runs_status_valid"),
     )
     op.create_index("ix_queue_recovery_runs_started", "queue_recovery_runs", ["started_at"])
 

@@ -105,8 +105,12 @@ SQLITE_ADD = """
 """
 
 SQLITE_TRIGGERS = (
-    "CREATE TRIGGER {table}_count_insert AFTER INSERT ON {table} BEGIN" + SQLITE_ADD.format(row="NEW", change="1", prefix="{prefix}", column="{column}") + "END",
-    "CREATE TRIGGER {table}_count_delete AFTER DELETE ON {table} BEGIN" + SQLITE_ADD.format(row="OLD", change="-1", prefix="{prefix}", column="{column}") + "END",
+    "CREATE TRIGGER {table}_count_insert AFTER INSERT ON {table} BEGIN"
+    + SQLITE_ADD.format(row="NEW", change="1", prefix="{prefix}", column="{column}")
+    + "END",
+    "CREATE TRIGGER {table}_count_delete AFTER DELETE ON {table} BEGIN"
+    + SQLITE_ADD.format(row="OLD", change="-1", prefix="{prefix}", column="{column}")
+    + "END",
     "CREATE TRIGGER {table}_count_update AFTER UPDATE OF queue_name, {column} ON {table} "
     "WHEN OLD.queue_name IS NOT NEW.queue_name OR OLD.{column} IS NOT NEW.{column} BEGIN"
     + SQLITE_ADD.format(row="OLD", change="-1", prefix="{prefix}", column="{column}")

@@ -29,7 +29,7 @@ depends_on = None
 
 def _single(table: str, name: str) -> str:
     doubled = f"ck_{table}_ck_{table}_"
-    return f"ck_{table}_{name[len(doubled):]}" if name.startswith(doubled) else name
+    return f"ck_{table}_{name[len(doubled) :]}" if name.startswith(doubled) else name
 
 
 def _doubled(table: str, name: str) -> str:

@@ -124,9 +124,7 @@ def upgrade() -> None:
         sa.Column("activity", sa.String(16), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
         sa.PrimaryKeyConstraint("id", name="pk_queue_activity"),
-        sa.CheckConstraint(
-            "activity IN ('completed', 'failed', 'retried', 'dead_lettered')", name="activity_valid"
-        ),
+        sa.CheckConstraint("activity IN ('completed', 'failed', 'retried', 'dead_lettered')", name="activity_valid"),
         sa.CheckConstraint("bucket_seconds IN (300, 3600)", name="bucket_seconds_valid"),
     )
     op.create_index("ix_queue_activity_bucket_seconds", "queue_activity", ["bucket_seconds", "bucket_start"])
@@ -149,7 +147,9 @@ def upgrade() -> None:
                 SQLITE_ADD.format(seconds=seconds, bucket=SQLITE_BUCKET.format(seconds=seconds), activity=activity)
                 for seconds in BUCKET_SECONDS
             )
-            op.execute(SQLITE_TRIGGER.format(activity=activity, condition=condition.format(n="NEW", o="OLD"), adds=adds))
+            op.execute(
+                SQLITE_TRIGGER.format(activity=activity, condition=condition.format(n="NEW", o="OLD"), adds=adds)
+            )
 
 
 def downgrade() -> None:

@@ -111,8 +111,20 @@ def stats(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
             summary.permanently_failed_count,
         ]
 
-    headers = ["QUEUE", "STATUS", "WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED", "RETRYABLE", "DEAD",
-               "DLQ PENDING", "DLQ RECOVERED", "DLQ GAVE UP"]
+    headers = [
+        "QUEUE",
+        "STATUS",
+        "WAITING",
+        "DELAYED",
+        "ACTIVE",
+        "COMPLETED",
+        "FAILED",
+        "RETRYABLE",
+        "DEAD",
+        "DLQ PENDING",
+        "DLQ RECOVERED",
+        "DLQ GAVE UP",
+    ]
     # The dashboard's words for a queue's state; the totals row has none.
     rows = [row(queue, queue.queue_name, queue_status(queue.paused)) for queue in statistics.queues]
     if len(rows) != 1 or statistics.omitted_queue_count:
@@ -157,7 +169,18 @@ def entry_rows(entries: Iterable[DeadLetterEntry]) -> list[list[Any]]:
     ]
 
 
-ENTRY_HEADERS = ["ID", "QUEUE", "JOB", "ERROR TYPE", "FAILURE", "ATTEMPTS", "STATUS", "PRIORITY", "ASSIGNED", "DEAD SINCE"]
+ENTRY_HEADERS = [
+    "ID",
+    "QUEUE",
+    "JOB",
+    "ERROR TYPE",
+    "FAILURE",
+    "ATTEMPTS",
+    "STATUS",
+    "PRIORITY",
+    "ASSIGNED",
+    "DEAD SINCE",
+]
 
 
 def dlq_list(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
@@ -219,7 +242,10 @@ def dlq_show(client: AdminClient, args: argparse.Namespace, output: Output) -> i
     render.heading(f"Retry log ({len(details.retry_log)})", output.out)
     render.table(
         ["ATTEMPT", "AT", "DECISION", "DELAY", "REASON"],
-        [[row.attempt_number, row.created_at, row.decision, row.retry_delay, row.death_reason] for row in details.retry_log],
+        [
+            [row.attempt_number, row.created_at, row.decision, row.retry_delay, row.death_reason]
+            for row in details.retry_log
+        ],
         output.out,
     )
     return 0
@@ -257,7 +283,12 @@ def dlq_update(client: AdminClient, args: argparse.Namespace, output: Output) ->
         output.json(entry)
         return 0
     render.fields(
-        [("id", entry.id), ("notes", entry.admin_notes), ("assigned to", entry.assigned_to), ("priority", entry.priority)],
+        [
+            ("id", entry.id),
+            ("notes", entry.admin_notes),
+            ("assigned to", entry.assigned_to),
+            ("priority", entry.priority),
+        ],
         output.out,
     )
     return 0
@@ -527,8 +558,16 @@ def recovery_status(client: AdminClient, args: argparse.Namespace, output: Outpu
         render.table(
             ["RUN", "TRIGGER", "STATUS", "STARTED", "FINISHED", "RETRIES", "STALLED", "ERROR"],
             [
-                [run.id, run.trigger, run.status, run.started_at, run.finished_at, run.counts.due_retries,
-                 run.counts.stalled_jobs, run.error]
+                [
+                    run.id,
+                    run.trigger,
+                    run.status,
+                    run.started_at,
+                    run.finished_at,
+                    run.counts.due_retries,
+                    run.counts.stalled_jobs,
+                    run.error,
+                ]
                 for run in report.recent_runs
             ],
             output.out,

@@ -50,10 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     connection = parser.add_argument_group("connection")
-    connection.add_argument("--target", default=os.environ.get("QUEUE_TARGET") or DEFAULT_TARGET,
-                            help=f"server host:port (env QUEUE_TARGET, default {DEFAULT_TARGET})")
-    connection.add_argument("--token", default=os.environ.get("QUEUE_TOKEN") or None,
-                            help="admin bearer token (env QUEUE_TOKEN)")
+    connection.add_argument(
+        "--target",
+        default=os.environ.get("QUEUE_TARGET") or DEFAULT_TARGET,
+        help=f"server host:port (env QUEUE_TARGET, default {DEFAULT_TARGET})",
+    )
+    connection.add_argument(
+        "--token", default=os.environ.get("QUEUE_TOKEN") or None, help="admin bearer token (env QUEUE_TOKEN)"
+    )
     connection.add_argument("--tls", action="store_true", help="use TLS, trusting the system's certificate authorities")
     connection.add_argument("--tls-ca", metavar="PEM", help="use TLS, trusting this CA bundle")
     connection.add_argument("--tls-cert", metavar="PEM", help="client certificate, for mutual TLS")
@@ -69,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     def limit_option(sub: argparse.ArgumentParser, default: int = 50) -> None:
-        sub.add_argument("--limit", type=non_negative_int, default=default, help=f"at most this many (default {default}; 0: all)")
+        sub.add_argument(
+            "--limit", type=non_negative_int, default=default, help=f"at most this many (default {default}; 0: all)"
+        )
 
     def dead_letter_filter_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--queue", help="queue name")
@@ -78,12 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--error-type", help="exact error type")
         sub.add_argument("--fingerprint", help="error fingerprint, from `queue-admin patterns`")
         sub.add_argument("--assigned-to", metavar="WHO")
-        sub.add_argument("--since", type=point_in_time, metavar="TIME", help="dead-lettered at or after (ISO 8601, or 2h for 2 hours ago)")
+        sub.add_argument(
+            "--since",
+            type=point_in_time,
+            metavar="TIME",
+            help="dead-lettered at or after (ISO 8601, or 2h for 2 hours ago)",
+        )
         sub.add_argument("--until", type=point_in_time, metavar="TIME", help="dead-lettered before")
 
     def policy_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--max-retries", type=non_negative_int, metavar="N", help="retries after the first run")
-        sub.add_argument("--retry-delays", type=durations, metavar="LIST", help="delays before retry 1, 2, ...: 5s,15s,45s")
+        sub.add_argument(
+            "--retry-delays", type=durations, metavar="LIST", help="delays before retry 1, 2, ...: 5s,15s,45s"
+        )
         sub.add_argument("--max-delay", type=duration, metavar="DURATION", help="cap on any delay, such as 1h")
         sub.add_argument("--jitter", type=float, metavar="FRACTION", help="random spread of each delay, 0 to 1")
 
@@ -111,16 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--assign-to", metavar="WHO", help="who is looking at it ('' clears it)")
     update.add_argument("--priority", type=int, help="triage priority; higher comes first")
 
-    pattern = command(commands_parser, "patterns", commands.patterns, "dead-letter entries grouped by error fingerprint")
+    pattern = command(
+        commands_parser, "patterns", commands.patterns, "dead-letter entries grouped by error fingerprint"
+    )
     pattern.add_argument("--queue")
     pattern.add_argument("--status", choices=values(RecoveryStatus), help="default: pending")
     limit_option(pattern)
 
     redrive = command(commands_parser, "redrive", commands.redrive, "retry many pending dead-letter entries")
-    redrive.add_argument("--id", dest="ids", action="append", metavar="DLQ_ID", help="an entry to retry (repeatable); instead of filters")
+    redrive.add_argument(
+        "--id", dest="ids", action="append", metavar="DLQ_ID", help="an entry to retry (repeatable); instead of filters"
+    )
     dead_letter_filter_options(redrive)
-    redrive.add_argument("--dry-run", action="store_true", help="count the matching entries and show a sample; change nothing")
-    redrive.add_argument("--sample", type=non_negative_int, default=10, help="entries in the dry-run sample (default 10)")
+    redrive.add_argument(
+        "--dry-run", action="store_true", help="count the matching entries and show a sample; change nothing"
+    )
+    redrive.add_argument(
+        "--sample", type=non_negative_int, default=10, help="entries in the dry-run sample (default 10)"
+    )
     redrive.add_argument("--rate", type=float, metavar="PER_SECOND", help="at most this many jobs per second")
     redrive.add_argument("--max-jobs", type=non_negative_int, metavar="N", help="stop after N entries")
     redrive.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation on a terminal")
@@ -138,8 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("queue")
     clean.add_argument("--state", required=True, choices=[s for s in values(JobState) if s != "active"])
     clean.add_argument("--grace", type=duration, help="only jobs in that state for at least this long, such as 7d")
-    clean.add_argument("--status", choices=[s for s in values(RecoveryStatus) if s != "pending"],
-                       help="with --state dead_letter: which entries (default permanently_failed)")
+    clean.add_argument(
+        "--status",
+        choices=[s for s in values(RecoveryStatus) if s != "pending"],
+        help="with --state dead_letter: which entries (default permanently_failed)",
+    )
     policy = command(queues, "policy", commands.queues_policy, "show a queue's retry policy, or change it")
     policy.add_argument("queue")
     policy_options(policy)
@@ -148,11 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--create", action="store_true", help="create the queue if it is unknown")
     alerts = command(queues, "alerts", commands.queues_alerts, "show a queue's alert policy, or change it")
     alerts.add_argument("queue")
-    alerts.add_argument("--dlq-threshold", type=int, metavar="N",
-                        help="pending dead letters that raise the queue's DLQ alert; 0 turns them off")
+    alerts.add_argument(
+        "--dlq-threshold",
+        type=int,
+        metavar="N",
+        help="pending dead letters that raise the queue's DLQ alert; 0 turns them off",
+    )
     alerts.add_argument("--server-threshold", action="store_true", help="use the server's threshold again")
-    alerts.add_argument("--email", metavar="ADDRESSES",
-                        help="comma-separated recipients of the queue's alert emails; '' removes them")
+    alerts.add_argument(
+        "--email", metavar="ADDRESSES", help="comma-separated recipients of the queue's alert emails; '' removes them"
+    )
 
     recovery = commands_parser.add_parser("recovery", help="the recovery scheduler").add_subparsers(
         dest="recovery_command", required=True, metavar="ACTION"
@@ -165,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit = command(commands_parser, "audit", commands.audit, "who did what to which target, newest first")
     audit.add_argument("--actor", help="token name")
     audit.add_argument("--action")
-    audit.add_argument("--on", dest="event_target", metavar="TARGET", help="events about this target, such as queue/emails")
+    audit.add_argument(
+        "--on", dest="event_target", metavar="TARGET", help="events about this target, such as queue/emails"
+    )
     audit.add_argument("--since", type=point_in_time, metavar="TIME")
     audit.add_argument("--until", type=point_in_time, metavar="TIME")
     limit_option(audit)

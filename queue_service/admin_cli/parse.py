@@ -12,7 +12,7 @@ DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
 def duration(text: str) -> timedelta:
-    """"90" (seconds), "500ms", "15s", "1h30m", "7d"."""
+    """ "90" (seconds), "500ms", "15s", "1h30m", "7d"."""
     value = text.strip().lower()
     try:
         seconds = float(value)

@@ -31,7 +31,7 @@ def json_object(text: str) -> dict[str, Any]:
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, such as '{\"report\": \"daily\"}'")
+        raise argparse.ArgumentTypeError('must be a JSON object, such as \'{"report": "daily"}\'')
     return value
 
 
@@ -43,7 +43,9 @@ def add_commands(commands_parser, command: Callable, limit_option: Callable, pol
     command(schedules, "show", schedules_show, "one schedule and its next run times").add_argument("name")
     create = command(schedules, "create", schedules_create, "enqueue a job at each time a cron expression matches")
     create.add_argument("name")
-    create.add_argument("--cron", required=True, help="five fields: minute hour day month weekday, such as '30 2 * * *'")
+    create.add_argument(
+        "--cron", required=True, help="five fields: minute hour day month weekday, such as '30 2 * * *'"
+    )
     create.add_argument("--time-zone", default="UTC", help="IANA zone the expression is read in (default UTC)")
     create.add_argument("--queue", required=True, help="queue the jobs go to")
     create.add_argument("--job-name", required=True)

@@ -110,6 +110,10 @@ class AlertEmailDelivery:
         if last:
             logger.error(
                 "alert email %d (%s, queue %r) refused %d times, giving up: %s",
-                email.id, email.kind, email.queue_name, attempts, error,
+                email.id,
+                email.kind,
+                email.queue_name,
+                attempts,
+                error,
             )
         return last

@@ -105,7 +105,9 @@ class SmtpSession:
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
             raise MessageRefused(str(error)) from error
         except (OSError, smtplib.SMTPException) as error:
-            raise SmtpServerUnavailable(f"{self.settings.host}:{self.settings.port} failed mid-session: {error}") from error
+            raise SmtpServerUnavailable(
+                f"{self.settings.host}:{self.settings.port} failed mid-session: {error}"
+            ) from error
 
     def __exit__(self, *exc_info: object) -> None:
         if self._smtp is not None:

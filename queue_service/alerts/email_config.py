@@ -86,7 +86,9 @@ def email_settings(args: argparse.Namespace, environ: dict[str, str] | None = No
         )
     sender = args.alert_email_from.strip()
     if "@" not in sender:
-        raise ConfigError("--alert-email-from / QUEUE_ALERT_EMAIL_FROM must be an email address when --smtp-host is set")
+        raise ConfigError(
+            "--alert-email-from / QUEUE_ALERT_EMAIL_FROM must be an email address when --smtp-host is set"
+        )
     password = environ.get(SMTP_PASSWORD_ENV, "")
     if args.smtp_username and not password:
         raise ConfigError(f"--smtp-username / QUEUE_SMTP_USERNAME needs {SMTP_PASSWORD_ENV}")
@@ -106,5 +108,3 @@ def email_settings(args: argparse.Namespace, environ: dict[str, str] | None = No
         timeout=timedelta(seconds=10),
         max_attempts=attempts,
     )
-
-

@@ -36,7 +36,7 @@ ROLE_SERVICES: Mapping[Role, frozenset[str] | None] = {
 
 
 def service_of(method: str) -> str:
-    """"/jobqueue.v1.JobService/GetJob" -> "jobqueue.v1.JobService"."""
+    """ "/jobqueue.v1.JobService/GetJob" -> "jobqueue.v1.JobService"."""
     return method.lstrip("/").split("/", 1)[0]
 
 

@@ -122,4 +122,3 @@ def translate_all(cls: type) -> type:
         if callable(value) and attribute[:1].isupper():
             setattr(cls, attribute, translate_errors(value))
     return cls
-

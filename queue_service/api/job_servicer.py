@@ -5,15 +5,14 @@ from __future__ import annotations
 import threading
 
 from google.rpc import status_pb2
-from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
-from jobqueue.v1 import job_service_pb2_grpc
 
 from queue_service.api import convert
 from queue_service.api.errors import error_status_message, translate_all
 from queue_service.api.principal import caller_is_admin
-from queue_service.api.trace_context import caller_trace_parent, record_failure_decision
 from queue_service.api.reply_size import leased_job_bytes, shorten_error_details
+from queue_service.api.trace_context import caller_trace_parent, record_failure_decision
 from queue_service.core.jobs import Completion, JobManager, JobSpec
 
 OK_STATUS = status_pb2.Status(code=0)

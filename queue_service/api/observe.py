@@ -88,7 +88,9 @@ class RpcObserver(grpc.ServerInterceptor):
             }
             if is_error:
                 details = context.details()
-                fields["details"] = details.decode("utf-8", "replace") if isinstance(details, bytes) else (details or "")
+                fields["details"] = (
+                    details.decode("utf-8", "replace") if isinstance(details, bytes) else (details or "")
+                )
                 logger.error("%s failed with %s", full_method, code.name, extra={"fields": fields})
             else:
                 logger.debug("%s %s", full_method, code.name, extra={"fields": fields})

@@ -13,7 +13,7 @@ from queue_service.api.convert import (
     timestamp,
 )
 from queue_service.core.schedules import ScheduleInput, ScheduleView
-from queue_service.schedule_types import MisfirePolicy
+from queue_service.domain import MisfirePolicy
 
 MISFIRE_POLICIES = {
     MisfirePolicy.SKIP: admin_pb.Schedule.MISFIRE_POLICY_SKIP,

@@ -44,8 +44,8 @@ from queue_service.metrics import (
 )
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store.database import Database
-from queue_service.tracing import TracingEvents, rpc_span_interceptor, tracer_provider_from_environment
 from queue_service.store.readiness import DatabaseReadiness, NotReady
+from queue_service.tracing import TracingEvents, rpc_span_interceptor, tracer_provider_from_environment
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import grpc
 from opentelemetry import trace
 
 from queue_service.core.jobs import FailureOutcome
-from queue_service.store.schema import TRACE_PARENT_LENGTH
+from queue_service.domain import TRACE_PARENT_LENGTH
 
 TRACE_PARENT_HEADER = "traceparent"
 # version-traceid-parentid-flags; a version other than 00 may append fields after a dash.

@@ -164,7 +164,9 @@ class DeadLetterManager:
 
     # Reads
 
-    def list(self, query: DeadLetterFilter, *, page_size: int = 0, page_token: str = "") -> paging.Page[DeadLetterRecord]:
+    def list(
+        self, query: DeadLetterFilter, *, page_size: int = 0, page_token: str = ""
+    ) -> paging.Page[DeadLetterRecord]:
         check_filter(query)
         limit = paging.page_size(page_size)
         filters = _filter_key(query)
@@ -451,8 +453,7 @@ class DeadLetterManager:
                 )
             if not batch:
                 return
-            for entry_id in batch:
-                yield entry_id
+            yield from batch
             remaining -= len(batch)
             after_id = batch[-1]
 
@@ -528,4 +529,3 @@ def _json_filter(query: DeadLetterFilter) -> dict[str, Any]:
         for name, value in asdict(query).items()
         if value
     }
-

@@ -10,7 +10,7 @@ from queue_service.core.states import Transition
 
 if TYPE_CHECKING:
     from queue_service.core.retry import RetryDecision
-    from queue_service.store.records import JobRecord
+    from queue_service.domain import JobRecord
 
 
 class JobEvent(StrEnum):

@@ -139,7 +139,9 @@ def apply_failures(
         for failure in failures:
             outcome = outcomes[failure.job.id]
             entry_id = outcome.dead_letter.id if outcome.dead_letter else ""
-            repo.after_commit(functools.partial(jobs.events.lease_expiry_decided, failure.job, outcome.decision, entry_id))
+            repo.after_commit(
+                functools.partial(jobs.events.lease_expiry_decided, failure.job, outcome.decision, entry_id)
+            )
     return [outcomes[failure.job.id] for failure in failures]
 
 
@@ -167,7 +169,12 @@ def dead_letter(
         now=now,
     )
     updated = repo.dead_letter_job(
-        job, expected_states=states.sources(transition), error=error, error_history=history, dead_letter_id=entry.id, now=now
+        job,
+        expected_states=states.sources(transition),
+        error=error,
+        error_history=history,
+        dead_letter_id=entry.id,
+        now=now,
     )
     updated = jobs.record_transition(repo, job, transition, updated)
     repo.insert_retry_logs(

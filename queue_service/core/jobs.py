@@ -550,7 +550,8 @@ class JobManager:
             require_name(item.job_id, f"{prefix}job_id", limits.max_job_id_length)
             if item.job_id in positions:
                 raise InvalidArgument(
-                    f"{prefix}job_id {item.job_id!r} repeats completions[{positions[item.job_id]}]", field=f"{prefix}job_id"
+                    f"{prefix}job_id {item.job_id!r} repeats completions[{positions[item.job_id]}]",
+                    field=f"{prefix}job_id",
                 )
             positions[item.job_id] = index
             result = check_document(item.result, f"{prefix}result", limits.max_payload_bytes)
@@ -638,7 +639,9 @@ class JobManager:
         check_text(error.message, "error.message", limits.max_text_length)
         check_text(error.type, "error.type", 255)
         if len(error.details.encode()) > limits.max_error_bytes:
-            raise ResourceExhausted(f"error.details is larger than {limits.max_error_bytes} bytes", field="error.details")
+            raise ResourceExhausted(
+                f"error.details is larger than {limits.max_error_bytes} bytes", field="error.details"
+            )
         reject_nul(error.details, "error.details")
 
     def apply_failure(
@@ -685,7 +688,14 @@ class JobManager:
         # The last real error stays the failure reason, so that the entry groups with its siblings.
         error = job.last_error or ErrorInfo("retries exhausted", RETRIES_EXHAUSTED_TYPE, "", job.attempt_number, now)
         entry, _ = failures.dead_letter(
-            self, repo, job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED, Transition.MOVE_TO_DEAD_LETTER, now
+            self,
+            repo,
+            job,
+            error,
+            job.error_history,
+            DeathReason.RETRIES_EXHAUSTED,
+            Transition.MOVE_TO_DEAD_LETTER,
+            now,
         )
         return entry
 
@@ -725,8 +735,14 @@ class JobManager:
             now = self.clock.now()
             error = ErrorInfo(reason, MOVED_EXPLICITLY_TYPE, "", job.attempt_number, now)
             entry, _ = failures.dead_letter(
-                self, repo, job, error, history_with(job, error), DeathReason.MOVED_EXPLICITLY,
-                Transition.MOVE_TO_DEAD_LETTER, now,
+                self,
+                repo,
+                job,
+                error,
+                history_with(job, error),
+                DeathReason.MOVED_EXPLICITLY,
+                Transition.MOVE_TO_DEAD_LETTER,
+                now,
             )
             return entry
 

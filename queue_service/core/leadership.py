@@ -68,7 +68,9 @@ class Lease:
             return self.reelect(next_run_at=next_run_at)
         now = self.clock.now()
         with self.database.transaction() as repo:
-            record = repo.elect_lease(self.name, self.holder, now=now, expires_at=now + self.ttl, next_run_at=next_run_at)
+            record = repo.elect_lease(
+                self.name, self.holder, now=now, expires_at=now + self.ttl, next_run_at=next_run_at
+            )
         with self._lock:
             self._held = record
         if record:

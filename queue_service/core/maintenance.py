@@ -55,9 +55,7 @@ class StalledCounts:
     dead_lettered: int = 0
 
 
-def rescue_stalled_jobs(
-    jobs: JobManager, *, batch_size: int, checkpoint: Checkpoint = _no_checkpoint
-) -> StalledCounts:
+def rescue_stalled_jobs(jobs: JobManager, *, batch_size: int, checkpoint: Checkpoint = _no_checkpoint) -> StalledCounts:
     """ACTIVE jobs whose lease passed (leased jobs) or that stayed silent past the stall timeout
     (TrackStart sets the lease to it) count as a failed run with reason "lease expired", then
     retry or go to the DLQ by their policy, exactly as a reported failure does."""
@@ -94,9 +92,7 @@ def rescue_stalled_jobs(
     return StalledCounts(retried, dead_lettered)
 
 
-def dead_letter_exhausted_jobs(
-    jobs: JobManager, *, batch_size: int, checkpoint: Checkpoint = _no_checkpoint
-) -> int:
+def dead_letter_exhausted_jobs(jobs: JobManager, *, batch_size: int, checkpoint: Checkpoint = _no_checkpoint) -> int:
     """Jobs waiting for a retry their current policy no longer allows go to the DLQ. Returns how many.
 
     Walks the retry-pending jobs once in id order. Each page is read without locks; only the

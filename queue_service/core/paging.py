@@ -92,7 +92,9 @@ class PageTokens:
         Keyset tokens stay valid while rows are added: the next page starts after a sort key,
         not at an offset.
         """
-        payload = json.dumps({"k": list(key), "f": _filter_digest(filters)}, default=_json_default, separators=(",", ":"))
+        payload = json.dumps(
+            {"k": list(key), "f": _filter_digest(filters)}, default=_json_default, separators=(",", ":")
+        )
         raw = payload.encode()
         return f"{_b64encode(raw)}.{_b64encode(self._mac(raw))}"
 
@@ -116,7 +118,9 @@ class PageTokens:
         if not isinstance(payload, dict) or not isinstance(payload.get("k"), list) or len(payload["k"]) != len(shape):
             raise _invalid()
         if payload.get("f") != _filter_digest(filters):
-            raise InvalidArgument("page_token was issued for different filters; send the same filters", field="page_token")
+            raise InvalidArgument(
+                "page_token was issued for different filters; send the same filters", field="page_token"
+            )
         return [_key_part(value, kind) for value, kind in zip(payload["k"], shape, strict=True)]
 
     def next(self, items: list[T], limit: int, key, filters: dict[str, Any]) -> str:

@@ -256,9 +256,7 @@ class QueueManager:
         if start >= end:
             raise InvalidArgument("start_time must be before end_time", field="start_time")
         if end - start > MAX_ACTIVITY_PERIOD:
-            raise InvalidArgument(
-                f"the period is longer than {MAX_ACTIVITY_PERIOD.days} days", field="start_time"
-            )
+            raise InvalidArgument(f"the period is longer than {MAX_ACTIVITY_PERIOD.days} days", field="start_time")
         try:
             first = _floor(start, width)
             # The bucket holding the last instant of the half-open period [start, end).
@@ -307,7 +305,9 @@ class QueueManager:
         busiest = sorted(queues, key=lambda queue: (-volume.get(queue.name, 0), queue.name))[:listed]
         shown = sorted(queue.name for queue in busiest)
         return Activity(
-            queues=[QueueActivity(name, series(lambda index, name=name: sums.get((name, index), {}))) for name in shown],
+            queues=[
+                QueueActivity(name, series(lambda index, name=name: sums.get((name, index), {}))) for name in shown
+            ],
             totals=QueueActivity("", series(lambda index: totals.get(index, {}))),
             start=first,
             end=period_end,
@@ -518,7 +518,9 @@ class QueueManager:
                 self.jobs.views(repo, [job])[job_id], retry_log, repo.get_dead_letter_for_job(job_id), omitted
             )
 
-    def retry_log(self, query: RetryLogQuery, *, page_size: int = 0, page_token: str = "") -> paging.Page[RetryLogRecord]:
+    def retry_log(
+        self, query: RetryLogQuery, *, page_size: int = 0, page_token: str = ""
+    ) -> paging.Page[RetryLogRecord]:
         check_text(query.job_id, "job_id", self.limits.max_job_id_length)
         check_text(query.queue_name, "queue_name", self.limits.max_name_length)
         if query.created_after and query.created_before and query.created_after >= query.created_before:

@@ -157,14 +157,20 @@ class Recovery:
         def completed_retention(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             if settings.completed_retention > timedelta(0):
                 counts.deleted_completed_jobs += maintenance.delete_old_completed_jobs(
-                    self.database, self.clock, older_than=settings.completed_retention, batch_size=batch,
+                    self.database,
+                    self.clock,
+                    older_than=settings.completed_retention,
+                    batch_size=batch,
                     checkpoint=checkpoint,
                 )
 
         def retry_log_retention(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             if settings.retry_log_retention > timedelta(0):
                 counts.deleted_retry_log_rows += maintenance.delete_old_retry_log(
-                    self.database, self.clock, older_than=settings.retry_log_retention, batch_size=batch,
+                    self.database,
+                    self.clock,
+                    older_than=settings.retry_log_retention,
+                    batch_size=batch,
                     checkpoint=checkpoint,
                 )
 

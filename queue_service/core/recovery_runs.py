@@ -99,6 +99,8 @@ class RecoveryRuns:
                 totals=repo.recovery_run_totals(),
                 latest=newest[0] if newest else None,
                 last_finished=repo.last_finished_recovery_run(),
-                recent=paging.Page(runs[:limit], self.page_tokens.next(runs, limit, lambda run: (run.id,), _NO_FILTERS)),
+                recent=paging.Page(
+                    runs[:limit], self.page_tokens.next(runs, limit, lambda run: (run.id,), _NO_FILTERS)
+                ),
                 leader=current_holder(repo.get_lease(RECOVERY_LEADER), self.clock.now()),
             )

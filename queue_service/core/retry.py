@@ -89,7 +89,9 @@ def _check_resolution(delay: timedelta, name: str, field: str) -> None:
 
 def validate_override(override: PolicyOverride, field: str = "retry_policy") -> None:
     if override.max_retries is not None and not 0 <= override.max_retries <= MAX_RETRIES_LIMIT:
-        raise InvalidArgument(f"{field}.max_retries must be between 0 and {MAX_RETRIES_LIMIT}", field=f"{field}.max_retries")
+        raise InvalidArgument(
+            f"{field}.max_retries must be between 0 and {MAX_RETRIES_LIMIT}", field=f"{field}.max_retries"
+        )
     if len(override.retry_delays) > MAX_DELAYS:
         raise InvalidArgument(f"{field}.retry_delays has more than {MAX_DELAYS} entries", field=f"{field}.retry_delays")
     for index, delay in enumerate(override.retry_delays):

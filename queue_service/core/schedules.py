@@ -35,7 +35,7 @@ from queue_service.core.errors import (
 from queue_service.core.jobs import JobManager, JobSpec
 from queue_service.core.retry import PolicyOverride, policy_from_json, policy_to_json, validate_override
 from queue_service.core.validation import check_document, check_text, require_name
-from queue_service.schedule_types import MisfirePolicy, ScheduleDefinition, ScheduleRecord
+from queue_service.domain import MisfirePolicy, ScheduleDefinition, ScheduleRecord
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
 from queue_service.store.schedules import ScheduleStore
@@ -205,7 +205,9 @@ class CronSchedule:
 def parse_time_zone(name: str, field: str = "time_zone") -> ZoneInfo:
     check_text(name, field, MAX_TIME_ZONE_LENGTH)
     if not name.strip():
-        raise InvalidArgument(f"{field} must not be empty; use an IANA name such as 'UTC' or 'Europe/Berlin'", field=field)
+        raise InvalidArgument(
+            f"{field} must not be empty; use an IANA name such as 'UTC' or 'Europe/Berlin'", field=field
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -329,7 +331,9 @@ class ScheduleManager:
                     f"this server already holds {self.settings.max_schedules} schedules", field=name_field
                 )
             store.insert(name, definition, next_run_at=schedule.next_slot(now), now=now)
-            self._audit(repo, actor, "CreateSchedule", name, {"cron": definition.cron, "time_zone": definition.time_zone}, now)
+            self._audit(
+                repo, actor, "CreateSchedule", name, {"cron": definition.cron, "time_zone": definition.time_zone}, now
+            )
             record = store.get(name)
         return self.view(record)
 
@@ -431,7 +435,12 @@ class ScheduleManager:
     @staticmethod
     def _audit(repo: Repository, actor: str, action: str, name: str, parameters: dict, now: datetime) -> None:
         audit.record(
-            AdminRepository.of(repo), actor=actor, action=action, target=f"schedule/{name}", parameters=parameters, now=now
+            AdminRepository.of(repo),
+            actor=actor,
+            action=action,
+            target=f"schedule/{name}",
+            parameters=parameters,
+            now=now,
         )
 
 

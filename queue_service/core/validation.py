@@ -94,7 +94,7 @@ LONGEST_DURATION = timedelta(days=3650)
 
 
 def describe_duration(value: timedelta) -> str:
-    """"3650 days", "24 hours", "5 minutes", "1.5 seconds": the largest unit that divides it."""
+    """ "3650 days", "24 hours", "5 minutes", "1.5 seconds": the largest unit that divides it."""
     for unit, size in (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1))):
         if value >= size and not value % size:
             count = value // size
@@ -119,7 +119,9 @@ def check_duration(
     if not allow_zero and seconds == 0:
         return default
     if value > min(maximum, LONGEST_DURATION):
-        raise InvalidArgument(f"{field} must be at most {describe_duration(min(maximum, LONGEST_DURATION))}", field=field)
+        raise InvalidArgument(
+            f"{field} must be at most {describe_duration(min(maximum, LONGEST_DURATION))}", field=field
+        )
     return value
 
 

@@ -333,13 +333,17 @@ async def login(request: Request) -> Response:
         next_page = "/"
     dashboard: Dashboard = request.app.state.dashboard
     if not token:
-        return render(request, "login.html", {"title": "Sign in", "error": "Enter an admin token.", "next": next_page}, 400)
+        return render(
+            request, "login.html", {"title": "Sign in", "error": "Enter an admin token.", "next": next_page}, 400
+        )
     client_address = request.client.host if request.client else "unknown"
     wait = dashboard.throttle.attempt(client_address)
     if wait:
         # Refused before the token is even checked: a guess during the wait learns nothing.
         seconds = whole_seconds(wait)
-        logger.warning("dashboard sign-in from %s refused: too many failed sign-ins, %ss to wait", client_address, seconds)
+        logger.warning(
+            "dashboard sign-in from %s refused: too many failed sign-ins, %ss to wait", client_address, seconds
+        )
         error = f"Too many failed sign-ins. Try again in {seconds} second{'s' if seconds != 1 else ''}."
         response = render(request, "login.html", {"title": "Sign in", "error": error, "next": next_page}, 429)
         response.headers["Retry-After"] = str(seconds)
@@ -403,7 +407,10 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 SECURITY_HEADERS = [
     # Everything comes from the dashboard itself; no inline script, no framing by other sites.
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
@@ -454,7 +461,7 @@ def create_app(settings: DashboardSettings | None = None) -> Starlette:
                 max_age=SESSION_MAX_AGE,
                 same_site="strict",
                 https_only=settings.secure_cookies,
-            )
+            ),
         ],
         exception_handlers={500: server_error, 404: not_found},
     )

@@ -49,9 +49,7 @@ def parse_time(value: str | None, field: str) -> datetime | None:
 # Form values. Each refusal is a FieldError naming the form field, shown next to it with status 400.
 
 
-def parse_int(
-    value: Any, label: str, field: str, *, minimum: int = INT32_MIN, maximum: int = INT32_MAX
-) -> int | None:
+def parse_int(value: Any, label: str, field: str, *, minimum: int = INT32_MIN, maximum: int = INT32_MAX) -> int | None:
     if value in (None, ""):
         return None
     try:
@@ -598,7 +596,9 @@ ROUTES = [
     Route("/dlq", page(dead_letters), methods=["GET"]),
     Route("/dlq/bulk", page(dead_letters_bulk, write=True), methods=["POST"]),
     Route("/dlq/{entry_id}", page(dead_letter_entry), methods=["GET"]),
-    Route("/dlq/{entry_id}/update", page(dead_letter_update, write=True, form_page=dead_letter_entry), methods=["POST"]),
+    Route(
+        "/dlq/{entry_id}/update", page(dead_letter_update, write=True, form_page=dead_letter_entry), methods=["POST"]
+    ),
     Route("/dlq/{entry_id}/retry", page(dead_letter_retry, write=True, form_page=dead_letter_entry), methods=["POST"]),
     Route("/dlq/{entry_id}/fail", page(dead_letter_fail, write=True), methods=["POST"]),
     Route("/patterns", page(patterns), methods=["GET"]),

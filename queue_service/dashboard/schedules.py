@@ -36,7 +36,7 @@ def _job_data(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except ValueError:
-        raise FieldError("Job data must be JSON, such as {\"report\": \"daily\"}.", "job_data") from None
+        raise FieldError('Job data must be JSON, such as {"report": "daily"}.', "job_data") from None
     if not isinstance(value, dict):
         raise FieldError("Job data must be a JSON object.", "job_data")
     return value

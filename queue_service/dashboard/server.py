@@ -19,7 +19,9 @@ def settings_from_args(args: argparse.Namespace) -> DashboardSettings:
         raise ConfigError("--tls-cert and --tls-key go together")
     tls = None
     if args.tls or args.tls_ca or args.tls_cert:
-        tls = TlsConfig.from_files(args.tls_ca or None, args.tls_cert or None, args.tls_key or None, args.tls_server_name or None)
+        tls = TlsConfig.from_files(
+            args.tls_ca or None, args.tls_cert or None, args.tls_key or None, args.tls_server_name or None
+        )
     settings = DashboardSettings(target=args.target, tls=tls, secure_cookies=not args.insecure_cookie)
     secret = os.environ.get(SECRET_ENV)
     if secret:
@@ -62,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    print(f"queue-service dashboard listening on http://{shown}:{bound_port} (queue service {settings.target})", flush=True)
+    print(
+        f"queue-service dashboard listening on http://{shown}:{bound_port} (queue service {settings.target})",
+        flush=True,
+    )
     try:
         server.run(sockets=[listener])
     finally:
         app.state.dashboard.close()
         listener.close()
     return 0
-
-

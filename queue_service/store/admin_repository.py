@@ -136,7 +136,7 @@ class AdminRepository:
         c = queue_jobs.c
         statement = (
             select(c.queue_name, func.min(c.run_at).label("oldest"))
-            .where(c.state.in_(SCHEDULED_STATES), c.run_at <= now)
+            .where(c.state.in_(READY_STATES), c.run_at <= now)
             .group_by(c.queue_name)
         )
         # min() keeps the column's type, so the values come back as UTC-aware datetimes.
@@ -167,7 +167,10 @@ class AdminRepository:
         )
         if queue_names is not None:
             statement = statement.where(c.queue_name.in_(list(queue_names)))
-        return [(row.queue_name, int(row.bucket), row.activity, int(row.amount)) for row in self.connection.execute(statement)]
+        return [
+            (row.queue_name, int(row.bucket), row.activity, int(row.amount))
+            for row in self.connection.execute(statement)
+        ]
 
     # Queues
 
@@ -218,9 +221,7 @@ class AdminRepository:
         ]
         page = union_all(*(select(part) for part in parts)).subquery()
         statement = (
-            select(page)
-            .order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id)
-            .limit(limit)
+            select(page).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
         )
         return [dead_letter_from_row(row) for row in self.connection.execute(statement)]
 
@@ -358,7 +359,9 @@ class AdminRepository:
         conditions = [c.fingerprint.in_(list(fingerprints)), c.recovery_status == recovery_status.value]
         if queue_name:
             conditions.append(c.queue_name == queue_name)
-        statement = select(c.fingerprint, c.queue_name).where(*conditions).distinct().order_by(c.fingerprint, c.queue_name)
+        statement = (
+            select(c.fingerprint, c.queue_name).where(*conditions).distinct().order_by(c.fingerprint, c.queue_name)
+        )
         found: dict[str, list[str]] = {}
         for row in self.connection.execute(statement):
             found.setdefault(row.fingerprint, []).append(row.queue_name)
@@ -509,4 +512,3 @@ class AdminRepository:
             conditions.append(c.id < before_id)
         statement = select(audit_events).where(*conditions).order_by(c.id.desc()).limit(limit)
         return [audit_from_row(row) for row in self.connection.execute(statement)]
-

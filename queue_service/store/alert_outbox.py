@@ -94,8 +94,13 @@ class AlertOutboxStore:
     def mark_sent(self, email: OutboxEmail, *, now: datetime) -> bool:
         """Record a delivery; False if the row changed since `email` was read."""
         return self._update_unchanged(
-            email, status=SENT, attempts=email.attempts + 1, last_error="", next_attempt_at=email.next_attempt_at,
-            sent_at=now, now=now,
+            email,
+            status=SENT,
+            attempts=email.attempts + 1,
+            last_error="",
+            next_attempt_at=email.next_attempt_at,
+            sent_at=now,
+            now=now,
         )
 
     def mark_failed_attempt(
@@ -148,9 +153,7 @@ class AlertOutboxStore:
         return [_from_row(row) for row in rows]
 
     def count_by_status(self) -> dict[str, int]:
-        rows = self.connection.execute(
-            select(alert_outbox.c.status, func.count()).group_by(alert_outbox.c.status)
-        )
+        rows = self.connection.execute(select(alert_outbox.c.status, func.count()).group_by(alert_outbox.c.status))
         return {status: count for status, count in rows}
 
 

@@ -60,7 +60,9 @@ from queue_service.store.schema import (
 
 # The lease names the ready states as literals, not parameters: SQLite uses the partial index
 # ix_queue_jobs_ready only when the query repeats its predicate `state IN ('waiting', 'failed')`.
-READY_STATES_LITERAL = bindparam("ready_states", [state.value for state in READY_STATES], expanding=True, literal_execute=True)
+READY_STATES_LITERAL = bindparam(
+    "ready_states", [state.value for state in READY_STATES], expanding=True, literal_execute=True
+)
 
 
 def _errors(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
@@ -430,9 +432,7 @@ class Repository:
     # The batch is picked in a CTE, which PostgreSQL runs once: as an IN subquery it may be re-run
     # per row and exceed the limit. Counting RETURNING rows works where sqlite3 gives no rowcount.
 
-    def make_jobs_due(
-        self, *, now: datetime, limit: int, from_states: Iterable[JobState], to_state: JobState
-    ) -> int:
+    def make_jobs_due(self, *, now: datetime, limit: int, from_states: Iterable[JobState], to_state: JobState) -> int:
         """Move up to `limit` jobs whose retry time has passed from `from_states` to `to_state`."""
         states = [state.value for state in from_states]
         due = (
@@ -469,7 +469,9 @@ class Repository:
         more runs in budget than `min_runs_in_budget`, or a policy of their own. Not locked."""
         runs_in_budget = queue_jobs.c.attempt_number - queue_jobs.c.budget_start
         # "No policy of its own" is stored as JSON null; SQL NULL is accepted too.
-        has_own_policy = and_(queue_jobs.c.retry_policy.is_not(None), queue_jobs.c.retry_policy != literal_column("'null'"))
+        has_own_policy = and_(
+            queue_jobs.c.retry_policy.is_not(None), queue_jobs.c.retry_policy != literal_column("'null'")
+        )
         rows = self.connection.execute(
             select(queue_jobs)
             .where(
@@ -724,7 +726,12 @@ class Repository:
     ) -> LeaseRecord | None:
         """Take the lease if nobody holds it or its holder let it lapse; the term goes up by one."""
         statement = self._insert(queue_leases).values(
-            name=name, holder=holder, term=1, elected_at=now, renewed_at=now, expires_at=expires_at,
+            name=name,
+            holder=holder,
+            term=1,
+            elected_at=now,
+            renewed_at=now,
+            expires_at=expires_at,
             next_run_at=next_run_at,
         )
         statement = statement.on_conflict_do_update(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from queue_service.schedule_types import MisfirePolicy, ScheduleDefinition, ScheduleRecord
+from queue_service.domain import MisfirePolicy, ScheduleDefinition, ScheduleRecord
 from queue_service.store.repository import Repository
 from queue_service.store.schema import queue_schedules
 

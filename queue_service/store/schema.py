@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-from queue_service.domain import DeathReason, Decision, JobState, RecoveryStatus
+from queue_service.domain import TRACE_PARENT_LENGTH, DeathReason, Decision, JobState, RecoveryStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -40,8 +40,6 @@ DEATH_REASONS = tuple(reason.value for reason in DeathReason)
 DECISIONS = tuple(decision.value for decision in Decision)
 RUN_STATUSES = ("running", "succeeded", "failed")
 OUTBOX_STATUSES = ("pending", "sent", "failed")
-# A version-00 traceparent is exactly 55 characters; later versions may append fields.
-TRACE_PARENT_LENGTH = 128
 
 
 class UTCDateTime(TypeDecorator):
@@ -180,7 +178,13 @@ dead_letter_queue = Table(
     CheckConstraint(_in("death_reason", DEATH_REASONS), name="death_reason_valid"),
     # The triage page: priority first, then newest, within a queue and status.
     Index("ix_dead_letter_queue_triage", "recovery_status", text("priority DESC"), text("dead_lettered_at DESC"), "id"),
-    Index("ix_dead_letter_queue_queue_triage", "queue_name", "recovery_status", text("priority DESC"), text("dead_lettered_at DESC")),
+    Index(
+        "ix_dead_letter_queue_queue_triage",
+        "queue_name",
+        "recovery_status",
+        text("priority DESC"),
+        text("dead_lettered_at DESC"),
+    ),
     Index("ix_dead_letter_queue_fingerprint", "fingerprint", "recovery_status"),
 )
 

@@ -24,8 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
-    args = [sys.executable, "-m", "benchmarks", "--tiny", "--workers", "1", "--backend", backend,
-            "--output", str(tmp_path / "results.json")]
+    args = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--tiny",
+        "--workers",
+        "1",
+        "--backend",
+        backend,
+        "--output",
+        str(tmp_path / "results.json"),
+    ]
     if backend == "postgresql":
         url = postgres_admin_url()
         if not url:
@@ -48,8 +58,11 @@ def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
     # Every scenario measures the service against its floor, except memory, which has none.
     with_floor = {figure["scenario"].split()[0] for figure in figures if figure["floor"] is not None}
     assert with_floor == scenarios - {"6"}
-    references = {(figure["scenario"].split()[0], figure["reference"]) for figure in figures
-                  if figure["floor"] is not None and figure["reference"] != "floor"}
+    references = {
+        (figure["scenario"].split()[0], figure["reference"])
+        for figure in figures
+        if figure["floor"] is not None and figure["reference"] != "floor"
+    }
     assert references == {("2", "empty gRPC")} | ({("1", "pgqueuer")} if backend == "postgresql" else set())
     for figure in figures:
         if figure["reference"] != "floor":

@@ -66,7 +66,13 @@ def serve(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             # Its own process group, so that server processes it spawns are killed with it.
-            command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=tmp_path, start_new_session=True
+            command,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
         )
     try:
         lines: queue.Queue = queue.Queue()

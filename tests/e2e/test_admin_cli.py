@@ -40,7 +40,9 @@ def dead_letter(target: str, job_id: str, message: str, error_type: str = "Timeo
     with JobClient(target, token=WORKER_TOKEN, timeout=10) as jobs:
         jobs.enqueue(queue, "send", {"to": job_id}, job_id=job_id)
         (job,) = jobs.lease(queue)
-        return jobs.track_failure(job_id, job.attempt_number, message, error_type=error_type, non_retryable=True).dead_letter_id
+        return jobs.track_failure(
+            job_id, job.attempt_number, message, error_type=error_type, non_retryable=True
+        ).dead_letter_id
 
 
 def test_tables_and_json(secured_service):
@@ -139,8 +141,13 @@ def test_errors_print_the_server_message_and_exit_non_zero(secured_service):
     unreachable = queue_admin("127.0.0.1:1", "--timeout", "2", "stats")
     assert unreachable.returncode == 1 and "is the server running at 127.0.0.1:1?" in unreachable.stderr
 
-    for usage in (["dlq", "update", entry], ["queues", "clean", "emails", "--state", "active"], ["redrive", "--rate", "x"],
-                  ["audit", "--since", "yesterday-ish"], ["--tls-cert", "c.pem", "stats"]):
+    for usage in (
+        ["dlq", "update", entry],
+        ["queues", "clean", "emails", "--state", "active"],
+        ["redrive", "--rate", "x"],
+        ["audit", "--since", "yesterday-ish"],
+        ["--tls-cert", "c.pem", "stats"],
+    ):
         result = queue_admin(target, *usage)
         assert result.returncode == 2, (usage, result.stderr)
         assert "usage:" in result.stderr
@@ -150,7 +157,9 @@ def test_tls_options(database_url, tmp_path):
     ca = CertificateAuthority(tmp_path)
     server_pair = ca.issue("queue server", server=True)
     server = QueueServer(
-        make_config(database_url, tokens=auth_tokens(), tls=TlsFiles(str(server_pair.certificate), str(server_pair.key))),
+        make_config(
+            database_url, tokens=auth_tokens(), tls=TlsFiles(str(server_pair.certificate), str(server_pair.key))
+        ),
         clock=FakeClock(),
     ).start()
     try:
@@ -172,7 +181,9 @@ def test_queue_alert_policy(secured_service):
     assert shown.returncode == 0, shown.stderr
     assert "dlq threshold: server's" in shown.stdout
 
-    changed = queue_admin(target, "queues", "alerts", "emails", "--dlq-threshold", "3", "--email", "ops@example.com, oncall@example.com")
+    changed = queue_admin(
+        target, "queues", "alerts", "emails", "--dlq-threshold", "3", "--email", "ops@example.com, oncall@example.com"
+    )
     assert changed.returncode == 0, changed.stderr
     assert "dlq threshold: 3" in changed.stdout
     assert "email to:      ops@example.com, oncall@example.com" in changed.stdout

@@ -16,9 +16,24 @@ def test_schedule_commands(secured_service):
     target = secured_service.target
     secured_service.clock.set(datetime(2026, 3, 27, 12, tzinfo=UTC))
     created = queue_admin(
-        target, "schedules", "create", "nightly", "--cron", "30 2 * * *", "--time-zone", "Europe/Berlin",
-        "--queue", "reports", "--job-name", "build", "--data", '{"report": "daily"}', "--misfire", "run_once",
-        "--max-retries", "2",
+        target,
+        "schedules",
+        "create",
+        "nightly",
+        "--cron",
+        "30 2 * * *",
+        "--time-zone",
+        "Europe/Berlin",
+        "--queue",
+        "reports",
+        "--job-name",
+        "build",
+        "--data",
+        '{"report": "daily"}',
+        "--misfire",
+        "run_once",
+        "--max-retries",
+        "2",
     )
     assert created.returncode == 0, created.stderr
     assert "schedule nightly created; next runs: 2026-03-28" in created.stdout

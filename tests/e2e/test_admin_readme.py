@@ -65,7 +65,9 @@ def seed_dead_letters(target: str, count: int, message: str, error_type: str) ->
             job_id = f"{error_type}-{n}"
             jobs.enqueue(QUEUE, "send", {"to": f"+3361234{n:04d}"}, job_id=job_id)
             (job,) = jobs.lease(QUEUE)
-            jobs.track_failure(job_id, job.attempt_number, message.format(n=n), error_type=error_type, non_retryable=True)
+            jobs.track_failure(
+                job_id, job.attempt_number, message.format(n=n), error_type=error_type, non_retryable=True
+            )
 
 
 def test_every_admin_example_runs(secured_service):
@@ -119,7 +121,8 @@ def test_every_admin_example_runs(secured_service):
 
 
 @pytest.mark.parametrize(
-    ("token", "expected"), [(None, "Unauthenticated"), (WORKER_TOKEN, "PermissionDenied"), ("x" * 32, "Unauthenticated")]
+    ("token", "expected"),
+    [(None, "Unauthenticated"), (WORKER_TOKEN, "PermissionDenied"), ("x" * 32, "Unauthenticated")],
 )
 def test_grpcurl_admin_calls_need_an_admin_token(secured_service, token, expected):
     headers = ["-H", f"authorization: Bearer {token}"] if token else []

@@ -36,7 +36,9 @@ def client_python(tmp_path_factory) -> Path:
     """The Python of a new virtual environment holding only the client distribution."""
     base = tmp_path_factory.mktemp("client-alone")
     source = base / "clients"
-    shutil.copytree(ROOT / "clients", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "node_modules"))
+    shutil.copytree(
+        ROOT / "clients", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "node_modules")
+    )
     environment = base / "venv"
     venv.create(environment, with_pip=True)
     python = environment / "bin" / "python"
@@ -116,4 +118,3 @@ def test_the_installed_client_calls_a_running_server(client_python, secured_serv
         pb.GetJobRequest(job_id="from-another-service"), metadata=(("authorization", f"Bearer {WORKER_TOKEN}"),)
     ).job
     assert job.worker_id == "alone"
-

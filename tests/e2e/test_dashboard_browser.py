@@ -78,13 +78,20 @@ def seed(target: str) -> None:
     with JobClient(target, token=WORKER_TOKEN, timeout=10) as jobs:
         for queue_name, completed, dead in (("emails", 14, 3), ("sms", 8, 1), ("webhooks", 5, 2)):
             for n in range(completed + dead + 3):
-                jobs.enqueue(queue_name, "send", {"to": f"user{n}@example.com", "template": "welcome"}, job_id=f"{queue_name}-{n}")
+                jobs.enqueue(
+                    queue_name,
+                    "send",
+                    {"to": f"user{n}@example.com", "template": "welcome"},
+                    job_id=f"{queue_name}-{n}",
+                )
             for n in range(completed):
                 (job,) = jobs.lease(queue_name)
                 jobs.track_completion(job.job_id, job.attempt_number, result={"message_id": f"m-{n}"})
             for n in range(2):
                 (job,) = jobs.lease(queue_name)
-                jobs.track_failure(job.job_id, job.attempt_number, f"Connection timeout after {30 + n}s", error_type="TimeoutError")
+                jobs.track_failure(
+                    job.job_id, job.attempt_number, f"Connection timeout after {30 + n}s", error_type="TimeoutError"
+                )
             for n in range(dead):
                 (job,) = jobs.lease(queue_name)
                 jobs.track_failure(
@@ -141,7 +148,10 @@ def test_sign_in_find_a_dead_job_note_retry_and_see_the_counts_change(tmp_path, 
     from selenium.webdriver.support.ui import WebDriverWait
 
     with seeded_server(tmp_path, monkeypatch) as server:
-        with dashboard_process(server.address, tmp_path, "--token", ADMIN_TOKEN) as base_url, chromium(tmp_path) as driver:
+        with (
+            dashboard_process(server.address, tmp_path, "--token", ADMIN_TOKEN) as base_url,
+            chromium(tmp_path) as driver,
+        ):
             wait = WebDriverWait(driver, WAIT)
             started = time.monotonic()
             driver.get(f"{base_url}/")
@@ -178,7 +188,10 @@ def test_sign_in_find_a_dead_job_note_retry_and_see_the_counts_change(tmp_path, 
             assignee.send_keys("ops@example.com")
             driver.find_element(By.CSS_SELECTOR, "#triage button[type=submit]").click()
             wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "Saved notes"))
-            assert driver.find_element(By.ID, "admin_notes").get_attribute("value") == "Mailbox restored by the customer; retrying."
+            assert (
+                driver.find_element(By.ID, "admin_notes").get_attribute("value")
+                == "Mailbox restored by the customer; retrying."
+            )
             save(driver, "dashboard-dead-letter-entry.png", tmp_path)
 
             driver.find_element(By.ID, "retry-button").click()
@@ -264,7 +277,9 @@ def test_browse_jobs_look_up_ids_refresh_live_and_confirm_only_complete_forms(tm
             driver.execute_script("window.sameDocument = true")
             jobs.enqueue("live", "send", {}, job_id="live-1")
             with pytest.raises(TimeoutException):  # off: nothing changes on its own
-                WebDriverWait(driver, 7).until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-job="live-1"]')))
+                WebDriverWait(driver, 7).until(
+                    ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-job="live-1"]'))
+                )
             toggle.click()
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-job="live-1"]')))
             assert driver.execute_script("return window.sameDocument === true"), "refreshed without reloading"
@@ -276,12 +291,19 @@ def test_browse_jobs_look_up_ids_refresh_live_and_confirm_only_complete_forms(tm
             waiting = count(driver, 'tr[data-queue="emails"] [data-count="waiting"]')
             driver.execute_script("window.sameDocument = true")
             jobs.enqueue("emails", "send", {}, job_id="live-2")
-            wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, 'tr[data-queue="emails"] [data-count="waiting"]'), str(waiting + 1)))
+            wait.until(
+                ec.text_to_be_present_in_element(
+                    (By.CSS_SELECTOR, 'tr[data-queue="emails"] [data-count="waiting"]'), str(waiting + 1)
+                )
+            )
             assert driver.execute_script("return window.sameDocument === true")
             driver.find_element(By.ID, "auto-refresh").click()
             driver.get(f"{base_url}/queues")
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-queue="live"]')))
-            assert driver.find_element(By.ID, "auto-refresh").is_displayed() and not driver.find_element(By.ID, "auto-refresh").is_selected()
+            assert (
+                driver.find_element(By.ID, "auto-refresh").is_displayed()
+                and not driver.find_element(By.ID, "auto-refresh").is_selected()
+            )
 
             # "Mark permanently failed": an empty reason is refused before any confirm dialog.
             driver.get(f"{base_url}/dlq/{entry_id}")
@@ -301,5 +323,7 @@ def test_browse_jobs_look_up_ids_refresh_live_and_confirm_only_complete_forms(tm
             alert.accept()
             wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "Marked permanently failed."))
 
-            violations = [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+            violations = [
+                entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]
+            ]
             assert violations == []

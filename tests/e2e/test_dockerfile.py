@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.lock_files import canonical, locked_versions
 from tests.integration.test_metrics import free_port
+from tests.lock_files import canonical, locked_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,8 +56,11 @@ def test_dockerfile_basics():
 
 
 def test_dockerfile_installs_the_locked_dependencies_then_the_local_packages_alone():
-    installs = [arguments.split("&&")[0].strip() for keyword, arguments in instructions()
-                if keyword == "RUN" and "pip install" in arguments]
+    installs = [
+        arguments.split("&&")[0].strip()
+        for keyword, arguments in instructions()
+        if keyword == "RUN" and "pip install" in arguments
+    ]
     assert installs[0] == "pip install --require-hashes -r requirements.lock", installs
     assert installs[1] == "pip install --no-deps ./clients .", installs
     copied = [shlex.split(arguments)[0] for keyword, arguments in instructions() if keyword == "COPY"]
@@ -84,7 +87,11 @@ def test_image_steps_install_and_serve_in_a_fresh_venv(tmp_path):
             for name in sources:
                 origin = ROOT / name
                 if origin.is_dir():
-                    shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "node_modules"))
+                    shutil.copytree(
+                        origin,
+                        target,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "node_modules"),
+                    )
                 elif destination.endswith("/"):
                     target.mkdir(parents=True, exist_ok=True)
                     shutil.copy(origin, target / origin.name)
@@ -92,7 +99,9 @@ def test_image_steps_install_and_serve_in_a_fresh_venv(tmp_path):
                     shutil.copy(origin, target)
         elif keyword == "RUN" and "pip install" in arguments:
             install = arguments.split("&&")[0].strip()
-            result = subprocess.run(install, shell=True, cwd=source, env=env, capture_output=True, text=True, timeout=600)
+            result = subprocess.run(
+                install, shell=True, cwd=source, env=env, capture_output=True, text=True, timeout=600
+            )
             assert result.returncode == 0, result.stderr[-3000:]
             installed = True
         elif keyword == "ENV":
@@ -101,8 +110,13 @@ def test_image_steps_install_and_serve_in_a_fresh_venv(tmp_path):
                 env[key] = value
     assert installed, "the Dockerfile has no pip install step"
     # Exactly the locked versions, and nothing missing from the lock.
-    frozen = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
-                            env=env, capture_output=True, text=True, check=True).stdout
+    frozen = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     installed_versions = {
         canonical(name): version
         for name, _, version in (line.partition("==") for line in frozen.splitlines() if "==" in line)

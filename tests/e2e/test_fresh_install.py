@@ -54,8 +54,12 @@ def test_pip_install_without_editable_mode_migrates_and_serves(tmp_path):
     work.mkdir()
 
     located = run(
-        [str(python), "-c", "import queue_service.migrations as m, pathlib; "
-         "print(pathlib.Path(m.__file__).parent); print(*sorted(p.name for p in pathlib.Path(m.__file__).parent.glob('versions/0*.py')))"],
+        [
+            str(python),
+            "-c",
+            "import queue_service.migrations as m, pathlib; "
+            "print(pathlib.Path(m.__file__).parent); print(*sorted(p.name for p in pathlib.Path(m.__file__).parent.glob('versions/0*.py')))",
+        ],
         cwd=work,
     ).stdout.split("\n")
     assert located[0].startswith(str(venv)), located
@@ -81,7 +85,11 @@ def test_pip_install_without_editable_mode_migrates_and_serves(tmp_path):
         assert response.created
         # The dashboard's templates and static files are package data of the installed copy.
         with dashboard_process(server.address, work, executable=str(tool)) as base_url:
-            for path, expected_text in (("/login", "Admin token"), ("/static/style.css", "--accent"), ("/static/app.js", "select-all")):
+            for path, expected_text in (
+                ("/login", "Admin token"),
+                ("/static/style.css", "--accent"),
+                ("/static/app.js", "select-all"),
+            ):
                 with urllib.request.urlopen(f"{base_url}{path}", timeout=30) as page:
                     assert page.status == 200 and expected_text in page.read().decode(), path
         assert server.terminate() == 0

@@ -47,8 +47,17 @@ def test_list_and_describe_through_reflection(server):
     services = grpcurl(server, "list").stdout.split()
     assert {"jobqueue.v1.JobService", "grpc.health.v1.Health"} <= set(services)
     description = grpcurl(server, "describe", "jobqueue.v1.JobService").stdout
-    for rpc in ("EnqueueJob", "EnqueueJobs", "LeaseJobs", "HeartbeatJob", "TrackStart", "TrackCompletion",
-                "TrackFailure", "MoveToDeadLetter", "GetJob"):
+    for rpc in (
+        "EnqueueJob",
+        "EnqueueJobs",
+        "LeaseJobs",
+        "HeartbeatJob",
+        "TrackStart",
+        "TrackCompletion",
+        "TrackFailure",
+        "MoveToDeadLetter",
+        "GetJob",
+    ):
         assert f"rpc {rpc} (" in description
     job = grpcurl(server, "describe", "jobqueue.v1.Job").stdout
     assert "STATE_DEAD_LETTER" in job and "google.protobuf.Struct job_data" in job

@@ -144,8 +144,19 @@ def test_two_worker_processes_both_answer_and_stop_together(database_url, tmp_pa
     metrics_port = free_port()
     served = Served(
         [
-            "serve", "--workers", "2", "--port", "0", "--metrics-port", str(metrics_port),
-            "--database-url", database_url, "--log-format", "json", "--log-level", "DEBUG",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            "0",
+            "--metrics-port",
+            str(metrics_port),
+            "--database-url",
+            database_url,
+            "--log-format",
+            "json",
+            "--log-level",
+            "DEBUG",
         ],
         base_env(),
         tmp_path / "log",
@@ -165,8 +176,10 @@ def test_two_worker_processes_both_answer_and_stop_together(database_url, tmp_pa
         # The parent serves the sum over both processes.
         samples = scrape(metrics_port)
         labels = (
-            ("grpc_code", "NOT_FOUND"), ("grpc_method", "GetJob"),
-            ("grpc_service", "jobqueue.v1.JobService"), ("grpc_type", "unary"),
+            ("grpc_code", "NOT_FOUND"),
+            ("grpc_method", "GetJob"),
+            ("grpc_service", "jobqueue.v1.JobService"),
+            ("grpc_type", "unary"),
         )
         assert samples[("grpc_server_handled_total", labels)] == probes
     finally:
@@ -219,9 +232,7 @@ def test_bad_configuration_exits_non_zero_with_a_message(tmp_path, args, env, na
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_port_in_use_exits_non_zero_with_a_message(tmp_path, port_in_use, workers):
-    result = run_cli(
-        "serve", "--port", port_in_use, "--workers", workers, "--database-url", sqlite_url(tmp_path)
-    )
+    result = run_cli("serve", "--port", port_in_use, "--workers", workers, "--database-url", sqlite_url(tmp_path))
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port_in_use}" in result.stderr
 
@@ -241,12 +252,22 @@ def test_health_over_mutual_tls(database_url, tmp_path):
         target = f"localhost:{server.port}"
         plain = run_cli("health", "--target", target, "--timeout", "2")
         assert plain.returncode != 0
-        without_client_certificate = run_cli("health", "--target", target, "--timeout", "2", "--tls-ca", str(ca.pair.certificate))
+        without_client_certificate = run_cli(
+            "health", "--target", target, "--timeout", "2", "--tls-ca", str(ca.pair.certificate)
+        )
         assert without_client_certificate.returncode != 0
         mutual = run_cli(
-            "health", "--target", f"127.0.0.1:{server.port}", "--tls-server-name", "localhost",
-            "--tls-ca", str(ca.pair.certificate),
-            "--tls-cert", str(client_pair.certificate), "--tls-key", str(client_pair.key),
+            "health",
+            "--target",
+            f"127.0.0.1:{server.port}",
+            "--tls-server-name",
+            "localhost",
+            "--tls-ca",
+            str(ca.pair.certificate),
+            "--tls-cert",
+            str(client_pair.certificate),
+            "--tls-key",
+            str(client_pair.key),
         )
         assert mutual.returncode == 0, mutual.stderr
     finally:

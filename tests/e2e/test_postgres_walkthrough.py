@@ -43,8 +43,18 @@ def walkthrough() -> str:
 
 def test_the_walkthrough_names_each_step():
     script = walkthrough()
-    for step in ("createdb", "queue-service migrate", "--workers 2", "queue-service health",
-                 "JobClient(", "Worker(", "queue-admin recovery status", "/metrics", "pg_stat_activity", "kill %1 %2"):
+    for step in (
+        "createdb",
+        "queue-service migrate",
+        "--workers 2",
+        "queue-service health",
+        "JobClient(",
+        "Worker(",
+        "queue-admin recovery status",
+        "/metrics",
+        "pg_stat_activity",
+        "kill %1 %2",
+    ):
         assert step in script, step
 
 
@@ -61,10 +71,16 @@ def test_the_walkthrough_runs_as_written(tmp_path):
         script = re.sub(rf"\b{port}\b", str(free_port()), script)
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(("QUEUE_", "PROMETHEUS_"))}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(Path(venv_tool("grpcurl")).parent), env["PATH"]])
+    env["PATH"] = os.pathsep.join(
+        [str(Path(sys.executable).parent), str(Path(venv_tool("grpcurl")).parent), env["PATH"]]
+    )
     process = subprocess.Popen(
         ["bash", "-c", "set -euo pipefail\n" + script],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,  # the replicas run in its background: one group to clean up
     )
     try:

@@ -43,11 +43,13 @@ def answers(target: str) -> set[tuple]:
 def test_every_process_of_every_replica_gives_the_same_true_answer(postgres_session_url, tmp_path):
     _truncate_postgres(postgres_session_url)
     metrics_a, metrics_b = free_port(), free_port()
-    with serve(postgres_session_url, tmp_path, *REPLICA_OPTIONS, "--node-id", "replica-a",
-               "--metrics-port", str(metrics_a)) as a:
+    with serve(
+        postgres_session_url, tmp_path, *REPLICA_OPTIONS, "--node-id", "replica-a", "--metrics-port", str(metrics_a)
+    ) as a:
         wait_for(lambda: status(a.address).leader_node_id == "replica-a/0", timeout=30, message="replica a to lead")
-        with serve(postgres_session_url, tmp_path, *REPLICA_OPTIONS, "--node-id", "replica-b",
-                   "--metrics-port", str(metrics_b)) as b:
+        with serve(
+            postgres_session_url, tmp_path, *REPLICA_OPTIONS, "--node-id", "replica-b", "--metrics-port", str(metrics_b)
+        ) as b:
             # Before any successful sweep, no replica claims one.
             assert LAST_SWEEP not in scrape(metrics_a) and LAST_SWEEP not in scrape(metrics_b)
 
@@ -75,10 +77,18 @@ def test_every_process_of_every_replica_gives_the_same_true_answer(postgres_sess
             env = {key: value for key, value in os.environ.items() if not key.startswith("QUEUE_")}
             for target, leads in ((a.address, "yes"), (b.address, "no")):
                 for _ in range(4):
-                    shown = subprocess.run([venv_tool("queue-admin"), "--target", target, "recovery", "status"],
-                                           env=env, capture_output=True, text=True, timeout=60)
+                    shown = subprocess.run(
+                        [venv_tool("queue-admin"), "--target", target, "recovery", "status"],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                    )
                     assert shown.returncode == 0, shown.stderr
-                    lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
-                             for line in shown.stdout.splitlines() if ":" in line}
+                    lines = {
+                        line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+                        for line in shown.stdout.splitlines()
+                        if ":" in line
+                    }
                     assert lines["leader"] == "replica-a/0" and lines["this replica leads"] == leads, shown.stdout
                     assert lines["next run"] not in ("", "-"), shown.stdout

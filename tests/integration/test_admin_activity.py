@@ -55,7 +55,9 @@ def test_each_kind_of_change_is_counted_in_the_bucket_of_the_change(service):
     service.clock.advance(10 * 60)  # 10:21
     (job,) = lease(service)
     assert job.job_id == "dead"
-    entry_id = fail_current(service, "dead", "boom", non_retryable=True).dead_letter_id  # a failed run that dead-letters
+    entry_id = fail_current(
+        service, "dead", "boom", non_retryable=True
+    ).dead_letter_id  # a failed run that dead-letters
     service.jobs.MoveToDeadLetter(pb.MoveToDeadLetterRequest(job_id="moved", reason="operator"))  # no run failed
     service.admin.RetryDeadLetterJob(admin.RetryDeadLetterJobRequest(id=entry_id))  # sent back
 
@@ -111,7 +113,9 @@ def test_batched_completions_count_every_job(service):
     jobs = lease(service, max_jobs=5)
     service.jobs.TrackCompletions(
         pb.TrackCompletionsRequest(
-            completions=[pb.TrackCompletionRequest(job_id=job.job_id, attempt_number=job.attempt_number) for job in jobs]
+            completions=[
+                pb.TrackCompletionRequest(job_id=job.job_id, attempt_number=job.attempt_number) for job in jobs
+            ]
         )
     )
     (emails,) = activity(service, "emails").queues
@@ -135,8 +139,12 @@ def test_counts_match_the_retry_log_and_states_after_a_mixed_workload(service, d
     try:
         with database.engine.connect() as connection:
             expected = {
-                "completed": connection.execute(text("SELECT count(*) FROM queue_jobs WHERE state = 'completed'")).scalar(),
-                "retried": connection.execute(text("SELECT count(*) FROM queue_retry_log WHERE decision = 'retry'")).scalar(),
+                "completed": connection.execute(
+                    text("SELECT count(*) FROM queue_jobs WHERE state = 'completed'")
+                ).scalar(),
+                "retried": connection.execute(
+                    text("SELECT count(*) FROM queue_retry_log WHERE decision = 'retry'")
+                ).scalar(),
                 "failed": connection.execute(text("SELECT count(*) FROM queue_retry_log")).scalar(),
                 "dead_lettered": connection.execute(text("SELECT count(*) FROM dead_letter_queue")).scalar(),
             }
@@ -158,7 +166,11 @@ def test_bad_requests_name_the_field(service):
             grpc.StatusCode.INVALID_ARGUMENT,
             "bucket_width",
         ),
-        (dict(start_time=ts(START - timedelta(days=40)), end_time=ts(START)), grpc.StatusCode.INVALID_ARGUMENT, "start_time"),
+        (
+            dict(start_time=ts(START - timedelta(days=40)), end_time=ts(START)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "start_time",
+        ),
         (dict(end_time=timestamp_pb2.Timestamp(seconds=-62135596800)), grpc.StatusCode.INVALID_ARGUMENT, "end_time"),
         (dict(period=duration_pb2.Duration(seconds=0)), grpc.StatusCode.INVALID_ARGUMENT, "period"),
         (dict(period=seconds(timedelta(days=36))), grpc.StatusCode.INVALID_ARGUMENT, "start_time"),

@@ -28,9 +28,7 @@ def test_concurrent_writers_keep_counters_exact(job_manager, database):
             result.result()  # re-raises any error, deadlocks included
 
     with database.engine.connect() as connection:
-        recount = dict(
-            connection.execute(text("SELECT state, count(*) FROM queue_jobs GROUP BY state")).all()
-        )
+        recount = dict(connection.execute(text("SELECT state, count(*) FROM queue_jobs GROUP BY state")).all())
         rows_per_key = connection.execute(
             text("SELECT max(n) FROM (SELECT count(*) AS n FROM queue_counters GROUP BY queue_name, counter) AS k")
         ).scalar_one()

@@ -68,7 +68,9 @@ def test_pages_of_every_size_walk_ties_in_priority_and_time_exactly_once(service
     for page_size in range(1, 6):
         walked, token = [], ""
         for _ in range(len(ids) + 1):  # a cursor that repeats rows must not loop for ever
-            page = service.admin.ListDeadLetterJobs(admin.ListDeadLetterJobsRequest(page_size=page_size, page_token=token))
+            page = service.admin.ListDeadLetterJobs(
+                admin.ListDeadLetterJobsRequest(page_size=page_size, page_token=token)
+            )
             walked += [entry.id for entry in page.entries]
             token = page.next_page_token
             if not token:
@@ -145,7 +147,11 @@ def test_get_returns_history_job_and_retry_log(service):
     entry_id = fail_current(service, "job-1", "fatal", "ValueError", non_retryable=True).dead_letter_id
     details = service.admin.GetDeadLetterJob(admin.GetDeadLetterJobRequest(id=entry_id))
     assert details.entry.id == entry_id
-    assert [error.message for error in details.entry.error_history] == ["timeout after 5s", "timeout after 15s", "fatal"]
+    assert [error.message for error in details.entry.error_history] == [
+        "timeout after 5s",
+        "timeout after 15s",
+        "fatal",
+    ]
     assert details.job.job_id == "job-1" and details.job.state == job_pb2.Job.STATE_DEAD_LETTER
     assert [row.attempt_number for row in details.retry_log] == [1, 2, 3]
 

@@ -32,9 +32,7 @@ def test_list_jobs_by_queue_and_state_most_recent_first(service):
         admin.ListJobsRequest(queue_name="emails", page_size=2, page_token=first.next_page_token)
     )
     assert [job.job_id for job in second.jobs] == ["e1"] and second.next_page_token == ""
-    error = rpc_error(
-        service.admin.ListJobs, admin.ListJobsRequest(queue_name="sms", page_token=first.next_page_token)
-    )
+    error = rpc_error(service.admin.ListJobs, admin.ListJobsRequest(queue_name="sms", page_token=first.next_page_token))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(error) == "page_token"
     error = rpc_error(service.admin.ListJobs, admin.ListJobsRequest(state=42))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(error) == "state"
@@ -43,7 +41,9 @@ def test_list_jobs_by_queue_and_state_most_recent_first(service):
 def test_list_jobs_by_job_name_pages_with_its_own_count_and_names_a_bad_field(service):
     from jobqueue.v1 import job_service_pb2 as jobs_pb
 
-    for index, (queue, name) in enumerate([("emails", "welcome"), ("emails", "receipt"), ("sms", "welcome"), ("emails", "welcome")]):
+    for index, (queue, name) in enumerate(
+        [("emails", "welcome"), ("emails", "receipt"), ("sms", "welcome"), ("emails", "welcome")]
+    ):
         service.jobs.EnqueueJob(jobs_pb.EnqueueJobRequest(queue_name=queue, job_name=name, job_id=f"n{index}"))
         service.clock.advance(1)
 
@@ -52,7 +52,9 @@ def test_list_jobs_by_job_name_pages_with_its_own_count_and_names_a_bad_field(se
     in_emails = service.admin.ListJobs(admin.ListJobsRequest(job_name="welcome", queue_name="emails", page_size=1))
     assert [job.job_id for job in in_emails.jobs] == ["n3"] and in_emails.total_size == 2
     rest = service.admin.ListJobs(
-        admin.ListJobsRequest(job_name="welcome", queue_name="emails", page_size=1, page_token=in_emails.next_page_token)
+        admin.ListJobsRequest(
+            job_name="welcome", queue_name="emails", page_size=1, page_token=in_emails.next_page_token
+        )
     )
     assert [job.job_id for job in rest.jobs] == ["n0"] and rest.next_page_token == ""
     waiting = service.admin.ListJobs(admin.ListJobsRequest(job_name="receipt", state=job_pb2.Job.STATE_WAITING))
@@ -107,16 +109,16 @@ def test_job_details_and_retry_log(service):
     assert [row.job_id for row in dead.entries] == ["a"]
     since = timestamp_pb2.Timestamp()
     since.FromDatetime(service.clock.now())
-    assert [row.job_id for row in service.admin.ListRetryLog(admin.ListRetryLogRequest(created_after=since)).entries] == [
+    assert [
+        row.job_id for row in service.admin.ListRetryLog(admin.ListRetryLogRequest(created_after=since)).entries
+    ] == [
         "a",
         "b",
     ][::-1]
     page = service.admin.ListRetryLog(admin.ListRetryLogRequest(page_size=2))
     rest = service.admin.ListRetryLog(admin.ListRetryLogRequest(page_size=2, page_token=page.next_page_token))
     assert [row.attempt_number for row in rest.entries] == [1] and rest.next_page_token == ""
-    error = rpc_error(
-        service.admin.ListRetryLog, admin.ListRetryLogRequest(created_after=since, created_before=since)
-    )
+    error = rpc_error(service.admin.ListRetryLog, admin.ListRetryLogRequest(created_after=since, created_before=since))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -145,7 +147,11 @@ def test_every_admin_action_is_audited(service):
     )
     # Reads, dry runs and refused calls leave no event.
     service.admin.GetStatistics(admin.GetStatisticsRequest())
-    list(service.admin.RetryDeadLetterJobs(admin.RetryDeadLetterJobsRequest(filter=admin.DeadLetterFilter(), dry_run=True)))
+    list(
+        service.admin.RetryDeadLetterJobs(
+            admin.RetryDeadLetterJobsRequest(filter=admin.DeadLetterFilter(), dry_run=True)
+        )
+    )
     rpc_error(service.admin.RetryDeadLetterJob, admin.RetryDeadLetterJobRequest(id=second))
 
     events = service.admin.ListAuditEvents(admin.ListAuditEventsRequest()).events
@@ -183,7 +189,8 @@ def test_every_admin_action_is_audited(service):
     rest = service.admin.ListAuditEvents(admin.ListAuditEventsRequest(page_size=100, page_token=page.next_page_token))
     assert len(rest.events) == 5 and rest.next_page_token == ""
     error = rpc_error(
-        service.admin.ListAuditEvents, admin.ListAuditEventsRequest(action="PauseQueue", page_token=page.next_page_token)
+        service.admin.ListAuditEvents,
+        admin.ListAuditEventsRequest(action="PauseQueue", page_token=page.next_page_token),
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(error) == "page_token"
 

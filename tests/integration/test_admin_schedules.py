@@ -144,7 +144,9 @@ def test_bad_updates_name_the_field(service):
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(error) == "schedule.time_zone"
     error = rpc_error(
         service.admin.UpdateSchedule,
-        admin.UpdateScheduleRequest(schedule=admin.Schedule(name="nightly"), update_mask=field_mask_pb2.FieldMask(paths=["paused"])),
+        admin.UpdateScheduleRequest(
+            schedule=admin.Schedule(name="nightly"), update_mask=field_mask_pb2.FieldMask(paths=["paused"])
+        ),
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(error) == "update_mask"
     error = rpc_error(service.admin.ListSchedules, admin.ListSchedulesRequest(page_size=-1))

@@ -57,7 +57,9 @@ async def kill(jobs, job_id, message, queue="emails", error_type="SmtpError"):
     """Enqueue a job and fail it non-retryably: one PENDING dead-letter entry. Returns its id."""
     await jobs.enqueue(queue, "send", {"id": job_id}, job_id=job_id)
     (job,) = await jobs.lease(queue)
-    decision = await jobs.track_failure(job.job_id, job.attempt_number, message, error_type=error_type, non_retryable=True)
+    decision = await jobs.track_failure(
+        job.job_id, job.attempt_number, message, error_type=error_type, non_retryable=True
+    )
     assert decision.moved_to_dead_letter
     return decision.dead_letter_id
 
@@ -82,12 +84,22 @@ async def test_enqueue_lease_heartbeat_and_complete(client, service):
 
     assert await client.lease("emails", worker_id="w1") == []
     service.clock.advance(30)
-    (leased,) = await client.lease(["emails"], worker_id="w1", lease_duration=timedelta(seconds=90), wait=timedelta(seconds=1))
+    (leased,) = await client.lease(
+        ["emails"], worker_id="w1", lease_duration=timedelta(seconds=90), wait=timedelta(seconds=1)
+    )
     assert (leased.job_id, leased.state, leased.attempt_number, leased.worker_id) == ("job-1", JobState.ACTIVE, 1, "w1")
-    assert await client.heartbeat("job-1", 1, lease_duration=timedelta(seconds=20)) == service.clock.now() + timedelta(seconds=20)
+    assert await client.heartbeat("job-1", 1, lease_duration=timedelta(seconds=20)) == service.clock.now() + timedelta(
+        seconds=20
+    )
 
-    done = await client.track_completion("job-1", 1, result={"message_id": 42}, processing_duration=timedelta(seconds=1.5))
-    assert (done.state, done.result, done.processing_duration) == (JobState.COMPLETED, {"message_id": 42}, timedelta(seconds=1.5))
+    done = await client.track_completion(
+        "job-1", 1, result={"message_id": 42}, processing_duration=timedelta(seconds=1.5)
+    )
+    assert (done.state, done.result, done.processing_duration) == (
+        JobState.COMPLETED,
+        {"message_id": 42},
+        timedelta(seconds=1.5),
+    )
 
 
 async def test_batches_and_generated_ids(client):
@@ -99,7 +111,11 @@ async def test_batches_and_generated_ids(client):
     leased = sorted(await client.lease("emails", max_jobs=4), key=lambda job: job.job_id)
     first = next(job for job in leased if job.job_id == "batch-0")
     answers = await client.track_completions(
-        [Completion(first.job_id, first.attempt_number, result={"n": 1}), Completion("batch-1", 2), Completion("nope", 1)]
+        [
+            Completion(first.job_id, first.attempt_number, result={"n": 1}),
+            Completion("batch-1", 2),
+            Completion("nope", 1),
+        ]
     )
     assert answers[0].ok
     assert isinstance(answers[1].error, FailedPrecondition) and isinstance(answers[2].error, NotFound)
@@ -222,7 +238,9 @@ async def test_dead_letter_triage(jobs, admin):
 
 async def test_bulk_redrive_streams_its_progress(jobs, admin):
     ids = {await kill(jobs, f"job-{n}", "401 Unauthorized") for n in range(4)}
-    (dry,) = [message async for message in admin.retry_dead_letter_jobs(queue_name="emails", dry_run=True, sample_size=2)]
+    (dry,) = [
+        message async for message in admin.retry_dead_letter_jobs(queue_name="emails", dry_run=True, sample_size=2)
+    ]
     assert dry.done and dry.matched_count == 4 and dry.retried_count == 0 and len(dry.sample) == 2
     with pytest.raises(InvalidArgument) as raised:
         [message async for message in admin.retry_dead_letter_jobs(queue_name="emails", rate_limit=-1)]

@@ -87,6 +87,7 @@ async def test_failures_are_reported_and_retried_after_the_backoff(client, servi
     worker = make_worker(client, handler)
     running = asyncio.create_task(worker.run(handle_signals=False))
     try:
+
         async def first_round():
             return (
                 await state_of(client, "second-time-lucky") is JobState.FAILED

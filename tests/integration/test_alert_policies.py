@@ -4,13 +4,13 @@ the DLQ alerts and their emails."""
 from __future__ import annotations
 
 import pytest
-
 from jobqueue import AdminClient, InvalidArgument, JobClient, NotFound, QueueAlertPolicy
+
+from queue_service.alerts.email import EmailSettings
+from queue_service.alerts.outbox import EmailOutbox
 from queue_service.alerts.policies import MAX_EMAIL_RECIPIENTS
 from queue_service.core.dlq_alerts import DlqAlerter
 from queue_service.store.alert_outbox import outbox_of
-from queue_service.alerts.email import EmailSettings
-from queue_service.alerts.outbox import EmailOutbox
 from tests.integration.test_dlq_alerts import dead_letter
 
 
@@ -26,7 +26,11 @@ def test_a_queue_alert_policy_is_set_read_and_audited(service, admin):
     assert admin.get_queue_alert_policy("emails") == QueueAlertPolicy("emails")
 
     stored = admin.update_queue_alert_policy(
-        QueueAlertPolicy("emails", dlq_alert_threshold=5, email_recipients=("ops@example.com", " mail@example.org ", "ops@example.com"))
+        QueueAlertPolicy(
+            "emails",
+            dlq_alert_threshold=5,
+            email_recipients=("ops@example.com", " mail@example.org ", "ops@example.com"),
+        )
     )
     assert (stored.dlq_alert_threshold, stored.email_recipients) == (5, ("ops@example.com", "mail@example.org"))
     assert stored.update_time == service.clock.now()
@@ -47,11 +51,19 @@ def test_a_queue_alert_policy_is_set_read_and_audited(service, admin):
     [
         (QueueAlertPolicy("emails", dlq_alert_threshold=-1), "alert_policy.dlq_alert_threshold"),
         (QueueAlertPolicy("emails", dlq_alert_threshold=2**31 - 1), "alert_policy.dlq_alert_threshold"),
-        (QueueAlertPolicy("emails", email_recipients=("ops@example.com", "not an address")), "alert_policy.email_recipients[1]"),
-        (QueueAlertPolicy("emails", email_recipients=("a@b.c, d@e.f",)), "alert_policy.email_recipients[0]"),
-        (QueueAlertPolicy("emails", email_recipients=("x" * 250 + "@example.com",)), "alert_policy.email_recipients[0]"),
         (
-            QueueAlertPolicy("emails", email_recipients=tuple(f"a{i}@example.com" for i in range(MAX_EMAIL_RECIPIENTS + 1))),
+            QueueAlertPolicy("emails", email_recipients=("ops@example.com", "not an address")),
+            "alert_policy.email_recipients[1]",
+        ),
+        (QueueAlertPolicy("emails", email_recipients=("a@b.c, d@e.f",)), "alert_policy.email_recipients[0]"),
+        (
+            QueueAlertPolicy("emails", email_recipients=("x" * 250 + "@example.com",)),
+            "alert_policy.email_recipients[0]",
+        ),
+        (
+            QueueAlertPolicy(
+                "emails", email_recipients=tuple(f"a{i}@example.com" for i in range(MAX_EMAIL_RECIPIENTS + 1))
+            ),
             "alert_policy.email_recipients",
         ),
         (QueueAlertPolicy(""), "alert_policy.queue_name"),

@@ -68,7 +68,9 @@ def call(channel: grpc.Channel, method: descriptor.MethodDescriptor, metadata) -
         (True, False): channel.stream_unary,
         (True, True): channel.stream_stream,
     }[(method.client_streaming, method.server_streaming)]
-    stub = kind(path, request_serializer=request_class.SerializeToString, response_deserializer=response_class.FromString)
+    stub = kind(
+        path, request_serializer=request_class.SerializeToString, response_deserializer=response_class.FromString
+    )
     request = iter([request_class()]) if method.client_streaming else request_class()
     return final_code(stub, request, server_streaming=method.server_streaming, metadata=metadata, timeout=10)
 

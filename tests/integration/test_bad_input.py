@@ -104,7 +104,11 @@ CASES = {
         "worker_id",
     ),
     # HeartbeatJob
-    "heartbeat unknown job": (("HeartbeatJob", pb.HeartbeatJobRequest(job_id="nope", attempt_number=1)), NOT_FOUND, "job_id"),
+    "heartbeat unknown job": (
+        ("HeartbeatJob", pb.HeartbeatJobRequest(job_id="nope", attempt_number=1)),
+        NOT_FOUND,
+        "job_id",
+    ),
     "heartbeat empty job_id": (("HeartbeatJob", pb.HeartbeatJobRequest(attempt_number=1)), INVALID, "job_id"),
     "heartbeat negative lease": (
         (
@@ -175,7 +179,11 @@ CASES = {
         INVALID,
         "retry_after",
     ),
-    "fail retry_after below a microsecond": (failure(retry_after=duration_pb2.Duration(nanos=-5)), INVALID, "retry_after"),
+    "fail retry_after below a microsecond": (
+        failure(retry_after=duration_pb2.Duration(nanos=-5)),
+        INVALID,
+        "retry_after",
+    ),
     # MoveToDeadLetter
     "move unknown job": (
         ("MoveToDeadLetter", pb.MoveToDeadLetterRequest(job_id="nope", reason="r")),

@@ -58,7 +58,9 @@ class CeleryRig:
             if details is not None and details.job.state in (JobState.COMPLETED, JobState.DEAD_LETTER):
                 return details
             time.sleep(0.1)
-        raise AssertionError(f"job {job_id} not final in {timeout}s; worker log:\n{self.worker_log.read_text()[-4000:]}")
+        raise AssertionError(
+            f"job {job_id} not final in {timeout}s; worker log:\n{self.worker_log.read_text()[-4000:]}"
+        )
 
     def wait_for(self, path: Path, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -101,10 +103,25 @@ def running_rig(database_url: str, broker: str, directory: Path) -> Iterator[Cel
     with worker_log.open("w") as log:
         worker = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "tests.integration.celery_tasks", "worker",
-                "--pool", "threads", "--concurrency", "4", "--queues", queue,
-                "--hostname", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "--loglevel", "INFO",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.integration.celery_tasks",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "--queues",
+                queue,
+                "--hostname",
+                f"{queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
             ],
             cwd=ROOT,
             env=environment,
@@ -136,7 +153,11 @@ def test_a_success_is_reported_with_its_result(rig):
     job_id = rig.send("double", 21)
     details = rig.final(job_id)
     job = details.job
-    assert (job.state, job.queue_name, job.job_name) == (JobState.COMPLETED, rig.queue, "tests.integration.celery_tasks.double")
+    assert (job.state, job.queue_name, job.job_name) == (
+        JobState.COMPLETED,
+        rig.queue,
+        "tests.integration.celery_tasks.double",
+    )
     assert job.result == {"doubled": 42, "attempt": 1}
     assert job.attempt_number == 1 and job.job_data == {"args": [21], "kwargs": {}}
     assert job.worker_id.startswith(rig.queue) and job.processing_duration is not None
@@ -179,7 +200,10 @@ def test_the_last_failure_ends_in_the_dead_letter_queue_and_celery_stops(rig):
 def test_non_retryable_errors_go_straight_to_the_dead_letter_queue(rig):
     mapped = rig.send("validate", "A-17")
     raised = rig.send("refuse")
-    for job_id, error_type in ((mapped, "tests.integration.celery_tasks.InvalidOrder"), (raised, "jobqueue.errors.NonRetryableError")):
+    for job_id, error_type in (
+        (mapped, "tests.integration.celery_tasks.InvalidOrder"),
+        (raised, "jobqueue.errors.NonRetryableError"),
+    ):
         details = rig.final(job_id)
         assert details.job.state is JobState.DEAD_LETTER and details.job.attempt_number == 1
         assert details.error_history[0].type == error_type

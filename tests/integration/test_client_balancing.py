@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from grpc_health.v1 import health_pb2
-from jobqueue import JobClient, NotFound
-from jobqueue import aio
+from jobqueue import JobClient, NotFound, aio
 from jobqueue.connection import channel_target
 
 from queue_service.api.server import QueueServer
@@ -30,7 +29,12 @@ def replicas(database_url, clock) -> Iterator[list[QueueServer]]:
 
 
 def get_job_calls(server: QueueServer) -> float:
-    labels = {"grpc_service": "jobqueue.v1.JobService", "grpc_method": "GetJob", "grpc_type": "unary", "grpc_code": "NOT_FOUND"}
+    labels = {
+        "grpc_service": "jobqueue.v1.JobService",
+        "grpc_method": "GetJob",
+        "grpc_type": "unary",
+        "grpc_code": "NOT_FOUND",
+    }
     return server.metrics_registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
 
 
@@ -86,7 +90,9 @@ def test_the_asyncio_client_balances_the_same_way(replicas):
 def test_targets_become_one_address_list():
     assert channel_target("dns:///jobs.internal:50051") == "dns:///jobs.internal:50051"
     assert channel_target(["10.0.0.1:50051"]) == "10.0.0.1:50051"
-    assert channel_target(["10.0.0.1:50051", "10.0.0.2:50052", "10.0.0.1:50051"]) == "ipv4:10.0.0.1:50051,10.0.0.2:50052"
+    assert (
+        channel_target(["10.0.0.1:50051", "10.0.0.2:50052", "10.0.0.1:50051"]) == "ipv4:10.0.0.1:50051,10.0.0.2:50052"
+    )
     assert channel_target(["[::1]:1", "[fe80::1]:2"]) == "ipv6:[::1]:1,[fe80::1]:2"
     with pytest.raises(ValueError, match="port"):
         channel_target(["10.0.0.1", "10.0.0.2:1"])

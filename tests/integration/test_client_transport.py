@@ -119,7 +119,9 @@ def test_tls_and_mutual_tls_with_a_token(database_url, pki, tmp_path):
             with pytest.raises(Unavailable):
                 client.get_job("absent")
         other_ca = CertificateAuthority(tmp_path, name="other CA")
-        with JobClient(target, token=WORKER_TOKEN, tls=TlsConfig.from_files(other_ca.pair.certificate), timeout=5, retry=False) as client:
+        with JobClient(
+            target, token=WORKER_TOKEN, tls=TlsConfig.from_files(other_ca.pair.certificate), timeout=5, retry=False
+        ) as client:
             with pytest.raises(Unavailable):
                 client.get_job("absent")
     finally:
@@ -193,7 +195,9 @@ def test_mutual_tls_with_several_targets_checks_the_first_host_name(database_url
                 with pytest.raises(Unauthenticated):
                     await client.get_job("absent")
             reversed_targets = targets[::-1]  # 127.0.0.1 first: not a name on the certificate
-            async with aio.JobClient(reversed_targets, token=WORKER_TOKEN, tls=mutual, timeout=5, retry=False) as client:
+            async with aio.JobClient(
+                reversed_targets, token=WORKER_TOKEN, tls=mutual, timeout=5, retry=False
+            ) as client:
                 with pytest.raises(Unavailable):
                     await client.get_job("absent")
 

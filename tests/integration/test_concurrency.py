@@ -54,8 +54,9 @@ def test_eight_workers_lease_a_thousand_jobs_exactly_once(service, database):
     assert [job_id for job_id, count in counts.items() if count > 1] == []
     assert len(counts) == JOBS
     with database.engine.connect() as connection:
-        rows = connection.execute(select(queue_jobs.c.job_id, queue_jobs.c.state, queue_jobs.c.attempt_number,
-                                         queue_jobs.c.worker_id)).all()
+        rows = connection.execute(
+            select(queue_jobs.c.job_id, queue_jobs.c.state, queue_jobs.c.attempt_number, queue_jobs.c.worker_id)
+        ).all()
     assert len(rows) == JOBS
     assert {(row.state, row.attempt_number) for row in rows} == {("active", 1)}
     # The stored holder is the worker that received the job: nobody's lease was overwritten.

@@ -32,7 +32,9 @@ def text_of(response) -> str:
 
 def sign_in(client: TestClient, token: str = ADMIN_TOKEN):
     page = client.get("/login")
-    return client.post("/login", data={"csrf_token": csrf(page.text), "token": token, "next": "/"}, follow_redirects=False)
+    return client.post(
+        "/login", data={"csrf_token": csrf(page.text), "token": token, "next": "/"}, follow_redirects=False
+    )
 
 
 def post(client: TestClient, path: str, data: dict, *, page: str = "/") -> object:
@@ -99,7 +101,9 @@ def test_sign_in_sets_a_secure_http_only_cookie_and_refuses_other_tokens(dashboa
     assert overview.status_code == 200 and "Overview" in overview.text
     assert "default-src 'self'" in overview.headers["content-security-policy"]
     assert overview.headers["cache-control"] == "no-store"
-    assert "//" not in re.sub(r"https?://testserver|http://www.w3.org", "", " ".join(re.findall(r'(?:src|href)="([^"]*)"', overview.text)))
+    assert "//" not in re.sub(
+        r"https?://testserver|http://www.w3.org", "", " ".join(re.findall(r'(?:src|href)="([^"]*)"', overview.text))
+    )
 
     post(dashboard, "/logout", {})
     assert dashboard.get("/", follow_redirects=False).status_code == 303
@@ -164,8 +168,12 @@ def test_dead_letter_list_filters_pages_and_bulk_actions_audited_under_the_token
     assert rows[0] == ids[0], "priority first"
     assert set(rows) == {*ids, other}
     assert set(re.findall(r'data-entry="([^"]+)"', signed_in.get("/dlq", params={"queue": "sms"}).text)) == {other}
-    assert re.findall(r'data-entry="([^"]+)"', signed_in.get("/dlq", params={"assignee": "ops@example.com"}).text) == [ids[0]]
-    assert set(re.findall(r'data-entry="([^"]+)"', signed_in.get("/dlq", params={"text": "unauthorized"}).text)) == {other}
+    assert re.findall(r'data-entry="([^"]+)"', signed_in.get("/dlq", params={"assignee": "ops@example.com"}).text) == [
+        ids[0]
+    ]
+    assert set(re.findall(r'data-entry="([^"]+)"', signed_in.get("/dlq", params={"text": "unauthorized"}).text)) == {
+        other
+    }
     assert re.findall(r'data-entry="([^"]+)"', signed_in.get("/dlq", params={"after": "2100-01-01T00:00"}).text) == []
     bad = signed_in.get("/dlq", params={"after": "yesterday"})
     assert bad.status_code == 400 and "After is not a date and time" in text_of(bad)
@@ -174,12 +182,21 @@ def test_dead_letter_list_filters_pages_and_bulk_actions_audited_under_the_token
     assert "Retried 2 of 2 selected entries." in text_of(retried)
     no_reason = post(signed_in, "/dlq/bulk", {"ids": [ids[2]], "action": "fail", "back": "/dlq"}, page="/dlq")
     assert "Give a reason" in text_of(no_reason)
-    failed = post(signed_in, "/dlq/bulk", {"ids": [ids[2], ids[0]], "action": "fail", "reason": "bad data", "back": "/dlq"}, page="/dlq")
+    failed = post(
+        signed_in,
+        "/dlq/bulk",
+        {"ids": [ids[2], ids[0]], "action": "fail", "reason": "bad data", "back": "/dlq"},
+        page="/dlq",
+    )
     assert "Marked 1 of 2 selected entries permanently failed." in text_of(failed)
     assert "RECOVERED" in text_of(failed), "the refusal for the recovered entry is shown as the server's message"
     statuses = {entry.id: entry.recovery_status.value for entry in admin.list_dead_letter_jobs()}
     assert statuses == {ids[0]: "recovered", ids[1]: "recovered", ids[2]: "permanently_failed", other: "pending"}
-    actors = {event.actor for event in admin.list_audit_events() if event.action in ("RetryDeadLetterJobs", "MarkPermanentlyFailed")}
+    actors = {
+        event.actor
+        for event in admin.list_audit_events()
+        if event.action in ("RetryDeadLetterJobs", "MarkPermanentlyFailed")
+    }
     assert actors == {"admin"}
 
     for n in range(3):
@@ -200,25 +217,42 @@ def test_dead_letter_entry_page_shows_everything_and_its_actions_work(signed_in,
     saved = post(
         signed_in,
         f"/dlq/{entry_id}/update",
-        {"admin_notes": "Investigating <b>root</b> cause", "assigned_to": "me@example.com", "priority": "7", "back": f"/dlq/{entry_id}"},
+        {
+            "admin_notes": "Investigating <b>root</b> cause",
+            "assigned_to": "me@example.com",
+            "priority": "7",
+            "back": f"/dlq/{entry_id}",
+        },
         page=f"/dlq/{entry_id}",
     )
     assert "Saved notes" in text_of(saved)
     assert "Investigating &lt;b&gt;root&lt;/b&gt; cause" in saved.text, "notes are escaped"
     entry = admin.get_dead_letter_job(entry_id).entry
-    assert (entry.admin_notes, entry.assigned_to, entry.priority) == ("Investigating <b>root</b> cause", "me@example.com", 7)
+    assert (entry.admin_notes, entry.assigned_to, entry.priority) == (
+        "Investigating <b>root</b> cause",
+        "me@example.com",
+        7,
+    )
 
-    bad_priority = post(signed_in, f"/dlq/{entry_id}/update", {"priority": "high", "back": f"/dlq/{entry_id}"}, page=f"/dlq/{entry_id}")
+    bad_priority = post(
+        signed_in, f"/dlq/{entry_id}/update", {"priority": "high", "back": f"/dlq/{entry_id}"}, page=f"/dlq/{entry_id}"
+    )
     assert "Priority must be a whole number" in text_of(bad_priority)
 
     retried = post(signed_in, f"/dlq/{entry_id}/retry", {"back": f"/dlq/{entry_id}"}, page=f"/dlq/{entry_id}")
     assert f"Job entry-1 is back in queue {QUEUE}." in text_of(retried)
     again = post(signed_in, f"/dlq/{entry_id}/retry", {"back": f"/dlq/{entry_id}"}, page=f"/dlq/{entry_id}")
     again_text = text_of(again)
-    assert again.status_code == 200 and "RECOVERED" in again_text and "Traceback" not in again_text.split("Error history")[0]
+    assert (
+        again.status_code == 200
+        and "RECOVERED" in again_text
+        and "Traceback" not in again_text.split("Error history")[0]
+    )
 
     second = dead_letter(jobs, "entry-2", queue="push")
-    marked = post(signed_in, f"/dlq/{second}/fail", {"reason": "Invalid address", "back": f"/dlq/{second}"}, page=f"/dlq/{second}")
+    marked = post(
+        signed_in, f"/dlq/{second}/fail", {"reason": "Invalid address", "back": f"/dlq/{second}"}, page=f"/dlq/{second}"
+    )
     assert "Marked permanently failed." in text_of(marked) and "Invalid address" in text_of(marked)
 
     missing = signed_in.get("/dlq/00000000-0000-0000-0000-000000000000")
@@ -267,36 +301,63 @@ def test_queues_pause_resume_policy_preview_and_clean(signed_in, jobs, admin):
     jobs.enqueue(QUEUE, "send", {}, job_id="q-1")
     page = signed_in.get("/queues")
     assert page.status_code == 200 and 'data-queue="emails"' in page.text
-    paused = post(signed_in, "/queue/pause", {"queue_name": QUEUE, "action": "pause", "back": "/queues"}, page="/queues")
+    paused = post(
+        signed_in, "/queue/pause", {"queue_name": QUEUE, "action": "pause", "back": "/queues"}, page="/queues"
+    )
     assert "Paused emails" in text_of(paused) and admin.get_queue(QUEUE).paused
-    resumed = post(signed_in, "/queue/pause", {"queue_name": QUEUE, "action": "resume", "back": "/queues"}, page="/queues")
+    resumed = post(
+        signed_in, "/queue/pause", {"queue_name": QUEUE, "action": "resume", "back": "/queues"}, page="/queues"
+    )
     assert "Resumed emails" in text_of(resumed) and not admin.get_queue(QUEUE).paused
 
     detail = f"/queue?name={QUEUE}"
     preview = post(
-        signed_in, "/queue/policy", {"queue_name": QUEUE, "max_retries": "3", "retry_delays": "10s, 1m", "action": "preview", "back": detail}, page=detail
+        signed_in,
+        "/queue/policy",
+        {"queue_name": QUEUE, "max_retries": "3", "retry_delays": "10s, 1m", "action": "preview", "back": detail},
+        page=detail,
     )
     preview_text = text_of(preview)
     assert "Preview (not saved)" in preview_text
     assert "Retry 1 after 10s Retry 2 after 1m Retry 3 after 6m" in preview_text
     assert admin.get_queue(QUEUE).retry_policy is None, "a preview saves nothing"
     saved = post(
-        signed_in, "/queue/policy", {"queue_name": QUEUE, "max_retries": "3", "retry_delays": "10s, 1m", "action": "save", "back": detail}, page=detail
+        signed_in,
+        "/queue/policy",
+        {"queue_name": QUEUE, "max_retries": "3", "retry_delays": "10s, 1m", "action": "save", "back": detail},
+        page=detail,
     )
     assert "Saved the retry policy." in text_of(saved)
     assert admin.get_queue(QUEUE).retry_policy.max_retries == 3
-    invalid = post(signed_in, "/queue/policy", {"queue_name": QUEUE, "jitter": "2", "action": "save", "back": detail}, page=detail)
+    invalid = post(
+        signed_in, "/queue/policy", {"queue_name": QUEUE, "jitter": "2", "action": "save", "back": detail}, page=detail
+    )
     assert "jitter" in text_of(invalid).lower() and invalid.status_code == 200
 
     (job,) = jobs.lease(QUEUE)
     jobs.track_completion(job.job_id, job.attempt_number)
-    unconfirmed = post(signed_in, "/queue/clean", {"queue_name": QUEUE, "state": "completed", "grace": "", "confirm": "nope", "back": detail}, page=detail)
+    unconfirmed = post(
+        signed_in,
+        "/queue/clean",
+        {"queue_name": QUEUE, "state": "completed", "grace": "", "confirm": "nope", "back": detail},
+        page=detail,
+    )
     assert "Type the queue's name to confirm" in text_of(unconfirmed)
     assert admin.get_statistics([QUEUE]).queues[0].completed_count == 1
-    cleaned = post(signed_in, "/queue/clean", {"queue_name": QUEUE, "state": "completed", "grace": "", "confirm": QUEUE, "back": detail}, page=detail)
+    cleaned = post(
+        signed_in,
+        "/queue/clean",
+        {"queue_name": QUEUE, "state": "completed", "grace": "", "confirm": QUEUE, "back": detail},
+        page=detail,
+    )
     assert "Deleted 1 completed job from emails." in text_of(cleaned)
     assert admin.get_statistics([QUEUE]).queues[0].completed_count == 0
-    assert {event.action for event in admin.list_audit_events(actor="admin")} >= {"PauseQueue", "ResumeQueue", "UpdateQueuePolicy", "CleanQueue"}
+    assert {event.action for event in admin.list_audit_events(actor="admin")} >= {
+        "PauseQueue",
+        "ResumeQueue",
+        "UpdateQueuePolicy",
+        "CleanQueue",
+    }
 
 
 def test_recovery_page_and_a_manual_sweep(signed_in):
@@ -350,7 +411,13 @@ def job_rows(response) -> list[str]:
 def test_jobs_page_filters_by_queue_state_and_name_and_pages_by_key(signed_in, jobs, secured_service, monkeypatch):
     from queue_service.dashboard import jobs as job_pages
 
-    for job_id, queue, name in [("j-1", QUEUE, "send"), ("j-2", QUEUE, "receipt"), ("j-3", "sms", "send"), ("j-4", QUEUE, "send"), ("j-5", QUEUE, "send")]:
+    for job_id, queue, name in [
+        ("j-1", QUEUE, "send"),
+        ("j-2", QUEUE, "receipt"),
+        ("j-3", "sms", "send"),
+        ("j-4", QUEUE, "send"),
+        ("j-5", QUEUE, "send"),
+    ]:
         jobs.enqueue(queue, name, {"n": job_id}, job_id=job_id)
         secured_service.clock.advance(1)
     (leased,) = jobs.lease(QUEUE, worker_id="worker-7")
@@ -393,7 +460,9 @@ def test_jobs_page_filters_by_queue_state_and_name_and_pages_by_key(signed_in, j
 def test_job_page_shows_payload_attempts_errors_retry_log_and_lease_holder(signed_in, jobs, secured_service):
     jobs.enqueue(QUEUE, "send", {"to": "b@example.com", "template": "welcome"}, job_id="detail-1")
     (job,) = jobs.lease(QUEUE, worker_id="worker-1")
-    jobs.track_failure(job.job_id, job.attempt_number, "SMTP 451 try later", error_type="SMTPError", details="Traceback: line 9")
+    jobs.track_failure(
+        job.job_id, job.attempt_number, "SMTP 451 try later", error_type="SMTPError", details="Traceback: line 9"
+    )
     secured_service.clock.advance(3600)
     (job,) = jobs.lease(QUEUE, worker_id="worker-2")
 
@@ -430,7 +499,9 @@ def test_search_jumps_to_a_job_or_a_dead_letter_entry_by_id(signed_in, jobs):
     to_entry = signed_in.get("/search", params={"q": entry_id}, follow_redirects=False)
     assert to_entry.status_code == 303 and to_entry.headers["location"] == f"/dlq/{entry_id}"
     nothing = signed_in.get("/search", params={"q": "nothing-here"})
-    assert nothing.status_code == 404 and "No job and no dead-letter entry has the id 'nothing-here'." in text_of(nothing)
+    assert nothing.status_code == 404 and "No job and no dead-letter entry has the id 'nothing-here'." in text_of(
+        nothing
+    )
     empty = signed_in.get("/search", params={"q": "  "})
     assert empty.status_code == 400 and "Enter a job id" in text_of(empty)
     assert signed_in.get("/search", params={"q": "x" * 300}).status_code == 400
@@ -443,7 +514,10 @@ def test_auto_refresh_is_offered_on_overview_queues_and_jobs_from_the_dashboards
         assert 'id="auto-refresh"' in page.text and 'id="page-content"' in page.text
         scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, flags=re.S)
         assert scripts == [(' src="/static/app.js" defer', "")], "no inline script: the CSP forbids it"
-        assert "script-src" not in page.headers["content-security-policy"] or "unsafe-inline" not in page.headers["content-security-policy"]
+        assert (
+            "script-src" not in page.headers["content-security-policy"]
+            or "unsafe-inline" not in page.headers["content-security-policy"]
+        )
     assert 'id="auto-refresh"' not in signed_in.get("/dlq").text, "opt-in where it helps, not on triage forms"
     script = signed_in.get("/static/app.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
@@ -451,12 +525,15 @@ def test_auto_refresh_is_offered_on_overview_queues_and_jobs_from_the_dashboards
 
 
 def test_durations_read_as_queue_admin_writes_them_and_counts_take_the_right_word(signed_in, jobs, admin):
-    from jobqueue import RetryPolicy
     from datetime import timedelta
+
+    from jobqueue import RetryPolicy
 
     from queue_service.admin_cli.render import span
 
-    admin.update_queue_policy(QUEUE, RetryPolicy(max_retries=2, retry_delays=(timedelta(seconds=135),)), allow_missing=True)
+    admin.update_queue_policy(
+        QUEUE, RetryPolicy(max_retries=2, retry_delays=(timedelta(seconds=135),)), allow_missing=True
+    )
     queues = signed_in.get("/queues")
     assert span(timedelta(seconds=135)) == "2m15s"
     assert re.search(r'data-queue="emails">.*?<td>2m15s, ', queues.text, flags=re.S), "the CLI's format"

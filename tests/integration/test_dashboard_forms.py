@@ -15,9 +15,40 @@ from queue_service.dashboard.app import DashboardSettings, create_app
 from tests.integration.test_dashboard import QUEUE, admin, csrf, dead_letter, jobs, sign_in, text_of  # noqa: F401
 
 ODD_VALUES = (
-    "nan", "NaN", "-nan", "inf", "-inf", "Infinity", "1e30", "-1e30", "1e400", "99999999999d", "3651d",
-    "2147483648", "-2147483649", "9" * 60, "-9" * 30, "0x10", "1_000", " ", "\x00", "💥", "-0", "1e-7",
-    "0.0000001s", "5ms", "3650d", "-5", "1.5", "0", "10", "1,2", ",,", "1e3m", "nand", "infs",
+    "nan",
+    "NaN",
+    "-nan",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e30",
+    "-1e30",
+    "1e400",
+    "99999999999d",
+    "3651d",
+    "2147483648",
+    "-2147483649",
+    "9" * 60,
+    "-9" * 30,
+    "0x10",
+    "1_000",
+    " ",
+    "\x00",
+    "💥",
+    "-0",
+    "1e-7",
+    "0.0000001s",
+    "5ms",
+    "3650d",
+    "-5",
+    "1.5",
+    "0",
+    "10",
+    "1,2",
+    ",,",
+    "1e3m",
+    "nand",
+    "infs",
 )
 # The examples found against the dashboard, each refused next to its field.
 REFUSED = [
@@ -92,7 +123,10 @@ def test_odd_values_are_a_400_with_the_message_next_to_the_field(browser, jobs, 
         path.format(entry=entry), data={"csrf_token": token, **fixed, field: value}, follow_redirects=False
     )
     assert response.status_code == 400, text_of(response)[:300]
-    error = re.search(rf'id="[^"]*"[^>]*name="{field}"[^>]*>\s*<p class="field-error" id="{field}-error" role="alert">([^<]+)</p>', response.text)
+    error = re.search(
+        rf'id="[^"]*"[^>]*name="{field}"[^>]*>\s*<p class="field-error" id="{field}-error" role="alert">([^<]+)</p>',
+        response.text,
+    )
     assert error, f"no message right after the {field} input:\n{response.text[:3000]}"
     assert error.group(1).strip()
     assert (admin.get_dead_letter_job(entry).entry, admin.get_queue(QUEUE).retry_policy) == before
@@ -114,8 +148,13 @@ def test_fuzzed_form_values_never_crash_the_dashboard(browser, jobs, admin):
     outcomes: Counter[tuple[str, int]] = Counter()
     for _ in range(200):
         path, (fixed, fields) = rng.choice(list(forms(entry, fingerprint).items()))
-        values = {field: rng.choice(ODD_VALUES + (str(rng.randint(-(2**40), 2**40)),)) for field in rng.sample(fields, rng.randint(1, len(fields)))}
-        response = browser.post(path.format(entry=entry), data={"csrf_token": token, **fixed, **values}, follow_redirects=False)
+        values = {
+            field: rng.choice(ODD_VALUES + (str(rng.randint(-(2**40), 2**40)),))
+            for field in rng.sample(fields, rng.randint(1, len(fields)))
+        }
+        response = browser.post(
+            path.format(entry=entry), data={"csrf_token": token, **fixed, **values}, follow_redirects=False
+        )
         outcomes[(path, response.status_code)] += 1
         assert response.status_code < 500, f"seed {seed}: {path} {values!r} -> {response.status_code}"
         assert response.status_code in (200, 303, 400), f"seed {seed}: {path} {values!r} -> {response.status_code}"

@@ -21,8 +21,15 @@ def test_schedules_page_lists_next_runs_and_its_actions_work(signed_in, admin, s
     created = post(
         signed_in,
         "/schedules/create",
-        {"name": "hourly", "cron": "0 * * * *", "time_zone": "UTC", "queue_name": "reports", "job_name": "ping",
-         "job_data": '{"a": 1}', "misfire_policy": "run_once"},
+        {
+            "name": "hourly",
+            "cron": "0 * * * *",
+            "time_zone": "UTC",
+            "queue_name": "reports",
+            "job_name": "ping",
+            "job_data": '{"a": 1}',
+            "misfire_policy": "run_once",
+        },
         page="/schedules",
     )
     assert "Created schedule hourly; it runs next at 2026-03-27 13:00 UTC." in text_of(created)
@@ -35,7 +42,9 @@ def test_schedules_page_lists_next_runs_and_its_actions_work(signed_in, admin, s
         {"name": "bad", "cron": "0 25 * * *", "queue_name": "reports", "job_name": "ping", "back": "/schedules"},
         page="/schedules",
     )
-    assert "cron '0 25 * * *' is not a five-field cron expression" in text_of(refused) and [s.name for s in admin.list_schedules()] == ["hourly", "nightly"]
+    assert "cron '0 25 * * *' is not a five-field cron expression" in text_of(refused) and [
+        s.name for s in admin.list_schedules()
+    ] == ["hourly", "nightly"]
 
     paused = post(signed_in, "/schedules/action", {"name": "hourly", "action": "pause"}, page="/schedules")
     assert "Paused schedule hourly" in text_of(paused) and admin.get_schedule("hourly").paused

@@ -16,7 +16,7 @@ from queue_service.clock import FakeClock
 from queue_service.dashboard.app import SESSION_COOKIE, DashboardSettings, create_app
 from queue_service.dashboard.sign_in import SignInThrottle, ThrottleSettings
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
-from tests.integration.test_dashboard import csrf, post, sign_in, text_of
+from tests.integration.test_dashboard import post, sign_in, text_of
 
 WRONG = "not-a-token-the-server-knows-0123"
 

@@ -161,7 +161,9 @@ def test_alerts_without_a_webhook_only_log(job_manager, caplog):
 @pytest.mark.parametrize("failure", ["error status", "timeout", "connection refused"])
 def test_a_failing_webhook_does_not_fail_the_run(job_manager, failure):
     # The slow receiver would answer 200 after 10 s: only the 0.3 s time-out makes it count as failed.
-    receiver = WebhookReceiver(status=500 if failure == "error status" else 200, delay=10.0 if failure == "timeout" else 0)
+    receiver = WebhookReceiver(
+        status=500 if failure == "error status" else 200, delay=10.0 if failure == "timeout" else 0
+    )
     url = receiver.url
     if failure == "connection refused":
         receiver.close()
@@ -169,9 +171,7 @@ def test_a_failing_webhook_does_not_fail_the_run(job_manager, failure):
         dead_letter(job_manager, "emails", "e1", "e2")
         recovery = Recovery(
             job_manager,
-            RecoverySettings(
-                dlq_alert_threshold=2, dlq_alert_webhook_url=url, webhook_timeout=timedelta(seconds=0.3)
-            ),
+            RecoverySettings(dlq_alert_threshold=2, dlq_alert_webhook_url=url, webhook_timeout=timedelta(seconds=0.3)),
         )
         run = recovery.run_once()
 

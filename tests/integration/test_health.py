@@ -37,7 +37,9 @@ class Client:
     def wait_for(self, status: int, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while self.statuses() != {status}:
-            assert time.monotonic() < deadline, f"health never became {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}"
+            assert time.monotonic() < deadline, (
+                f"health never became {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}"
+            )
             time.sleep(0.05)
 
     def enqueue_code(self, job_id: str) -> grpc.StatusCode:

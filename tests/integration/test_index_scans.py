@@ -281,7 +281,9 @@ def test_a_deep_dead_letter_page_reads_only_its_own_rows(million_jobs):
     """The page halfway down the pending entries starts its index scans at the page key."""
     query = DeadLetterFilter(recovery_status=RecoveryStatus.PENDING)
     with million_jobs.connect() as connection:
-        pending = connection.execute(text("SELECT count(*) FROM dead_letter_queue WHERE recovery_status = 'pending'")).scalar_one()
+        pending = connection.execute(
+            text("SELECT count(*) FROM dead_letter_queue WHERE recovery_status = 'pending'")
+        ).scalar_one()
         after = tuple(
             connection.execute(
                 text(

@@ -39,13 +39,21 @@ def test_enqueue_and_lease_round_trip_python_values(client, service):
         job_id="job-1",
         priority=7,
         run_at=run_at,
-        retry_policy=RetryPolicy(max_retries=1, retry_delays=(timedelta(seconds=2),), max_delay=timedelta(minutes=1), jitter=0.0),
+        retry_policy=RetryPolicy(
+            max_retries=1, retry_delays=(timedelta(seconds=2),), max_delay=timedelta(minutes=1), jitter=0.0
+        ),
     )
     assert first.created
     job = first.job
     assert (job.job_id, job.queue_name, job.job_name, job.priority) == ("job-1", "emails", "send", 7)
     assert job.state is JobState.WAITING
-    assert job.job_data == {"to": "a@example.com", "attempts": 3, "ratio": 0.5, "tags": ["x", 1], "nested": {"ok": True, "none": None}}
+    assert job.job_data == {
+        "to": "a@example.com",
+        "attempts": 3,
+        "ratio": 0.5,
+        "tags": ["x", 1],
+        "nested": {"ok": True, "none": None},
+    }
     assert isinstance(job.job_data["attempts"], int)
     assert job.run_at == run_at and job.run_at.tzinfo is not None
     assert job.retry_policy == RetryPolicy(1, (timedelta(seconds=2),), timedelta(minutes=1), 0.0)
@@ -61,7 +69,9 @@ def test_enqueue_and_lease_round_trip_python_values(client, service):
     assert leased.lease_expires_at == service.clock.now() + timedelta(seconds=90)
 
     service.clock.advance(10)
-    assert client.heartbeat("job-1", 1, lease_duration=timedelta(seconds=20)) == service.clock.now() + timedelta(seconds=20)
+    assert client.heartbeat("job-1", 1, lease_duration=timedelta(seconds=20)) == service.clock.now() + timedelta(
+        seconds=20
+    )
 
     done = client.track_completion("job-1", 1, result={"message_id": 42}, processing_duration=timedelta(seconds=1.5))
     assert done.state is JobState.COMPLETED
@@ -126,7 +136,11 @@ def test_failure_reports_carry_type_message_and_traceback(client, service):
 
     details = client.get_job("job-2")
     (error,) = details.error_history
-    assert (error.type, error.message, error.attempt_number) == ("ConnectionError", "SMTP server closed the connection", 1)
+    assert (error.type, error.message, error.attempt_number) == (
+        "ConnectionError",
+        "SMTP server closed the connection",
+        1,
+    )
     assert error.details.startswith("Traceback (most recent call last)") and "test_job_client.py" in error.details
     (log,) = details.retry_log
     assert log.decision is RetryDecision.RETRY and log.retry_delay == timedelta(seconds=5)
@@ -143,7 +157,9 @@ def test_exceptions_steer_the_decision(client, service):
     dead = client.track_failure("bad-data", 1, NonRetryableError("no recipient"))
     assert dead.moved_to_dead_letter and not dead.should_retry and dead.dead_letter_id
     assert client.get_job("bad-data").retry_log[-1].death_reason is DeathReason.NON_RETRYABLE
-    later = client.track_failure("rate-limited", jobs["rate-limited"].attempt_number, RetryAfterError("429", timedelta(seconds=40)))
+    later = client.track_failure(
+        "rate-limited", jobs["rate-limited"].attempt_number, RetryAfterError("429", timedelta(seconds=40))
+    )
     assert later.retry_delay == timedelta(seconds=40)
     # Keyword arguments win over what the exception says.
     client.enqueue("emails", "send", job_id="overridden")
@@ -162,7 +178,9 @@ def test_move_to_dead_letter_and_track_start(client):
     assert entry.job_data == {"to": "x"}
     assert entry.dead_lettered_at is not None
 
-    started = client.track_start("ext-1", queue_name="imports", job_name="csv", job_data={"rows": 10}, worker_id="bull-1")
+    started = client.track_start(
+        "ext-1", queue_name="imports", job_name="csv", job_data={"rows": 10}, worker_id="bull-1"
+    )
     assert started.created and started.job.state is JobState.ACTIVE and started.job.attempt_number == 1
 
 

@@ -30,7 +30,10 @@ class Recorder:
 def test_events_follow_commits_only(database, clock):
     recorder = Recorder()
     jobs = JobManager(database, clock, LifecycleSettings(lease_poll_interval=0.05), events=recorder)
-    jobs.enqueue([JobSpec("emails", "send", job_id="a"), JobSpec("emails", "send", job_id="b"), JobSpec("sms", "send")], batch=True)
+    jobs.enqueue(
+        [JobSpec("emails", "send", job_id="a"), JobSpec("emails", "send", job_id="b"), JobSpec("sms", "send")],
+        batch=True,
+    )
     assert sorted(recorder.events) == [(JobEvent.ENQUEUED, "emails", 2), (JobEvent.ENQUEUED, "sms", 1)]
 
     recorder.events.clear()

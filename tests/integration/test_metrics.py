@@ -236,7 +236,9 @@ def test_oldest_waiting_age_and_processing_time_per_queue(metered, clock):
     jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="sms", job_name="send", job_id="s1"))
     # Not ready yet: a delayed job is not waiting for a worker.
     jobs.EnqueueJob(
-        pb.EnqueueJobRequest(queue_name="reports", job_name="build", job_id="r1", delay=duration_pb2.Duration(seconds=600))
+        pb.EnqueueJobRequest(
+            queue_name="reports", job_name="build", job_id="r1", delay=duration_pb2.Duration(seconds=600)
+        )
     )
     clock.advance(timedelta(seconds=15))
     metrics.refresh()

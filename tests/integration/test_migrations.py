@@ -74,8 +74,10 @@ def catalog(engine: Engine) -> dict[str, object]:
                 )
             ).all()
             indexes = connection.execute(
-                text("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
-                     " AND tablename <> 'alembic_version'")
+                text(
+                    "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+                    " AND tablename <> 'alembic_version'"
+                )
             ).all()
             constraints = connection.execute(
                 text(
@@ -92,8 +94,10 @@ def catalog(engine: Engine) -> dict[str, object]:
             }
         tables = dict(
             connection.execute(
-                text("SELECT name, sql FROM sqlite_master WHERE type = 'table'"
-                     " AND name NOT LIKE 'sqlite_%' AND name <> 'alembic_version'")
+                text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite_%' AND name <> 'alembic_version'"
+                )
             ).all()
         )
         columns = {
@@ -127,8 +131,10 @@ def catalog(engine: Engine) -> dict[str, object]:
 
 def differences(expected: dict, actual: dict) -> dict[str, dict[str, list]]:
     return {
-        key: {"only in schema.py": sorted(map(str, expected[key] - actual[key])),
-              "only in migrations": sorted(map(str, actual[key] - expected[key]))}
+        key: {
+            "only in schema.py": sorted(map(str, expected[key] - actual[key])),
+            "only in migrations": sorted(map(str, actual[key] - expected[key])),
+        }
         for key in expected
         if expected[key] != actual[key]
     }
@@ -164,7 +170,9 @@ def test_autogenerate_finds_no_difference_from_schema_py(empty_engine):
         diff = [
             change
             for change in diff
-            if not (isinstance(change, tuple) and change[0] in ("add_index", "remove_index") and change[1].name in textual)
+            if not (
+                isinstance(change, tuple) and change[0] in ("add_index", "remove_index") and change[1].name in textual
+            )
         ]
     assert diff == [], "schema.py and the migrations disagree; add a revision (or fix schema.py)"
 
@@ -203,8 +211,14 @@ def test_each_revision_downgrades_and_upgrades_one_step(empty_engine):
         assert differences(previous, catalog(empty_engine)) == {}, f"{revision} does not downgrade cleanly"
 
 
-SEED_STATISTICS_COLUMNS = ["queue_name", "waiting_count", "active_count", "completed_count", "failed_count",
-                           "retryable_count"]
+SEED_STATISTICS_COLUMNS = [
+    "queue_name",
+    "waiting_count",
+    "active_count",
+    "completed_count",
+    "failed_count",
+    "retryable_count",
+]
 SEED_SUMMARY_COLUMNS = ["queue_name", "total_failed_jobs", "pending_recovery", "recovered", "permanently_failed"]
 
 
@@ -215,6 +229,7 @@ def test_views_have_the_seed_columns_and_count_correctly(empty_engine):
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10))
     jobs = JobManager(database, clock)
     try:
+
         def enqueue(queue, *ids):
             jobs.enqueue([JobSpec(queue_name=queue, job_name="n", job_id=job_id) for job_id in ids])
 

@@ -86,7 +86,9 @@ def test_forged_and_altered_page_tokens_are_invalid_arguments(service, method):
         forged += [body, f"{body}.{signature}"]  # unsigned, and with the real token's signature
     forged += [token[:-2], token + "A", "x" * 5000]
     for bad in forged:
-        assert_rejected(call, request_class(page_size=1, page_token=bad), grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+        assert_rejected(
+            call, request_class(page_size=1, page_token=bad), grpc.StatusCode.INVALID_ARGUMENT, "page_token"
+        )
 
 
 def test_replicas_sharing_the_key_continue_each_others_pages(service, database_url, clock):
@@ -102,7 +104,10 @@ def test_replicas_sharing_the_key_continue_each_others_pages(service, database_u
         token = first_page_token(first, "ListJobs")
         assert len(second.ListJobs(admin_pb.ListJobsRequest(page_size=1, page_token=token)).jobs) == 1
         assert_rejected(
-            other.ListJobs, admin_pb.ListJobsRequest(page_size=1, page_token=token), grpc.StatusCode.INVALID_ARGUMENT, "page_token"
+            other.ListJobs,
+            admin_pb.ListJobsRequest(page_size=1, page_token=token),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "page_token",
         )
     finally:
         for channel in channels:

@@ -41,7 +41,12 @@ def admin_only(database_url, clock) -> Iterator[QueueServer]:
 def stubs(server: QueueServer, token: str):
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     metadata = (("authorization", f"Bearer {token}"),)
-    return channel, job_service_pb2_grpc.JobServiceStub(channel), admin_service_pb2_grpc.AdminServiceStub(channel), metadata
+    return (
+        channel,
+        job_service_pb2_grpc.JobServiceStub(channel),
+        admin_service_pb2_grpc.AdminServiceStub(channel),
+        metadata,
+    )
 
 
 def job(queue: str, job_id: str = "") -> pb.EnqueueJobRequest:
@@ -109,7 +114,9 @@ def test_only_admins_create_queues_when_so_configured(admin_only):
         jobs.EnqueueJob(job("fresh", "by-admin"), metadata=admin_metadata)
         admin.PauseQueue(admin_pb.PauseQueueRequest(queue_name="other", allow_missing=True), metadata=admin_metadata)
         jobs.EnqueueJobs(pb.EnqueueJobsRequest(jobs=[job("fresh", "a"), job("other", "b")]), metadata=worker)
-        started = jobs.TrackStart(pb.TrackStartRequest(job_id="external", queue_name="fresh", job_name="n"), metadata=worker)
+        started = jobs.TrackStart(
+            pb.TrackStartRequest(job_id="external", queue_name="fresh", job_name="n"), metadata=worker
+        )
         assert started.created
 
 
@@ -157,7 +164,9 @@ def test_statistics_and_activity_list_the_busiest_queues_and_total_all(crowded):
         assert statistics.totals.dead_letter_summary.pending_count == 9
         names = [queue.queue_name for queue in statistics.queues]
         assert names == sorted(names) and {"zz-hot-1", "zz-hot-2", "zz-hot-3"} <= set(names)
-        assert len(admin.GetStatistics(admin_pb.GetStatisticsRequest(max_queues=10**6), metadata=metadata).queues) == 1000
+        assert (
+            len(admin.GetStatistics(admin_pb.GetStatisticsRequest(max_queues=10**6), metadata=metadata).queues) == 1000
+        )
         assert_rejected(
             admin.GetStatistics,
             admin_pb.GetStatisticsRequest(max_queues=-1),
@@ -172,7 +181,10 @@ def test_statistics_and_activity_list_the_busiest_queues_and_total_all(crowded):
         assert sum(bucket.dead_lettered_count for bucket in activity.totals.buckets) == 9
         default = admin.GetQueueActivity(admin_pb.GetQueueActivityRequest(), metadata=metadata)
         assert len(default.queues) == 20 and default.ByteSize() < 100_000
-        assert len(admin.GetQueueActivity(admin_pb.GetQueueActivityRequest(max_queues=10**6), metadata=metadata).queues) == 50
+        assert (
+            len(admin.GetQueueActivity(admin_pb.GetQueueActivityRequest(max_queues=10**6), metadata=metadata).queues)
+            == 50
+        )
         assert_rejected(
             admin.GetQueueActivity,
             admin_pb.GetQueueActivityRequest(max_queues=-1),

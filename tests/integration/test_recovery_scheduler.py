@@ -44,9 +44,7 @@ def test_serve_sweeps_on_a_timer_on_the_leader_only(database_url, clock):
         wait_for(lambda: len(finished_runs(first)) >= 3)
 
         runs = finished_runs(first)
-        assert {(run.trigger, run.node_id, run.status) for run in runs} == {
-            ("scheduled", "first", RunStatus.SUCCEEDED)
-        }
+        assert {(run.trigger, run.node_id, run.status) for run in runs} == {("scheduled", "first", RunStatus.SUCCEEDED)}
         assert not second.recovery_scheduler.is_leader
         # Both replicas read the leader and its next sweep from the lease row.
         for replica_server in (first, second):

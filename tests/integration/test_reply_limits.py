@@ -56,9 +56,7 @@ def test_a_stated_response_limit_bounds_the_batch(service):
         service.jobs.EnqueueJob(
             pb.EnqueueJobRequest(queue_name="q", job_name="n", job_id=f"j{index}", job_data={"blob": "y" * 10_000})
         )
-    response = service.jobs.LeaseJobs(
-        pb.LeaseJobsRequest(queue_names=["q"], max_jobs=10, max_response_bytes=35_000)
-    )
+    response = service.jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["q"], max_jobs=10, max_response_bytes=35_000))
     assert len(response.jobs) == 3
     assert response.ByteSize() <= 35_000
 
@@ -173,7 +171,9 @@ def test_rows_stored_before_the_bound_are_trimmed_on_read(service, database):
         connection.execute(
             update(dead_letter_queue).where(dead_letter_queue.c.job_id == "old").values(error_history=legacy)
         )
-    channel = grpc.insecure_channel(service.target, options=[("grpc.max_receive_message_length", DEFAULT_RECEIVE_BYTES)])
+    channel = grpc.insecure_channel(
+        service.target, options=[("grpc.max_receive_message_length", DEFAULT_RECEIVE_BYTES)]
+    )
     try:
         job = job_service_pb2_grpc.JobServiceStub(channel).GetJob(pb.GetJobRequest(job_id="old"))
         assert_bounded_history(job.error_history, 100)
@@ -207,7 +207,9 @@ def test_a_record_whose_errors_and_payload_outgrow_4_mib_is_shortened_to_fit(ser
                 retry_after=Duration(),
             )
         )
-    channel = grpc.insecure_channel(service.target, options=[("grpc.max_receive_message_length", DEFAULT_RECEIVE_BYTES)])
+    channel = grpc.insecure_channel(
+        service.target, options=[("grpc.max_receive_message_length", DEFAULT_RECEIVE_BYTES)]
+    )
     try:
         details = admin_service_pb2_grpc.AdminServiceStub(channel).GetJobDetails(
             admin_pb.GetJobDetailsRequest(job_id="fat")
@@ -232,7 +234,9 @@ def test_the_dashboard_shows_the_entry_of_a_job_that_failed_49_times(secured_ser
         client.enqueue("q", "n", {}, job_id="flaky", retry_policy=RetryPolicy(max_retries=48))
         for attempt in range(1, 50):
             (job,) = client.lease("q")
-            client.track_failure("flaky", attempt, f"boom {attempt}", error_type="Crash", details=DETAILS, retry_after=timedelta(0))
+            client.track_failure(
+                "flaky", attempt, f"boom {attempt}", error_type="Crash", details=DETAILS, retry_after=timedelta(0)
+            )
         details = client.get_job("flaky")
         assert details.retry_log_omitted_count == 39 and details.error_history[3].omitted_count == 39
         entry_id = details.job.dead_letter_id
@@ -250,9 +254,13 @@ def test_a_page_of_large_errors_is_shortened_to_fit(service):
     # 49 errors of 64 KiB: a default page of the retry log (50 rows) would be 3.2 MB of details
     # alone; with 10,000-character messages of 4-byte characters it would be 5.2 MB.
     fail_many_times(service, "flaky", 49, message="\U0001d11e" * 9_990)
-    channel = grpc.insecure_channel(service.target, options=[("grpc.max_receive_message_length", DEFAULT_RECEIVE_BYTES)])
+    channel = grpc.insecure_channel(
+        service.target, options=[("grpc.max_receive_message_length", DEFAULT_RECEIVE_BYTES)]
+    )
     try:
-        page = admin_service_pb2_grpc.AdminServiceStub(channel).ListRetryLog(admin_pb.ListRetryLogRequest(job_id="flaky"))
+        page = admin_service_pb2_grpc.AdminServiceStub(channel).ListRetryLog(
+            admin_pb.ListRetryLogRequest(job_id="flaky")
+        )
     finally:
         channel.close()
     assert len(page.entries) == 49

@@ -20,9 +20,7 @@ def when(timestamp):
 
 
 def enqueue(service, job_id, queue="emails", **fields):
-    return service.jobs.EnqueueJob(
-        pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id, **fields)
-    ).job
+    return service.jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id, **fields)).job
 
 
 def lease(service, queue="emails"):
@@ -463,6 +461,10 @@ def test_get_job_returns_error_history_and_retry_log(service):
 
 def test_get_job_unknown_and_empty_ids(service):
     assert_rejected(
-        service.jobs.GetJob, pb.GetJobRequest(job_id="missing"), grpc.StatusCode.NOT_FOUND, "job_id", mentions="'missing'"
+        service.jobs.GetJob,
+        pb.GetJobRequest(job_id="missing"),
+        grpc.StatusCode.NOT_FOUND,
+        "job_id",
+        mentions="'missing'",
     )
     assert_rejected(service.jobs.GetJob, pb.GetJobRequest(), grpc.StatusCode.INVALID_ARGUMENT, "job_id")

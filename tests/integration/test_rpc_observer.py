@@ -44,7 +44,9 @@ class Refuse(grpc.ServerInterceptor):
     """Stands for an inner interceptor (authentication) that ends calls before the servicer."""
 
     def intercept_service(self, continuation, handler_call_details):
-        if handler_call_details.method.endswith("/Echo") and ("x-refuse", "1") in (handler_call_details.invocation_metadata or ()):
+        if handler_call_details.method.endswith("/Echo") and ("x-refuse", "1") in (
+            handler_call_details.invocation_metadata or ()
+        ):
 
             def refuse(request, context):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "no")
@@ -98,8 +100,12 @@ def test_final_codes(observed, caplog):
     assert count("StreamThenAbort", "ABORTED", "server_stream") == 1
 
     # A server-side failure logs at error level with its context; the others at debug.
-    errors = [record for record in caplog.records if record.levelno == logging.ERROR and record.name == "queue_service.rpc"]
+    errors = [
+        record for record in caplog.records if record.levelno == logging.ERROR and record.name == "queue_service.rpc"
+    ]
     assert [record.fields["method"] for record in errors] == ["/test.Probe/Raise"]
     assert errors[0].fields["code"] == "UNKNOWN"
-    debug = {record.fields["method"]: record.fields["code"] for record in caplog.records if record.levelno == logging.DEBUG}
+    debug = {
+        record.fields["method"]: record.fields["code"] for record in caplog.records if record.levelno == logging.DEBUG
+    }
     assert debug["/test.Probe/SetCode"] == "RESOURCE_EXHAUSTED"

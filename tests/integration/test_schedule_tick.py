@@ -12,7 +12,7 @@ from queue_service.core.errors import ResourceExhausted
 from queue_service.core.jobs import JobManager
 from queue_service.core.schedules import ScheduleInput, ScheduleManager, ScheduleSettings, ScheduleTick, TickCounts
 from queue_service.core.validation import Limits
-from queue_service.schedule_types import MisfirePolicy
+from queue_service.domain import MisfirePolicy
 from queue_service.store.schedules import ScheduleStore
 
 
@@ -94,7 +94,11 @@ def test_a_daylight_saving_change_in_the_schedule_zone(job_manager, clock, sched
     ]
 
     clock.set(utc(2026, 3, 7, 12))
-    schedules.create("forward", dataclasses.replace(hourly(cron="30 2 * * *", zone="America/New_York"), queue_name="spring"), actor="test")
+    schedules.create(
+        "forward",
+        dataclasses.replace(hourly(cron="30 2 * * *", zone="America/New_York"), queue_name="spring"),
+        actor="test",
+    )
     for _ in range(2 * 24 * 4):
         clock.advance(timedelta(minutes=15))
         tick.run_once()
@@ -180,7 +184,9 @@ def test_a_refused_job_passes_its_slot_over_and_the_other_schedules_go_on(job_ma
     manager.create("a-big", dataclasses.replace(hourly(), job_data={"blob": "x" * 2000}), actor="test")
     manager.create("b-small", hourly(), actor="test")
     # The server restarts with a smaller payload limit than the schedule was saved under.
-    strict = JobManager(database, clock, dataclasses.replace(job_manager.settings, limits=Limits(max_payload_bytes=1000)))
+    strict = JobManager(
+        database, clock, dataclasses.replace(job_manager.settings, limits=Limits(max_payload_bytes=1000))
+    )
     clock.set(utc(2026, 2, 14, 11, 0, 5))
     counts = ScheduleTick(strict).run_once()
     assert (counts.enqueued, counts.refused) == (1, 1)

@@ -14,9 +14,7 @@ def lease_one(service, worker="worker-1"):
 
 
 def test_four_runs_with_seed_delays_then_dead_letter(service):
-    service.jobs.EnqueueJob(
-        pb.EnqueueJobRequest(queue_name="whatsapp-messages", job_name="send", job_id="job-1")
-    )
+    service.jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="whatsapp-messages", job_name="send", job_id="job-1"))
     expected_delays = [5, 15, 45]
     for run in (1, 2, 3, 4):
         (job,) = lease_one(service)

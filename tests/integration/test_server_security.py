@@ -164,7 +164,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def test_non_loopback_without_tokens_refuses_to_start(tmp_path):
     process = cli(
-        "serve", "--host", "0.0.0.0", "--port", "0", "--database-url", f"sqlite:///{tmp_path}/jobs.sqlite3",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+        "--database-url",
+        f"sqlite:///{tmp_path}/jobs.sqlite3",
         env=clean_env(),
     )
     stdout, stderr = process.communicate(timeout=60)
@@ -195,8 +201,15 @@ def test_tokens_never_reach_the_log(tmp_path):
     wrong_token = "wrong-token-nobody-has-0123456789"
     env = clean_env(QUEUE_ADMIN_TOKEN=ADMIN_TOKEN, QUEUE_WORKER_TOKEN=WORKER_TOKEN)
     process = cli(
-        "--log-level", "DEBUG", "serve", "--port", "0", "--tokens-file", str(tokens_file),
-        "--database-url", f"sqlite:///{tmp_path}/jobs.sqlite3",
+        "--log-level",
+        "DEBUG",
+        "serve",
+        "--port",
+        "0",
+        "--tokens-file",
+        str(tokens_file),
+        "--database-url",
+        f"sqlite:///{tmp_path}/jobs.sqlite3",
         env=env,
     )
     try:

@@ -9,16 +9,16 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from jobqueue import JobClient, NonRetryableError, RetryPolicy, Worker
+from jobqueue.aio import JobClient as AsyncJobClient
+from jobqueue.aio import Worker as AsyncWorker
+from jobqueue.v1 import job_service_pb2, job_service_pb2_grpc
 from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcInstrumentorClient
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from jobqueue import JobClient, NonRetryableError, RetryPolicy, Worker
-from jobqueue.aio import JobClient as AsyncJobClient
-from jobqueue.aio import Worker as AsyncWorker
-from jobqueue.v1 import job_service_pb2, job_service_pb2_grpc
 from queue_service.api.server import QueueServer
 from queue_service.tracing import tracer_provider_from_environment, tracing_requested
 from tests.conftest import make_config
@@ -63,14 +63,20 @@ def failing_then_dead(job):
 
 
 def server_spans(exporter, method: str):
-    return [span for span in exporter.get_finished_spans() if span.kind == SpanKind.SERVER and span.name == f"/{SERVICE}/{method}"]
+    return [
+        span
+        for span in exporter.get_finished_spans()
+        if span.kind == SpanKind.SERVER and span.name == f"/{SERVICE}/{method}"
+    ]
 
 
 def events_named(spans, name: str):
     return [event for span in spans for event in span.events if event.name == name]
 
 
-def test_runs_retries_and_dead_lettering_join_the_producer_trace(traced_server, clock, provider, exporter, instrumented_clients):
+def test_runs_retries_and_dead_lettering_join_the_producer_trace(
+    traced_server, clock, provider, exporter, instrumented_clients
+):
     tracer = provider.get_tracer("producer")
     with JobClient(f"127.0.0.1:{traced_server.port}", timeout=10) as client:
         with tracer.start_as_current_span("checkout") as producer:
@@ -168,11 +174,18 @@ def test_tracing_is_off_unless_otel_variables_ask():
     assert tracing_requested({"OTEL_TRACES_EXPORTER": "otlp"})
 
 
-def test_a_silent_worker_s_expired_lease_is_decided_in_the_producer_trace(traced_server, clock, provider, exporter, instrumented_clients):
+def test_a_silent_worker_s_expired_lease_is_decided_in_the_producer_trace(
+    traced_server, clock, provider, exporter, instrumented_clients
+):
     tracer = provider.get_tracer("producer")
     with JobClient(f"127.0.0.1:{traced_server.port}", timeout=10) as client:
         with tracer.start_as_current_span("nightly-export") as producer:
-            client.enqueue("exports", "build", job_id="x1", retry_policy=RetryPolicy(max_retries=1, retry_delays=(timedelta(seconds=1),)))
+            client.enqueue(
+                "exports",
+                "build",
+                job_id="x1",
+                retry_policy=RetryPolicy(max_retries=1, retry_delays=(timedelta(seconds=1),)),
+            )
         trace_id = producer.get_span_context().trace_id
         for _ in range(2):
             client.lease("exports", lease_duration=timedelta(seconds=5))

@@ -91,7 +91,11 @@ def test_worker_reports_failures_with_type_message_and_traceback(client, service
 
     worker = make_worker(client, handler).start()
     try:
-        eventually(lambda: state_of(client, "flaky") is JobState.FAILED and state_of(client, "hopeless") is JobState.DEAD_LETTER)
+        eventually(
+            lambda: (
+                state_of(client, "flaky") is JobState.FAILED and state_of(client, "hopeless") is JobState.DEAD_LETTER
+            )
+        )
     finally:
         worker.stop(timeout=10)
     flaky = client.get_job("flaky")

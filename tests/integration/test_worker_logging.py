@@ -105,7 +105,9 @@ def test_a_script_shows_the_worker_lines_unless_its_logging_says_otherwise(servi
     script = textwrap.dedent(SCRIPT.format(setup=setup, options=options))
     result = subprocess.run(
         [sys.executable, "-c", script, service.target, str(time.monotonic_ns())],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     completed = [line for line in result.stderr.splitlines() if " completed in " in line]
@@ -127,8 +129,13 @@ def test_the_outage_is_logged_once_with_backoff_and_the_recovery_once(database_u
 
     client = CountingClient(f"127.0.0.1:{port}", timeout=2, options=FAST_RECONNECT)
     worker = Worker(
-        client, "emails", lambda job: None, concurrency=4, poll_wait=timedelta(seconds=0.2),
-        error_backoff=timedelta(seconds=0.05), max_error_backoff=timedelta(seconds=0.4),
+        client,
+        "emails",
+        lambda job: None,
+        concurrency=4,
+        poll_wait=timedelta(seconds=0.2),
+        error_backoff=timedelta(seconds=0.05),
+        max_error_backoff=timedelta(seconds=0.4),
     )
     server = None
     with caplog.at_level(logging.INFO, logger="jobqueue"):

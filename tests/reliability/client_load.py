@@ -124,7 +124,9 @@ def assert_nothing_acknowledged_is_lost(ledger: Ledger, database_url: str) -> di
     engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(select(queue_jobs.c.job_id, queue_jobs.c.state, queue_jobs.c.attempt_number)).all()
+            rows = connection.execute(
+                select(queue_jobs.c.job_id, queue_jobs.c.state, queue_jobs.c.attempt_number)
+            ).all()
     finally:
         engine.dispose()
     stored = {row.job_id: row for row in rows}

@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
     deadline = time.monotonic() + args.max_seconds
     lease_duration = timedelta(seconds=args.lease_seconds)
-    with args.records.open("a") as records, JobClient(
-        args.target, timeout=5, retry=False, options=CHANNEL_OPTIONS
-    ) as client:
+    with (
+        args.records.open("a") as records,
+        JobClient(args.target, timeout=5, retry=False, options=CHANNEL_OPTIONS) as client,
+    ):
 
         def record(**fields) -> None:
             records.write(json.dumps({"at": time.time(), **fields}) + "\n")
@@ -87,15 +88,20 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 try:
                     if kind == "fail":
-                        client.track_failure(job.job_id, job.attempt_number, "simulated failure", error_type="Simulated")
+                        client.track_failure(
+                            job.job_id, job.attempt_number, "simulated failure", error_type="Simulated"
+                        )
                     else:
                         client.track_completion(job.job_id, job.attempt_number)
                     code = "OK"
                 except JobQueueError as error:
                     code = error.code.name
                 record(
-                    event="report", job=job.job_id, attempt=job.attempt_number,
-                    kind=kind, code=code,
+                    event="report",
+                    job=job.job_id,
+                    attempt=job.attempt_number,
+                    kind=kind,
+                    code=code,
                 )
     return 0
 

@@ -415,7 +415,9 @@ TIME_TYPES = {
 }
 
 
-def time_fields(descriptor: Descriptor, prefix: tuple[str, ...] = (), depth: int = 0) -> list[tuple[tuple[str, ...], str]]:
+def time_fields(
+    descriptor: Descriptor, prefix: tuple[str, ...] = (), depth: int = 0
+) -> list[tuple[tuple[str, ...], str]]:
     """The path of every Duration and Timestamp field of a request, nested messages included."""
     found = []
     for item in descriptor.fields:

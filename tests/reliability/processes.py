@@ -67,8 +67,15 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         """Start, and wait for the "listening on" line; later starts reuse the first one's port."""
         command = [
-            QUEUE_SERVICE, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-            "--database-url", self.database_url, *self.args,
+            QUEUE_SERVICE,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--database-url",
+            self.database_url,
+            *self.args,
         ]
         if "--workers" not in self.args:
             command += ["--workers", "1"]

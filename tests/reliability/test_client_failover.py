@@ -15,8 +15,7 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from jobqueue import JobClient, JobQueueError
-from jobqueue import aio
+from jobqueue import JobClient, JobQueueError, aio
 
 from queue_service.store import migrate
 from tests.databases import empty_database

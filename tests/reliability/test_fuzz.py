@@ -19,10 +19,8 @@ from google.protobuf.json_format import ParseDict
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
 from jobqueue.v1 import admin_service_pb2 as admin_pb
-from jobqueue.v1 import admin_service_pb2_grpc
-from jobqueue.v1 import job_pb2
+from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
-from jobqueue.v1 import job_service_pb2_grpc
 
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
 from tests.integration.test_auth import jobqueue_methods
@@ -126,7 +124,10 @@ def test_every_rpc_survives_random_and_malformed_requests(fuzz_server, request):
     seed_value = request.config.getoption("--fuzz-seed")
     if seed_value is None:
         seed_value = random.SystemRandom().randrange(2**32)
-    options = [("grpc.max_send_message_length", 64 * 1024 * 1024), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    options = [
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ]
     channel = grpc.insecure_channel(fuzz_server.target, options=options)
     known = seed(channel)
     rng = random.Random(seed_value)
@@ -152,7 +153,9 @@ def test_every_rpc_survives_random_and_malformed_requests(fuzz_server, request):
     with grpc.insecure_channel(fuzz_server.target) as check:
         jobs = job_service_pb2_grpc.JobServiceStub(check)
         jobs.EnqueueJob(
-            pb.EnqueueJobRequest(queue_name="after-fuzz", job_name="send", job_id="after-fuzz-1"), metadata=ADMIN, timeout=10
+            pb.EnqueueJobRequest(queue_name="after-fuzz", job_name="send", job_id="after-fuzz-1"),
+            metadata=ADMIN,
+            timeout=10,
         )
         job = jobs.GetJob(pb.GetJobRequest(job_id="after-fuzz-1"), metadata=ADMIN, timeout=10)
         assert job.job.job_id == "after-fuzz-1", f"seed {seed_value}"
@@ -161,7 +164,9 @@ def test_every_rpc_survives_random_and_malformed_requests(fuzz_server, request):
     # The cases must reach the servicers' work, not only the parser and validation.
     past_validation = sum(n for (_, code), n in codes.items() if code in ("OK", "NOT_FOUND", "FAILED_PRECONDITION"))
     assert past_validation >= cases // 20, codes
-    print(f"fuzz: {cases} cases in {elapsed:.1f}s, seed {seed_value}: {dict(sorted(sum((Counter({code: n}) for (_, code), n in codes.items()), Counter()).items()))}")
+    print(
+        f"fuzz: {cases} cases in {elapsed:.1f}s, seed {seed_value}: {dict(sorted(sum((Counter({code: n}) for (_, code), n in codes.items()), Counter()).items()))}"
+    )
 
 
 # Requests that pass validation but for their time fields, so an extreme value reaches the arithmetic.
@@ -186,10 +191,22 @@ VALID_REQUESTS = {
     "UpdateQueueAlertPolicy": {"alert_policy": {"queue_name": "extremes", "dlq_alert_threshold": 5}},
     "ListAuditEvents": {},
     "CreateSchedule": {
-        "schedule": {"name": "extremes", "cron": "* * * * *", "time_zone": "UTC", "queue_name": "extremes", "job_name": "send"}
+        "schedule": {
+            "name": "extremes",
+            "cron": "* * * * *",
+            "time_zone": "UTC",
+            "queue_name": "extremes",
+            "job_name": "send",
+        }
     },
     "UpdateSchedule": {
-        "schedule": {"name": "extremes", "cron": "* * * * *", "time_zone": "UTC", "queue_name": "extremes", "job_name": "send"}
+        "schedule": {
+            "name": "extremes",
+            "cron": "* * * * *",
+            "time_zone": "UTC",
+            "queue_name": "extremes",
+            "job_name": "send",
+        }
     },
 }
 
@@ -199,12 +216,26 @@ CALENDAR_ENDS = [
     ("GetQueueActivity", {"start_time": "0001-01-01T00:00:00Z", "end_time": "0001-01-02T00:00:00Z"}),
     ("GetQueueActivity", {"start_time": "9999-12-30T00:00:00Z", "end_time": "9999-12-31T23:59:59.999999Z"}),
     ("GetQueueActivity", {"end_time": "9999-12-31T23:59:59.999999Z", "period": "3024000s", "bucket_width": "3024000s"}),
-    ("ListDeadLetterJobs", {"filter": {"dead_lettered_after": "0001-01-01T00:00:00Z", "dead_lettered_before": "9999-12-31T23:59:59.999999999Z"}}),
+    (
+        "ListDeadLetterJobs",
+        {
+            "filter": {
+                "dead_lettered_after": "0001-01-01T00:00:00Z",
+                "dead_lettered_before": "9999-12-31T23:59:59.999999999Z",
+            }
+        },
+    ),
     ("ListRetryLog", {"created_after": "0001-01-01T00:00:00Z", "created_before": "9999-12-31T23:59:59.999999999Z"}),
     ("ListAuditEvents", {"created_after": "0001-01-01T00:00:00Z", "created_before": "9999-12-31T23:59:59.999999999Z"}),
     (
         "RetryDeadLetterJobs",
-        {"filter": {"dead_lettered_after": "0001-01-01T00:00:00Z", "dead_lettered_before": "9999-12-31T23:59:59.999999999Z"}, "dry_run": True},
+        {
+            "filter": {
+                "dead_lettered_after": "0001-01-01T00:00:00Z",
+                "dead_lettered_before": "9999-12-31T23:59:59.999999999Z",
+            },
+            "dry_run": True,
+        },
     ),
 ]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import grpc
 from google.protobuf.json_format import MessageToDict
-import pytest
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
@@ -94,7 +93,9 @@ def test_hostile_names_and_data_round_trip_and_the_tables_survive(service, datab
         assert failure.moved_to_dead_letter
 
     for name in HOSTILE_NAMES:
-        by_queue = admin.ListDeadLetterJobs(admin_pb.ListDeadLetterJobsRequest(filter=admin_pb.DeadLetterFilter(queue_name=name)))
+        by_queue = admin.ListDeadLetterJobs(
+            admin_pb.ListDeadLetterJobsRequest(filter=admin_pb.DeadLetterFilter(queue_name=name))
+        )
         assert [entry.job_id for entry in by_queue.entries] == [job_id_for(name)]
         (entry,) = by_queue.entries
         assert (entry.failure_reason, entry.error_type) == (name, name)
@@ -106,10 +107,14 @@ def test_hostile_names_and_data_round_trip_and_the_tables_survive(service, datab
         )
         expected = sorted(job_id_for(other) for other in HOSTILE_NAMES if name.lower() in other.lower())
         assert sorted(item.job_id for item in searched.entries) == expected
-        by_type = admin.ListDeadLetterJobs(admin_pb.ListDeadLetterJobsRequest(filter=admin_pb.DeadLetterFilter(error_type=name)))
+        by_type = admin.ListDeadLetterJobs(
+            admin_pb.ListDeadLetterJobsRequest(filter=admin_pb.DeadLetterFilter(error_type=name))
+        )
         assert [item.job_id for item in by_type.entries] == [job_id_for(name)]
         updated = admin.UpdateDeadLetterJob(
-            admin_pb.UpdateDeadLetterJobRequest(entry=job_pb2.DeadLetterEntry(id=entry.id, admin_notes=name, assigned_to=name))
+            admin_pb.UpdateDeadLetterJobRequest(
+                entry=job_pb2.DeadLetterEntry(id=entry.id, admin_notes=name, assigned_to=name)
+            )
         ).entry
         assert (updated.admin_notes, updated.assigned_to) == (name, name)
         events = admin.ListAuditEvents(admin_pb.ListAuditEventsRequest(target=f"dead_letter/{entry.id}")).events
@@ -131,8 +136,12 @@ def test_hostile_names_and_data_round_trip_and_the_tables_survive(service, datab
         assert {table.name for table in metadata.sorted_tables} <= set(inspect(engine).get_table_names())
         with engine.connect() as connection:
             assert connection.execute(select(func.count()).select_from(queue_jobs)).scalar_one() == len(HOSTILE_NAMES)
-            assert connection.execute(select(func.count()).select_from(dead_letter_queue)).scalar_one() == len(HOSTILE_NAMES)
-            assert connection.execute(select(func.count()).select_from(queue_retry_log)).scalar_one() == len(HOSTILE_NAMES)
+            assert connection.execute(select(func.count()).select_from(dead_letter_queue)).scalar_one() == len(
+                HOSTILE_NAMES
+            )
+            assert connection.execute(select(func.count()).select_from(queue_retry_log)).scalar_one() == len(
+                HOSTILE_NAMES
+            )
             stored = connection.execute(
                 select(queue_jobs.c.queue_name, queue_jobs.c.job_data).where(queue_jobs.c.job_id == job_id_for("%"))
             ).one()

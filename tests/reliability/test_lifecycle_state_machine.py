@@ -69,7 +69,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = FakeClock()
         self.database = Database(self.database_url)
-        lifecycle = LifecycleSettings(default_policy=POLICY, default_lease=timedelta(seconds=10), lease_poll_interval=0.01)
+        lifecycle = LifecycleSettings(
+            default_policy=POLICY, default_lease=timedelta(seconds=10), lease_poll_interval=0.01
+        )
         self.jobs = JobManager(self.database, self.clock, lifecycle)
         self.queues = QueueManager(self.jobs)
         self.dead_letters = DeadLetterManager(self.jobs, sleep=self.clock.advance)
@@ -127,7 +129,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         (result,) = self.jobs.enqueue([JobSpec(queue, "work", {"n": len(self.model)}, delay=timedelta(seconds=delay))])
         record = result.job.record
         assert result.created and record.state == W and record.attempt_number == 0
-        self.model[record.job_id] = ModelJob(record.job_id, queue, len(self.model), self.now() + timedelta(seconds=delay))
+        self.model[record.job_id] = ModelJob(
+            record.job_id, queue, len(self.model), self.now() + timedelta(seconds=delay)
+        )
         self.known_queues.add(queue)
 
     @rule(queue=st.sampled_from(QUEUES), lease_seconds=st.sampled_from([1, 2, 5]))
@@ -361,9 +365,15 @@ class LifecycleMachine(RuleBasedStateMachine):
         stats = {item.queue_name: item for item in self.queues.statistics().queues}
         with self.database.engine.connect() as connection:
             jobs = connection.execute(select(queue_jobs.c.queue_name, queue_jobs.c.state, queue_jobs.c.run_at)).all()
-            entries = connection.execute(select(dead_letter_queue.c.queue_name, dead_letter_queue.c.recovery_status)).all()
+            entries = connection.execute(
+                select(dead_letter_queue.c.queue_name, dead_letter_queue.c.recovery_status)
+            ).all()
         for queue in self.known_queues:
-            mine = [(state, run_at if run_at.tzinfo else run_at.replace(tzinfo=now.tzinfo)) for name, state, run_at in jobs if name == queue]
+            mine = [
+                (state, run_at if run_at.tzinfo else run_at.replace(tzinfo=now.tzinfo))
+                for name, state, run_at in jobs
+                if name == queue
+            ]
             statuses = [status for name, status in entries if name == queue]
             recount = {
                 "waiting": sum(state == "waiting" and run_at <= now for state, run_at in mine),
@@ -439,10 +449,17 @@ def test_the_invariants_can_fail(sqlite_template, tmp_path):
         with pytest.raises(AssertionError):
             machine.jobs_match_the_model()
         with machine.database.engine.begin() as connection:
-            connection.execute(queue_retry_log.insert().values(
-                job_id=next(iter(machine.model)), queue_name="alpha", attempt_number=1, decision="retry",
-                retry_delay_ms=0, remaining_retries=0, created_at=machine.now(),
-            ))
+            connection.execute(
+                queue_retry_log.insert().values(
+                    job_id=next(iter(machine.model)),
+                    queue_name="alpha",
+                    attempt_number=1,
+                    decision="retry",
+                    retry_delay_ms=0,
+                    remaining_retries=0,
+                    created_at=machine.now(),
+                )
+            )
         with pytest.raises(AssertionError):
             machine.one_retry_log_row_per_decision()
     finally:

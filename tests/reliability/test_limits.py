@@ -8,15 +8,13 @@ tests/integration/test_bad_input.py, test_enqueue.py and test_lease.py.)
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 import grpc
 import pytest
 from google.protobuf import duration_pb2
 from jobqueue.v1 import admin_service_pb2 as admin_pb
-from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
-from jobqueue.v1 import job_service_pb2_grpc
 
 from queue_service.api.server import QueueServer
 from queue_service.clock import FakeClock
@@ -44,7 +42,9 @@ def test_page_size_is_capped_at_the_maximum(service):
     total = MAX_PAGE_SIZE + 1
     names = [f"q{index:04d}" for index in range(total)]
     for chunk in (names[: LIMITS.max_batch_size], names[LIMITS.max_batch_size :]):
-        service.jobs.EnqueueJobs(pb.EnqueueJobsRequest(jobs=[pb.EnqueueJobRequest(queue_name=n, job_name="n") for n in chunk]))
+        service.jobs.EnqueueJobs(
+            pb.EnqueueJobsRequest(jobs=[pb.EnqueueJobRequest(queue_name=n, job_name="n") for n in chunk])
+        )
     huge = 2**31 - 1
     jobs = service.admin.ListJobs(admin_pb.ListJobsRequest(page_size=huge))
     assert len(jobs.jobs) == MAX_PAGE_SIZE and jobs.next_page_token and jobs.total_size == total
@@ -60,7 +60,9 @@ def test_page_size_is_capped_at_the_maximum(service):
 
 
 def lease_request(queue: str, wait_seconds: int) -> pb.LeaseJobsRequest:
-    return pb.LeaseJobsRequest(queue_names=[queue], worker_id="patient", wait=duration_pb2.Duration(seconds=wait_seconds))
+    return pb.LeaseJobsRequest(
+        queue_names=[queue], worker_id="patient", wait=duration_pb2.Duration(seconds=wait_seconds)
+    )
 
 
 @pytest.fixture

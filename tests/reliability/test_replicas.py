@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,13 +93,16 @@ def work(name: str, targets: list[str], ledger: Ledger, stop: threading.Event) -
 
     try:
         while not stop.is_set():
-            jobs: list[Job] = call(
-                "lease", QUEUE, worker_id=name, max_jobs=4, lease_duration=LEASE, wait=timedelta(seconds=0.5)
-            ) or []
+            jobs: list[Job] = (
+                call("lease", QUEUE, worker_id=name, max_jobs=4, lease_duration=LEASE, wait=timedelta(seconds=0.5))
+                or []
+            )
             for job in jobs:
                 roll = rng.random()
                 if roll < ABANDON_RATE:
-                    ledger.add(Run(job.job_id, job.attempt_number, name, job.started_at, job.lease_expires_at, "abandoned"))
+                    ledger.add(
+                        Run(job.job_id, job.attempt_number, name, job.started_at, job.lease_expires_at, "abandoned")
+                    )
                     continue
                 try:
                     if roll < ABANDON_RATE + FAIL_RATE:
@@ -112,7 +114,9 @@ def work(name: str, targets: list[str], ledger: Ledger, stop: threading.Event) -
                 except JobQueueError:
                     ended = None  # refused: the lease ran out first (a slow worker); the sweep ended the run
                 if ended is None:
-                    ledger.add(Run(job.job_id, job.attempt_number, name, job.started_at, job.lease_expires_at, "abandoned"))
+                    ledger.add(
+                        Run(job.job_id, job.attempt_number, name, job.started_at, job.lease_expires_at, "abandoned")
+                    )
                 else:
                     ledger.add(Run(job.job_id, job.attempt_number, name, job.started_at, ended, how))
     finally:
@@ -160,11 +164,16 @@ def test_replicas_share_the_work_one_sweeper_at_a_time_and_a_new_leader_follows_
                 url,
                 tmp_path / f"replica{n}.log",
                 args=(
-                    "--node-id", f"replica{n}",
-                    "--recovery-interval", "0.5",
-                    "--leader-lease-term", str(LEADER_TERM_SECONDS),
-                    "--health-check-interval", "0.2",
-                    "--shutdown-grace", "0",
+                    "--node-id",
+                    f"replica{n}",
+                    "--recovery-interval",
+                    "0.5",
+                    "--leader-lease-term",
+                    str(LEADER_TERM_SECONDS),
+                    "--health-check-interval",
+                    "0.2",
+                    "--shutdown-grace",
+                    "0",
                 ),
             )
             for n in range(REPLICAS)
@@ -196,13 +205,16 @@ def test_replicas_share_the_work_one_sweeper_at_a_time_and_a_new_leader_follows_
             wait_for(lambda: finished_count(engine) >= JOBS // 3, timeout=60, interval=0.2, message="work flowing")
             wait_for(
                 lambda: len([run for run in recovery_runs(engine) if run.finished_at]) >= 3,
-                timeout=30, message="the leader's first sweeps",
+                timeout=30,
+                message="the leader's first sweeps",
             )
             old_leader = history[max(history)][0]
             replicas[old_leader].kill()
             killed_at = datetime.now(UTC)
             wait_for(
-                lambda: history[max(history)][0] != old_leader, timeout=TAKEOVER_LIMIT, interval=0.05,
+                lambda: history[max(history)][0] != old_leader,
+                timeout=TAKEOVER_LIMIT,
+                interval=0.05,
                 message="a new leader",
             )
             new_leader = history[max(history)][0]
@@ -211,11 +223,15 @@ def test_replicas_share_the_work_one_sweeper_at_a_time_and_a_new_leader_follows_
                     run.node_id == new_leader and run.finished_at and aware(run.started_at) > killed_at
                     for run in recovery_runs(engine)
                 ),
-                timeout=TAKEOVER_LIMIT, interval=0.1, message="the new leader's first sweep",
+                timeout=TAKEOVER_LIMIT,
+                interval=0.1,
+                message="the new leader's first sweep",
             )
             took_over = (datetime.now(UTC) - killed_at).total_seconds()
 
-            wait_for(lambda: finished_count(engine) == JOBS, timeout=DRAIN_TIMEOUT, interval=0.2, message="all jobs done")
+            wait_for(
+                lambda: finished_count(engine) == JOBS, timeout=DRAIN_TIMEOUT, interval=0.2, message="all jobs done"
+            )
         finally:
             stop_workers.set()
             for thread in threads:
@@ -244,9 +260,7 @@ def test_replicas_share_the_work_one_sweeper_at_a_time_and_a_new_leader_follows_
     assert not repeated, repeated[:3]
     assert not overlaps, overlaps[:3]
     abandoned = [run for run in ledger.runs if run.how == "abandoned"]
-    handed_out_again = [
-        run for run in abandoned if any(other.attempt > run.attempt for other in by_job[run.job_id])
-    ]
+    handed_out_again = [run for run in abandoned if any(other.attempt > run.attempt for other in by_job[run.job_id])]
     assert handed_out_again, "no abandoned run was handed out again after its lease expired"
 
     # One sweeper at a time, and always the leader of the moment.

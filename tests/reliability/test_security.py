@@ -33,7 +33,9 @@ def dead_letters(service, count: int) -> list[str]:
         service.jobs.EnqueueJob(
             pb.EnqueueJobRequest(queue_name="billing", job_name="charge", job_id=job_id), metadata=bearer(WORKER_TOKEN)
         )
-        (job,) = service.jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["billing"]), metadata=bearer(WORKER_TOKEN)).jobs
+        (job,) = service.jobs.LeaseJobs(
+            pb.LeaseJobsRequest(queue_names=["billing"]), metadata=bearer(WORKER_TOKEN)
+        ).jobs
         failure = service.jobs.TrackFailure(
             pb.TrackFailureRequest(
                 job_id=job.job_id,
@@ -62,7 +64,9 @@ def test_a_worker_token_cannot_redrive_through_the_streaming_call(secured_servic
     for request in requests:
         received = []
         with pytest.raises(grpc.RpcError) as raised:
-            for message in secured_service.admin.RetryDeadLetterJobs(request, metadata=bearer(WORKER_TOKEN), timeout=10):
+            for message in secured_service.admin.RetryDeadLetterJobs(
+                request, metadata=bearer(WORKER_TOKEN), timeout=10
+            ):
                 received.append(message)
         assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert received == [], "not even the first progress message"

@@ -46,10 +46,14 @@ KILL_AT = (1500, 3000)
 TERMINAL = ("completed", "dead_letter")
 DRAIN_TIMEOUT = 90
 SERVER_ARGS = (
-    "--recovery-interval", "0.5",
-    "--leader-lease-term", "1",
-    "--health-check-interval", "0.2",
-    "--shutdown-grace", "0",
+    "--recovery-interval",
+    "0.5",
+    "--leader-lease-term",
+    "1",
+    "--health-check-interval",
+    "0.2",
+    "--shutdown-grace",
+    "0",
 )
 
 
@@ -108,11 +112,27 @@ def job_snapshot(engine: Engine, job_id: str) -> tuple:
 
 def start_worker(target: str, name: str, records: Path, stop_file: Path) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "tests.reliability.crash_worker",
-        "--target", target, "--name", name, "--records", str(records), "--stop-file", str(stop_file),
-        "--seed", str(SEED), "--fail-rate", str(FAIL_RATE), "--abandon-rate", str(ABANDON_RATE),
-        "--lease-seconds", str(LEASE_SECONDS),
-        "--max-seconds", "150",
+        sys.executable,
+        "-m",
+        "tests.reliability.crash_worker",
+        "--target",
+        target,
+        "--name",
+        name,
+        "--records",
+        str(records),
+        "--stop-file",
+        str(stop_file),
+        "--seed",
+        str(SEED),
+        "--fail-rate",
+        str(FAIL_RATE),
+        "--abandon-rate",
+        str(ABANDON_RATE),
+        "--lease-seconds",
+        str(LEASE_SECONDS),
+        "--max-seconds",
+        "150",
     ]
     return subprocess.Popen(command, cwd=REPO_ROOT, env=clean_env(), stderr=subprocess.PIPE, text=True)
 
@@ -149,7 +169,9 @@ def test_kill_9_twice_under_load_loses_no_job_and_redelivers_cut_runs(backend, t
                 kills.append((killed_at, time.time()))
 
             wait_for(
-                lambda: finished_count(engine) == JOBS, timeout=DRAIN_TIMEOUT, interval=0.2,
+                lambda: finished_count(engine) == JOBS,
+                timeout=DRAIN_TIMEOUT,
+                interval=0.2,
                 message="every job COMPLETED or DEAD_LETTER",
             )
             drained = time.monotonic() - began
@@ -178,8 +200,15 @@ def test_kill_9_twice_under_load_loses_no_job_and_redelivers_cut_runs(backend, t
             with AdminClient(server.target, timeout=30) as admin:
                 totals = admin.get_statistics([QUEUE]).totals
             assert (totals.completed_count, totals.dead_letter_count) == (states["completed"], states["dead_letter"])
-            assert (totals.waiting_count, totals.delayed_count, totals.active_count, totals.failed_count) == (0, 0, 0, 0)
-            assert totals.dead_letter_summary.total_count == totals.dead_letter_summary.pending_count == len(dead_letters)
+            assert (totals.waiting_count, totals.delayed_count, totals.active_count, totals.failed_count) == (
+                0,
+                0,
+                0,
+                0,
+            )
+            assert (
+                totals.dead_letter_summary.total_count == totals.dead_letter_summary.pending_count == len(dead_letters)
+            )
 
             # Each run of a job ended in exactly one way: the last one COMPLETED or dead-lettered it, every
             # earlier one has a retry decision, whether a worker reported it or its lease expired.

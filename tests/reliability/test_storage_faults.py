@@ -194,7 +194,10 @@ def test_serve_refuses_a_damaged_file_with_one_line(tmp_path, sqlite_template, d
         QueueServer(make_config(f"sqlite:///{path}"))
     result = subprocess.run(
         [QUEUE_SERVICE, "serve", "--port", "0", "--database-url", f"sqlite:///{path}"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -209,7 +212,10 @@ def test_serve_refuses_a_read_only_directory_with_one_line(tmp_path, sqlite_temp
         path = read_only / "jobs.sqlite3"
         result = subprocess.run(
             [QUEUE_SERVICE, "serve", "--port", "0", "--database-url", f"sqlite:///{path}"],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
         )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

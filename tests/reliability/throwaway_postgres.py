@@ -71,8 +71,21 @@ class ThrowawayPostgres:
         if standby_of is not None:
             # -R writes standby.signal and primary_conninfo: it starts as a standby streaming from there.
             self._run(
-                "pg_basebackup", "-D", str(self.data), "-h", "127.0.0.1", "-p", str(standby_of.port),
-                "-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync",
+                "pg_basebackup",
+                "-D",
+                str(self.data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(standby_of.port),
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
             )
             return
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")

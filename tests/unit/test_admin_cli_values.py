@@ -15,7 +15,16 @@ from queue_service.admin_cli.parse import duration, durations, point_in_time
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90", 90), ("1.5", 1.5), ("500ms", 0.5), ("15s", 15), ("1h30m", 5400), ("7d", 604800), ("1w", 604800), ("2H", 7200)],
+    [
+        ("90", 90),
+        ("1.5", 1.5),
+        ("500ms", 0.5),
+        ("15s", 15),
+        ("1h30m", 5400),
+        ("7d", 604800),
+        ("1w", 604800),
+        ("2H", 7200),
+    ],
 )
 def test_durations(text, expected):
     assert duration(text) == timedelta(seconds=expected)

@@ -11,8 +11,16 @@ CLIENTS = Path(__file__).resolve().parents[2] / "clients"
 
 def test_client_library_passes_mypy_strict(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(CLIENTS / "pyproject.toml"),
-         "--cache-dir", str(tmp_path / "mypy-cache"), "jobqueue"],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(CLIENTS / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            "jobqueue",
+        ],
         cwd=CLIENTS,
         capture_output=True,
         text=True,

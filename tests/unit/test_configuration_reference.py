@@ -42,7 +42,11 @@ def test_every_flag_is_in_the_reference():
 
 def test_every_environment_variable_is_in_the_reference():
     table = reference_table()
-    sources = [*(ROOT / "queue_service").rglob("*.py"), *(ROOT / "clients" / "jobqueue").rglob("*.py"), ROOT / "tests" / "conftest.py"]
+    sources = [
+        *(ROOT / "queue_service").rglob("*.py"),
+        *(ROOT / "clients" / "jobqueue").rglob("*.py"),
+        ROOT / "tests" / "conftest.py",
+    ]
     variables = set()
     for path in sources:
         variables |= set(re.findall(r"""["'](QUEUE_[A-Z0-9_]+)["']""", path.read_text()))

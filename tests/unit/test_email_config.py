@@ -15,8 +15,16 @@ def parsed(*flags: str):
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    for name in ("QUEUE_SMTP_HOST", "QUEUE_SMTP_PORT", "QUEUE_SMTP_STARTTLS", "QUEUE_SMTP_USERNAME",
-                 "QUEUE_SMTP_PASSWORD", "QUEUE_ALERT_EMAIL_FROM", "QUEUE_ALERT_EMAIL_TO", "QUEUE_ALERT_EMAIL_ATTEMPTS"):
+    for name in (
+        "QUEUE_SMTP_HOST",
+        "QUEUE_SMTP_PORT",
+        "QUEUE_SMTP_STARTTLS",
+        "QUEUE_SMTP_USERNAME",
+        "QUEUE_SMTP_PASSWORD",
+        "QUEUE_ALERT_EMAIL_FROM",
+        "QUEUE_ALERT_EMAIL_TO",
+        "QUEUE_ALERT_EMAIL_ATTEMPTS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -26,9 +34,20 @@ def test_email_is_off_without_a_host():
 
 def test_a_full_configuration_with_login():
     settings = email_settings(
-        parsed("--smtp-host", "smtp.example.com", "--smtp-port", "2525", "--smtp-username", "alerts",
-               "--alert-email-from", "queue@example.com", "--alert-email-to", "ops@example.com, oncall@example.com",
-               "--alert-email-attempts", "4"),
+        parsed(
+            "--smtp-host",
+            "smtp.example.com",
+            "--smtp-port",
+            "2525",
+            "--smtp-username",
+            "alerts",
+            "--alert-email-from",
+            "queue@example.com",
+            "--alert-email-to",
+            "ops@example.com, oncall@example.com",
+            "--alert-email-attempts",
+            "4",
+        ),
         environ={"QUEUE_SMTP_PASSWORD": "secret"},
     )
     assert (settings.host, settings.port, settings.starttls) == ("smtp.example.com", 2525, True)
@@ -51,7 +70,9 @@ def test_a_full_configuration_with_login():
 )
 def test_bad_values_are_named(flags, environ, named):
     with pytest.raises(ConfigError, match=named):
-        email_settings(parsed("--smtp-host", "smtp.example.com", "--alert-email-from", "q@example.com", *flags), environ=environ)
+        email_settings(
+            parsed("--smtp-host", "smtp.example.com", "--alert-email-from", "q@example.com", *flags), environ=environ
+        )
 
 
 def test_a_sender_is_required():

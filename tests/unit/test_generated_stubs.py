@@ -48,7 +48,9 @@ def test_checked_in_typescript_stubs_match_the_protos(tmp_path):
     assert "google/rpc/error_details.ts" in generated, generated.keys()
 
     checked_in = {path.relative_to(checked_in_root).as_posix() for path in checked_in_root.rglob("*.ts")}
-    stale = sorted(name for name in generated if name in checked_in and (checked_in_root / name).read_bytes() != generated[name])
+    stale = sorted(
+        name for name in generated if name in checked_in and (checked_in_root / name).read_bytes() != generated[name]
+    )
     missing = sorted(set(generated) - checked_in)
     orphaned = sorted(checked_in - set(generated))
     hint = "run `python scripts/generate_protos.py` and commit clients/node/src/generated"

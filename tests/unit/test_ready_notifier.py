@@ -36,4 +36,3 @@ def test_an_empty_look_is_remembered_until_a_job_is_made_ready_there():
     assert notifier.recently_empty(["reports"], freshness=60)
     notifier.notify()
     assert not notifier.recently_empty(["reports"], freshness=60)
-

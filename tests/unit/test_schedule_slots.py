@@ -8,7 +8,7 @@ import pytest
 
 from queue_service.core.errors import InvalidArgument
 from queue_service.core.schedules import CronSchedule, plan_due_slots, slot_job_id
-from queue_service.schedule_types import MisfirePolicy
+from queue_service.domain import MisfirePolicy
 
 GRACE = timedelta(minutes=1)
 
@@ -41,7 +41,9 @@ def test_times_skipped_by_clocks_going_forward_fire_together_once():
 def test_a_half_hour_change_ends_its_gap_on_the_half_hour():
     # Lord Howe Island, 4 October 2026: 02:00 (+10:30) jumps to 02:30 (+11:00).
     schedule = CronSchedule.parse("15 2 * * *", "Australia/Lord_Howe")
-    assert [slot.astimezone(schedule.zone).strftime("%d %H:%M %z") for slot in schedule.slots(utc(2026, 10, 2, 12), 3)] == [
+    assert [
+        slot.astimezone(schedule.zone).strftime("%d %H:%M %z") for slot in schedule.slots(utc(2026, 10, 2, 12), 3)
+    ] == [
         "03 02:15 +1030",
         "04 02:30 +1100",
         "05 02:15 +1100",
@@ -113,13 +115,15 @@ def test_a_slot_within_the_grace_runs_under_skip():
     schedule = CronSchedule.parse("0 * * * *", "UTC")
     plan = plan_due_slots(schedule, utc(2026, 2, 14, 11, 0), utc(2026, 2, 14, 11, 0, 30), MisfirePolicy.SKIP, GRACE)
     assert (plan.enqueue, plan.skipped) == (utc(2026, 2, 14, 11, 0), 0)
-    assert plan_due_slots(schedule, utc(2026, 2, 14, 12, 0), utc(2026, 2, 14, 11, 59), MisfirePolicy.SKIP, GRACE) is None
+    assert (
+        plan_due_slots(schedule, utc(2026, 2, 14, 12, 0), utc(2026, 2, 14, 11, 59), MisfirePolicy.SKIP, GRACE) is None
+    )
 
 
 def test_job_ids_name_the_schedule_and_the_slot_in_utc():
-    assert slot_job_id("nightly", datetime(2026, 3, 29, 3, 0, tzinfo=CronSchedule.parse("* * * * *", "Europe/Berlin").zone)) == (
-        "schedule:nightly:2026-03-29T01:00:00Z"
-    )
+    assert slot_job_id(
+        "nightly", datetime(2026, 3, 29, 3, 0, tzinfo=CronSchedule.parse("* * * * *", "Europe/Berlin").zone)
+    ) == ("schedule:nightly:2026-03-29T01:00:00Z")
 
 
 @pytest.mark.parametrize(

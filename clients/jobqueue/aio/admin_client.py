@@ -288,15 +288,19 @@ class AdminClient:
         timeout: float | None = None,
     ) -> AsyncIterator[RedriveProgress]:
         """Bulk redrive, `async for` its progress; see jobqueue.AdminClient.retry_dead_letter_jobs."""
-        selector = None if ids is not None else dead_letter_filter(
-            queue_name=queue_name,
-            death_reason=death_reason,
-            failure_reason_contains=failure_reason_contains,
-            error_type=error_type,
-            fingerprint=fingerprint,
-            assigned_to=assigned_to,
-            dead_lettered_after=dead_lettered_after,
-            dead_lettered_before=dead_lettered_before,
+        selector = (
+            None
+            if ids is not None
+            else dead_letter_filter(
+                queue_name=queue_name,
+                death_reason=death_reason,
+                failure_reason_contains=failure_reason_contains,
+                error_type=error_type,
+                fingerprint=fingerprint,
+                assigned_to=assigned_to,
+                dead_lettered_after=dead_lettered_after,
+                dead_lettered_before=dead_lettered_before,
+            )
         )
         request = redrive_request(
             ids,

@@ -150,7 +150,9 @@ class TrackedTask(Task):  # type: ignore[misc]  # celery ships no type informati
         except UNREACHABLE_ERRORS as error:
             self._hand_back(job_id, "completion", error)
         except LOST_RUN_ERRORS as error:
-            logger.warning("job %s attempt %d: the service refused the completion: %s", job_id, job.attempt_number, error)
+            logger.warning(
+                "job %s attempt %d: the service refused the completion: %s", job_id, job.attempt_number, error
+            )
         return result
 
     def _report_failure(self, client: JobClient, job: Job, error: Exception) -> NoReturn:
@@ -164,7 +166,10 @@ class TrackedTask(Task):  # type: ignore[misc]  # celery ships no type informati
         except JobQueueError as report_error:
             # Refused (a stale run: the job has moved on): this run must not steer the job any more.
             logger.warning(
-                "job %s attempt %d: the service refused the failure report: %s", job.job_id, job.attempt_number, report_error
+                "job %s attempt %d: the service refused the failure report: %s",
+                job.job_id,
+                job.attempt_number,
+                report_error,
             )
             error.add_note(f"the job service refused this failure report: {report_error!r}")
             raise error
