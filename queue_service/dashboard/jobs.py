@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from queue_service.dashboard.app import PageError, page, render
+from queue_service.dashboard.pages import PageError, page, render
 from queue_service.dashboard.routes import PAGE_SIZE, enum_or_none, pretty_json, query_string
 
 # Longest id the search box sends on; the server refuses longer ones anyway.

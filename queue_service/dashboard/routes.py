@@ -16,8 +16,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from queue_service.dashboard.app import Dashboard, FieldError, PageError, Redrive, describe, flash, page, plural, render
 from queue_service.dashboard.charts import WINDOWS, activity_chart
+from queue_service.dashboard.pages import (
+    Dashboard,
+    FieldError,
+    PageError,
+    Redrive,
+    describe,
+    flash,
+    page,
+    plural,
+    render,
+)
 from queue_service.domain import CLEANABLE_STATES
 
 PAGE_SIZE = 50

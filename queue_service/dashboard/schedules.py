@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from queue_service.dashboard.app import FieldError, flash, page, render
+from queue_service.dashboard.pages import FieldError, flash, page, render
 
 PAGE_SIZE = 100
 
