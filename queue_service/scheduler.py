@@ -121,6 +121,8 @@ class RecoveryScheduler:
             return self.recovery.run_once(Trigger.SCHEDULED)
         except Aborted as error:
             logger.info("scheduled recovery sweep skipped: %s", error)
+        except StoreUnavailable as error:
+            logger.warning("scheduled recovery sweep could not reach the database: %s", error)
         except Exception:  # noqa: BLE001 - logged; the next interval tries again
             logger.exception("scheduled recovery sweep could not run")
         return None
@@ -131,5 +133,8 @@ class RecoveryScheduler:
             return
         try:
             self.schedule_tick.run_once()
+        except StoreUnavailable as error:
+            # An outage is reported by health; a traceback per tick would only bury it.
+            logger.warning("schedule tick could not reach the database: %s", error)
         except Exception:  # noqa: BLE001 - logged; the next tick tries again
             logger.exception("schedule tick could not run")

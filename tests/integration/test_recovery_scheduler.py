@@ -3,6 +3,7 @@ schedules on the leader only."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ from queue_service.core.recovery import RecoverySettings
 from queue_service.core.schedules import ScheduleInput
 from queue_service.domain import RunStatus
 from queue_service.scheduler import ELECTION_JOB, SCHEDULE_TICK_JOB, SWEEP_JOB
+from queue_service.store.errors import StoreUnavailable
 from tests.conftest import make_config
 
 
@@ -91,3 +93,26 @@ def test_the_leader_enqueues_due_schedule_slots_on_its_timer(database_url, clock
         assert leader.jobs.get_job("schedule:every-minute:2026-02-14T10:31:00Z").job.record.queue_name == "ticks"
     finally:
         leader.stop(0)
+
+
+def test_a_database_outage_is_logged_by_the_timer_jobs_without_a_traceback(database_url, clock, caplog, monkeypatch):
+    # Health reports an outage; a traceback per timer tick would only bury the one line that matters.
+    server = replica(database_url, clock, "first")
+    try:
+        scheduler = server.recovery_scheduler
+        assert scheduler.elect_once()
+
+        def unavailable(*args, **kwargs):
+            raise StoreUnavailable("database unavailable")
+
+        monkeypatch.setattr(scheduler.schedule_tick, "run_once", unavailable)
+        monkeypatch.setattr(scheduler.recovery, "run_once", unavailable)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="queue_service.scheduler"):
+            scheduler.tick_schedules()
+            assert scheduler.sweep_once() is None
+        records = [record for record in caplog.records if record.name == "queue_service.scheduler"]
+        assert [record.levelno for record in records] == [logging.WARNING, logging.WARNING]
+        assert all(record.exc_info is None and "database unavailable" in record.getMessage() for record in records)
+    finally:
+        server.stop(0)
