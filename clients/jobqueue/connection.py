@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypedDict, TypeVar, Unpack
 
 import grpc
 
@@ -160,14 +160,32 @@ def token_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
+class TransportOptions(TypedDict, total=False):
+    """How a channel is made: `tls` True (system trust store) or a TlsConfig; `retry` False turns
+    gRPC's retry off; `options`, gRPC channel options added to the client's own."""
+
+    tls: TlsConfig | bool | None
+    retry: bool
+    options: Sequence[tuple[str, Any]]
+
+
+class ClientOptions(TransportOptions, total=False):
+    """What every client takes besides its target: the token, each call's deadline in seconds (None
+    for none), and a channel to use instead of making one."""
+
+    token: str | None
+    timeout: float | None
+    channel: Any
+
+
 def channel_settings(
     targets: Targets,
     *,
-    token: str | None,
-    tls: TlsConfig | bool | None,
-    retry: bool,
-    options: Sequence[tuple[str, Any]],
-    idempotent_methods: Mapping[str, Iterable[str]] | None,
+    token: str | None = None,
+    tls: TlsConfig | bool | None = None,
+    retry: bool = True,
+    options: Sequence[tuple[str, Any]] = (),
+    idempotent_methods: Mapping[str, Iterable[str]] | None = None,
 ) -> ChannelSettings:
     tls_config = TlsConfig() if tls is True else tls or None
     target = channel_target(targets)
@@ -213,18 +231,13 @@ def _sync_channel(settings: ChannelSettings) -> grpc.Channel:
 def open_channel(
     target: Targets = DEFAULT_TARGET,
     *,
-    tls: TlsConfig | bool | None = None,
-    retry: bool = True,
-    options: Sequence[tuple[str, Any]] = (),
     idempotent_methods: Mapping[str, Iterable[str]] | None = None,
+    **transport: Unpack[TransportOptions],
 ) -> grpc.Channel:
     """A channel made as the clients make theirs: round-robin over the healthy replicas, gRPC's retry
     of `idempotent_methods` on UNAVAILABLE, TLS. It carries no token: send one as call metadata
     (`token_metadata`), or hand the channel to a client (`channel=`, `token=`)."""
-    settings = channel_settings(
-        target, token=None, tls=tls, retry=retry, options=options, idempotent_methods=idempotent_methods
-    )
-    return _sync_channel(settings)
+    return _sync_channel(channel_settings(target, idempotent_methods=idempotent_methods, **transport))
 
 
 class BaseConnection:
@@ -322,27 +335,8 @@ class BaseClient:
     # Told apart from the synchronous client of the same name in repr().
     repr_prefix: ClassVar[str] = ""
 
-    def __init__(
-        self,
-        target: Targets = DEFAULT_TARGET,
-        *,
-        token: str | None = None,
-        tls: TlsConfig | bool | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        channel: Any = None,
-        retry: bool = True,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = self.connection_class(
-            target,
-            token=token,
-            tls=tls,
-            timeout=timeout,
-            channel=channel,
-            retry=retry,
-            options=options,
-            idempotent_methods=self.idempotent_methods,
-        )
+    def __init__(self, target: Targets = DEFAULT_TARGET, **connection: Unpack[ClientOptions]) -> None:
+        self.connection = self.connection_class(target, idempotent_methods=self.idempotent_methods, **connection)
         self.stub = self.stub_class(self.connection.channel)
 
     def __repr__(self) -> str:

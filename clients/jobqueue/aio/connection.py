@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Self
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Self, Unpack
 
 import grpc
 import grpc.aio
@@ -14,7 +14,7 @@ from jobqueue.connection import (
     BaseConnection,
     ChannelSettings,
     Targets,
-    TlsConfig,
+    TransportOptions,
     channel_settings,
 )
 from jobqueue.errors import from_rpc_error
@@ -29,16 +29,11 @@ def _aio_channel(settings: ChannelSettings) -> grpc.aio.Channel:
 def open_channel(
     target: Targets = DEFAULT_TARGET,
     *,
-    tls: TlsConfig | bool | None = None,
-    retry: bool = True,
-    options: Sequence[tuple[str, Any]] = (),
     idempotent_methods: Mapping[str, Iterable[str]] | None = None,
+    **transport: Unpack[TransportOptions],
 ) -> grpc.aio.Channel:
     """The grpc.aio channel of jobqueue.connection.open_channel; make it inside a running event loop."""
-    settings = channel_settings(
-        target, token=None, tls=tls, retry=retry, options=options, idempotent_methods=idempotent_methods
-    )
-    return _aio_channel(settings)
+    return _aio_channel(channel_settings(target, idempotent_methods=idempotent_methods, **transport))
 
 
 class Connection(BaseConnection):

@@ -7,9 +7,11 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Self
 
 from queue_service.clock import Clock
 from queue_service.core.queues import MAX_ACTIVITY_PERIOD
+from queue_service.core.sweep.settings import RecoverySettings
 from queue_service.core.sweep.task import (
     Checkpoint,
     RecoveryCounts,
@@ -39,8 +41,13 @@ class DeleteOldRows(SweepTask[int]):
         self.config = config
 
     @classmethod
+    def for_sweep(cls, context: SweepContext) -> Self:
+        config = RetentionConfig(cls.keep_for(context.settings), context.settings.batch_size)
+        return cls(context.jobs.database, context.jobs.clock, config)
+
+    @staticmethod
     @abstractmethod
-    def for_sweep(cls, context: SweepContext) -> DeleteOldRows: ...
+    def keep_for(settings: RecoverySettings) -> timedelta: ...
 
     @abstractmethod
     def delete_batch(self, repo: Repository, *, cutoff: datetime, limit: int) -> int: ...
@@ -65,14 +72,9 @@ class CleanCompletedJobs(DeleteOldRows):
 
     name = "completed_retention"
 
-    @classmethod
-    def for_sweep(cls, context: SweepContext) -> CleanCompletedJobs:
-        settings = context.settings
-        return cls(
-            context.jobs.database,
-            context.jobs.clock,
-            RetentionConfig(settings.completed_retention, settings.batch_size),
-        )
+    @staticmethod
+    def keep_for(settings: RecoverySettings) -> timedelta:
+        return settings.completed_retention
 
     def delete_batch(self, repo: Repository, *, cutoff: datetime, limit: int) -> int:
         return repo.delete_completed_jobs(completed_before=cutoff, limit=limit)
@@ -86,14 +88,9 @@ class CleanRetryLog(DeleteOldRows):
 
     name = "retry_log_retention"
 
-    @classmethod
-    def for_sweep(cls, context: SweepContext) -> CleanRetryLog:
-        settings = context.settings
-        return cls(
-            context.jobs.database,
-            context.jobs.clock,
-            RetentionConfig(settings.retry_log_retention, settings.batch_size),
-        )
+    @staticmethod
+    def keep_for(settings: RecoverySettings) -> timedelta:
+        return settings.retry_log_retention
 
     def delete_batch(self, repo: Repository, *, cutoff: datetime, limit: int) -> int:
         return repo.delete_retry_log(created_before=cutoff, limit=limit)
@@ -107,11 +104,10 @@ class CleanActivity(DeleteOldRows):
 
     name = "activity_retention"
 
-    @classmethod
-    def for_sweep(cls, context: SweepContext) -> CleanActivity:
+    @staticmethod
+    def keep_for(settings: RecoverySettings) -> timedelta:
         # GetQueueActivity never reads further back than its longest period.
-        config = RetentionConfig(MAX_ACTIVITY_PERIOD, context.settings.batch_size)
-        return cls(context.jobs.database, context.jobs.clock, config)
+        return MAX_ACTIVITY_PERIOD
 
     def cutoff(self) -> datetime:
         # A bucket that started within the widest bucket width of the cutoff may still cover it.
