@@ -28,7 +28,8 @@ from queue_service.config import (
     validate_recovery,
 )
 from queue_service.core.jobs import LifecycleSettings
-from queue_service.core.recovery import RecoveryCounts, RecoverySettings
+from queue_service.core.sweep.settings import RecoverySettings
+from queue_service.core.sweep.task import RecoveryCounts
 from queue_service.core.validation import Limits
 from queue_service.logs import LOG_FORMATS, configure_logging
 
@@ -423,7 +424,7 @@ def recover(args: argparse.Namespace) -> int:
     from queue_service.clock import SystemClock
     from queue_service.core.errors import Aborted
     from queue_service.core.jobs import JobManager
-    from queue_service.core.recovery import Recovery, Trigger
+    from queue_service.core.sweep.runner import Recovery, Trigger
     from queue_service.store import migrate
     from queue_service.store.database import Database
     from queue_service.store.errors import StoreUnavailable

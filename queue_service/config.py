@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from queue_service.api.tokens import TokenError, TokenSet, load_tokens
 from queue_service.core.jobs import LifecycleSettings
-from queue_service.core.recovery import RecoverySettings
+from queue_service.core.sweep.settings import RecoverySettings
 
 DEFAULT_DATABASE_URL = "sqlite:///jobqueue.sqlite3"
 DEFAULT_PORT = 50051

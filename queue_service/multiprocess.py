@@ -225,7 +225,7 @@ class ProcessGroup:
         from queue_service.clock import SystemClock
         from queue_service.core.jobs import JobManager
         from queue_service.core.queues import QueueManager
-        from queue_service.core.recovery_runs import RecoveryRuns
+        from queue_service.core.sweep.runs import RecoveryRuns
         from queue_service.metrics import LastSweepCollector, MetricsEndpoint, QueueGaugeCollector, statistics_gauges
         from queue_service.store.database import Database
 

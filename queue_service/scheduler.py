@@ -16,8 +16,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from queue_service.core.errors import Aborted
 from queue_service.core.leadership import RECOVERY_LEADER, Lease
-from queue_service.core.recovery import Recovery, Trigger
 from queue_service.core.schedules import ScheduleTick
+from queue_service.core.sweep.runner import Recovery, Trigger
 from queue_service.domain import RecoveryRunRecord
 from queue_service.store.errors import StoreUnavailable
 

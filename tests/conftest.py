@@ -27,7 +27,7 @@ from queue_service.api.tokens import TokenSet, load_tokens
 from queue_service.clock import FakeClock
 from queue_service.config import ServerConfig
 from queue_service.core.jobs import JobManager, LifecycleSettings
-from queue_service.core.recovery import RecoverySettings
+from queue_service.core.sweep.settings import RecoverySettings
 from queue_service.store import migrate
 from queue_service.store.database import Database, normalise_url
 from queue_service.store.schema import metadata

@@ -6,12 +6,11 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-import grpc
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 
 from jobqueue import _convert as convert
-from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, Targets, TlsConfig
+from jobqueue.connection import ClientCore
 from jobqueue.models import (
     Activity,
     AuditEvent,
@@ -334,43 +333,12 @@ def redrive_request(
     return request
 
 
-class AdminClient:
+class AdminClient(ClientCore):
     """A client of AdminService; the options are those of JobClient. Needs an admin token."""
 
-    def __init__(
-        self,
-        target: Targets = DEFAULT_TARGET,
-        *,
-        token: str | None = None,
-        tls: TlsConfig | bool | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        channel: grpc.Channel | None = None,
-        retry: bool = True,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = Connection(
-            target,
-            token=token,
-            tls=tls,
-            timeout=timeout,
-            channel=channel,
-            retry=retry,
-            options=options,
-            idempotent_methods=IDEMPOTENT_METHODS,
-        )
-        self.stub = admin_service_pb2_grpc.AdminServiceStub(self.connection.channel)  # type: ignore[no-untyped-call]
-
-    def __enter__(self) -> AdminClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.connection.close()
-
-    def __repr__(self) -> str:
-        return f"AdminClient({self.connection.target!r})"
+    stub_class = admin_service_pb2_grpc.AdminServiceStub
+    stub: admin_service_pb2_grpc.AdminServiceStub
+    idempotent_methods = IDEMPOTENT_METHODS
 
     def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
         return self.connection.unary(method, request, timeout)

@@ -1,4 +1,9 @@
-"""The channel both clients share: targets, token, TLS, deadlines, gRPC's own retry and balancing policy."""
+"""The core every client shares: targets, token, TLS, deadlines, gRPC's own retry and balancing policy.
+
+`open_channel` makes a channel the way the clients do; `ClientCore` is the base of every
+synchronous client (jobqueue.aio.connection has the asyncio ones): a client names its stub and the
+methods safe to retry, and gets the channel, its options, TLS, the token and deadlines from here.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypedDict, TypeVar, Unpack
 
 import grpc
 
@@ -155,14 +160,32 @@ def token_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
+class TransportOptions(TypedDict, total=False):
+    """How a channel is made: `tls` True (system trust store) or a TlsConfig; `retry` False turns
+    gRPC's retry off; `options`, gRPC channel options added to the client's own."""
+
+    tls: TlsConfig | bool | None
+    retry: bool
+    options: Sequence[tuple[str, Any]]
+
+
+class ClientOptions(TransportOptions, total=False):
+    """What every client takes besides its target: the token, each call's deadline in seconds (None
+    for none), and a channel to use instead of making one."""
+
+    token: str | None
+    timeout: float | None
+    channel: Any
+
+
 def channel_settings(
     targets: Targets,
     *,
-    token: str | None,
-    tls: TlsConfig | bool | None,
-    retry: bool,
-    options: Sequence[tuple[str, Any]],
-    idempotent_methods: Mapping[str, Iterable[str]] | None,
+    token: str | None = None,
+    tls: TlsConfig | bool | None = None,
+    retry: bool = True,
+    options: Sequence[tuple[str, Any]] = (),
+    idempotent_methods: Mapping[str, Iterable[str]] | None = None,
 ) -> ChannelSettings:
     tls_config = TlsConfig() if tls is True else tls or None
     target = channel_target(targets)
@@ -199,6 +222,24 @@ def describe_targets(targets: Targets) -> str:
     return targets if isinstance(targets, str) else ",".join(targets)
 
 
+def _sync_channel(settings: ChannelSettings) -> grpc.Channel:
+    if settings.credentials is not None:
+        return grpc.secure_channel(settings.target, settings.credentials, options=settings.options)
+    return grpc.insecure_channel(settings.target, options=settings.options)
+
+
+def open_channel(
+    target: Targets = DEFAULT_TARGET,
+    *,
+    idempotent_methods: Mapping[str, Iterable[str]] | None = None,
+    **transport: Unpack[TransportOptions],
+) -> grpc.Channel:
+    """A channel made as the clients make theirs: round-robin over the healthy replicas, gRPC's retry
+    of `idempotent_methods` on UNAVAILABLE, TLS. It carries no token: send one as call metadata
+    (`token_metadata`), or hand the channel to a client (`channel=`, `token=`)."""
+    return _sync_channel(channel_settings(target, idempotent_methods=idempotent_methods, **transport))
+
+
 class BaseConnection:
     """What the synchronous and the asyncio connection share: the target, token, TLS and deadline."""
 
@@ -216,6 +257,8 @@ class BaseConnection:
     ) -> None:
         self.target = describe_targets(target)
         self.timeout = timeout
+        # The options this connection made its channel with; None for a channel passed in.
+        self.options: tuple[tuple[str, Any], ...] | None = None
         if channel is not None:
             # A plaintext channel passed in carries the token as call metadata.
             self._metadata = token_metadata(token)
@@ -227,6 +270,7 @@ class BaseConnection:
         )
         self._metadata = settings.metadata
         self._owns_channel = True
+        self.options = tuple(settings.options)
         self.channel = self._open(settings)
 
     def _open(self, settings: ChannelSettings) -> Any:
@@ -246,9 +290,7 @@ class Connection(BaseConnection):
     channel: grpc.Channel
 
     def _open(self, settings: ChannelSettings) -> grpc.Channel:
-        if settings.credentials is not None:
-            return grpc.secure_channel(settings.target, settings.credentials, options=settings.options)
-        return grpc.insecure_channel(settings.target, options=settings.options)
+        return _sync_channel(settings)
 
     def unary(self, method: Callable[..., Response], request: Any, timeout: float | None = None) -> Response:
         """Call a unary RPC; a failure raises the typed error for its status."""
@@ -278,3 +320,40 @@ class Connection(BaseConnection):
     def close(self) -> None:
         if self._owns_channel:
             self.channel.close()
+
+
+class BaseClient:
+    """What every client is made of, synchronous or asyncio: one connection and the stub of its service.
+
+    A client names `stub_class` and the `idempotent_methods` ({service: [method, ...]}) gRPC may
+    retry on UNAVAILABLE; target, token, TLS, deadline, retry and channel options work alike for all.
+    """
+
+    stub_class: ClassVar[type[Any]]
+    idempotent_methods: ClassVar[Mapping[str, Iterable[str]]] = {}
+    connection_class: ClassVar[type[BaseConnection]]
+    # Told apart from the synchronous client of the same name in repr().
+    repr_prefix: ClassVar[str] = ""
+
+    def __init__(self, target: Targets = DEFAULT_TARGET, **connection: Unpack[ClientOptions]) -> None:
+        self.connection = self.connection_class(target, idempotent_methods=self.idempotent_methods, **connection)
+        self.stub = self.stub_class(self.connection.channel)
+
+    def __repr__(self) -> str:
+        return f"{self.repr_prefix}{type(self).__name__}({self.connection.target!r})"
+
+
+class ClientCore(BaseClient):
+    """The base of every synchronous client; close it, or use it as a context manager."""
+
+    connection_class = Connection
+    connection: Connection
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()

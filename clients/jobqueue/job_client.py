@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-import grpc
-
 from jobqueue import _convert as convert
-from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, Targets, TlsConfig
+from jobqueue.connection import ClientCore
 from jobqueue.errors import JobQueueError, NonRetryableError, RetryAfterError, describe, from_status
 from jobqueue.models import (
     Completion,
@@ -203,7 +201,7 @@ class TrackedRun(TrackedRunBase["JobClient"]):
         return self.client.heartbeat(self.job_id, self.attempt_number, lease_duration=lease_duration)
 
 
-class JobClient:
+class JobClient(ClientCore):
     """A client of JobService.
 
     `target` is host:port, several of them, or a gRPC target such as dns:///name:port; calls
@@ -214,43 +212,16 @@ class JobClient:
     (`retry=False` turns that off). Errors are raised as jobqueue.errors types.
     """
 
-    def __init__(
-        self,
-        target: Targets = DEFAULT_TARGET,
-        *,
-        token: str | None = None,
-        tls: TlsConfig | bool | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        channel: grpc.Channel | None = None,
-        retry: bool = True,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = Connection(
-            target,
-            token=token,
-            tls=tls,
-            timeout=timeout,
-            channel=channel,
-            retry=retry,
-            options=options,
-            idempotent_methods=IDEMPOTENT_METHODS,
-        )
-        self.stub = job_service_pb2_grpc.JobServiceStub(self.connection.channel)  # type: ignore[no-untyped-call]
-        # Leases fill their reply only up to what this channel accepts; for a channel passed in,
-        # whose options are unknown, the server assumes gRPC's default.
-        self.max_response_bytes = 0 if channel is not None else receive_limit(options)
+    stub_class = job_service_pb2_grpc.JobServiceStub
+    stub: job_service_pb2_grpc.JobServiceStub
+    idempotent_methods = IDEMPOTENT_METHODS
 
-    def __enter__(self) -> JobClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.connection.close()
-
-    def __repr__(self) -> str:
-        return f"JobClient({self.connection.target!r})"
+    @property
+    def max_response_bytes(self) -> int:
+        """Leases fill their reply only up to what this channel accepts; for a channel passed in,
+        whose options are unknown, the server assumes gRPC's default (0)."""
+        options = self.connection.options
+        return 0 if options is None else receive_limit(options)
 
     # Producers
 

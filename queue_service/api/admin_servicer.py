@@ -13,8 +13,8 @@ from queue_service.api.reply_size import shorten_error_details
 from queue_service.core.audit import AuditLog
 from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager
 from queue_service.core.queues import QueueManager
-from queue_service.core.recovery import Recovery, Trigger
 from queue_service.core.schedules import ScheduleManager
+from queue_service.core.sweep.runner import Recovery, Trigger
 
 
 @translate_all

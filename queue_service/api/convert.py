@@ -17,9 +17,9 @@ from queue_service.core.dead_letters import FailurePattern, RedriveProgress, Red
 from queue_service.core.errors import InvalidArgument, ResourceExhausted
 from queue_service.core.jobs import JobView, ReportedError
 from queue_service.core.queues import Activity, QueueActivity, QueueStatistics, QueueView, RetryLogQuery, Statistics
-from queue_service.core.recovery import Trigger
-from queue_service.core.recovery_runs import RecoveryRunStats
 from queue_service.core.retry import PolicyOverride, RetryPolicy
+from queue_service.core.sweep.runner import Trigger
+from queue_service.core.sweep.runs import RecoveryRunStats
 from queue_service.domain import (
     AuditEventRecord,
     DeadLetterFilter,

@@ -32,8 +32,8 @@ from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
 from queue_service.core.paging import PageTokens
 from queue_service.core.queues import QueueManager
-from queue_service.core.recovery import Recovery
 from queue_service.core.schedules import ScheduleManager, ScheduleTick
+from queue_service.core.sweep.runner import Recovery
 from queue_service.metrics import (
     LastSweepCollector,
     MetricsEndpoint,

@@ -47,7 +47,7 @@ class ServiceEvents(Protocol):
         `job` is the job as it was when its run was taken for failed."""
 
     def sweep_finished(self, *, duration_seconds: float, counts: Mapping[str, int], succeeded: bool) -> None:
-        """One maintenance sweep ended; `counts` is rows handled per task (e.g. {"due_retries": 3})."""
+        """One sweep ended; `counts` is rows handled per task (e.g. {"due_retries": 3})."""
 
 
 class NoEvents:

@@ -13,8 +13,7 @@ from typing import Any
 
 import grpc
 from jobqueue import AdminClient, JobQueueError, TlsConfig
-from jobqueue.admin_client import IDEMPOTENT_METHODS
-from jobqueue.connection import may_name_replicas, service_config
+from jobqueue.connection import open_channel
 from jobqueue.errors import NotFound, Unauthenticated, Unavailable, from_rpc_error
 from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc
 from markupsafe import Markup
@@ -78,19 +77,10 @@ class Dashboard:
         self.seal = TokenSeal(settings.session_secret)
         self.throttle = SignInThrottle(settings.sign_in_throttle, settings.clock)
         self.signed_out = SignedOutSessions(timedelta(seconds=SESSION_MAX_AGE), settings.clock)
-        options = [
-            ("grpc.enable_retries", 1),
-            (
-                "grpc.service_config",
-                service_config(IDEMPOTENT_METHODS, health_checking=may_name_replicas(settings.target)),
-            ),
-        ]
-        if settings.tls:
-            if settings.tls.server_name:
-                options.append(("grpc.ssl_target_name_override", settings.tls.server_name))
-            self.channel = grpc.secure_channel(settings.target, settings.tls.credentials(), options=options)
-        else:
-            self.channel = grpc.insecure_channel(settings.target, options=options)
+        # Set up as AdminClient sets up its own; the token rides on each call as metadata.
+        self.channel = open_channel(
+            settings.target, tls=settings.tls, idempotent_methods=AdminClient.idempotent_methods
+        )
         self.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
         self.templates.env.filters["dt"] = format_time
         self.templates.env.filters["duration"] = format_duration

@@ -329,7 +329,7 @@ queue_schedules = Table(
 )
 
 # Alerts to send by email, written in the transaction that raises them and delivered by a sweep
-# task (queue_service/alerts/delivery.py): an SMTP server that is down delays an alert, never loses
+# task (queue_service/core/sweep/tasks/alert_emails.py): an SMTP server that is down delays an alert, never loses
 # it. "failed" rows ran out of attempts; "sent" rows are kept as the record of what went out.
 alert_outbox = Table(
     "alert_outbox",

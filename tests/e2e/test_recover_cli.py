@@ -15,7 +15,7 @@ from sqlalchemy import update
 from queue_service.clock import FakeClock, SystemClock
 from queue_service.core.jobs import JobManager, JobSpec
 from queue_service.core.leadership import Lease
-from queue_service.core.recovery import SWEEP_LOCK
+from queue_service.core.sweep.runner import SWEEP_LOCK
 from queue_service.domain import JobState
 from queue_service.store.schema import queue_jobs
 

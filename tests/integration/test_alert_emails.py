@@ -17,7 +17,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from queue_service.alerts.email import EmailSettings
-from queue_service.core.recovery import Recovery, RecoverySettings
+from queue_service.core.sweep.runner import Recovery
+from queue_service.core.sweep.settings import RecoverySettings
 from queue_service.store.alert_outbox import outbox_of
 from tests.certificates import CertificateAuthority
 from tests.integration.test_dlq_alerts import dead_letter

@@ -9,7 +9,7 @@ from jobqueue import AdminClient, InvalidArgument, JobClient, NotFound, QueueAle
 from queue_service.alerts.email import EmailSettings
 from queue_service.alerts.outbox import EmailOutbox
 from queue_service.alerts.policies import MAX_EMAIL_RECIPIENTS
-from queue_service.core.dlq_alerts import DlqAlerter
+from queue_service.core.sweep.tasks.dlq_alerts import DlqAlerter, DlqAlertsConfig
 from queue_service.store.alert_outbox import outbox_of
 from tests.integration.test_dlq_alerts import dead_letter
 
@@ -94,7 +94,9 @@ def test_queue_thresholds_and_recipients_drive_the_alerts(service, admin, job_ma
         QueueAlertPolicy("billing", dlq_alert_threshold=1, email_recipients=("billing@example.com",))
     )
     settings = EmailSettings(host="127.0.0.1", sender="q@example.com", recipients=("ops@example.com",))
-    alerter = DlqAlerter(job_manager.database, job_manager.clock, threshold=2, email_outbox=EmailOutbox(settings))
+    alerter = DlqAlerter(
+        job_manager.database, job_manager.clock, DlqAlertsConfig(threshold=2), email_outbox=EmailOutbox(settings)
+    )
 
     counts = alerter.run_once()
 

@@ -1,4 +1,5 @@
-"""The client's transport options: gRPC-native retries on UNAVAILABLE, deadlines, TLS and mutual TLS."""
+"""The client's transport options: gRPC-native retries on UNAVAILABLE, deadlines, TLS and mutual TLS, and the
+one connection core every client is built on."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from concurrent import futures
 
 import grpc
 import pytest
-from jobqueue import DeadlineExceeded, JobClient, NotFound, TlsConfig, Unauthenticated, Unavailable, aio
-from jobqueue.v1 import job_pb2
+from jobqueue import AdminClient, DeadlineExceeded, JobClient, NotFound, TlsConfig, Unauthenticated, Unavailable, aio
+from jobqueue.aio.connection import ClientCore as AioClientCore
+from jobqueue.connection import ClientCore, channel_settings, open_channel
+from jobqueue.v1 import job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 
 from queue_service.api.server import QueueServer
@@ -204,3 +207,88 @@ def test_mutual_tls_with_several_targets_checks_the_first_host_name(database_url
         asyncio.run(scenario())
     finally:
         server.stop(0)
+
+
+# One client core
+
+
+def test_every_client_is_built_on_one_connection_core():
+    """Sync and asyncio clients of a service make their channels with the same options, the ones
+    open_channel uses, so a change to the set-up reaches every client at once."""
+    target = "127.0.0.1:1"
+    expected = {
+        client: channel_settings(
+            target, token=None, tls=None, retry=True, options=(), idempotent_methods=client.idempotent_methods
+        ).options
+        for client in (JobClient, AdminClient)
+    }
+
+    async def aio_options() -> dict:
+        async with aio.JobClient(target) as jobs, aio.AdminClient(target) as admin:
+            return {JobClient: list(jobs.connection.options), AdminClient: list(admin.connection.options)}
+
+    with JobClient(target) as jobs, AdminClient(target) as admin:
+        sync = {JobClient: list(jobs.connection.options), AdminClient: list(admin.connection.options)}
+    assert sync == asyncio.run(aio_options()) == expected
+    assert aio.JobClient.idempotent_methods is JobClient.idempotent_methods
+    assert aio.AdminClient.idempotent_methods is AdminClient.idempotent_methods
+    # The retry policy covers each service's own safe methods.
+    assert "GetJob" in dict(sync[JobClient])["grpc.service_config"]
+    assert "GetStatistics" in dict(sync[AdminClient])["grpc.service_config"]
+
+
+class GetJobClient(ClientCore):
+    """A client written later: a stub and its safe methods are all it names."""
+
+    stub_class = job_service_pb2_grpc.JobServiceStub
+    idempotent_methods = {"jobqueue.v1.JobService": ["GetJob"]}
+
+    def get_job(self) -> pb.GetJobResponse:
+        return self.connection.unary(self.stub.GetJob, pb.GetJobRequest(job_id="j1"))
+
+
+class AsyncGetJobClient(AioClientCore):
+    stub_class = job_service_pb2_grpc.JobServiceStub
+    idempotent_methods = GetJobClient.idempotent_methods
+
+    async def get_job(self) -> pb.GetJobResponse:
+        return await self.connection.unary(self.stub.GetJob, pb.GetJobRequest(job_id="j1"))
+
+
+def test_a_new_client_gets_retries_deadlines_and_typed_errors_from_the_core(flaky_server):
+    target, calls = flaky_server
+    with GetJobClient(target, timeout=10) as client:
+        assert repr(client) == f"GetJobClient({target!r})"
+        assert client.connection.timeout == 10
+        assert client.get_job().job.job_id == "j1"
+    assert calls["GetJob"] == 3  # retried by gRPC on UNAVAILABLE, as the service config says
+
+    calls.clear()
+    with GetJobClient(target, timeout=10, retry=False) as client, pytest.raises(Unavailable):
+        client.get_job()
+    assert calls["GetJob"] == 1
+
+
+def test_a_new_asyncio_client_gets_the_same_core(flaky_server):
+    target, calls = flaky_server
+
+    async def scenario() -> str:
+        async with AsyncGetJobClient(target, timeout=10) as client:
+            assert repr(client) == f"aio.AsyncGetJobClient({target!r})"
+            return (await client.get_job()).job.job_id
+
+    assert asyncio.run(scenario()) == "j1"
+    assert calls["GetJob"] == 3
+
+
+def test_open_channel_is_the_clients_set_up(flaky_server):
+    """A channel from open_channel, handed to a client, retries as the client's own channel does."""
+    target, calls = flaky_server
+    channel = open_channel(target, idempotent_methods=JobClient.idempotent_methods)
+    try:
+        with JobClient(target, channel=channel, timeout=10) as client:
+            assert client.get_job("j1").job.job_id == "j1"
+            assert client.connection.options is None  # the channel's options are the caller's
+        assert calls["GetJob"] == 3
+    finally:
+        channel.close()

@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from queue_service.core.dead_letters import DeadLetterManager
-from queue_service.core.dlq_alerts import DlqAlerter
 from queue_service.core.jobs import JobSpec
-from queue_service.core.recovery import Recovery, RecoverySettings
+from queue_service.core.sweep.runner import Recovery
+from queue_service.core.sweep.settings import RecoverySettings
+from queue_service.core.sweep.tasks.dlq_alerts import DlqAlerter, DlqAlertsConfig
 from queue_service.domain import RunStatus
 
 
@@ -83,10 +84,9 @@ def alerter_for(job_manager, url: str, threshold: int = 2, timeout: float = 5.0,
     return DlqAlerter(
         job_manager.database,
         job_manager.clock,
-        threshold=threshold,
-        webhook_url=url,
-        webhook_timeout=timedelta(seconds=timeout),
-        node_id=node_id,
+        DlqAlertsConfig(
+            threshold=threshold, webhook_url=url, webhook_timeout=timedelta(seconds=timeout), node_id=node_id
+        ),
     )
 
 
@@ -98,7 +98,7 @@ def test_webhook_is_posted_once_per_crossing(job_manager, database, clock, recei
     assert receiver.bodies == []
 
     dead_letter(job_manager, "emails", "e2")
-    with caplog.at_level(logging.WARNING, logger="queue_service.core.dlq_alerts"):
+    with caplog.at_level(logging.WARNING, logger="queue_service.core.sweep.tasks.dlq_alerts"):
         counts = alerter.run_once()
 
     assert (counts.raised, counts.cleared, counts.webhook_failures) == (1, 0, 0)
@@ -152,7 +152,7 @@ def test_threshold_zero_turns_alerts_off(job_manager, receiver):
 
 def test_alerts_without_a_webhook_only_log(job_manager, caplog):
     dead_letter(job_manager, "emails", "e1", "e2")
-    with caplog.at_level(logging.WARNING, logger="queue_service.core.dlq_alerts"):
+    with caplog.at_level(logging.WARNING, logger="queue_service.core.sweep.tasks.dlq_alerts"):
         counts = alerter_for(job_manager, "").run_once()
     assert (counts.raised, counts.webhook_failures) == (1, 0)
     assert any("has 2 pending entries" in record.message for record in caplog.records)

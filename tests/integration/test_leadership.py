@@ -12,7 +12,9 @@ import pytest
 from queue_service.core.errors import Aborted
 from queue_service.core.jobs import JobManager
 from queue_service.core.leadership import Lease
-from queue_service.core.recovery import Recovery, RecoverySettings
+from queue_service.core.sweep.runner import Recovery
+from queue_service.core.sweep.settings import RecoverySettings
+from queue_service.core.sweep.task import SweepTask, no_checkpoint
 from queue_service.domain import RunStatus
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store.database import Database
@@ -149,19 +151,22 @@ def test_two_nodes_sweeping_concurrently_never_overlap(databases, clock):
     log: list[tuple[str, str]] = []
     log_lock = threading.Lock()
 
-    def recording_task(node_id):
-        def task(counts, checkpoint):
+    class Recording(SweepTask[None]):
+        name = "record"
+
+        def __init__(self, node_id: str) -> None:
+            self.node_id = node_id
+
+        def run_once(self, checkpoint=no_checkpoint) -> None:
             with log_lock:
-                log.append((node_id, "enter"))
+                log.append((self.node_id, "enter"))
             time.sleep(0.002)
             checkpoint()
             with log_lock:
-                log.append((node_id, "exit"))
-
-        return task
+                log.append((self.node_id, "exit"))
 
     nodes = [
-        Recovery(JobManager(database, clock), RecoverySettings(node_id=name), tasks=[("record", recording_task(name))])
+        Recovery(JobManager(database, clock), RecoverySettings(node_id=name), tasks=[Recording(name)])
         for name, database in zip(("a", "b"), databases)
     ]
     outcomes = {"a": {"ran": 0, "aborted": 0}, "b": {"ran": 0, "aborted": 0}}

@@ -16,7 +16,8 @@ from sqlalchemy import update
 
 from queue_service.api.server import QueueServer
 from queue_service.core.leadership import Lease
-from queue_service.core.recovery import SWEEP_LOCK, RecoverySettings
+from queue_service.core.sweep.runner import SWEEP_LOCK
+from queue_service.core.sweep.settings import RecoverySettings
 from queue_service.store.schema import queue_jobs
 from tests.conftest import ADMIN_TOKEN, grpcurl_path, make_config
 from tests.integration.admin_helpers import bad_field, enqueue, lease, rpc_error

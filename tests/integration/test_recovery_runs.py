@@ -10,7 +10,9 @@ from sqlalchemy import update
 
 from queue_service.core.errors import Aborted, InvalidArgument
 from queue_service.core.jobs import JobManager, JobSpec
-from queue_service.core.recovery import Recovery, RecoverySettings, Trigger
+from queue_service.core.sweep.runner import Recovery, Trigger
+from queue_service.core.sweep.settings import RecoverySettings
+from queue_service.core.sweep.task import SweepTask, no_checkpoint
 from queue_service.domain import JobState, RunStatus
 from queue_service.store.database import Database
 from queue_service.store.schema import queue_jobs
@@ -96,14 +98,23 @@ def test_a_run_that_fails_midway_is_recorded_as_failed_and_the_next_run_works(jo
 def test_a_task_that_raises_does_not_stop_the_others(job_manager, clock):
     ran = []
 
-    def broken(counts, checkpoint):
-        raise RuntimeError("disk on fire")
+    class Broken(SweepTask[None]):
+        name = "broken"
 
-    def after(counts, checkpoint):
-        ran.append("after")
-        counts.due_retries += 7
+        def run_once(self, checkpoint=no_checkpoint) -> None:
+            raise RuntimeError("disk on fire")
 
-    recovery = Recovery(job_manager, RecoverySettings(node_id="n"), tasks=[("broken", broken), ("after", after)])
+    class After(SweepTask[int]):
+        name = "after"
+
+        def run_once(self, checkpoint=no_checkpoint) -> int:
+            ran.append("after")
+            return 7
+
+        def add_counts(self, result: int, counts) -> None:
+            counts.due_retries += result
+
+    recovery = Recovery(job_manager, RecoverySettings(node_id="n"), tasks=[Broken(), After()])
     run = recovery.run_once()
 
     assert run.status == RunStatus.FAILED
@@ -140,14 +151,16 @@ def test_a_node_killed_mid_sweep_holds_the_sweep_lock_no_longer_than_a_leader_le
     assert live.run_once().status == RunStatus.SUCCEEDED
 
 
-class BlockingTask:
+class BlockingTask(SweepTask[None]):
     """A task that holds the sweep open until the test lets it go."""
+
+    name = "block"
 
     def __init__(self) -> None:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def __call__(self, counts, checkpoint) -> None:
+    def run_once(self, checkpoint=no_checkpoint) -> None:
         self.entered.set()
         assert self.release.wait(30)
         checkpoint()
@@ -173,7 +186,7 @@ def test_only_one_sweep_runs_at_a_time_across_nodes(database_url, clock):
     database_a = Database(database_url)
     try:
         blocker = BlockingTask()
-        node_a = Recovery(JobManager(database_a, clock), RecoverySettings(node_id="node-a"), tasks=[("block", blocker)])
+        node_a = Recovery(JobManager(database_a, clock), RecoverySettings(node_id="node-a"), tasks=[blocker])
         node_b = Recovery(JobManager(database_b, clock), RecoverySettings(node_id="node-b"))
         thread, results = run_in_thread(node_a)
         assert blocker.entered.wait(30)
@@ -203,7 +216,7 @@ def test_a_sweep_that_outlives_its_lock_stops_and_the_taker_closes_it(database_u
         blocker = BlockingTask()
         settings = {"sweep_lock_ttl": timedelta(minutes=2)}
         node_a = Recovery(
-            JobManager(database_a, clock), RecoverySettings(node_id="node-a", **settings), tasks=[("block", blocker)]
+            JobManager(database_a, clock), RecoverySettings(node_id="node-a", **settings), tasks=[blocker]
         )
         node_b = Recovery(JobManager(database_b, clock), RecoverySettings(node_id="node-b", **settings))
         thread, results = run_in_thread(node_a)
@@ -225,7 +238,7 @@ def test_a_sweep_that_outlives_its_lock_stops_and_the_taker_closes_it(database_u
 
 def test_stopping_the_node_interrupts_a_sweep_between_batches(job_manager, clock):
     blocker = BlockingTask()
-    recovery = Recovery(job_manager, RecoverySettings(node_id="n"), tasks=[("block", blocker)])
+    recovery = Recovery(job_manager, RecoverySettings(node_id="n"), tasks=[blocker])
     thread, results = run_in_thread(recovery)
     assert blocker.entered.wait(30)
 

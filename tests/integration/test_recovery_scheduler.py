@@ -8,8 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from queue_service.api.server import QueueServer
-from queue_service.core.recovery import RecoverySettings
 from queue_service.core.schedules import ScheduleInput
+from queue_service.core.sweep.settings import RecoverySettings
 from queue_service.domain import RunStatus
 from queue_service.scheduler import ELECTION_JOB, SCHEDULE_TICK_JOB, SWEEP_JOB
 from queue_service.store.errors import StoreUnavailable

@@ -8,11 +8,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from queue_service.core import maintenance
 from queue_service.core.errors import FailedPrecondition
 from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, ReportedError
 from queue_service.core.queues import QueueManager
 from queue_service.core.retry import PolicyOverride, RetryPolicy
+from queue_service.core.sweep.task import BatchConfig
+from queue_service.core.sweep.tasks.clean_finished import (
+    CleanActivity,
+    CleanCompletedJobs,
+    CleanRetryLog,
+    RetentionConfig,
+)
+from queue_service.core.sweep.tasks.dead_letter_exhausted import DeadLetterExhausted
+from queue_service.core.sweep.tasks.promote_due_retries import PromoteDueRetries
+from queue_service.core.sweep.tasks.rescue_expired_leases import RescueExpiredLeases, StalledCounts
 from queue_service.domain import DeathReason, Decision, JobState, RecoveryStatus
 from queue_service.store.database import Database
 from queue_service.store.schema import dead_letter_queue, queue_activity, queue_jobs, queue_retry_log
@@ -62,14 +71,14 @@ def test_due_retries_become_waiting_only_once_their_time_has_passed(job_manager,
     run_and_fail(job_manager, "late")  # retry 5 s from now
     clock.advance(2)
 
-    assert maintenance.make_retries_due(job_manager, batch_size=1000) == 1
+    assert PromoteDueRetries(job_manager, BatchConfig(1000)).run_once() == 1
     assert state_of(job_manager, "early") == JobState.WAITING
     assert state_of(job_manager, "late") == JobState.FAILED
 
     clock.advance(3)
-    assert maintenance.make_retries_due(job_manager, batch_size=1000) == 1
+    assert PromoteDueRetries(job_manager, BatchConfig(1000)).run_once() == 1
     assert state_of(job_manager, "late") == JobState.WAITING
-    assert maintenance.make_retries_due(job_manager, batch_size=1000) == 0
+    assert PromoteDueRetries(job_manager, BatchConfig(1000)).run_once() == 0
     # A due job keeps its attempt count: its next run is its second.
     job = job_manager.get_job("early").job
     assert job.record.attempt_number == 1
@@ -87,7 +96,7 @@ def test_due_retries_work_in_batches(job_manager, clock):
     clock.advance(5)
     checkpoint = CountingCheckpoint()
 
-    assert maintenance.make_retries_due(job_manager, batch_size=2, checkpoint=checkpoint) == 5
+    assert PromoteDueRetries(job_manager, BatchConfig(2)).run_once(checkpoint) == 5
     assert checkpoint.calls == 3  # 2 + 2 + 1
     assert all(state_of(job_manager, job_id) == JobState.WAITING for job_id in ids)
 
@@ -99,13 +108,13 @@ def test_expired_lease_is_a_failed_run_that_retries(job_manager, clock):
     enqueue(job_manager, "job-1")
     lease(job_manager, lease_duration=timedelta(seconds=30))
     clock.advance(29)
-    assert maintenance.rescue_stalled_jobs(job_manager, batch_size=1000) == maintenance.StalledCounts(0, 0)
+    assert RescueExpiredLeases(job_manager, BatchConfig(1000)).run_once() == StalledCounts(0, 0)
     assert state_of(job_manager, "job-1") == JobState.ACTIVE
 
     clock.advance(1)
-    counts = maintenance.rescue_stalled_jobs(job_manager, batch_size=1000)
+    counts = RescueExpiredLeases(job_manager, BatchConfig(1000)).run_once()
 
-    assert counts == maintenance.StalledCounts(retried=1, dead_lettered=0)
+    assert counts == StalledCounts(retried=1, dead_lettered=0)
     details = job_manager.get_job("job-1")
     job = details.job.record
     assert job.state == JobState.FAILED
@@ -124,16 +133,16 @@ def test_expired_leases_use_up_the_budget_and_the_last_one_dead_letters(job_mana
         (job,) = lease(job_manager)
         assert job.record.attempt_number == run
         clock.advance(60)  # the default lease
-        assert maintenance.rescue_stalled_jobs(job_manager, batch_size=1000).retried == 1
+        assert RescueExpiredLeases(job_manager, BatchConfig(1000)).run_once().retried == 1
         assert job_manager.get_job("job-1").job.record.run_at == clock.now() + timedelta(seconds=delay)
         clock.advance(delay)
     (job,) = lease(job_manager)
     assert job.record.attempt_number == 4
     clock.advance(60)
 
-    counts = maintenance.rescue_stalled_jobs(job_manager, batch_size=1000)
+    counts = RescueExpiredLeases(job_manager, BatchConfig(1000)).run_once()
 
-    assert counts == maintenance.StalledCounts(retried=0, dead_lettered=1)
+    assert counts == StalledCounts(retried=0, dead_lettered=1)
     details = job_manager.get_job("job-1")
     assert details.job.record.state == JobState.DEAD_LETTER
     assert details.retry_log[-1].decision == Decision.DEAD_LETTER
@@ -150,7 +159,7 @@ def test_a_late_report_after_the_rescue_is_rejected(job_manager, clock):
     enqueue(job_manager, "job-1")
     (job,) = lease(job_manager)
     clock.advance(61)
-    maintenance.rescue_stalled_jobs(job_manager, batch_size=1000)
+    RescueExpiredLeases(job_manager, BatchConfig(1000)).run_once()
 
     # The sweep already counted attempt 1 as failed; the worker's late completion must not win.
     with pytest.raises(FailedPrecondition):
@@ -164,7 +173,7 @@ def test_heartbeats_keep_a_job_from_being_rescued(job_manager, clock):
     for _ in range(4):
         clock.advance(20)
         job_manager.heartbeat("job-1", job.record.attempt_number, timedelta(seconds=30))
-        assert maintenance.rescue_stalled_jobs(job_manager, batch_size=1000).retried == 0
+        assert RescueExpiredLeases(job_manager, BatchConfig(1000)).run_once().retried == 0
     assert state_of(job_manager, "job-1") == JobState.ACTIVE
 
 
@@ -172,10 +181,10 @@ def test_track_start_jobs_stall_after_the_stall_timeout(database, clock):
     jobs = JobManager(database, clock, LifecycleSettings(stall_timeout=timedelta(minutes=10)))
     jobs.track_start("ext-1", queue_name=QUEUE, job_name="send", worker_id="bull-1")
     clock.advance(timedelta(minutes=10) - timedelta(seconds=1))
-    assert maintenance.rescue_stalled_jobs(jobs, batch_size=1000).retried == 0
+    assert RescueExpiredLeases(jobs, BatchConfig(1000)).run_once().retried == 0
 
     clock.advance(timedelta(seconds=1))
-    assert maintenance.rescue_stalled_jobs(jobs, batch_size=1000).retried == 1
+    assert RescueExpiredLeases(jobs, BatchConfig(1000)).run_once().retried == 1
     job = jobs.get_job("ext-1").job.record
     assert job.state == JobState.FAILED
     assert job.last_error.message == "lease expired"
@@ -188,7 +197,7 @@ def test_stalled_jobs_are_rescued_in_batches(job_manager, clock):
     clock.advance(61)
     checkpoint = CountingCheckpoint()
 
-    counts = maintenance.rescue_stalled_jobs(job_manager, batch_size=3, checkpoint=checkpoint)
+    counts = RescueExpiredLeases(job_manager, BatchConfig(3)).run_once(checkpoint)
 
     assert counts.retried == 7
     assert checkpoint.calls == 3
@@ -204,12 +213,12 @@ def test_jobs_out_of_retries_after_a_policy_change_move_to_the_dlq(database, clo
     for job_id in ("failed-twice", "failed-twice", "failed-once", "made-due", "made-due"):
         run_and_fail(generous, job_id)
     clock.advance(60)
-    assert maintenance.make_retries_due(generous, batch_size=1000) == 3
+    assert PromoteDueRetries(generous, BatchConfig(1000)).run_once() == 3
     assert state_of(generous, "made-due") == JobState.WAITING
 
     # The server restarts with a stricter default: one retry at most, so two failed runs are too many.
     strict = JobManager(database, clock, LifecycleSettings(default_policy=RetryPolicy(max_retries=1)))
-    moved = maintenance.dead_letter_exhausted_jobs(strict, batch_size=1000)
+    moved = DeadLetterExhausted(strict, BatchConfig(1000)).run_once()
 
     assert moved == 2
     assert state_of(strict, "failed-twice") == JobState.DEAD_LETTER
@@ -223,7 +232,7 @@ def test_jobs_out_of_retries_after_a_policy_change_move_to_the_dlq(database, clo
     assert entry.recovery_status == RecoveryStatus.PENDING
     assert entry.total_attempts == 2
     # Nothing left to move.
-    assert maintenance.dead_letter_exhausted_jobs(strict, batch_size=1000) == 0
+    assert DeadLetterExhausted(strict, BatchConfig(1000)).run_once() == 0
 
 
 def test_queue_and_job_policies_decide_exhaustion(database, clock, job_manager):
@@ -233,7 +242,7 @@ def test_queue_and_job_policies_decide_exhaustion(database, clock, job_manager):
     job_manager.enqueue([JobSpec("other", "send", job_id="other-queue")])
     for job_id in ("queue-policy", "own-policy", "other-queue"):
         run_and_fail(job_manager, job_id)
-    assert maintenance.dead_letter_exhausted_jobs(job_manager, batch_size=1000) == 0
+    assert DeadLetterExhausted(job_manager, BatchConfig(1000)).run_once() == 0
 
     # An operator lowers the queue's policy to no retries; the one job's own policy is lowered too.
     QueueManager(job_manager).update_policy(QUEUE, PolicyOverride(max_retries=0), actor="ops")
@@ -242,7 +251,7 @@ def test_queue_and_job_policies_decide_exhaustion(database, clock, job_manager):
             update(queue_jobs).where(queue_jobs.c.job_id == "own-policy").values(retry_policy={"max_retries": 0})
         )
 
-    assert maintenance.dead_letter_exhausted_jobs(job_manager, batch_size=1000) == 2
+    assert DeadLetterExhausted(job_manager, BatchConfig(1000)).run_once() == 2
     assert state_of(job_manager, "queue-policy") == JobState.DEAD_LETTER
     assert state_of(job_manager, "own-policy") == JobState.DEAD_LETTER
     assert state_of(job_manager, "other-queue") == JobState.FAILED  # its queue still allows retries
@@ -254,7 +263,7 @@ def test_a_job_policy_above_the_queue_policy_keeps_its_retries(database, clock, 
     run_and_fail(job_manager, "patient")
     QueueManager(job_manager).update_policy(QUEUE, PolicyOverride(max_retries=0), actor="ops")
 
-    assert maintenance.dead_letter_exhausted_jobs(job_manager, batch_size=1000) == 0
+    assert DeadLetterExhausted(job_manager, BatchConfig(1000)).run_once() == 0
     assert state_of(job_manager, "patient") == JobState.FAILED
 
 
@@ -267,7 +276,7 @@ def test_exhausted_jobs_are_found_across_batches(database, clock):
     strict = JobManager(database, clock, LifecycleSettings(default_policy=RetryPolicy(max_retries=0)))
     checkpoint = CountingCheckpoint()
 
-    assert maintenance.dead_letter_exhausted_jobs(strict, batch_size=2, checkpoint=checkpoint) == 5
+    assert DeadLetterExhausted(strict, BatchConfig(2)).run_once(checkpoint) == 5
     assert checkpoint.calls == 3
     assert all(state_of(strict, job_id) == JobState.DEAD_LETTER for job_id in ids)
     assert state_of(strict, "untouched") == JobState.WAITING
@@ -288,7 +297,7 @@ def test_retention_deletes_only_old_completed_jobs(job_manager, clock, database)
     job_manager.complete("new-done", 1)
     everything = ["old-done", "old-waiting", "old-failed", "old-active", "old-dead", "new-done"]
 
-    deleted = maintenance.delete_old_completed_jobs(database, clock, older_than=timedelta(days=7), batch_size=1000)
+    deleted = CleanCompletedJobs(database, clock, RetentionConfig(timedelta(days=7), 1000)).run_once()
 
     assert deleted == 1
     with database.transaction() as repo:
@@ -311,9 +320,7 @@ def test_retention_deletes_completed_jobs_in_batches_and_keeps_recent_ones(job_m
     clock.advance(timedelta(days=5))
     checkpoint = CountingCheckpoint()
 
-    deleted = maintenance.delete_old_completed_jobs(
-        database, clock, older_than=timedelta(days=7), batch_size=2, checkpoint=checkpoint
-    )
+    deleted = CleanCompletedJobs(database, clock, RetentionConfig(timedelta(days=7), 2)).run_once(checkpoint)
 
     assert deleted == 5
     assert checkpoint.calls == 3
@@ -328,7 +335,7 @@ def test_retry_log_retention_deletes_only_old_rows(job_manager, clock, database)
     run_and_fail(job_manager, "job-2")
     clock.advance(timedelta(days=11))
 
-    deleted = maintenance.delete_old_retry_log(database, clock, older_than=timedelta(days=30), batch_size=1000)
+    deleted = CleanRetryLog(database, clock, RetentionConfig(timedelta(days=30), 1000)).run_once()
 
     assert deleted == 1
     with database.transaction() as repo:
@@ -356,10 +363,10 @@ def test_activity_retention_deletes_only_buckets_no_period_can_read(job_manager,
     assert activity_rows(database) == {"failed": 2, "retried": 2, "completed": 2}
 
     clock.advance(timedelta(days=5))  # "old" is 35 days back: its hourly bucket may still be read
-    assert maintenance.delete_old_activity(database, clock, older_than=timedelta(days=35), batch_size=1) == 0
+    assert CleanActivity(database, clock, RetentionConfig(timedelta(days=35), 1)).run_once() == 0
 
     clock.advance(timedelta(hours=1, minutes=5))
-    deleted = maintenance.delete_old_activity(database, clock, older_than=timedelta(days=35), batch_size=1)
+    deleted = CleanActivity(database, clock, RetentionConfig(timedelta(days=35), 1)).run_once()
 
     assert deleted == 4  # one row per kind and width, deleted one batch at a time
     assert activity_rows(database) == {"completed": 2}
@@ -401,10 +408,10 @@ def test_sweep_batches_and_leases_skip_each_others_rows(postgres_url, clock):
             assert not thread.is_alive(), "leasing waited for the sweep's transaction"
             assert sorted(job.record.job_id for job in leased[0]) == ["fresh-1", "fresh-2"]
             # Another sweep batch meanwhile takes the rest, skipping the locked row.
-            thread, rescued = run_in_thread(lambda: maintenance.rescue_stalled_jobs(worker, batch_size=10))
+            thread, rescued = run_in_thread(lambda: RescueExpiredLeases(worker, BatchConfig(10)).run_once())
             thread.join(10)
             assert not thread.is_alive(), "the sweep waited for a locked row"
-            assert rescued == [maintenance.StalledCounts(retried=1, dead_lettered=0)]
+            assert rescued == [StalledCounts(retried=1, dead_lettered=0)]
         assert state_of(worker, "stalled-1") == JobState.ACTIVE  # the first batch never applied anything
         assert state_of(worker, "stalled-2") == JobState.FAILED
 
@@ -414,7 +421,7 @@ def test_sweep_batches_and_leases_skip_each_others_rows(postgres_url, clock):
         clock.advance(5)
         with worker_db.transaction() as repo:
             repo.get_job("fresh-1", for_update=True)
-            thread, moved = run_in_thread(lambda: maintenance.make_retries_due(sweeper, batch_size=10))
+            thread, moved = run_in_thread(lambda: PromoteDueRetries(sweeper, BatchConfig(10)).run_once())
             thread.join(10)
             assert not thread.is_alive(), "due retries waited for a locked row"
         assert moved == [2]  # stalled-2 (due again) and fresh-2

@@ -28,8 +28,9 @@ from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.errors import FailedPrecondition, NotFound
 from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, ReportedError
 from queue_service.core.queues import QueueManager
-from queue_service.core.recovery import Recovery, RecoverySettings, Trigger
 from queue_service.core.retry import RetryPolicy
+from queue_service.core.sweep.runner import Recovery, Trigger
+from queue_service.core.sweep.settings import RecoverySettings
 from queue_service.domain import JobState, RecoveryStatus
 from queue_service.store.database import Database
 from queue_service.store.schema import dead_letter_queue, queue_counters, queue_jobs, queue_retry_log

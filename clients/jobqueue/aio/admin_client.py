@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-import grpc.aio
 from google.protobuf.message import Message
 
 from jobqueue import _convert as convert
@@ -33,8 +32,7 @@ from jobqueue.admin_client import (
     schedule_update_request,
     with_page_token,
 )
-from jobqueue.aio.connection import Connection
-from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Targets, TlsConfig
+from jobqueue.aio.connection import ClientCore
 from jobqueue.models import (
     Activity,
     AuditEvent,
@@ -105,46 +103,15 @@ class AsyncPager(Generic[T]):
                 yield item
 
 
-class AdminClient:
+class AdminClient(ClientCore):
     """An asyncio client of AdminService; the options and methods are those of jobqueue.AdminClient.
 
     List calls return an AsyncPager. Create the client inside a running event loop.
     """
 
-    def __init__(
-        self,
-        target: Targets = DEFAULT_TARGET,
-        *,
-        token: str | None = None,
-        tls: TlsConfig | bool | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        channel: grpc.aio.Channel | None = None,
-        retry: bool = True,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = Connection(
-            target,
-            token=token,
-            tls=tls,
-            timeout=timeout,
-            channel=channel,
-            retry=retry,
-            options=options,
-            idempotent_methods=IDEMPOTENT_METHODS,
-        )
-        self.stub = admin_service_pb2_grpc.AdminServiceStub(self.connection.channel)  # type: ignore[no-untyped-call]
-
-    async def __aenter__(self) -> AdminClient:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self.connection.close()
-
-    def __repr__(self) -> str:
-        return f"aio.AdminClient({self.connection.target!r})"
+    stub_class = admin_service_pb2_grpc.AdminServiceStub
+    stub: admin_service_pb2_grpc.AdminServiceStub
+    idempotent_methods = IDEMPOTENT_METHODS
 
     async def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
         return await self.connection.unary(method, request, timeout)

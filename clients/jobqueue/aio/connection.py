@@ -1,15 +1,39 @@
-"""The asyncio channel: the synchronous client's channel settings and typed errors over grpc.aio."""
+"""The asyncio client core: the synchronous clients' channel settings and typed errors over grpc.aio."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Self, Unpack
 
 import grpc
 import grpc.aio
 
-from jobqueue.connection import BaseConnection, ChannelSettings
+from jobqueue.connection import (
+    DEFAULT_TARGET,
+    BaseClient,
+    BaseConnection,
+    ChannelSettings,
+    Targets,
+    TransportOptions,
+    channel_settings,
+)
 from jobqueue.errors import from_rpc_error
+
+
+def _aio_channel(settings: ChannelSettings) -> grpc.aio.Channel:
+    if settings.credentials is not None:
+        return grpc.aio.secure_channel(settings.target, settings.credentials, options=settings.options)
+    return grpc.aio.insecure_channel(settings.target, options=settings.options)
+
+
+def open_channel(
+    target: Targets = DEFAULT_TARGET,
+    *,
+    idempotent_methods: Mapping[str, Iterable[str]] | None = None,
+    **transport: Unpack[TransportOptions],
+) -> grpc.aio.Channel:
+    """The grpc.aio channel of jobqueue.connection.open_channel; make it inside a running event loop."""
+    return _aio_channel(channel_settings(target, idempotent_methods=idempotent_methods, **transport))
 
 
 class Connection(BaseConnection):
@@ -21,9 +45,7 @@ class Connection(BaseConnection):
     channel: grpc.aio.Channel
 
     def _open(self, settings: ChannelSettings) -> grpc.aio.Channel:
-        if settings.credentials is not None:
-            return grpc.aio.secure_channel(settings.target, settings.credentials, options=settings.options)
-        return grpc.aio.insecure_channel(settings.target, options=settings.options)
+        return _aio_channel(settings)
 
     async def unary(self, method: Callable[..., Any], request: Any, timeout: float | None = None) -> Any:
         """Call a unary RPC; a failure raises the typed error for its status."""
@@ -57,3 +79,21 @@ class Connection(BaseConnection):
     async def close(self) -> None:
         if self._owns_channel:
             await self.channel.close()
+
+
+class ClientCore(BaseClient):
+    """The base of every asyncio client. Create it inside a running event loop, and close it
+    (`await client.close()` or `async with`) before the loop ends."""
+
+    connection_class = Connection
+    connection: Connection
+    repr_prefix = "aio."
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.connection.close()

@@ -9,11 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import grpc.aio
-
 from jobqueue import _convert as convert
-from jobqueue.aio.connection import Connection
-from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Targets, TlsConfig
+from jobqueue.aio.connection import ClientCore
 from jobqueue.errors import JobQueueError
 from jobqueue.job_client import (
     IDEMPOTENT_METHODS,
@@ -54,49 +51,22 @@ class TrackedRun(TrackedRunBase["JobClient"]):
         return await self.client.heartbeat(self.job_id, self.attempt_number, lease_duration=lease_duration)
 
 
-class JobClient:
+class JobClient(ClientCore):
     """An asyncio client of JobService; the options and methods are those of jobqueue.JobClient.
 
     Create it inside a running event loop, and close it (`await client.close()` or
     `async with`) before the loop ends.
     """
 
-    def __init__(
-        self,
-        target: Targets = DEFAULT_TARGET,
-        *,
-        token: str | None = None,
-        tls: TlsConfig | bool | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        channel: grpc.aio.Channel | None = None,
-        retry: bool = True,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self.connection = Connection(
-            target,
-            token=token,
-            tls=tls,
-            timeout=timeout,
-            channel=channel,
-            retry=retry,
-            options=options,
-            idempotent_methods=IDEMPOTENT_METHODS,
-        )
-        self.stub = job_service_pb2_grpc.JobServiceStub(self.connection.channel)  # type: ignore[no-untyped-call]
-        # Leases fill their reply only up to what this channel accepts; see jobqueue.JobClient.
-        self.max_response_bytes = 0 if channel is not None else receive_limit(options)
+    stub_class = job_service_pb2_grpc.JobServiceStub
+    stub: job_service_pb2_grpc.JobServiceStub
+    idempotent_methods = IDEMPOTENT_METHODS
 
-    async def __aenter__(self) -> JobClient:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self.connection.close()
-
-    def __repr__(self) -> str:
-        return f"aio.JobClient({self.connection.target!r})"
+    @property
+    def max_response_bytes(self) -> int:
+        """Leases fill their reply only up to what this channel accepts; see jobqueue.JobClient."""
+        options = self.connection.options
+        return 0 if options is None else receive_limit(options)
 
     # Producers
 

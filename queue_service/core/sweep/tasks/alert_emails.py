@@ -11,13 +11,13 @@ however long the server is down, every alert stays pending until it is back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from queue_service.alerts.email import EmailSettings, MessageRefused, SmtpMailer, SmtpServerUnavailable
 from queue_service.alerts.message import Alert
 from queue_service.clock import Clock
+from queue_service.core.sweep.task import Checkpoint, RecoveryCounts, SweepContext, SweepTask, no_checkpoint
 from queue_service.store.alert_outbox import OutboxEmail, outbox_of
 from queue_service.store.database import Database
 
@@ -43,29 +43,35 @@ def retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY_DELAY * (2 ** min(attempts - 1, 16)), MAX_RETRY_DELAY)
 
 
-class AlertEmailDelivery:
-    """One sweep task: `run_once` sends what is due and returns its counts."""
+@dataclass(frozen=True)
+class AlertEmailsConfig:
+    email: EmailSettings = EmailSettings()
+    batch_size: int = 100
+
+
+class AlertEmailDelivery(SweepTask[DeliveryCounts]):
+    """`run_once` sends what is due and returns its counts."""
+
+    name = "alert_emails"
 
     def __init__(
-        self,
-        database: Database,
-        clock: Clock,
-        settings: EmailSettings,
-        *,
-        mailer: SmtpMailer | None = None,
-        batch_size: int = 100,
+        self, database: Database, clock: Clock, config: AlertEmailsConfig, *, mailer: SmtpMailer | None = None
     ) -> None:
         self.database = database
         self.clock = clock
-        self.settings = settings
-        self.mailer = mailer or SmtpMailer(settings)
-        self.batch_size = batch_size
+        self.config = config
+        self.mailer = mailer or SmtpMailer(config.email)
 
-    def run_once(self, checkpoint: Callable[[], None] = lambda: None) -> DeliveryCounts:
-        if not self.settings.enabled:
+    @classmethod
+    def for_sweep(cls, context: SweepContext) -> AlertEmailDelivery:
+        config = AlertEmailsConfig(context.settings.alert_email, context.settings.batch_size)
+        return cls(context.jobs.database, context.jobs.clock, config)
+
+    def run_once(self, checkpoint: Checkpoint = no_checkpoint) -> DeliveryCounts:
+        if not self.config.email.enabled:
             return DeliveryCounts()
         with self.database.transaction() as repo:
-            due = outbox_of(repo).due(now=self.clock.now(), limit=self.batch_size)
+            due = outbox_of(repo).due(now=self.clock.now(), limit=self.config.batch_size)
         if not due:
             return DeliveryCounts()
         sent = failed = given_up = 0
@@ -98,7 +104,7 @@ class AlertEmailDelivery:
         """Record a failed attempt; True if that was its last one."""
         attempts = email.attempts + 1 if counted else email.attempts
         now = self.clock.now()
-        last = counted and attempts >= self.settings.max_attempts
+        last = counted and attempts >= self.config.email.max_attempts
         with self.database.transaction() as repo:
             outbox_of(repo).mark_failed_attempt(
                 email,
@@ -117,3 +123,8 @@ class AlertEmailDelivery:
                 error,
             )
         return last
+
+    def add_counts(self, result: DeliveryCounts, counts: RecoveryCounts) -> None:
+        counts.alert_emails_sent += result.sent
+        counts.alert_email_failures += result.failed_attempts
+        counts.alert_emails_given_up += result.given_up

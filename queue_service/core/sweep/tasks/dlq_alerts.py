@@ -4,7 +4,7 @@ One alert per crossing: the "alerting" state lives in the database, so it surviv
 every replica sees it. When the count drops below the threshold the alert clears, and the next
 crossing alerts again. The state is written before the webhook is called: a crash in between
 loses that one notification rather than repeating it on every run. The email is written to the
-outbox in the same transaction as the state, so it is never lost (queue_service/alerts/delivery.py).
+outbox in the same transaction as the state, so it is never lost (queue_service/core/sweep/tasks/alert_emails.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import http.client
 import json
 import logging
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,14 +20,13 @@ from typing import Any
 from queue_service.alerts.message import Alert
 from queue_service.alerts.outbox import EmailOutbox
 from queue_service.clock import Clock
+from queue_service.core.sweep.task import Checkpoint, PostJson, RecoveryCounts, SweepContext, SweepTask, no_checkpoint
 from queue_service.store.alert_policies import alert_policies_of
 from queue_service.store.database import Database
 
 logger = logging.getLogger(__name__)
 
 EVENT = "dlq_threshold_crossed"
-
-PostJson = Callable[[str, dict[str, Any], float], None]
 
 
 @dataclass(frozen=True)
@@ -88,29 +86,51 @@ def post_json(url: str, body: dict[str, Any], timeout: float) -> None:
         response.read(64 * 1024)
 
 
-class DlqAlerter:
+@dataclass(frozen=True)
+class DlqAlertsConfig:
+    # The server's threshold of pending entries; a queue's alert policy may set its own. Zero is off.
+    threshold: int = 100
+    webhook_url: str = ""
+    webhook_timeout: timedelta = timedelta(seconds=5)
+    node_id: str = ""
+
+
+class DlqAlerter(SweepTask[AlertCounts]):
+    name = "dlq_alerts"
+
     def __init__(
         self,
         database: Database,
         clock: Clock,
+        config: DlqAlertsConfig = DlqAlertsConfig(),
         *,
-        threshold: int,
-        webhook_url: str = "",
-        webhook_timeout: timedelta = timedelta(seconds=5),
-        node_id: str = "",
         post: PostJson = post_json,
         email_outbox: EmailOutbox | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
-        self.threshold = threshold
-        self.webhook_url = webhook_url
-        self.webhook_timeout = webhook_timeout
-        self.node_id = node_id
+        self.config = config
         self.post = post
         self.email_outbox = email_outbox
 
-    def run_once(self, checkpoint: Callable[[], None] = lambda: None) -> AlertCounts:
+    @classmethod
+    def for_sweep(cls, context: SweepContext) -> DlqAlerter:
+        settings = context.settings
+        config = DlqAlertsConfig(
+            threshold=settings.dlq_alert_threshold,
+            webhook_url=settings.dlq_alert_webhook_url,
+            webhook_timeout=settings.webhook_timeout,
+            node_id=context.node_id,
+        )
+        return cls(
+            context.jobs.database,
+            context.jobs.clock,
+            config,
+            post=context.post,
+            email_outbox=EmailOutbox(settings.alert_email),
+        )
+
+    def run_once(self, checkpoint: Checkpoint = no_checkpoint) -> AlertCounts:
         """Raise alerts for queues that reached the threshold, clear those that fell below it.
 
         `checkpoint` runs after each webhook call, which may take up to its time-out."""
@@ -118,7 +138,7 @@ class DlqAlerter:
         cleared = 0
         with self.database.transaction() as repo:
             policies = alert_policies_of(repo).all()
-            if self.threshold <= 0 and not any(policy.dlq_alert_threshold for policy in policies.values()):
+            if self.config.threshold <= 0 and not any(policy.dlq_alert_threshold for policy in policies.values()):
                 return AlertCounts()
 
             def threshold_of(queue_name: str) -> int:
@@ -126,7 +146,7 @@ class DlqAlerter:
                 policy = policies.get(queue_name)
                 if policy is not None and policy.dlq_alert_threshold is not None:
                     return policy.dlq_alert_threshold
-                return self.threshold
+                return self.config.threshold
 
             alerts = repo.lock_dlq_alerts()
             pending = repo.pending_dead_letter_counts()
@@ -160,12 +180,21 @@ class DlqAlerter:
     def _notify(self, alert: DlqAlert) -> bool:
         """Log the alert and POST it to the webhook; False if the webhook failed (never raises)."""
         logger.warning("DLQ alert: %s", alert.describe())
-        if not self.webhook_url:
+        if not self.config.webhook_url:
             return True
         try:
-            self.post(self.webhook_url, alert.webhook_body(self.node_id), self.webhook_timeout.total_seconds())
+            self.post(
+                self.config.webhook_url,
+                alert.webhook_body(self.config.node_id),
+                self.config.webhook_timeout.total_seconds(),
+            )
         except (OSError, ValueError, http.client.HTTPException) as error:
             # URLError, HTTPError and time-outs are OSErrors; a broken webhook must not fail the sweep.
             logger.error("DLQ alert webhook for %r failed: %s", alert.queue_name, error)
             return False
         return True
+
+    def add_counts(self, result: AlertCounts, counts: RecoveryCounts) -> None:
+        counts.dead_letter_alerts += result.raised
+        counts.dead_letter_alerts_cleared += result.cleared
+        counts.alert_webhook_failures += result.webhook_failures

@@ -1,0 +1,67 @@
+"""ACTIVE jobs whose lease passed count as a failed run ("lease expired"), then retry or die by their policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from queue_service.core.jobs import LEASE_EXPIRED_TYPE
+from queue_service.core.sweep.task import (
+    Checkpoint,
+    JobBatchTask,
+    RecoveryCounts,
+    no_checkpoint,
+)
+from queue_service.domain import ErrorInfo
+
+LEASE_EXPIRED_MESSAGE = "lease expired"
+
+
+@dataclass(frozen=True)
+class StalledCounts:
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+class RescueExpiredLeases(JobBatchTask[StalledCounts]):
+    """Jobs whose lease passed (leased jobs) or that stayed silent past the stall timeout (TrackStart
+    sets the lease to it) fail with reason "lease expired", exactly as a reported failure does."""
+
+    name = "stalled_jobs"
+
+    def run_once(self, checkpoint: Checkpoint = no_checkpoint) -> StalledCounts:
+        jobs, batch_size = self.jobs, self.config.batch_size
+        retried = dead_lettered = 0
+        while True:
+            with jobs.database.transaction() as repo:
+                now = jobs.clock.now()
+                expired = repo.lock_expired_leases(now=now, limit=batch_size)
+                failures = [
+                    (
+                        job,
+                        ErrorInfo(
+                            LEASE_EXPIRED_MESSAGE,
+                            LEASE_EXPIRED_TYPE,
+                            f"attempt {job.attempt_number} (worker {job.worker_id or 'unknown'}) sent no report "
+                            f"before its lease expired at {job.lease_expires_at.isoformat()}",
+                            job.attempt_number,
+                            now,
+                        ),
+                    )
+                    for job in expired
+                ]
+                # Set-wise: one statement per batch, not per job, for the retried ones.
+                for outcome in jobs.apply_failures(repo, failures, lease_expired=True, now=now):
+                    if outcome.decision.should_retry:
+                        retried += 1
+                    else:
+                        dead_lettered += 1
+            checkpoint()
+            if len(expired) < batch_size:
+                break
+        if retried:
+            jobs.notifier.notify()
+        return StalledCounts(retried, dead_lettered)
+
+    def add_counts(self, result: StalledCounts, counts: RecoveryCounts) -> None:
+        counts.stalled_jobs += result.retried + result.dead_lettered
+        counts.stalled_jobs_dead_lettered += result.dead_lettered
