@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 
 from jobqueue import models
 from jobqueue.v1 import admin_service_pb2 as admin_pb2
-from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_pb2, job_service_pb2
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -146,6 +146,18 @@ def retry_policy_message(policy: models.RetryPolicy | None) -> job_pb2.RetryPoli
     return message
 
 
+def unique_options_message(unique: models.UniqueOptions | str | None) -> job_service_pb2.UniqueOptions | None:
+    if unique is None:
+        return None
+    if isinstance(unique, str):
+        unique = models.UniqueOptions(unique_key=unique)
+    return job_service_pb2.UniqueOptions(
+        unique_key=unique.unique_key,
+        window=duration(unique.window),
+        states=[job_state_number(state, "unique.states") for state in unique.states],
+    )
+
+
 # Responses
 
 
@@ -193,6 +205,7 @@ def job(message: job_pb2.Job) -> models.Job:
         completed_at=optional_datetime(message, "completed_at"),
         dead_letter_id=message.dead_letter_id,
         trace_parent=message.trace_parent,
+        unique_key=message.unique_key,
     )
 
 

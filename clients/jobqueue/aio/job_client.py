@@ -40,6 +40,7 @@ from jobqueue.models import (
     JobRequest,
     RetryPolicy,
     StartResult,
+    UniqueOptions,
 )
 from jobqueue.v1 import job_service_pb2 as pb
 from jobqueue.v1 import job_service_pb2_grpc
@@ -111,6 +112,7 @@ class JobClient:
         run_at: datetime | None = None,
         delay: timedelta | None = None,
         retry_policy: RetryPolicy | None = None,
+        unique: UniqueOptions | str | None = None,
         timeout: float | None = None,
     ) -> EnqueueResult:
         """Add a job; see jobqueue.JobClient.enqueue."""
@@ -123,6 +125,7 @@ class JobClient:
             run_at=run_at,
             delay=delay,
             retry_policy=retry_policy,
+            unique=unique,
         )
         return enqueue_result(await self.connection.unary(self.stub.EnqueueJob, enqueue_request(job), timeout))
 
