@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
@@ -151,11 +151,10 @@ def unique_options_message(unique: models.UniqueOptions | str | None) -> job_ser
         return None
     if isinstance(unique, str):
         unique = models.UniqueOptions(unique_key=unique)
-    return job_service_pb2.UniqueOptions(
-        unique_key=unique.unique_key,
-        window=duration(unique.window),
-        states=[job_state_number(state, "unique.states") for state in unique.states],
-    )
+    message = job_service_pb2.UniqueOptions(unique_key=unique.unique_key, window=duration(unique.window))
+    for state in unique.states:
+        message.states.append(cast("job_pb2.Job.State", job_state_number(state, "unique.states")))
+    return message
 
 
 # Responses
