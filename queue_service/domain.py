@@ -88,6 +88,10 @@ RUNNING_STATES = _in_declared_order(sources(Transition.HEARTBEAT))
 FINISHED_STATES = _in_declared_order(frozenset(JobState) - sources(Transition.START))
 # States whose jobs no run holds, so an operator may delete them in bulk.
 CLEANABLE_STATES = _in_declared_order(frozenset(JobState) - frozenset(RUNNING_STATES))
+# States every unique job's duplicates count in: those it is not finished in. A job moves among
+# them on its own (lease, retry, due again), so a rule leaving one out would let a job leave its
+# counted states and come back to meet a duplicate made meanwhile. They are also the default.
+UNIQUE_REQUIRED_STATES = _in_declared_order(frozenset(JobState) - frozenset(FINISHED_STATES))
 
 
 class Decision(StrEnum):
@@ -164,6 +168,19 @@ def bounded_history(errors: Sequence[ErrorInfo]) -> list[ErrorInfo]:
 
 
 @dataclass(frozen=True)
+class UniqueClaim:
+    """What makes a job unique: its key, and the slot it holds while in `states`.
+
+    The slot names the key, the queue and the window the job was enqueued in; the store keeps at
+    most one job holding a slot in its counted states.
+    """
+
+    key: str
+    slot: str
+    states: frozenset[JobState]
+
+
+@dataclass(frozen=True)
 class JobRecord:
     id: int
     job_id: str
@@ -189,6 +206,15 @@ class JobRecord:
     dead_letter_id: str | None
     # W3C traceparent of the call that created the job; "" if it sent none.
     trace_parent: str = ""
+    # The producer's unique key, None unless the job was enqueued as unique.
+    unique_key: str | None = None
+    # The states the job counts as a duplicate in; None unless unique.
+    unique_states: frozenset[JobState] | None = None
+
+    @property
+    def holds_unique_slot(self) -> bool:
+        """Whether the job, in its current state, keeps others with its unique slot out."""
+        return self.unique_states is not None and self.state in self.unique_states
 
     @property
     def runs_in_budget(self) -> int:
@@ -294,6 +320,7 @@ class NewJob:
     lease_expires_at: datetime | None = None
     started_at: datetime | None = None
     trace_parent: str = ""
+    unique: UniqueClaim | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

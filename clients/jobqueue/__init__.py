@@ -60,6 +60,7 @@ from jobqueue.models import (
     Schedule,
     StartResult,
     Statistics,
+    UniqueOptions,
 )
 from jobqueue.worker import Worker
 
@@ -113,6 +114,7 @@ __all__ = [
     "Schedule",
     "StartResult",
     "Statistics",
+    "UniqueOptions",
     "TlsConfig",
     "TrackedRun",
     "Unauthenticated",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from jobqueue import models
 from jobqueue.v1 import admin_service_pb2 as admin_pb2
-from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_pb2, job_service_pb2
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -146,6 +146,17 @@ def retry_policy_message(policy: models.RetryPolicy | None) -> job_pb2.RetryPoli
     return message
 
 
+def unique_options_message(unique: models.UniqueOptions | str | None) -> job_service_pb2.UniqueOptions | None:
+    if unique is None:
+        return None
+    if isinstance(unique, str):
+        unique = models.UniqueOptions(unique_key=unique)
+    message = job_service_pb2.UniqueOptions(unique_key=unique.unique_key, window=duration(unique.window))
+    for state in unique.states:
+        message.states.append(cast("job_pb2.Job.State", job_state_number(state, "unique.states")))
+    return message
+
+
 # Responses
 
 
@@ -193,6 +204,7 @@ def job(message: job_pb2.Job) -> models.Job:
         completed_at=optional_datetime(message, "completed_at"),
         dead_letter_id=message.dead_letter_id,
         trace_parent=message.trace_parent,
+        unique_key=message.unique_key,
     )
 
 

@@ -24,6 +24,7 @@ from jobqueue.models import (
     JobRequest,
     RetryPolicy,
     StartResult,
+    UniqueOptions,
 )
 from jobqueue.v1 import job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
@@ -74,6 +75,7 @@ def enqueue_request(job: JobRequest) -> pb.EnqueueJobRequest:
         run_at=convert.timestamp(job.run_at),
         delay=convert.duration(job.delay),
         retry_policy=convert.retry_policy_message(job.retry_policy),
+        unique=convert.unique_options_message(job.unique),
     )
 
 
@@ -236,11 +238,14 @@ class JobClient(ClientCore):
         run_at: datetime | None = None,
         delay: timedelta | None = None,
         retry_policy: RetryPolicy | None = None,
+        unique: UniqueOptions | str | None = None,
         timeout: float | None = None,
     ) -> EnqueueResult:
         """Add a job. Without `job_id` one is generated, so a retried call cannot enqueue twice.
 
         `run_at` (aware datetime) or `delay` schedules it; `retry_policy` overrides the queue's.
+        `unique` (UniqueOptions, or just its key) makes it unique: while a duplicate counts, that
+        job is returned with `created` False.
         """
         job = JobRequest(
             queue_name=queue_name,
@@ -251,6 +256,7 @@ class JobClient(ClientCore):
             run_at=run_at,
             delay=delay,
             retry_policy=retry_policy,
+            unique=unique,
         )
         request = enqueue_request(job)
         return enqueue_result(self.connection.unary(self.stub.EnqueueJob, request, timeout))

@@ -86,6 +86,8 @@ class Job:
     dead_letter_id: str
     # W3C traceparent of the producer's call that created the job; "" if it sent none.
     trace_parent: str = ""
+    # The producer's unique key when the job was enqueued as unique; "" otherwise.
+    unique_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,22 @@ class DeadLetterEntry:
 
 
 @dataclass(frozen=True)
+class UniqueOptions:
+    """Makes an enqueued job unique in its queue: while a job with `unique_key` counts, enqueueing
+    another returns that job (created False) instead of adding one.
+
+    `window` counts duplicates only among jobs enqueued in the same window of that length (from
+    the Unix epoch); None means any time. `states` are those an existing job counts in; empty
+    means the states a job is not finished in (waiting, active, failed), and any list must hold
+    those, adding completed or dead_letter to make finished jobs count too.
+    """
+
+    unique_key: str
+    window: timedelta | None = None
+    states: tuple[JobState | str, ...] = ()
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """One job to enqueue; see JobClient.enqueue for the meaning of each field."""
 
@@ -140,12 +158,15 @@ class JobRequest:
     run_at: datetime | None = None
     delay: timedelta | None = None
     retry_policy: RetryPolicy | None = None
+    # A str is the unique key with the default window and states.
+    unique: UniqueOptions | str | None = None
 
 
 @dataclass(frozen=True)
 class EnqueueResult:
     job: Job
-    # False when a job with this job_id already existed and was returned unchanged.
+    # False when a job with this job_id already existed, or a duplicate of this unique job counted,
+    # and that job was returned unchanged.
     created: bool
 
 

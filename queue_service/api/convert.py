@@ -10,6 +10,7 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_service_pb2 as job_service_pb
 
 from queue_service.alerts.policies import QueueAlertPolicy
 from queue_service.core.audit import AuditQuery
@@ -20,6 +21,7 @@ from queue_service.core.queues import Activity, QueueActivity, QueueStatistics, 
 from queue_service.core.retry import PolicyOverride, RetryPolicy
 from queue_service.core.sweep.runner import Trigger
 from queue_service.core.sweep.runs import RecoveryRunStats
+from queue_service.core.unique import UniqueOptions
 from queue_service.domain import (
     AuditEventRecord,
     DeadLetterFilter,
@@ -175,6 +177,18 @@ def policy_override(message: job_pb2.RetryPolicy, field: str = "retry_policy") -
     )
 
 
+def unique_options(message: job_service_pb.UniqueOptions, prefix: str = "unique.") -> UniqueOptions:
+    """The producer's unique options; the key, window and state rules are checked by the core."""
+    states = frozenset(
+        enum_value(JOB_STATES_FROM_PROTO, value, f"{prefix}states", optional=False) for value in message.states
+    )
+    return UniqueOptions(
+        key=message.unique_key,
+        window=optional_timedelta(message, "window", f"{prefix}window"),
+        states=states or None,
+    )
+
+
 def reported_error(message: job_pb2.JobError) -> ReportedError:
     return ReportedError(message=message.message, type=message.type, details=message.details)
 
@@ -236,6 +250,7 @@ def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
         completed_at=timestamp(job.completed_at),
         dead_letter_id=job.dead_letter_id or "",
         trace_parent=job.trace_parent,
+        unique_key=job.unique_key or "",
     )
 
 

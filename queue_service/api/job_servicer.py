@@ -32,6 +32,7 @@ def job_spec(request: pb.EnqueueJobRequest, prefix: str = "", trace_parent: str 
         if request.HasField("retry_policy")
         else None,
         trace_parent=trace_parent,
+        unique=convert.unique_options(request.unique, f"{prefix}unique.") if request.HasField("unique") else None,
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from queue_service.clock import Clock
-from queue_service.core import failures, states
+from queue_service.core import failures, states, unique
 from queue_service.core.errors import (
     Aborted,
     FailedPrecondition,
@@ -36,6 +36,7 @@ from queue_service.core.retry import (
     validate_override,
 )
 from queue_service.core.states import Transition
+from queue_service.core.unique import UniqueOptions
 from queue_service.core.validation import (
     Limits,
     check_document,
@@ -74,6 +75,8 @@ SERVICE_ERROR_TYPES = frozenset({LEASE_EXPIRED_TYPE, MOVED_EXPLICITLY_TYPE, RETR
 LEASE_DEADLINE_MARGIN_SECONDS = 0.25
 # What gRPC clients accept by default: a lease reply stays within this unless the caller says more.
 DEFAULT_RESPONSE_BYTES = 4 * 1024 * 1024
+# Inserts a unique enqueue tries when the job holding its slot keeps finishing in between.
+UNIQUE_INSERT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class JobSpec:
     retry_policy: PolicyOverride | None = None
     # The producer's W3C traceparent, kept with the job for its runs to join that trace.
     trace_parent: str = ""
+    # Makes the job unique: a duplicate that counts is returned instead of a new job.
+    unique: UniqueOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -192,21 +197,53 @@ class JobManager:
             for index, job in enumerate(new_jobs):
                 fields.setdefault(job.queue_name, f"jobs[{index}].queue_name" if batch else "queue_name")
             queues = self.create_missing_queues(repo, fields, now, by_admin=by_admin)
-            inserted = repo.insert_jobs_returning(new_jobs, now)
+            stored, inserted = self._insert_or_find(repo, new_jobs, now)
             # One event per stored job: a batch naming one job id five times stores it once.
-            self._emit_per_queue(repo, JobEvent.ENQUEUED, [job.queue_name for job in inserted.values()])
-            stored = dict(inserted)
-            known = [job.job_id for job in new_jobs if job.job_id not in inserted]
-            if known:  # idempotent repeats return the job as stored
-                stored.update(repo.get_jobs(known))
-            views = self._views(repo, list(stored.values()), queues=queues)
-        results = []
-        seen: set[str] = set()
-        for job in new_jobs:
-            results.append(EnqueueResult(views[job.job_id], job.job_id in inserted and job.job_id not in seen))
-            seen.add(job.job_id)
-        self.notifier.notify_ready(job.queue_name for job in new_jobs if job.job_id in inserted and job.run_at <= now)
+            self._emit_per_queue(repo, JobEvent.ENQUEUED, [stored[index].queue_name for index in inserted])
+            views = self._views(repo, stored, queues=queues)
+        results = [EnqueueResult(views[job.job_id], index in inserted) for index, job in enumerate(stored)]
+        self.notifier.notify_ready(stored[index].queue_name for index in inserted if stored[index].run_at <= now)
         return results
+
+    def _insert_or_find(
+        self, repo: Repository, new_jobs: Sequence[NewJob], now: datetime
+    ) -> tuple[list[JobRecord], set[int]]:
+        """The job stored for each of `new_jobs`, and the positions of those this call inserted.
+
+        A job is not inserted when its job_id exists (idempotent enqueue), or when its unique slot
+        is held; then the job holding either is returned. A holder that left its counted states
+        between the insert and the read frees the slot, and the insert is tried again.
+        """
+        stored: dict[int, JobRecord] = {}
+        inserted: set[int] = set()
+        pending = list(range(len(new_jobs)))
+        for _ in range(UNIQUE_INSERT_ATTEMPTS):
+            added = repo.insert_jobs_returning([new_jobs[index] for index in pending], now)
+            claimed: set[str] = set()
+            for index in pending:
+                job_id = new_jobs[index].job_id
+                if job_id in added and job_id not in claimed:
+                    stored[index] = added[job_id]
+                    inserted.add(index)
+                    claimed.add(job_id)
+            rest = [index for index in pending if index not in stored]
+            by_job_id = repo.get_jobs([new_jobs[index].job_id for index in rest]) if rest else {}
+            holders = repo.unique_slot_holders(
+                new_jobs[index].unique.slot for index in rest if new_jobs[index].unique is not None
+            )
+            pending = []
+            for index in rest:
+                job = new_jobs[index]
+                found = by_job_id.get(job.job_id) or (holders.get(job.unique.slot) if job.unique else None)
+                if found is None:
+                    pending.append(index)
+                else:
+                    stored[index] = found
+            if not pending:
+                return [stored[index] for index in range(len(new_jobs))], inserted
+        raise Aborted(
+            "the job holding this unique key changed state concurrently; retry the call", field="unique.unique_key"
+        )
 
     def enqueue_in(self, repo: Repository, spec: JobSpec, now: datetime) -> bool:
         """Enqueues one job inside the caller's transaction (a schedule's tick); False if its id exists."""
@@ -259,6 +296,7 @@ class JobManager:
             raise InvalidArgument(f"{prefix}run_at is more than 10 years ahead", field=f"{prefix}run_at")
         override = spec.retry_policy or PolicyOverride()
         validate_override(override, f"{prefix}retry_policy")
+        unique_claim = unique.claim(spec.unique, spec.queue_name, now, prefix) if spec.unique is not None else None
         return NewJob(
             job_id=job_id,
             queue_name=spec.queue_name,
@@ -268,6 +306,7 @@ class JobManager:
             run_at=run_at,
             retry_policy=policy_to_json(override),
             trace_parent=spec.trace_parent,
+            unique=unique_claim,
         )
 
     # Workers that lease

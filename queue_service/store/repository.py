@@ -20,6 +20,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,10 +45,12 @@ from queue_service.domain import (
     RetryLogRecord,
     RunStatus,
     ScheduledRetry,
+    UniqueClaim,
     bounded_history,
 )
 from queue_service.store.postgres_statements import COMPLETE_JOBS, SCHEDULE_RETRIES
 from queue_service.store.schema import (
+    UNIQUE_SLOT_HELD,
     dead_letter_queue,
     queue_activity,
     queue_dlq_alerts,
@@ -63,6 +66,21 @@ from queue_service.store.schema import (
 READY_STATES_LITERAL = bindparam(
     "ready_states", [state.value for state in READY_STATES], expanding=True, literal_execute=True
 )
+
+
+def encode_unique_states(states: frozenset[JobState]) -> str:
+    """ ",waiting,active,failed,": each state between commas, as the unique index's predicate searches it."""
+    return "," + ",".join(state.value for state in JobState if state in states) + ","
+
+
+def decode_unique_states(raw: str | None) -> frozenset[JobState] | None:
+    return None if raw is None else frozenset(JobState(value) for value in raw.strip(",").split(",") if value)
+
+
+def _unique_columns(claim: UniqueClaim | None) -> dict[str, str | None]:
+    if claim is None:
+        return {"unique_key": None, "unique_slot": None, "unique_states": None}
+    return {"unique_key": claim.key, "unique_slot": claim.slot, "unique_states": encode_unique_states(claim.states)}
 
 
 def _errors(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
@@ -96,6 +114,8 @@ def job_from_row(row) -> JobRecord:
         completed_at=m["completed_at"],
         dead_letter_id=m["dead_letter_id"],
         trace_parent=m["trace_parent"],
+        unique_key=m["unique_key"],
+        unique_states=decode_unique_states(m["unique_states"]),
     )
 
 
@@ -241,12 +261,23 @@ class Repository:
     # Jobs
 
     def insert_jobs(self, jobs: Sequence[NewJob], now: datetime) -> set[str]:
-        """Insert jobs whose job_id is new; return the job_ids actually inserted."""
-        return set(self._insert_jobs(jobs, now, queue_jobs.c.job_id))
+        """Insert jobs whose job_id is new and whose unique slot is free; return the job_ids inserted."""
+        return {row.job_id for row in self._insert_jobs(jobs, now, queue_jobs.c.job_id)}
 
     def insert_jobs_returning(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
-        """Insert jobs whose job_id is new; return those inserted, as stored, by job_id."""
+        """Insert jobs whose job_id is new and whose unique slot is free; return those inserted, as
+        stored, by job_id."""
         return {row.job_id: job_from_row(row) for row in self._insert_jobs(jobs, now, *queue_jobs.c)}
+
+    def unique_slot_holders(self, slots: Iterable[str]) -> dict[str, JobRecord]:
+        """The job holding each of `slots` in its counted states, by slot (the unique index allows one)."""
+        wanted = sorted(set(slots))
+        if not wanted:
+            return {}
+        rows = self.connection.execute(
+            select(queue_jobs).where(queue_jobs.c.unique_slot.in_(wanted), text(UNIQUE_SLOT_HELD[self.dialect]))
+        )
+        return {row.unique_slot: job_from_row(row) for row in rows}
 
     def _insert_jobs(self, jobs: Sequence[NewJob], now: datetime, *returning) -> list:
         rows = [
@@ -265,6 +296,7 @@ class Repository:
                 "worker_id": job.worker_id,
                 "started_at": job.started_at,
                 "trace_parent": job.trace_parent,
+                **_unique_columns(job.unique),
                 "created_at": now,
                 "updated_at": now,
             }
@@ -272,7 +304,10 @@ class Repository:
         ]
         if not rows:
             return []
-        statement = self._insert(queue_jobs).on_conflict_do_nothing(index_elements=["job_id"]).returning(*returning)
+        # No conflict target: a row is skipped when its job_id exists or when the unique index
+        # (ix_queue_jobs_unique_slot) holds its slot. PostgreSQL waits for a concurrent insert of
+        # the same slot to commit, then skips; SQLite writes one transaction at a time.
+        statement = self._insert(queue_jobs).on_conflict_do_nothing().returning(*returning)
         # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING.
         return list(self.connection.execute(statement, rows))
 
@@ -412,8 +447,13 @@ class Repository:
         replace_policy: bool,
         now: datetime,
     ) -> JobRecord | None:
-        """The job waits again, due now, with a fresh retry budget (and `retry_policy` if `replace_policy`)."""
-        policy = {"retry_policy": retry_policy} if replace_policy else {}
+        """The job waits again, due now, with a fresh retry budget (and `retry_policy` if `replace_policy`).
+
+        A unique job that had left its counted states gave up its slot, which a duplicate may hold
+        now: it comes back without one rather than collide with it."""
+        changes: dict[str, Any] = {"retry_policy": retry_policy} if replace_policy else {}
+        if not job.holds_unique_slot:
+            changes["unique_slot"] = None
         return self._compare_and_set(
             job,
             expected_states,
@@ -424,7 +464,7 @@ class Repository:
             lease_expires_at=None,
             worker_id=None,
             updated_at=now,
-            **policy,
+            **changes,
         )
 
     # Maintenance sweeps: each call handles one bounded batch in the caller's transaction. Rows

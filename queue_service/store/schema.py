@@ -70,6 +70,16 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 RETRY_PENDING = "state IN ('waiting', 'failed') AND attempt_number > budget_start"
 
+# A unique job holds its slot while its state is one of its unique_states (",waiting,active,failed,"):
+# the unique index covers only those rows, so a job leaving its counted states frees the slot with
+# no statement of its own. Each dialect spells substring search its own way.
+UNIQUE_SLOT_INDEX = "ix_queue_jobs_unique_slot"
+UNIQUE_SLOT_HELD = {
+    "postgresql": "unique_slot IS NOT NULL AND strpos(unique_states, ',' || state || ',') > 0",
+    "sqlite": "unique_slot IS NOT NULL AND instr(unique_states, ',' || state || ',') > 0",
+}
+UNIQUE_KEY_LENGTH = 255
+
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -110,6 +120,11 @@ queue_jobs = Table(
     Column("dead_letter_id", String(36), nullable=True),
     # W3C traceparent of the producer's call (migration 0008_alerts_tracing); "" if it sent none.
     Column("trace_parent", String(TRACE_PARENT_LENGTH), nullable=False, server_default=text("''")),
+    # Unique jobs (migration 0010_unique_jobs): the producer's key, the slot (a hash of queue, key
+    # and window) and the states the job holds it in; all NULL for other jobs.
+    Column("unique_key", String(UNIQUE_KEY_LENGTH), nullable=True),
+    Column("unique_slot", String(64), nullable=True),
+    Column("unique_states", String(100), nullable=True),
     CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
     CheckConstraint("attempt_number >= 0", name="attempt_number_nonnegative"),
     CheckConstraint("budget_start >= 0 AND budget_start <= attempt_number", name="budget_start_valid"),
@@ -146,6 +161,15 @@ queue_jobs = Table(
         "id",
         postgresql_where=text(RETRY_PENDING),
         sqlite_where=text(RETRY_PENDING),
+    ),
+    # At most one job holds a unique slot in its counted states: what makes concurrent unique
+    # enqueues create one job.
+    Index(
+        UNIQUE_SLOT_INDEX,
+        "unique_slot",
+        unique=True,
+        postgresql_where=text(UNIQUE_SLOT_HELD["postgresql"]),
+        sqlite_where=text(UNIQUE_SLOT_HELD["sqlite"]),
     ),
 )
 

@@ -159,3 +159,23 @@ def test_the_readme_walkthrough_runs_as_written_and_finishes_the_job(server):
     job = call(server, "GetJob", {"job_id": "welcome-1"})["job"]
     assert (job["state"], job["attempt_number"], job["result"]) == ("STATE_COMPLETED", 2, {"message_id": "m-1"})
     assert "TrackCompletion" in second
+
+
+def test_the_readme_unique_job_example_makes_one_job(server):
+    (block,) = readme_blocks("Unique jobs")
+    env = {**os.environ, "PATH": f"{Path(venv_tool('grpcurl')).parent}{os.pathsep}{os.environ['PATH']}"}
+    script = "set -euo pipefail\n" + block.replace("localhost:50051", server.address)
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{block}\n{result.stderr}\nserver log:\n{server.log()}"
+    first, second = (json.loads(part) for part in re.split(r"(?<=\})\n(?=\{)", result.stdout.strip()))
+    assert first["created"] is True and "created" not in second
+    assert second["job"]["job_id"] == first["job"]["job_id"]
+    assert second["job"]["unique_key"] == "digest-user-42"
+    # A bad key names its field through grpcurl too.
+    bad = grpcurl(
+        server,
+        "jobqueue.v1.JobService/EnqueueJob",
+        data={"queue_name": "emails", "job_name": "digest", "unique": {"unique_key": ""}},
+        check=False,
+    )
+    assert "Code: InvalidArgument" in bad.stderr and "unique.unique_key" in bad.stderr

@@ -27,6 +27,7 @@ from jobqueue import (
     RetryPolicy,
     Unauthenticated,
     Unavailable,
+    UniqueOptions,
 )
 from jobqueue.aio import AdminClient, AsyncPager, JobClient
 
@@ -289,3 +290,19 @@ async def test_jobs_queues_recovery_and_audit(jobs, admin, secured_service):
     events = [event async for event in await admin.list_audit_events(actor="admin")]
     assert events and all(event.actor == "admin" for event in events)
     assert {"PauseQueue", "ResumeQueue", "TriggerRecovery"} <= {event.action for event in events}
+
+
+async def test_unique_enqueue_returns_the_job_that_counts(client):
+    options = UniqueOptions("nightly", window=timedelta(days=1))
+    first = await client.enqueue("reports", "build", unique=options)
+    again = await client.enqueue("reports", "build", {"other": True}, unique=options)
+    assert first.created and not again.created
+    assert again.job.job_id == first.job.job_id and again.job.unique_key == "nightly"
+    batch = await client.enqueue_many(
+        [JobRequest("reports", "build", unique="nightly-2"), JobRequest("reports", "build", unique="nightly-2")]
+    )
+    assert [result.created for result in batch] == [True, False]
+    assert batch[0].job.job_id == batch[1].job.job_id
+    with pytest.raises(InvalidArgument) as raised:
+        await client.enqueue("reports", "build", unique=UniqueOptions("k", window=timedelta(seconds=-1)))
+    assert raised.value.field == "unique.window"

@@ -97,6 +97,69 @@ CASES = {
     "1 ns delay": (enqueue(delay=duration_pb2.Duration(nanos=1)), INVALID, "delay"),
     "NaN jitter": (enqueue(retry_policy=job_pb2.RetryPolicy(jitter=float("nan"))), INVALID, "retry_policy.jitter"),
     "jitter above one": (enqueue(retry_policy=job_pb2.RetryPolicy(jitter=1.5)), INVALID, "retry_policy.jitter"),
+    # EnqueueJob unique options
+    "empty unique_key": (enqueue(unique=pb.UniqueOptions()), INVALID, "unique.unique_key"),
+    "blank unique_key": (enqueue(unique=pb.UniqueOptions(unique_key="  ")), INVALID, "unique.unique_key"),
+    "long unique_key": (enqueue(unique=pb.UniqueOptions(unique_key="k" * 256)), INVALID, "unique.unique_key"),
+    "NUL in unique_key": (enqueue(unique=pb.UniqueOptions(unique_key="a\x00b")), INVALID, "unique.unique_key"),
+    "negative unique window": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", window=timedelta(seconds=-1))),
+        INVALID,
+        "unique.window",
+    ),
+    "zero unique window": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", window=timedelta(0))),
+        INVALID,
+        "unique.window",
+    ),
+    "sub-second unique window": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", window=timedelta(milliseconds=999))),
+        INVALID,
+        "unique.window",
+    ),
+    "unique window beyond ten years": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", window=timedelta(days=4000))),
+        INVALID,
+        "unique.window",
+    ),
+    "unique window out of the Duration range": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", window=duration_pb2.Duration(seconds=2**62))),
+        INVALID,
+        "unique.window",
+    ),
+    "unknown unique state": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", states=[job_pb2.Job.STATE_WAITING, 99])),
+        INVALID,
+        "unique.states",
+    ),
+    "unspecified unique state": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", states=[job_pb2.Job.STATE_UNSPECIFIED])),
+        INVALID,
+        "unique.states",
+    ),
+    "finished-only unique states": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", states=[job_pb2.Job.STATE_COMPLETED])),
+        INVALID,
+        "unique.states",
+    ),
+    "unique states missing FAILED": (
+        enqueue(unique=pb.UniqueOptions(unique_key="k", states=[job_pb2.Job.STATE_WAITING, job_pb2.Job.STATE_ACTIVE])),
+        INVALID,
+        "unique.states",
+    ),
+    "bad unique_key in a batch": (
+        (
+            "EnqueueJobs",
+            pb.EnqueueJobsRequest(
+                jobs=[
+                    pb.EnqueueJobRequest(queue_name="emails", job_name="send", unique=pb.UniqueOptions(unique_key="k")),
+                    pb.EnqueueJobRequest(queue_name="emails", job_name="send", unique=pb.UniqueOptions()),
+                ]
+            ),
+        ),
+        INVALID,
+        "jobs[1].unique.unique_key",
+    ),
     # LeaseJobs
     "NUL in worker_id": (
         ("LeaseJobs", pb.LeaseJobsRequest(queue_names=["waiting-queue"], worker_id="w\x00")),

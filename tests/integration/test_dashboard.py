@@ -487,6 +487,16 @@ def test_job_page_shows_payload_attempts_errors_retry_log_and_lease_holder(signe
     assert signed_in.get("/job").status_code == 400
 
 
+def test_job_page_shows_the_unique_key_of_a_unique_job(signed_in, jobs):
+    jobs.enqueue(QUEUE, "send", job_id="unique-1", unique="<digest> for a@example.com")
+    jobs.enqueue(QUEUE, "send", job_id="plain-1")
+    page = signed_in.get("/job", params={"id": "unique-1"})
+    assert page.status_code == 200
+    assert '<code id="unique-key">&lt;digest&gt; for a@example.com</code>' in page.text
+    assert "Unique key" in text_of(page)
+    assert "Unique key" not in text_of(signed_in.get("/job", params={"id": "plain-1"}))
+
+
 def test_search_jumps_to_a_job_or_a_dead_letter_entry_by_id(signed_in, jobs):
     entry_id = dead_letter(jobs, "search-2")
     jobs.enqueue(QUEUE, "send", {}, job_id="order/42 x")

@@ -19,6 +19,7 @@ from jobqueue import (
     RetryDecision,
     RetryPolicy,
     Unauthenticated,
+    UniqueOptions,
 )
 
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
@@ -217,3 +218,28 @@ def test_token_is_sent_and_checked(secured_service):
         with JobClient(secured_service.target, token=token, timeout=10) as client:
             assert client.enqueue("emails", "send").created
     assert ADMIN_TOKEN not in repr(JobClient(secured_service.target, token=ADMIN_TOKEN))
+
+
+def test_unique_enqueue_returns_the_job_that_counts(client, service):
+    first = client.enqueue("reports", "build", {"day": 1}, unique=UniqueOptions("day-1", window=timedelta(hours=1)))
+    again = client.enqueue("reports", "build", {"day": 1}, unique=UniqueOptions("day-1", window=timedelta(hours=1)))
+    assert first.created and not again.created
+    assert again.job.job_id == first.job.job_id and again.job.unique_key == "day-1"
+    # A bare key is the default window and states; COMPLETED added makes a finished job count.
+    states = (JobState.WAITING, JobState.ACTIVE, JobState.FAILED, JobState.COMPLETED)
+    keyed = client.enqueue("archive", "build", unique=UniqueOptions("done", states=states))
+    (leased,) = client.lease("archive", worker_id="w")
+    client.track_completion(leased.job_id, leased.attempt_number)
+    assert client.enqueue("reports", "build", unique="plain").created
+    batch = client.enqueue_many(
+        [JobRequest("reports", "build", unique="plain"), JobRequest("reports", "build", unique="new")]
+    )
+    assert [result.created for result in batch] == [False, True]
+    done = client.enqueue("archive", "build", unique=UniqueOptions("done", states=states))
+    assert not done.created and done.job.job_id == keyed.job.job_id and done.job.state is JobState.COMPLETED
+    with pytest.raises(InvalidArgument) as raised:
+        client.enqueue("reports", "build", unique=UniqueOptions("k", states=(JobState.COMPLETED,)))
+    assert raised.value.field == "unique.states"
+    with pytest.raises(InvalidArgument) as raised:
+        client.enqueue("reports", "build", unique="")
+    assert raised.value.field == "unique.unique_key"

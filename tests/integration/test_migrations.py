@@ -13,6 +13,7 @@ from sqlalchemy import Engine, inspect, text, update
 
 from queue_service.clock import FakeClock
 from queue_service.core.jobs import JobManager, JobSpec, ReportedError
+from queue_service.core.unique import UniqueOptions
 from queue_service.store import migrate
 from queue_service.store.database import Database
 from queue_service.store.schema import dead_letter_queue, metadata
@@ -262,3 +263,41 @@ def test_views_have_the_seed_columns_and_count_correctly(empty_engine):
         assert summary_rows == [("emails", 3, 1, 1, 1)]
     finally:
         database.dispose()
+
+
+def test_unique_jobs_migration_keeps_the_jobs_both_ways(empty_engine):
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config(empty_engine))
+    before_unique = script.get_revision("0010_unique_jobs").down_revision
+    migrate.upgrade(empty_engine, before_unique)
+    now = datetime.now(UTC)
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO queue_jobs (job_id, queue_name, job_name, job_data, state, run_at, created_at, updated_at)"
+                " VALUES ('before', 'emails', 'send', '{}', 'waiting', :now, :now, :now)"
+            ),
+            {"now": now},
+        )
+    migrate.upgrade(empty_engine)
+    database = Database(empty_engine.url)
+    try:
+        jobs = JobManager(database, FakeClock(now))
+        spec = JobSpec(queue_name="emails", job_name="send", job_id="unique", unique=UniqueOptions("k"))
+        assert [result.created for result in jobs.enqueue([spec, spec])] == [True, False]
+        duplicate = JobSpec(queue_name="emails", job_name="send", job_id="other", unique=UniqueOptions("k"))
+        assert jobs.enqueue([duplicate])[0].job.record.job_id == "unique"
+    finally:
+        database.dispose()
+    with empty_engine.connect() as connection:
+        rows = dict(connection.execute(text("SELECT job_id, unique_key FROM queue_jobs")).all())
+    assert rows == {"before": None, "unique": "k"}
+    downgrade(empty_engine, before_unique)
+    inspector = inspect(empty_engine)
+    assert not {"unique_key", "unique_slot", "unique_states"} & {c["name"] for c in inspector.get_columns("queue_jobs")}
+    assert "ix_queue_jobs_unique_slot" not in {index["name"] for index in inspector.get_indexes("queue_jobs")}
+    with empty_engine.connect() as connection:
+        assert sorted(connection.execute(text("SELECT job_id FROM queue_jobs")).scalars()) == ["before", "unique"]
+    migrate.upgrade(empty_engine)
+    assert "ix_queue_jobs_unique_slot" in {index["name"] for index in inspect(empty_engine).get_indexes("queue_jobs")}

@@ -172,8 +172,9 @@ def test_every_rpc_survives_random_and_malformed_requests(fuzz_server, request):
 # Requests that pass validation but for their time fields, so an extreme value reaches the arithmetic.
 # "{job}" is a job that is ACTIVE right before the call, "{entry}" a pending dead-letter entry.
 VALID_REQUESTS = {
-    "EnqueueJob": {"queue_name": "extremes", "job_name": "send"},
-    "EnqueueJobs": {"jobs": [{"queue_name": "extremes", "job_name": "send"}]},
+    # Unique, so that an extreme window reaches the window arithmetic past the key check.
+    "EnqueueJob": {"queue_name": "extremes", "job_name": "send", "unique": {"unique_key": "extremes"}},
+    "EnqueueJobs": {"jobs": [{"queue_name": "extremes", "job_name": "send", "unique": {"unique_key": "extremes"}}]},
     "LeaseJobs": {"queue_names": ["extremes"], "worker_id": "w-extremes", "max_jobs": 1},
     "HeartbeatJob": {"job_id": "{job}", "attempt_number": 1},
     "TrackCompletion": {"job_id": "{job}", "attempt_number": 1},
@@ -294,3 +295,42 @@ def test_extreme_durations_and_timestamps_on_every_field_that_takes_one(fuzz_ser
     assert calls > 200
     assert fuzz_server.alive(), fuzz_server.log_tail()
     assert not faults, "server faults:\n" + "\n".join(faults) + f"\n{fuzz_server.log_tail()}"
+
+
+UNIQUE_FUZZ_CASES = 150
+
+
+@pytest.mark.slow
+def test_fuzzed_unique_options_are_bad_input_or_one_job_per_key(fuzz_server, request):
+    """Random UniqueOptions (keys, windows, state lists) in otherwise valid enqueues: each call is
+    refused as bad input or succeeds, and a repeat of a successful one returns the same job."""
+    seed_value = request.config.getoption("--fuzz-seed")
+    if seed_value is None:
+        seed_value = random.SystemRandom().randrange(2**32)
+    rng = random.Random(seed_value)
+    fuzzer = RequestFuzzer(rng)
+    codes: Counter[str] = Counter()
+    faults: list[str] = []
+    with grpc.insecure_channel(fuzz_server.target) as channel:
+        jobs = job_service_pb2_grpc.JobServiceStub(channel)
+        for index in range(UNIQUE_FUZZ_CASES):
+            options = fuzzer.message(pb.UniqueOptions.DESCRIPTOR)
+            if rng.random() < 0.5:
+                options.unique_key = f"fuzz-{rng.randrange(5)}"  # often a valid, repeated key
+            enqueue = pb.EnqueueJobRequest(queue_name="unique-fuzz", job_name="send", unique=options)
+            try:
+                first = jobs.EnqueueJob(enqueue, metadata=ADMIN, timeout=CALL_TIMEOUT)
+                again = jobs.EnqueueJob(enqueue, metadata=ADMIN, timeout=CALL_TIMEOUT)
+            except grpc.RpcError as error:
+                codes[error.code().name] += 1
+                if error.code() in SERVER_FAULTS:
+                    faults.append(f"case {index} {options!r} -> {error.code().name}: {error.details()}")
+                elif error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    assert "unique." in error.details(), f"seed {seed_value}: {error.details()}"
+                continue
+            codes["OK"] += 1
+            assert not again.created and again.job.job_id == first.job.job_id, f"seed {seed_value}: {options!r}"
+            assert first.job.unique_key == options.unique_key
+    assert fuzz_server.alive(), fuzz_server.log_tail()
+    assert not faults, f"seed {seed_value}:\n" + "\n".join(faults) + f"\n{fuzz_server.log_tail()}"
+    assert codes["OK"] and codes["INVALID_ARGUMENT"], codes

@@ -37,6 +37,7 @@ from jobqueue.models import (
     JobRequest,
     RetryPolicy,
     StartResult,
+    UniqueOptions,
 )
 from jobqueue.v1 import job_service_pb2 as pb
 from jobqueue.v1 import job_service_pb2_grpc
@@ -81,6 +82,7 @@ class JobClient(ClientCore):
         run_at: datetime | None = None,
         delay: timedelta | None = None,
         retry_policy: RetryPolicy | None = None,
+        unique: UniqueOptions | str | None = None,
         timeout: float | None = None,
     ) -> EnqueueResult:
         """Add a job; see jobqueue.JobClient.enqueue."""
@@ -93,6 +95,7 @@ class JobClient(ClientCore):
             run_at=run_at,
             delay=delay,
             retry_policy=retry_policy,
+            unique=unique,
         )
         return enqueue_result(await self.connection.unary(self.stub.EnqueueJob, enqueue_request(job), timeout))
 

@@ -14,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EnqueueJobRequest(_message.Message):
-    __slots__ = ("queue_name", "job_name", "job_data", "job_id", "priority", "run_at", "delay", "retry_policy")
+    __slots__ = ("queue_name", "job_name", "job_data", "job_id", "priority", "run_at", "delay", "retry_policy", "unique")
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
     JOB_NAME_FIELD_NUMBER: _ClassVar[int]
     JOB_DATA_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class EnqueueJobRequest(_message.Message):
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
     DELAY_FIELD_NUMBER: _ClassVar[int]
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    UNIQUE_FIELD_NUMBER: _ClassVar[int]
     queue_name: str
     job_name: str
     job_data: _struct_pb2.Struct
@@ -31,7 +32,18 @@ class EnqueueJobRequest(_message.Message):
     run_at: _timestamp_pb2.Timestamp
     delay: _duration_pb2.Duration
     retry_policy: _job_pb2.RetryPolicy
-    def __init__(self, queue_name: _Optional[str] = ..., job_name: _Optional[str] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., job_id: _Optional[str] = ..., priority: _Optional[int] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ...) -> None: ...
+    unique: UniqueOptions
+    def __init__(self, queue_name: _Optional[str] = ..., job_name: _Optional[str] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., job_id: _Optional[str] = ..., priority: _Optional[int] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., unique: _Optional[_Union[UniqueOptions, _Mapping]] = ...) -> None: ...
+
+class UniqueOptions(_message.Message):
+    __slots__ = ("unique_key", "window", "states")
+    UNIQUE_KEY_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    unique_key: str
+    window: _duration_pb2.Duration
+    states: _containers.RepeatedScalarFieldContainer[_job_pb2.Job.State]
+    def __init__(self, unique_key: _Optional[str] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., states: _Optional[_Iterable[_Union[_job_pb2.Job.State, str]]] = ...) -> None: ...
 
 class EnqueueJobResponse(_message.Message):
     __slots__ = ("job", "created")

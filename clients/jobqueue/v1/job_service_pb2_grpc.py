@@ -94,7 +94,8 @@ class JobServiceServicer:
     """
 
     def EnqueueJob(self, request, context):
-        """Adds one job. Enqueuing an existing job_id returns that job with created = false.
+        """Adds one job. Enqueuing an existing job_id returns that job with created = false, and so does
+        enqueuing a unique job while a duplicate of it counts (see UniqueOptions).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -22,6 +22,7 @@ export {
   type CompletionResult,
   type EnqueueOptions,
   type FailureOptions,
+  type UniqueEnqueueOptions,
 } from "./job-client.js";
 export * from "./generated/jobqueue/v1/job.js";
 export * as jobService from "./generated/jobqueue/v1/job_service.js";

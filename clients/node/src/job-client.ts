@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { Connection, type CallSettings, type ConnectionOptions } from "./connection.js";
 import { durationFromMs } from "./durations.js";
 import { fromStatus, type JobQueueError } from "./errors.js";
-import type { Job, JobError, RetryPolicy } from "./generated/jobqueue/v1/job.js";
+import type { Job, JobError, Job_State, RetryPolicy } from "./generated/jobqueue/v1/job.js";
 import {
   type DeepPartial,
   EnqueueJobRequest,
@@ -57,6 +57,30 @@ export interface EnqueueOptions extends CallSettings {
   runAt?: Date;
   delayMs?: number;
   retryPolicy?: DeepPartial<RetryPolicy>;
+  /**
+   * Make the job unique in its queue: while a job with the key counts, enqueue answers with that
+   * job and `created` false. A string is the key with the default window and states.
+   */
+  unique?: string | UniqueEnqueueOptions;
+}
+
+/** UniqueOptions of job_service.proto, with the window in milliseconds. */
+export interface UniqueEnqueueOptions {
+  key: string;
+  /** Duplicates count only among jobs enqueued in the same window of this length; absent: any time. */
+  windowMs?: number;
+  /** States an existing job counts in; absent or empty: WAITING, ACTIVE and FAILED, which any list must hold. */
+  states?: Job_State[];
+}
+
+function uniqueOptions(unique: string | UniqueEnqueueOptions | undefined) {
+  if (unique === undefined) return undefined;
+  const options = typeof unique === "string" ? { key: unique } : unique;
+  return {
+    uniqueKey: options.key,
+    window: options.windowMs !== undefined ? durationFromMs(options.windowMs) : undefined,
+    states: options.states ?? [],
+  };
 }
 
 export interface FailureOptions extends CallSettings {
@@ -131,6 +155,7 @@ export class JobClient {
         priority: options.priority,
         schedule,
         retryPolicy: options.retryPolicy,
+        unique: uniqueOptions(options.unique),
       },
       options,
     );

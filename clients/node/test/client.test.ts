@@ -41,6 +41,23 @@ for (const { backend, skip } of backends()) {
       await backend.dispose();
     });
 
+    test("a unique enqueue answers with the job that counts", async () => {
+      const queueName = uniqueName("node-unique");
+      const first = await jobs.enqueue(queueName, "build", { day: 1 }, { unique: { key: "day-1", windowMs: 3_600_000 } });
+      const again = await jobs.enqueue(queueName, "build", { day: 2 }, { unique: { key: "day-1", windowMs: 3_600_000 } });
+      assert.equal(first.created, true);
+      assert.equal(again.created, false);
+      assert.equal(again.job!.jobId, first.job!.jobId);
+      assert.equal(again.job!.uniqueKey, "day-1");
+      const plain = await jobs.enqueue(queueName, "build", {}, { unique: "plain" });
+      const plainAgain = await jobs.enqueue(queueName, "build", {}, { unique: "plain" });
+      assert.deepEqual([plain.created, plainAgain.created], [true, false]);
+      await assert.rejects(
+        jobs.enqueue(queueName, "build", {}, { unique: { key: "k", states: [Job_State.STATE_COMPLETED] } }),
+        (error: unknown) => error instanceof InvalidArgument && error.field === "unique.states",
+      );
+    });
+
     test("a job goes from enqueue through a failed run and a retry to completion", async () => {
       const queueName = uniqueName("node-lifecycle");
       const enqueued = await jobs.enqueue(queueName, "send", { to: "a@example.com", tries: [1, 2] });

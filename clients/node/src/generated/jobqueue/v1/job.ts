@@ -113,6 +113,8 @@ export interface Job {
    * sent none. Workers start each run's span as its child, so runs join the producer's trace.
    */
   traceParent: string;
+  /** The producer's unique key (UniqueOptions.unique_key) when the job was enqueued as unique. */
+  uniqueKey: string;
 }
 
 /** Where a job is in its lifecycle. */
@@ -296,6 +298,7 @@ function createBaseJob(): Job {
     completedAt: undefined,
     deadLetterId: "",
     traceParent: "",
+    uniqueKey: "",
   };
 }
 
@@ -366,6 +369,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.traceParent !== "") {
       writer.uint32(178).string(message.traceParent);
+    }
+    if (message.uniqueKey !== "") {
+      writer.uint32(186).string(message.uniqueKey);
     }
     return writer;
   },
@@ -559,6 +565,14 @@ export const Job: MessageFns<Job> = {
             message.traceParent = reader.string();
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.uniqueKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -604,6 +618,7 @@ export const Job: MessageFns<Job> = {
     message.completedAt = object.completedAt ?? undefined;
     message.deadLetterId = object.deadLetterId ?? "";
     message.traceParent = object.traceParent ?? "";
+    message.uniqueKey = object.uniqueKey ?? "";
     return message;
   },
 };

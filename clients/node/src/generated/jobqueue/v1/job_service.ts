@@ -22,7 +22,7 @@ import { Duration } from "../../google/protobuf/duration.js";
 import { Struct } from "../../google/protobuf/struct.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { Status } from "../../google/rpc/status.js";
-import { DeadLetterEntry, Job, JobError, RetryLogEntry, RetryPolicy } from "./job.js";
+import { DeadLetterEntry, Job, Job_State, JobError, RetryLogEntry, RetryPolicy } from "./job.js";
 
 export const protobufPackage = "jobqueue.v1";
 
@@ -52,7 +52,40 @@ export interface EnqueueJobRequest {
     { $case: "delay"; value: Duration }
     | undefined;
   /** Overrides the queue's and the server's retry policy for this job. */
-  retryPolicy?: RetryPolicy | undefined;
+  retryPolicy?:
+    | RetryPolicy
+    | undefined;
+  /**
+   * Makes the job unique within its queue: while a job with the same unique_key counts as a
+   * duplicate, enqueuing returns that job with created = false instead of adding another.
+   */
+  unique?: UniqueOptions | undefined;
+}
+
+/**
+ * When an enqueued job is a duplicate of an existing one, after River's UniqueOpts and
+ * pg-boss's singletonKey. The database enforces it, so concurrent producers make one job.
+ */
+export interface UniqueOptions {
+  /**
+   * What makes jobs of one queue duplicates, chosen by the producer (for example the job's
+   * arguments, serialised); 1 to 255 characters.
+   */
+  uniqueKey: string;
+  /**
+   * Jobs are duplicates only when enqueued in the same window: time is cut into windows of this
+   * length from the Unix epoch, and a job enqueued in the next window is a new job. From 1 second
+   * to 3650 days; unset means any time.
+   */
+  window?:
+    | Duration
+    | undefined;
+  /**
+   * States in which an existing job counts as a duplicate. Empty means the states a job is not
+   * finished in (WAITING, ACTIVE, FAILED); any list must hold those, and may add COMPLETED and
+   * DEAD_LETTER so that a finished job still counts. A job that leaves these states frees its key.
+   */
+  states: Job_State[];
 }
 
 /** The enqueued job. */
@@ -61,7 +94,10 @@ export interface EnqueueJobResponse {
   job?:
     | Job
     | undefined;
-  /** False when a job with this job_id already existed and was returned unchanged. */
+  /**
+   * False when a job with this job_id already existed, or a duplicate of this unique job counted,
+   * and that job was returned unchanged.
+   */
   created: boolean;
 }
 
@@ -277,6 +313,7 @@ function createBaseEnqueueJobRequest(): EnqueueJobRequest {
     priority: 0,
     schedule: undefined,
     retryPolicy: undefined,
+    unique: undefined,
   };
 }
 
@@ -307,6 +344,9 @@ export const EnqueueJobRequest: MessageFns<EnqueueJobRequest> = {
     }
     if (message.retryPolicy !== undefined) {
       RetryPolicy.encode(message.retryPolicy, writer.uint32(66).fork()).join();
+    }
+    if (message.unique !== undefined) {
+      UniqueOptions.encode(message.unique, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -388,6 +428,14 @@ export const EnqueueJobRequest: MessageFns<EnqueueJobRequest> = {
             message.retryPolicy = RetryPolicy.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.unique = UniqueOptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -427,6 +475,104 @@ export const EnqueueJobRequest: MessageFns<EnqueueJobRequest> = {
     message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
       ? RetryPolicy.fromPartial(object.retryPolicy)
       : undefined;
+    message.unique = (object.unique !== undefined && object.unique !== null)
+      ? UniqueOptions.fromPartial(object.unique)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUniqueOptions(): UniqueOptions {
+  return { uniqueKey: "", window: undefined, states: [] };
+}
+
+export const UniqueOptions: MessageFns<UniqueOptions> = {
+  encode(message: UniqueOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uniqueKey !== "") {
+      writer.uint32(10).string(message.uniqueKey);
+    }
+    if (message.window !== undefined) {
+      Duration.encode(message.window, writer.uint32(18).fork()).join();
+    }
+    if (message.states.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.states) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UniqueOptions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUniqueOptions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.uniqueKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.window = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.states.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.states.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UniqueOptions>, I>>(base?: I): UniqueOptions {
+    return UniqueOptions.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UniqueOptions>, I>>(object: I): UniqueOptions {
+    const message = createBaseUniqueOptions();
+    message.uniqueKey = object.uniqueKey ?? "";
+    message.window = (object.window !== undefined && object.window !== null)
+      ? Duration.fromPartial(object.window)
+      : undefined;
+    message.states = object.states?.map((e) => e) || [];
     return message;
   },
 };
@@ -1933,7 +2079,10 @@ export const GetJobResponse: MessageFns<GetJobResponse> = {
  */
 export type JobServiceService = typeof JobServiceService;
 export const JobServiceService = {
-  /** Adds one job. Enqueuing an existing job_id returns that job with created = false. */
+  /**
+   * Adds one job. Enqueuing an existing job_id returns that job with created = false, and so does
+   * enqueuing a unique job while a duplicate of it counts (see UniqueOptions).
+   */
   enqueueJob: {
     path: "/jobqueue.v1.JobService/EnqueueJob" as const,
     requestStream: false as const,
@@ -2047,7 +2196,10 @@ export const JobServiceService = {
 } as const;
 
 export interface JobServiceServer extends UntypedServiceImplementation {
-  /** Adds one job. Enqueuing an existing job_id returns that job with created = false. */
+  /**
+   * Adds one job. Enqueuing an existing job_id returns that job with created = false, and so does
+   * enqueuing a unique job while a duplicate of it counts (see UniqueOptions).
+   */
   enqueueJob: handleUnaryCall<EnqueueJobRequest, EnqueueJobResponse>;
   /** Adds a batch of jobs in one transaction, with the same idempotency per job. */
   enqueueJobs: handleUnaryCall<EnqueueJobsRequest, EnqueueJobsResponse>;
@@ -2073,7 +2225,10 @@ export interface JobServiceServer extends UntypedServiceImplementation {
 }
 
 export interface JobServiceClient extends Client {
-  /** Adds one job. Enqueuing an existing job_id returns that job with created = false. */
+  /**
+   * Adds one job. Enqueuing an existing job_id returns that job with created = false, and so does
+   * enqueuing a unique job while a duplicate of it counts (see UniqueOptions).
+   */
   enqueueJob(
     request: EnqueueJobRequest,
     callback: (error: ServiceError | null, response: EnqueueJobResponse) => void,
