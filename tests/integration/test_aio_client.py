@@ -289,3 +289,18 @@ async def test_jobs_queues_recovery_and_audit(jobs, admin, secured_service):
     events = [event async for event in await admin.list_audit_events(actor="admin")]
     assert events and all(event.actor == "admin" for event in events)
     assert {"PauseQueue", "ResumeQueue", "TriggerRecovery"} <= {event.action for event in events}
+
+
+async def test_queue_lease_limits(jobs, admin):
+    for n in range(4):
+        await jobs.enqueue("emails", "send", job_id=f"job-{n}")
+    limited = await admin.update_queue_policy("emails", max_active=2, max_starts_per_second=10.0)
+    assert (limited.max_active, limited.max_starts_per_second) == (2, 10.0)
+    assert [queue.max_active async for queue in await admin.list_queues()] == [2]
+    assert len(await jobs.lease("emails", max_jobs=4)) == 2
+    assert await jobs.lease("emails") == []
+    cleared = await admin.update_queue_policy("emails", update_mask=["max_active"])
+    assert (cleared.max_active, cleared.max_starts_per_second) == (None, 10.0)
+    with pytest.raises(InvalidArgument) as raised:
+        await admin.update_queue_policy("emails", max_active=0)
+    assert raised.value.field == "max_active"
