@@ -387,6 +387,9 @@ class QueueManager:
                 },
                 now=now,
             )
+            if current_limits is not None and new_limits != current_limits.limits:
+                # Waiting leases may take what a raised or removed limit held back.
+                repo.after_commit(self.jobs.notifier.notify)
             return self.view(updated, new_limits)
 
     def set_paused(self, name: str, paused: bool, *, allow_missing: bool = False, actor: str) -> QueueView:
