@@ -290,7 +290,8 @@ class JobManager:
     ) -> list[JobView]:
         """Lease up to `max_jobs` ready jobs, waiting up to `wait` for one. With `reply_size` (the bytes
         a job adds to the caller's reply), only the jobs whose reply fits `max_response_bytes` are
-        leased, so that no lease is committed that the caller cannot receive.
+        leased, so that no lease is committed that the caller cannot receive. A queue with lease
+        limits gives no more jobs than its max_active and start-rate bucket allow.
 
         `may_wait` False means the server has no room for another waiting long-poll: the call
         takes what is ready and answers at once, perhaps with nothing, before its wait is over.
