@@ -303,6 +303,34 @@ class QueueRecord:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class LeaseLimits:
+    """A queue's caps on LeaseJobs, over every worker and replica; None is no limit."""
+
+    max_active: int | None = None
+    max_starts_per_second: float | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.max_active is None and self.max_starts_per_second is None
+
+    @property
+    def burst(self) -> float:
+        """Starts the token bucket holds at most: one second's worth, and never less than one start."""
+        return max(1.0, self.max_starts_per_second or 0.0)
+
+
+@dataclass(frozen=True)
+class LeaseLimitRecord:
+    """A queue's stored limits with its token bucket: `tokens` starts were left at `refilled_at`."""
+
+    queue_name: str
+    limits: LeaseLimits
+    tokens: float
+    refilled_at: datetime
+    updated_at: datetime
+
+
 @dataclass
 class NewJob:
     """A job row about to be inserted."""

@@ -361,6 +361,8 @@ def queue(message: admin_pb2.Queue) -> models.Queue:
         delay_schedule=tuple(delay.ToTimedelta() for delay in message.delay_schedule),
         created_at=optional_datetime(message, "created_at"),
         updated_at=optional_datetime(message, "updated_at"),
+        max_active=message.max_active if message.HasField("max_active") else None,
+        max_starts_per_second=message.max_starts_per_second if message.HasField("max_starts_per_second") else None,
     )
 
 

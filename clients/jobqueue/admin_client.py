@@ -184,6 +184,8 @@ def queue_policy_request(
     update_mask: Sequence[str],
     allow_missing: bool,
     validate_only: bool,
+    max_active: int | None = None,
+    max_starts_per_second: float | None = None,
 ) -> pb.UpdateQueuePolicyRequest:
     return pb.UpdateQueuePolicyRequest(
         queue_name=queue_name,
@@ -191,6 +193,8 @@ def queue_policy_request(
         update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
         allow_missing=allow_missing,
         validate_only=validate_only,
+        max_active=max_active,
+        max_starts_per_second=max_starts_per_second,
     )
 
 
@@ -566,16 +570,23 @@ class AdminClient(ClientCore):
         queue_name: str,
         retry_policy: RetryPolicy | None = None,
         *,
+        max_active: int | None = None,
+        max_starts_per_second: float | None = None,
         update_mask: Sequence[str] = (),
         allow_missing: bool = False,
         validate_only: bool = False,
         timeout: float | None = None,
     ) -> Queue:
-        """Set the queue's retry policy: the fields in `update_mask`, or the whole policy without one.
+        """Set the queue's retry policy and lease limits: the fields in `update_mask`, or without
+        one the whole policy and the limits given (limits left None stay as they are).
 
-        No policy and no mask clears it. `validate_only` previews the result without saving.
+        No policy and no mask clears the policy; a limit named in the mask but left None is removed.
+        `max_active` caps the queue's ACTIVE jobs and `max_starts_per_second` its start rate, over
+        every worker and replica. `validate_only` previews the result without saving.
         """
-        request = queue_policy_request(queue_name, retry_policy, update_mask, allow_missing, validate_only)
+        request = queue_policy_request(
+            queue_name, retry_policy, update_mask, allow_missing, validate_only, max_active, max_starts_per_second
+        )
         return convert.queue(self._call(self.stub.UpdateQueuePolicy, request, timeout).queue)
 
     def get_queue_alert_policy(self, queue_name: str, *, timeout: float | None = None) -> QueueAlertPolicy:

@@ -360,6 +360,10 @@ class Queue:
     delay_schedule: tuple[timedelta, ...]
     created_at: datetime | None
     updated_at: datetime | None
+    # Most ACTIVE jobs at once over every worker and replica; None: no limit.
+    max_active: int | None = None
+    # Most starts per second (a token bucket of max(1, rate) starts); None: no limit.
+    max_starts_per_second: float | None = None
 
 
 @dataclass(frozen=True)

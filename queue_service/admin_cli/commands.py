@@ -65,6 +65,15 @@ def policy_from(args: argparse.Namespace) -> tuple[RetryPolicy | None, list[str]
     ), mask
 
 
+def limits_text(queue: Queue) -> str:
+    parts = []
+    if queue.max_active is not None:
+        parts.append(f"max_active={queue.max_active}")
+    if queue.max_starts_per_second is not None:
+        parts.append(f"starts/s={queue.max_starts_per_second:g}")
+    return " ".join(parts) or "-"
+
+
 def policy_text(policy: RetryPolicy | None) -> str:
     if policy is None:
         return "-"
@@ -396,6 +405,11 @@ def queue_fields(queue: Queue, output: Output) -> None:
             ("own policy", policy_text(queue.retry_policy)),
             ("effective policy", policy_text(queue.effective_retry_policy)),
             ("delays", " ".join(render.span(delay) for delay in queue.delay_schedule) or "-"),
+            ("max active", "-" if queue.max_active is None else queue.max_active),
+            (
+                "max starts per second",
+                "-" if queue.max_starts_per_second is None else f"{queue.max_starts_per_second:g}",
+            ),
             ("updated", queue.updated_at),
         ],
         output.out,
@@ -408,11 +422,12 @@ def queues_list(client: AdminClient, args: argparse.Namespace, output: Output) -
         output.json(found)
         return 0
     render.table(
-        ["QUEUE", "STATUS", "EFFECTIVE POLICY", "DELAYS"],
+        ["QUEUE", "STATUS", "LIMITS", "EFFECTIVE POLICY", "DELAYS"],
         [
             [
                 queue.name,
                 "paused" if queue.paused else "",
+                limits_text(queue),
                 policy_text(queue.effective_retry_policy),
                 " ".join(render.span(delay) for delay in queue.delay_schedule),
             ]
@@ -452,17 +467,33 @@ def queues_clean(client: AdminClient, args: argparse.Namespace, output: Output) 
     return 0
 
 
+def limits_from(args: argparse.Namespace) -> list[str]:
+    """The lease limits --max-active/--max-starts-per-second set and --no-... remove, by field name."""
+    named = []
+    for name in ("max_active", "max_starts_per_second"):
+        value, removed = getattr(args, name), getattr(args, f"no_{name}")
+        if value is not None and removed:
+            option = name.replace("_", "-")
+            raise UsageError(f"--{option} and --no-{option} exclude each other")
+        if value is not None or removed:
+            named.append(name)
+    return named
+
+
 def queues_policy(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
     policy, mask = policy_from(args)
-    if args.clear and policy is not None:
-        raise UsageError("--clear replaces the whole policy; give it alone")
-    if policy is None and not args.clear:
+    limits = limits_from(args)
+    if args.clear and (policy is not None or limits):
+        raise UsageError("--clear replaces the whole retry policy; give it alone")
+    if policy is None and not limits and not args.clear:
         queue = client.get_queue(args.queue)
     else:
         queue = client.update_queue_policy(
             args.queue,
             policy,
-            update_mask=mask,
+            max_active=args.max_active,
+            max_starts_per_second=args.max_starts_per_second,
+            update_mask=mask + limits,
             allow_missing=args.create,
             validate_only=args.validate_only,
         )

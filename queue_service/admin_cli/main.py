@@ -164,9 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[s for s in values(RecoveryStatus) if s != "pending"],
         help="with --state dead_letter: which entries (default permanently_failed)",
     )
-    policy = command(queues, "policy", commands.queues_policy, "show a queue's retry policy, or change it")
+    policy = command(
+        queues, "policy", commands.queues_policy, "show a queue's retry policy and lease limits, or change them"
+    )
     policy.add_argument("queue")
     policy_options(policy)
+    policy.add_argument(
+        "--max-active", type=int, metavar="N", help="most ACTIVE jobs at once, over every worker and replica"
+    )
+    policy.add_argument(
+        "--max-starts-per-second",
+        type=float,
+        metavar="RATE",
+        help="most jobs started per second (bursts of up to max(1, RATE) starts)",
+    )
+    policy.add_argument("--no-max-active", action="store_true", help="remove the queue's max_active limit")
+    policy.add_argument("--no-max-starts-per-second", action="store_true", help="remove the queue's start rate limit")
     policy.add_argument("--clear", action="store_true", help="remove the queue's own policy")
     policy.add_argument("--validate-only", action="store_true", help="show the result without saving it")
     policy.add_argument("--create", action="store_true", help="create the queue if it is unknown")

@@ -179,6 +179,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         queue = self.queues.update_policy(
             request.queue_name,
             convert.policy_override(request.retry_policy),
+            limits=convert.lease_limits(request),
             mask=list(request.update_mask.paths),
             allow_missing=request.allow_missing,
             validate_only=request.validate_only,

@@ -30,6 +30,7 @@ from queue_service.domain import (
     Decision,
     ErrorInfo,
     JobState,
+    LeaseLimits,
     RecoveryRunRecord,
     RecoveryStatus,
     RetryLogRecord,
@@ -402,6 +403,16 @@ def queue_message(view: QueueView) -> admin_pb.Queue:
         delay_schedule=[duration(delay) for delay in view.delay_schedule],
         created_at=timestamp(record.created_at),
         updated_at=timestamp(record.updated_at),
+        max_active=view.limits.max_active,
+        max_starts_per_second=view.limits.max_starts_per_second,
+    )
+
+
+def lease_limits(message) -> LeaseLimits:
+    """The limits an UpdateQueuePolicyRequest holds; unset ones are None."""
+    return LeaseLimits(
+        max_active=message.max_active if message.HasField("max_active") else None,
+        max_starts_per_second=message.max_starts_per_second if message.HasField("max_starts_per_second") else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import random
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from queue_service.clock import Clock
-from queue_service.core import failures, states, unique
+from queue_service.core import failures, lease_limits, states, unique
 from queue_service.core.errors import (
     Aborted,
     FailedPrecondition,
@@ -63,6 +64,7 @@ from queue_service.domain import (
     RetryLogRecord,
 )
 from queue_service.store.database import Database
+from queue_service.store.lease_limits import lease_limits_of
 from queue_service.store.repository import Repository
 
 # Error types of the failures the service records itself, not a worker: a run whose lease ran out
@@ -327,7 +329,8 @@ class JobManager:
     ) -> list[JobView]:
         """Lease up to `max_jobs` ready jobs, waiting up to `wait` for one. With `reply_size` (the bytes
         a job adds to the caller's reply), only the jobs whose reply fits `max_response_bytes` are
-        leased, so that no lease is committed that the caller cannot receive.
+        leased, so that no lease is committed that the caller cannot receive. A queue with lease
+        limits gives no more jobs than its max_active and start-rate bucket allow.
 
         `may_wait` False means the server has no room for another waiting long-poll: the call
         takes what is ready and answers at once, perhaps with nothing, before its wait is over.
@@ -404,8 +407,15 @@ class JobManager:
             leasable = [name for name in names if not (name in queues and queues[name].paused)]
             if not leasable:
                 return []
+            limit_store = lease_limits_of(repo)
+            # Held until commit: leases of a limited queue take turns on every replica.
+            limited = limit_store.lock(leasable)
             now = self.clock.now()
-            ready = repo.ready_jobs_for_lease(leasable, limit=max_jobs, now=now)
+            active = limit_store.active_counts(list(limited)) if limited else {}
+            allowed = {
+                name: lease_limits.allowance(record, active.get(name, 0), now) for name, record in limited.items()
+            }
+            ready = self._ready_jobs(repo, leasable, allowed, max_jobs, now)
             lease_expires_at = now + duration
             # The jobs as the lease leaves them, so that the reply can be measured before anything changes.
             leased = [
@@ -428,8 +438,28 @@ class JobManager:
             )
             if claimed != len(leased):
                 raise Aborted("ready jobs changed concurrently during the lease; retry the call", field="queue_names")
+            started = collections.Counter(job.queue_name for job in leased)
+            for name, record in limited.items():
+                if started[name] and record.limits.max_starts_per_second is not None:
+                    tokens, refilled_at = lease_limits.after_starts(record, started[name], now)
+                    limit_store.save_bucket(name, tokens=tokens, refilled_at=refilled_at)
             self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in leased])
         return [views[job.job_id] for job in leased]
+
+    @staticmethod
+    def _ready_jobs(
+        repo: Repository, names: list[str], allowed: dict[str, int], max_jobs: int, now: datetime
+    ) -> list[JobRecord]:
+        """Up to `max_jobs` ready jobs in lease order, at most `allowed[name]` of a limited queue."""
+        if not allowed:
+            return repo.ready_jobs_for_lease(names, limit=max_jobs, now=now)
+        unlimited = [name for name in names if name not in allowed]
+        ready = repo.ready_jobs_for_lease(unlimited, limit=max_jobs, now=now) if unlimited else []
+        for name, room in allowed.items():
+            if room > 0:
+                ready += repo.ready_jobs_for_lease([name], limit=min(room, max_jobs), now=now)
+        ready.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+        return ready[:max_jobs]
 
     @staticmethod
     def _fitting(

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from queue_service.core import audit, paging
+from queue_service.core import audit, lease_limits, paging
 from queue_service.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from queue_service.core.jobs import JobManager, JobView
 from queue_service.core.retry import (
@@ -24,11 +24,13 @@ from queue_service.domain import (
     DeadLetterRecord,
     Decision,
     JobState,
+    LeaseLimits,
     QueueRecord,
     RecoveryStatus,
     RetryLogRecord,
 )
 from queue_service.store.admin_repository import AdminRepository
+from queue_service.store.lease_limits import lease_limits_of
 from queue_service.store.repository import Repository
 
 # Policy fields UpdateQueuePolicy's update_mask may name.
@@ -132,6 +134,7 @@ class QueueView:
     record: QueueRecord
     effective_policy: RetryPolicy
     delay_schedule: list[timedelta]
+    limits: LeaseLimits = LeaseLimits()
 
 
 @dataclass(frozen=True)
@@ -322,28 +325,31 @@ class QueueManager:
         key = self.jobs.page_tokens.decode(page_token, {}, shape=(str,))
         with self.database.transaction() as repo:
             records = AdminRepository.of(repo).list_queues(after=key[0] if key else None, limit=limit + 1)
+            limits = self._limits(repo, [record.name for record in records[:limit]])
         token = self.jobs.page_tokens.next(records, limit, lambda queue: (queue.name,), {})
-        return paging.Page([self.view(record) for record in records[:limit]], token)
+        return paging.Page([self.view(record, limits.get(record.name)) for record in records[:limit]], token)
 
     def get_queue(self, name: str) -> QueueView:
         name = self._name(name)
         with self.database.transaction() as repo:
-            return self.view(self._queue(repo, name))
+            return self.view(self._queue(repo, name), self._limits(repo, [name]).get(name))
 
     def update_policy(
         self,
         name: str,
         policy: PolicyOverride,
         *,
+        limits: LeaseLimits = LeaseLimits(),
         mask: Sequence[str] = (),
         allow_missing: bool = False,
         validate_only: bool = False,
         actor: str,
     ) -> QueueView:
         name = self._name(name)
-        fields = self._policy_mask(mask)
+        fields, limit_fields = self._policy_mask(mask)
         with self.database.transaction() as repo:
             admin = AdminRepository.of(repo)
+            limit_store = lease_limits_of(repo)
             now = self.clock.now()
             queue = repo.get_queue(name)
             if queue is None and not allow_missing:
@@ -352,21 +358,39 @@ class QueueManager:
             merged = policy if fields is None else replace(current, **{f: getattr(policy, f) for f in fields})
             validate_override(merged, "retry_policy")
             stored = policy_to_json(merged)
+            current_limits = limit_store.get([name]).get(name)
+            new_limits = lease_limits.validate(
+                lease_limits.merge(current_limits.limits if current_limits else LeaseLimits(), limits, limit_fields)
+            )
             if validate_only:
                 preview = queue or QueueRecord(name, False, None, now, now)
-                return self.view(replace(preview, retry_policy=stored, updated_at=now))
+                return self.view(replace(preview, retry_policy=stored, updated_at=now), new_limits)
             if queue is None:
                 self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
             updated = admin.set_queue_policy(name, stored, now=now)
+            limit_row = lease_limits.stored(current_limits, name, new_limits, now)
+            if limit_row is not None:
+                limit_store.put(limit_row)
+            elif current_limits is not None:
+                limit_store.remove(name)
             audit.record(
                 admin,
                 actor=actor,
                 action="UpdateQueuePolicy",
                 target=audit.queue_target(name),
-                parameters={"retry_policy": stored, "update_mask": list(mask), "created": queue is None},
+                parameters={
+                    "retry_policy": stored,
+                    "max_active": new_limits.max_active,
+                    "max_starts_per_second": new_limits.max_starts_per_second,
+                    "update_mask": list(mask),
+                    "created": queue is None,
+                },
                 now=now,
             )
-            return self.view(updated)
+            if current_limits is not None and new_limits != current_limits.limits:
+                # Waiting leases may take what a raised or removed limit held back.
+                repo.after_commit(self.jobs.notifier.notify)
+            return self.view(updated, new_limits)
 
     def set_paused(self, name: str, paused: bool, *, allow_missing: bool = False, actor: str) -> QueueView:
         """Pausing stops leasing only; enqueueing and tracking go on."""
@@ -380,6 +404,7 @@ class QueueManager:
                     raise NotFound(f"queue {name!r} not found", field="queue_name")
                 self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
             updated = admin.set_queue_paused(name, paused, now=now)
+            limits = self._limits(repo, [name]).get(name)
             audit.record(
                 admin,
                 actor=actor,
@@ -390,7 +415,7 @@ class QueueManager:
             )
         if not paused:
             self.jobs.notifier.notify()
-        return self.view(updated)
+        return self.view(updated, limits)
 
     def clean(
         self,
@@ -549,11 +574,15 @@ class QueueManager:
 
     # Helpers
 
-    def view(self, record: QueueRecord) -> QueueView:
+    def view(self, record: QueueRecord, limits: LeaseLimits | None = None) -> QueueView:
         policy = self.jobs.settings.default_policy.with_overrides(record.retry_policy)
         preview = replace(policy, jitter=0.0)
         schedule = [preview.delay_for_retry(n) for n in range(1, min(policy.max_retries, MAX_SCHEDULE_PREVIEW) + 1)]
-        return QueueView(record, policy, schedule)
+        return QueueView(record, policy, schedule, limits or LeaseLimits())
+
+    @staticmethod
+    def _limits(repo: Repository, names: Sequence[str]) -> dict[str, LeaseLimits]:
+        return {name: row.limits for name, row in lease_limits_of(repo).get(names).items()}
 
     def _name(self, name: str, field: str = "queue_name") -> str:
         return require_name(name, field, self.limits.max_name_length)
@@ -566,19 +595,25 @@ class QueueManager:
         return queue
 
     @staticmethod
-    def _policy_mask(mask: Sequence[str]) -> tuple[str, ...] | None:
-        """The policy fields to take from the request; None replaces the whole policy."""
+    def _policy_mask(mask: Sequence[str]) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+        """The retry policy fields and the limits to take from the request. No mask: None for both,
+        which replaces the whole policy and sets the limits the request holds."""
         if not mask:
-            return None
+            return None, None
         if list(mask) == ["*"]:
-            return POLICY_FIELDS
+            return POLICY_FIELDS, lease_limits.LIMIT_FIELDS
         fields: list[str] = []
+        limits: list[str] = []
         for index, path in enumerate(mask):
             name = path.removeprefix("retry_policy.")
-            if name not in POLICY_FIELDS:
+            if name in POLICY_FIELDS:
+                fields.append(name)
+            elif path in lease_limits.LIMIT_FIELDS:
+                limits.append(path)
+            else:
+                known = ", ".join(POLICY_FIELDS + lease_limits.LIMIT_FIELDS)
                 raise InvalidArgument(
-                    f"update_mask.paths[{index}] {path!r} is not a policy field; use {', '.join(POLICY_FIELDS)} or *",
+                    f"update_mask.paths[{index}] {path!r} is not a policy field or limit; use {known} or *",
                     field="update_mask",
                 )
-            fields.append(name)
-        return tuple(dict.fromkeys(fields))
+        return tuple(dict.fromkeys(fields)), tuple(dict.fromkeys(limits))

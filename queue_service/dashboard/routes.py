@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jobqueue import AdminClient, InvalidArgument, JobQueueError, QueueAlertPolicy, RetryPolicy
-from jobqueue.models import DeathReason, JobState, RecoveryStatus
+from jobqueue.models import DeathReason, JobState, Queue, RecoveryStatus
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -444,9 +444,9 @@ def queue_detail(
     """The queue's page; with `errors`, again after a refused form (status 400, the values kept)."""
     queue = client.get_queue(str(form.get("queue_name") or "") if errors else request.query_params.get("name", ""))
     alert_policy = client.get_queue_alert_policy(queue.name)
-    values = {**policy_form_values(queue.retry_policy), **alert_form_values(alert_policy)}
+    values = {**policy_form_values(queue.retry_policy), **alert_form_values(alert_policy), **limit_form_values(queue)}
     if errors:
-        values = {key: str(form.get(key) or "") for key in (*POLICY_FIELDS, *ALERT_FIELDS, "grace")}
+        values = {key: str(form.get(key) or "") for key in (*POLICY_FIELDS, *ALERT_FIELDS, *LIMIT_FIELDS, "grace")}
     return render(
         request,
         "queue.html",
@@ -493,6 +493,32 @@ def queue_policy(request: Request, client: AdminClient, form: dict[str, Any]) ->
             },
         )
     flash(request, "Saved the retry policy." if given else "Cleared the queue's own policy.", "success")
+    return redirect("/queue?" + query_string(name=name))
+
+
+LIMIT_FIELDS = ("max_active", "max_starts_per_second")
+
+
+def limit_form_values(queue: Queue) -> dict[str, str]:
+    return {
+        "max_active": "" if queue.max_active is None else str(queue.max_active),
+        "max_starts_per_second": "" if queue.max_starts_per_second is None else f"{queue.max_starts_per_second:g}",
+    }
+
+
+def queue_limits(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    """Sets both lease limits as the form has them; an empty field removes that limit."""
+    name = str(form.get("queue_name") or "")
+    max_active = parse_int(form.get("max_active"), "Max active", "max_active", minimum=1)
+    rate = parse_float(form.get("max_starts_per_second"), "Max starts per second", "max_starts_per_second")
+    try:
+        client.update_queue_policy(
+            name, max_active=max_active, max_starts_per_second=rate, update_mask=list(LIMIT_FIELDS)
+        )
+    except InvalidArgument as error:
+        field = error.field if error.field in LIMIT_FIELDS else "max_active"
+        raise FieldError(error.message, field) from None
+    flash(request, f"Saved the lease limits of {name}.", "success")
     return redirect("/queue?" + query_string(name=name))
 
 
@@ -619,6 +645,7 @@ ROUTES = [
     Route("/queue", page(queue_detail), methods=["GET"]),
     Route("/queue/policy", page(queue_policy, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/alerts", page(queue_alerts, write=True, form_page=queue_detail), methods=["POST"]),
+    Route("/queue/limits", page(queue_limits, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/pause", page(queue_pause, write=True), methods=["POST"]),
     Route("/queue/clean", page(queue_clean, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/recovery", page(recovery), methods=["GET"]),

@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -385,4 +386,23 @@ queue_alert_policies = Table(
     Column("email_recipients", JsonDocument, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     CheckConstraint("dlq_alert_threshold >= 0", name="dlq_alert_threshold_nonnegative"),
+)
+
+# Per queue with a lease limit (migration 0011_queue_concurrency): the most ACTIVE jobs and the
+# most starts per second, with the start-rate token bucket (tokens left at refilled_at). LeaseJobs
+# locks a queue's row for its transaction, so that leases of a limited queue take turns across
+# replicas; queues without limits have no row and lease without that lock.
+queue_lease_limits = Table(
+    "queue_lease_limits",
+    metadata,
+    Column("queue_name", String(100), primary_key=True),
+    Column("max_active", Integer, nullable=True),
+    Column("max_starts_per_second", Float, nullable=True),
+    Column("tokens", Float, nullable=False, server_default=text("0")),
+    Column("refilled_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("max_active >= 1", name="max_active_positive"),
+    CheckConstraint("max_starts_per_second > 0", name="max_starts_per_second_positive"),
+    CheckConstraint("tokens >= 0", name="tokens_nonnegative"),
+    CheckConstraint("max_active IS NOT NULL OR max_starts_per_second IS NOT NULL", name="some_limit"),
 )

@@ -196,3 +196,31 @@ def test_queue_alert_policy(secured_service):
     refused = queue_admin(target, "queues", "alerts", "emails", "--email", "not-an-address")
     assert refused.returncode != 0
     assert "alert_policy.email_recipients[0]" in refused.stderr
+
+
+def test_queue_lease_limits(secured_service):
+    target = secured_service.target
+    with JobClient(target, token=WORKER_TOKEN, timeout=10) as jobs:
+        jobs.enqueue("emails", "send", {})
+    limited = queue_admin(target, "queues", "policy", "emails", "--max-active", "3", "--max-starts-per-second", "2.5")
+    assert limited.returncode == 0, limited.stderr
+    fields = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in limited.stdout.splitlines()}
+    assert fields["max active"] == "3" and fields["max starts per second"] == "2.5"
+    header, _, row = queue_admin(target, "queues", "list").stdout.splitlines()
+    assert header.split()[:3] == ["QUEUE", "STATUS", "LIMITS"]
+    assert "max_active=3 starts/s=2.5" in row
+    # Retry policy changes leave the limits alone; --no-... removes one.
+    assert (
+        json.loads(queue_admin(target, "queues", "policy", "emails", "--max-retries", "2", "--json").stdout)[
+            "max_active"
+        ]
+        == 3
+    )
+    removed = json.loads(queue_admin(target, "queues", "policy", "emails", "--no-max-active", "--json").stdout)
+    assert (removed["max_active"], removed["max_starts_per_second"]) == (None, 2.5)
+    refused = queue_admin(target, "queues", "policy", "emails", "--max-starts-per-second", "nan")
+    assert (
+        refused.returncode == 1 and "INVALID_ARGUMENT" in refused.stderr and "max_starts_per_second" in refused.stderr
+    )
+    clash = queue_admin(target, "queues", "policy", "emails", "--max-active", "2", "--no-max-active")
+    assert clash.returncode == 2 and "exclude each other" in clash.stderr

@@ -170,3 +170,19 @@ def test_recovery_and_audit(jobs, admin):
     targets = {event.target for event in events}
     assert any("emails" in target for target in targets) and any(entry_id in target for target in targets)
     assert list(admin.list_audit_events(actor="somebody-else")) == []
+
+
+def test_queue_lease_limits(jobs, admin):
+    for n in range(4):
+        jobs.enqueue("emails", "send", job_id=f"job-{n}")
+    limited = admin.update_queue_policy("emails", max_active=2, max_starts_per_second=10.0)
+    assert (limited.max_active, limited.max_starts_per_second) == (2, 10.0)
+    assert admin.get_queue("emails").max_active == 2
+    assert len(jobs.lease("emails", max_jobs=4)) == 2
+    assert jobs.lease("emails") == []
+    cleared = admin.update_queue_policy("emails", update_mask=["max_active", "max_starts_per_second"])
+    assert (cleared.max_active, cleared.max_starts_per_second) == (None, None)
+    assert len(jobs.lease("emails", max_jobs=4)) == 2
+    with pytest.raises(InvalidArgument) as raised:
+        admin.update_queue_policy("emails", max_starts_per_second=float("nan"))
+    assert raised.value.field == "max_starts_per_second"

@@ -306,3 +306,18 @@ async def test_unique_enqueue_returns_the_job_that_counts(client):
     with pytest.raises(InvalidArgument) as raised:
         await client.enqueue("reports", "build", unique=UniqueOptions("k", window=timedelta(seconds=-1)))
     assert raised.value.field == "unique.window"
+
+
+async def test_queue_lease_limits(jobs, admin):
+    for n in range(4):
+        await jobs.enqueue("emails", "send", job_id=f"job-{n}")
+    limited = await admin.update_queue_policy("emails", max_active=2, max_starts_per_second=10.0)
+    assert (limited.max_active, limited.max_starts_per_second) == (2, 10.0)
+    assert [queue.max_active async for queue in await admin.list_queues()] == [2]
+    assert len(await jobs.lease("emails", max_jobs=4)) == 2
+    assert await jobs.lease("emails") == []
+    cleared = await admin.update_queue_policy("emails", update_mask=["max_active"])
+    assert (cleared.max_active, cleared.max_starts_per_second) == (None, 10.0)
+    with pytest.raises(InvalidArgument) as raised:
+        await admin.update_queue_policy("emails", max_active=0)
+    assert raised.value.field == "max_active"

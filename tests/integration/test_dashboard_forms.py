@@ -72,6 +72,14 @@ REFUSED = [
     ("/queue/alerts", "dlq_alert_threshold", "2147483648"),
     ("/queue/alerts", "dlq_alert_threshold", "9999999"),  # past the server's limit
     ("/queue/alerts", "email_recipients", "ops@example.com, not-an-address"),
+    ("/queue/limits", "max_active", "0"),
+    ("/queue/limits", "max_active", "2147483648"),
+    ("/queue/limits", "max_active", "9999999"),  # past the server's limit
+    ("/queue/limits", "max_starts_per_second", "nan"),
+    ("/queue/limits", "max_starts_per_second", "inf"),
+    ("/queue/limits", "max_starts_per_second", "0"),
+    ("/queue/limits", "max_starts_per_second", "-1"),
+    ("/queue/limits", "max_starts_per_second", "1e300"),
 ]
 
 
@@ -94,6 +102,7 @@ def forms(entry: str, fingerprint: str) -> dict[str, tuple[dict[str, str], tuple
             ("max_retries", "retry_delays", "max_delay", "jitter"),
         ),
         "/queue/alerts": ({"queue_name": QUEUE, "back": detail}, ("dlq_alert_threshold",)),
+        "/queue/limits": ({"queue_name": QUEUE, "back": detail}, ("max_active", "max_starts_per_second")),
         "/queue/clean": (
             {"queue_name": QUEUE, "state": "completed", "confirm": QUEUE, "back": detail},
             ("grace",),
@@ -118,7 +127,7 @@ def test_odd_values_are_a_400_with_the_message_next_to_the_field(browser, jobs, 
     entry, fingerprint = seeded(jobs, admin)
     fixed, _ = forms(entry, fingerprint)[path]
     token = csrf(browser.get(f"/dlq/{entry}").text)
-    before = (admin.get_dead_letter_job(entry).entry, admin.get_queue(QUEUE).retry_policy)
+    before = (admin.get_dead_letter_job(entry).entry, admin.get_queue(QUEUE))
     response = browser.post(
         path.format(entry=entry), data={"csrf_token": token, **fixed, field: value}, follow_redirects=False
     )
@@ -129,7 +138,7 @@ def test_odd_values_are_a_400_with_the_message_next_to_the_field(browser, jobs, 
     )
     assert error, f"no message right after the {field} input:\n{response.text[:3000]}"
     assert error.group(1).strip()
-    assert (admin.get_dead_letter_job(entry).entry, admin.get_queue(QUEUE).retry_policy) == before
+    assert (admin.get_dead_letter_job(entry).entry, admin.get_queue(QUEUE)) == before
 
 
 def test_odd_dates_in_list_filters_are_a_400(browser):
@@ -184,3 +193,22 @@ def test_the_queue_page_sets_the_alert_policy(browser, jobs, admin):
     assert (policy.dlq_alert_threshold, policy.email_recipients) == (7, ("ops@example.com", "oncall@example.com"))
     shown = browser.get(f"/queue?name={QUEUE}").text
     assert 'value="7"' in shown and 'value="ops@example.com, oncall@example.com"' in shown
+
+
+def test_the_queue_page_sets_and_shows_the_lease_limits(browser, jobs, admin):
+    seeded(jobs, admin)
+    page = browser.get(f"/queue?name={QUEUE}")
+    assert "no limit on active jobs" in text_of(page)
+    detail = f"/queue?name={QUEUE}"
+    form = {"csrf_token": csrf(page.text), "queue_name": QUEUE, "back": detail}
+    response = browser.post("/queue/limits", data={**form, "max_active": "3", "max_starts_per_second": "2.5"})
+    assert response.status_code == 200 and "Saved the lease limits of emails." in text_of(response)
+    queue = admin.get_queue(QUEUE)
+    assert (queue.max_active, queue.max_starts_per_second) == (3, 2.5)
+    shown = text_of(browser.get(detail))
+    assert "at most 3 active" in shown and "at most 2.5 starts per second" in shown
+    assert "0 / 3" in text_of(browser.get("/queues"))
+    # An empty field removes that limit.
+    browser.post("/queue/limits", data={**form, "max_active": "", "max_starts_per_second": "2.5"})
+    queue = admin.get_queue(QUEUE)
+    assert (queue.max_active, queue.max_starts_per_second) == (None, 2.5)

@@ -296,6 +296,7 @@ class RequestFuzzer:
 
     def field_mask(self, message: field_mask_pb2.FieldMask, _depth: int) -> None:
         names = ["*", "admin_notes", "assigned_to", "priority", "max_retries", "retry_delays", "max_delay", "jitter"]
+        names += ["max_active", "max_starts_per_second"]
         for _ in range(self.rng.randint(0, 4)):
             message.paths.append(self.rng.choice(names + [self.text()]))
 

@@ -9,12 +9,14 @@ and it must stay up and SERVING. `--fuzz-cases N` sets the number of requests pe
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections import Counter
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.json_format import ParseDict
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2
@@ -23,10 +25,13 @@ from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
+from tests.integration.admin_helpers import bad_field
 from tests.integration.test_auth import jobqueue_methods
 from tests.reliability.fuzzing import (
     EXTREME_DURATIONS,
     EXTREME_TIMESTAMPS,
+    FLOATS,
+    INT32,
     KnownValues,
     RequestFuzzer,
     time_fields,
@@ -334,3 +339,59 @@ def test_fuzzed_unique_options_are_bad_input_or_one_job_per_key(fuzz_server, req
     assert fuzz_server.alive(), fuzz_server.log_tail()
     assert not faults, f"seed {seed_value}:\n" + "\n".join(faults) + f"\n{fuzz_server.log_tail()}"
     assert codes["OK"] and codes["INVALID_ARGUMENT"], codes
+
+
+def _limit_is_valid(field: str, value: float) -> bool:
+    if field == "max_active":
+        return 1 <= value <= 1_000_000
+    return math.isfinite(value) and 0.001 <= value <= 1_000_000
+
+
+def test_lease_limits_at_every_extreme_value(fuzz_server):
+    """max_active and max_starts_per_second at each extreme, with and without a field mask: saved as
+    given, or INVALID_ARGUMENT naming the field and nothing saved; never a fault, and leasing goes on."""
+    channel = grpc.insecure_channel(fuzz_server.target)
+    jobs = job_service_pb2_grpc.JobServiceStub(channel)
+    admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+    queue = "limits-extremes"
+    for index in range(3):
+        jobs.EnqueueJob(
+            pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=f"limits-{index}"), metadata=ADMIN
+        )
+    lease = pb.LeaseJobsRequest(queue_names=[queue], worker_id="w", max_jobs=1)
+    wrong: list[str] = []
+    for field, values in (("max_active", INT32), ("max_starts_per_second", FLOATS + (1_000_000.0, 1_000_001.0))):
+        for value in values:
+            for paths in ([], [field], ["*"]):
+                request = admin_pb.UpdateQueuePolicyRequest(
+                    queue_name=queue, allow_missing=True, update_mask=FieldMask(paths=paths), **{field: value}
+                )
+                before = admin.GetQueue(admin_pb.GetQueueRequest(queue_name=queue), metadata=ADMIN).queue
+                try:
+                    saved = admin.UpdateQueuePolicy(request, metadata=ADMIN).queue
+                except grpc.RpcError as error:
+                    after = admin.GetQueue(admin_pb.GetQueueRequest(queue_name=queue), metadata=ADMIN).queue
+                    if (
+                        error.code() != grpc.StatusCode.INVALID_ARGUMENT
+                        or bad_field(error) != field
+                        or _limit_is_valid(field, value)
+                        or after != before
+                    ):
+                        wrong.append(f"{field}={value} mask={paths}: {error.code().name} {error.details()}")
+                else:
+                    if not _limit_is_valid(field, value) or getattr(saved, field) != value:
+                        wrong.append(f"{field}={value} mask={paths}: saved {saved}")
+                try:
+                    jobs.LeaseJobs(lease, metadata=ADMIN, timeout=10)
+                except grpc.RpcError as error:
+                    wrong.append(f"LeaseJobs after {field}={value} mask={paths}: {error.code().name}")
+    # Without limits, what is left leases at once.
+    admin.UpdateQueuePolicy(
+        admin_pb.UpdateQueuePolicyRequest(queue_name=queue, update_mask=FieldMask(paths=["*"])), metadata=ADMIN
+    )
+    left = jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=[queue], worker_id="w", max_jobs=10), metadata=ADMIN)
+    stats = admin.GetStatistics(admin_pb.GetStatisticsRequest(queue_names=[queue]), metadata=ADMIN).queues[0]
+    channel.close()
+    assert not wrong, "\n".join(wrong[:20])
+    assert stats.waiting_count == 0 and stats.active_count == 3, (len(left.jobs), stats)
+    assert fuzz_server.alive(), fuzz_server.log_tail()

@@ -337,13 +337,17 @@ class AdminClient(ClientCore):
         queue_name: str,
         retry_policy: RetryPolicy | None = None,
         *,
+        max_active: int | None = None,
+        max_starts_per_second: float | None = None,
         update_mask: Sequence[str] = (),
         allow_missing: bool = False,
         validate_only: bool = False,
         timeout: float | None = None,
     ) -> Queue:
-        """Set the queue's retry policy; see jobqueue.AdminClient.update_queue_policy."""
-        request = queue_policy_request(queue_name, retry_policy, update_mask, allow_missing, validate_only)
+        """Set the queue's retry policy and lease limits; see jobqueue.AdminClient.update_queue_policy."""
+        request = queue_policy_request(
+            queue_name, retry_policy, update_mask, allow_missing, validate_only, max_active, max_starts_per_second
+        )
         return convert.queue((await self._call(self.stub.UpdateQueuePolicy, request, timeout)).queue)
 
     async def get_queue_alert_policy(self, queue_name: str, *, timeout: float | None = None) -> QueueAlertPolicy:

@@ -397,7 +397,7 @@ class ListRetryLogResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Queue(_message.Message):
-    __slots__ = ("name", "paused", "retry_policy", "effective_retry_policy", "delay_schedule", "created_at", "updated_at")
+    __slots__ = ("name", "paused", "retry_policy", "effective_retry_policy", "delay_schedule", "created_at", "updated_at", "max_active", "max_starts_per_second")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
@@ -405,6 +405,8 @@ class Queue(_message.Message):
     DELAY_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    MAX_STARTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     name: str
     paused: bool
     retry_policy: _job_pb2.RetryPolicy
@@ -412,7 +414,9 @@ class Queue(_message.Message):
     delay_schedule: _containers.RepeatedCompositeFieldContainer[_duration_pb2.Duration]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., effective_retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., delay_schedule: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    max_active: int
+    max_starts_per_second: float
+    def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., effective_retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., delay_schedule: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_active: _Optional[int] = ..., max_starts_per_second: _Optional[float] = ...) -> None: ...
 
 class ListQueuesRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -443,18 +447,22 @@ class GetQueueResponse(_message.Message):
     def __init__(self, queue: _Optional[_Union[Queue, _Mapping]] = ...) -> None: ...
 
 class UpdateQueuePolicyRequest(_message.Message):
-    __slots__ = ("queue_name", "retry_policy", "update_mask", "allow_missing", "validate_only")
+    __slots__ = ("queue_name", "retry_policy", "update_mask", "allow_missing", "validate_only", "max_active", "max_starts_per_second")
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     ALLOW_MISSING_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    MAX_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    MAX_STARTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     queue_name: str
     retry_policy: _job_pb2.RetryPolicy
     update_mask: _field_mask_pb2.FieldMask
     allow_missing: bool
     validate_only: bool
-    def __init__(self, queue_name: _Optional[str] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., allow_missing: _Optional[bool] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    max_active: int
+    max_starts_per_second: float
+    def __init__(self, queue_name: _Optional[str] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., allow_missing: _Optional[bool] = ..., validate_only: _Optional[bool] = ..., max_active: _Optional[int] = ..., max_starts_per_second: _Optional[float] = ...) -> None: ...
 
 class UpdateQueuePolicyResponse(_message.Message):
     __slots__ = ("queue",)

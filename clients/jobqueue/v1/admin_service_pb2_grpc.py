@@ -304,7 +304,8 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateQueuePolicy(self, request, context):
-        """Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter).
+        """Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter) and its lease limits
+        (max_active, max_starts_per_second).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

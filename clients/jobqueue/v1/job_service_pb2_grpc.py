@@ -109,7 +109,9 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LeaseJobs(self, request, context):
-        """Leases up to max_jobs ready jobs; each becomes ACTIVE with its next attempt number.
+        """Leases up to max_jobs ready jobs; each becomes ACTIVE with its next attempt number. A queue's
+        lease limits (max_active, max_starts_per_second; see AdminService.UpdateQueuePolicy) cap how
+        many of its jobs one call gets, perhaps none.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

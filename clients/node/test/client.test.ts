@@ -174,6 +174,26 @@ for (const { backend, skip } of backends()) {
       }
     });
 
+    test("admin: lease limits are set, shown and obeyed", async () => {
+      const queueName = uniqueName("node-limits");
+      await jobs.enqueue(queueName, "x");
+      await jobs.enqueue(queueName, "x");
+      const limited = await admin.updateQueuePolicy({
+        queueName,
+        maxActive: 1,
+        maxStartsPerSecond: 0.5,
+        updateMask: ["max_active", "max_starts_per_second"],
+      });
+      assert.equal(limited.queue!.maxActive, 1);
+      assert.equal(limited.queue!.maxStartsPerSecond, 0.5);
+      assert.equal((await admin.getQueue({ queueName })).queue!.maxActive, 1);
+      assert.equal((await jobs.leaseJobs({ queueNames: [queueName], maxJobs: 2 })).length, 1);
+      const cleared = await admin.updateQueuePolicy({ queueName, updateMask: ["max_active", "max_starts_per_second"] });
+      assert.equal(cleared.queue!.maxActive, undefined);
+      assert.equal((await jobs.leaseJobs({ queueNames: [queueName], maxJobs: 2 })).length, 1);
+      await assert.rejects(admin.updateQueuePolicy({ queueName, maxStartsPerSecond: Number.NaN }), /max_starts_per_second/);
+    });
+
     test("admin: queue policy, statistics, dead-letter triage and a bulk redrive stream", async () => {
       const queueName = uniqueName("node-admin");
       const updated = await admin.updateQueuePolicy({

@@ -519,7 +519,21 @@ export interface Queue {
     | Date
     | undefined;
   /** When its settings last changed. */
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /**
+   * Most jobs of the queue ACTIVE at once, counted over every worker and every server replica;
+   * LeaseJobs starts no more while that many run. Unset: no limit.
+   */
+  maxActive?:
+    | number
+    | undefined;
+  /**
+   * Most jobs LeaseJobs starts per second, over every replica: a token bucket that refills at this
+   * rate and holds at most max(1, rate) starts, its burst. Unset: no limit.
+   */
+  maxStartsPerSecond?: number | undefined;
 }
 
 /** A page of queues. */
@@ -550,7 +564,7 @@ export interface GetQueueResponse {
   queue?: Queue | undefined;
 }
 
-/** A new retry policy for a queue. */
+/** A new retry policy and lease limits for a queue. */
 export interface UpdateQueuePolicyRequest {
   /** Queue name. */
   queueName: string;
@@ -559,8 +573,10 @@ export interface UpdateQueuePolicyRequest {
     | RetryPolicy
     | undefined;
   /**
-   * Policy fields to change: max_retries, retry_delays, max_delay, jitter, or "*". An empty mask
-   * replaces the whole policy; an empty policy with an empty mask clears it.
+   * Fields to change: the policy's max_retries, retry_delays, max_delay, jitter, the limits
+   * max_active, max_starts_per_second, or "*" for all of them. An empty mask replaces the whole
+   * retry policy (an empty policy clears it) and sets the limits that are present, leaving
+   * absent ones as they are. A limit the mask names but the request leaves unset is removed.
    */
   updateMask?:
     | string[]
@@ -569,6 +585,15 @@ export interface UpdateQueuePolicyRequest {
   allowMissing: boolean;
   /** Validates and returns the resulting queue (a preview of its delay schedule) without saving. */
   validateOnly: boolean;
+  /** Most ACTIVE jobs at once, 1 to 1000000 (to stop leasing altogether, pause the queue). */
+  maxActive?:
+    | number
+    | undefined;
+  /**
+   * Most starts per second, a finite number from 0.001 to 1000000. A new rate starts with a full
+   * bucket of max(1, rate) starts.
+   */
+  maxStartsPerSecond?: number | undefined;
 }
 
 /** The queue with its new policy. */
@@ -4011,6 +4036,8 @@ function createBaseQueue(): Queue {
     delaySchedule: [],
     createdAt: undefined,
     updatedAt: undefined,
+    maxActive: undefined,
+    maxStartsPerSecond: undefined,
   };
 }
 
@@ -4036,6 +4063,12 @@ export const Queue: MessageFns<Queue> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(58).fork()).join();
+    }
+    if (message.maxActive !== undefined) {
+      writer.uint32(64).int32(message.maxActive);
+    }
+    if (message.maxStartsPerSecond !== undefined) {
+      writer.uint32(73).double(message.maxStartsPerSecond);
     }
     return writer;
   },
@@ -4109,6 +4142,22 @@ export const Queue: MessageFns<Queue> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxActive = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.maxStartsPerSecond = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4137,6 +4186,8 @@ export const Queue: MessageFns<Queue> = {
     message.delaySchedule = object.delaySchedule?.map((e) => Duration.fromPartial(e)) || [];
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.maxActive = object.maxActive ?? undefined;
+    message.maxStartsPerSecond = object.maxStartsPerSecond ?? undefined;
     return message;
   },
 };
@@ -4386,7 +4437,15 @@ export const GetQueueResponse: MessageFns<GetQueueResponse> = {
 };
 
 function createBaseUpdateQueuePolicyRequest(): UpdateQueuePolicyRequest {
-  return { queueName: "", retryPolicy: undefined, updateMask: undefined, allowMissing: false, validateOnly: false };
+  return {
+    queueName: "",
+    retryPolicy: undefined,
+    updateMask: undefined,
+    allowMissing: false,
+    validateOnly: false,
+    maxActive: undefined,
+    maxStartsPerSecond: undefined,
+  };
 }
 
 export const UpdateQueuePolicyRequest: MessageFns<UpdateQueuePolicyRequest> = {
@@ -4405,6 +4464,12 @@ export const UpdateQueuePolicyRequest: MessageFns<UpdateQueuePolicyRequest> = {
     }
     if (message.validateOnly !== false) {
       writer.uint32(40).bool(message.validateOnly);
+    }
+    if (message.maxActive !== undefined) {
+      writer.uint32(48).int32(message.maxActive);
+    }
+    if (message.maxStartsPerSecond !== undefined) {
+      writer.uint32(57).double(message.maxStartsPerSecond);
     }
     return writer;
   },
@@ -4462,6 +4527,22 @@ export const UpdateQueuePolicyRequest: MessageFns<UpdateQueuePolicyRequest> = {
             message.validateOnly = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxActive = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.maxStartsPerSecond = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4486,6 +4567,8 @@ export const UpdateQueuePolicyRequest: MessageFns<UpdateQueuePolicyRequest> = {
     message.updateMask = object.updateMask ?? undefined;
     message.allowMissing = object.allowMissing ?? false;
     message.validateOnly = object.validateOnly ?? false;
+    message.maxActive = object.maxActive ?? undefined;
+    message.maxStartsPerSecond = object.maxStartsPerSecond ?? undefined;
     return message;
   },
 };
@@ -7469,7 +7552,10 @@ export const AdminServiceService = {
     responseSerialize: (value: GetQueueResponse): Buffer => Buffer.from(GetQueueResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetQueueResponse => GetQueueResponse.decode(value),
   },
-  /** Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter). */
+  /**
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter) and its lease limits
+   * (max_active, max_starts_per_second).
+   */
   updateQueuePolicy: {
     path: "/jobqueue.v1.AdminService/UpdateQueuePolicy" as const,
     requestStream: false as const,
@@ -7700,7 +7786,10 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listQueues: handleUnaryCall<ListQueuesRequest, ListQueuesResponse>;
   /** Returns one queue with its own and its effective retry policy. */
   getQueue: handleUnaryCall<GetQueueRequest, GetQueueResponse>;
-  /** Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter). */
+  /**
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter) and its lease limits
+   * (max_active, max_starts_per_second).
+   */
   updateQueuePolicy: handleUnaryCall<UpdateQueuePolicyRequest, UpdateQueuePolicyResponse>;
   /** Returns a queue's alert policy: its DLQ alert threshold and email recipients. */
   getQueueAlertPolicy: handleUnaryCall<GetQueueAlertPolicyRequest, GetQueueAlertPolicyResponse>;
@@ -7970,7 +8059,10 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetQueueResponse) => void,
   ): ClientUnaryCall;
-  /** Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter). */
+  /**
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter) and its lease limits
+   * (max_active, max_starts_per_second).
+   */
   updateQueuePolicy(
     request: UpdateQueuePolicyRequest,
     callback: (error: ServiceError | null, response: UpdateQueuePolicyResponse) => void,

@@ -2102,7 +2102,11 @@ export const JobServiceService = {
     responseSerialize: (value: EnqueueJobsResponse): Buffer => Buffer.from(EnqueueJobsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EnqueueJobsResponse => EnqueueJobsResponse.decode(value),
   },
-  /** Leases up to max_jobs ready jobs; each becomes ACTIVE with its next attempt number. */
+  /**
+   * Leases up to max_jobs ready jobs; each becomes ACTIVE with its next attempt number. A queue's
+   * lease limits (max_active, max_starts_per_second; see AdminService.UpdateQueuePolicy) cap how
+   * many of its jobs one call gets, perhaps none.
+   */
   leaseJobs: {
     path: "/jobqueue.v1.JobService/LeaseJobs" as const,
     requestStream: false as const,
@@ -2203,7 +2207,11 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   enqueueJob: handleUnaryCall<EnqueueJobRequest, EnqueueJobResponse>;
   /** Adds a batch of jobs in one transaction, with the same idempotency per job. */
   enqueueJobs: handleUnaryCall<EnqueueJobsRequest, EnqueueJobsResponse>;
-  /** Leases up to max_jobs ready jobs; each becomes ACTIVE with its next attempt number. */
+  /**
+   * Leases up to max_jobs ready jobs; each becomes ACTIVE with its next attempt number. A queue's
+   * lease limits (max_active, max_starts_per_second; see AdminService.UpdateQueuePolicy) cap how
+   * many of its jobs one call gets, perhaps none.
+   */
   leaseJobs: handleUnaryCall<LeaseJobsRequest, LeaseJobsResponse>;
   /** Extends the lease of the current run. */
   heartbeatJob: handleUnaryCall<HeartbeatJobRequest, HeartbeatJobResponse>;
@@ -2260,7 +2268,11 @@ export interface JobServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EnqueueJobsResponse) => void,
   ): ClientUnaryCall;
-  /** Leases up to max_jobs ready jobs; each becomes ACTIVE with its next attempt number. */
+  /**
+   * Leases up to max_jobs ready jobs; each becomes ACTIVE with its next attempt number. A queue's
+   * lease limits (max_active, max_starts_per_second; see AdminService.UpdateQueuePolicy) cap how
+   * many of its jobs one call gets, perhaps none.
+   */
   leaseJobs(
     request: LeaseJobsRequest,
     callback: (error: ServiceError | null, response: LeaseJobsResponse) => void,
