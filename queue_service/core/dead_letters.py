@@ -20,7 +20,7 @@ from queue_service.core.fingerprint import normalise_message
 from queue_service.core.jobs import JobManager, JobView
 from queue_service.core.retry import PolicyOverride, policy_to_json, validate_override
 from queue_service.core.states import Transition
-from queue_service.core.validation import check_range, check_text
+from queue_service.core.validation import check_document, check_range, check_text
 from queue_service.domain import (
     HISTORY_HEAD,
     HISTORY_TAIL,
@@ -189,12 +189,24 @@ class DeadLetterManager:
 
     # Triage
 
-    def retry(self, entry_id: str, *, actor: str, retry_policy: PolicyOverride | None = None) -> RetryOutcome:
-        """Back to WAITING with a fresh retry budget; the entry becomes RECOVERED, all in one transaction."""
+    def retry(
+        self,
+        entry_id: str,
+        *,
+        actor: str,
+        retry_policy: PolicyOverride | None = None,
+        job_data: dict[str, Any] | None = None,
+    ) -> RetryOutcome:
+        """Back to WAITING with a fresh retry budget, and `job_data` as its payload if given; the entry
+        becomes RECOVERED, all in one transaction."""
         self._check_id(entry_id)
         stored_policy = self._check_policy(retry_policy, "retry_policy")
+        if job_data is not None:
+            job_data = check_document(job_data, "job_data", self.limits.max_payload_bytes)
         with self.database.transaction() as repo:
-            outcome = self._retry_in(repo, entry_id, actor=actor, retry_policy=stored_policy, operation_id=None)
+            outcome = self._retry_in(
+                repo, entry_id, actor=actor, retry_policy=stored_policy, operation_id=None, job_data=job_data
+            )
         self.jobs.notifier.notify()
         return outcome
 
@@ -206,6 +218,7 @@ class DeadLetterManager:
         actor: str,
         retry_policy: tuple[bool, dict[str, Any] | None],
         operation_id: str | None,
+        job_data: dict[str, Any] | None = None,
     ) -> RetryOutcome:
         admin = AdminRepository.of(repo)
         now = self.clock.now()
@@ -223,6 +236,7 @@ class DeadLetterManager:
             expected_states=states.sources(Transition.REDRIVE),
             retry_policy=stored,
             replace_policy=replace_policy,
+            job_data=job_data,
             now=now,
         )
         if updated is None:
@@ -240,6 +254,10 @@ class DeadLetterManager:
         parameters: dict[str, Any] = {"job_id": job.job_id, "queue_name": job.queue_name}
         if replace_policy:
             parameters["retry_policy"] = stored
+        if job_data is not None:
+            # The payload the job died with, and the one it runs with now.
+            parameters["old_job_data"] = job.job_data
+            parameters["job_data"] = job_data
         if operation_id:
             parameters["operation_id"] = operation_id
         audit.record(

@@ -233,7 +233,8 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetryDeadLetterJob(self, request, context):
-        """Sends a PENDING entry's job back to WAITING with a fresh retry budget; the entry becomes RECOVERED.
+        """Sends a PENDING entry's job back to WAITING with a fresh retry budget, optionally with a new
+        payload; the entry becomes RECOVERED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -304,7 +305,8 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateQueuePolicy(self, request, context):
-        """Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter).
+        """Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter, rules by error
+        type, max_retry_duration).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -257,7 +257,14 @@ export interface RetryDeadLetterJobRequest {
   /** Dead-letter entry id; the entry must be PENDING. */
   id: string;
   /** New job-level retry policy replacing the job's own override; unset keeps the current one. */
-  retryPolicy?: RetryPolicy | undefined;
+  retryPolicy?:
+    | RetryPolicy
+    | undefined;
+  /**
+   * New payload for the job, replacing its job_data (say, to fix the field that made it fail);
+   * unset keeps the current one. The audit event keeps the old and the new payload.
+   */
+  jobData?: { [key: string]: any } | undefined;
 }
 
 /** The recovered entry and the job back in its queue. */
@@ -559,7 +566,8 @@ export interface UpdateQueuePolicyRequest {
     | RetryPolicy
     | undefined;
   /**
-   * Policy fields to change: max_retries, retry_delays, max_delay, jitter, or "*". An empty mask
+   * Policy fields to change: max_retries, retry_delays, max_delay, jitter, rules,
+   * max_retry_duration, or "*". An empty mask
    * replaces the whole policy; an empty policy with an empty mask clears it.
    */
   updateMask?:
@@ -2318,7 +2326,7 @@ export const GetDeadLetterJobResponse: MessageFns<GetDeadLetterJobResponse> = {
 };
 
 function createBaseRetryDeadLetterJobRequest(): RetryDeadLetterJobRequest {
-  return { id: "", retryPolicy: undefined };
+  return { id: "", retryPolicy: undefined, jobData: undefined };
 }
 
 export const RetryDeadLetterJobRequest: MessageFns<RetryDeadLetterJobRequest> = {
@@ -2328,6 +2336,9 @@ export const RetryDeadLetterJobRequest: MessageFns<RetryDeadLetterJobRequest> = 
     }
     if (message.retryPolicy !== undefined) {
       RetryPolicy.encode(message.retryPolicy, writer.uint32(18).fork()).join();
+    }
+    if (message.jobData !== undefined) {
+      Struct.encode(Struct.wrap(message.jobData), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2361,6 +2372,14 @@ export const RetryDeadLetterJobRequest: MessageFns<RetryDeadLetterJobRequest> = 
             message.retryPolicy = RetryPolicy.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.jobData = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2382,6 +2401,7 @@ export const RetryDeadLetterJobRequest: MessageFns<RetryDeadLetterJobRequest> = 
     message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
       ? RetryPolicy.fromPartial(object.retryPolicy)
       : undefined;
+    message.jobData = object.jobData ?? undefined;
     return message;
   },
 };
@@ -7354,7 +7374,10 @@ export const AdminServiceService = {
       Buffer.from(GetDeadLetterJobResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetDeadLetterJobResponse => GetDeadLetterJobResponse.decode(value),
   },
-  /** Sends a PENDING entry's job back to WAITING with a fresh retry budget; the entry becomes RECOVERED. */
+  /**
+   * Sends a PENDING entry's job back to WAITING with a fresh retry budget, optionally with a new
+   * payload; the entry becomes RECOVERED.
+   */
   retryDeadLetterJob: {
     path: "/jobqueue.v1.AdminService/RetryDeadLetterJob" as const,
     requestStream: false as const,
@@ -7469,7 +7492,10 @@ export const AdminServiceService = {
     responseSerialize: (value: GetQueueResponse): Buffer => Buffer.from(GetQueueResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetQueueResponse => GetQueueResponse.decode(value),
   },
-  /** Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter). */
+  /**
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter, rules by error
+   * type, max_retry_duration).
+   */
   updateQueuePolicy: {
     path: "/jobqueue.v1.AdminService/UpdateQueuePolicy" as const,
     requestStream: false as const,
@@ -7677,7 +7703,10 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listDeadLetterJobs: handleUnaryCall<ListDeadLetterJobsRequest, ListDeadLetterJobsResponse>;
   /** Returns one dead-letter entry with its error history, its job and the job's retry log. */
   getDeadLetterJob: handleUnaryCall<GetDeadLetterJobRequest, GetDeadLetterJobResponse>;
-  /** Sends a PENDING entry's job back to WAITING with a fresh retry budget; the entry becomes RECOVERED. */
+  /**
+   * Sends a PENDING entry's job back to WAITING with a fresh retry budget, optionally with a new
+   * payload; the entry becomes RECOVERED.
+   */
   retryDeadLetterJob: handleUnaryCall<RetryDeadLetterJobRequest, RetryDeadLetterJobResponse>;
   /** Gives up on a PENDING entry for good; later retries get FAILED_PRECONDITION. */
   markPermanentlyFailed: handleUnaryCall<MarkPermanentlyFailedRequest, MarkPermanentlyFailedResponse>;
@@ -7700,7 +7729,10 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listQueues: handleUnaryCall<ListQueuesRequest, ListQueuesResponse>;
   /** Returns one queue with its own and its effective retry policy. */
   getQueue: handleUnaryCall<GetQueueRequest, GetQueueResponse>;
-  /** Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter). */
+  /**
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter, rules by error
+   * type, max_retry_duration).
+   */
   updateQueuePolicy: handleUnaryCall<UpdateQueuePolicyRequest, UpdateQueuePolicyResponse>;
   /** Returns a queue's alert policy: its DLQ alert threshold and email recipients. */
   getQueueAlertPolicy: handleUnaryCall<GetQueueAlertPolicyRequest, GetQueueAlertPolicyResponse>;
@@ -7813,7 +7845,10 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetDeadLetterJobResponse) => void,
   ): ClientUnaryCall;
-  /** Sends a PENDING entry's job back to WAITING with a fresh retry budget; the entry becomes RECOVERED. */
+  /**
+   * Sends a PENDING entry's job back to WAITING with a fresh retry budget, optionally with a new
+   * payload; the entry becomes RECOVERED.
+   */
   retryDeadLetterJob(
     request: RetryDeadLetterJobRequest,
     callback: (error: ServiceError | null, response: RetryDeadLetterJobResponse) => void,
@@ -7970,7 +8005,10 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetQueueResponse) => void,
   ): ClientUnaryCall;
-  /** Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter). */
+  /**
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter, rules by error
+   * type, max_retry_duration).
+   */
   updateQueuePolicy(
     request: UpdateQueuePolicyRequest,
     callback: (error: ServiceError | null, response: UpdateQueuePolicyResponse) => void,
