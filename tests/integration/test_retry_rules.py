@@ -8,8 +8,7 @@ import pytest
 from google.protobuf import duration_pb2, struct_pb2
 from google.protobuf.field_mask_pb2 import FieldMask
 from jobqueue.v1 import admin_service_pb2 as admin
-from jobqueue.v1 import admin_service_pb2_grpc, job_service_pb2_grpc
-from jobqueue.v1 import job_pb2
+from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
