@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from jobqueue import AdminClient, DeadLetterEntry, Pager, RetryPolicy, RetryRule
+from jobqueue import AdminClient, DeadLetterEntry, Pager, RetryPolicy
 from jobqueue.models import Queue, QueueAlertPolicy, QueueStatistics
 
 from queue_service.admin_cli import render
@@ -71,28 +71,10 @@ def policy_from(args: argparse.Namespace) -> tuple[RetryPolicy | None, list[str]
     ), mask
 
 
-def _backoff_parts(policy: RetryPolicy | RetryRule) -> list[str]:
-    parts = []
-    if policy.max_retries is not None:
-        parts.append(f"max_retries={policy.max_retries}")
-    if policy.retry_delays:
-        parts.append("retry_delays=" + ",".join(render.span(delay) for delay in policy.retry_delays))
-    if policy.max_delay is not None:
-        parts.append(f"max_delay={render.span(policy.max_delay)}")
-    if policy.jitter is not None:
-        parts.append(f"jitter={policy.jitter:g}")
-    return parts
-
-
-def rule_text(rule: RetryRule) -> str:
-    """A rule as --rule takes it: "TimeoutError max_retries=6 retry_delays=2s,4s"."""
-    return " ".join([rule.error_type, *_backoff_parts(rule), *([] if rule.retryable else ["retryable=false"])])
-
-
 def policy_text(policy: RetryPolicy | None) -> str:
     if policy is None:
         return "-"
-    parts = _backoff_parts(policy)
+    parts = render.backoff_parts(policy)
     if policy.max_retry_duration is not None:
         parts.append(f"max_retry_duration={render.span(policy.max_retry_duration)}")
     if policy.rules:
@@ -429,7 +411,7 @@ def queue_fields(queue: Queue, output: Output) -> None:
     if rules:
         render.heading(f"Rules by error type ({len(rules)})", output.out)
         for rule in rules:
-            output.line(f"  {rule_text(rule)}")
+            output.line(f"  {render.rule_text(rule)}")
 
 
 def queues_list(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
