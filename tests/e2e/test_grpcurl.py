@@ -159,3 +159,36 @@ def test_the_readme_walkthrough_runs_as_written_and_finishes_the_job(server):
     job = call(server, "GetJob", {"job_id": "welcome-1"})["job"]
     assert (job["state"], job["attempt_number"], job["result"]) == ("STATE_COMPLETED", 2, {"message_id": "m-1"})
     assert "TrackCompletion" in second
+
+
+def test_the_readme_retry_policies_block_sets_the_rules_a_failure_then_follows(server):
+    (block,) = readme_blocks("Retry policies")
+    bin_dir = Path(venv_tool("grpcurl")).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "QUEUE_TARGET": server.address}
+    env.pop("QUEUE_TOKEN", None)
+    for command in block.replace("\\\n", " ").splitlines():
+        if not command.strip():
+            continue
+        result = subprocess.run(
+            ["bash", "-c", command.replace("localhost:50051", server.address)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, f"{command}\n{result.stderr}\nserver log:\n{server.log()}"
+    with AdminClient(server.address, timeout=10) as admin:
+        policy = admin.get_queue("emails").retry_policy
+    assert [rule.error_type for rule in policy.rules] == ["TimeoutError", "ValidationError"]
+    assert policy.max_retry_duration == timedelta(days=1)
+    call(server, "EnqueueJob", {"queue_name": "emails", "job_name": "send", "job_id": "rule-1"})
+    call(server, "LeaseJobs", {"queue_names": ["emails"], "worker_id": "w"})
+    decision = call(
+        server,
+        "TrackFailure",
+        {"job_id": "rule-1", "attempt_number": 1, "error": {"message": "slow", "type": "TimeoutError"}},
+    )
+    assert decision["retry_delay"] == "2s"
+    job = call(server, "GetJob", {"job_id": "rule-1"})
+    assert job["job"]["retry_rule"] == "queue:TimeoutError"
+    assert job["error_history"][-1]["retry_rule"] == "queue:TimeoutError"
