@@ -6,6 +6,8 @@ states.py (REDRIVE) with a compare-and-set on the job's state and attempt.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -50,6 +52,20 @@ MAX_SAMPLE_SIZE = 100
 REDRIVE_BATCH = 100
 # A bulk redrive reports progress at least this often while it works.
 PROGRESS_INTERVAL = timedelta(seconds=1)
+
+
+# An audit event keeps a payload up to this size; a larger one by its size and SHA-256, so that a
+# page of audit events stays within a client's reply limit.
+AUDITED_PAYLOAD_BYTES = 32 * 1024
+
+
+def audit_payload(parameters: dict[str, Any], name: str, payload: dict[str, Any]) -> None:
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(encoded) <= AUDITED_PAYLOAD_BYTES:
+        parameters[name] = payload
+    else:
+        parameters[f"{name}_bytes"] = len(encoded)
+        parameters[f"{name}_sha256"] = hashlib.sha256(encoded).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -256,8 +272,8 @@ class DeadLetterManager:
             parameters["retry_policy"] = stored
         if job_data is not None:
             # The payload the job died with, and the one it runs with now.
-            parameters["old_job_data"] = job.job_data
-            parameters["job_data"] = job_data
+            audit_payload(parameters, "old_job_data", job.job_data)
+            audit_payload(parameters, "job_data", job_data)
         if operation_id:
             parameters["operation_id"] = operation_id
         audit.record(

@@ -317,3 +317,16 @@ def test_an_unknown_mask_path_is_refused(service):
         queue_name="emails", retry_policy=job_pb2.RetryPolicy(), update_mask=FieldMask(paths=["rules.retryable"])
     )
     assert_rejected(service.admin.UpdateQueuePolicy, request, INVALID, "update_mask")
+
+
+def test_a_large_new_payload_is_audited_by_its_size_and_digest(service):
+    enqueue(service, "big", job_data={"note": "small"})
+    lease(service)
+    entry_id = fail_current(service, "big", "boom", "E", non_retryable=True).dead_letter_id
+    large = {"blob": "x" * 40_000}
+    job = service.admin.RetryDeadLetterJob(admin.RetryDeadLetterJobRequest(id=entry_id, job_data=large)).job
+    assert len(job.job_data["blob"]) == 40_000
+    (event,) = service.admin.ListAuditEvents(admin.ListAuditEventsRequest(action="RetryDeadLetterJob")).events
+    assert event.parameters["old_job_data"]["note"] == "small"
+    assert "job_data" not in event.parameters
+    assert event.parameters["job_data_bytes"] > 40_000 and len(event.parameters["job_data_sha256"]) == 64
