@@ -330,3 +330,23 @@ def test_a_large_new_payload_is_audited_by_its_size_and_digest(service):
     assert event.parameters["old_job_data"]["note"] == "small"
     assert "job_data" not in event.parameters
     assert event.parameters["job_data_bytes"] > 40_000 and len(event.parameters["job_data_sha256"]) == 64
+
+
+def test_the_recovery_sweep_judges_a_waiting_retry_by_its_rule(service):
+    set_queue_policy(service, "emails", "rules", rules=[TIMEOUT_RULE])
+    enqueue(service, "patient")
+    for _ in range(4):  # past the default budget of 3 retries, within the rule's 6
+        decision = run_and_fail(service, "patient", "TimeoutError")
+        assert decision.should_retry
+        service.clock.advance(decision.retry_delay.ToTimedelta())
+    service.clock.advance(-timedelta(seconds=1))  # the 4th retry is not due yet
+    service.admin.TriggerRecovery(admin.TriggerRecoveryRequest())
+    assert get_job(service, "patient").job.state == job_pb2.Job.STATE_FAILED
+    # Lowering the rule's budget below the runs made lets the sweep dead-letter the job.
+    lowered = job_pb2.RetryRule(error_type="TimeoutError", max_retries=2)
+    set_queue_policy(service, "emails", "rules", rules=[lowered])
+    service.admin.TriggerRecovery(admin.TriggerRecoveryRequest())
+    job = get_job(service, "patient").job
+    assert job.state == job_pb2.Job.STATE_DEAD_LETTER
+    entry = service.admin.GetDeadLetterJob(admin.GetDeadLetterJobRequest(id=job.dead_letter_id)).entry
+    assert entry.death_reason == job_pb2.DEATH_REASON_RETRIES_EXHAUSTED
