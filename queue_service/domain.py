@@ -34,6 +34,8 @@ class DeathReason(StrEnum):
     NON_RETRYABLE = "non_retryable"
     LEASE_EXPIRED = "lease_expired"
     MOVED_EXPLICITLY = "moved_explicitly"
+    # The job kept failing for longer than its policy's max_retry_duration, retries left or not.
+    RETRY_DEADLINE_EXCEEDED = "retry_deadline_exceeded"
 
 
 class Transition(StrEnum):
@@ -99,6 +101,10 @@ class Decision(StrEnum):
     DEAD_LETTER = "dead_letter"
 
 
+# A retry rule's name, "queue:" or "job:" and an error type of at most 255 characters.
+RETRY_RULE_LENGTH = 6 + 255
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     message: str
@@ -108,6 +114,8 @@ class ErrorInfo:
     occurred_at: datetime | None = None
     # Set only on the entry that stands for errors left out of a long history: how many.
     omitted: int = 0
+    # The retry rule that decided about this error, as "queue:TimeoutError"; "" for the default policy.
+    retry_rule: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -119,6 +127,8 @@ class ErrorInfo:
         }
         if self.omitted:
             data["omitted"] = self.omitted
+        if self.retry_rule:
+            data["retry_rule"] = self.retry_rule
         return data
 
     @classmethod
@@ -131,6 +141,7 @@ class ErrorInfo:
             attempt_number=int(data.get("attempt_number", 0)),
             occurred_at=datetime.fromisoformat(occurred) if occurred else None,
             omitted=int(data.get("omitted", 0)),
+            retry_rule=data.get("retry_rule", ""),
         )
 
 
@@ -216,6 +227,11 @@ class JobRecord:
         """Whether the job, in its current state, keeps others with its unique slot out."""
         return self.unique_states is not None and self.state in self.unique_states
 
+    # The retry rule that decided the job's last failure ("" for the default policy), and when the
+    # job first failed since its retry budget was last set: max_retry_duration counts from there.
+    retry_rule: str = ""
+    first_failed_at: datetime | None = None
+
     @property
     def runs_in_budget(self) -> int:
         """Runs started since the job's retry budget was last (re)set."""
@@ -279,6 +295,8 @@ class ScheduledRetry:
     run_at: datetime
     error: ErrorInfo
     error_history: list[ErrorInfo]
+    # When the job first failed in its current retry budget: this failure, if it is the first.
+    first_failed_at: datetime
 
 
 @dataclass(frozen=True)

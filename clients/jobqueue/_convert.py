@@ -131,18 +131,34 @@ def retry_decision_number(decision: models.RetryDecision | str | None, field: st
 # Requests
 
 
+def _set_backoff(
+    message: job_pb2.RetryPolicy | job_pb2.RetryRule, backoff: models.RetryPolicy | models.RetryRule
+) -> None:
+    if backoff.max_retries is not None:
+        message.max_retries = backoff.max_retries
+    for delay in backoff.retry_delays:
+        message.retry_delays.append(to_duration(delay))
+    if backoff.max_delay is not None:
+        message.max_delay.CopyFrom(to_duration(backoff.max_delay))
+    if backoff.jitter is not None:
+        message.jitter = backoff.jitter
+
+
+def retry_rule_message(rule: models.RetryRule) -> job_pb2.RetryRule:
+    message = job_pb2.RetryRule(error_type=rule.error_type)
+    _set_backoff(message, rule)
+    if not rule.retryable:
+        message.retryable = False
+    return message
+
+
 def retry_policy_message(policy: models.RetryPolicy | None) -> job_pb2.RetryPolicy | None:
     if policy is None:
         return None
-    message = job_pb2.RetryPolicy()
-    if policy.max_retries is not None:
-        message.max_retries = policy.max_retries
-    for delay in policy.retry_delays:
-        message.retry_delays.append(to_duration(delay))
-    if policy.max_delay is not None:
-        message.max_delay.CopyFrom(to_duration(policy.max_delay))
-    if policy.jitter is not None:
-        message.jitter = policy.jitter
+    message = job_pb2.RetryPolicy(rules=[retry_rule_message(rule) for rule in policy.rules])
+    _set_backoff(message, policy)
+    if policy.max_retry_duration is not None:
+        message.max_retry_duration.CopyFrom(to_duration(policy.max_retry_duration))
     return message
 
 
@@ -160,12 +176,25 @@ def unique_options_message(unique: models.UniqueOptions | str | None) -> job_ser
 # Responses
 
 
+def retry_rule(message: job_pb2.RetryRule) -> models.RetryRule:
+    return models.RetryRule(
+        error_type=message.error_type,
+        max_retries=message.max_retries if message.HasField("max_retries") else None,
+        retry_delays=tuple(delay.ToTimedelta() for delay in message.retry_delays),
+        max_delay=optional_timedelta(message, "max_delay"),
+        jitter=message.jitter if message.HasField("jitter") else None,
+        retryable=message.retryable if message.HasField("retryable") else True,
+    )
+
+
 def retry_policy(message: job_pb2.RetryPolicy) -> models.RetryPolicy:
     return models.RetryPolicy(
         max_retries=message.max_retries if message.HasField("max_retries") else None,
         retry_delays=tuple(delay.ToTimedelta() for delay in message.retry_delays),
         max_delay=optional_timedelta(message, "max_delay"),
         jitter=message.jitter if message.HasField("jitter") else None,
+        rules=tuple(retry_rule(rule) for rule in message.rules),
+        max_retry_duration=optional_timedelta(message, "max_retry_duration"),
     )
 
 
@@ -177,6 +206,7 @@ def job_error(message: job_pb2.JobError) -> models.JobError:
         attempt_number=message.attempt_number,
         occurred_at=optional_datetime(message, "occurred_at"),
         omitted_count=message.omitted_count,
+        retry_rule=message.retry_rule,
     )
 
 
@@ -205,6 +235,8 @@ def job(message: job_pb2.Job) -> models.Job:
         dead_letter_id=message.dead_letter_id,
         trace_parent=message.trace_parent,
         unique_key=message.unique_key,
+        retry_rule=message.retry_rule,
+        first_failed_at=optional_datetime(message, "first_failed_at"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -195,6 +195,14 @@ def queue_policy_request(
         validate_only=validate_only,
         max_active=max_active,
         max_starts_per_second=max_starts_per_second,
+    )
+
+
+def dead_letter_retry_request(
+    id: str, retry_policy: RetryPolicy | None, job_data: Mapping[str, Any] | None
+) -> pb.RetryDeadLetterJobRequest:
+    return pb.RetryDeadLetterJobRequest(
+        id=id, retry_policy=convert.retry_policy_message(retry_policy), job_data=convert.struct(job_data)
     )
 
 
@@ -424,10 +432,16 @@ class AdminClient(ClientCore):
         return dead_letter_details(self._call(self.stub.GetDeadLetterJob, pb.GetDeadLetterJobRequest(id=id), timeout))
 
     def retry_dead_letter_job(
-        self, id: str, *, retry_policy: RetryPolicy | None = None, timeout: float | None = None
+        self,
+        id: str,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        job_data: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> DeadLetterRetry:
-        """Send a PENDING entry's job back to its queue with a fresh retry budget."""
-        request = pb.RetryDeadLetterJobRequest(id=id, retry_policy=convert.retry_policy_message(retry_policy))
+        """Send a PENDING entry's job back to its queue with a fresh retry budget; `job_data`, if given,
+        replaces its payload (the audit log keeps the old one)."""
+        request = dead_letter_retry_request(id, retry_policy, job_data)
         response = self._call(self.stub.RetryDeadLetterJob, request, timeout)
         return DeadLetterRetry(entry=convert.dead_letter_entry(response.entry), job=convert.job(response.job))
 

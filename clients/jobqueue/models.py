@@ -33,6 +33,7 @@ class DeathReason(enum.StrEnum):
     NON_RETRYABLE = "non_retryable"
     LEASE_EXPIRED = "lease_expired"
     MOVED_EXPLICITLY = "moved_explicitly"
+    RETRY_DEADLINE_EXCEEDED = "retry_deadline_exceeded"
 
 
 class RetryDecision(enum.StrEnum):
@@ -41,13 +42,31 @@ class RetryDecision(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class RetryRule:
+    """How failures whose error type is `error_type` retry; None (or ()) takes the policy's setting.
+    `retryable=False` sends such a failure straight to the dead-letter queue."""
+
+    error_type: str
+    max_retries: int | None = None
+    retry_delays: tuple[timedelta, ...] = ()
+    max_delay: timedelta | None = None
+    jitter: float | None = None
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
-    """A retry policy or override; None (or an empty tuple) leaves a setting to the queue or server."""
+    """A retry policy or override; None (or an empty tuple) leaves a setting to the queue or server.
+
+    `rules` decide failures by their error type; `max_retry_duration` is how long a job may keep
+    failing, from its first failure, before its next failure dead-letters it."""
 
     max_retries: int | None = None
     retry_delays: tuple[timedelta, ...] = ()
     max_delay: timedelta | None = None
     jitter: float | None = None
+    rules: tuple[RetryRule, ...] = ()
+    max_retry_duration: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,8 @@ class JobError:
     occurred_at: datetime | None = None
     # Set only on the "ErrorsOmitted" entry of a long history: how many errors it stands for.
     omitted_count: int = 0
+    # The retry rule that decided about this error, as "queue:TimeoutError"; "" for the default policy.
+    retry_rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,10 @@ class Job:
     trace_parent: str = ""
     # The producer's unique key when the job was enqueued as unique; "" otherwise.
     unique_key: str = ""
+    # The retry rule that decided the last failure, as "queue:TimeoutError"; "" for the default policy.
+    retry_rule: str = ""
+    # When the job first failed since its retry budget was set; max_retry_duration counts from here.
+    first_failed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,16 @@ def footer(output: Output, shown: int, pager: Pager, limit: int) -> None:
 
 
 def policy_from(args: argparse.Namespace) -> tuple[RetryPolicy | None, list[str]]:
-    """The retry policy given by --max-retries/--retry-delays/--max-delay/--jitter, and their field names."""
+    """The retry policy given by --max-retries/--retry-delays/--max-delay/--jitter/--rule/--no-rules/
+    --max-retry-duration, and their field names."""
+    rules = () if args.no_rules else args.rules
     given = {
         "max_retries": args.max_retries,
         "retry_delays": args.retry_delays,
         "max_delay": args.max_delay,
         "jitter": args.jitter,
+        "rules": rules,
+        "max_retry_duration": args.max_retry_duration,
     }
     mask = [name for name, value in given.items() if value is not None]
     if not mask:
@@ -62,6 +66,8 @@ def policy_from(args: argparse.Namespace) -> tuple[RetryPolicy | None, list[str]
         retry_delays=args.retry_delays or (),
         max_delay=args.max_delay,
         jitter=args.jitter,
+        rules=tuple(rules or ()),
+        max_retry_duration=args.max_retry_duration,
     ), mask
 
 
@@ -77,15 +83,11 @@ def limits_text(queue: Queue) -> str:
 def policy_text(policy: RetryPolicy | None) -> str:
     if policy is None:
         return "-"
-    parts = []
-    if policy.max_retries is not None:
-        parts.append(f"max_retries={policy.max_retries}")
-    if policy.retry_delays:
-        parts.append("retry_delays=" + ",".join(render.span(delay) for delay in policy.retry_delays))
-    if policy.max_delay is not None:
-        parts.append(f"max_delay={render.span(policy.max_delay)}")
-    if policy.jitter is not None:
-        parts.append(f"jitter={policy.jitter:g}")
+    parts = render.backoff_parts(policy)
+    if policy.max_retry_duration is not None:
+        parts.append(f"max_retry_duration={render.span(policy.max_retry_duration)}")
+    if policy.rules:
+        parts.append(f"rules={len(policy.rules)}")
     return " ".join(parts) or "-"
 
 
@@ -222,6 +224,7 @@ def dlq_show(client: AdminClient, args: argparse.Namespace, output: Output) -> i
             ("job", f"{entry.job_id} ({entry.job_name} in {entry.queue_name})"),
             ("status", entry.recovery_status),
             ("death reason", entry.death_reason),
+            ("retry rule", details.job.retry_rule if details.job else None),
             ("error", f"{entry.error_type}: {entry.failure_reason}" if entry.error_type else entry.failure_reason),
             ("attempts", entry.total_attempts),
             ("recovery attempts", entry.recovery_attempts),
@@ -240,8 +243,11 @@ def dlq_show(client: AdminClient, args: argparse.Namespace, output: Output) -> i
     )
     render.heading(f"Errors ({len(entry.error_history)})", output.out)
     render.table(
-        ["ATTEMPT", "AT", "TYPE", "MESSAGE"],
-        [[error.attempt_number, error.occurred_at, error.type, error.message] for error in entry.error_history],
+        ["ATTEMPT", "AT", "TYPE", "RULE", "MESSAGE"],
+        [
+            [error.attempt_number, error.occurred_at, error.type, error.retry_rule, error.message]
+            for error in entry.error_history
+        ],
         output.out,
     )
     last_trace = next((error.details for error in reversed(entry.error_history) if error.details), "")
@@ -262,13 +268,14 @@ def dlq_show(client: AdminClient, args: argparse.Namespace, output: Output) -> i
 
 def dlq_retry(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
     policy, _ = policy_from(args)
-    outcome = client.retry_dead_letter_job(args.id, retry_policy=policy)
+    outcome = client.retry_dead_letter_job(args.id, retry_policy=policy, job_data=args.data)
     if output.as_json:
         output.json(outcome)
         return 0
+    new_payload = " with the new job_data" if args.data is not None else ""
     output.line(
         f"entry {outcome.entry.id} recovered (recovery attempt {outcome.entry.recovery_attempts}); "
-        f"job {outcome.job.job_id} is {outcome.job.state.value} in {outcome.job.queue_name}"
+        f"job {outcome.job.job_id} is {outcome.job.state.value} in {outcome.job.queue_name}{new_payload}"
     )
     return 0
 
@@ -414,6 +421,11 @@ def queue_fields(queue: Queue, output: Output) -> None:
         ],
         output.out,
     )
+    rules = queue.effective_retry_policy.rules if queue.effective_retry_policy else ()
+    if rules:
+        render.heading(f"Rules by error type ({len(rules)})", output.out)
+        for rule in rules:
+            output.line(f"  {render.rule_text(rule)}")
 
 
 def queues_list(client: AdminClient, args: argparse.Namespace, output: Output) -> int:

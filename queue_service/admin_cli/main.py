@@ -11,7 +11,15 @@ from jobqueue import AdminClient, DeadlineExceeded, JobQueueError, TlsConfig, Un
 from jobqueue.models import DeathReason, JobState, RecoveryStatus
 
 from queue_service.admin_cli import commands, schedules
-from queue_service.admin_cli.parse import duration, durations, non_negative_int, point_in_time
+from queue_service.admin_cli.parse import (
+    duration,
+    durations,
+    json_object,
+    json_object_file,
+    non_negative_int,
+    point_in_time,
+    retry_rule,
+)
 
 DEFAULT_TARGET = "localhost:50051"
 
@@ -20,6 +28,9 @@ examples:
   queue-admin stats
   queue-admin dlq list --queue whatsapp-messages --limit 50
   queue-admin dlq retry <DLQ_ID>
+  queue-admin dlq retry <DLQ_ID> --data '{"email": "fixed@example.com"}'
+  queue-admin queues policy WHATSAPP --rule "TimeoutError max_retries=6 retry_delays=2s,4s max_delay=2m" \
+      --rule "ValidationError retryable=false" --max-retry-duration 1d
   queue-admin dlq mark-failed <DLQ_ID> --reason "Invalid data format, cannot be processed"
   queue-admin dlq update <DLQ_ID> --notes "Investigating root cause" --assign-to admin@example.com --priority 5
   queue-admin patterns
@@ -99,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--max-delay", type=duration, metavar="DURATION", help="cap on any delay, such as 1h")
         sub.add_argument("--jitter", type=float, metavar="FRACTION", help="random spread of each delay, 0 to 1")
+        rules = sub.add_mutually_exclusive_group()
+        rules.add_argument(
+            "--rule",
+            dest="rules",
+            action="append",
+            type=retry_rule,
+            metavar="RULE",
+            help="how failures of one error type retry (repeatable; replaces the rules): "
+            "'TimeoutError max_retries=6 retry_delays=2s,4s max_delay=2m' or 'ValidationError retryable=false'",
+        )
+        rules.add_argument("--no-rules", action="store_true", help="remove the rules by error type")
+        sub.add_argument(
+            "--max-retry-duration",
+            type=duration,
+            metavar="DURATION",
+            help="how long a job may keep failing, from its first failure, before it is dead-lettered: 1d",
+        )
 
     command(commands_parser, "stats", commands.stats, "job counts per queue and the dead-letter summary").add_argument(
         "queues", nargs="*", metavar="QUEUE", help="queues to show (default: all)"
@@ -115,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     retry = command(dlq, "retry", commands.dlq_retry, "send a pending entry's job back to its queue")
     retry.add_argument("id")
     policy_options(retry)
+    payload = retry.add_mutually_exclusive_group()
+    payload.add_argument("--data", type=json_object, metavar="JSON", help="new job_data for the job, a JSON object")
+    payload.add_argument(
+        "--data-file",
+        dest="data",
+        type=json_object_file,
+        metavar="PATH",
+        help="new job_data read from a file (- for stdin)",
+    )
     mark = command(dlq, "mark-failed", commands.dlq_mark_failed, "give up on a pending entry for good")
     mark.add_argument("id")
     mark.add_argument("--reason", required=True, help="why; kept on the entry")

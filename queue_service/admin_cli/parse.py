@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jobqueue.models import RetryRule
 
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -67,3 +73,65 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value}")
     return value
+
+
+RULE_KEYS = ("max_retries", "retry_delays", "max_delay", "jitter", "retryable")
+RULE_USAGE = (
+    "use e.g. 'TimeoutError max_retries=6 retry_delays=2s,4s max_delay=2m' or 'ValidationError retryable=false'"
+)
+
+
+def retry_rule(text: str) -> RetryRule:
+    """ "TimeoutError max_retries=6 retry_delays=2s,4s max_delay=2m", "ValidationError retryable=false"."""
+    words = text.split()
+    if not words or "=" in words[0]:
+        raise argparse.ArgumentTypeError(f"not a rule: {text!r}: it starts with the error type; {RULE_USAGE}")
+    error_type, *settings = words
+    values: dict[str, Any] = {}
+    for setting in settings:
+        key, equals, value = setting.partition("=")
+        if key not in RULE_KEYS or not equals:
+            raise argparse.ArgumentTypeError(
+                f"not a rule setting: {setting!r} in {text!r}; use {', '.join(RULE_KEYS)} as key=value"
+            )
+        if key in values:
+            raise argparse.ArgumentTypeError(f"{key} is given twice in rule {text!r}")
+        values[key] = _rule_value(key, value, text)
+    return RetryRule(error_type=error_type, **values)
+
+
+def _rule_value(key: str, value: str, text: str) -> Any:
+    if key == "max_retries":
+        return non_negative_int(value)
+    if key == "retry_delays":
+        return durations(value)
+    if key == "max_delay":
+        return duration(value)
+    if key == "jitter":
+        try:
+            return float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"jitter is not a number in rule {text!r}: {value!r}") from None
+    if value.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"retryable is true or false in rule {text!r}, not {value!r}")
+    return value.lower() == "true"
+
+
+def json_object(text: str, source: str = "--data") -> dict[str, Any]:
+    """A JSON object, as a job's payload."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{source} is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{source} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def json_object_file(path: str) -> dict[str, Any]:
+    """A JSON object read from a file ("-" reads standard input)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {error.strerror}") from None
+    return json_object(text, path)

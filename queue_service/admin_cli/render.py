@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
+from jobqueue.models import RetryPolicy, RetryRule
+
 from queue_service.durations import human_duration
 
 MAX_CELL = 48
@@ -50,6 +52,24 @@ def when(value: datetime | None) -> str:
 def span(value: timedelta | None) -> str:
     """5s, 1m30s, 2h, 1d4h; milliseconds below a second (the dashboard writes them alike)."""
     return human_duration(value)
+
+
+def backoff_parts(policy: RetryPolicy | RetryRule) -> list[str]:
+    parts = []
+    if policy.max_retries is not None:
+        parts.append(f"max_retries={policy.max_retries}")
+    if policy.retry_delays:
+        parts.append("retry_delays=" + ",".join(span(delay) for delay in policy.retry_delays))
+    if policy.max_delay is not None:
+        parts.append(f"max_delay={span(policy.max_delay)}")
+    if policy.jitter is not None:
+        parts.append(f"jitter={policy.jitter:g}")
+    return parts
+
+
+def rule_text(rule: RetryRule) -> str:
+    """A rule as --rule takes it: "TimeoutError max_retries=6 retry_delays=2s,4s"."""
+    return " ".join([rule.error_type, *backoff_parts(rule), *([] if rule.retryable else ["retryable=false"])])
 
 
 def shorten(text: str, width: int = MAX_CELL) -> str:

@@ -85,7 +85,12 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
 
     def RetryDeadLetterJob(self, request, context):
         outcome = self.dead_letters.retry(
-            request.id, actor=current_actor(context), retry_policy=convert.optional_policy(request)
+            request.id,
+            actor=current_actor(context),
+            retry_policy=convert.optional_policy(request),
+            job_data=convert.deliverable_document(request.job_data, "job_data")
+            if request.HasField("job_data")
+            else None,
         )
         return shorten_error_details(
             pb.RetryDeadLetterJobResponse(

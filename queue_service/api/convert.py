@@ -18,7 +18,7 @@ from queue_service.core.dead_letters import FailurePattern, RedriveProgress, Red
 from queue_service.core.errors import InvalidArgument, ResourceExhausted
 from queue_service.core.jobs import JobView, ReportedError
 from queue_service.core.queues import Activity, QueueActivity, QueueStatistics, QueueView, RetryLogQuery, Statistics
-from queue_service.core.retry import PolicyOverride, RetryPolicy
+from queue_service.core.retry import PolicyOverride, RetryPolicy, RetryRule, policy_from_json
 from queue_service.core.sweep.runner import Trigger
 from queue_service.core.sweep.runs import RecoveryRunStats
 from queue_service.core.unique import UniqueOptions
@@ -56,6 +56,7 @@ DEATH_REASONS = {
     DeathReason.NON_RETRYABLE: job_pb2.DEATH_REASON_NON_RETRYABLE,
     DeathReason.LEASE_EXPIRED: job_pb2.DEATH_REASON_LEASE_EXPIRED,
     DeathReason.MOVED_EXPLICITLY: job_pb2.DEATH_REASON_MOVED_EXPLICITLY,
+    DeathReason.RETRY_DEADLINE_EXCEEDED: job_pb2.DEATH_REASON_RETRY_DEADLINE_EXCEEDED,
 }
 DEATH_REASONS_FROM_PROTO = {value: key for key, value in DEATH_REASONS.items()}
 DECISIONS = {Decision.RETRY: job_pb2.RETRY_DECISION_RETRY, Decision.DEAD_LETTER: job_pb2.RETRY_DECISION_DEAD_LETTER}
@@ -167,14 +168,30 @@ def finite(value: float, field: str) -> float:
 # Requests
 
 
-def policy_override(message: job_pb2.RetryPolicy, field: str = "retry_policy") -> PolicyOverride:
-    return PolicyOverride(
-        max_retries=message.max_retries if message.HasField("max_retries") else None,
-        retry_delays=tuple(
+def _backoff(message: job_pb2.RetryPolicy | job_pb2.RetryRule, field: str) -> dict[str, Any]:
+    return {
+        "max_retries": message.max_retries if message.HasField("max_retries") else None,
+        "retry_delays": tuple(
             to_timedelta(delay, f"{field}.retry_delays[{index}]") for index, delay in enumerate(message.retry_delays)
         ),
-        max_delay=to_timedelta(message.max_delay, f"{field}.max_delay") if message.HasField("max_delay") else None,
-        jitter=finite(message.jitter, f"{field}.jitter") if message.HasField("jitter") else None,
+        "max_delay": to_timedelta(message.max_delay, f"{field}.max_delay") if message.HasField("max_delay") else None,
+        "jitter": finite(message.jitter, f"{field}.jitter") if message.HasField("jitter") else None,
+    }
+
+
+def retry_rule(message: job_pb2.RetryRule, field: str) -> RetryRule:
+    return RetryRule(
+        error_type=message.error_type,
+        retryable=message.retryable if message.HasField("retryable") else True,
+        **_backoff(message, field),
+    )
+
+
+def policy_override(message: job_pb2.RetryPolicy, field: str = "retry_policy") -> PolicyOverride:
+    return PolicyOverride(
+        **_backoff(message, field),
+        rules=tuple(retry_rule(rule, f"{field}.rules[{index}]") for index, rule in enumerate(message.rules)),
+        max_retry_duration=optional_timedelta(message, "max_retry_duration", f"{field}.max_retry_duration"),
     )
 
 
@@ -207,21 +224,36 @@ def job_error(error: ErrorInfo | None) -> job_pb2.JobError | None:
         attempt_number=error.attempt_number,
         occurred_at=timestamp(error.occurred_at),
         omitted_count=error.omitted,
+        retry_rule=error.retry_rule,
     )
+
+
+def _set_backoff(message: job_pb2.RetryPolicy | job_pb2.RetryRule, backoff: RetryRule | PolicyOverride) -> None:
+    if backoff.max_retries is not None:
+        message.max_retries = backoff.max_retries
+    message.retry_delays.extend(duration(delay) for delay in backoff.retry_delays)
+    if backoff.max_delay is not None:
+        message.max_delay.CopyFrom(duration(backoff.max_delay))
+    if backoff.jitter is not None:
+        message.jitter = backoff.jitter
+
+
+def retry_rule_message(rule: RetryRule) -> job_pb2.RetryRule:
+    message = job_pb2.RetryRule(error_type=rule.error_type)
+    _set_backoff(message, rule)
+    if not rule.retryable:
+        message.retryable = False
+    return message
 
 
 def retry_policy_message(stored: dict[str, Any] | None) -> job_pb2.RetryPolicy | None:
     if not stored:
         return None
-    message = job_pb2.RetryPolicy()
-    if stored.get("max_retries") is not None:
-        message.max_retries = stored["max_retries"]
-    for ms in stored.get("retry_delays_ms") or ():
-        message.retry_delays.append(duration_ms(ms))
-    if stored.get("max_delay_ms") is not None:
-        message.max_delay.CopyFrom(duration_ms(stored["max_delay_ms"]))
-    if stored.get("jitter") is not None:
-        message.jitter = stored["jitter"]
+    override = policy_from_json(stored)
+    message = job_pb2.RetryPolicy(rules=[retry_rule_message(rule) for rule in override.rules])
+    _set_backoff(message, override)
+    if override.max_retry_duration is not None:
+        message.max_retry_duration.CopyFrom(duration(override.max_retry_duration))
     return message
 
 
@@ -252,6 +284,8 @@ def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
         dead_letter_id=job.dead_letter_id or "",
         trace_parent=job.trace_parent,
         unique_key=job.unique_key or "",
+        retry_rule=job.retry_rule,
+        first_failed_at=timestamp(job.first_failed_at),
     )
 
 
@@ -390,6 +424,8 @@ def full_policy_message(policy: RetryPolicy) -> job_pb2.RetryPolicy:
         retry_delays=[duration(delay) for delay in policy.retry_delays],
         max_delay=duration(policy.max_delay),
         jitter=policy.jitter,
+        rules=[retry_rule_message(scoped.rule) for scoped in policy.rules],
+        max_retry_duration=duration(policy.max_retry_duration),
     )
 
 

@@ -6,6 +6,8 @@ states.py (REDRIVE) with a compare-and-set on the job's state and attempt.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +22,7 @@ from queue_service.core.fingerprint import normalise_message
 from queue_service.core.jobs import JobManager, JobView
 from queue_service.core.retry import PolicyOverride, policy_to_json, validate_override
 from queue_service.core.states import Transition
-from queue_service.core.validation import check_range, check_text
+from queue_service.core.validation import check_document, check_range, check_text
 from queue_service.domain import (
     HISTORY_HEAD,
     HISTORY_TAIL,
@@ -50,6 +52,20 @@ MAX_SAMPLE_SIZE = 100
 REDRIVE_BATCH = 100
 # A bulk redrive reports progress at least this often while it works.
 PROGRESS_INTERVAL = timedelta(seconds=1)
+
+
+# An audit event keeps a payload up to this size; a larger one by its size and SHA-256, so that a
+# page of audit events stays within a client's reply limit.
+AUDITED_PAYLOAD_BYTES = 32 * 1024
+
+
+def audit_payload(parameters: dict[str, Any], name: str, payload: dict[str, Any]) -> None:
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(encoded) <= AUDITED_PAYLOAD_BYTES:
+        parameters[name] = payload
+    else:
+        parameters[f"{name}_bytes"] = len(encoded)
+        parameters[f"{name}_sha256"] = hashlib.sha256(encoded).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -189,12 +205,24 @@ class DeadLetterManager:
 
     # Triage
 
-    def retry(self, entry_id: str, *, actor: str, retry_policy: PolicyOverride | None = None) -> RetryOutcome:
-        """Back to WAITING with a fresh retry budget; the entry becomes RECOVERED, all in one transaction."""
+    def retry(
+        self,
+        entry_id: str,
+        *,
+        actor: str,
+        retry_policy: PolicyOverride | None = None,
+        job_data: dict[str, Any] | None = None,
+    ) -> RetryOutcome:
+        """Back to WAITING with a fresh retry budget, and `job_data` as its payload if given; the entry
+        becomes RECOVERED, all in one transaction."""
         self._check_id(entry_id)
         stored_policy = self._check_policy(retry_policy, "retry_policy")
+        if job_data is not None:
+            job_data = check_document(job_data, "job_data", self.limits.max_payload_bytes)
         with self.database.transaction() as repo:
-            outcome = self._retry_in(repo, entry_id, actor=actor, retry_policy=stored_policy, operation_id=None)
+            outcome = self._retry_in(
+                repo, entry_id, actor=actor, retry_policy=stored_policy, operation_id=None, job_data=job_data
+            )
         self.jobs.notifier.notify()
         return outcome
 
@@ -206,6 +234,7 @@ class DeadLetterManager:
         actor: str,
         retry_policy: tuple[bool, dict[str, Any] | None],
         operation_id: str | None,
+        job_data: dict[str, Any] | None = None,
     ) -> RetryOutcome:
         admin = AdminRepository.of(repo)
         now = self.clock.now()
@@ -223,6 +252,7 @@ class DeadLetterManager:
             expected_states=states.sources(Transition.REDRIVE),
             retry_policy=stored,
             replace_policy=replace_policy,
+            job_data=job_data,
             now=now,
         )
         if updated is None:
@@ -240,6 +270,10 @@ class DeadLetterManager:
         parameters: dict[str, Any] = {"job_id": job.job_id, "queue_name": job.queue_name}
         if replace_policy:
             parameters["retry_policy"] = stored
+        if job_data is not None:
+            # The payload the job died with, and the one it runs with now.
+            audit_payload(parameters, "old_job_data", job.job_data)
+            audit_payload(parameters, "job_data", job_data)
         if operation_id:
             parameters["operation_id"] = operation_id
         audit.record(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from random import Random
 from typing import Protocol
@@ -98,11 +98,15 @@ def apply_failures(
             policy,
             runs_in_budget=job.runs_in_budget,
             now=now,
+            error_type=error.type,
+            first_failed_at=job.first_failed_at,
             non_retryable=failure.non_retryable,
             retry_after=failure.retry_after,
             lease_expired=lease_expired,
             rng=jobs.rng,
         )
+        # The error keeps the rule that decided about it: in the job's history and in the retry log.
+        error = replace(error, retry_rule=decision.retry_rule)
         history = history_with(job, error)
         if not decision.should_retry:
             entry, updated = dead_letter(
@@ -111,7 +115,7 @@ def apply_failures(
             outcomes[job.id] = FailureOutcome(decision, JobView(updated, 0), entry)
             continue
         decisions[job.id] = (decision, error)
-        retries.append(ScheduledRetry(job, decision.next_retry_at, error, history))
+        retries.append(ScheduledRetry(job, decision.next_retry_at, error, history, job.first_failed_at or now))
     updated = repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now)
     if len(updated) != len(retries):
         if len(failures) == 1:
@@ -156,7 +160,8 @@ def dead_letter(
     now: datetime,
 ) -> tuple[DeadLetterRecord, JobRecord]:
     """Move `job` to the dead-letter queue with `error` as its failure and `history` as its errors,
-    logging the decision; `transition` says from which states."""
+    logging the decision; `transition` says from which states. A failed run (not a move) starts the
+    job's failing time if it had not started."""
     death_reason = death_reason or DeathReason.RETRIES_EXHAUSTED
     entry = repo.save_dead_letter(
         entry_id=job.dead_letter_id or str(uuid.uuid4()),
@@ -174,6 +179,7 @@ def dead_letter(
         error=error,
         error_history=history,
         dead_letter_id=entry.id,
+        first_failed_at=job.first_failed_at or (now if transition == Transition.DEAD_LETTER else None),
         now=now,
     )
     updated = jobs.record_transition(repo, job, transition, updated)

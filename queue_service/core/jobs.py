@@ -738,20 +738,27 @@ class JobManager:
         queues = repo.get_queues({job.queue_name for job in jobs}) if jobs else {}
         exhausted = []
         for job in jobs:
-            policy = self.policy_for(job, queues.get(job.queue_name))
-            if job.runs_in_budget > policy.max_retries:
+            if job.runs_in_budget > self._deciding_policy(job, queues.get(job.queue_name)).max_retries:
                 exhausted.append(job)
         return exhausted
 
     def fewest_retries_allowed(self, repo: Repository) -> int:
-        """The lowest max_retries of the default and every queue policy; only a job's own policy goes lower."""
+        """The lowest max_retries of the default and every queue policy and rule; only a job's own policy
+        goes lower."""
         policies = [self.settings.default_policy.with_overrides(stored) for stored in repo.queue_retry_policies()]
-        return min([self.settings.default_policy.max_retries, *(policy.max_retries for policy in policies)])
+        policies.append(self.settings.default_policy)
+        # for_error("") is the policy itself; every other error type is one of its rules.
+        error_types = [("", *(scoped.rule.error_type for scoped in policy.rules)) for policy in policies]
+        return min(
+            policy.for_error(error_type)[0].max_retries
+            for policy, types in zip(policies, error_types, strict=True)
+            for error_type in types
+        )
 
     def dead_letter_exhausted(self, repo: Repository, job: JobRecord, *, now: datetime) -> DeadLetterRecord | None:
         """Move a job waiting for a retry its policy no longer allows (say, after the policy was lowered)
         to the DLQ, inside the caller's transaction. None when the job still has retries."""
-        if job.runs_in_budget <= self._policy(repo, job).max_retries:
+        if job.runs_in_budget <= self._deciding_policy(job, repo.get_queue(job.queue_name)).max_retries:
             return None
         states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job.job_id)
         # The last real error stays the failure reason, so that the entry groups with its siblings.
@@ -788,6 +795,7 @@ class JobManager:
             next_retry_at=previous.next_retry_at,
             remaining_retries=previous.remaining_retries,
             death_reason=previous.death_reason,
+            retry_rule=previous.error.retry_rule if previous.error else "",
         )
         entry = None if retried else repo.get_dead_letter_for_job(job.job_id)
         return FailureOutcome(decision, self._views(repo, [job])[job.job_id], entry)
@@ -875,8 +883,10 @@ class JobManager:
         if duration is not None:
             repo.after_commit(functools.partial(self.events.job_processed, queue_name, duration.total_seconds()))
 
-    def _policy(self, repo: Repository, job: JobRecord) -> RetryPolicy:
-        return self.policy_for(job, repo.get_queue(job.queue_name))
+    def _deciding_policy(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy:
+        """The policy that decided (or would decide) about the job's last error: its rule, if one matches."""
+        error_type = job.last_error.type if job.last_error else ""
+        return self.policy_for(job, queue).for_error(error_type)[0]
 
     def policy_for(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy:
         """The job's effective policy: its own overrides on its queue's, on the service default."""
@@ -899,6 +909,6 @@ class JobManager:
             if job.state in FINISHED_STATES:
                 views[job.job_id] = JobView(job, 0)
                 continue
-            policy = self.policy_for(job, queues.get(job.queue_name))
+            policy = self._deciding_policy(job, queues.get(job.queue_name))
             views[job.job_id] = JobView(job, remaining_retries(policy, job.runs_in_budget))
         return views

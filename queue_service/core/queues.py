@@ -34,7 +34,7 @@ from queue_service.store.lease_limits import lease_limits_of
 from queue_service.store.repository import Repository
 
 # Policy fields UpdateQueuePolicy's update_mask may name.
-POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter")
+POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter", "rules", "max_retry_duration")
 # Jobs CleanQueue deletes per transaction, so a big clean never holds long locks.
 CLEAN_BATCH = 1000
 # A delay schedule preview lists at most this many retries.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import secrets
@@ -10,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from jobqueue import AdminClient, InvalidArgument, JobQueueError, QueueAlertPolicy, RetryPolicy
+from jobqueue import AdminClient, InvalidArgument, JobQueueError, QueueAlertPolicy, RetryPolicy, RetryRule
 from jobqueue.models import DeathReason, JobState, Queue, RecoveryStatus
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from queue_service.admin_cli.parse import retry_rule
+from queue_service.admin_cli.render import rule_text
 from queue_service.dashboard.charts import WINDOWS, activity_chart
 from queue_service.dashboard.pages import (
     Dashboard,
@@ -38,7 +41,7 @@ QUEUES_PAGE_SIZE = 100
 # Form numbers go into int32 fields; durations no further than the service accepts.
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 LONGEST_DURATION = timedelta(days=3650)
-POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter")
+POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter", "max_retry_duration", "rules")
 
 
 def redirect(url: str) -> Response:
@@ -120,6 +123,19 @@ def parse_delays(value: Any) -> tuple[timedelta, ...]:
     )
 
 
+def parse_rules(value: Any) -> tuple[RetryRule, ...]:
+    """Rules by error type, one a line, written as queue-admin's --rule takes them."""
+    rules = []
+    for number, line in enumerate(str(value or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rules.append(retry_rule(line))
+        except argparse.ArgumentTypeError as error:
+            raise FieldError(f"Rule on line {number}: {error}", "rules") from None
+    return tuple(rules)
+
+
 def parse_policy(form: dict[str, Any]) -> tuple[RetryPolicy | None, list[str]]:
     """A retry policy from the form's optional fields, and the fields that were given."""
     fields = {
@@ -127,6 +143,8 @@ def parse_policy(form: dict[str, Any]) -> tuple[RetryPolicy | None, list[str]]:
         "retry_delays": parse_delays(form.get("retry_delays")),
         "max_delay": parse_seconds(form.get("max_delay"), "Max delay", "max_delay"),
         "jitter": parse_float(form.get("jitter"), "Jitter", "jitter"),
+        "max_retry_duration": parse_seconds(form.get("max_retry_duration"), "Retry deadline", "max_retry_duration"),
+        "rules": parse_rules(form.get("rules")),
     }
     given = [name for name, value in fields.items() if value not in (None, ())]
     if not given:
@@ -315,11 +333,27 @@ def dead_letter_update(request: Request, client: AdminClient, form: dict[str, An
     return redirect(f"/dlq/{entry_id}")
 
 
+def parse_job_data(value: Any) -> dict[str, Any] | None:
+    """A new payload from the form: a JSON object, or None when the field is empty."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise FieldError(f"The new payload is not JSON: {error}", "job_data") from None
+    if not isinstance(document, dict):
+        raise FieldError('The new payload must be a JSON object, such as {"email": "a@example.com"}', "job_data")
+    return document
+
+
 def dead_letter_retry(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
     entry_id = request.path_params["entry_id"]
     policy, _ = parse_policy(form)
-    outcome = client.retry_dead_letter_job(entry_id, retry_policy=policy)
-    flash(request, f"Job {outcome.job.job_id} is back in queue {outcome.job.queue_name}.", "success")
+    job_data = parse_job_data(form.get("job_data"))
+    outcome = client.retry_dead_letter_job(entry_id, retry_policy=policy, job_data=job_data)
+    new_payload = " with the new payload" if job_data is not None else ""
+    flash(request, f"Job {outcome.job.job_id} is back in queue {outcome.job.queue_name}{new_payload}.", "success")
     return redirect(f"/dlq/{entry_id}")
 
 
@@ -471,6 +505,10 @@ def policy_form_values(policy: RetryPolicy | None) -> dict[str, str]:
         "retry_delays": ", ".join(f"{delay.total_seconds():g}" for delay in policy.retry_delays),
         "max_delay": "" if policy.max_delay is None else f"{policy.max_delay.total_seconds():g}",
         "jitter": "" if policy.jitter is None else f"{policy.jitter:g}",
+        "max_retry_duration": (
+            "" if policy.max_retry_duration is None else f"{policy.max_retry_duration.total_seconds():g}"
+        ),
+        "rules": "\n".join(rule_text(rule) for rule in policy.rules),
     }
 
 

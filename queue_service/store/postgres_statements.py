@@ -25,13 +25,15 @@ def _text(sql: str) -> TextClause:
 
 
 SCHEDULE_RETRIES = Statement(
-    "Each (id, attempt) still in an expected state becomes FAILED, due at its run_at, with its error and history.",
+    "Each (id, attempt) still in an expected state becomes FAILED, due at its run_at, with its error, history and rule.",
     _text(
         "UPDATE queue_jobs AS q SET state = :failed, run_at = v.run_at, lease_expires_at = NULL, "
-        "last_error = v.last_error, error_history = v.error_history, updated_at = :now "
+        "last_error = v.last_error, error_history = v.error_history, retry_rule = v.retry_rule, "
+        "first_failed_at = v.first_failed_at, updated_at = :now "
         "FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), CAST(:run_ats AS timestamptz[]), "
-        "CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[])) "
-        "AS v(id, attempt_number, run_at, last_error, error_history) "
+        "CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[]), CAST(:retry_rules AS text[]), "
+        "CAST(:first_failed_ats AS timestamptz[])) "
+        "AS v(id, attempt_number, run_at, last_error, error_history, retry_rule, first_failed_at) "
         "WHERE q.id = v.id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
         "RETURNING q.*"
     ).columns(*queue_jobs.c),

@@ -116,6 +116,8 @@ def job_from_row(row) -> JobRecord:
         trace_parent=m["trace_parent"],
         unique_key=m["unique_key"],
         unique_states=decode_unique_states(m["unique_states"]),
+        retry_rule=m["retry_rule"],
+        first_failed_at=m["first_failed_at"],
     )
 
 
@@ -425,6 +427,7 @@ class Repository:
         error: ErrorInfo,
         error_history: Sequence[ErrorInfo],
         dead_letter_id: str,
+        first_failed_at: datetime | None,
         now: datetime,
     ) -> JobRecord | None:
         return self._compare_and_set(
@@ -435,6 +438,8 @@ class Repository:
             last_error=error.to_json(),
             error_history=[item.to_json() for item in error_history],
             dead_letter_id=dead_letter_id,
+            retry_rule=error.retry_rule,
+            first_failed_at=first_failed_at,
             updated_at=now,
         )
 
@@ -445,21 +450,26 @@ class Repository:
         expected_states: Iterable[JobState],
         retry_policy: dict[str, Any] | None,
         replace_policy: bool,
+        job_data: dict[str, Any] | None = None,
         now: datetime,
     ) -> JobRecord | None:
-        """The job waits again, due now, with a fresh retry budget (and `retry_policy` if `replace_policy`).
+        """The job waits again, due now, with a fresh retry budget (and `retry_policy` if `replace_policy`,
+        `job_data` as its payload if given).
 
         A unique job that had left its counted states gave up its slot, which a duplicate may hold
         now: it comes back without one rather than collide with it."""
         changes: dict[str, Any] = {"retry_policy": retry_policy} if replace_policy else {}
         if not job.holds_unique_slot:
             changes["unique_slot"] = None
+        if job_data is not None:
+            changes["job_data"] = job_data
         return self._compare_and_set(
             job,
             expected_states,
             state=JobState.WAITING.value,
-            # A fresh budget: the policy counts runs from here on.
+            # A fresh budget: the policy counts runs, and max_retry_duration time, from here on.
             budget_start=job.attempt_number,
+            first_failed_at=None,
             run_at=now,
             lease_expires_at=None,
             worker_id=None,
@@ -663,6 +673,8 @@ class Repository:
                     "run_ats": [retry.run_at for retry in ordered],
                     "last_errors": [json.dumps(retry.error.to_json()) for retry in ordered],
                     "histories": [json.dumps([item.to_json() for item in retry.error_history]) for retry in ordered],
+                    "retry_rules": [retry.error.retry_rule for retry in ordered],
+                    "first_failed_ats": [retry.first_failed_at for retry in ordered],
                     "expected": [state.value for state in expected_states],
                 },
             )
@@ -677,6 +689,8 @@ class Repository:
                 lease_expires_at=None,
                 last_error=retry.error.to_json(),
                 error_history=[item.to_json() for item in retry.error_history],
+                retry_rule=retry.error.retry_rule,
+                first_failed_at=retry.first_failed_at,
                 updated_at=now,
             )
             if record is not None:

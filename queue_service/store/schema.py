@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-from queue_service.domain import TRACE_PARENT_LENGTH, DeathReason, Decision, JobState, RecoveryStatus
+from queue_service.domain import RETRY_RULE_LENGTH, TRACE_PARENT_LENGTH, DeathReason, Decision, JobState, RecoveryStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -126,6 +126,10 @@ queue_jobs = Table(
     Column("unique_key", String(UNIQUE_KEY_LENGTH), nullable=True),
     Column("unique_slot", String(64), nullable=True),
     Column("unique_states", String(100), nullable=True),
+    # The retry rule that decided the last failure, "" for the default policy, and when the job
+    # first failed in its current retry budget (migration 0012_retry_rules).
+    Column("retry_rule", String(RETRY_RULE_LENGTH), nullable=False, server_default=text("''")),
+    Column("first_failed_at", UTCDateTime(), nullable=True),
     CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
     CheckConstraint("attempt_number >= 0", name="attempt_number_nonnegative"),
     CheckConstraint("budget_start >= 0 AND budget_start <= attempt_number", name="budget_start_valid"),

@@ -224,3 +224,52 @@ def test_queue_lease_limits(secured_service):
     )
     clash = queue_admin(target, "queues", "policy", "emails", "--max-active", "2", "--no-max-active")
     assert clash.returncode == 2 and "exclude each other" in clash.stderr
+
+
+def test_retry_rules_deadline_and_redrive_with_new_data(secured_service, tmp_path):
+    target = secured_service.target
+    set_policy = queue_admin(
+        target,
+        "queues",
+        "policy",
+        "emails",
+        "--create",
+        "--rule",
+        "TimeoutError max_retries=6 retry_delays=2s,4s max_delay=2m",
+        "--rule",
+        "ValidationError retryable=false",
+        "--max-retry-duration",
+        "1d",
+    )
+    assert set_policy.returncode == 0, set_policy.stderr
+    assert "max_retry_duration=1d" in set_policy.stdout
+    assert "TimeoutError max_retries=6 retry_delays=2s,4s max_delay=2m" in set_policy.stdout
+    assert "ValidationError retryable=false" in set_policy.stdout
+    shown = json.loads(queue_admin(target, "--json", "queues", "policy", "emails").stdout)
+    assert [rule["error_type"] for rule in shown["retry_policy"]["rules"]] == ["TimeoutError", "ValidationError"]
+    # --no-rules removes the rules and keeps the deadline.
+    cleared = json.loads(queue_admin(target, "--json", "queues", "policy", "emails", "--no-rules").stdout)
+    assert cleared["retry_policy"]["rules"] == [] and cleared["retry_policy"]["max_retry_duration"] is not None
+
+    duplicate = queue_admin(target, "queues", "policy", "emails", "--rule", "A", "--rule", "A")
+    assert duplicate.returncode == 1 and "retry_policy.rules[1].error_type" in duplicate.stderr
+    unknown = queue_admin(target, "queues", "policy", "emails", "--rule", "A retries=3")
+    assert unknown.returncode == 2 and "retries=3" in unknown.stderr
+
+    entry = dead_letter(target, "bad-record", "bad address", error_type="ValidationError")
+    shown = queue_admin(target, "dlq", "show", entry)
+    assert "ValidationError" in shown.stdout
+    not_json = queue_admin(target, "dlq", "retry", entry, "--data", "{not json")
+    assert not_json.returncode == 2 and "--data is not JSON" in not_json.stderr
+    payload = tmp_path / "fixed.json"
+    payload.write_text(json.dumps({"to": "fixed@example.com"}))
+    retried = queue_admin(target, "dlq", "retry", entry, "--data-file", str(payload))
+    assert retried.returncode == 0, retried.stderr
+    assert "with the new job_data" in retried.stdout
+    with AdminClient(target, token=ADMIN_TOKEN, timeout=10) as admin:
+        assert admin.get_job_details("bad-record").job.job_data == {"to": "fixed@example.com"}
+        (event, *_) = admin.list_audit_events(action="RetryDeadLetterJob").items
+    assert event.parameters["old_job_data"] == {"to": "bad-record"}
+    # A worker token may not redrive, with or without new data.
+    refused = queue_admin(target, "dlq", "retry", entry, "--data", "{}", token=WORKER_TOKEN)
+    assert refused.returncode == 1 and "PERMISSION_DENIED" in refused.stderr

@@ -179,3 +179,36 @@ def test_the_readme_unique_job_example_makes_one_job(server):
         check=False,
     )
     assert "Code: InvalidArgument" in bad.stderr and "unique.unique_key" in bad.stderr
+
+
+def test_the_readme_retry_policies_block_sets_the_rules_a_failure_then_follows(server):
+    (block,) = readme_blocks("Retry policies")
+    bin_dir = Path(venv_tool("grpcurl")).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "QUEUE_TARGET": server.address}
+    env.pop("QUEUE_TOKEN", None)
+    for command in block.replace("\\\n", " ").splitlines():
+        if not command.strip():
+            continue
+        result = subprocess.run(
+            ["bash", "-c", command.replace("localhost:50051", server.address)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, f"{command}\n{result.stderr}\nserver log:\n{server.log()}"
+    with AdminClient(server.address, timeout=10) as admin:
+        policy = admin.get_queue("emails").retry_policy
+    assert [rule.error_type for rule in policy.rules] == ["TimeoutError", "ValidationError"]
+    assert policy.max_retry_duration == timedelta(days=1)
+    call(server, "EnqueueJob", {"queue_name": "emails", "job_name": "send", "job_id": "rule-1"})
+    call(server, "LeaseJobs", {"queue_names": ["emails"], "worker_id": "w"})
+    decision = call(
+        server,
+        "TrackFailure",
+        {"job_id": "rule-1", "attempt_number": 1, "error": {"message": "slow", "type": "TimeoutError"}},
+    )
+    assert decision["retry_delay"] == "2s"
+    job = call(server, "GetJob", {"job_id": "rule-1"})
+    assert job["job"]["retry_rule"] == "queue:TimeoutError"
+    assert job["error_history"][-1]["retry_rule"] == "queue:TimeoutError"

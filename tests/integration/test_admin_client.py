@@ -17,6 +17,7 @@ from jobqueue import (
     RecoveryRun,
     RecoveryStatus,
     RetryPolicy,
+    RetryRule,
 )
 
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
@@ -186,3 +187,31 @@ def test_queue_lease_limits(jobs, admin):
     with pytest.raises(InvalidArgument) as raised:
         admin.update_queue_policy("emails", max_starts_per_second=float("nan"))
     assert raised.value.field == "max_starts_per_second"
+
+
+def test_retry_rules_deadline_and_redrive_with_a_new_payload(jobs, admin):
+    rules = (
+        RetryRule("TimeoutError", max_retries=6, retry_delays=(timedelta(seconds=2),), max_delay=timedelta(minutes=2)),
+        RetryRule("ValidationError", retryable=False),
+    )
+    policy = RetryPolicy(rules=rules, max_retry_duration=timedelta(hours=1))
+    queue = admin.update_queue_policy("emails", policy, allow_missing=True)
+    assert queue.retry_policy.rules == rules and queue.effective_retry_policy.rules == rules
+    assert queue.effective_retry_policy.max_retry_duration == timedelta(hours=1)
+
+    jobs.enqueue("emails", "send", {"to": "x"}, job_id="slow")
+    (job,) = jobs.lease("emails")
+    decision = jobs.track_failure("slow", job.attempt_number, "timed out", error_type="TimeoutError")
+    assert decision.retry_delay == timedelta(seconds=2) and decision.remaining_retries == 6
+    details = jobs.get_job("slow")
+    assert details.job.retry_rule == "queue:TimeoutError" and details.job.first_failed_at is not None
+    assert details.error_history[-1].retry_rule == "queue:TimeoutError"
+
+    entry_id = kill(jobs, "bad-record", "bad address", error_type="ValidationError")
+    retried = admin.retry_dead_letter_job(entry_id, job_data={"id": "bad-record", "to": "fixed@example.com"})
+    assert retried.job.job_data == {"id": "bad-record", "to": "fixed@example.com"}
+    (event, *_) = admin.list_audit_events(action="RetryDeadLetterJob").items
+    assert event.parameters["old_job_data"] == {"id": "bad-record"}
+    with pytest.raises(InvalidArgument) as raised:
+        admin.update_queue_policy("emails", RetryPolicy(rules=(RetryRule("A"), RetryRule("A"))))
+    assert raised.value.field == "retry_policy.rules[1].error_type"

@@ -25,6 +25,7 @@ from jobqueue import (
     RetryAfterError,
     RetryDecision,
     RetryPolicy,
+    RetryRule,
     Unauthenticated,
     Unavailable,
     UniqueOptions,
@@ -321,3 +322,24 @@ async def test_queue_lease_limits(jobs, admin):
     with pytest.raises(InvalidArgument) as raised:
         await admin.update_queue_policy("emails", max_active=0)
     assert raised.value.field == "max_active"
+
+
+async def test_retry_rules_deadline_and_redrive_with_a_new_payload(jobs, admin):
+    rules = (RetryRule("TimeoutError", max_retries=1, retry_delays=(timedelta(seconds=3),)),)
+    queue = await admin.update_queue_policy(
+        "emails", RetryPolicy(rules=rules, max_retry_duration=timedelta(minutes=30)), allow_missing=True
+    )
+    assert queue.retry_policy.rules == rules
+    assert queue.retry_policy.max_retry_duration == timedelta(minutes=30)
+    await jobs.enqueue("emails", "send", {"to": "x"}, job_id="slow")
+    (job,) = await jobs.lease("emails")
+    decision = await jobs.track_failure("slow", job.attempt_number, "timed out", error_type="TimeoutError")
+    assert decision.retry_delay == timedelta(seconds=3) and decision.job.retry_rule == "queue:TimeoutError"
+    assert (await jobs.get_job("slow")).job.retry_rule == "queue:TimeoutError"
+
+    entry_id = await kill(jobs, "bad-record", "bad address")
+    retried = await admin.retry_dead_letter_job(entry_id, job_data={"id": "fixed"})
+    assert retried.job.job_data == {"id": "fixed"}
+    with pytest.raises(InvalidArgument) as raised:
+        await admin.update_queue_policy("emails", RetryPolicy(max_retry_duration=timedelta(days=400)))
+    assert raised.value.field == "retry_policy.max_retry_duration"

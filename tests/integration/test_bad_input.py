@@ -78,6 +78,30 @@ CASES = {
         INVALID,
         "retry_policy.max_delay",
     ),
+    "duplicate rule error types": (
+        enqueue(
+            retry_policy=job_pb2.RetryPolicy(
+                rules=[job_pb2.RetryRule(error_type="TimeoutError"), job_pb2.RetryRule(error_type="TimeoutError")]
+            )
+        ),
+        INVALID,
+        "retry_policy.rules[1].error_type",
+    ),
+    "too many rules": (
+        enqueue(retry_policy=job_pb2.RetryPolicy(rules=[job_pb2.RetryRule(error_type=f"E{n}") for n in range(51)])),
+        INVALID,
+        "retry_policy.rules",
+    ),
+    "negative max_retry_duration": (
+        enqueue(retry_policy=job_pb2.RetryPolicy(max_retry_duration=timedelta(seconds=-1))),
+        INVALID,
+        "retry_policy.max_retry_duration",
+    ),
+    "max_retry_duration beyond a year": (
+        enqueue(retry_policy=job_pb2.RetryPolicy(max_retry_duration=timedelta(days=366))),
+        INVALID,
+        "retry_policy.max_retry_duration",
+    ),
     # Durations finer than they can be kept, and past every sane bound.
     "1 ns max_delay": (
         enqueue(retry_policy=job_pb2.RetryPolicy(max_delay=duration_pb2.Duration(nanos=1))),

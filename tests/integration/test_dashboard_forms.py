@@ -61,6 +61,8 @@ REFUSED = [
     ("/queue/policy", "max_delay", "1e30"),
     ("/queue/policy", "max_retries", "2147483648"),
     ("/queue/policy", "jitter", "nan"),
+    ("/queue/policy", "max_retry_duration", "-5"),
+    ("/queue/policy", "max_retry_duration", "99999999999d"),
     ("/dlq/{entry}/update", "priority", "2147483648"),
     ("/dlq/{entry}/update", "priority", "-2147483649"),
     ("/dlq/{entry}/retry", "max_retries", "99999999999"),
@@ -99,7 +101,7 @@ def forms(entry: str, fingerprint: str) -> dict[str, tuple[dict[str, str], tuple
     return {
         "/queue/policy": (
             {"queue_name": QUEUE, "action": "preview", "back": detail},
-            ("max_retries", "retry_delays", "max_delay", "jitter"),
+            ("max_retries", "retry_delays", "max_delay", "jitter", "max_retry_duration", "rules"),
         ),
         "/queue/alerts": ({"queue_name": QUEUE, "back": detail}, ("dlq_alert_threshold",)),
         "/queue/limits": ({"queue_name": QUEUE, "back": detail}, ("max_active", "max_starts_per_second")),
@@ -108,7 +110,7 @@ def forms(entry: str, fingerprint: str) -> dict[str, tuple[dict[str, str], tuple
             ("grace",),
         ),
         "/dlq/{entry}/update": ({"admin_notes": "n", "assigned_to": "", "back": f"/dlq/{entry}"}, ("priority",)),
-        "/dlq/{entry}/retry": ({"back": f"/dlq/{entry}"}, ("max_retries",)),
+        "/dlq/{entry}/retry": ({"back": f"/dlq/{entry}"}, ("max_retries", "job_data")),
         "/patterns/redrive": (
             {"fingerprint": fingerprint, "confirm": "yes", "back": "/patterns"},
             ("rate_limit", "max_jobs", "max_retries", "retry_delays"),

@@ -301,3 +301,48 @@ def test_unique_jobs_migration_keeps_the_jobs_both_ways(empty_engine):
         assert sorted(connection.execute(text("SELECT job_id FROM queue_jobs")).scalars()) == ["before", "unique"]
     migrate.upgrade(empty_engine)
     assert "ix_queue_jobs_unique_slot" in {index["name"] for index in inspect(empty_engine).get_indexes("queue_jobs")}
+
+
+def test_retry_rules_revision_keeps_deadline_deaths_readable_when_downgraded(empty_engine):
+    from sqlalchemy.exc import IntegrityError
+
+    from queue_service.core.retry import PolicyOverride
+
+    migrate.upgrade(empty_engine)
+    database = Database(empty_engine.url)
+    clock = FakeClock()
+    jobs = JobManager(database, clock)
+    try:
+        policy = PolicyOverride(max_retries=10, max_retry_duration=timedelta(minutes=1))
+        jobs.enqueue([JobSpec(queue_name="emails", job_name="n", job_id="late", retry_policy=policy)])
+        jobs.lease(["emails"])
+        jobs.fail("late", 1, ReportedError("slow", "TimeoutError"))
+        clock.advance(timedelta(minutes=2))
+        jobs.lease(["emails"])
+        outcome = jobs.fail("late", 2, ReportedError("slow", "TimeoutError"))
+        assert outcome.dead_letter is not None
+    finally:
+        database.dispose()
+    reason = text("SELECT death_reason FROM dead_letter_queue WHERE job_id = 'late'")
+    with empty_engine.connect() as connection:
+        assert connection.execute(reason).scalar_one() == "retry_deadline_exceeded"
+
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config(empty_engine))
+    downgrade(empty_engine, script.get_revision("0012_retry_rules").down_revision)
+    with empty_engine.connect() as connection:
+        assert connection.execute(reason).scalar_one() == "retries_exhausted"
+        logged = text("SELECT death_reason FROM queue_retry_log WHERE job_id = 'late' AND decision = 'dead_letter'")
+        assert connection.execute(logged).scalar_one() == "retries_exhausted"
+    assert {"retry_rule", "first_failed_at"}.isdisjoint(
+        c["name"] for c in inspect(empty_engine).get_columns("queue_jobs")
+    )
+    deadline_again = text("UPDATE dead_letter_queue SET death_reason = 'retry_deadline_exceeded'")
+    with pytest.raises(IntegrityError), empty_engine.begin() as connection:
+        connection.execute(deadline_again)
+
+    migrate.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(deadline_again)
+        assert connection.execute(reason).scalar_one() == "retry_deadline_exceeded"

@@ -177,8 +177,14 @@ def test_every_rpc_survives_random_and_malformed_requests(fuzz_server, request):
 # Requests that pass validation but for their time fields, so an extreme value reaches the arithmetic.
 # "{job}" is a job that is ACTIVE right before the call, "{entry}" a pending dead-letter entry.
 VALID_REQUESTS = {
-    # Unique, so that an extreme window reaches the window arithmetic past the key check.
-    "EnqueueJob": {"queue_name": "extremes", "job_name": "send", "unique": {"unique_key": "extremes"}},
+    # Unique and with a rule, so that an extreme window or rule duration reaches the arithmetic past
+    # the key's and the rule's own checks.
+    "EnqueueJob": {
+        "queue_name": "extremes",
+        "job_name": "send",
+        "unique": {"unique_key": "extremes"},
+        "retry_policy": {"rules": [{"error_type": "E"}]},
+    },
     "EnqueueJobs": {"jobs": [{"queue_name": "extremes", "job_name": "send", "unique": {"unique_key": "extremes"}}]},
     "LeaseJobs": {"queue_names": ["extremes"], "worker_id": "w-extremes", "max_jobs": 1},
     "HeartbeatJob": {"job_id": "{job}", "attempt_number": 1},
@@ -191,7 +197,12 @@ VALID_REQUESTS = {
     "UpdateDeadLetterJob": {"entry": {"id": "{entry}", "admin_notes": "n"}, "update_mask": "adminNotes"},
     "RetryDeadLetterJobs": {"filter": {"queue_name": "dlq-extremes"}, "dry_run": True},
     "ListRetryLog": {},
-    "UpdateQueuePolicy": {"queue_name": "extremes", "allow_missing": True, "validate_only": True},
+    "UpdateQueuePolicy": {
+        "queue_name": "extremes",
+        "allow_missing": True,
+        "validate_only": True,
+        "retry_policy": {"rules": [{"error_type": "E"}]},
+    },
     "CleanQueue": {"queue_name": "extremes", "state": "STATE_COMPLETED"},
     # update_time is output only: the server ignores it, whatever its value.
     "UpdateQueueAlertPolicy": {"alert_policy": {"queue_name": "extremes", "dlq_alert_threshold": 5}},

@@ -7,9 +7,9 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from jobqueue import JobState, RetryPolicy
+from jobqueue import JobState, RetryPolicy, RetryRule
 
-from queue_service.admin_cli import render
+from queue_service.admin_cli import parse, render
 from queue_service.admin_cli.parse import duration, durations, point_in_time
 
 
@@ -75,7 +75,14 @@ def test_json_values():
         "state": "dead_letter",
         "at": "2026-02-14T10:00:05Z",
         "delay": "1.5s",
-        "policy": {"max_retries": 3, "retry_delays": ["5s"], "max_delay": None, "jitter": None},
+        "policy": {
+            "max_retries": 3,
+            "retry_delays": ["5s"],
+            "max_delay": None,
+            "jitter": None,
+            "rules": [],
+            "max_retry_duration": None,
+        },
     }
 
 
@@ -109,3 +116,35 @@ def test_a_duration_of_135_seconds_reads_2m15s_everywhere():
 
     assert render.span(timedelta(seconds=135)) == format_duration(timedelta(seconds=135)) == "2m15s"
     assert format_duration(None) == "–" and render.span(None) == "-"
+
+
+def test_retry_rules_from_the_command_line():
+    rule = parse.retry_rule("TimeoutError max_retries=6 retry_delays=2s,4s max_delay=2m jitter=0.1")
+    assert rule == RetryRule(
+        "TimeoutError",
+        max_retries=6,
+        retry_delays=(timedelta(seconds=2), timedelta(seconds=4)),
+        max_delay=timedelta(minutes=2),
+        jitter=0.1,
+    )
+    assert parse.retry_rule("ValidationError retryable=false") == RetryRule("ValidationError", retryable=False)
+    for bad in (
+        "",
+        "max_retries=3",
+        "A retries=3",
+        "A max_retries",
+        "A max_retries=-1",
+        "A retryable=no",
+        "A jitter=x",
+    ):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse.retry_rule(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="given twice"):
+        parse.retry_rule("A max_retries=1 max_retries=2")
+
+
+def test_job_data_must_be_a_json_object():
+    assert parse.json_object('{"a": [1, 2]}') == {"a": [1, 2]}
+    for bad in ("[1]", "3", "{", '"text"'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse.json_object(bad)

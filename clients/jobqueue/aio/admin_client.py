@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -17,6 +17,7 @@ from jobqueue.admin_client import (
     dead_letter_details,
     dead_letter_filter,
     dead_letter_page,
+    dead_letter_retry_request,
     dead_letter_update_request,
     failure_pattern_page,
     job_details,
@@ -193,10 +194,16 @@ class AdminClient(ClientCore):
         return dead_letter_details(response)
 
     async def retry_dead_letter_job(
-        self, id: str, *, retry_policy: RetryPolicy | None = None, timeout: float | None = None
+        self,
+        id: str,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        job_data: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> DeadLetterRetry:
-        """Send a PENDING entry's job back to its queue with a fresh retry budget."""
-        request = pb.RetryDeadLetterJobRequest(id=id, retry_policy=convert.retry_policy_message(retry_policy))
+        """Send a PENDING entry's job back to its queue with a fresh retry budget; `job_data`, if given,
+        replaces its payload (the audit log keeps the old one)."""
+        request = dead_letter_retry_request(id, retry_policy, job_data)
         response = await self._call(self.stub.RetryDeadLetterJob, request, timeout)
         return DeadLetterRetry(entry=convert.dead_letter_entry(response.entry), job=convert.job(response.job))
 

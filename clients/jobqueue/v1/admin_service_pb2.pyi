@@ -185,12 +185,14 @@ class GetDeadLetterJobResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[_job_pb2.DeadLetterEntry, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., retry_log_omitted_count: _Optional[int] = ...) -> None: ...
 
 class RetryDeadLetterJobRequest(_message.Message):
-    __slots__ = ("id", "retry_policy")
+    __slots__ = ("id", "retry_policy", "job_data")
     ID_FIELD_NUMBER: _ClassVar[int]
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    JOB_DATA_FIELD_NUMBER: _ClassVar[int]
     id: str
     retry_policy: _job_pb2.RetryPolicy
-    def __init__(self, id: _Optional[str] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ...) -> None: ...
+    job_data: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class RetryDeadLetterJobResponse(_message.Message):
     __slots__ = ("entry", "job")

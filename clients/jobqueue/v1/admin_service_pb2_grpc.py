@@ -233,7 +233,8 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetryDeadLetterJob(self, request, context):
-        """Sends a PENDING entry's job back to WAITING with a fresh retry budget; the entry becomes RECOVERED.
+        """Sends a PENDING entry's job back to WAITING with a fresh retry budget, optionally with a new
+        payload; the entry becomes RECOVERED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -304,8 +305,8 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateQueuePolicy(self, request, context):
-        """Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter) and its lease limits
-        (max_active, max_starts_per_second).
+        """Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter, rules by error
+        type, max_retry_duration) and its lease limits (max_active, max_starts_per_second).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

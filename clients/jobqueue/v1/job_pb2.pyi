@@ -25,6 +25,7 @@ class DeathReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEATH_REASON_NON_RETRYABLE: _ClassVar[DeathReason]
     DEATH_REASON_LEASE_EXPIRED: _ClassVar[DeathReason]
     DEATH_REASON_MOVED_EXPLICITLY: _ClassVar[DeathReason]
+    DEATH_REASON_RETRY_DEADLINE_EXCEEDED: _ClassVar[DeathReason]
 RETRY_DECISION_UNSPECIFIED: RetryDecision
 RETRY_DECISION_RETRY: RetryDecision
 RETRY_DECISION_DEAD_LETTER: RetryDecision
@@ -33,9 +34,10 @@ DEATH_REASON_RETRIES_EXHAUSTED: DeathReason
 DEATH_REASON_NON_RETRYABLE: DeathReason
 DEATH_REASON_LEASE_EXPIRED: DeathReason
 DEATH_REASON_MOVED_EXPLICITLY: DeathReason
+DEATH_REASON_RETRY_DEADLINE_EXCEEDED: DeathReason
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "queue_name", "job_name", "job_data", "state", "priority", "attempt_number", "remaining_retries", "retry_policy", "run_at", "next_retry_at", "lease_expires_at", "worker_id", "last_error", "result", "processing_duration", "created_at", "updated_at", "started_at", "completed_at", "dead_letter_id", "trace_parent", "unique_key")
+    __slots__ = ("job_id", "queue_name", "job_name", "job_data", "state", "priority", "attempt_number", "remaining_retries", "retry_policy", "run_at", "next_retry_at", "lease_expires_at", "worker_id", "last_error", "result", "processing_duration", "created_at", "updated_at", "started_at", "completed_at", "dead_letter_id", "trace_parent", "unique_key", "retry_rule", "first_failed_at")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Job.State]
@@ -73,6 +75,8 @@ class Job(_message.Message):
     DEAD_LETTER_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
     UNIQUE_KEY_FIELD_NUMBER: _ClassVar[int]
+    RETRY_RULE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FAILED_AT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     queue_name: str
     job_name: str
@@ -96,35 +100,59 @@ class Job(_message.Message):
     dead_letter_id: str
     trace_parent: str
     unique_key: str
-    def __init__(self, job_id: _Optional[str] = ..., queue_name: _Optional[str] = ..., job_name: _Optional[str] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[Job.State, str]] = ..., priority: _Optional[int] = ..., attempt_number: _Optional[int] = ..., remaining_retries: _Optional[int] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., last_error: _Optional[_Union[JobError, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., processing_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_letter_id: _Optional[str] = ..., trace_parent: _Optional[str] = ..., unique_key: _Optional[str] = ...) -> None: ...
+    retry_rule: str
+    first_failed_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., queue_name: _Optional[str] = ..., job_name: _Optional[str] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[Job.State, str]] = ..., priority: _Optional[int] = ..., attempt_number: _Optional[int] = ..., remaining_retries: _Optional[int] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., last_error: _Optional[_Union[JobError, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., processing_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_letter_id: _Optional[str] = ..., trace_parent: _Optional[str] = ..., unique_key: _Optional[str] = ..., retry_rule: _Optional[str] = ..., first_failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class JobError(_message.Message):
-    __slots__ = ("message", "type", "details", "attempt_number", "occurred_at", "omitted_count")
+    __slots__ = ("message", "type", "details", "attempt_number", "occurred_at", "omitted_count", "retry_rule")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     OMITTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_RULE_FIELD_NUMBER: _ClassVar[int]
     message: str
     type: str
     details: str
     attempt_number: int
     occurred_at: _timestamp_pb2.Timestamp
     omitted_count: int
-    def __init__(self, message: _Optional[str] = ..., type: _Optional[str] = ..., details: _Optional[str] = ..., attempt_number: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., omitted_count: _Optional[int] = ...) -> None: ...
+    retry_rule: str
+    def __init__(self, message: _Optional[str] = ..., type: _Optional[str] = ..., details: _Optional[str] = ..., attempt_number: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., omitted_count: _Optional[int] = ..., retry_rule: _Optional[str] = ...) -> None: ...
 
 class RetryPolicy(_message.Message):
-    __slots__ = ("max_retries", "retry_delays", "max_delay", "jitter")
+    __slots__ = ("max_retries", "retry_delays", "max_delay", "jitter", "rules", "max_retry_duration")
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     RETRY_DELAYS_FIELD_NUMBER: _ClassVar[int]
     MAX_DELAY_FIELD_NUMBER: _ClassVar[int]
     JITTER_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRY_DURATION_FIELD_NUMBER: _ClassVar[int]
     max_retries: int
     retry_delays: _containers.RepeatedCompositeFieldContainer[_duration_pb2.Duration]
     max_delay: _duration_pb2.Duration
     jitter: float
-    def __init__(self, max_retries: _Optional[int] = ..., retry_delays: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., max_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., jitter: _Optional[float] = ...) -> None: ...
+    rules: _containers.RepeatedCompositeFieldContainer[RetryRule]
+    max_retry_duration: _duration_pb2.Duration
+    def __init__(self, max_retries: _Optional[int] = ..., retry_delays: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., max_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., jitter: _Optional[float] = ..., rules: _Optional[_Iterable[_Union[RetryRule, _Mapping]]] = ..., max_retry_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RetryRule(_message.Message):
+    __slots__ = ("error_type", "max_retries", "retry_delays", "max_delay", "jitter", "retryable")
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    RETRY_DELAYS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELAY_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    error_type: str
+    max_retries: int
+    retry_delays: _containers.RepeatedCompositeFieldContainer[_duration_pb2.Duration]
+    max_delay: _duration_pb2.Duration
+    jitter: float
+    retryable: bool
+    def __init__(self, error_type: _Optional[str] = ..., max_retries: _Optional[int] = ..., retry_delays: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., max_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., jitter: _Optional[float] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class RetryLogEntry(_message.Message):
     __slots__ = ("id", "job_id", "queue_name", "attempt_number", "error", "decision", "retry_delay", "next_retry_at", "death_reason", "created_at")

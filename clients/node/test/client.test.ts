@@ -199,9 +199,18 @@ for (const { backend, skip } of backends()) {
       const updated = await admin.updateQueuePolicy({
         queueName,
         allowMissing: true,
-        retryPolicy: { maxRetries: 1, retryDelays: [durationFromMs(1000)], jitter: 0 },
+        retryPolicy: {
+          maxRetries: 1,
+          retryDelays: [durationFromMs(1000)],
+          jitter: 0,
+          rules: [{ errorType: "ValidationError", retryable: false }],
+          maxRetryDuration: durationFromMs(3_600_000),
+        },
       });
       assert.equal(updated.queue!.effectiveRetryPolicy!.maxRetries, 1);
+      assert.equal(updated.queue!.effectiveRetryPolicy!.rules[0]!.errorType, "ValidationError");
+      assert.equal(updated.queue!.effectiveRetryPolicy!.rules[0]!.retryable, false);
+      assert.equal(durationToMs(updated.queue!.retryPolicy!.maxRetryDuration!), 3_600_000);
       assert.deepEqual((await admin.getQueue({ queueName })).queue!.delaySchedule.map(durationToMs), [1000]);
 
       const jobId = (await jobs.enqueue(queueName, "x")).job!.jobId;
@@ -227,9 +236,10 @@ for (const { backend, skip } of backends()) {
       assert.equal(progress.at(-1)!.done, true);
       assert.equal(progress.at(-1)!.matchedCount, 1);
 
-      const retried = await admin.retryDeadLetterJob({ id: dead.deadLetterId });
+      const retried = await admin.retryDeadLetterJob({ id: dead.deadLetterId, jobData: { fixed: true } });
       assert.equal(retried.entry!.recoveryStatus, DeadLetterEntry_RecoveryStatus.RECOVERY_STATUS_RECOVERED);
       assert.equal(retried.job!.state, Job_State.STATE_WAITING);
+      assert.deepEqual(retried.job!.jobData, { fixed: true });
       const audit = await admin.listAuditEvents({});
       assert.ok(audit.events.length >= 2);
     });

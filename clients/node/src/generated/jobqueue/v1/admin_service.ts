@@ -257,7 +257,14 @@ export interface RetryDeadLetterJobRequest {
   /** Dead-letter entry id; the entry must be PENDING. */
   id: string;
   /** New job-level retry policy replacing the job's own override; unset keeps the current one. */
-  retryPolicy?: RetryPolicy | undefined;
+  retryPolicy?:
+    | RetryPolicy
+    | undefined;
+  /**
+   * New payload for the job, replacing its job_data (say, to fix the field that made it fail);
+   * unset keeps the current one. The audit event keeps the old and the new payload.
+   */
+  jobData?: { [key: string]: any } | undefined;
 }
 
 /** The recovered entry and the job back in its queue. */
@@ -573,10 +580,11 @@ export interface UpdateQueuePolicyRequest {
     | RetryPolicy
     | undefined;
   /**
-   * Fields to change: the policy's max_retries, retry_delays, max_delay, jitter, the limits
-   * max_active, max_starts_per_second, or "*" for all of them. An empty mask replaces the whole
-   * retry policy (an empty policy clears it) and sets the limits that are present, leaving
-   * absent ones as they are. A limit the mask names but the request leaves unset is removed.
+   * Fields to change: the policy's max_retries, retry_delays, max_delay, jitter, rules,
+   * max_retry_duration, the limits max_active, max_starts_per_second, or "*" for all of them.
+   * An empty mask replaces the whole retry policy (an empty policy clears it) and sets the limits
+   * that are present, leaving absent ones as they are. A limit the mask names but the request
+   * leaves unset is removed.
    */
   updateMask?:
     | string[]
@@ -2343,7 +2351,7 @@ export const GetDeadLetterJobResponse: MessageFns<GetDeadLetterJobResponse> = {
 };
 
 function createBaseRetryDeadLetterJobRequest(): RetryDeadLetterJobRequest {
-  return { id: "", retryPolicy: undefined };
+  return { id: "", retryPolicy: undefined, jobData: undefined };
 }
 
 export const RetryDeadLetterJobRequest: MessageFns<RetryDeadLetterJobRequest> = {
@@ -2353,6 +2361,9 @@ export const RetryDeadLetterJobRequest: MessageFns<RetryDeadLetterJobRequest> = 
     }
     if (message.retryPolicy !== undefined) {
       RetryPolicy.encode(message.retryPolicy, writer.uint32(18).fork()).join();
+    }
+    if (message.jobData !== undefined) {
+      Struct.encode(Struct.wrap(message.jobData), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2386,6 +2397,14 @@ export const RetryDeadLetterJobRequest: MessageFns<RetryDeadLetterJobRequest> = 
             message.retryPolicy = RetryPolicy.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.jobData = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2407,6 +2426,7 @@ export const RetryDeadLetterJobRequest: MessageFns<RetryDeadLetterJobRequest> = 
     message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
       ? RetryPolicy.fromPartial(object.retryPolicy)
       : undefined;
+    message.jobData = object.jobData ?? undefined;
     return message;
   },
 };
@@ -7437,7 +7457,10 @@ export const AdminServiceService = {
       Buffer.from(GetDeadLetterJobResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetDeadLetterJobResponse => GetDeadLetterJobResponse.decode(value),
   },
-  /** Sends a PENDING entry's job back to WAITING with a fresh retry budget; the entry becomes RECOVERED. */
+  /**
+   * Sends a PENDING entry's job back to WAITING with a fresh retry budget, optionally with a new
+   * payload; the entry becomes RECOVERED.
+   */
   retryDeadLetterJob: {
     path: "/jobqueue.v1.AdminService/RetryDeadLetterJob" as const,
     requestStream: false as const,
@@ -7553,8 +7576,8 @@ export const AdminServiceService = {
     responseDeserialize: (value: Buffer): GetQueueResponse => GetQueueResponse.decode(value),
   },
   /**
-   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter) and its lease limits
-   * (max_active, max_starts_per_second).
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter, rules by error
+   * type, max_retry_duration) and its lease limits (max_active, max_starts_per_second).
    */
   updateQueuePolicy: {
     path: "/jobqueue.v1.AdminService/UpdateQueuePolicy" as const,
@@ -7763,7 +7786,10 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listDeadLetterJobs: handleUnaryCall<ListDeadLetterJobsRequest, ListDeadLetterJobsResponse>;
   /** Returns one dead-letter entry with its error history, its job and the job's retry log. */
   getDeadLetterJob: handleUnaryCall<GetDeadLetterJobRequest, GetDeadLetterJobResponse>;
-  /** Sends a PENDING entry's job back to WAITING with a fresh retry budget; the entry becomes RECOVERED. */
+  /**
+   * Sends a PENDING entry's job back to WAITING with a fresh retry budget, optionally with a new
+   * payload; the entry becomes RECOVERED.
+   */
   retryDeadLetterJob: handleUnaryCall<RetryDeadLetterJobRequest, RetryDeadLetterJobResponse>;
   /** Gives up on a PENDING entry for good; later retries get FAILED_PRECONDITION. */
   markPermanentlyFailed: handleUnaryCall<MarkPermanentlyFailedRequest, MarkPermanentlyFailedResponse>;
@@ -7787,8 +7813,8 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   /** Returns one queue with its own and its effective retry policy. */
   getQueue: handleUnaryCall<GetQueueRequest, GetQueueResponse>;
   /**
-   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter) and its lease limits
-   * (max_active, max_starts_per_second).
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter, rules by error
+   * type, max_retry_duration) and its lease limits (max_active, max_starts_per_second).
    */
   updateQueuePolicy: handleUnaryCall<UpdateQueuePolicyRequest, UpdateQueuePolicyResponse>;
   /** Returns a queue's alert policy: its DLQ alert threshold and email recipients. */
@@ -7902,7 +7928,10 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetDeadLetterJobResponse) => void,
   ): ClientUnaryCall;
-  /** Sends a PENDING entry's job back to WAITING with a fresh retry budget; the entry becomes RECOVERED. */
+  /**
+   * Sends a PENDING entry's job back to WAITING with a fresh retry budget, optionally with a new
+   * payload; the entry becomes RECOVERED.
+   */
   retryDeadLetterJob(
     request: RetryDeadLetterJobRequest,
     callback: (error: ServiceError | null, response: RetryDeadLetterJobResponse) => void,
@@ -8060,8 +8089,8 @@ export interface AdminServiceClient extends Client {
     callback: (error: ServiceError | null, response: GetQueueResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter) and its lease limits
-   * (max_active, max_starts_per_second).
+   * Sets a queue's retry policy (max_retries, retry_delays, max_delay, jitter, rules by error
+   * type, max_retry_duration) and its lease limits (max_active, max_starts_per_second).
    */
   updateQueuePolicy(
     request: UpdateQueuePolicyRequest,

@@ -37,6 +37,8 @@ export enum DeathReason {
   DEATH_REASON_LEASE_EXPIRED = 3,
   /** DEATH_REASON_MOVED_EXPLICITLY - An operator or worker moved the job explicitly. */
   DEATH_REASON_MOVED_EXPLICITLY = 4,
+  /** DEATH_REASON_RETRY_DEADLINE_EXCEEDED - The job kept failing for longer than its retry policy's max_retry_duration. */
+  DEATH_REASON_RETRY_DEADLINE_EXCEEDED = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -115,6 +117,17 @@ export interface Job {
   traceParent: string;
   /** The producer's unique key (UniqueOptions.unique_key) when the job was enqueued as unique. */
   uniqueKey: string;
+  /**
+   * The retry rule that decided the job's last failure, as "queue:TimeoutError" or
+   * "job:TimeoutError" (where the rule was set, and its error_type); empty when the policy without
+   * rules decided, or the job has not failed.
+   */
+  retryRule: string;
+  /**
+   * When the job first failed since its retry budget was last set (enqueue or redrive); the
+   * policy's max_retry_duration counts from here. Unset while it has not failed.
+   */
+  firstFailedAt?: Date | undefined;
 }
 
 /** Where a job is in its lifecycle. */
@@ -154,6 +167,11 @@ export interface JobError {
    * occurred_at are those of the latest of them. The retry log keeps each of them.
    */
   omittedCount: number;
+  /**
+   * The retry rule that decided about this error, as "queue:TimeoutError"; empty when the policy
+   * without rules decided. Filled in by the service.
+   */
+  retryRule: string;
 }
 
 /** How often and how late a failed job is retried. */
@@ -169,7 +187,46 @@ export interface RetryPolicy {
     | Duration
     | undefined;
   /** Random spread applied to each delay, as a fraction in [0, 1]; 0 disables jitter. */
-  jitter?: number | undefined;
+  jitter?:
+    | number
+    | undefined;
+  /**
+   * Rules by the reported error type (JobError.type), at most 50, one per error_type. A failure
+   * whose type matches a rule is decided by the rule's fields over this policy's. A job's rules
+   * merge with its queue's, the job's rule winning for the same error_type.
+   */
+  rules: RetryRule[];
+  /**
+   * Total time a job may keep failing, counted from its first failure (Job.first_failed_at): a
+   * failure later than that sends it to the dead-letter queue even with retries left
+   * (DEATH_REASON_RETRY_DEADLINE_EXCEEDED). Positive, at most 365 days; unset means no deadline.
+   */
+  maxRetryDuration?: Duration | undefined;
+}
+
+/** How failures of one error type retry; fields left unset are those of the policy holding the rule. */
+export interface RetryRule {
+  /** The JobError.type this rule applies to, matched exactly; 1 to 255 characters. */
+  errorType: string;
+  /** Retries after the first run, counted over every run since the retry budget was set. */
+  maxRetries?:
+    | number
+    | undefined;
+  /** Delay before retry 1, 2, ...; later retries grow by the list's last ratio. */
+  retryDelays: Duration[];
+  /** Upper bound for any computed or requested delay. */
+  maxDelay?:
+    | Duration
+    | undefined;
+  /** Random spread applied to each delay, as a fraction in [0, 1]. */
+  jitter?:
+    | number
+    | undefined;
+  /**
+   * False sends a failure of this type straight to the dead-letter queue (DEATH_REASON_NON_RETRYABLE);
+   * unset means true.
+   */
+  retryable?: boolean | undefined;
 }
 
 /** One row of the retry audit trail: a decision taken after a failure. */
@@ -299,6 +356,8 @@ function createBaseJob(): Job {
     deadLetterId: "",
     traceParent: "",
     uniqueKey: "",
+    retryRule: "",
+    firstFailedAt: undefined,
   };
 }
 
@@ -372,6 +431,12 @@ export const Job: MessageFns<Job> = {
     }
     if (message.uniqueKey !== "") {
       writer.uint32(186).string(message.uniqueKey);
+    }
+    if (message.retryRule !== "") {
+      writer.uint32(194).string(message.retryRule);
+    }
+    if (message.firstFailedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.firstFailedAt), writer.uint32(202).fork()).join();
     }
     return writer;
   },
@@ -573,6 +638,22 @@ export const Job: MessageFns<Job> = {
             message.uniqueKey = reader.string();
             continue;
           }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.retryRule = reader.string();
+            continue;
+          }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.firstFailedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -619,12 +700,22 @@ export const Job: MessageFns<Job> = {
     message.deadLetterId = object.deadLetterId ?? "";
     message.traceParent = object.traceParent ?? "";
     message.uniqueKey = object.uniqueKey ?? "";
+    message.retryRule = object.retryRule ?? "";
+    message.firstFailedAt = object.firstFailedAt ?? undefined;
     return message;
   },
 };
 
 function createBaseJobError(): JobError {
-  return { message: "", type: "", details: "", attemptNumber: 0, occurredAt: undefined, omittedCount: 0 };
+  return {
+    message: "",
+    type: "",
+    details: "",
+    attemptNumber: 0,
+    occurredAt: undefined,
+    omittedCount: 0,
+    retryRule: "",
+  };
 }
 
 export const JobError: MessageFns<JobError> = {
@@ -646,6 +737,9 @@ export const JobError: MessageFns<JobError> = {
     }
     if (message.omittedCount !== 0) {
       writer.uint32(48).int32(message.omittedCount);
+    }
+    if (message.retryRule !== "") {
+      writer.uint32(58).string(message.retryRule);
     }
     return writer;
   },
@@ -711,6 +805,14 @@ export const JobError: MessageFns<JobError> = {
             message.omittedCount = reader.int32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.retryRule = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -734,12 +836,20 @@ export const JobError: MessageFns<JobError> = {
     message.attemptNumber = object.attemptNumber ?? 0;
     message.occurredAt = object.occurredAt ?? undefined;
     message.omittedCount = object.omittedCount ?? 0;
+    message.retryRule = object.retryRule ?? "";
     return message;
   },
 };
 
 function createBaseRetryPolicy(): RetryPolicy {
-  return { maxRetries: undefined, retryDelays: [], maxDelay: undefined, jitter: undefined };
+  return {
+    maxRetries: undefined,
+    retryDelays: [],
+    maxDelay: undefined,
+    jitter: undefined,
+    rules: [],
+    maxRetryDuration: undefined,
+  };
 }
 
 export const RetryPolicy: MessageFns<RetryPolicy> = {
@@ -755,6 +865,12 @@ export const RetryPolicy: MessageFns<RetryPolicy> = {
     }
     if (message.jitter !== undefined) {
       writer.uint32(33).double(message.jitter);
+    }
+    for (const v of message.rules) {
+      RetryRule.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.maxRetryDuration !== undefined) {
+      Duration.encode(message.maxRetryDuration, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -804,6 +920,22 @@ export const RetryPolicy: MessageFns<RetryPolicy> = {
             message.jitter = reader.double();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.rules.push(RetryRule.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.maxRetryDuration = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -827,6 +959,134 @@ export const RetryPolicy: MessageFns<RetryPolicy> = {
       ? Duration.fromPartial(object.maxDelay)
       : undefined;
     message.jitter = object.jitter ?? undefined;
+    message.rules = object.rules?.map((e) => RetryRule.fromPartial(e)) || [];
+    message.maxRetryDuration = (object.maxRetryDuration !== undefined && object.maxRetryDuration !== null)
+      ? Duration.fromPartial(object.maxRetryDuration)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRetryRule(): RetryRule {
+  return {
+    errorType: "",
+    maxRetries: undefined,
+    retryDelays: [],
+    maxDelay: undefined,
+    jitter: undefined,
+    retryable: undefined,
+  };
+}
+
+export const RetryRule: MessageFns<RetryRule> = {
+  encode(message: RetryRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.errorType !== "") {
+      writer.uint32(10).string(message.errorType);
+    }
+    if (message.maxRetries !== undefined) {
+      writer.uint32(16).int32(message.maxRetries);
+    }
+    for (const v of message.retryDelays) {
+      Duration.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.maxDelay !== undefined) {
+      Duration.encode(message.maxDelay, writer.uint32(34).fork()).join();
+    }
+    if (message.jitter !== undefined) {
+      writer.uint32(41).double(message.jitter);
+    }
+    if (message.retryable !== undefined) {
+      writer.uint32(48).bool(message.retryable);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetryRule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetryRule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.errorType = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxRetries = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.retryDelays.push(Duration.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.maxDelay = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.jitter = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.retryable = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RetryRule>, I>>(base?: I): RetryRule {
+    return RetryRule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetryRule>, I>>(object: I): RetryRule {
+    const message = createBaseRetryRule();
+    message.errorType = object.errorType ?? "";
+    message.maxRetries = object.maxRetries ?? undefined;
+    message.retryDelays = object.retryDelays?.map((e) => Duration.fromPartial(e)) || [];
+    message.maxDelay = (object.maxDelay !== undefined && object.maxDelay !== null)
+      ? Duration.fromPartial(object.maxDelay)
+      : undefined;
+    message.jitter = object.jitter ?? undefined;
+    message.retryable = object.retryable ?? undefined;
     return message;
   },
 };
