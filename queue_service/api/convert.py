@@ -12,6 +12,7 @@ from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 
 from queue_service.alerts.policies import QueueAlertPolicy
+from queue_service.api import breaker_convert
 from queue_service.core.audit import AuditQuery
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
 from queue_service.core.errors import InvalidArgument, ResourceExhausted
@@ -387,6 +388,7 @@ def queue_message(view: QueueView) -> admin_pb.Queue:
         delay_schedule=[duration(delay) for delay in view.delay_schedule],
         created_at=timestamp(record.created_at),
         updated_at=timestamp(record.updated_at),
+        **breaker_convert.queue_fields(view.breaker, view.breaker_counts),
     )
 
 
