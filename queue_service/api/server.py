@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc, job_service_pb2, job_service_pb2_grpc
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from queue_service.alerts.outbox import EmailOutbox
 from queue_service.api.admin_servicer import AdminServicer
 from queue_service.api.auth import AuthInterceptor
 from queue_service.api.decoding import UndecodableRequestInterceptor
@@ -27,6 +28,7 @@ from queue_service.api.observe import RpcObserver
 from queue_service.clock import Clock, SystemClock
 from queue_service.config import ConfigError, ServerConfig, TlsFiles
 from queue_service.core.audit import AuditLog
+from queue_service.core.breakers import BreakerWebhook
 from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
@@ -96,6 +98,7 @@ class QueueServer:
         self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)
         self.audit_log = AuditLog(self.database, self.clock, self.jobs.page_tokens)
         self.recovery = Recovery(self.jobs, config.recovery)
+        self._wire_breakers(config)
         self.schedules = ScheduleManager(self.jobs)
         # With no interval this process never sweeps on a timer, so it does not stand for leader either.
         self.recovery_scheduler = (
@@ -161,6 +164,21 @@ class QueueServer:
             raise ConfigError(f"cannot listen on {address}: address in use or not available")
         self.address = f"{config.host}:{self.port}"
         self.metrics_endpoint = self._start_metrics_endpoint() if config.metrics_port else None
+
+    def _wire_breakers(self, config: ServerConfig) -> None:
+        """Circuit breaker transitions: an email in the outbox with the transition, then metrics and
+        the alert webhook (the DLQ alerts' webhook) once committed."""
+        breakers = self.jobs.breakers
+        breakers.email_outbox = EmailOutbox(config.recovery.alert_email)
+        breakers.listeners.append(self.metrics.breaker_changed)
+        if config.recovery.dlq_alert_webhook_url:
+            breakers.listeners.append(
+                BreakerWebhook(
+                    config.recovery.dlq_alert_webhook_url,
+                    timeout=config.recovery.webhook_timeout.total_seconds(),
+                    node_id=self.recovery.node_id,
+                )
+            )
 
     def _scheduler_node_id(self) -> str:
         if self.config.scheduler_node_id is not None:

@@ -8,7 +8,9 @@ Queues without a breaker, or with it off, cost one indexed read per call and not
 from __future__ import annotations
 
 import functools
+import http.client
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
@@ -28,6 +30,7 @@ from queue_service.core.breaker import (
     target,
     window_start,
 )
+from queue_service.core.dlq_alerts import PostJson, post_json
 from queue_service.domain import BreakerRecord, BreakerState, JobRecord, JobState
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.alert_policies import alert_policies_of
@@ -249,3 +252,42 @@ class CircuitBreakers:
                 listener(change)
             except Exception:  # a broken listener must not fail the committed call
                 logger.exception("circuit breaker listener failed")
+
+
+class BreakerWebhook:
+    """A listener that POSTs each transition to the alert webhook, from a thread of its own so
+    that a slow webhook never delays the call that made the transition."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, node_id: str = "", post: PostJson = post_json) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.node_id = node_id
+        self.post = post
+
+    def body(self, change: BreakerChange) -> dict:
+        return {
+            "event": ALERT_KIND,
+            "queue_name": change.queue_name,
+            "transition": change.transition.value,
+            "from_state": change.from_state.value,
+            "to_state": change.to_state.value,
+            "at": change.at.isoformat(),
+            "window_runs": change.counts.runs,
+            "window_failures": change.counts.failures,
+            "probe_job_id": change.probe_job_id,
+            "node_id": self.node_id,
+            "text": f"queue-service: {describe(change)}",
+        }
+
+    def __call__(self, change: BreakerChange) -> threading.Thread:
+        thread = threading.Thread(target=self.send, args=(change,), name="breaker-webhook", daemon=True)
+        thread.start()
+        return thread
+
+    def send(self, change: BreakerChange) -> bool:
+        try:
+            self.post(self.url, self.body(change), self.timeout)
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            logger.error("circuit breaker webhook for %r failed: %s", change.queue_name, error)
+            return False
+        return True

@@ -3,6 +3,7 @@ the ramp, bad input, and two servers racing to open the same breaker."""
 
 import math
 import threading
+import time
 from datetime import timedelta
 
 import grpc
@@ -12,9 +13,14 @@ from jobqueue.v1 import admin_service_pb2 as admin
 from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 
+from queue_service.alerts.email import EmailSettings
 from queue_service.api.server import QueueServer
+from queue_service.core.recovery import RecoverySettings
+from queue_service.store.alert_outbox import outbox_of
+from queue_service.store.database import Database
 from tests.conftest import RunningService, make_config
 from tests.integration.admin_helpers import bad_field, enqueue, fail_current, lease, rpc_error
+from tests.integration.test_dlq_alerts import WebhookReceiver
 
 CLOSED = admin.CIRCUIT_BREAKER_STATE_CLOSED
 OPEN = admin.CIRCUIT_BREAKER_STATE_OPEN
@@ -310,3 +316,66 @@ def test_two_servers_racing_open_the_breaker_once(database_url, clock):
             channel.close()
         for server in servers:
             server.stop(0)
+
+
+def test_each_transition_is_emailed_posted_and_counted(database_url, clock):
+    receiver = WebhookReceiver()
+    email = EmailSettings(host="127.0.0.1", port=1, sender="queue@example.com", recipients=("ops@example.com",))
+    recovery = RecoverySettings(interval=timedelta(0), dlq_alert_webhook_url=receiver.url, alert_email=email)
+    server = QueueServer(make_config(database_url, recovery=recovery), clock=clock).start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    service = RunningService(
+        server,
+        channel,
+        job_service_pb2_grpc.JobServiceStub(channel),
+        clock,
+        admin_service_pb2_grpc.AdminServiceStub(channel),
+    )
+    try:
+        set_breaker(service, min_runs=1, failure_ratio=1.0)
+        enqueue(service, "a")
+        lease(service)
+        fail_current(service, "a", "down")
+        clock.advance(31)
+        [probe] = lease(service)
+        complete(service, probe)
+        deadline = time.monotonic() + 10
+        while len(receiver.bodies) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [body["transition"] for body in sorted(receiver.bodies, key=lambda body: body["at"])] == [
+            "trip",
+            "probe",
+            "close",
+        ]
+        assert {body["queue_name"] for body in receiver.bodies} == {"emails"}
+        database = Database(database_url)
+        try:
+            with database.transaction() as repo:
+                rows = outbox_of(repo).list_recent(limit=10)
+        finally:
+            database.dispose()
+        assert sorted(row.subject for row in rows if row.kind == "circuit_breaker") == [
+            "[queue-service] emails: circuit breaker closed",
+            "[queue-service] emails: circuit breaker half-open",
+            "[queue-service] emails: circuit breaker open",
+        ]
+        assert all(list(row.recipients) == ["ops@example.com"] for row in rows)
+        sample = server.metrics_registry.get_sample_value
+        labels = {"queue": "emails"}
+        assert (
+            sample(
+                "queue_service_circuit_breaker_transitions_total", {**labels, "transition": "trip", "to_state": "open"}
+            )
+            == 1
+        )
+        assert (
+            sample(
+                "queue_service_circuit_breaker_transitions_total",
+                {**labels, "transition": "close", "to_state": "closed"},
+            )
+            == 1
+        )
+    finally:
+        channel.close()
+        server.stop(0)
+        receiver.close()
