@@ -15,6 +15,7 @@ from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Connection, Tar
 from jobqueue.models import (
     Activity,
     AuditEvent,
+    CircuitBreakerPolicy,
     DeadLetterDetails,
     DeadLetterEntry,
     DeadLetterRetry,
@@ -185,6 +186,7 @@ def queue_policy_request(
     update_mask: Sequence[str],
     allow_missing: bool,
     validate_only: bool,
+    circuit_breaker: CircuitBreakerPolicy | None = None,
 ) -> pb.UpdateQueuePolicyRequest:
     return pb.UpdateQueuePolicyRequest(
         queue_name=queue_name,
@@ -192,6 +194,7 @@ def queue_policy_request(
         update_mask=field_mask_pb2.FieldMask(paths=list(update_mask)),
         allow_missing=allow_missing,
         validate_only=validate_only,
+        circuit_breaker=convert.circuit_breaker_message(circuit_breaker),
     )
 
 
@@ -601,13 +604,19 @@ class AdminClient:
         update_mask: Sequence[str] = (),
         allow_missing: bool = False,
         validate_only: bool = False,
+        circuit_breaker: CircuitBreakerPolicy | None = None,
         timeout: float | None = None,
     ) -> Queue:
         """Set the queue's retry policy: the fields in `update_mask`, or the whole policy without one.
 
         No policy and no mask clears it. `validate_only` previews the result without saving.
+        `circuit_breaker` sets the queue's circuit breaker: whole with no mask, else as the mask's
+        "circuit_breaker" or "circuit_breaker.<field>" paths say (a mask naming only those leaves
+        the retry policy alone).
         """
-        request = queue_policy_request(queue_name, retry_policy, update_mask, allow_missing, validate_only)
+        request = queue_policy_request(
+            queue_name, retry_policy, update_mask, allow_missing, validate_only, circuit_breaker
+        )
         return convert.queue(self._call(self.stub.UpdateQueuePolicy, request, timeout).queue)
 
     def get_queue_alert_policy(self, queue_name: str, *, timeout: float | None = None) -> QueueAlertPolicy:

@@ -9,6 +9,8 @@ from datetime import timedelta
 import grpc
 import pytest
 from google.protobuf import duration_pb2
+from jobqueue import AdminClient, CircuitBreakerPolicy, CircuitBreakerState, InvalidArgument
+from jobqueue.aio import AdminClient as AsyncAdminClient
 from jobqueue.v1 import admin_service_pb2 as admin
 from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
@@ -379,3 +381,52 @@ def test_each_transition_is_emailed_posted_and_counted(database_url, clock):
         channel.close()
         server.stop(0)
         receiver.close()
+
+
+def test_the_sync_client_sets_and_reads_the_breaker(service):
+    with AdminClient(service.target, timeout=10) as client:
+        policy = CircuitBreakerPolicy(enabled=True, failure_ratio=0.25, min_runs=2, window=timedelta(seconds=30))
+        queue = client.update_queue_policy(
+            "emails", circuit_breaker=policy, update_mask=["circuit_breaker"], allow_missing=True
+        )
+        assert queue.circuit_breaker == CircuitBreakerPolicy(
+            enabled=True,
+            failure_ratio=0.25,
+            min_runs=2,
+            window=timedelta(seconds=30),
+            cooldown=timedelta(seconds=30),
+            ramp=timedelta(seconds=60),
+        )
+        assert queue.circuit_breaker_status.state == CircuitBreakerState.CLOSED
+        enqueue(service, "a")
+        enqueue(service, "b")
+        lease(service, max_jobs=2)
+        fail_current(service, "a", "down")
+        fail_current(service, "b", "down")
+        status = client.get_queue("emails").circuit_breaker_status
+        assert status.state == CircuitBreakerState.OPEN and status.open_time is not None
+        with pytest.raises(InvalidArgument) as raised:
+            client.update_queue_policy(
+                "emails",
+                circuit_breaker=CircuitBreakerPolicy(enabled=True, min_runs=0),
+                update_mask=["circuit_breaker"],
+            )
+        assert raised.value.field == "circuit_breaker.min_runs"
+
+
+@pytest.mark.asyncio
+async def test_the_aio_client_sets_and_reads_the_breaker(service):
+    async with AsyncAdminClient(service.target, timeout=10) as client:
+        queue = await client.update_queue_policy(
+            "emails",
+            circuit_breaker=CircuitBreakerPolicy(enabled=True, ramp=timedelta(0)),
+            update_mask=["circuit_breaker"],
+            allow_missing=True,
+        )
+        assert queue.circuit_breaker.enabled and queue.circuit_breaker.ramp == timedelta(0)
+        assert queue.circuit_breaker.min_runs == 20
+        off = await client.update_queue_policy(
+            "emails", circuit_breaker=CircuitBreakerPolicy(enabled=False), update_mask=["circuit_breaker.enabled"]
+        )
+        assert not off.circuit_breaker.enabled and off.circuit_breaker.ramp == timedelta(0)
+        assert (await client.get_queue("emails")).circuit_breaker_status.state == CircuitBreakerState.CLOSED

@@ -38,6 +38,7 @@ from jobqueue.connection import DEFAULT_TARGET, DEFAULT_TIMEOUT, Targets, TlsCon
 from jobqueue.models import (
     Activity,
     AuditEvent,
+    CircuitBreakerPolicy,
     DeadLetterDetails,
     DeadLetterEntry,
     DeadLetterRetry,
@@ -373,10 +374,13 @@ class AdminClient:
         update_mask: Sequence[str] = (),
         allow_missing: bool = False,
         validate_only: bool = False,
+        circuit_breaker: CircuitBreakerPolicy | None = None,
         timeout: float | None = None,
     ) -> Queue:
-        """Set the queue's retry policy; see jobqueue.AdminClient.update_queue_policy."""
-        request = queue_policy_request(queue_name, retry_policy, update_mask, allow_missing, validate_only)
+        """Set the queue's retry policy and circuit breaker; see jobqueue.AdminClient.update_queue_policy."""
+        request = queue_policy_request(
+            queue_name, retry_policy, update_mask, allow_missing, validate_only, circuit_breaker
+        )
         return convert.queue((await self._call(self.stub.UpdateQueuePolicy, request, timeout)).queue)
 
     async def get_queue_alert_policy(self, queue_name: str, *, timeout: float | None = None) -> QueueAlertPolicy:
