@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from jobqueue import AdminClient, DeadLetterEntry, Pager, RetryPolicy
 from jobqueue.models import Queue, QueueAlertPolicy, QueueStatistics
 
-from queue_service.admin_cli import render
+from queue_service.admin_cli import breakers, render
 
 MAX_PAGE_SIZE = 1000
 
@@ -396,6 +396,7 @@ def queue_fields(queue: Queue, output: Output) -> None:
             ("own policy", policy_text(queue.retry_policy)),
             ("effective policy", policy_text(queue.effective_retry_policy)),
             ("delays", " ".join(render.span(delay) for delay in queue.delay_schedule) or "-"),
+            ("circuit breaker", breakers.breaker_text(queue)),
             ("updated", queue.updated_at),
         ],
         output.out,
@@ -408,13 +409,14 @@ def queues_list(client: AdminClient, args: argparse.Namespace, output: Output) -
         output.json(found)
         return 0
     render.table(
-        ["QUEUE", "STATUS", "EFFECTIVE POLICY", "DELAYS"],
+        ["QUEUE", "STATUS", "EFFECTIVE POLICY", "DELAYS", "BREAKER"],
         [
             [
                 queue.name,
                 "paused" if queue.paused else "",
                 policy_text(queue.effective_retry_policy),
                 " ".join(render.span(delay) for delay in queue.delay_schedule),
+                breakers.breaker_state(queue),
             ]
             for queue in found
         ],

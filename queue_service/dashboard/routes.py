@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from queue_service.dashboard import breakers
 from queue_service.dashboard.charts import WINDOWS, activity_chart
 from queue_service.dashboard.pages import (
     Dashboard,
@@ -171,6 +172,7 @@ def overview(request: Request, client: AdminClient, form: dict[str, Any]) -> Res
             "title": "Overview",
             "statistics": statistics,
             "charts": charts,
+            "holding_breakers": breakers.holding(client),
             "uncharted": activity.omitted_queue_count,
             "window": window,
             "windows": list(WINDOWS),
@@ -444,9 +446,14 @@ def queue_detail(
     """The queue's page; with `errors`, again after a refused form (status 400, the values kept)."""
     queue = client.get_queue(str(form.get("queue_name") or "") if errors else request.query_params.get("name", ""))
     alert_policy = client.get_queue_alert_policy(queue.name)
-    values = {**policy_form_values(queue.retry_policy), **alert_form_values(alert_policy)}
+    values = {
+        **policy_form_values(queue.retry_policy),
+        **alert_form_values(alert_policy),
+        **breakers.breaker_form_values(queue),
+    }
     if errors:
-        values = {key: str(form.get(key) or "") for key in (*POLICY_FIELDS, *ALERT_FIELDS, "grace")}
+        fields = (*POLICY_FIELDS, *ALERT_FIELDS, *breakers.BREAKER_FIELDS, "grace")
+        values = {key: str(form.get(key) or "") for key in fields}
     return render(
         request,
         "queue.html",
@@ -619,6 +626,7 @@ ROUTES = [
     Route("/queue", page(queue_detail), methods=["GET"]),
     Route("/queue/policy", page(queue_policy, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/alerts", page(queue_alerts, write=True, form_page=queue_detail), methods=["POST"]),
+    Route("/queue/breaker", page(breakers.queue_breaker, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/pause", page(queue_pause, write=True), methods=["POST"]),
     Route("/queue/clean", page(queue_clean, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/recovery", page(recovery), methods=["GET"]),
