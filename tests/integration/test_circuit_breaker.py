@@ -20,7 +20,7 @@ from queue_service.api.server import QueueServer
 from queue_service.core.recovery import RecoverySettings
 from queue_service.store.alert_outbox import outbox_of
 from queue_service.store.database import Database
-from tests.conftest import RunningService, make_config
+from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN, RunningService, make_config
 from tests.integration.admin_helpers import bad_field, enqueue, fail_current, lease, rpc_error
 from tests.integration.test_dlq_alerts import WebhookReceiver
 
@@ -430,3 +430,66 @@ async def test_the_aio_client_sets_and_reads_the_breaker(service):
         )
         assert not off.circuit_breaker.enabled and off.circuit_breaker.ramp == timedelta(0)
         assert (await client.get_queue("emails")).circuit_breaker_status.state == CircuitBreakerState.CLOSED
+
+
+def test_a_probe_whose_lease_expires_reopens_the_breaker(service):
+    set_breaker(service, min_runs=1, failure_ratio=1.0)
+    enqueue(service, "a")
+    lease(service)
+    fail_current(service, "a", "down")
+    service.clock.advance(31)
+    [probe] = lease(service)
+    assert status(service).state == HALF_OPEN
+    service.clock.advance(61)  # the probe's 60 s lease runs out without a report
+    service.admin.TriggerRecovery(admin.TriggerRecoveryRequest())
+    assert status(service).state == OPEN
+    assert len(audited(service, "CircuitBreakerReopened")) == 1
+    job = get_job(service, "a")
+    assert job.state == job_pb2.Job.STATE_FAILED
+    assert job.remaining_retries == 3  # neither the failure that opened it nor the expired probe used one
+
+
+def test_only_admins_set_the_breaker_and_the_change_is_audited(secured_service):
+    request = admin.UpdateQueuePolicyRequest(
+        queue_name="emails", circuit_breaker=breaker(), update_mask={"paths": ["circuit_breaker"]}, allow_missing=True
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        secured_service.admin.UpdateQueuePolicy(request, metadata=[("authorization", f"Bearer {WORKER_TOKEN}")])
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    token = [("authorization", f"Bearer {ADMIN_TOKEN}")]
+    secured_service.admin.UpdateQueuePolicy(request, metadata=token)
+    [event] = secured_service.admin.ListAuditEvents(
+        admin.ListAuditEventsRequest(action="UpdateQueuePolicy"), metadata=token
+    ).events
+    assert event.actor == "admin"
+    assert event.parameters["circuit_breaker"]["min_runs"] == 4
+    assert event.parameters["circuit_breaker"]["enabled"] is True
+
+
+def test_batched_completions_count_and_a_batched_probe_closes(service):
+    set_breaker(service, min_runs=3, failure_ratio=0.5)
+    for index in range(4):
+        enqueue(service, f"j{index}")
+    jobs = lease(service, max_jobs=4)
+
+    def complete_batch(batch):
+        service.jobs.TrackCompletions(
+            pb.TrackCompletionsRequest(
+                completions=[
+                    pb.TrackCompletionRequest(job_id=job.job_id, attempt_number=job.attempt_number) for job in batch
+                ]
+            )
+        )
+
+    complete_batch(jobs[:2])
+    assert status(service).window_runs == 2 and status(service).window_failures == 0
+    fail_current(service, jobs[2].job_id, "down")  # 1 of 3: below the ratio
+    assert status(service).state == CLOSED
+    fail_current(service, jobs[3].job_id, "down")  # 2 of 4
+    assert status(service).state == OPEN
+    service.clock.advance(31)
+    [probe] = lease(service, max_jobs=4)
+    complete_batch([probe])
+    assert status(service).state == CLOSED
+    # The window starts again at the close: the failures that opened it no longer count.
+    assert status(service).window_runs == 0

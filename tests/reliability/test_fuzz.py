@@ -185,7 +185,12 @@ VALID_REQUESTS = {
     "UpdateDeadLetterJob": {"entry": {"id": "{entry}", "admin_notes": "n"}, "update_mask": "adminNotes"},
     "RetryDeadLetterJobs": {"filter": {"queue_name": "dlq-extremes"}, "dry_run": True},
     "ListRetryLog": {},
-    "UpdateQueuePolicy": {"queue_name": "extremes", "allow_missing": True, "validate_only": True},
+    "UpdateQueuePolicy": {
+        "queue_name": "extremes",
+        "allow_missing": True,
+        "validate_only": True,
+        "circuit_breaker": {"enabled": True},
+    },
     "CleanQueue": {"queue_name": "extremes", "state": "STATE_COMPLETED"},
     # update_time is output only: the server ignores it, whatever its value.
     "UpdateQueueAlertPolicy": {"alert_policy": {"queue_name": "extremes", "dlq_alert_threshold": 5}},
