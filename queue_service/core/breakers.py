@@ -31,6 +31,7 @@ from queue_service.core.breaker import (
     window_start,
 )
 from queue_service.core.dlq_alerts import PostJson, post_json
+from queue_service.core.errors import Aborted
 from queue_service.domain import BreakerRecord, BreakerState, JobRecord, JobState
 from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.alert_policies import alert_policies_of
@@ -192,7 +193,10 @@ class CircuitBreakers:
     @staticmethod
     def refund(repo: Repository, jobs: Sequence[JobRecord]) -> None:
         """The failed runs of `jobs`, retried while their breaker holds, use up no attempt."""
-        breakers_of(repo).refund_runs(jobs)
+        if breakers_of(repo).refund_runs(jobs) != len(jobs):
+            raise Aborted(
+                "jobs changed concurrently while their failures were recorded; retry the call", field="job_id"
+            )
 
     # Admin
 
