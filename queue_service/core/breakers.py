@@ -12,7 +12,7 @@ import http.client
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from queue_service.alerts.message import Alert
 from queue_service.core import audit
@@ -41,6 +41,7 @@ from queue_service.store.repository import Repository
 logger = logging.getLogger(__name__)
 
 ALERT_KIND = "circuit_breaker"
+PRUNE_INTERVAL = timedelta(seconds=1)
 
 Listener = Callable[[BreakerChange], None]
 
@@ -79,6 +80,8 @@ class CircuitBreakers:
         self.email_outbox = None
         # Called with queue names whose held jobs were released, once committed (wakes long-polls).
         self.on_release: Callable[[list[str]], None] = lambda names: None
+        # When this process last deleted a queue's counts that fell out of its window.
+        self._pruned_at: dict[str, datetime] = {}
 
     # The lease path
 
@@ -144,6 +147,7 @@ class CircuitBreakers:
             record, runs = records[name], by_queue[name]
             if record.state == BreakerState.CLOSED:
                 store.add_outcomes(name, runs=len(runs), failures=0, now=now)
+                self._prune(repo, record, now)
             elif any(is_probe(record, job_id, attempt) for job_id, attempt in runs):
                 if self._transition(repo, record, BreakerTransition.CLOSE, now) is not None:
                     self._release(repo, record, now)
@@ -174,7 +178,7 @@ class CircuitBreakers:
             if record.state == BreakerState.CLOSED:
                 store.add_outcomes(name, runs=len(jobs), failures=len(jobs), now=now)
                 since = window_start(record, now)
-                store.prune_outcomes(name, before=now - record.policy.window)
+                self._prune(repo, record, now)
                 counts = WindowCounts(*store.window_counts(name, since=since, now=now))
                 if not should_trip(record.policy, counts):
                     continue
@@ -189,6 +193,14 @@ class CircuitBreakers:
             else:
                 held.add(name)
         return held
+
+    def _prune(self, repo: Repository, record: BreakerRecord, now: datetime) -> None:
+        """Deletes the queue's counts older than its window, at most once a second per process."""
+        last = self._pruned_at.get(record.queue_name)
+        if last is not None and last <= now < last + PRUNE_INTERVAL:
+            return
+        self._pruned_at[record.queue_name] = now
+        breakers_of(repo).prune_outcomes(record.queue_name, before=now - record.policy.window)
 
     @staticmethod
     def refund(repo: Repository, jobs: Sequence[JobRecord]) -> None:

@@ -14,12 +14,14 @@ from jobqueue.aio import AdminClient as AsyncAdminClient
 from jobqueue.v1 import admin_service_pb2 as admin
 from jobqueue.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
+from sqlalchemy import select
 
 from queue_service.alerts.email import EmailSettings
 from queue_service.api.server import QueueServer
 from queue_service.core.recovery import RecoverySettings
 from queue_service.store.alert_outbox import outbox_of
 from queue_service.store.database import Database
+from queue_service.store.schema import queue_breaker_outcomes
 from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN, RunningService, make_config
 from tests.integration.admin_helpers import bad_field, enqueue, fail_current, lease, rpc_error
 from tests.integration.test_dlq_alerts import WebhookReceiver
@@ -493,3 +495,27 @@ def test_batched_completions_count_and_a_batched_probe_closes(service):
     assert status(service).state == CLOSED
     # The window starts again at the close: the failures that opened it no longer count.
     assert status(service).window_runs == 0
+
+
+def test_counts_that_left_the_window_are_deleted(service, database_url):
+    set_breaker(service, min_runs=100, window=seconds(10))
+    for index in range(3):
+        enqueue(service, f"j{index}")
+    jobs = lease(service, max_jobs=3)
+    complete(service, jobs[0])
+    fail_current(service, jobs[1].job_id, "down")
+
+    def stored_seconds() -> set:
+        database = Database(database_url)
+        try:
+            with database.transaction() as repo:
+                rows = repo.connection.execute(select(queue_breaker_outcomes.c.second_start)).all()
+        finally:
+            database.dispose()
+        return {row.second_start for row in rows}
+
+    assert stored_seconds() == {service.clock.now()}
+    start = service.clock.now()
+    service.clock.advance(11)
+    complete(service, jobs[2])
+    assert stored_seconds() == {start + timedelta(seconds=11)}
