@@ -18,7 +18,6 @@ from grpc_reflection.v1alpha import reflection
 from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc, job_service_pb2, job_service_pb2_grpc
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
-from queue_service.alerts.outbox import EmailOutbox
 from queue_service.api.admin_servicer import AdminServicer
 from queue_service.api.auth import AuthInterceptor
 from queue_service.api.decoding import UndecodableRequestInterceptor
@@ -166,10 +165,9 @@ class QueueServer:
         self.metrics_endpoint = self._start_metrics_endpoint() if config.metrics_port else None
 
     def _wire_breakers(self, config: ServerConfig) -> None:
-        """Circuit breaker transitions: an email in the outbox with the transition, then metrics and
-        the alert webhook (the DLQ alerts' webhook) once committed."""
+        """Circuit breaker transitions, once committed, to metrics and the alert webhook (the DLQ
+        alerts' webhook); Recovery has already given them the email outbox."""
         breakers = self.jobs.breakers
-        breakers.email_outbox = EmailOutbox(config.recovery.alert_email)
         breakers.listeners.append(self.metrics.breaker_changed)
         if config.recovery.dlq_alert_webhook_url:
             breakers.listeners.append(

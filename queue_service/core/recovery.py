@@ -129,6 +129,9 @@ class Recovery:
             post=post,
             email_outbox=EmailOutbox(self.settings.alert_email),
         )
+        # The sweep re-opens circuit breakers whose probe's lease expired: their alert emails go out too.
+        if jobs.breakers.email_outbox is None:
+            jobs.breakers.email_outbox = self.alerter.email_outbox
         self.alert_emails = AlertEmailDelivery(
             self.database, self.clock, self.settings.alert_email, batch_size=self.settings.batch_size
         )
