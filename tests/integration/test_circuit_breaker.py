@@ -519,3 +519,21 @@ def test_counts_that_left_the_window_are_deleted(service, database_url):
     service.clock.advance(11)
     complete(service, jobs[2])
     assert stored_seconds() == {start + timedelta(seconds=11)}
+
+
+def test_a_probe_that_ends_without_a_verdict_is_replaced(service):
+    set_breaker(service, min_runs=1, failure_ratio=1.0)
+    enqueue(service, "a")
+    enqueue(service, "b")
+    lease(service)
+    fail_current(service, "a", "down")
+    service.clock.advance(31)
+    [probe] = lease(service)
+    assert probe.job_id == "b"
+    assert lease(service) == []
+    # An operator moves the probe away: neither success nor failure, so the next lease probes again.
+    service.jobs.MoveToDeadLetter(pb.MoveToDeadLetterRequest(job_id="b", reason="stuck"))
+    [replacement] = lease(service)
+    assert replacement.job_id == "a"
+    assert status(service).state == HALF_OPEN and status(service).probe_job_id == "a"
+    assert len(audited(service, "CircuitBreakerHalfOpened")) == 2
