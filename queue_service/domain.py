@@ -511,3 +511,45 @@ class ScheduleRecord:
 # The longest W3C traceparent kept with a job; longer values are ignored, never stored. A version-00
 # traceparent is exactly 55 characters; later versions may append fields.
 TRACE_PARENT_LENGTH = 128
+
+
+# Circuit breakers against retry storms (queue_service/core/breaker.py holds their rules).
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    # Leases hand out nothing of the queue until its cool-down is over.
+    OPEN = "open"
+    # One probe job is out; its outcome closes or re-opens the breaker.
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When a queue's breaker opens: `failure_ratio` of at least `min_runs` runs within `window` failed."""
+
+    enabled: bool = False
+    failure_ratio: float = 0.5
+    min_runs: int = 20
+    window: timedelta = timedelta(seconds=60)
+    # How long the breaker stays open before one probe job is leased.
+    cooldown: timedelta = timedelta(seconds=30)
+    # The held jobs are released over this long once a probe succeeds.
+    ramp: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class BreakerRecord:
+    """A queue's breaker: its policy and state; `version` grows with every write (compare-and-set)."""
+
+    queue_name: str
+    policy: BreakerPolicy
+    state: BreakerState
+    version: int
+    # When the state last changed; runs before the last close do not count in the window.
+    changed_at: datetime
+    closed_at: datetime | None
+    opened_at: datetime | None
+    probe_job_id: str
+    probe_attempt: int
+    updated_at: datetime

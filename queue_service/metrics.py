@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from queue_service.config import ConfigError
+from queue_service.core.breaker import BreakerChange
 from queue_service.core.events import JobEvent
 from queue_service.core.queues import QueueManager
 
@@ -89,6 +90,12 @@ class ServiceMetrics:
         self.sweep_items = Counter(
             f"{NAMESPACE}_sweep_items_total", "Rows handled by recovery sweeps, per task.", ["task"], registry=registry
         )
+        self.breaker_transitions = Counter(
+            f"{NAMESPACE}_circuit_breaker_transitions_total",
+            "Circuit breaker transitions this process made (trip, probe, close, reopen, reset), per queue.",
+            ["queue", "transition", "to_state"],
+            registry=registry,
+        )
 
     def observe_rpc(self, service: str, method: str, rpc_type: str, code: str, seconds: float) -> None:
         self.rpc_handled.labels(service, method, rpc_type, code).inc()
@@ -104,6 +111,11 @@ class ServiceMetrics:
 
     def job_processed(self, queue_name: str, seconds: float) -> None:
         self.processing_seconds.labels(self._queue_label(queue_name)).observe(seconds)
+
+    def breaker_changed(self, change: BreakerChange) -> None:
+        """A circuit breaker listener (core/breakers.py)."""
+        label = self._queue_label(change.queue_name)
+        self.breaker_transitions.labels(label, change.transition.value, change.to_state.value).inc()
 
     def _queue_label(self, queue_name: str) -> str:
         with self._labels_lock:

@@ -395,7 +395,51 @@ def queue(message: admin_pb2.Queue) -> models.Queue:
         updated_at=optional_datetime(message, "updated_at"),
         max_active=message.max_active if message.HasField("max_active") else None,
         max_starts_per_second=message.max_starts_per_second if message.HasField("max_starts_per_second") else None,
+        circuit_breaker=circuit_breaker(message.circuit_breaker) if message.HasField("circuit_breaker") else None,
+        circuit_breaker_status=circuit_breaker_status(message.circuit_breaker_status)
+        if message.HasField("circuit_breaker_status")
+        else None,
     )
+
+
+def circuit_breaker(message: admin_pb2.CircuitBreakerPolicy) -> models.CircuitBreakerPolicy:
+    return models.CircuitBreakerPolicy(
+        enabled=message.enabled,
+        failure_ratio=message.failure_ratio if message.HasField("failure_ratio") else None,
+        min_runs=message.min_runs if message.HasField("min_runs") else None,
+        window=optional_timedelta(message, "window"),
+        cooldown=optional_timedelta(message, "cooldown"),
+        ramp=optional_timedelta(message, "ramp"),
+    )
+
+
+def circuit_breaker_status(message: admin_pb2.CircuitBreakerStatus) -> models.CircuitBreakerStatus:
+    state = enum_value(
+        models.CircuitBreakerState, admin_pb2.CircuitBreakerState, "CIRCUIT_BREAKER_STATE_", message.state
+    )
+    return models.CircuitBreakerStatus(
+        state=state or models.CircuitBreakerState.CLOSED,
+        change_time=optional_datetime(message, "change_time"),
+        open_time=optional_datetime(message, "open_time"),
+        probe_job_id=message.probe_job_id,
+        window_runs=message.window_runs,
+        window_failures=message.window_failures,
+    )
+
+
+def circuit_breaker_message(policy: models.CircuitBreakerPolicy | None) -> admin_pb2.CircuitBreakerPolicy | None:
+    if policy is None:
+        return None
+    message = admin_pb2.CircuitBreakerPolicy(enabled=policy.enabled)
+    if policy.failure_ratio is not None:
+        message.failure_ratio = policy.failure_ratio
+    if policy.min_runs is not None:
+        message.min_runs = policy.min_runs
+    for name in ("window", "cooldown", "ramp"):
+        value = getattr(policy, name)
+        if value is not None:
+            getattr(message, name).CopyFrom(to_duration(value))
+    return message
 
 
 def queue_alert_policy(message: admin_pb2.QueueAlertPolicy) -> models.QueueAlertPolicy:

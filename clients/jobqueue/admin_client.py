@@ -14,6 +14,7 @@ from jobqueue.connection import ClientCore
 from jobqueue.models import (
     Activity,
     AuditEvent,
+    CircuitBreakerPolicy,
     DeadLetterDetails,
     DeadLetterEntry,
     DeadLetterRetry,
@@ -186,6 +187,7 @@ def queue_policy_request(
     validate_only: bool,
     max_active: int | None = None,
     max_starts_per_second: float | None = None,
+    circuit_breaker: CircuitBreakerPolicy | None = None,
 ) -> pb.UpdateQueuePolicyRequest:
     return pb.UpdateQueuePolicyRequest(
         queue_name=queue_name,
@@ -195,6 +197,7 @@ def queue_policy_request(
         validate_only=validate_only,
         max_active=max_active,
         max_starts_per_second=max_starts_per_second,
+        circuit_breaker=convert.circuit_breaker_message(circuit_breaker),
     )
 
 
@@ -589,6 +592,7 @@ class AdminClient(ClientCore):
         update_mask: Sequence[str] = (),
         allow_missing: bool = False,
         validate_only: bool = False,
+        circuit_breaker: CircuitBreakerPolicy | None = None,
         timeout: float | None = None,
     ) -> Queue:
         """Set the queue's retry policy and lease limits: the fields in `update_mask`, or without
@@ -597,9 +601,19 @@ class AdminClient(ClientCore):
         No policy and no mask clears the policy; a limit named in the mask but left None is removed.
         `max_active` caps the queue's ACTIVE jobs and `max_starts_per_second` its start rate, over
         every worker and replica. `validate_only` previews the result without saving.
+        `circuit_breaker` sets the queue's circuit breaker: whole with no mask, else as the mask's
+        "circuit_breaker" or "circuit_breaker.<field>" paths say (a mask naming only those leaves
+        the retry policy alone).
         """
         request = queue_policy_request(
-            queue_name, retry_policy, update_mask, allow_missing, validate_only, max_active, max_starts_per_second
+            queue_name,
+            retry_policy,
+            update_mask,
+            allow_missing,
+            validate_only,
+            max_active,
+            max_starts_per_second,
+            circuit_breaker,
         )
         return convert.queue(self._call(self.stub.UpdateQueuePolicy, request, timeout).queue)
 

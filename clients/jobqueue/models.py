@@ -376,6 +376,37 @@ class RedriveProgress:
     skipped: tuple[RedriveSkip, ...]
 
 
+class CircuitBreakerState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class CircuitBreakerPolicy:
+    """A queue's circuit breaker against retry storms; None leaves a setting to the server's default
+    (ratio 0.5 of at least 20 runs in 60 s, a 30 s cool-down, a 60 s ramp)."""
+
+    enabled: bool = False
+    failure_ratio: float | None = None
+    min_runs: int | None = None
+    window: timedelta | None = None
+    cooldown: timedelta | None = None
+    ramp: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class CircuitBreakerStatus:
+    state: CircuitBreakerState
+    change_time: datetime | None = None
+    open_time: datetime | None = None
+    # The probe job while half-open.
+    probe_job_id: str = ""
+    # The current window's runs and failed runs (get_queue only, while closed).
+    window_runs: int = 0
+    window_failures: int = 0
+
+
 @dataclass(frozen=True)
 class Queue:
     name: str
@@ -389,6 +420,9 @@ class Queue:
     max_active: int | None = None
     # Most starts per second (a token bucket of max(1, rate) starts); None: no limit.
     max_starts_per_second: float | None = None
+    # None for a queue that never had a circuit breaker (off).
+    circuit_breaker: CircuitBreakerPolicy | None = None
+    circuit_breaker_status: CircuitBreakerStatus | None = None
 
 
 @dataclass(frozen=True)

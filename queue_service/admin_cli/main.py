@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from jobqueue import AdminClient, DeadlineExceeded, JobQueueError, TlsConfig, Unavailable
 from jobqueue.models import DeathReason, JobState, RecoveryStatus
 
-from queue_service.admin_cli import commands, schedules
+from queue_service.admin_cli import breakers, commands, schedules
 from queue_service.admin_cli.parse import (
     duration,
     durations,
@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--clear", action="store_true", help="remove the queue's own policy")
     policy.add_argument("--validate-only", action="store_true", help="show the result without saving it")
     policy.add_argument("--create", action="store_true", help="create the queue if it is unknown")
+    breakers.add_commands(queues, command)
     alerts = command(queues, "alerts", commands.queues_alerts, "show a queue's alert policy, or change it")
     alerts.add_argument("queue")
     alerts.add_argument(

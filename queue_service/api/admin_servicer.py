@@ -6,7 +6,7 @@ from jobqueue.v1 import admin_service_pb2 as pb
 from jobqueue.v1 import admin_service_pb2_grpc
 
 from queue_service.alerts.policies import AlertPolicies
-from queue_service.api import convert, schedule_convert
+from queue_service.api import breaker_convert, convert, schedule_convert
 from queue_service.api.errors import translate_all
 from queue_service.api.principal import current_actor
 from queue_service.api.reply_size import shorten_error_details
@@ -189,6 +189,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             allow_missing=request.allow_missing,
             validate_only=request.validate_only,
             actor=current_actor(context),
+            breaker=breaker_convert.breaker_policy(request),
         )
         return pb.UpdateQueuePolicyResponse(queue=convert.queue_message(queue))
 

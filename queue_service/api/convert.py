@@ -13,6 +13,7 @@ from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as job_service_pb
 
 from queue_service.alerts.policies import QueueAlertPolicy
+from queue_service.api import breaker_convert
 from queue_service.core.audit import AuditQuery
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
 from queue_service.core.errors import InvalidArgument, ResourceExhausted
@@ -441,6 +442,7 @@ def queue_message(view: QueueView) -> admin_pb.Queue:
         updated_at=timestamp(record.updated_at),
         max_active=view.limits.max_active,
         max_starts_per_second=view.limits.max_starts_per_second,
+        **breaker_convert.queue_fields(view.breaker, view.breaker_counts),
     )
 
 

@@ -27,6 +27,7 @@ from queue_service.api.observe import RpcObserver
 from queue_service.clock import Clock, SystemClock
 from queue_service.config import ConfigError, ServerConfig, TlsFiles
 from queue_service.core.audit import AuditLog
+from queue_service.core.breakers import BreakerWebhook
 from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
@@ -96,6 +97,7 @@ class QueueServer:
         self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)
         self.audit_log = AuditLog(self.database, self.clock, self.jobs.page_tokens)
         self.recovery = Recovery(self.jobs, config.recovery)
+        self._wire_breakers(config)
         self.schedules = ScheduleManager(self.jobs)
         # With no interval this process never sweeps on a timer, so it does not stand for leader either.
         self.recovery_scheduler = (
@@ -161,6 +163,20 @@ class QueueServer:
             raise ConfigError(f"cannot listen on {address}: address in use or not available")
         self.address = f"{config.host}:{self.port}"
         self.metrics_endpoint = self._start_metrics_endpoint() if config.metrics_port else None
+
+    def _wire_breakers(self, config: ServerConfig) -> None:
+        """Circuit breaker transitions, once committed, to metrics and the alert webhook (the DLQ
+        alerts' webhook); Recovery has already given them the email outbox."""
+        breakers = self.jobs.breakers
+        breakers.listeners.append(self.metrics.breaker_changed)
+        if config.recovery.dlq_alert_webhook_url:
+            breakers.listeners.append(
+                BreakerWebhook(
+                    config.recovery.dlq_alert_webhook_url,
+                    timeout=config.recovery.webhook_timeout.total_seconds(),
+                    node_id=self.recovery.node_id,
+                )
+            )
 
     def _scheduler_node_id(self) -> str:
         if self.config.scheduler_node_id is not None:

@@ -16,10 +16,11 @@ from random import Random
 from typing import Protocol
 
 from queue_service.core import states
+from queue_service.core.breakers import CircuitBreakers
 from queue_service.core.errors import Aborted
 from queue_service.core.events import ServiceEvents
 from queue_service.core.fingerprint import fingerprint
-from queue_service.core.retry import RetryDecision, RetryPolicy, get_retry_decision
+from queue_service.core.retry import RetryDecision, RetryPolicy, get_retry_decision, remaining_retries
 from queue_service.core.states import Transition
 from queue_service.domain import (
     DeadLetterRecord,
@@ -41,6 +42,7 @@ class JobTransitions(Protocol):
 
     rng: Random
     events: ServiceEvents
+    breakers: CircuitBreakers
 
     def policy_for(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy: ...
 
@@ -91,9 +93,14 @@ def apply_failures(
     retries: list[ScheduledRetry] = []
     decisions: dict[int, tuple[RetryDecision, ErrorInfo]] = {}
     outcomes: dict[int, FailureOutcome] = {}
+    # Circuit breakers (core/breakers.py) count these runs and may trip; while a queue's breaker
+    # holds, its failed runs are retried without using up an attempt.
+    held_queues = jobs.breakers.on_failures(repo, [failure.job for failure in failures], now)
+    refunded: list[JobRecord] = []
     for failure in failures:
         job, error = failure.job, failure.error
         policy = failure.policy or jobs.policy_for(job, queues.get(job.queue_name))
+        held = job.queue_name in held_queues and not failure.non_retryable
         decision = get_retry_decision(
             policy,
             runs_in_budget=job.runs_in_budget,
@@ -105,6 +112,10 @@ def apply_failures(
             lease_expired=lease_expired,
             rng=jobs.rng,
         )
+        if held and decision.death_reason is not DeathReason.NON_RETRYABLE:
+            decision = held_retry(policy, job, now, jobs.rng)
+        else:
+            held = False  # a rule that never retries this error type still decides
         # The error keeps the rule that decided about it: in the job's history and in the retry log.
         error = replace(error, retry_rule=decision.retry_rule)
         history = history_with(job, error)
@@ -116,11 +127,14 @@ def apply_failures(
             continue
         decisions[job.id] = (decision, error)
         retries.append(ScheduledRetry(job, decision.next_retry_at, error, history, job.first_failed_at or now))
+        if held:
+            refunded.append(job)
     updated = repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now)
     if len(updated) != len(retries):
         if len(failures) == 1:
             raise Aborted(f"job {failures[0].job.job_id!r} changed concurrently; retry the call", field="job_id")
         raise Aborted("jobs changed concurrently during a batch of failures; retry the batch", field="job_id")
+    jobs.breakers.refund(repo, refunded)
     by_id = {retry.job.id: retry.job for retry in retries}
     log = []
     for record in updated:
@@ -147,6 +161,14 @@ def apply_failures(
                 functools.partial(jobs.events.lease_expiry_decided, failure.job, outcome.decision, entry_id)
             )
     return [outcomes[failure.job.id] for failure in failures]
+
+
+def held_retry(policy: RetryPolicy, job: JobRecord, now: datetime, rng: Random) -> RetryDecision:
+    """A run that failed while its queue's circuit breaker holds is retried and uses up no attempt;
+    its delay is the policy's for the runs used before it (the breaker's ramp moves it on close)."""
+    runs_before = max(job.runs_in_budget - 1, 0)
+    delay = policy.delay_for_retry(max(runs_before, 1), rng)
+    return RetryDecision(True, delay, now + delay, remaining_retries(policy, runs_before), None)
 
 
 def dead_letter(

@@ -15,6 +15,7 @@ from typing import Any
 
 from queue_service.clock import Clock
 from queue_service.core import failures, lease_limits, states, unique
+from queue_service.core.breakers import CircuitBreakers
 from queue_service.core.errors import (
     Aborted,
     FailedPrecondition,
@@ -177,6 +178,9 @@ class JobManager:
         self.events = events or NoEvents()
         # Every list of every manager over this JobManager signs its page tokens with this.
         self.page_tokens = page_tokens or PageTokens.ephemeral()
+        # Circuit breakers against retry storms (core/breakers.py): hooked into lease, complete and fail.
+        self.breakers = CircuitBreakers()
+        self.breakers.on_release = self.notifier.notify_ready
 
     @property
     def limits(self) -> Limits:
@@ -415,7 +419,11 @@ class JobManager:
             allowed = {
                 name: lease_limits.allowance(record, active.get(name, 0), now) for name, record in limited.items()
             }
-            ready = self._ready_jobs(repo, leasable, allowed, max_jobs, now)
+            # Circuit breakers: an open queue leases nothing, a half-open one a single probe job.
+            leasable, probing = self.breakers.gate(repo, leasable, now)
+            ready = self._ready_jobs(repo, leasable, allowed, max_jobs, now) if leasable else []
+            if probing:
+                ready += self.breakers.take_probes(repo, probing, room=max_jobs - len(ready), now=now)
             lease_expires_at = now + duration
             # The jobs as the lease leaves them, so that the reply can be measured before anything changes.
             leased = [
@@ -592,6 +600,8 @@ class JobManager:
             )
             if updated is not None:
                 self.emit_transition(repo, Transition.COMPLETE, updated.queue_name)
+                # Circuit breakers count the run.
+                self.breakers.on_completions(repo, [(updated.queue_name, job_id, updated.attempt_number)], now)
                 self._emit_processed(repo, updated.queue_name, duration)
                 return self._views(repo, [updated])[job_id]
             job = repo.get_job(job_id)
@@ -634,6 +644,8 @@ class JobManager:
             completed = repo.complete_jobs(rows, expected_states=states.sources(Transition.COMPLETE), now=now)
             for event in TRANSITION_EVENTS.get(Transition.COMPLETE, ()):
                 self._emit_per_queue(repo, event, list(completed.values()))
+            runs = [(completed[job_id], job_id, attempt) for job_id, attempt, *_ in rows if job_id in completed]
+            self.breakers.on_completions(repo, runs, now)  # circuit breakers count the runs
             for job_id, _attempt, _result, duration_ms in rows:
                 if job_id in completed and duration_ms is not None:
                     self._emit_processed(repo, completed[job_id], timedelta(milliseconds=duration_ms))

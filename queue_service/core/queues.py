@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from queue_service.core import audit, lease_limits, paging
+from queue_service.core.breaker import WindowCounts, validate_policy, window_start
 from queue_service.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from queue_service.core.jobs import JobManager, JobView
 from queue_service.core.retry import (
@@ -21,6 +22,9 @@ from queue_service.domain import (
     ACTIVITY_BUCKET_SECONDS,
     HISTORY_HEAD,
     HISTORY_TAIL,
+    BreakerPolicy,
+    BreakerRecord,
+    BreakerState,
     DeadLetterRecord,
     Decision,
     JobState,
@@ -30,11 +34,15 @@ from queue_service.domain import (
     RetryLogRecord,
 )
 from queue_service.store.admin_repository import AdminRepository
+from queue_service.store.breakers import breakers_of
 from queue_service.store.lease_limits import lease_limits_of
 from queue_service.store.repository import Repository
 
 # Policy fields UpdateQueuePolicy's update_mask may name.
 POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter", "rules", "max_retry_duration")
+# Circuit breaker fields it may name, as circuit_breaker.<field>; "circuit_breaker" names them all.
+BREAKER_MASK = "circuit_breaker"
+BREAKER_FIELDS = ("enabled", "failure_ratio", "min_runs", "window", "cooldown", "ramp")
 # Jobs CleanQueue deletes per transaction, so a big clean never holds long locks.
 CLEAN_BATCH = 1000
 # A delay schedule preview lists at most this many retries.
@@ -135,6 +143,9 @@ class QueueView:
     effective_policy: RetryPolicy
     delay_schedule: list[timedelta]
     limits: LeaseLimits = LeaseLimits()
+    # The queue's circuit breaker (None: never set, off); its window's counts when read singly.
+    breaker: BreakerRecord | None = None
+    breaker_counts: WindowCounts | None = None
 
 
 @dataclass(frozen=True)
@@ -325,14 +336,24 @@ class QueueManager:
         key = self.jobs.page_tokens.decode(page_token, {}, shape=(str,))
         with self.database.transaction() as repo:
             records = AdminRepository.of(repo).list_queues(after=key[0] if key else None, limit=limit + 1)
-            limits = self._limits(repo, [record.name for record in records[:limit]])
+            names = [record.name for record in records[:limit]]
+            limits = self._limits(repo, names)
+            breakers = breakers_of(repo).get_many(names)
         token = self.jobs.page_tokens.next(records, limit, lambda queue: (queue.name,), {})
-        return paging.Page([self.view(record, limits.get(record.name)) for record in records[:limit]], token)
+        views = [self.view(record, limits.get(record.name), breakers.get(record.name)) for record in records[:limit]]
+        return paging.Page(views, token)
 
     def get_queue(self, name: str) -> QueueView:
         name = self._name(name)
         with self.database.transaction() as repo:
-            return self.view(self._queue(repo, name), self._limits(repo, [name]).get(name))
+            queue = self._queue(repo, name)
+            store = breakers_of(repo)
+            breaker = store.get(name)
+            counts = None
+            if breaker is not None and breaker.policy.enabled and breaker.state == BreakerState.CLOSED:
+                now = self.clock.now()
+                counts = WindowCounts(*store.window_counts(name, since=window_start(breaker, now), now=now))
+            return replace(self.view(queue, self._limits(repo, [name]).get(name), breaker), breaker_counts=counts)
 
     def update_policy(
         self,
@@ -344,9 +365,13 @@ class QueueManager:
         allow_missing: bool = False,
         validate_only: bool = False,
         actor: str,
+        breaker: BreakerPolicy | None = None,
     ) -> QueueView:
+        """`breaker` is the circuit breaker policy the request brings (None: none); with an empty
+        mask it replaces the queue's when given, else the mask's circuit_breaker paths say what."""
         name = self._name(name)
         fields, limit_fields = self._policy_mask(mask)
+        breaker_fields = self._breaker_mask(mask)
         with self.database.transaction() as repo:
             admin = AdminRepository.of(repo)
             limit_store = lease_limits_of(repo)
@@ -362,9 +387,18 @@ class QueueManager:
             new_limits = lease_limits.validate(
                 lease_limits.merge(current_limits.limits if current_limits else LeaseLimits(), limits, limit_fields)
             )
+            current_breaker = breakers_of(repo).get(name)
+            new_breaker = self._merged_breaker(current_breaker, breaker, breaker_fields)
             if validate_only:
                 preview = queue or QueueRecord(name, False, None, now, now)
-                return self.view(replace(preview, retry_policy=stored, updated_at=now), new_limits)
+                shown = current_breaker
+                if new_breaker is not None:
+                    shown = replace(
+                        current_breaker
+                        or BreakerRecord(name, new_breaker, BreakerState.CLOSED, 0, now, None, None, "", 0, now),
+                        policy=new_breaker,
+                    )
+                return self.view(replace(preview, retry_policy=stored, updated_at=now), new_limits, shown)
             if queue is None:
                 self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
             updated = admin.set_queue_policy(name, stored, now=now)
@@ -373,24 +407,31 @@ class QueueManager:
                 limit_store.put(limit_row)
             elif current_limits is not None:
                 limit_store.remove(name)
+            parameters = {
+                "retry_policy": stored,
+                "max_active": new_limits.max_active,
+                "max_starts_per_second": new_limits.max_starts_per_second,
+                "update_mask": list(mask),
+                "created": queue is None,
+            }
+            if new_breaker is not None:
+                parameters["circuit_breaker"] = breaker_parameters(new_breaker)
+                current_breaker = breakers_of(repo).put_policy(name, new_breaker, now=now)
             audit.record(
                 admin,
                 actor=actor,
                 action="UpdateQueuePolicy",
                 target=audit.queue_target(name),
-                parameters={
-                    "retry_policy": stored,
-                    "max_active": new_limits.max_active,
-                    "max_starts_per_second": new_limits.max_starts_per_second,
-                    "update_mask": list(mask),
-                    "created": queue is None,
-                },
+                parameters=parameters,
                 now=now,
             )
             if current_limits is not None and new_limits != current_limits.limits:
                 # Waiting leases may take what a raised or removed limit held back.
                 repo.after_commit(self.jobs.notifier.notify)
-            return self.view(updated, new_limits)
+            if new_breaker is not None and not new_breaker.enabled:
+                self.jobs.breakers.reset(repo, current_breaker, now, actor=actor)
+                current_breaker = breakers_of(repo).get(name)
+            return self.view(updated, new_limits, current_breaker)
 
     def set_paused(self, name: str, paused: bool, *, allow_missing: bool = False, actor: str) -> QueueView:
         """Pausing stops leasing only; enqueueing and tracking go on."""
@@ -574,11 +615,13 @@ class QueueManager:
 
     # Helpers
 
-    def view(self, record: QueueRecord, limits: LeaseLimits | None = None) -> QueueView:
+    def view(
+        self, record: QueueRecord, limits: LeaseLimits | None = None, breaker: BreakerRecord | None = None
+    ) -> QueueView:
         policy = self.jobs.settings.default_policy.with_overrides(record.retry_policy)
         preview = replace(policy, jitter=0.0)
         schedule = [preview.delay_for_retry(n) for n in range(1, min(policy.max_retries, MAX_SCHEDULE_PREVIEW) + 1)]
-        return QueueView(record, policy, schedule, limits or LeaseLimits())
+        return QueueView(record, policy, schedule, limits or LeaseLimits(), breaker)
 
     @staticmethod
     def _limits(repo: Repository, names: Sequence[str]) -> dict[str, LeaseLimits]:
@@ -605,6 +648,8 @@ class QueueManager:
         fields: list[str] = []
         limits: list[str] = []
         for index, path in enumerate(mask):
+            if path == BREAKER_MASK or path.startswith(f"{BREAKER_MASK}."):
+                continue  # the circuit breaker's, checked by _breaker_mask
             name = path.removeprefix("retry_policy.")
             if name in POLICY_FIELDS:
                 fields.append(name)
@@ -613,7 +658,57 @@ class QueueManager:
             else:
                 known = ", ".join(POLICY_FIELDS + lease_limits.LIMIT_FIELDS)
                 raise InvalidArgument(
-                    f"update_mask.paths[{index}] {path!r} is not a policy field or limit; use {known} or *",
+                    f"update_mask.paths[{index}] {path!r} is not a policy field or limit; use {known}, "
+                    f"{BREAKER_MASK}[.<field>] or *",
                     field="update_mask",
                 )
         return tuple(dict.fromkeys(fields)), tuple(dict.fromkeys(limits))
+
+    @staticmethod
+    def _breaker_mask(mask: Sequence[str]) -> tuple[str, ...] | None:
+        """The circuit breaker fields to take from the request; None: all of them, if it brings a breaker."""
+        if not mask:
+            return None
+        if list(mask) == ["*"]:
+            return BREAKER_FIELDS
+        fields: list[str] = []
+        for index, path in enumerate(mask):
+            if path == BREAKER_MASK:
+                fields.extend(BREAKER_FIELDS)
+            elif path.startswith(f"{BREAKER_MASK}."):
+                name = path.removeprefix(f"{BREAKER_MASK}.")
+                if name not in BREAKER_FIELDS:
+                    raise InvalidArgument(
+                        f"update_mask.paths[{index}] {path!r} is not a circuit breaker field; "
+                        f"use {', '.join(BREAKER_FIELDS)}",
+                        field="update_mask",
+                    )
+                fields.append(name)
+        return tuple(dict.fromkeys(fields))
+
+    @staticmethod
+    def _merged_breaker(
+        current: BreakerRecord | None, given: BreakerPolicy | None, fields: tuple[str, ...] | None
+    ) -> BreakerPolicy | None:
+        """The breaker policy to store, checked; None leaves the queue's as it is."""
+        if fields is None:
+            merged = given
+        elif not fields:
+            merged = None
+        else:
+            base = current.policy if current else BreakerPolicy()
+            source = given or BreakerPolicy()
+            merged = replace(base, **{field: getattr(source, field) for field in fields})
+        return validate_policy(merged) if merged is not None else None
+
+
+def breaker_parameters(policy: BreakerPolicy) -> dict[str, object]:
+    """A breaker policy as the audit log keeps it."""
+    return {
+        "enabled": policy.enabled,
+        "failure_ratio": policy.failure_ratio,
+        "min_runs": policy.min_runs,
+        "window_seconds": policy.window.total_seconds(),
+        "cooldown_seconds": policy.cooldown.total_seconds(),
+        "ramp_seconds": policy.ramp.total_seconds(),
+    }

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from queue_service.admin_cli.parse import retry_rule
 from queue_service.admin_cli.render import rule_text
+from queue_service.dashboard import breakers
 from queue_service.dashboard.charts import WINDOWS, activity_chart
 from queue_service.dashboard.pages import (
     Dashboard,
@@ -189,6 +190,7 @@ def overview(request: Request, client: AdminClient, form: dict[str, Any]) -> Res
             "title": "Overview",
             "statistics": statistics,
             "charts": charts,
+            "holding_breakers": breakers.holding(client),
             "uncharted": activity.omitted_queue_count,
             "window": window,
             "windows": list(WINDOWS),
@@ -478,9 +480,15 @@ def queue_detail(
     """The queue's page; with `errors`, again after a refused form (status 400, the values kept)."""
     queue = client.get_queue(str(form.get("queue_name") or "") if errors else request.query_params.get("name", ""))
     alert_policy = client.get_queue_alert_policy(queue.name)
-    values = {**policy_form_values(queue.retry_policy), **alert_form_values(alert_policy), **limit_form_values(queue)}
+    values = {
+        **policy_form_values(queue.retry_policy),
+        **alert_form_values(alert_policy),
+        **limit_form_values(queue),
+        **breakers.breaker_form_values(queue),
+    }
     if errors:
-        values = {key: str(form.get(key) or "") for key in (*POLICY_FIELDS, *ALERT_FIELDS, *LIMIT_FIELDS, "grace")}
+        fields = (*POLICY_FIELDS, *ALERT_FIELDS, *LIMIT_FIELDS, *breakers.BREAKER_FIELDS, "grace")
+        values = {key: str(form.get(key) or "") for key in fields}
     return render(
         request,
         "queue.html",
@@ -684,6 +692,7 @@ ROUTES = [
     Route("/queue/policy", page(queue_policy, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/alerts", page(queue_alerts, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/limits", page(queue_limits, write=True, form_page=queue_detail), methods=["POST"]),
+    Route("/queue/breaker", page(breakers.queue_breaker, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/queue/pause", page(queue_pause, write=True), methods=["POST"]),
     Route("/queue/clean", page(queue_clean, write=True, form_page=queue_detail), methods=["POST"]),
     Route("/recovery", page(recovery), methods=["GET"]),

@@ -410,3 +410,44 @@ queue_lease_limits = Table(
     CheckConstraint("tokens >= 0", name="tokens_nonnegative"),
     CheckConstraint("max_active IS NOT NULL OR max_starts_per_second IS NOT NULL", name="some_limit"),
 )
+
+BREAKER_STATES = ("closed", "open", "half_open")
+
+# Per queue: its circuit breaker's policy and state (migration 0014_retry_breaker). Every change of
+# state is a compare-and-set on `version`, so that replicas racing to open or close it agree.
+queue_breakers = Table(
+    "queue_breakers",
+    metadata,
+    Column("queue_name", String(100), primary_key=True),
+    Column("enabled", Boolean(name="enabled_bool"), nullable=False, server_default=text("false")),
+    Column("failure_ratio", Float(53), nullable=False),
+    Column("min_runs", Integer, nullable=False),
+    Column("window_ms", BigInteger, nullable=False),
+    Column("cooldown_ms", BigInteger, nullable=False),
+    Column("ramp_ms", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False, server_default=text("'closed'")),
+    Column("version", BigInteger, nullable=False, server_default=text("1")),
+    Column("changed_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    Column("opened_at", UTCDateTime(), nullable=True),
+    Column("probe_job_id", String(255), nullable=False, server_default=text("''")),
+    Column("probe_attempt", Integer, nullable=False, server_default=text("0")),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_in("state", BREAKER_STATES), name="state_valid"),
+    CheckConstraint("failure_ratio > 0 AND failure_ratio <= 1", name="failure_ratio_valid"),
+    CheckConstraint("min_runs >= 1", name="min_runs_positive"),
+    CheckConstraint("window_ms > 0 AND cooldown_ms > 0 AND ramp_ms >= 0", name="durations_valid"),
+)
+
+# Runs and failed runs of queues whose breaker is on, per second; several shards per second so
+# that concurrent reports rarely wait on one row. The breaker's window sums the rows it covers;
+# rows older than the window are deleted as failures are counted.
+queue_breaker_outcomes = Table(
+    "queue_breaker_outcomes",
+    metadata,
+    Column("queue_name", String(100), primary_key=True),
+    Column("second_start", UTCDateTime(), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("runs", BigInteger, nullable=False, server_default=text("0")),
+    Column("failures", BigInteger, nullable=False, server_default=text("0")),
+)

@@ -273,3 +273,29 @@ def test_retry_rules_deadline_and_redrive_with_new_data(secured_service, tmp_pat
     # A worker token may not redrive, with or without new data.
     refused = queue_admin(target, "dlq", "retry", entry, "--data", "{}", token=WORKER_TOKEN)
     assert refused.returncode == 1 and "PERMISSION_DENIED" in refused.stderr
+
+
+def test_queue_circuit_breaker(secured_service):
+    target = secured_service.target
+    missing = queue_admin(target, "queues", "breaker", "emails", "--on")
+    assert missing.returncode != 0 and "allow_missing" in missing.stderr
+
+    turned_on = queue_admin(
+        target, "queues", "breaker", "emails", "--on", "--min-runs", "1", "--ratio", "1", "--create"
+    )
+    assert turned_on.returncode == 0, turned_on.stderr
+    assert "breaker:   closed (opens at 1 of >= 1 runs in 1m" in turned_on.stdout
+    dead_letter(target, "a-1", "refused")  # non-retryable: counted, and opens the breaker
+    shown = queue_admin(target, "queues", "breaker", "emails")
+    assert "breaker:   open" in shown.stdout, shown.stdout
+    listed = queue_admin(target, "queues", "list")
+    assert "BREAKER" in listed.stdout and "open" in listed.stdout
+
+    # Only the options given change; --off turns it off and keeps the rest.
+    state = json.loads(queue_admin(target, "queues", "breaker", "emails", "--off", "--ramp", "5s", "--json").stdout)
+    assert state["policy"]["enabled"] is False and state["policy"]["min_runs"] == 1
+    assert state["policy"]["ramp"] == "5s" and state["status"]["state"] == "closed"
+
+    refused = queue_admin(target, "queues", "breaker", "emails", "--ratio", "1.5")
+    assert refused.returncode != 0
+    assert "circuit_breaker.failure_ratio" in refused.stderr

@@ -70,6 +70,14 @@ REFUSED = [
     ("/patterns/redrive", "max_jobs", "2147483648"),
     ("/patterns/redrive", "retry_delays", "inf"),
     ("/queue/policy", "retry_delays", "0.0000001s"),  # would be truncated to 0
+    ("/queue/breaker", "breaker_failure_ratio", "1.5"),
+    ("/queue/breaker", "breaker_failure_ratio", "nan"),
+    ("/queue/breaker", "breaker_min_runs", "0"),
+    ("/queue/breaker", "breaker_min_runs", "2147483648"),
+    ("/queue/breaker", "breaker_window", "2h"),
+    ("/queue/breaker", "breaker_window", "1.5"),
+    ("/queue/breaker", "breaker_cooldown", "0"),
+    ("/queue/breaker", "breaker_ramp", "1e30"),
     ("/queue/alerts", "dlq_alert_threshold", "-5"),
     ("/queue/alerts", "dlq_alert_threshold", "2147483648"),
     ("/queue/alerts", "dlq_alert_threshold", "9999999"),  # past the server's limit
@@ -105,6 +113,10 @@ def forms(entry: str, fingerprint: str) -> dict[str, tuple[dict[str, str], tuple
         ),
         "/queue/alerts": ({"queue_name": QUEUE, "back": detail}, ("dlq_alert_threshold",)),
         "/queue/limits": ({"queue_name": QUEUE, "back": detail}, ("max_active", "max_starts_per_second")),
+        "/queue/breaker": (
+            {"queue_name": QUEUE, "breaker_enabled": "on", "back": detail},
+            ("breaker_failure_ratio", "breaker_min_runs", "breaker_window", "breaker_cooldown", "breaker_ramp"),
+        ),
         "/queue/clean": (
             {"queue_name": QUEUE, "state": "completed", "confirm": QUEUE, "back": detail},
             ("grace",),
@@ -214,3 +226,36 @@ def test_the_queue_page_sets_and_shows_the_lease_limits(browser, jobs, admin):
     browser.post("/queue/limits", data={**form, "max_active": "", "max_starts_per_second": "2.5"})
     queue = admin.get_queue(QUEUE)
     assert (queue.max_active, queue.max_starts_per_second) == (None, 2.5)
+
+
+def test_the_queue_page_sets_the_circuit_breaker_and_the_overview_shows_it_open(browser, jobs, admin):
+    seeded(jobs, admin)
+    page = browser.get(f"/queue?name={QUEUE}")
+    assert 'id="breaker-form"' in page.text
+    assert "off" in text_of(page).split("Circuit breaker", 1)[1][:200]
+    response = browser.post(
+        "/queue/breaker",
+        data={
+            "csrf_token": csrf(page.text),
+            "queue_name": QUEUE,
+            "breaker_enabled": "on",
+            "breaker_failure_ratio": "1",
+            "breaker_min_runs": "1",
+            "breaker_window": "2m",
+            "back": f"/queue?name={QUEUE}",
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, text_of(response)[:300]
+    queue = admin.get_queue(QUEUE)
+    assert queue.circuit_breaker.enabled and queue.circuit_breaker.min_runs == 1
+    assert queue.circuit_breaker.window.total_seconds() == 120
+    assert "Every circuit breaker is closed" in browser.get("/").text
+
+    jobs.enqueue(QUEUE, "send", {}, job_id="breaker-1")
+    (job,) = jobs.lease(QUEUE)
+    jobs.track_failure("breaker-1", job.attempt_number, "downstream down")
+    overview = browser.get("/")
+    assert 'id="holding-breakers"' in overview.text and "open" in text_of(overview)
+    assert "breaker-open" in browser.get("/queues").text
+    assert "breaker-open" in browser.get(f"/queue?name={QUEUE}").text

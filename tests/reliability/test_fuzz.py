@@ -202,6 +202,7 @@ VALID_REQUESTS = {
         "allow_missing": True,
         "validate_only": True,
         "retry_policy": {"rules": [{"error_type": "E"}]},
+        "circuit_breaker": {"enabled": True},
     },
     "CleanQueue": {"queue_name": "extremes", "state": "STATE_COMPLETED"},
     # update_time is output only: the server ignores it, whatever its value.

@@ -37,6 +37,7 @@ from jobqueue.aio.connection import ClientCore
 from jobqueue.models import (
     Activity,
     AuditEvent,
+    CircuitBreakerPolicy,
     DeadLetterDetails,
     DeadLetterEntry,
     DeadLetterRetry,
@@ -349,11 +350,19 @@ class AdminClient(ClientCore):
         update_mask: Sequence[str] = (),
         allow_missing: bool = False,
         validate_only: bool = False,
+        circuit_breaker: CircuitBreakerPolicy | None = None,
         timeout: float | None = None,
     ) -> Queue:
-        """Set the queue's retry policy and lease limits; see jobqueue.AdminClient.update_queue_policy."""
+        """Set the queue's retry policy, lease limits and circuit breaker; see jobqueue.AdminClient.update_queue_policy."""
         request = queue_policy_request(
-            queue_name, retry_policy, update_mask, allow_missing, validate_only, max_active, max_starts_per_second
+            queue_name,
+            retry_policy,
+            update_mask,
+            allow_missing,
+            validate_only,
+            max_active,
+            max_starts_per_second,
+            circuit_breaker,
         )
         return convert.queue((await self._call(self.stub.UpdateQueuePolicy, request, timeout)).queue)
 

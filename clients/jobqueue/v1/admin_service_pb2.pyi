@@ -14,6 +14,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CircuitBreakerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CIRCUIT_BREAKER_STATE_UNSPECIFIED: _ClassVar[CircuitBreakerState]
+    CIRCUIT_BREAKER_STATE_CLOSED: _ClassVar[CircuitBreakerState]
+    CIRCUIT_BREAKER_STATE_OPEN: _ClassVar[CircuitBreakerState]
+    CIRCUIT_BREAKER_STATE_HALF_OPEN: _ClassVar[CircuitBreakerState]
+CIRCUIT_BREAKER_STATE_UNSPECIFIED: CircuitBreakerState
+CIRCUIT_BREAKER_STATE_CLOSED: CircuitBreakerState
+CIRCUIT_BREAKER_STATE_OPEN: CircuitBreakerState
+CIRCUIT_BREAKER_STATE_HALF_OPEN: CircuitBreakerState
+
 class GetStatisticsRequest(_message.Message):
     __slots__ = ("queue_names", "max_queues")
     QUEUE_NAMES_FIELD_NUMBER: _ClassVar[int]
@@ -399,7 +410,7 @@ class ListRetryLogResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Queue(_message.Message):
-    __slots__ = ("name", "paused", "retry_policy", "effective_retry_policy", "delay_schedule", "created_at", "updated_at", "max_active", "max_starts_per_second")
+    __slots__ = ("name", "paused", "retry_policy", "effective_retry_policy", "delay_schedule", "created_at", "updated_at", "max_active", "max_starts_per_second", "circuit_breaker", "circuit_breaker_status")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
@@ -409,6 +420,8 @@ class Queue(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     MAX_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     MAX_STARTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_BREAKER_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_BREAKER_STATUS_FIELD_NUMBER: _ClassVar[int]
     name: str
     paused: bool
     retry_policy: _job_pb2.RetryPolicy
@@ -418,7 +431,41 @@ class Queue(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     max_active: int
     max_starts_per_second: float
-    def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., effective_retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., delay_schedule: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_active: _Optional[int] = ..., max_starts_per_second: _Optional[float] = ...) -> None: ...
+    circuit_breaker: CircuitBreakerPolicy
+    circuit_breaker_status: CircuitBreakerStatus
+    def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., effective_retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., delay_schedule: _Optional[_Iterable[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_active: _Optional[int] = ..., max_starts_per_second: _Optional[float] = ..., circuit_breaker: _Optional[_Union[CircuitBreakerPolicy, _Mapping]] = ..., circuit_breaker_status: _Optional[_Union[CircuitBreakerStatus, _Mapping]] = ...) -> None: ...
+
+class CircuitBreakerPolicy(_message.Message):
+    __slots__ = ("enabled", "failure_ratio", "min_runs", "window", "cooldown", "ramp")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MIN_RUNS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    COOLDOWN_FIELD_NUMBER: _ClassVar[int]
+    RAMP_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    failure_ratio: float
+    min_runs: int
+    window: _duration_pb2.Duration
+    cooldown: _duration_pb2.Duration
+    ramp: _duration_pb2.Duration
+    def __init__(self, enabled: _Optional[bool] = ..., failure_ratio: _Optional[float] = ..., min_runs: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., ramp: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class CircuitBreakerStatus(_message.Message):
+    __slots__ = ("state", "change_time", "open_time", "probe_job_id", "window_runs", "window_failures")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    OPEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROBE_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_RUNS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    state: CircuitBreakerState
+    change_time: _timestamp_pb2.Timestamp
+    open_time: _timestamp_pb2.Timestamp
+    probe_job_id: str
+    window_runs: int
+    window_failures: int
+    def __init__(self, state: _Optional[_Union[CircuitBreakerState, str]] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., probe_job_id: _Optional[str] = ..., window_runs: _Optional[int] = ..., window_failures: _Optional[int] = ...) -> None: ...
 
 class ListQueuesRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -449,7 +496,7 @@ class GetQueueResponse(_message.Message):
     def __init__(self, queue: _Optional[_Union[Queue, _Mapping]] = ...) -> None: ...
 
 class UpdateQueuePolicyRequest(_message.Message):
-    __slots__ = ("queue_name", "retry_policy", "update_mask", "allow_missing", "validate_only", "max_active", "max_starts_per_second")
+    __slots__ = ("queue_name", "retry_policy", "update_mask", "allow_missing", "validate_only", "max_active", "max_starts_per_second", "circuit_breaker")
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -457,6 +504,7 @@ class UpdateQueuePolicyRequest(_message.Message):
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     MAX_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     MAX_STARTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_BREAKER_FIELD_NUMBER: _ClassVar[int]
     queue_name: str
     retry_policy: _job_pb2.RetryPolicy
     update_mask: _field_mask_pb2.FieldMask
@@ -464,7 +512,8 @@ class UpdateQueuePolicyRequest(_message.Message):
     validate_only: bool
     max_active: int
     max_starts_per_second: float
-    def __init__(self, queue_name: _Optional[str] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., allow_missing: _Optional[bool] = ..., validate_only: _Optional[bool] = ..., max_active: _Optional[int] = ..., max_starts_per_second: _Optional[float] = ...) -> None: ...
+    circuit_breaker: CircuitBreakerPolicy
+    def __init__(self, queue_name: _Optional[str] = ..., retry_policy: _Optional[_Union[_job_pb2.RetryPolicy, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., allow_missing: _Optional[bool] = ..., validate_only: _Optional[bool] = ..., max_active: _Optional[int] = ..., max_starts_per_second: _Optional[float] = ..., circuit_breaker: _Optional[_Union[CircuitBreakerPolicy, _Mapping]] = ...) -> None: ...
 
 class UpdateQueuePolicyResponse(_message.Message):
     __slots__ = ("queue",)

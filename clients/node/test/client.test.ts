@@ -194,6 +194,33 @@ for (const { backend, skip } of backends()) {
       await assert.rejects(admin.updateQueuePolicy({ queueName, maxStartsPerSecond: Number.NaN }), /max_starts_per_second/);
     });
 
+    test("admin: a queue's circuit breaker opens on failures and holds its jobs", async () => {
+      const queueName = uniqueName("node-breaker");
+      const set = await admin.updateQueuePolicy({
+        queueName,
+        allowMissing: true,
+        updateMask: ["circuit_breaker"],
+        circuitBreaker: { enabled: true, failureRatio: 1, minRuns: 1, cooldown: durationFromMs(3_600_000) },
+      });
+      assert.equal(set.queue!.circuitBreaker!.enabled, true);
+      assert.equal(set.queue!.circuitBreaker!.minRuns, 1);
+      assert.equal(set.queue!.circuitBreakerStatus!.state, adminService.CircuitBreakerState.CIRCUIT_BREAKER_STATE_CLOSED);
+
+      const first = (await jobs.enqueue(queueName, "x")).job!.jobId;
+      await jobs.enqueue(queueName, "y");
+      await jobs.leaseJobs({ queueNames: [queueName] });
+      const failed = await jobs.reportFailure(first, 1, { message: "downstream down" });
+      assert.equal(failed.movedToDeadLetter, false);
+      const status = (await admin.getQueue({ queueName })).queue!.circuitBreakerStatus!;
+      assert.equal(status.state, adminService.CircuitBreakerState.CIRCUIT_BREAKER_STATE_OPEN);
+      assert.deepEqual(await jobs.leaseJobs({ queueNames: [queueName], maxJobs: 5 }), []);
+
+      await assert.rejects(
+        admin.updateQueuePolicy({ queueName, updateMask: ["circuit_breaker"], circuitBreaker: { enabled: true, failureRatio: 2 } }),
+        (error: unknown) => error instanceof InvalidArgument && error.field === "circuit_breaker.failure_ratio",
+      );
+    });
+
     test("admin: queue policy, statistics, dead-letter triage and a bulk redrive stream", async () => {
       const queueName = uniqueName("node-admin");
       const updated = await admin.updateQueuePolicy({

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from enum import StrEnum
 
+from queue_service.alerts.outbox import EmailOutbox
 from queue_service.core.errors import Aborted
 from queue_service.core.jobs import JobManager
 from queue_service.core.leadership import Lease, default_node_id
@@ -68,6 +69,9 @@ class Recovery:
         )
         context = SweepContext(jobs, self.settings, self.node_id, post)
         self.tasks = list(tasks) if tasks is not None else build_tasks(context)
+        # The sweep re-opens circuit breakers whose probe's lease expired: their alert emails go out too.
+        if jobs.breakers.email_outbox is None:
+            jobs.breakers.email_outbox = EmailOutbox(self.settings.alert_email)
         self._sweeping = threading.Lock()
         self._current: RecoveryRunRecord | None = None
         self._stopping = threading.Event()

@@ -6,8 +6,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Generic, Self, TypeVar
 
+from queue_service.alerts.webhook import PostJson
 from queue_service.store.database import Database
 from queue_service.store.repository import Repository
 
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 # Runs after every batch: the sweep uses it to keep its lock and to stop if it lost it.
 Checkpoint = Callable[[], None]
 # POST a JSON body to a URL within a time-out; raises on failure.
-PostJson = Callable[[str, dict[str, Any], float], None]
 
 Counts = TypeVar("Counts")
 

@@ -10,15 +10,14 @@ outbox in the same transaction as the state, so it is never lost (queue_service/
 from __future__ import annotations
 
 import http.client
-import json
 import logging
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from queue_service.alerts.message import Alert
 from queue_service.alerts.outbox import EmailOutbox
+from queue_service.alerts.webhook import post_json
 from queue_service.clock import Clock
 from queue_service.core.sweep.task import Checkpoint, PostJson, RecoveryCounts, SweepContext, SweepTask, no_checkpoint
 from queue_service.store.alert_policies import alert_policies_of
@@ -72,18 +71,6 @@ class AlertCounts:
     raised: int = 0
     cleared: int = 0
     webhook_failures: int = 0
-
-
-def post_json(url: str, body: dict[str, Any], timeout: float) -> None:
-    """POST `body` as JSON; raises on a network error, a time-out or a non-2xx answer."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "queue-service"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - operator-configured URL
-        response.read(64 * 1024)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,19 @@ export const protobufPackage = "jobqueue.v1";
 
 export const protobufFileName = "jobqueue/v1/admin_service.proto";
 
+/** The states of a circuit breaker. */
+export enum CircuitBreakerState {
+  /** CIRCUIT_BREAKER_STATE_UNSPECIFIED - Never used. */
+  CIRCUIT_BREAKER_STATE_UNSPECIFIED = 0,
+  /** CIRCUIT_BREAKER_STATE_CLOSED - Jobs lease as usual; runs are counted. */
+  CIRCUIT_BREAKER_STATE_CLOSED = 1,
+  /** CIRCUIT_BREAKER_STATE_OPEN - Leases hand out none of the queue's jobs until the cool-down is over. */
+  CIRCUIT_BREAKER_STATE_OPEN = 2,
+  /** CIRCUIT_BREAKER_STATE_HALF_OPEN - One probe job is running; its outcome closes or re-opens the breaker. */
+  CIRCUIT_BREAKER_STATE_HALF_OPEN = 3,
+  UNRECOGNIZED = -1,
+}
+
 /** Which queues to report. */
 export interface GetStatisticsRequest {
   /** Queues to report; empty reports every known queue. */
@@ -540,7 +553,65 @@ export interface Queue {
    * Most jobs LeaseJobs starts per second, over every replica: a token bucket that refills at this
    * rate and holds at most max(1, rate) starts, its burst. Unset: no limit.
    */
-  maxStartsPerSecond?: number | undefined;
+  maxStartsPerSecond?:
+    | number
+    | undefined;
+  /** The queue's circuit breaker policy; unset for a queue that never had one (off). */
+  circuitBreaker?:
+    | CircuitBreakerPolicy
+    | undefined;
+  /** The breaker's state; unset for a queue that never had a breaker. */
+  circuitBreakerStatus?: CircuitBreakerStatus | undefined;
+}
+
+/**
+ * A circuit breaker against retry storms: when failure_ratio of at least min_runs runs of the
+ * queue failed within window, the breaker opens. While open, leases hand out none of the queue's
+ * jobs and runs that fail use up no attempt; after cooldown one probe job is leased (half-open).
+ * The probe's success closes the breaker and spreads the held jobs' run times over ramp; its
+ * failure opens the breaker again. Unset fields take the defaults given.
+ */
+export interface CircuitBreakerPolicy {
+  /** True turns the breaker on; off by default. */
+  enabled: boolean;
+  /** Failed share of the window's runs that opens the breaker, in (0, 1]; default 0.5. */
+  failureRatio?:
+    | number
+    | undefined;
+  /** Runs the window must hold before it can open the breaker, 1 to 1000000; default 20. */
+  minRuns?:
+    | number
+    | undefined;
+  /** The sliding window, whole seconds from 1 s to 1 h; default 60 s. */
+  window?:
+    | Duration
+    | undefined;
+  /** How long the breaker stays open before a probe, 1 s to 1 day; default 30 s. */
+  cooldown?:
+    | Duration
+    | undefined;
+  /** How long the held jobs are spread over once the breaker closes, 0 to 1 h; default 60 s. */
+  ramp?: Duration | undefined;
+}
+
+/** Where a queue's circuit breaker stands. */
+export interface CircuitBreakerStatus {
+  /** Its state; CLOSED while the breaker is off. */
+  state: CircuitBreakerState;
+  /** When the state last changed. */
+  changeTime?:
+    | Date
+    | undefined;
+  /** When it last opened; unset if never. */
+  openTime?:
+    | Date
+    | undefined;
+  /** The probe job while half-open. */
+  probeJobId: string;
+  /** Runs and failed runs in the current window (GetQueue only, while closed). */
+  windowRuns: number;
+  /** Failed runs in the current window. */
+  windowFailures: number;
 }
 
 /** A page of queues. */
@@ -581,10 +652,11 @@ export interface UpdateQueuePolicyRequest {
     | undefined;
   /**
    * Fields to change: the policy's max_retries, retry_delays, max_delay, jitter, rules,
-   * max_retry_duration, the limits max_active, max_starts_per_second, or "*" for all of them.
-   * An empty mask replaces the whole retry policy (an empty policy clears it) and sets the limits
-   * that are present, leaving absent ones as they are. A limit the mask names but the request
-   * leaves unset is removed.
+   * max_retry_duration, the limits max_active, max_starts_per_second, circuit_breaker,
+   * circuit_breaker.<field>, or "*" for all of them. An empty mask replaces the whole retry policy
+   * (an empty policy clears it; the circuit breaker policy too, when the request has one) and sets
+   * the limits that are present, leaving absent ones as they are. A limit the mask names but the
+   * request leaves unset is removed.
    */
   updateMask?:
     | string[]
@@ -601,7 +673,11 @@ export interface UpdateQueuePolicyRequest {
    * Most starts per second, a finite number from 0.001 to 1000000. A new rate starts with a full
    * bucket of max(1, rate) starts.
    */
-  maxStartsPerSecond?: number | undefined;
+  maxStartsPerSecond?:
+    | number
+    | undefined;
+  /** The queue's circuit breaker policy, as the update mask selects. */
+  circuitBreaker?: CircuitBreakerPolicy | undefined;
 }
 
 /** The queue with its new policy. */
@@ -4058,6 +4134,8 @@ function createBaseQueue(): Queue {
     updatedAt: undefined,
     maxActive: undefined,
     maxStartsPerSecond: undefined,
+    circuitBreaker: undefined,
+    circuitBreakerStatus: undefined,
   };
 }
 
@@ -4089,6 +4167,12 @@ export const Queue: MessageFns<Queue> = {
     }
     if (message.maxStartsPerSecond !== undefined) {
       writer.uint32(73).double(message.maxStartsPerSecond);
+    }
+    if (message.circuitBreaker !== undefined) {
+      CircuitBreakerPolicy.encode(message.circuitBreaker, writer.uint32(82).fork()).join();
+    }
+    if (message.circuitBreakerStatus !== undefined) {
+      CircuitBreakerStatus.encode(message.circuitBreakerStatus, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -4178,6 +4262,22 @@ export const Queue: MessageFns<Queue> = {
             message.maxStartsPerSecond = reader.double();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.circuitBreaker = CircuitBreakerPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.circuitBreakerStatus = CircuitBreakerStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4208,6 +4308,253 @@ export const Queue: MessageFns<Queue> = {
     message.updatedAt = object.updatedAt ?? undefined;
     message.maxActive = object.maxActive ?? undefined;
     message.maxStartsPerSecond = object.maxStartsPerSecond ?? undefined;
+    message.circuitBreaker = (object.circuitBreaker !== undefined && object.circuitBreaker !== null)
+      ? CircuitBreakerPolicy.fromPartial(object.circuitBreaker)
+      : undefined;
+    message.circuitBreakerStatus = (object.circuitBreakerStatus !== undefined && object.circuitBreakerStatus !== null)
+      ? CircuitBreakerStatus.fromPartial(object.circuitBreakerStatus)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCircuitBreakerPolicy(): CircuitBreakerPolicy {
+  return {
+    enabled: false,
+    failureRatio: undefined,
+    minRuns: undefined,
+    window: undefined,
+    cooldown: undefined,
+    ramp: undefined,
+  };
+}
+
+export const CircuitBreakerPolicy: MessageFns<CircuitBreakerPolicy> = {
+  encode(message: CircuitBreakerPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.enabled !== false) {
+      writer.uint32(8).bool(message.enabled);
+    }
+    if (message.failureRatio !== undefined) {
+      writer.uint32(17).double(message.failureRatio);
+    }
+    if (message.minRuns !== undefined) {
+      writer.uint32(24).int32(message.minRuns);
+    }
+    if (message.window !== undefined) {
+      Duration.encode(message.window, writer.uint32(34).fork()).join();
+    }
+    if (message.cooldown !== undefined) {
+      Duration.encode(message.cooldown, writer.uint32(42).fork()).join();
+    }
+    if (message.ramp !== undefined) {
+      Duration.encode(message.ramp, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CircuitBreakerPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCircuitBreakerPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.failureRatio = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.minRuns = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.window = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.cooldown = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.ramp = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CircuitBreakerPolicy>, I>>(base?: I): CircuitBreakerPolicy {
+    return CircuitBreakerPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CircuitBreakerPolicy>, I>>(object: I): CircuitBreakerPolicy {
+    const message = createBaseCircuitBreakerPolicy();
+    message.enabled = object.enabled ?? false;
+    message.failureRatio = object.failureRatio ?? undefined;
+    message.minRuns = object.minRuns ?? undefined;
+    message.window = (object.window !== undefined && object.window !== null)
+      ? Duration.fromPartial(object.window)
+      : undefined;
+    message.cooldown = (object.cooldown !== undefined && object.cooldown !== null)
+      ? Duration.fromPartial(object.cooldown)
+      : undefined;
+    message.ramp = (object.ramp !== undefined && object.ramp !== null) ? Duration.fromPartial(object.ramp) : undefined;
+    return message;
+  },
+};
+
+function createBaseCircuitBreakerStatus(): CircuitBreakerStatus {
+  return { state: 0, changeTime: undefined, openTime: undefined, probeJobId: "", windowRuns: 0, windowFailures: 0 };
+}
+
+export const CircuitBreakerStatus: MessageFns<CircuitBreakerStatus> = {
+  encode(message: CircuitBreakerStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== 0) {
+      writer.uint32(8).int32(message.state);
+    }
+    if (message.changeTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.changeTime), writer.uint32(18).fork()).join();
+    }
+    if (message.openTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.openTime), writer.uint32(26).fork()).join();
+    }
+    if (message.probeJobId !== "") {
+      writer.uint32(34).string(message.probeJobId);
+    }
+    if (message.windowRuns !== 0) {
+      writer.uint32(40).int64(message.windowRuns);
+    }
+    if (message.windowFailures !== 0) {
+      writer.uint32(48).int64(message.windowFailures);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CircuitBreakerStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCircuitBreakerStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.changeTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.openTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.probeJobId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.windowRuns = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.windowFailures = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CircuitBreakerStatus>, I>>(base?: I): CircuitBreakerStatus {
+    return CircuitBreakerStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CircuitBreakerStatus>, I>>(object: I): CircuitBreakerStatus {
+    const message = createBaseCircuitBreakerStatus();
+    message.state = object.state ?? 0;
+    message.changeTime = object.changeTime ?? undefined;
+    message.openTime = object.openTime ?? undefined;
+    message.probeJobId = object.probeJobId ?? "";
+    message.windowRuns = object.windowRuns ?? 0;
+    message.windowFailures = object.windowFailures ?? 0;
     return message;
   },
 };
@@ -4465,6 +4812,7 @@ function createBaseUpdateQueuePolicyRequest(): UpdateQueuePolicyRequest {
     validateOnly: false,
     maxActive: undefined,
     maxStartsPerSecond: undefined,
+    circuitBreaker: undefined,
   };
 }
 
@@ -4490,6 +4838,9 @@ export const UpdateQueuePolicyRequest: MessageFns<UpdateQueuePolicyRequest> = {
     }
     if (message.maxStartsPerSecond !== undefined) {
       writer.uint32(57).double(message.maxStartsPerSecond);
+    }
+    if (message.circuitBreaker !== undefined) {
+      CircuitBreakerPolicy.encode(message.circuitBreaker, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -4563,6 +4914,14 @@ export const UpdateQueuePolicyRequest: MessageFns<UpdateQueuePolicyRequest> = {
             message.maxStartsPerSecond = reader.double();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.circuitBreaker = CircuitBreakerPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4589,6 +4948,9 @@ export const UpdateQueuePolicyRequest: MessageFns<UpdateQueuePolicyRequest> = {
     message.validateOnly = object.validateOnly ?? false;
     message.maxActive = object.maxActive ?? undefined;
     message.maxStartsPerSecond = object.maxStartsPerSecond ?? undefined;
+    message.circuitBreaker = (object.circuitBreaker !== undefined && object.circuitBreaker !== null)
+      ? CircuitBreakerPolicy.fromPartial(object.circuitBreaker)
+      : undefined;
     return message;
   },
 };
