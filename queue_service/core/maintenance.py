@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from queue_service.clock import Clock
 from queue_service.core import states
+from queue_service.core.cancelled_runs import end_cancelled_run
 from queue_service.core.jobs import LEASE_EXPIRED_TYPE, JobManager
 from queue_service.core.states import Transition
 from queue_service.domain import ACTIVITY_BUCKET_SECONDS, READY_STATES, ErrorInfo
@@ -53,17 +54,24 @@ def make_retries_due(jobs: JobManager, *, batch_size: int, checkpoint: Checkpoin
 class StalledCounts:
     retried: int = 0
     dead_lettered: int = 0
+    # Runs asked to stop by a cancellation that never reported: their jobs are CANCELLED, not retried.
+    cancelled: int = 0
 
 
 def rescue_stalled_jobs(jobs: JobManager, *, batch_size: int, checkpoint: Checkpoint = _no_checkpoint) -> StalledCounts:
     """ACTIVE jobs whose lease passed (leased jobs) or that stayed silent past the stall timeout
     (TrackStart sets the lease to it) count as a failed run with reason "lease expired", then
-    retry or go to the DLQ by their policy, exactly as a reported failure does."""
-    retried = dead_lettered = 0
+    retry or go to the DLQ by their policy, exactly as a reported failure does. A run a cancellation
+    asked to stop ends its job CANCELLED instead."""
+    retried = dead_lettered = cancelled = 0
     while True:
         with jobs.database.transaction() as repo:
             now = jobs.clock.now()
             expired = repo.lock_expired_leases(now=now, limit=batch_size)
+            for job in expired:
+                if job.cancel_requested_at is not None:
+                    end_cancelled_run(jobs, repo, job, now=now)
+                    cancelled += 1
             failures = [
                 (
                     job,
@@ -77,6 +85,7 @@ def rescue_stalled_jobs(jobs: JobManager, *, batch_size: int, checkpoint: Checkp
                     ),
                 )
                 for job in expired
+                if job.cancel_requested_at is None
             ]
             # Set-wise: one statement per batch, not per job, for the retried ones.
             for outcome in jobs.apply_failures(repo, failures, lease_expired=True, now=now):
@@ -89,7 +98,7 @@ def rescue_stalled_jobs(jobs: JobManager, *, batch_size: int, checkpoint: Checkp
             break
     if retried:
         jobs.notifier.notify()
-    return StalledCounts(retried, dead_lettered)
+    return StalledCounts(retried, dead_lettered, cancelled)
 
 
 def dead_letter_exhausted_jobs(jobs: JobManager, *, batch_size: int, checkpoint: Checkpoint = _no_checkpoint) -> int:

@@ -71,6 +71,8 @@ class RecoveryCounts:
     # Stalled jobs counted as failed runs; of those, the ones that went to the DLQ.
     stalled_jobs: int = 0
     stalled_jobs_dead_lettered: int = 0
+    # Stalled jobs whose run a cancellation had asked to stop: CANCELLED, not counted as failed runs.
+    stalled_jobs_cancelled: int = 0
     exhausted_jobs: int = 0
     deleted_completed_jobs: int = 0
     deleted_retry_log_rows: int = 0
@@ -145,6 +147,7 @@ class Recovery:
             result = maintenance.rescue_stalled_jobs(jobs, batch_size=batch, checkpoint=checkpoint)
             counts.stalled_jobs += result.retried + result.dead_lettered
             counts.stalled_jobs_dead_lettered += result.dead_lettered
+            counts.stalled_jobs_cancelled += result.cancelled
 
         def exhausted_jobs(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             counts.exhausted_jobs += maintenance.dead_letter_exhausted_jobs(

@@ -96,6 +96,7 @@ def job_from_row(row) -> JobRecord:
         completed_at=m["completed_at"],
         dead_letter_id=m["dead_letter_id"],
         trace_parent=m["trace_parent"],
+        cancel_requested_at=m["cancel_requested_at"],
     )
 
 
@@ -423,9 +424,20 @@ class Repository:
             run_at=now,
             lease_expires_at=None,
             worker_id=None,
+            cancel_requested_at=None,
             updated_at=now,
             **policy,
         )
+
+    def cancel_job(self, job: JobRecord, *, expected_states: Iterable[JobState], now: datetime) -> JobRecord | None:
+        """The job ends CANCELLED; no run holds it any more."""
+        return self._compare_and_set(
+            job, expected_states, state=JobState.CANCELLED.value, lease_expires_at=None, updated_at=now
+        )
+
+    def request_cancel(self, job: JobRecord, *, expected_states: Iterable[JobState], now: datetime) -> JobRecord | None:
+        """Mark the job's current run as asked to stop; its state stays as it is until the run ends."""
+        return self._compare_and_set(job, expected_states, cancel_requested_at=now, updated_at=now)
 
     # Maintenance sweeps: each call handles one bounded batch in the caller's transaction. Rows
     # another transaction holds (a lease in progress, a report) are skipped, never waited for.
@@ -522,7 +534,8 @@ class Repository:
         expected_states: Iterable[JobState],
         now: datetime,
     ) -> dict[str, str]:
-        """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED.
+        """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED,
+        leaving out runs asked to stop (cancel_requested_at set).
 
         Returns queue_name by job_id for the jobs completed; the others did not match their
         expected state and attempt. PostgreSQL does it in one statement (its counter trigger then
@@ -550,6 +563,7 @@ class Repository:
                 queue_jobs.c.job_id == bindparam("b_job_id", type_=String()),
                 queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
                 queue_jobs.c.state.in_(expected),
+                queue_jobs.c.cancel_requested_at.is_(None),
             )
             .values(
                 state=JobState.COMPLETED.value,
@@ -587,6 +601,8 @@ class Repository:
                 queue_jobs.c.job_id == job_id,
                 queue_jobs.c.state.in_([state.value for state in expected_states]),
                 queue_jobs.c.attempt_number == attempt_number,
+                # A run asked to stop ends CANCELLED whatever it reports (JobManager.complete).
+                queue_jobs.c.cancel_requested_at.is_(None),
             )
             .values(
                 state=JobState.COMPLETED.value,

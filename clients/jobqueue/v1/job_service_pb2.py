@@ -29,7 +29,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from jobqueue.v1 import job_pb2 as jobqueue_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1djobqueue/v1/job_service.proto\x12\x0bjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x9c\x02\n\x11\x45nqueueJobRequest\x12\x12\n\nqueue_name\x18\x01 \x01(\t\x12\x10\n\x08job_name\x18\x02 \x01(\t\x12)\n\x08job_data\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12,\n\x06run_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12*\n\x05\x64\x65lay\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12.\n\x0cretry_policy\x18\x08 \x01(\x0b\x32\x18.jobqueue.v1.RetryPolicyB\n\n\x08schedule\"D\n\x12\x45nqueueJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"B\n\x12\x45nqueueJobsRequest\x12,\n\x04jobs\x18\x01 \x03(\x0b\x32\x1e.jobqueue.v1.EnqueueJobRequest\"G\n\x13\x45nqueueJobsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.jobqueue.v1.EnqueueJobResponse\"\xc4\x01\n\x10LeaseJobsRequest\x12\x13\n\x0bqueue_names\x18\x01 \x03(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x10\n\x08max_jobs\x18\x03 \x01(\x05\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12max_response_bytes\x18\x06 \x01(\x05\"3\n\x11LeaseJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobqueue.v1.Job\"p\n\x13HeartbeatJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61ttempt_number\x18\x02 \x01(\x05\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"L\n\x14HeartbeatJobResponse\x12\x34\n\x10lease_expires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x11TrackStartRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nqueue_name\x18\x02 \x01(\t\x12\x10\n\x08job_name\x18\x03 \x01(\t\x12)\n\x08job_data\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tworker_id\x18\x05 \x01(\t\"D\n\x12TrackStartResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\xa1\x01\n\x16TrackCompletionRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61ttempt_number\x18\x02 \x01(\x05\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x36\n\x13processing_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"8\n\x17TrackCompletionResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\"S\n\x17TrackCompletionsRequest\x12\x38\n\x0b\x63ompletions\x18\x01 \x03(\x0b\x32#.jobqueue.v1.TrackCompletionRequest\"O\n\x18TrackCompletionsResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".jobqueue.v1.TrackCompletionResult\"K\n\x15TrackCompletionResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\"\xaa\x01\n\x13TrackFailureRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61ttempt_number\x18\x02 \x01(\x05\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.jobqueue.v1.JobError\x12\x15\n\rnon_retryable\x18\x04 \x01(\x08\x12.\n\x0bretry_after\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xff\x01\n\x14TrackFailureResponse\x12\x14\n\x0cshould_retry\x18\x01 \x01(\x08\x12.\n\x0bretry_delay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\rnext_retry_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11remaining_retries\x18\x04 \x01(\x05\x12\x1c\n\x14moved_to_dead_letter\x18\x05 \x01(\x08\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x06 \x01(\t\x12\x1d\n\x03job\x18\x07 \x01(\x0b\x32\x10.jobqueue.v1.Job\"9\n\x17MoveToDeadLetterRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x18MoveToDeadLetterResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.jobqueue.v1.DeadLetterEntry\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xad\x01\n\x0eGetJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\x12,\n\rerror_history\x18\x02 \x03(\x0b\x32\x15.jobqueue.v1.JobError\x12-\n\tretry_log\x18\x03 \x03(\x0b\x32\x1a.jobqueue.v1.RetryLogEntry\x12\x1f\n\x17retry_log_omitted_count\x18\x04 \x01(\x05\x32\xd5\x06\n\nJobService\x12M\n\nEnqueueJob\x12\x1e.jobqueue.v1.EnqueueJobRequest\x1a\x1f.jobqueue.v1.EnqueueJobResponse\x12P\n\x0b\x45nqueueJobs\x12\x1f.jobqueue.v1.EnqueueJobsRequest\x1a .jobqueue.v1.EnqueueJobsResponse\x12J\n\tLeaseJobs\x12\x1d.jobqueue.v1.LeaseJobsRequest\x1a\x1e.jobqueue.v1.LeaseJobsResponse\x12S\n\x0cHeartbeatJob\x12 .jobqueue.v1.HeartbeatJobRequest\x1a!.jobqueue.v1.HeartbeatJobResponse\x12M\n\nTrackStart\x12\x1e.jobqueue.v1.TrackStartRequest\x1a\x1f.jobqueue.v1.TrackStartResponse\x12\\\n\x0fTrackCompletion\x12#.jobqueue.v1.TrackCompletionRequest\x1a$.jobqueue.v1.TrackCompletionResponse\x12_\n\x10TrackCompletions\x12$.jobqueue.v1.TrackCompletionsRequest\x1a%.jobqueue.v1.TrackCompletionsResponse\x12S\n\x0cTrackFailure\x12 .jobqueue.v1.TrackFailureRequest\x1a!.jobqueue.v1.TrackFailureResponse\x12_\n\x10MoveToDeadLetter\x12$.jobqueue.v1.MoveToDeadLetterRequest\x1a%.jobqueue.v1.MoveToDeadLetterResponse\x12\x41\n\x06GetJob\x12\x1a.jobqueue.v1.GetJobRequest\x1a\x1b.jobqueue.v1.GetJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1djobqueue/v1/job_service.proto\x12\x0bjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x9c\x02\n\x11\x45nqueueJobRequest\x12\x12\n\nqueue_name\x18\x01 \x01(\t\x12\x10\n\x08job_name\x18\x02 \x01(\t\x12)\n\x08job_data\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12,\n\x06run_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12*\n\x05\x64\x65lay\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12.\n\x0cretry_policy\x18\x08 \x01(\x0b\x32\x18.jobqueue.v1.RetryPolicyB\n\n\x08schedule\"D\n\x12\x45nqueueJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"B\n\x12\x45nqueueJobsRequest\x12,\n\x04jobs\x18\x01 \x03(\x0b\x32\x1e.jobqueue.v1.EnqueueJobRequest\"G\n\x13\x45nqueueJobsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.jobqueue.v1.EnqueueJobResponse\"\xc4\x01\n\x10LeaseJobsRequest\x12\x13\n\x0bqueue_names\x18\x01 \x03(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x10\n\x08max_jobs\x18\x03 \x01(\x05\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x04wait\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12max_response_bytes\x18\x06 \x01(\x05\"3\n\x11LeaseJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobqueue.v1.Job\"p\n\x13HeartbeatJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61ttempt_number\x18\x02 \x01(\x05\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"f\n\x14HeartbeatJobResponse\x12\x34\n\x10lease_expires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"\x87\x01\n\x11TrackStartRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nqueue_name\x18\x02 \x01(\t\x12\x10\n\x08job_name\x18\x03 \x01(\t\x12)\n\x08job_data\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tworker_id\x18\x05 \x01(\t\"D\n\x12TrackStartResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\xa1\x01\n\x16TrackCompletionRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61ttempt_number\x18\x02 \x01(\x05\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x36\n\x13processing_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"8\n\x17TrackCompletionResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\"S\n\x17TrackCompletionsRequest\x12\x38\n\x0b\x63ompletions\x18\x01 \x03(\x0b\x32#.jobqueue.v1.TrackCompletionRequest\"O\n\x18TrackCompletionsResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".jobqueue.v1.TrackCompletionResult\"K\n\x15TrackCompletionResult\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\"\xaa\x01\n\x13TrackFailureRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61ttempt_number\x18\x02 \x01(\x05\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.jobqueue.v1.JobError\x12\x15\n\rnon_retryable\x18\x04 \x01(\x08\x12.\n\x0bretry_after\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xff\x01\n\x14TrackFailureResponse\x12\x14\n\x0cshould_retry\x18\x01 \x01(\x08\x12.\n\x0bretry_delay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\rnext_retry_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11remaining_retries\x18\x04 \x01(\x05\x12\x1c\n\x14moved_to_dead_letter\x18\x05 \x01(\x08\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x06 \x01(\t\x12\x1d\n\x03job\x18\x07 \x01(\x0b\x32\x10.jobqueue.v1.Job\"9\n\x17MoveToDeadLetterRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x18MoveToDeadLetterResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.jobqueue.v1.DeadLetterEntry\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xad\x01\n\x0eGetJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\x12,\n\rerror_history\x18\x02 \x03(\x0b\x32\x15.jobqueue.v1.JobError\x12-\n\tretry_log\x18\x03 \x03(\x0b\x32\x1a.jobqueue.v1.RetryLogEntry\x12\x1f\n\x17retry_log_omitted_count\x18\x04 \x01(\x05\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"2\n\x11\x43\x61ncelJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job2\xa1\x07\n\nJobService\x12M\n\nEnqueueJob\x12\x1e.jobqueue.v1.EnqueueJobRequest\x1a\x1f.jobqueue.v1.EnqueueJobResponse\x12P\n\x0b\x45nqueueJobs\x12\x1f.jobqueue.v1.EnqueueJobsRequest\x1a .jobqueue.v1.EnqueueJobsResponse\x12J\n\tLeaseJobs\x12\x1d.jobqueue.v1.LeaseJobsRequest\x1a\x1e.jobqueue.v1.LeaseJobsResponse\x12S\n\x0cHeartbeatJob\x12 .jobqueue.v1.HeartbeatJobRequest\x1a!.jobqueue.v1.HeartbeatJobResponse\x12M\n\nTrackStart\x12\x1e.jobqueue.v1.TrackStartRequest\x1a\x1f.jobqueue.v1.TrackStartResponse\x12\\\n\x0fTrackCompletion\x12#.jobqueue.v1.TrackCompletionRequest\x1a$.jobqueue.v1.TrackCompletionResponse\x12_\n\x10TrackCompletions\x12$.jobqueue.v1.TrackCompletionsRequest\x1a%.jobqueue.v1.TrackCompletionsResponse\x12S\n\x0cTrackFailure\x12 .jobqueue.v1.TrackFailureRequest\x1a!.jobqueue.v1.TrackFailureResponse\x12_\n\x10MoveToDeadLetter\x12$.jobqueue.v1.MoveToDeadLetterRequest\x1a%.jobqueue.v1.MoveToDeadLetterResponse\x12\x41\n\x06GetJob\x12\x1a.jobqueue.v1.GetJobRequest\x1a\x1b.jobqueue.v1.GetJobResponse\x12J\n\tCancelJob\x12\x1d.jobqueue.v1.CancelJobRequest\x1a\x1e.jobqueue.v1.CancelJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,33 +51,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEATJOBREQUEST']._serialized_start=939
   _globals['_HEARTBEATJOBREQUEST']._serialized_end=1051
   _globals['_HEARTBEATJOBRESPONSE']._serialized_start=1053
-  _globals['_HEARTBEATJOBRESPONSE']._serialized_end=1129
-  _globals['_TRACKSTARTREQUEST']._serialized_start=1132
-  _globals['_TRACKSTARTREQUEST']._serialized_end=1267
-  _globals['_TRACKSTARTRESPONSE']._serialized_start=1269
-  _globals['_TRACKSTARTRESPONSE']._serialized_end=1337
-  _globals['_TRACKCOMPLETIONREQUEST']._serialized_start=1340
-  _globals['_TRACKCOMPLETIONREQUEST']._serialized_end=1501
-  _globals['_TRACKCOMPLETIONRESPONSE']._serialized_start=1503
-  _globals['_TRACKCOMPLETIONRESPONSE']._serialized_end=1559
-  _globals['_TRACKCOMPLETIONSREQUEST']._serialized_start=1561
-  _globals['_TRACKCOMPLETIONSREQUEST']._serialized_end=1644
-  _globals['_TRACKCOMPLETIONSRESPONSE']._serialized_start=1646
-  _globals['_TRACKCOMPLETIONSRESPONSE']._serialized_end=1725
-  _globals['_TRACKCOMPLETIONRESULT']._serialized_start=1727
-  _globals['_TRACKCOMPLETIONRESULT']._serialized_end=1802
-  _globals['_TRACKFAILUREREQUEST']._serialized_start=1805
-  _globals['_TRACKFAILUREREQUEST']._serialized_end=1975
-  _globals['_TRACKFAILURERESPONSE']._serialized_start=1978
-  _globals['_TRACKFAILURERESPONSE']._serialized_end=2233
-  _globals['_MOVETODEADLETTERREQUEST']._serialized_start=2235
-  _globals['_MOVETODEADLETTERREQUEST']._serialized_end=2292
-  _globals['_MOVETODEADLETTERRESPONSE']._serialized_start=2294
-  _globals['_MOVETODEADLETTERRESPONSE']._serialized_end=2365
-  _globals['_GETJOBREQUEST']._serialized_start=2367
-  _globals['_GETJOBREQUEST']._serialized_end=2398
-  _globals['_GETJOBRESPONSE']._serialized_start=2401
-  _globals['_GETJOBRESPONSE']._serialized_end=2574
-  _globals['_JOBSERVICE']._serialized_start=2577
-  _globals['_JOBSERVICE']._serialized_end=3430
+  _globals['_HEARTBEATJOBRESPONSE']._serialized_end=1155
+  _globals['_TRACKSTARTREQUEST']._serialized_start=1158
+  _globals['_TRACKSTARTREQUEST']._serialized_end=1293
+  _globals['_TRACKSTARTRESPONSE']._serialized_start=1295
+  _globals['_TRACKSTARTRESPONSE']._serialized_end=1363
+  _globals['_TRACKCOMPLETIONREQUEST']._serialized_start=1366
+  _globals['_TRACKCOMPLETIONREQUEST']._serialized_end=1527
+  _globals['_TRACKCOMPLETIONRESPONSE']._serialized_start=1529
+  _globals['_TRACKCOMPLETIONRESPONSE']._serialized_end=1585
+  _globals['_TRACKCOMPLETIONSREQUEST']._serialized_start=1587
+  _globals['_TRACKCOMPLETIONSREQUEST']._serialized_end=1670
+  _globals['_TRACKCOMPLETIONSRESPONSE']._serialized_start=1672
+  _globals['_TRACKCOMPLETIONSRESPONSE']._serialized_end=1751
+  _globals['_TRACKCOMPLETIONRESULT']._serialized_start=1753
+  _globals['_TRACKCOMPLETIONRESULT']._serialized_end=1828
+  _globals['_TRACKFAILUREREQUEST']._serialized_start=1831
+  _globals['_TRACKFAILUREREQUEST']._serialized_end=2001
+  _globals['_TRACKFAILURERESPONSE']._serialized_start=2004
+  _globals['_TRACKFAILURERESPONSE']._serialized_end=2259
+  _globals['_MOVETODEADLETTERREQUEST']._serialized_start=2261
+  _globals['_MOVETODEADLETTERREQUEST']._serialized_end=2318
+  _globals['_MOVETODEADLETTERRESPONSE']._serialized_start=2320
+  _globals['_MOVETODEADLETTERRESPONSE']._serialized_end=2391
+  _globals['_GETJOBREQUEST']._serialized_start=2393
+  _globals['_GETJOBREQUEST']._serialized_end=2424
+  _globals['_GETJOBRESPONSE']._serialized_start=2427
+  _globals['_GETJOBRESPONSE']._serialized_end=2600
+  _globals['_CANCELJOBREQUEST']._serialized_start=2602
+  _globals['_CANCELJOBREQUEST']._serialized_end=2652
+  _globals['_CANCELJOBRESPONSE']._serialized_start=2654
+  _globals['_CANCELJOBRESPONSE']._serialized_end=2704
+  _globals['_JOBSERVICE']._serialized_start=2707
+  _globals['_JOBSERVICE']._serialized_end=3636
 # @@protoc_insertion_point(module_scope)

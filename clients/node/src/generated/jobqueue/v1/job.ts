@@ -113,6 +113,11 @@ export interface Job {
    * sent none. Workers start each run's span as its child, so runs join the producer's trace.
    */
   traceParent: string;
+  /**
+   * When a cancellation asked the job's run to stop; set while the job is ACTIVE until the run
+   * ends, and kept once the job is CANCELLED by that run's end.
+   */
+  cancelRequestedAt?: Date | undefined;
 }
 
 /** Where a job is in its lifecycle. */
@@ -129,6 +134,11 @@ export enum Job_State {
   STATE_FAILED = 4,
   /** STATE_DEAD_LETTER - Out of retries, non-retryable or moved explicitly; see the dead-letter entry. */
   STATE_DEAD_LETTER = 5,
+  /**
+   * STATE_CANCELLED - Cancelled by CancelJob or CancelJobs: at once when no run held it, else when the run that
+   * was asked to stop ended (it reported, or its lease expired). Never runs again.
+   */
+  STATE_CANCELLED = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -296,6 +306,7 @@ function createBaseJob(): Job {
     completedAt: undefined,
     deadLetterId: "",
     traceParent: "",
+    cancelRequestedAt: undefined,
   };
 }
 
@@ -366,6 +377,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.traceParent !== "") {
       writer.uint32(178).string(message.traceParent);
+    }
+    if (message.cancelRequestedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.cancelRequestedAt), writer.uint32(186).fork()).join();
     }
     return writer;
   },
@@ -559,6 +573,14 @@ export const Job: MessageFns<Job> = {
             message.traceParent = reader.string();
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.cancelRequestedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -604,6 +626,7 @@ export const Job: MessageFns<Job> = {
     message.completedAt = object.completedAt ?? undefined;
     message.deadLetterId = object.deadLetterId ?? "";
     message.traceParent = object.traceParent ?? "";
+    message.cancelRequestedAt = object.cancelRequestedAt ?? undefined;
     return message;
   },
 };

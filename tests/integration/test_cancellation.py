@@ -1,0 +1,281 @@
+"""Job cancellation through a real server on SQLite and PostgreSQL: CancelJob in each state, a running
+job's cancel request seen at its heartbeat and ended by its report or its lease expiry, bulk
+CancelJobs, statistics and activity, the audit trail, and re-enqueueing a cancelled job's id."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+from jobqueue.v1 import admin_service_pb2 as admin_pb
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_service_pb2 as pb
+
+from tests.integration.admin_helpers import bad_field
+
+CANCELLED = job_pb2.Job.STATE_CANCELLED
+
+
+def enqueue(service, job_id, queue="emails", **fields):
+    return service.jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id, **fields))
+
+
+def lease(service, queue="emails", seconds=30):
+    response = service.jobs.LeaseJobs(
+        pb.LeaseJobsRequest(queue_names=[queue], worker_id="w1", lease_duration=duration_pb2.Duration(seconds=seconds))
+    )
+    return response.jobs
+
+
+def cancel(service, job_id, reason=""):
+    return service.jobs.CancelJob(pb.CancelJobRequest(job_id=job_id, reason=reason)).job
+
+
+def get(service, job_id):
+    return service.jobs.GetJob(pb.GetJobRequest(job_id=job_id)).job
+
+
+def heartbeat(service, job_id, attempt):
+    return service.jobs.HeartbeatJob(pb.HeartbeatJobRequest(job_id=job_id, attempt_number=attempt))
+
+
+def fail(service, job_id, attempt, message="stopped"):
+    return service.jobs.TrackFailure(
+        pb.TrackFailureRequest(job_id=job_id, attempt_number=attempt, error=job_pb2.JobError(message=message))
+    )
+
+
+def statistics(service, queue="emails"):
+    return service.admin.GetStatistics(admin_pb.GetStatisticsRequest(queue_names=[queue])).queues[0]
+
+
+def recover(service):
+    return service.admin.TriggerRecovery(admin_pb.TriggerRecoveryRequest()).run
+
+
+# Jobs no run holds: cancelled at once
+
+
+def test_a_waiting_job_is_cancelled_at_once_and_never_leased(service):
+    enqueue(service, "a")
+    job = cancel(service, "a", reason="not needed")
+    assert job.state == CANCELLED
+    assert not job.HasField("cancel_requested_at")
+    assert lease(service) == []
+    assert get(service, "a").state == CANCELLED
+
+
+def test_a_scheduled_job_is_cancelled_at_once(service):
+    enqueue(service, "later", delay=duration_pb2.Duration(seconds=3600))
+    assert cancel(service, "later").state == CANCELLED
+    service.clock.advance(timedelta(hours=2))
+    assert lease(service) == []
+
+
+def test_a_failed_job_waiting_for_its_retry_is_cancelled_and_not_retried(service):
+    enqueue(service, "f")
+    (job,) = lease(service)
+    assert fail(service, "f", job.attempt_number).should_retry
+    assert cancel(service, "f").state == CANCELLED
+    service.clock.advance(timedelta(hours=1))
+    recover(service)
+    assert lease(service) == []
+    assert get(service, "f").state == CANCELLED
+
+
+@pytest.mark.parametrize("finish", ["complete", "dead_letter"])
+def test_a_finished_job_cannot_be_cancelled(service, finish):
+    enqueue(service, "done")
+    (job,) = lease(service)
+    if finish == "complete":
+        service.jobs.TrackCompletion(pb.TrackCompletionRequest(job_id="done", attempt_number=job.attempt_number))
+    else:
+        service.jobs.MoveToDeadLetter(pb.MoveToDeadLetterRequest(job_id="done", reason="give up"))
+    with pytest.raises(grpc.RpcError) as raised:
+        cancel(service, "done")
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "only WAITING, ACTIVE, FAILED jobs can be cancelled" in raised.value.details()
+    assert bad_field(raised.value) == "job_id"
+
+
+def test_cancelling_twice_changes_nothing(service):
+    enqueue(service, "a")
+    first = cancel(service, "a")
+    second = cancel(service, "a")
+    assert second.state == CANCELLED
+    assert second.updated_at == first.updated_at
+
+
+def test_an_unknown_job_is_not_found(service):
+    with pytest.raises(grpc.RpcError) as raised:
+        cancel(service, "nope")
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+# A running job: asked to stop at its heartbeat
+
+
+def test_an_active_job_is_asked_to_stop_and_its_failure_report_cancels_it(service):
+    enqueue(service, "run")
+    (job,) = lease(service)
+    assert heartbeat(service, "run", job.attempt_number).cancel_requested is False
+    marked = cancel(service, "run")
+    assert marked.state == job_pb2.Job.STATE_ACTIVE
+    assert marked.HasField("cancel_requested_at")
+    assert heartbeat(service, "run", job.attempt_number).cancel_requested is True
+    response = fail(service, "run", job.attempt_number, "JobCancelled")
+    assert not response.should_retry and not response.moved_to_dead_letter
+    assert response.job.state == CANCELLED
+    # A repeated report of the same run gets the same answer.
+    assert fail(service, "run", job.attempt_number).job.state == CANCELLED
+    service.clock.advance(timedelta(hours=1))
+    recover(service)
+    assert lease(service) == []
+    stats = statistics(service)
+    assert (stats.cancelled_count, stats.failed_count, stats.dead_letter_count, stats.active_count) == (1, 0, 0, 0)
+
+
+def test_a_completion_report_of_a_run_asked_to_stop_cancels_the_job(service):
+    enqueue(service, "run")
+    (job,) = lease(service)
+    cancel(service, "run")
+    done = service.jobs.TrackCompletion(pb.TrackCompletionRequest(job_id="run", attempt_number=job.attempt_number))
+    assert done.job.state == CANCELLED
+    batch = service.jobs.TrackCompletions(
+        pb.TrackCompletionsRequest(
+            completions=[pb.TrackCompletionRequest(job_id="run", attempt_number=job.attempt_number)]
+        )
+    )
+    assert batch.results[0].status.code == 0
+
+
+def test_a_batched_completion_of_a_run_asked_to_stop_cancels_it(service):
+    for job_id in ("keep", "stop"):
+        enqueue(service, job_id)
+    leased = {
+        job.job_id: job for job in service.jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"], max_jobs=2)).jobs
+    }
+    cancel(service, "stop")
+    batch = service.jobs.TrackCompletions(
+        pb.TrackCompletionsRequest(
+            completions=[
+                pb.TrackCompletionRequest(job_id=job_id, attempt_number=job.attempt_number)
+                for job_id, job in sorted(leased.items())
+            ]
+        )
+    )
+    assert [result.status.code for result in batch.results] == [0, 0]
+    assert get(service, "keep").state == job_pb2.Job.STATE_COMPLETED
+    assert get(service, "stop").state == CANCELLED
+
+
+def test_a_run_asked_to_stop_that_never_reports_ends_cancelled_at_lease_expiry(service):
+    enqueue(service, "silent")
+    (job,) = lease(service, seconds=10)
+    cancel(service, "silent")
+    service.clock.advance(timedelta(seconds=11))
+    run = recover(service)
+    assert run.counts.stalled_jobs_cancelled == 1
+    assert run.counts.stalled_jobs == 0
+    after = get(service, "silent")
+    assert after.state == CANCELLED
+    assert not after.HasField("last_error")
+    # Its worker's late heartbeat learns the run is over.
+    with pytest.raises(grpc.RpcError) as raised:
+        heartbeat(service, "silent", job.attempt_number)
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# Statistics, activity, audit, cleaning
+
+
+def test_cancelled_jobs_show_in_statistics_activity_and_the_audit_log(service):
+    for job_id in ("a", "b"):
+        enqueue(service, job_id)
+    cancel(service, "a", reason="duplicate")
+    cancel(service, "b")
+    stats = statistics(service)
+    assert (stats.cancelled_count, stats.waiting_count) == (2, 0)
+    service.clock.advance(timedelta(minutes=5))  # the period ends before now
+    activity = service.admin.GetQueueActivity(admin_pb.GetQueueActivityRequest(queue_names=["emails"]))
+    assert sum(bucket.cancelled_count for bucket in activity.totals.buckets) == 2
+    assert sum(bucket.failed_count for bucket in activity.totals.buckets) == 0
+    events = service.admin.ListAuditEvents(admin_pb.ListAuditEventsRequest(action="CancelJob")).events
+    assert sorted(event.target for event in events) == ["job/a", "job/b"]
+    reasons = {event.target: event.parameters["reason"] for event in events if "reason" in event.parameters}
+    assert reasons == {"job/a": "duplicate"}
+
+
+def test_a_cancelled_id_is_enqueued_again_only_once_cleaned(service):
+    enqueue(service, "same")
+    cancel(service, "same")
+    again = enqueue(service, "same")
+    assert not again.created and again.job.state == CANCELLED
+    cleaned = service.admin.CleanQueue(admin_pb.CleanQueueRequest(queue_name="emails", state=CANCELLED))
+    assert cleaned.deleted_count == 1
+    assert statistics(service).cancelled_count == 0
+    fresh = enqueue(service, "same")
+    assert fresh.created and fresh.job.state == job_pb2.Job.STATE_WAITING
+
+
+# Bulk
+
+
+def test_bulk_cancel_dry_run_changes_nothing_then_cancels_with_progress(service):
+    for n in range(5):
+        enqueue(service, f"w{n}")
+    enqueue(service, "other", queue="sms")
+    (running,) = lease(service)
+    request = admin_pb.CancelJobsRequest(filter=admin_pb.JobFilter(queue_name="emails"), dry_run=True, sample_size=3)
+    (dry,) = list(service.admin.CancelJobs(request))
+    assert dry.done and dry.matched_count == 5 and len(dry.sample) == 3
+    assert statistics(service).cancelled_count == 0
+
+    messages = list(
+        service.admin.CancelJobs(admin_pb.CancelJobsRequest(filter=admin_pb.JobFilter(queue_name="emails")))
+    )
+    final = messages[-1]
+    assert final.done and not any(message.done for message in messages[:-1])
+    assert (final.matched_count, final.skipped_count) == (5, 0)
+    cancelled = sum(message.cancelled_count for message in messages[-1:])
+    assert cancelled == 4 and final.cancel_requested_count == 1
+    assert sorted(i for message in messages for i in message.cancel_requested_ids) == [running.job_id]
+    assert len({i for message in messages for i in message.cancelled_ids}) == 4
+    assert statistics(service).cancelled_count == 4
+    assert statistics(service, "sms").waiting_count == 1
+    events = service.admin.ListAuditEvents(admin_pb.ListAuditEventsRequest(action="CancelJobs")).events
+    assert len(events) == 1
+
+
+def test_bulk_cancel_by_ids_skips_what_it_cannot_cancel(service):
+    enqueue(service, "a")
+    enqueue(service, "done")
+    (job,) = [
+        job
+        for job in service.jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"], max_jobs=2)).jobs
+        if job.job_id == "done"
+    ] or [None]
+    if job is not None:
+        service.jobs.TrackCompletion(pb.TrackCompletionRequest(job_id="done", attempt_number=job.attempt_number))
+    messages = list(
+        service.admin.CancelJobs(admin_pb.CancelJobsRequest(ids=admin_pb.JobIds(ids=["a", "done", "nope"])))
+    )
+    final = messages[-1]
+    assert final.matched_count == 3
+    assert final.skipped_count == 2
+    assert sorted(skip.job_id for message in messages for skip in message.skipped) == ["done", "nope"]
+
+
+def test_bulk_cancel_by_state_filter(service):
+    enqueue(service, "w")
+    enqueue(service, "f")
+    leased = service.jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"], max_jobs=2)).jobs
+    for job in leased:
+        if job.job_id == "f":
+            fail(service, "f", job.attempt_number)
+    request = admin_pb.CancelJobsRequest(filter=admin_pb.JobFilter(states=[job_pb2.Job.STATE_FAILED]))
+    final = list(service.admin.CancelJobs(request))[-1]
+    assert final.cancelled_count == 1
+    assert get(service, "f").state == CANCELLED
