@@ -303,7 +303,7 @@ class CancellationManager:
             if not request.ids:
                 raise InvalidArgument("a bulk cancel needs a filter or ids", field="filter")
             if len(request.ids) > MAX_CANCEL_IDS:
-                raise InvalidArgument(f"ids has more than {MAX_CANCEL_IDS} entries", field="ids.ids")
+                raise InvalidArgument(f"ids.ids has more than {MAX_CANCEL_IDS} entries", field="ids.ids")
             for job_id in request.ids:
                 require_name(job_id, "ids.ids", limits.max_job_id_length)
             return None, tuple(dict.fromkeys(request.ids))

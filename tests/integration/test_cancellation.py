@@ -13,7 +13,9 @@ from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 
+from tests.conftest import ADMIN_TOKEN, WORKER_TOKEN
 from tests.integration.admin_helpers import bad_field
+from tests.rpc_errors import assert_rejected, row_counts
 
 CANCELLED = job_pb2.Job.STATE_CANCELLED
 
@@ -279,3 +281,75 @@ def test_bulk_cancel_by_state_filter(service):
     final = list(service.admin.CancelJobs(request))[-1]
     assert final.cancelled_count == 1
     assert get(service, "f").state == CANCELLED
+
+
+# Bad input: rejected naming the field, nothing written
+
+
+def cancel_jobs(**fields):
+    return admin_pb.CancelJobsRequest(**fields)
+
+
+BULK_CASES = {
+    "no selector": (cancel_jobs(), "filter"),
+    "too many ids": (cancel_jobs(ids=admin_pb.JobIds(ids=[f"j{n}" for n in range(1001)])), "ids.ids"),
+    "empty id": (cancel_jobs(ids=admin_pb.JobIds(ids=[""])), "ids.ids"),
+    "long id": (cancel_jobs(ids=admin_pb.JobIds(ids=["j" * 256])), "ids.ids"),
+    "long queue_name": (cancel_jobs(filter=admin_pb.JobFilter(queue_name="q" * 101)), "filter.queue_name"),
+    "long job_name": (cancel_jobs(filter=admin_pb.JobFilter(job_name="n" * 101)), "filter.job_name"),
+    "finished state": (
+        cancel_jobs(filter=admin_pb.JobFilter(states=[job_pb2.Job.STATE_COMPLETED])),
+        "filter.states",
+    ),
+    "unspecified state": (cancel_jobs(filter=admin_pb.JobFilter(states=[0])), "filter.states"),
+    "unknown state": (cancel_jobs(filter=admin_pb.JobFilter(states=[99])), "filter.states"),
+    "created range reversed": (
+        cancel_jobs(
+            filter=admin_pb.JobFilter(created_after={"seconds": 2_000_000_000}, created_before={"seconds": 1_000})
+        ),
+        "filter.created_after",
+    ),
+    "created_before out of range": (
+        cancel_jobs(filter=admin_pb.JobFilter(created_before={"seconds": 253_402_300_800 + 1})),
+        "filter.created_before",
+    ),
+    "negative rate": (cancel_jobs(filter=admin_pb.JobFilter(), rate_limit=-1), "rate_limit"),
+    "NaN rate": (cancel_jobs(filter=admin_pb.JobFilter(), rate_limit=float("nan")), "rate_limit"),
+    "negative max_jobs": (cancel_jobs(filter=admin_pb.JobFilter(), max_jobs=-1), "max_jobs"),
+    "sample too big": (cancel_jobs(filter=admin_pb.JobFilter(), dry_run=True, sample_size=101), "sample_size"),
+    "long reason": (cancel_jobs(filter=admin_pb.JobFilter(), reason="r" * 10_001), "reason"),
+}
+
+
+@pytest.mark.parametrize("case", list(BULK_CASES))
+def test_bad_bulk_cancel_input_is_rejected_naming_the_field(service, database, case):
+    request, field = BULK_CASES[case]
+    enqueue(service, "a")
+    before = row_counts(database)
+    assert_rejected(
+        lambda message: list(service.admin.CancelJobs(message)), request, grpc.StatusCode.INVALID_ARGUMENT, field
+    )
+    assert row_counts(database) == before
+    assert get(service, "a").state == job_pb2.Job.STATE_WAITING
+
+
+# Who may cancel
+
+
+def test_a_worker_token_may_cancel_one_job_but_not_in_bulk(secured_service):
+    worker = (("authorization", f"Bearer {WORKER_TOKEN}"),)
+    admin = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+    for job_id in ("by-worker", "by-admin"):
+        secured_service.jobs.EnqueueJob(
+            pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id=job_id), metadata=worker
+        )
+    job = secured_service.jobs.CancelJob(pb.CancelJobRequest(job_id="by-worker"), metadata=worker).job
+    assert job.state == CANCELLED
+    secured_service.jobs.CancelJob(pb.CancelJobRequest(job_id="by-admin"), metadata=admin)
+    with pytest.raises(grpc.RpcError) as raised:
+        list(secured_service.admin.CancelJobs(cancel_jobs(filter=admin_pb.JobFilter()), metadata=worker))
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    events = secured_service.admin.ListAuditEvents(
+        admin_pb.ListAuditEventsRequest(action="CancelJob"), metadata=admin
+    ).events
+    assert {event.target: event.actor for event in events} == {"job/by-worker": "worker", "job/by-admin": "admin"}

@@ -184,6 +184,7 @@ VALID_REQUESTS = {
     "RetryDeadLetterJob": {"id": "{entry}"},
     "UpdateDeadLetterJob": {"entry": {"id": "{entry}", "admin_notes": "n"}, "update_mask": "adminNotes"},
     "RetryDeadLetterJobs": {"filter": {"queue_name": "dlq-extremes"}, "dry_run": True},
+    "CancelJobs": {"filter": {"queue_name": "extremes"}, "dry_run": True},
     "ListRetryLog": {},
     "UpdateQueuePolicy": {"queue_name": "extremes", "allow_missing": True, "validate_only": True},
     "CleanQueue": {"queue_name": "extremes", "state": "STATE_COMPLETED"},
