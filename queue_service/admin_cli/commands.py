@@ -605,6 +605,7 @@ def recovery_trigger(client: AdminClient, args: argparse.Namespace, output: Outp
             ("finished", run.finished_at),
             ("due retries", counts.due_retries),
             ("stalled jobs", counts.stalled_jobs),
+            ("stalled jobs cancelled", counts.stalled_jobs_cancelled),
             ("exhausted jobs", counts.exhausted_jobs),
             ("deleted completed jobs", counts.deleted_completed_jobs),
             ("deleted retry log rows", counts.deleted_retry_log_rows),
