@@ -44,7 +44,9 @@ from queue_service.store.repository import Repository
 
 # Every state a cancellation applies to: cancelled at once, or asked to stop.
 CANCEL_STATES = tuple(state for state in JobState if state in (*CANCELLABLE_STATES, *CANCEL_REQUESTABLE_STATES))
+# A bulk cancel keeps the limits and the pace of a bulk redrive.
 MAX_CANCEL_IDS = MAX_REDRIVE_IDS
+CANCEL_BATCH = REDRIVE_BATCH
 
 
 class CancelResult(StrEnum):
@@ -173,7 +175,7 @@ class CancellationManager:
     ) -> Iterator[BulkCancelProgress]:
         """Cancel each selected job exactly as `cancel` does, each in its own transaction.
 
-        Yields progress at least every REDRIVE_BATCH jobs or PROGRESS_INTERVAL, then a final
+        Yields progress at least every CANCEL_BATCH jobs or PROGRESS_INTERVAL, then a final
         message with done = True. Jobs created after the cancel started are not included.
         """
         query, ids = self._check_request(request)
@@ -250,7 +252,7 @@ class CancellationManager:
                 progress.skipped.append((job_id, error.message))
             processed += 1
             now = self.clock.now()
-            if processed % REDRIVE_BATCH == 0 or now - last_report >= PROGRESS_INTERVAL:
+            if processed % CANCEL_BATCH == 0 or now - last_report >= PROGRESS_INTERVAL:
                 yield self._report(progress)
                 last_report = now
         progress.done = True
@@ -265,7 +267,7 @@ class CancellationManager:
         while remaining > 0:
             with self.database.transaction() as repo:
                 batch = AdminRepository.of(repo).matching_jobs(
-                    query, after_id=after_id, limit=min(REDRIVE_BATCH, remaining)
+                    query, after_id=after_id, limit=min(CANCEL_BATCH, remaining)
                 )
             if not batch:
                 return

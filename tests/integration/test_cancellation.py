@@ -353,3 +353,20 @@ def test_a_worker_token_may_cancel_one_job_but_not_in_bulk(secured_service):
         admin_pb.ListAuditEventsRequest(action="CancelJob"), metadata=admin
     ).events
     assert {event.target: event.actor for event in events} == {"job/by-worker": "worker", "job/by-admin": "admin"}
+
+
+def test_bulk_cancel_reports_progress_as_it_goes_and_respects_max_jobs(service):
+    service.jobs.EnqueueJobs(
+        pb.EnqueueJobsRequest(
+            jobs=[pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id=f"bulk-{n:03}") for n in range(130)]
+        )
+    )
+    request = admin_pb.CancelJobsRequest(filter=admin_pb.JobFilter(queue_name="emails"), max_jobs=120, reason="x")
+    messages = list(service.admin.CancelJobs(request))
+    assert [message.done for message in messages] == [False] * (len(messages) - 1) + [True]
+    assert messages[0].matched_count == 120 and messages[0].cancelled_count == 0  # sent before any change
+    counts = [message.cancelled_count for message in messages]
+    assert counts == sorted(counts) and 0 < counts[1] < 120, "an intermediate message as the cancel goes"
+    ids = [job_id for message in messages for job_id in message.cancelled_ids]
+    assert len(ids) == len(set(ids)) == 120 == messages[-1].cancelled_count
+    assert statistics(service).cancelled_count == 120 and statistics(service).waiting_count == 10
