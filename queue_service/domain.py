@@ -21,6 +21,7 @@ class JobState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     DEAD_LETTER = "dead_letter"
+    CANCELLED = "cancelled"
 
 
 class RecoveryStatus(StrEnum):
@@ -48,9 +49,12 @@ class Transition(StrEnum):
     MOVE_TO_DEAD_LETTER = "move_to_dead_letter"
     MAKE_DUE = "make_due"
     REDRIVE = "redrive"
+    CANCEL = "cancel"
+    END_CANCELLED_RUN = "end_cancelled_run"
 
 
 _W, _A, _C, _F, _D = JobState.WAITING, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED, JobState.DEAD_LETTER
+_X = JobState.CANCELLED
 
 # The job state machine: every state change the service makes is a row of this table.
 # transition -> (states it may start from, state it ends in)
@@ -65,6 +69,10 @@ TRANSITIONS: dict[Transition, tuple[frozenset[JobState], JobState]] = {
     Transition.MOVE_TO_DEAD_LETTER: (frozenset({_W, _A, _F}), _D),
     Transition.MAKE_DUE: (frozenset({_F}), _W),
     Transition.REDRIVE: (frozenset({_D}), _W),
+    # A job no run holds is cancelled at once; a running one is only marked (cancel_requested_at),
+    # and its run ends CANCELLED when it reports or its lease expires.
+    Transition.CANCEL: (frozenset({_W, _F}), _X),
+    Transition.END_CANCELLED_RUN: (frozenset({_A}), _X),
 }
 
 
@@ -94,6 +102,9 @@ CLEANABLE_STATES = _in_declared_order(frozenset(JobState) - frozenset(RUNNING_ST
 # them on its own (lease, retry, due again), so a rule leaving one out would let a job leave its
 # counted states and come back to meet a duplicate made meanwhile. They are also the default.
 UNIQUE_REQUIRED_STATES = _in_declared_order(frozenset(JobState) - frozenset(FINISHED_STATES))
+# States a cancellation ends at once, and those where it asks the run to stop first.
+CANCELLABLE_STATES = _in_declared_order(sources(Transition.CANCEL))
+CANCEL_REQUESTABLE_STATES = _in_declared_order(sources(Transition.END_CANCELLED_RUN))
 
 
 class Decision(StrEnum):
@@ -231,6 +242,8 @@ class JobRecord:
     # job first failed since its retry budget was last set: max_retry_duration counts from there.
     retry_rule: str = ""
     first_failed_at: datetime | None = None
+    # When a cancellation asked the job's current run to stop; None if none did.
+    cancel_requested_at: datetime | None = None
 
     @property
     def runs_in_budget(self) -> int:
@@ -407,6 +420,18 @@ class DeadLetterFilter:
     assigned_to: str | None = None
     dead_lettered_after: datetime | None = None
     dead_lettered_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Selects jobs; every field that is set must match. ACTIVE jobs whose run was already asked to
+    stop never match: there is nothing more to ask of them."""
+
+    states: tuple[JobState, ...] = ()
+    queue_name: str | None = None
+    job_name: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ JOB_EVENT_HELP = {
     JobEvent.FAILED: "Runs that failed (reported or lease expired), whatever the decision.",
     JobEvent.RETRIED: "Failed runs scheduled for another attempt.",
     JobEvent.DEAD_LETTERED: "Jobs moved to the dead-letter queue.",
+    JobEvent.CANCELLED: "Jobs cancelled, at once or when their run stopped.",
 }
 
 

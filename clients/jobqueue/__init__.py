@@ -6,6 +6,7 @@ Depends only on grpcio, protobuf and grpcio-status. The generated stubs are in j
 """
 
 from jobqueue.admin_client import AdminClient, Pager
+from jobqueue.cancellation import JobCancelled, cancel_requested, raise_if_cancel_requested
 from jobqueue.connection import TlsConfig
 from jobqueue.errors import (
     Aborted,
@@ -30,6 +31,8 @@ from jobqueue.models import (
     Activity,
     ActivityBucket,
     AuditEvent,
+    CancelProgress,
+    CancelSkip,
     CircuitBreakerPolicy,
     CircuitBreakerState,
     CircuitBreakerStatus,
@@ -42,6 +45,7 @@ from jobqueue.models import (
     EnqueueResult,
     FailurePattern,
     FailureResult,
+    HeartbeatResult,
     Job,
     JobDetails,
     JobError,
@@ -75,6 +79,8 @@ __all__ = [
     "AdminClient",
     "AlreadyExists",
     "AuditEvent",
+    "CancelProgress",
+    "CancelSkip",
     "Cancelled",
     "CircuitBreakerPolicy",
     "CircuitBreakerState",
@@ -90,9 +96,11 @@ __all__ = [
     "FailedPrecondition",
     "FailurePattern",
     "FailureResult",
+    "HeartbeatResult",
     "Internal",
     "InvalidArgument",
     "Job",
+    "JobCancelled",
     "JobClient",
     "JobDetails",
     "JobError",
@@ -129,4 +137,6 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "Worker",
+    "cancel_requested",
+    "raise_if_cancel_requested",
 ]

@@ -237,6 +237,7 @@ def job(message: job_pb2.Job) -> models.Job:
         unique_key=message.unique_key,
         retry_rule=message.retry_rule,
         first_failed_at=optional_datetime(message, "first_failed_at"),
+        cancel_requested_at=optional_datetime(message, "cancel_requested_at"),
     )
 
 
@@ -315,6 +316,7 @@ def queue_statistics(message: admin_pb2.QueueStatistics) -> models.QueueStatisti
         retryable_count=message.retryable_count,
         dead_letter_count=message.dead_letter_count,
         dead_letter_summary=dead_letter_summary(message.dead_letter_summary),
+        cancelled_count=message.cancelled_count,
     )
 
 
@@ -337,6 +339,7 @@ def queue_activity(message: admin_pb2.QueueActivity) -> models.QueueActivity:
                 failed_count=bucket.failed_count,
                 retried_count=bucket.retried_count,
                 dead_lettered_count=bucket.dead_lettered_count,
+                cancelled_count=bucket.cancelled_count,
             )
             for bucket in message.buckets
         ),
@@ -379,6 +382,20 @@ def redrive_progress(message: admin_pb2.RetryDeadLetterJobsResponse) -> models.R
         sample=tuple(dead_letter_entry(entry) for entry in message.sample),
         retried_ids=tuple(message.retried_ids),
         skipped=tuple(models.RedriveSkip(skip.id, skip.reason) for skip in message.skipped),
+    )
+
+
+def cancel_progress(message: admin_pb2.CancelJobsResponse) -> models.CancelProgress:
+    return models.CancelProgress(
+        matched_count=message.matched_count,
+        cancelled_count=message.cancelled_count,
+        cancel_requested_count=message.cancel_requested_count,
+        skipped_count=message.skipped_count,
+        done=message.done,
+        sample=tuple(job(item) for item in message.sample),
+        cancelled_ids=tuple(message.cancelled_ids),
+        cancel_requested_ids=tuple(message.cancel_requested_ids),
+        skipped=tuple(models.CancelSkip(skip.job_id, skip.reason) for skip in message.skipped),
     )
 
 
@@ -482,6 +499,7 @@ def recovery_run(message: admin_pb2.RecoveryRun) -> models.RecoveryRun:
             alert_emails_sent=counts.alert_emails_sent,
             alert_email_failures=counts.alert_email_failures,
             alert_emails_given_up=counts.alert_emails_given_up,
+            stalled_jobs_cancelled=counts.stalled_jobs_cancelled,
         ),
         error=message.error,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
@@ -14,6 +14,7 @@ from jobqueue.connection import ClientCore
 from jobqueue.models import (
     Activity,
     AuditEvent,
+    CancelProgress,
     CircuitBreakerPolicy,
     DeadLetterDetails,
     DeadLetterEntry,
@@ -348,6 +349,45 @@ def redrive_request(
     return request
 
 
+def cancel_jobs_request(
+    ids: Sequence[str] | None,
+    *,
+    queue_name: str | None,
+    states: Sequence[JobState | str] | None,
+    job_name: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    dry_run: bool,
+    rate_limit: float | None,
+    max_jobs: int | None,
+    sample_size: int | None,
+    reason: str,
+) -> pb.CancelJobsRequest:
+    """A bulk cancel of the jobs `ids`, or else of those the filters match."""
+    request = pb.CancelJobsRequest(
+        dry_run=dry_run,
+        rate_limit=rate_limit or 0.0,
+        max_jobs=max_jobs or 0,
+        sample_size=sample_size or 0,
+        reason=reason,
+    )
+    if ids is not None:
+        request.ids.ids.extend(ids)
+    else:
+        request.filter.CopyFrom(
+            pb.JobFilter(
+                queue_name=queue_name or "",
+                job_name=job_name or "",
+                created_after=convert.timestamp(created_after),
+                created_before=convert.timestamp(created_before),
+            )
+        )
+        request.filter.states.extend(
+            cast("job_pb2.Job.State", convert.job_state_number(state, "states")) for state in states or ()
+        )
+    return request
+
+
 class AdminClient(ClientCore):
     """A client of AdminService; the options are those of JobClient. Needs an admin token."""
 
@@ -534,6 +574,46 @@ class AdminClient(ClientCore):
         responses = self.connection.stream(self.stub.RetryDeadLetterJobs, request, timeout, default_deadline=False)
         for message in responses:
             yield convert.redrive_progress(message)
+
+    def cancel_jobs(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        queue_name: str | None = None,
+        states: Sequence[JobState | str] | None = None,
+        job_name: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        dry_run: bool = False,
+        rate_limit: float | None = None,
+        max_jobs: int | None = None,
+        sample_size: int | None = None,
+        reason: str = "",
+        timeout: float | None = None,
+    ) -> Iterator[CancelProgress]:
+        """Bulk cancel: cancel the jobs listed by `ids`, or else those matching the filters (by
+        default every WAITING, FAILED and ACTIVE job), each as JobClient.cancel_job does.
+
+        Yields progress as the server streams it; the last item has done = True. A dry run
+        changes nothing and its one message carries the matched count and a sample. There is
+        no deadline unless `timeout` is given, as a rate-limited cancel may take long.
+        """
+        request = cancel_jobs_request(
+            ids,
+            queue_name=queue_name,
+            states=states,
+            job_name=job_name,
+            created_after=created_after,
+            created_before=created_before,
+            dry_run=dry_run,
+            rate_limit=rate_limit,
+            max_jobs=max_jobs,
+            sample_size=sample_size,
+            reason=reason,
+        )
+        responses = self.connection.stream(self.stub.CancelJobs, request, timeout, default_deadline=False)
+        for message in responses:
+            yield convert.cancel_progress(message)
 
     # Jobs
 

@@ -19,6 +19,7 @@ from jobqueue.models import (
     DeadLetterEntry,
     EnqueueResult,
     FailureResult,
+    HeartbeatResult,
     Job,
     JobDetails,
     JobRequest,
@@ -41,6 +42,7 @@ IDEMPOTENT_METHODS = {
         "TrackCompletions",
         "TrackFailure",
         "GetJob",
+        "CancelJob",
     )
 }
 # A long-poll lease may take this much longer than its wait before it counts as late.
@@ -298,11 +300,24 @@ class JobClient(ClientCore):
         timeout: float | None = None,
     ) -> datetime | None:
         """Extend the lease of the current run; returns the new expiry."""
+        beat = self.heartbeat_status(job_id, attempt_number, lease_duration=lease_duration, timeout=timeout)
+        return beat.lease_expires_at
+
+    def heartbeat_status(
+        self,
+        job_id: str,
+        attempt_number: int,
+        *,
+        lease_duration: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> HeartbeatResult:
+        """Extend the lease of the current run; returns the new expiry and whether a cancellation
+        asked the run to stop (then stop it and report: the job ends CANCELLED)."""
         request = pb.HeartbeatJobRequest(
             job_id=job_id, attempt_number=attempt_number, lease_duration=convert.duration(lease_duration)
         )
         response = self.connection.unary(self.stub.HeartbeatJob, request, timeout)
-        return convert.optional_datetime(response, "lease_expires_at")
+        return HeartbeatResult(convert.optional_datetime(response, "lease_expires_at"), response.cancel_requested)
 
     # Workers of another queue system
 
@@ -389,6 +404,13 @@ class JobClient(ClientCore):
         """Send a waiting, active or failed job to the dead-letter queue now."""
         request = pb.MoveToDeadLetterRequest(job_id=job_id, reason=reason)
         return convert.dead_letter_entry(self.connection.unary(self.stub.MoveToDeadLetter, request, timeout).entry)
+
+    def cancel_job(self, job_id: str, *, reason: str = "", timeout: float | None = None) -> Job:
+        """Cancel a job: a waiting or failed one is CANCELLED at once; a running one stays ACTIVE,
+        with cancel_requested_at set, until its worker stops the run and reports. Cancelling again
+        changes nothing."""
+        request = pb.CancelJobRequest(job_id=job_id, reason=reason)
+        return convert.job((self.connection.unary(self.stub.CancelJob, request, timeout)).job)
 
     # Reads
 

@@ -20,6 +20,7 @@ class JobState(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     DEAD_LETTER = "dead_letter"
+    CANCELLED = "cancelled"
 
 
 class RecoveryStatus(enum.StrEnum):
@@ -113,6 +114,8 @@ class Job:
     retry_rule: str = ""
     # When the job first failed since its retry budget was set; max_retry_duration counts from here.
     first_failed_at: datetime | None = None
+    # When a cancellation asked the job's run to stop; None if none did.
+    cancel_requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,14 @@ class FailureResult:
 
 
 @dataclass(frozen=True)
+class HeartbeatResult:
+    """An extended lease, and whether a cancellation asked the run to stop."""
+
+    lease_expires_at: datetime | None
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
 class JobDetails:
     job: Job
     error_history: tuple[JobError, ...] = field(default_factory=tuple)
@@ -282,6 +293,7 @@ class QueueStatistics:
     retryable_count: int
     dead_letter_count: int
     dead_letter_summary: DeadLetterSummary
+    cancelled_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -302,6 +314,7 @@ class ActivityBucket:
     failed_count: int
     retried_count: int
     dead_lettered_count: int
+    cancelled_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -408,6 +421,27 @@ class CircuitBreakerStatus:
 
 
 @dataclass(frozen=True)
+class CancelSkip:
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CancelProgress:
+    """One message of a bulk cancel; the last one has done = True."""
+
+    matched_count: int
+    cancelled_count: int
+    cancel_requested_count: int
+    skipped_count: int
+    done: bool
+    sample: tuple[Job, ...]
+    cancelled_ids: tuple[str, ...]
+    cancel_requested_ids: tuple[str, ...]
+    skipped: tuple[CancelSkip, ...]
+
+
+@dataclass(frozen=True)
 class Queue:
     name: str
     paused: bool
@@ -464,6 +498,7 @@ class RecoveryTaskCounts:
     alert_emails_sent: int = 0
     alert_email_failures: int = 0
     alert_emails_given_up: int = 0
+    stalled_jobs_cancelled: int = 0
 
 
 @dataclass(frozen=True)

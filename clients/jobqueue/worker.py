@@ -20,6 +20,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+from jobqueue.cancellation import JobCancelled, run_flag
 from jobqueue.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -28,7 +29,7 @@ from jobqueue.errors import (
     Unavailable,
 )
 from jobqueue.job_client import JobClient
-from jobqueue.models import FailureResult, Job
+from jobqueue.models import FailureResult, Job, JobState
 from jobqueue.tracing import RunSpan, run_span
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ EARLY_ANSWER_BACKOFF = 0.25
 
 
 class Heartbeat:
-    """Extends a job's lease every `interval` while its handler runs."""
+    """Extends a job's lease every `interval` while its handler runs, and sets `cancel_requested`
+    once the service answers that a cancellation asked the run to stop."""
 
     def __init__(self, client: JobClient, job: Job, interval: timedelta, lease_duration: timedelta) -> None:
         self.client = client
@@ -55,6 +57,7 @@ class Heartbeat:
         self.interval = interval.total_seconds()
         self.lease_duration = lease_duration
         self.lost = False
+        self.cancel_requested = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.job_id}", daemon=True)
 
@@ -69,7 +72,12 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.client.heartbeat(self.job.job_id, self.job.attempt_number, lease_duration=self.lease_duration)
+                beat = self.client.heartbeat_status(
+                    self.job.job_id, self.job.attempt_number, lease_duration=self.lease_duration
+                )
+                if beat.cancel_requested and not self.cancel_requested.is_set():
+                    logger.info("job %s attempt %d: cancel requested", self.job.job_id, self.job.attempt_number)
+                    self.cancel_requested.set()
             except LOST_RUN_ERRORS as error:
                 self.lost = True
                 logger.warning("job %s lost its lease: %s", self.job.job_id, error)
@@ -165,6 +173,11 @@ class Worker:
     doubling up to `max_error_backoff`, with jitter; the outage is logged once when it begins
     and once when it ends.
 
+    Cancellation: when a heartbeat learns that an operator cancelled the running job, the run's
+    `jobqueue.cancel_requested()` becomes True; the handler may stop by raising `JobCancelled`
+    (or any exception), or run on. Whatever the run then reports, the job ends CANCELLED and is
+    not retried; such runs are counted in `cancelled`.
+
     Tracing: with the OpenTelemetry API installed (the `tracing` extra), each run is a span, child
     of the trace that enqueued the job; `tracer_provider` defaults to the global one.
     """
@@ -208,6 +221,8 @@ class Worker:
         self.outage = Outage(error_backoff, max_error_backoff)
         self.completed = 0
         self.failed = 0
+        # Runs that ended with their job CANCELLED (counted neither completed nor failed).
+        self.cancelled = 0
         self._counts_lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -316,7 +331,10 @@ class Worker:
 
     def _process(self, job: Job, span: RunSpan) -> bool:
         began = time.monotonic()
-        with Heartbeat(self.client, job, self.heartbeat_interval, self.lease_duration) as heartbeat:
+        with (
+            Heartbeat(self.client, job, self.heartbeat_interval, self.lease_duration) as heartbeat,
+            run_flag(heartbeat.cancel_requested),
+        ):
             try:
                 result = self.handler(job)
                 if result is not None and not isinstance(result, Mapping):
@@ -328,21 +346,32 @@ class Worker:
         duration = time.monotonic() - began
         run = f"job {job.job_id} ({job.job_name}) attempt {job.attempt_number}"
         if outcome is None:
-            logger.info("%s completed in %.3fs", run, duration)
+            completions: list[Job] = []
             reported = self._report(
                 job,
                 heartbeat.lost,
-                lambda: self.client.track_completion(
-                    job.job_id,
-                    job.attempt_number,
-                    result=result,
-                    processing_duration=timedelta(seconds=duration),
+                lambda: completions.append(
+                    self.client.track_completion(
+                        job.job_id,
+                        job.attempt_number,
+                        result=result,
+                        processing_duration=timedelta(seconds=duration),
+                    )
                 ),
             )
+            if completions and completions[0].state == JobState.CANCELLED:
+                # The run was asked to stop but finished anyway: the service keeps the cancellation.
+                logger.info("%s finished in %.3fs, after its job was cancelled", run, duration)
+                self._count(cancelled=True)
+                return False
+            logger.info("%s completed in %.3fs", run, duration)
             self._count(completed=reported)
             return reported
-        logger.info("%s failed in %.3fs: %s", run, duration, describe_error(outcome))
-        span.failed(outcome)
+        if isinstance(outcome, JobCancelled) or heartbeat.cancel_requested.is_set():
+            logger.info("%s stopped in %.3fs: the job was cancelled", run, duration)
+        else:
+            logger.info("%s failed in %.3fs: %s", run, duration, describe_error(outcome))
+            span.failed(outcome)
         decisions: list[FailureResult] = []
         self._report(
             job,
@@ -351,7 +380,9 @@ class Worker:
         )
         if decisions:
             log_decision(job, decisions[0])
-        self._count(completed=False)
+        self._count(
+            cancelled=bool(decisions) and decisions[0].job is not None and decisions[0].job.state == JobState.CANCELLED
+        )
         return False
 
     def _report(self, job: Job, lost: bool, report: Callable[[], object]) -> bool:
@@ -371,16 +402,20 @@ class Worker:
             logger.error("reporting job %s attempt %d failed: %r", job.job_id, job.attempt_number, error)
         return False
 
-    def _count(self, *, completed: bool) -> None:
+    def _count(self, *, completed: bool = False, cancelled: bool = False) -> None:
         with self._counts_lock:
             if completed:
                 self.completed += 1
+            elif cancelled:
+                self.cancelled += 1
             else:
                 self.failed += 1
 
 
 def log_decision(job: Job, decision: FailureResult) -> None:
-    if decision.moved_to_dead_letter:
+    if decision.job is not None and decision.job.state == JobState.CANCELLED:
+        logger.info("job %s (%s): cancelled after attempt %d", job.job_id, job.job_name, job.attempt_number)
+    elif decision.moved_to_dead_letter:
         logger.warning(
             "job %s (%s): dead-lettered after attempt %d (entry %s)",
             job.job_id,

@@ -117,6 +117,7 @@ def stats(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
             queue.failed_count,
             queue.retryable_count,
             queue.dead_letter_count,
+            queue.cancelled_count,
             summary.pending_count,
             summary.recovered_count,
             summary.permanently_failed_count,
@@ -132,6 +133,7 @@ def stats(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
         "FAILED",
         "RETRYABLE",
         "DEAD",
+        "CANCELLED",
         "DLQ PENDING",
         "DLQ RECOVERED",
         "DLQ GAVE UP",
@@ -401,6 +403,85 @@ def redrive(client: AdminClient, args: argparse.Namespace, output: Output) -> in
     return 0
 
 
+# Cancellation
+
+CANCEL_SAMPLE_HEADERS = ["JOB", "QUEUE", "NAME", "STATE", "ATTEMPT", "CREATED"]
+
+
+def cancel(client: AdminClient, args: argparse.Namespace, output: Output) -> int:
+    if args.job_ids and (args.queue or args.states or args.job_name or args.created_after or args.created_before):
+        raise UsageError("give job ids or filters, not both")
+    if not args.job_ids and not (
+        args.queue or args.states or args.job_name or args.created_after or args.created_before
+    ):
+        raise UsageError("give job ids, or filters such as --queue, to say which jobs to cancel")
+    selection: dict[str, Any] = (
+        {"ids": args.job_ids}
+        if args.job_ids
+        else {
+            "queue_name": args.queue,
+            "states": args.states,
+            "job_name": args.job_name,
+            "created_after": args.created_after,
+            "created_before": args.created_before,
+        }
+    )
+    common = {"rate_limit": args.rate, "max_jobs": args.max_jobs, "reason": args.reason or ""}
+    if args.dry_run:
+        final = list(client.cancel_jobs(dry_run=True, sample_size=args.sample, **common, **selection))[-1]
+        if output.as_json:
+            output.json(final)
+            return 0
+        output.line(f"dry run: {final.matched_count} jobs would be cancelled; nothing changed")
+        if final.sample:
+            rows = [
+                [job.job_id, job.queue_name, job.job_name, job.state, job.attempt_number, job.created_at]
+                for job in final.sample
+            ]
+            render.table(CANCEL_SAMPLE_HEADERS, rows, output.out)
+        return 0
+    if not args.yes and sys.stdin.isatty():
+        (preview,) = list(client.cancel_jobs(dry_run=True, sample_size=1, **common, **selection))[-1:]
+        answer = input(f"cancel {preview.matched_count} jobs? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            output.err.write("nothing cancelled\n")
+            return 1
+    bar = render.ProgressBar(output.err)
+    final = None
+    skipped = []
+    for message in client.cancel_jobs(**common, **selection):
+        skipped.extend(message.skipped)
+        final = message
+        bar.update(
+            message.cancelled_count + message.cancel_requested_count + message.skipped_count,
+            message.matched_count,
+            f"{message.cancelled_count} cancelled, {message.cancel_requested_count} asked to stop, "
+            f"{message.skipped_count} skipped",
+            final=message.done,
+        )
+    if final is None:
+        raise RuntimeError("the server ended the cancel without a progress message")
+    if output.as_json:
+        output.json(
+            {
+                "matched_count": final.matched_count,
+                "cancelled_count": final.cancelled_count,
+                "cancel_requested_count": final.cancel_requested_count,
+                "skipped_count": final.skipped_count,
+                "skipped": skipped,
+                "done": final.done,
+            }
+        )
+        return 0
+    output.line(
+        f"{final.cancelled_count} cancelled, {final.cancel_requested_count} running and asked to stop, "
+        f"{final.skipped_count} skipped of {final.matched_count} matched"
+    )
+    for skip in skipped:
+        output.line(f"  skipped {skip.job_id}: {skip.reason}")
+    return 0
+
+
 # Queues
 
 
@@ -569,6 +650,7 @@ def recovery_trigger(client: AdminClient, args: argparse.Namespace, output: Outp
             ("finished", run.finished_at),
             ("due retries", counts.due_retries),
             ("stalled jobs", counts.stalled_jobs),
+            ("stalled jobs cancelled", counts.stalled_jobs_cancelled),
             ("exhausted jobs", counts.exhausted_jobs),
             ("deleted completed jobs", counts.deleted_completed_jobs),
             ("deleted retry log rows", counts.deleted_retry_log_rows),

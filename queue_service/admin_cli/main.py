@@ -184,6 +184,33 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation on a terminal")
     policy_options(redrive)
 
+    cancel = command(
+        commands_parser,
+        "cancel",
+        commands.cancel,
+        "cancel jobs: waiting and failed ones at once, running ones when their worker stops them",
+    )
+    cancel.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="jobs to cancel; instead of filters")
+    cancel.add_argument("--queue", help="jobs of this queue")
+    cancel.add_argument(
+        "--state",
+        dest="states",
+        action="append",
+        choices=["waiting", "failed", "active"],
+        help="jobs in this state (repeatable; default: all three)",
+    )
+    cancel.add_argument("--job-name", metavar="NAME", help="jobs of this type name")
+    cancel.add_argument("--created-after", type=point_in_time, metavar="TIME", help="jobs created at or after TIME")
+    cancel.add_argument("--created-before", type=point_in_time, metavar="TIME", help="jobs created before TIME")
+    cancel.add_argument("--reason", help="why; kept in the audit log")
+    cancel.add_argument(
+        "--dry-run", action="store_true", help="count the matching jobs and show a sample; change nothing"
+    )
+    cancel.add_argument("--sample", type=non_negative_int, default=10, help="jobs in the dry-run sample (default 10)")
+    cancel.add_argument("--rate", type=float, metavar="PER_SECOND", help="at most this many jobs per second")
+    cancel.add_argument("--max-jobs", type=non_negative_int, metavar="N", help="stop after N jobs")
+    cancel.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation on a terminal")
+
     queues = commands_parser.add_parser("queues", help="queue controls").add_subparsers(
         dest="queues_command", required=True, metavar="ACTION"
     )

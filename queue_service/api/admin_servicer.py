@@ -11,6 +11,7 @@ from queue_service.api.errors import translate_all
 from queue_service.api.principal import current_actor
 from queue_service.api.reply_size import shorten_error_details
 from queue_service.core.audit import AuditLog
+from queue_service.core.cancellations import CancellationManager
 from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager
 from queue_service.core.queues import QueueManager
 from queue_service.core.schedules import ScheduleManager
@@ -28,8 +29,10 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         scheduler_node_id: str = "",
         schedules: ScheduleManager | None = None,
         alert_policies: AlertPolicies | None = None,
+        cancellations: CancellationManager | None = None,
     ) -> None:
         self.queues = queues
+        self.cancellations = cancellations or CancellationManager(queues.jobs)
         self.alert_policies = alert_policies or AlertPolicies(
             queues.database, queues.clock, max_name_length=queues.limits.max_name_length
         )
@@ -130,6 +133,13 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             yield convert.redrive_progress_message(message)
 
     # Jobs
+
+    def CancelJobs(self, request, context):
+        progress = self.cancellations.cancel_many(
+            convert.bulk_cancel_request(request), actor=current_actor(context), is_active=context.is_active
+        )
+        for message in progress:
+            yield convert.bulk_cancel_progress_message(message)
 
     def ListJobs(self, request, context):
         page = self.queues.list_jobs(

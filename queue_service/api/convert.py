@@ -15,6 +15,7 @@ from jobqueue.v1 import job_service_pb2 as job_service_pb
 from queue_service.alerts.policies import QueueAlertPolicy
 from queue_service.api import breaker_convert
 from queue_service.core.audit import AuditQuery
+from queue_service.core.cancellations import BulkCancelProgress, BulkCancelRequest
 from queue_service.core.dead_letters import FailurePattern, RedriveProgress, RedriveRequest
 from queue_service.core.errors import InvalidArgument, ResourceExhausted
 from queue_service.core.jobs import JobView, ReportedError
@@ -30,6 +31,7 @@ from queue_service.domain import (
     DeathReason,
     Decision,
     ErrorInfo,
+    JobFilter,
     JobState,
     LeaseLimits,
     RecoveryRunRecord,
@@ -44,6 +46,7 @@ JOB_STATES = {
     JobState.COMPLETED: job_pb2.Job.STATE_COMPLETED,
     JobState.FAILED: job_pb2.Job.STATE_FAILED,
     JobState.DEAD_LETTER: job_pb2.Job.STATE_DEAD_LETTER,
+    JobState.CANCELLED: job_pb2.Job.STATE_CANCELLED,
 }
 JOB_STATES_FROM_PROTO = {value: key for key, value in JOB_STATES.items()}
 RECOVERY_STATUSES = {
@@ -287,6 +290,7 @@ def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
         unique_key=job.unique_key or "",
         retry_rule=job.retry_rule,
         first_failed_at=timestamp(job.first_failed_at),
+        cancel_requested_at=timestamp(job.cancel_requested_at),
     )
 
 
@@ -373,6 +377,45 @@ def redrive_request(message: admin_pb.RetryDeadLetterJobsRequest) -> RedriveRequ
         rate_limit=message.rate_limit,
         max_jobs=message.max_jobs,
         sample_size=message.sample_size,
+    )
+
+
+def job_filter(message: admin_pb.JobFilter, prefix: str = "filter.") -> JobFilter:
+    return JobFilter(
+        states=tuple(
+            enum_value(JOB_STATES_FROM_PROTO, state, f"{prefix}states", optional=False) for state in message.states
+        ),
+        queue_name=message.queue_name or None,
+        job_name=message.job_name or None,
+        created_after=optional_datetime(message, "created_after", f"{prefix}created_after"),
+        created_before=optional_datetime(message, "created_before", f"{prefix}created_before"),
+    )
+
+
+def bulk_cancel_request(message: admin_pb.CancelJobsRequest) -> BulkCancelRequest:
+    selector = message.WhichOneof("selector")
+    return BulkCancelRequest(
+        filter=job_filter(message.filter) if selector == "filter" else None,
+        ids=tuple(message.ids.ids) if selector == "ids" else (),
+        dry_run=message.dry_run,
+        rate_limit=message.rate_limit,
+        max_jobs=message.max_jobs,
+        sample_size=message.sample_size,
+        reason=message.reason,
+    )
+
+
+def bulk_cancel_progress_message(progress: BulkCancelProgress) -> admin_pb.CancelJobsResponse:
+    return admin_pb.CancelJobsResponse(
+        matched_count=progress.matched_count,
+        cancelled_count=progress.cancelled_count,
+        cancel_requested_count=progress.cancel_requested_count,
+        skipped_count=progress.skipped_count,
+        done=progress.done,
+        sample=[job_message(job, summary=True) for job in progress.sample],
+        cancelled_ids=progress.cancelled_ids,
+        cancel_requested_ids=progress.cancel_requested_ids,
+        skipped=[admin_pb.CancelSkip(job_id=job_id, reason=reason) for job_id, reason in progress.skipped],
     )
 
 
@@ -465,6 +508,7 @@ def queue_statistics_message(stats: QueueStatistics) -> admin_pb.QueueStatistics
         failed_count=stats.failed,
         retryable_count=stats.retryable,
         dead_letter_count=stats.dead_letter,
+        cancelled_count=stats.cancelled,
         dead_letter_summary=admin_pb.DeadLetterSummary(
             total_count=stats.dead_letters_total,
             pending_count=stats.dead_letters_pending,
@@ -493,6 +537,7 @@ def queue_activity_message(activity: QueueActivity) -> admin_pb.QueueActivity:
                 failed_count=bucket.failed,
                 retried_count=bucket.retried,
                 dead_lettered_count=bucket.dead_lettered,
+                cancelled_count=bucket.cancelled,
             )
             for bucket in activity.buckets
         ],

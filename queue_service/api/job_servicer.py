@@ -10,9 +10,10 @@ from jobqueue.v1 import job_service_pb2 as pb
 
 from queue_service.api import convert
 from queue_service.api.errors import error_status_message, translate_all
-from queue_service.api.principal import caller_is_admin
+from queue_service.api.principal import caller_is_admin, current_actor
 from queue_service.api.reply_size import leased_job_bytes, shorten_error_details
 from queue_service.api.trace_context import caller_trace_parent, record_failure_decision
+from queue_service.core.cancellations import CancellationManager
 from queue_service.core.jobs import Completion, JobManager, JobSpec
 
 OK_STATUS = status_pb2.Status(code=0)
@@ -42,8 +43,11 @@ def enqueue_response(result) -> pb.EnqueueJobResponse:
 
 @translate_all
 class JobServicer(job_service_pb2_grpc.JobServiceServicer):
-    def __init__(self, jobs: JobManager, max_waiting_leases: int) -> None:
+    def __init__(
+        self, jobs: JobManager, max_waiting_leases: int, cancellations: CancellationManager | None = None
+    ) -> None:
         self.jobs = jobs
+        self.cancellations = cancellations or CancellationManager(jobs)
         self._stopping = threading.Event()
         # Each waiting long-poll holds an RPC thread; past this many, a long-poll is answered
         # at once with what is ready, so that short calls always find a thread.
@@ -98,7 +102,10 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         job = self.jobs.heartbeat(
             request.job_id, request.attempt_number, convert.optional_timedelta(request, "lease_duration")
         )
-        return pb.HeartbeatJobResponse(lease_expires_at=convert.timestamp(job.lease_expires_at))
+        return pb.HeartbeatJobResponse(
+            lease_expires_at=convert.timestamp(job.lease_expires_at),
+            cancel_requested=job.cancel_requested_at is not None,
+        )
 
     def TrackStart(self, request, context):
         job, created = self.jobs.track_start(
@@ -179,3 +186,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
                 retry_log_omitted_count=details.retry_log_omitted,
             )
         )
+
+    def CancelJob(self, request, context):
+        outcome = self.cancellations.cancel(request.job_id, actor=current_actor(context), reason=request.reason)
+        return shorten_error_details(pb.CancelJobResponse(job=convert.job_message(outcome.job)))

@@ -28,6 +28,7 @@ from queue_service.clock import Clock, SystemClock
 from queue_service.config import ConfigError, ServerConfig, TlsFiles
 from queue_service.core.audit import AuditLog
 from queue_service.core.breakers import BreakerWebhook
+from queue_service.core.cancellations import CancellationManager
 from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.jobs import JobManager
 from queue_service.core.notify import ReadyNotifier
@@ -95,6 +96,7 @@ class QueueServer:
         self.queues = QueueManager(self.jobs)
         # `sleep` paces rate-limited bulk redrives; tests pass one that advances their fake clock.
         self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)
+        self.cancellations = CancellationManager(self.jobs, sleep=sleep)
         self.audit_log = AuditLog(self.database, self.clock, self.jobs.page_tokens)
         self.recovery = Recovery(self.jobs, config.recovery)
         self._wire_breakers(config)
@@ -126,7 +128,7 @@ class QueueServer:
                 UndecodableRequestInterceptor(),
             ],
         )
-        self.job_servicer = JobServicer(self.jobs, config.waiting_lease_limit)
+        self.job_servicer = JobServicer(self.jobs, config.waiting_lease_limit, self.cancellations)
         job_service_pb2_grpc.add_JobServiceServicer_to_server(self.job_servicer, self.server)
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(
@@ -136,6 +138,7 @@ class QueueServer:
                 self.recovery,
                 self._scheduler_node_id(),
                 schedules=self.schedules,
+                cancellations=self.cancellations,
             ),
             self.server,
         )

@@ -8,7 +8,7 @@ import grpc
 from opentelemetry import trace
 
 from queue_service.core.jobs import FailureOutcome
-from queue_service.domain import TRACE_PARENT_LENGTH
+from queue_service.domain import TRACE_PARENT_LENGTH, JobState
 
 TRACE_PARENT_HEADER = "traceparent"
 # version-traceid-parentid-flags; a version other than 00 may append fields after a dash.
@@ -47,6 +47,8 @@ def record_failure_decision(job_id: str, attempt_number: int, outcome: FailureOu
     if decision.should_retry:
         attributes["jobqueue.retry_delay_seconds"] = decision.retry_delay.total_seconds()
         span.add_event("job.retry_scheduled", attributes)
+    elif outcome.dead_letter is None and outcome.job.record.state == JobState.CANCELLED:
+        span.add_event("job.cancelled", attributes)
     else:
         if decision.death_reason is not None:
             attributes["jobqueue.death_reason"] = str(decision.death_reason.value)

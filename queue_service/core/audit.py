@@ -35,6 +35,10 @@ def queue_target(name: str) -> str:
     return f"queue/{name}"
 
 
+def job_target(job_id: str) -> str:
+    return f"job/{job_id}"
+
+
 def record(
     admin: AdminRepository, *, actor: str, action: str, target: str, parameters: dict[str, Any], now: datetime
 ) -> int:

@@ -21,6 +21,7 @@ class JobEvent(StrEnum):
     FAILED = "failed"
     RETRIED = "retried"
     DEAD_LETTERED = "dead_lettered"
+    CANCELLED = "cancelled"
 
 
 # The events each state change emits once its transaction commits.
@@ -31,6 +32,8 @@ TRANSITION_EVENTS: dict[Transition, tuple[JobEvent, ...]] = {
     Transition.RETRY: (JobEvent.FAILED, JobEvent.RETRIED),
     Transition.DEAD_LETTER: (JobEvent.FAILED, JobEvent.DEAD_LETTERED),
     Transition.MOVE_TO_DEAD_LETTER: (JobEvent.DEAD_LETTERED,),
+    Transition.CANCEL: (JobEvent.CANCELLED,),
+    Transition.END_CANCELLED_RUN: (JobEvent.CANCELLED,),
 }
 
 

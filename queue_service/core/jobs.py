@@ -16,6 +16,7 @@ from typing import Any
 from queue_service.clock import Clock
 from queue_service.core import failures, lease_limits, states, unique
 from queue_service.core.breakers import CircuitBreakers
+from queue_service.core.cancelled_runs import asked_to_stop, cancelled_outcome, end_cancelled_run, ended_by_cancellation
 from queue_service.core.errors import (
     Aborted,
     FailedPrecondition,
@@ -604,7 +605,10 @@ class JobManager:
                 self.breakers.on_completions(repo, [(updated.queue_name, job_id, updated.attempt_number)], now)
                 self._emit_processed(repo, updated.queue_name, duration)
                 return self._views(repo, [updated])[job_id]
-            job = repo.get_job(job_id)
+            job = repo.get_job(job_id, for_update=True)
+            if job is not None and asked_to_stop(job, attempt_number):
+                # The run finished although asked to stop: the cancellation stands.
+                return self._views(repo, [end_cancelled_run(self, repo, job, now=now)])[job_id]
             error = self._completion_refusal(job, job_id, attempt_number)
             if error is not None:
                 raise error
@@ -654,6 +658,12 @@ class JobManager:
             for job_id, attempt_number, *_ in rows:
                 if job_id in completed:
                     continue
+                job = current.get(job_id)
+                if job is not None and asked_to_stop(job, attempt_number):
+                    job = repo.get_job(job_id, for_update=True)
+                    if job is not None and asked_to_stop(job, attempt_number):
+                        current[job_id] = end_cancelled_run(self, repo, job, now=now)
+                        continue
                 error = self._completion_refusal(current.get(job_id), job_id, attempt_number)
                 if error is not None:
                     errors[job_id] = _prefixed(error, f"completions[{positions[job_id]}].")
@@ -666,6 +676,8 @@ class JobManager:
                 raise NotFound(f"job {job_id!r} not found", field="job_id")
             if job.state == JobState.COMPLETED and job.attempt_number == attempt_number:
                 return None
+            if ended_by_cancellation(job, attempt_number):
+                return None  # a repeated report of a run that a cancellation ended
             self._require_current_attempt(job, attempt_number)
             states.check(Transition.COMPLETE, job.state, job_id=job_id)
         except QueueError as error:
@@ -691,6 +703,11 @@ class JobManager:
             if found is None:
                 raise NotFound(f"job {job_id!r} not found", field="job_id")
             job, queue_policy = found
+            if asked_to_stop(job, attempt_number):
+                # The run stopped because it was asked to, or failed meanwhile: a cancellation either way.
+                return cancelled_outcome(end_cancelled_run(self, repo, job, now=self.clock.now()))
+            if ended_by_cancellation(job, attempt_number):
+                return cancelled_outcome(job)
             if job.state != JobState.ACTIVE or job.attempt_number != attempt_number:
                 # A repeated report gets the decision its first copy got. A late report of a run the
                 # service ended itself (lease expired, moved to the DLQ) is refused like any stale one.

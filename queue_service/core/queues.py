@@ -75,6 +75,7 @@ class QueueStatistics:
     failed: int = 0
     retryable: int = 0
     dead_letter: int = 0
+    cancelled: int = 0
     dead_letters_pending: int = 0
     dead_letters_recovered: int = 0
     dead_letters_permanently_failed: int = 0
@@ -108,6 +109,7 @@ class ActivityCounts:
     failed: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    cancelled: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ class QueueManager:
                     failed=count(name, "jobs.failed"),
                     retryable=count(name, "jobs.failed") - backing_off,
                     dead_letter=count(name, "jobs.dead_letter"),
+                    cancelled=count(name, "jobs.cancelled"),
                     dead_letters_pending=count(name, "dead_letters.pending"),
                     dead_letters_recovered=count(name, "dead_letters.recovered"),
                     dead_letters_permanently_failed=count(name, "dead_letters.permanently_failed"),
@@ -250,7 +253,7 @@ class QueueManager:
         period: timedelta | None = None,
         max_queues: int = 0,
     ) -> Activity:
-        """Completed, failed, retried and dead-lettered jobs per queue and bucket, every bucket of
+        """Completed, failed, retried, dead-lettered and cancelled jobs per queue and bucket, every bucket of
         the period included. Sums the trigger-kept rows (queue_activity) of the period, hourly where
         the bucket width allows, else five-minute; their number does not depend on how many jobs there are.
         Lists the `max_queues` queues with the most activity in the period, by name; totals cover all."""

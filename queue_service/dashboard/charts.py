@@ -20,6 +20,7 @@ SERIES = (
     ("failed_count", "Failed", "#b2182b", "6 3"),
     ("retried_count", "Retried", "#2c5c9e", "2 3"),
     ("dead_lettered_count", "Dead-lettered", "#6a3d9a", "10 3 2 3"),
+    ("cancelled_count", "Cancelled", "#8c6d1f", "1 2"),
 )
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 600, 160, 40, 24, 8

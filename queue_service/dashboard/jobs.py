@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from queue_service.dashboard.pages import PageError, page, render
-from queue_service.dashboard.routes import PAGE_SIZE, enum_or_none, pretty_json, query_string
+from queue_service.dashboard.pages import PageError, flash, page, render
+from queue_service.dashboard.routes import PAGE_SIZE, enum_or_none, pretty_json, query_string, redirect
 
 # Longest id the search box sends on; the server refuses longer ones anyway.
 MAX_SEARCH_LENGTH = 255
@@ -64,6 +64,23 @@ def job_detail(request: Request, client: AdminClient, form: dict[str, Any]) -> R
     )
 
 
+def job_cancel(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
+    job_id = str(form.get("id") or "")
+    if not job_id:
+        raise PageError("Give the id of the job to cancel.")
+    reason = str(form.get("reason") or "").strip()
+    progress = list(client.cancel_jobs(ids=[job_id], reason=reason))
+    skipped = [skip for message in progress for skip in message.skipped]
+    if skipped:
+        raise PageError(skipped[0].reason, 409)
+    final = progress[-1]
+    if final.cancel_requested_count:
+        flash(request, f"Job {job_id} is running: its worker is asked to stop it.", "success")
+    else:
+        flash(request, f"Job {job_id} is cancelled.", "success")
+    return redirect("/job?" + query_string(id=job_id))
+
+
 def search(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
     """Jump to the job with this id, or else to the dead-letter entry with it."""
     wanted = request.query_params.get("q", "").strip()
@@ -92,5 +109,6 @@ def search(request: Request, client: AdminClient, form: dict[str, Any]) -> Respo
 ROUTES = [
     Route("/jobs", page(jobs), methods=["GET"]),
     Route("/job", page(job_detail), methods=["GET"]),
+    Route("/job/cancel", page(job_cancel, write=True), methods=["POST"]),
     Route("/search", page(search), methods=["GET"]),
 ]

@@ -16,6 +16,7 @@ from queue_service.domain import (
     DeadLetterRecord,
     Decision,
     FailurePatternRow,
+    JobFilter,
     JobRecord,
     JobState,
     QueueRecord,
@@ -91,6 +92,20 @@ def job_conditions(*, queue_name: str | None, state: JobState | None, job_name: 
         conditions.append(c.state == state.value)
     if job_name:
         conditions.append(c.job_name == job_name)
+    return conditions
+
+
+def job_filter_conditions(query: JobFilter) -> list:
+    c = queue_jobs.c
+    conditions = [
+        c.state.in_([state.value for state in query.states]),
+        or_(c.state != JobState.ACTIVE.value, c.cancel_requested_at.is_(None)),
+        *job_conditions(queue_name=query.queue_name, state=None, job_name=query.job_name),
+    ]
+    if query.created_after:
+        conditions.append(c.created_at >= query.created_after)
+    if query.created_before:
+        conditions.append(c.created_at < query.created_before)
     return conditions
 
 
@@ -404,6 +419,19 @@ class AdminRepository:
         """How many jobs match; for filters the per-queue counters cannot answer."""
         conditions = job_conditions(queue_name=queue_name, state=state, job_name=job_name)
         return self.connection.execute(select(func.count()).select_from(queue_jobs).where(*conditions)).scalar_one()
+
+    def count_matching_jobs(self, query: JobFilter) -> int:
+        return self.connection.execute(
+            select(func.count()).select_from(queue_jobs).where(*job_filter_conditions(query))
+        ).scalar_one()
+
+    def matching_jobs(self, query: JobFilter, *, after_id: int | None, limit: int) -> list[JobRecord]:
+        """Matching jobs in row id order, for walking a selection that changes under us."""
+        conditions = job_filter_conditions(query)
+        if after_id is not None:
+            conditions.append(queue_jobs.c.id > after_id)
+        statement = select(queue_jobs).where(*conditions).order_by(queue_jobs.c.id).limit(limit)
+        return [job_from_row(row) for row in self.connection.execute(statement)]
 
     def cleanable_job_ids(
         self,

@@ -40,13 +40,15 @@ SCHEDULE_RETRIES = Statement(
 )
 
 COMPLETE_JOBS = Statement(
-    "Each (job_id, attempt) still in an expected state becomes COMPLETED with its result and duration.",
+    "Each (job_id, attempt) still in an expected state, and not asked to cancel, becomes COMPLETED with its result "
+    "and duration.",
     _text(
         "UPDATE queue_jobs AS q SET state = :completed, result = v.result, "
         "processing_duration_ms = v.duration_ms, lease_expires_at = NULL, completed_at = :now, updated_at = :now "
         "FROM unnest(CAST(:job_ids AS text[]), CAST(:attempts AS integer[]), CAST(:results AS jsonb[]), "
         "CAST(:durations AS bigint[])) AS v(job_id, attempt_number, result, duration_ms) "
         "WHERE q.job_id = v.job_id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
+        "AND q.cancel_requested_at IS NULL "
         "RETURNING q.job_id, q.queue_name"
     ),
 )

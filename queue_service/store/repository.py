@@ -118,6 +118,7 @@ def job_from_row(row) -> JobRecord:
         unique_states=decode_unique_states(m["unique_states"]),
         retry_rule=m["retry_rule"],
         first_failed_at=m["first_failed_at"],
+        cancel_requested_at=m["cancel_requested_at"],
     )
 
 
@@ -473,9 +474,20 @@ class Repository:
             run_at=now,
             lease_expires_at=None,
             worker_id=None,
+            cancel_requested_at=None,
             updated_at=now,
             **changes,
         )
+
+    def cancel_job(self, job: JobRecord, *, expected_states: Iterable[JobState], now: datetime) -> JobRecord | None:
+        """The job ends CANCELLED; no run holds it any more."""
+        return self._compare_and_set(
+            job, expected_states, state=JobState.CANCELLED.value, lease_expires_at=None, updated_at=now
+        )
+
+    def request_cancel(self, job: JobRecord, *, expected_states: Iterable[JobState], now: datetime) -> JobRecord | None:
+        """Mark the job's current run as asked to stop; its state stays as it is until the run ends."""
+        return self._compare_and_set(job, expected_states, cancel_requested_at=now, updated_at=now)
 
     # Maintenance sweeps: each call handles one bounded batch in the caller's transaction. Rows
     # another transaction holds (a lease in progress, a report) are skipped, never waited for.
@@ -572,7 +584,8 @@ class Repository:
         expected_states: Iterable[JobState],
         now: datetime,
     ) -> dict[str, str]:
-        """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED.
+        """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED,
+        leaving out runs asked to stop (cancel_requested_at set).
 
         Returns queue_name by job_id for the jobs completed; the others did not match their
         expected state and attempt. PostgreSQL does it in one statement (its counter trigger then
@@ -600,6 +613,7 @@ class Repository:
                 queue_jobs.c.job_id == bindparam("b_job_id", type_=String()),
                 queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
                 queue_jobs.c.state.in_(expected),
+                queue_jobs.c.cancel_requested_at.is_(None),
             )
             .values(
                 state=JobState.COMPLETED.value,
@@ -637,6 +651,8 @@ class Repository:
                 queue_jobs.c.job_id == job_id,
                 queue_jobs.c.state.in_([state.value for state in expected_states]),
                 queue_jobs.c.attempt_number == attempt_number,
+                # A run asked to stop ends CANCELLED whatever it reports (JobManager.complete).
+                queue_jobs.c.cancel_requested_at.is_(None),
             )
             .values(
                 state=JobState.COMPLETED.value,

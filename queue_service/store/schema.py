@@ -130,6 +130,8 @@ queue_jobs = Table(
     # first failed in its current retry budget (migration 0012_retry_rules).
     Column("retry_rule", String(RETRY_RULE_LENGTH), nullable=False, server_default=text("''")),
     Column("first_failed_at", UTCDateTime(), nullable=True),
+    # When a cancellation asked the ACTIVE job's run to stop (migration 0015_cancellation); NULL if none did.
+    Column("cancel_requested_at", UTCDateTime(), nullable=True),
     CheckConstraint(_in("state", JOB_STATES), name="state_valid"),
     CheckConstraint("attempt_number >= 0", name="attempt_number_nonnegative"),
     CheckConstraint("budget_start >= 0 AND budget_start <= attempt_number", name="budget_start_valid"),
@@ -267,12 +269,12 @@ queue_counters = Table(
     Index("ix_queue_counters_queue_name", "queue_name", "counter"),
 )
 
-ACTIVITIES = ("completed", "failed", "retried", "dead_lettered")
+ACTIVITIES = ("completed", "failed", "retried", "dead_lettered", "cancelled")
 
-# Completed, failed, retried and dead-lettered jobs per queue in five-minute and hourly buckets,
-# counted by triggers on queue_jobs state changes (migration 0005_queue_activity, which defines
-# each kind). Several rows may share a key, as in queue_counters; a key's count is the sum of their
-# amounts.
+# Completed, failed, retried, dead-lettered and cancelled jobs per queue in five-minute and hourly
+# buckets, counted by triggers on queue_jobs state changes (migrations 0005_queue_activity and
+# 0015_cancellation, which define each kind). Several rows may share a key, as in queue_counters;
+# a key's count is the sum of their amounts.
 queue_activity = Table(
     "queue_activity",
     metadata,

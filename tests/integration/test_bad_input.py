@@ -288,6 +288,20 @@ CASES = {
         INVALID,
         "reason",
     ),
+    # CancelJob
+    "cancel empty job_id": (("CancelJob", pb.CancelJobRequest()), INVALID, "job_id"),
+    "cancel long job_id": (("CancelJob", pb.CancelJobRequest(job_id="j" * 256)), INVALID, "job_id"),
+    "cancel unknown job": (("CancelJob", pb.CancelJobRequest(job_id="nope")), NOT_FOUND, "job_id"),
+    "cancel long reason": (
+        ("CancelJob", pb.CancelJobRequest(job_id="active-job", reason="r" * 10_001)),
+        INVALID,
+        "reason",
+    ),
+    "cancel NUL in reason": (
+        ("CancelJob", pb.CancelJobRequest(job_id="waiting-job", reason="r\x00")),
+        INVALID,
+        "reason",
+    ),
     # GetJob
     "get empty job_id": (("GetJob", pb.GetJobRequest()), INVALID, "job_id"),
     "get long job_id": (("GetJob", pb.GetJobRequest(job_id="j" * 256)), INVALID, "job_id"),

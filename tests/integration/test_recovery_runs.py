@@ -44,6 +44,7 @@ def test_a_run_is_recorded_with_its_counts(job_manager, clock):
     assert set(run.counts) == {
         "stalled_jobs",
         "stalled_jobs_dead_lettered",
+        "stalled_jobs_cancelled",
         "exhausted_jobs",
         "due_retries",
         "deleted_completed_jobs",

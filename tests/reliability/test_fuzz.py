@@ -196,6 +196,7 @@ VALID_REQUESTS = {
     "RetryDeadLetterJob": {"id": "{entry}"},
     "UpdateDeadLetterJob": {"entry": {"id": "{entry}", "admin_notes": "n"}, "update_mask": "adminNotes"},
     "RetryDeadLetterJobs": {"filter": {"queue_name": "dlq-extremes"}, "dry_run": True},
+    "CancelJobs": {"filter": {"queue_name": "extremes"}, "dry_run": True},
     "ListRetryLog": {},
     "UpdateQueuePolicy": {
         "queue_name": "extremes",

@@ -2,7 +2,7 @@
 against the core managers (FakeClock, SQLite and PostgreSQL) and a small model of its own.
 
 Operations: enqueue, lease, heartbeat, complete, fail (repeated or late too), move to the DLQ,
-DLQ retry, mark permanently failed, pause, resume, clean, the recovery sweep, and time passing.
+cancel, DLQ retry, mark permanently failed, pause, resume, clean, the recovery sweep, and time passing.
 After every step the invariants hold:
 - every job has the state and attempt count the model predicts, and no deleted job is back;
 - a job has a DLQ entry exactly when it is DEAD_LETTER or was recovered from the DLQ;
@@ -24,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import func, select
 
 from queue_service.clock import FakeClock
+from queue_service.core.cancellations import CancellationManager
 from queue_service.core.dead_letters import DeadLetterManager
 from queue_service.core.errors import FailedPrecondition, NotFound
 from queue_service.core.jobs import JobManager, JobSpec, LifecycleSettings, ReportedError
@@ -37,6 +38,7 @@ from queue_service.store.schema import dead_letter_queue, queue_counters, queue_
 from tests.conftest import _truncate_postgres
 
 W, A, C, F, D = JobState.WAITING, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED, JobState.DEAD_LETTER
+X = JobState.CANCELLED
 PENDING, RECOVERED, GIVEN_UP = RecoveryStatus.PENDING, RecoveryStatus.RECOVERED, RecoveryStatus.PERMANENTLY_FAILED
 QUEUES = ("alpha", "beta")
 POLICY = RetryPolicy(max_retries=2, retry_delays=(timedelta(seconds=1), timedelta(seconds=3)), jitter=0.0)
@@ -61,6 +63,11 @@ class ModelJob:
     # Runs whose failure the worker reported; a repeated report of one of them is replayed.
     reports: set[int] = field(default_factory=set)
     deleted: bool = False
+    # A cancellation asked the run to stop (cancel_requested_at is set).
+    cancel_requested: bool = False
+
+    def ended_by_cancellation(self, attempt: int) -> bool:
+        return self.state == X and self.cancel_requested and attempt == self.attempt
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -76,6 +83,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.jobs = JobManager(self.database, self.clock, lifecycle)
         self.queues = QueueManager(self.jobs)
         self.dead_letters = DeadLetterManager(self.jobs, sleep=self.clock.advance)
+        self.cancellations = CancellationManager(self.jobs, sleep=self.clock.advance)
         # Retention and alerts off: clean is its own rule, and the retry log must keep every row.
         self.recovery = Recovery(
             self.jobs,
@@ -155,7 +163,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         job = self.pick(index)
         attempt = job.attempt - 1 if stale else job.attempt
         try:
-            self.jobs.heartbeat(job.job_id, attempt, HEARTBEAT_LEASE)
+            record = self.jobs.heartbeat(job.job_id, attempt, HEARTBEAT_LEASE)
         except NotFound:
             assert job.deleted
             return
@@ -163,6 +171,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert not (job.state == A and attempt == job.attempt)
             return
         assert job.state == A and attempt == job.attempt
+        assert (record.cancel_requested_at is not None) == job.cancel_requested, "the heartbeat says it"
         job.lease_expires_at = self.now() + HEARTBEAT_LEASE
 
     @precondition(lambda self: self.model)
@@ -177,8 +186,14 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         except FailedPrecondition:
             assert not (job.state in (A, C) and attempt == job.attempt)
+            assert not job.ended_by_cancellation(attempt)
             return
+        if job.ended_by_cancellation(attempt):
+            return  # a repeated report of the run a cancellation ended
         assert job.state in (A, C) and attempt == job.attempt, "a repeated completion of the same run is fine"
+        if job.state == A and job.cancel_requested:
+            job.state, job.lease_expires_at = X, None  # the run finished, but the cancellation stands
+            return
         job.state, job.lease_expires_at = C, None
 
     @precondition(lambda self: self.model)
@@ -196,6 +211,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         except FailedPrecondition:
             assert not (job.state == A and attempt == job.attempt), "the current run's report is taken"
             assert attempt not in job.reports, "a repeated report is answered, not refused"
+            assert not job.ended_by_cancellation(attempt)
+            return
+        if (job.state == A and attempt == job.attempt and job.cancel_requested) or job.ended_by_cancellation(attempt):
+            job.state, job.lease_expires_at = X, None
+            assert outcome.job.record.state == X and not outcome.decision.should_retry and outcome.dead_letter is None
             return
         if job.state == A and attempt == job.attempt:
             retries = self.fail_run(job, non_retryable=non_retryable)
@@ -217,12 +237,32 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert job.deleted
             return
         except FailedPrecondition:
-            assert job.state in (C, D)
+            assert job.state in (C, D, X)
             return
         assert job.state in (W, A, F)
         job.state, job.entry, job.lease_expires_at = D, PENDING, None
         job.decisions += 1
         self.remember_entry(job)
+
+    @precondition(lambda self: self.model)
+    @rule(index=st.integers(0, 1000))
+    def cancel(self, index):
+        job = self.pick(index)
+        try:
+            outcome = self.cancellations.cancel(job.job_id, actor=ACTOR)
+        except NotFound:
+            assert job.deleted
+            return
+        except FailedPrecondition:
+            assert job.state in (C, D)
+            return
+        if job.state in (W, F):
+            job.state, job.lease_expires_at = X, None
+        elif job.state == A:
+            job.cancel_requested = True  # it stays ACTIVE until its run ends
+        else:
+            assert job.state == X, "cancelling again changes nothing"
+        assert outcome.job.record.state == job.state
 
     # Dead-letter triage
 
@@ -240,6 +280,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         assert job.entry == PENDING and job.state == D
         job.state, job.entry, job.run_at, job.budget_start = W, RECOVERED, self.now(), job.attempt
+        job.cancel_requested = False  # a redriven job runs afresh
         assert outcome.job.record.state == W
 
     @precondition(lambda self: any(job.entry_id for job in self.model.values()))
@@ -274,7 +315,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         self.paused.discard(queue)
 
-    @rule(queue=st.sampled_from(QUEUES), state=st.sampled_from([W, C, F, D]))
+    @rule(queue=st.sampled_from(QUEUES), state=st.sampled_from([W, C, F, D, X]))
     def clean(self, queue, state):
         try:
             deleted = self.queues.clean(queue, state, actor=ACTOR)
@@ -300,9 +341,12 @@ class LifecycleMachine(RuleBasedStateMachine):
     def sweep(self):
         now = self.now()
         stalled = [job for job in self.live() if job.state == A and job.lease_expires_at <= now]
-        retried = dead_lettered = 0
+        retried = dead_lettered = cancelled = 0
         for job in sorted(stalled, key=lambda job: (job.lease_expires_at, job.sequence)):
-            if self.fail_run(job, non_retryable=False):
+            if job.cancel_requested:
+                job.state, job.lease_expires_at = X, None
+                cancelled += 1
+            elif self.fail_run(job, non_retryable=False):
                 retried += 1
             else:
                 dead_lettered += 1
@@ -314,6 +358,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert run.error is None
         assert run.counts["stalled_jobs"] == retried + dead_lettered
         assert run.counts["stalled_jobs_dead_lettered"] == dead_lettered
+        assert run.counts["stalled_jobs_cancelled"] == cancelled
         assert run.counts["due_retries"] == len(due)
         assert run.counts["exhausted_jobs"] == 0
 
@@ -330,6 +375,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             record = stored[job.job_id]
             assert (record.state, record.attempt_number) == (job.state, job.attempt), job
             assert record.budget_start == job.budget_start
+            assert (record.cancel_requested_at is not None) == job.cancel_requested, job
 
     @invariant()
     def a_dlq_entry_exactly_when_dead_lettered_or_recovered(self):
@@ -384,6 +430,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 "failed": sum(state == "failed" for state, _ in mine),
                 "retryable": sum(state == "failed" and run_at <= now for state, run_at in mine),
                 "dead_letter": sum(state == "dead_letter" for state, _ in mine),
+                "cancelled": sum(state == "cancelled" for state, _ in mine),
                 "dead_letters_pending": statuses.count("pending"),
                 "dead_letters_recovered": statuses.count("recovered"),
                 "dead_letters_permanently_failed": statuses.count("permanently_failed"),

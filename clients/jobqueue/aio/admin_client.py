@@ -13,6 +13,7 @@ from jobqueue.admin_client import (
     IDEMPOTENT_METHODS,
     audit_event_page,
     audit_events_request,
+    cancel_jobs_request,
     clean_queue_request,
     dead_letter_details,
     dead_letter_filter,
@@ -37,6 +38,7 @@ from jobqueue.aio.connection import ClientCore
 from jobqueue.models import (
     Activity,
     AuditEvent,
+    CancelProgress,
     CircuitBreakerPolicy,
     DeadLetterDetails,
     DeadLetterEntry,
@@ -289,6 +291,46 @@ class AdminClient(ClientCore):
         responses = self.connection.stream(self.stub.RetryDeadLetterJobs, request, timeout, default_deadline=False)
         async for message in responses:
             yield convert.redrive_progress(message)
+
+    async def cancel_jobs(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        queue_name: str | None = None,
+        states: Sequence[JobState | str] | None = None,
+        job_name: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        dry_run: bool = False,
+        rate_limit: float | None = None,
+        max_jobs: int | None = None,
+        sample_size: int | None = None,
+        reason: str = "",
+        timeout: float | None = None,
+    ) -> AsyncIterator[CancelProgress]:
+        """Bulk cancel: cancel the jobs listed by `ids`, or else those matching the filters (by
+        default every WAITING, FAILED and ACTIVE job), each as JobClient.cancel_job does.
+
+        Yields progress as the server streams it; the last item has done = True. A dry run
+        changes nothing and its one message carries the matched count and a sample. There is
+        no deadline unless `timeout` is given, as a rate-limited cancel may take long.
+        """
+        request = cancel_jobs_request(
+            ids,
+            queue_name=queue_name,
+            states=states,
+            job_name=job_name,
+            created_after=created_after,
+            created_before=created_before,
+            dry_run=dry_run,
+            rate_limit=rate_limit,
+            max_jobs=max_jobs,
+            sample_size=sample_size,
+            reason=reason,
+        )
+        responses = self.connection.stream(self.stub.CancelJobs, request, timeout, default_deadline=False)
+        async for message in responses:
+            yield convert.cancel_progress(message)
 
     # Jobs
 

@@ -32,6 +32,7 @@ from jobqueue.models import (
     DeadLetterEntry,
     EnqueueResult,
     FailureResult,
+    HeartbeatResult,
     Job,
     JobDetails,
     JobRequest,
@@ -135,11 +136,24 @@ class JobClient(ClientCore):
         timeout: float | None = None,
     ) -> datetime | None:
         """Extend the lease of the current run; returns the new expiry."""
+        beat = await self.heartbeat_status(job_id, attempt_number, lease_duration=lease_duration, timeout=timeout)
+        return beat.lease_expires_at
+
+    async def heartbeat_status(
+        self,
+        job_id: str,
+        attempt_number: int,
+        *,
+        lease_duration: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> HeartbeatResult:
+        """Extend the lease of the current run; returns the new expiry and whether a cancellation
+        asked the run to stop (then stop it and report: the job ends CANCELLED)."""
         request = pb.HeartbeatJobRequest(
             job_id=job_id, attempt_number=attempt_number, lease_duration=convert.duration(lease_duration)
         )
         response = await self.connection.unary(self.stub.HeartbeatJob, request, timeout)
-        return convert.optional_datetime(response, "lease_expires_at")
+        return HeartbeatResult(convert.optional_datetime(response, "lease_expires_at"), response.cancel_requested)
 
     # Workers of another queue system
 
@@ -217,6 +231,13 @@ class JobClient(ClientCore):
         request = pb.MoveToDeadLetterRequest(job_id=job_id, reason=reason)
         response = await self.connection.unary(self.stub.MoveToDeadLetter, request, timeout)
         return convert.dead_letter_entry(response.entry)
+
+    async def cancel_job(self, job_id: str, *, reason: str = "", timeout: float | None = None) -> Job:
+        """Cancel a job: a waiting or failed one is CANCELLED at once; a running one stays ACTIVE,
+        with cancel_requested_at set, until its worker stops the run and reports. Cancelling again
+        changes nothing."""
+        request = pb.CancelJobRequest(job_id=job_id, reason=reason)
+        return convert.job((await self.connection.unary(self.stub.CancelJob, request, timeout)).job)
 
     # Reads
 

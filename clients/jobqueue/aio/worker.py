@@ -15,8 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 from jobqueue.aio.job_client import JobClient
+from jobqueue.cancellation import JobCancelled, run_flag
 from jobqueue.errors import JobQueueError
-from jobqueue.models import Job
+from jobqueue.models import FailureResult, Job, JobState
 from jobqueue.tracing import RunSpan, run_span
 from jobqueue.worker import LOST_RUN_ERRORS, TRANSIENT_ERRORS
 
@@ -33,6 +34,12 @@ class Worker:
     as a failure with its type, message and traceback (NonRetryableError, RetryAfterError
     steer the decision). `stop()` (or SIGINT/SIGTERM during `run()`) lets running handlers
     finish and report, then `run()` returns; a long-poll in progress ends within `poll_wait`.
+
+    Cancellation: when a heartbeat learns that an operator cancelled the running job, the worker
+    cancels the handler's task, so the handler receives asyncio.CancelledError at its next await
+    (`jobqueue.cancel_requested()` is True from then on). It may clean up and re-raise, raise
+    JobCancelled, or even return; whatever the run then reports, the job ends CANCELLED and is
+    not retried. Such runs are counted in `cancelled`.
     """
 
     def __init__(
@@ -68,6 +75,8 @@ class Worker:
         self.error_backoff = error_backoff
         self.completed = 0
         self.failed = 0
+        # Runs that ended with their job CANCELLED (counted neither completed nor failed).
+        self.cancelled = 0
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
 
@@ -138,13 +147,23 @@ class Worker:
     async def _process(self, job: Job, span: RunSpan) -> bool:
         began = time.monotonic()
         lost = asyncio.Event()
-        heartbeat = asyncio.create_task(self._heartbeat(job, lost))
+        cancel_requested = threading.Event()
+        with run_flag(cancel_requested):
+            # Its own task, made here so that it sees the run's cancel flag, and so that a
+            # cancellation can cancel the handler alone.
+            handler = asyncio.ensure_future(self._call_handler(job))
+        heartbeat = asyncio.create_task(self._heartbeat(job, lost, cancel_requested, handler))
         outcome: BaseException | None = None
         result: Mapping[str, Any] | None = None
         try:
-            result = await self.handler(job)
+            result = await handler
             if result is not None and not isinstance(result, Mapping):
                 raise TypeError(f"the job handler returned {type(result).__name__}; return a dict or None")
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not cancel_requested.is_set() or (current is not None and current.cancelling()):
+                raise  # the worker itself is being cancelled
+            outcome = JobCancelled()
         except Exception as error:  # noqa: BLE001 - every handler failure is reported to the service
             outcome = error
         finally:
@@ -152,29 +171,52 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         if outcome is None:
-            reported = await self._report(
-                job,
-                lost.is_set(),
-                self.client.track_completion(
-                    job.job_id,
-                    job.attempt_number,
-                    result=result,
-                    processing_duration=timedelta(seconds=time.monotonic() - began),
-                ),
-            )
+            completions: list[Job] = []
+
+            async def complete() -> None:
+                completions.append(
+                    await self.client.track_completion(
+                        job.job_id,
+                        job.attempt_number,
+                        result=result,
+                        processing_duration=timedelta(seconds=time.monotonic() - began),
+                    )
+                )
+
+            reported = await self._report(job, lost.is_set(), complete())
+            if completions and completions[0].state == JobState.CANCELLED:
+                logger.info("job %s (attempt %d) finished after its job was cancelled", job.job_id, job.attempt_number)
+                self._count(cancelled=True)
+                return False
             self._count(completed=reported)
             return reported
-        logger.info("job %s (attempt %d) failed: %r", job.job_id, job.attempt_number, outcome)
-        span.failed(outcome)
-        await self._report(job, lost.is_set(), self.client.track_failure(job.job_id, job.attempt_number, outcome))
-        self._count(completed=False)
+        if isinstance(outcome, JobCancelled) or cancel_requested.is_set():
+            logger.info("job %s (attempt %d) stopped: the job was cancelled", job.job_id, job.attempt_number)
+        else:
+            logger.info("job %s (attempt %d) failed: %r", job.job_id, job.attempt_number, outcome)
+            span.failed(outcome)
+        decisions: list[FailureResult] = []
+
+        async def fail() -> None:
+            decisions.append(await self.client.track_failure(job.job_id, job.attempt_number, outcome))
+
+        await self._report(job, lost.is_set(), fail())
+        decided = decisions[0].job if decisions else None
+        self._count(cancelled=decided is not None and decided.state == JobState.CANCELLED)
         return False
 
-    async def _heartbeat(self, job: Job, lost: asyncio.Event) -> None:
+    async def _call_handler(self, job: Job) -> Mapping[str, Any] | None:
+        return await self.handler(job)
+
+    async def _heartbeat(
+        self, job: Job, lost: asyncio.Event, cancel_requested: threading.Event, handler: asyncio.Future[Any]
+    ) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval.total_seconds())
             try:
-                await self.client.heartbeat(job.job_id, job.attempt_number, lease_duration=self.lease_duration)
+                beat = await self.client.heartbeat_status(
+                    job.job_id, job.attempt_number, lease_duration=self.lease_duration
+                )
             except LOST_RUN_ERRORS as error:
                 lost.set()
                 logger.warning("job %s lost its lease: %s", job.job_id, error)
@@ -182,6 +224,11 @@ class Worker:
             except JobQueueError as error:
                 # The next beat may get through; the lease outlasts a few missed ones.
                 logger.warning("heartbeat for job %s failed: %r", job.job_id, error)
+                continue
+            if beat.cancel_requested and not cancel_requested.is_set():
+                logger.info("job %s attempt %d: cancel requested", job.job_id, job.attempt_number)
+                cancel_requested.set()
+                handler.cancel()
 
     async def _report(self, job: Job, lost: bool, report: Awaitable[object]) -> bool:
         try:
@@ -200,8 +247,10 @@ class Worker:
             logger.error("reporting job %s attempt %d failed: %r", job.job_id, job.attempt_number, error)
         return False
 
-    def _count(self, *, completed: bool) -> None:
+    def _count(self, *, completed: bool = False, cancelled: bool = False) -> None:
         if completed:
             self.completed += 1
+        elif cancelled:
+            self.cancelled += 1
         else:
             self.failed += 1

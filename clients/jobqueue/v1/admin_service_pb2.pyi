@@ -46,7 +46,7 @@ class GetStatisticsResponse(_message.Message):
     def __init__(self, queues: _Optional[_Iterable[_Union[QueueStatistics, _Mapping]]] = ..., totals: _Optional[_Union[QueueStatistics, _Mapping]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., omitted_queue_count: _Optional[int] = ...) -> None: ...
 
 class QueueStatistics(_message.Message):
-    __slots__ = ("queue_name", "paused", "waiting_count", "delayed_count", "active_count", "completed_count", "failed_count", "retryable_count", "dead_letter_count", "dead_letter_summary")
+    __slots__ = ("queue_name", "paused", "waiting_count", "delayed_count", "active_count", "completed_count", "failed_count", "retryable_count", "dead_letter_count", "dead_letter_summary", "cancelled_count")
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     WAITING_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class QueueStatistics(_message.Message):
     RETRYABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTER_COUNT_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTER_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_COUNT_FIELD_NUMBER: _ClassVar[int]
     queue_name: str
     paused: bool
     waiting_count: int
@@ -67,7 +68,8 @@ class QueueStatistics(_message.Message):
     retryable_count: int
     dead_letter_count: int
     dead_letter_summary: DeadLetterSummary
-    def __init__(self, queue_name: _Optional[str] = ..., paused: _Optional[bool] = ..., waiting_count: _Optional[int] = ..., delayed_count: _Optional[int] = ..., active_count: _Optional[int] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., retryable_count: _Optional[int] = ..., dead_letter_count: _Optional[int] = ..., dead_letter_summary: _Optional[_Union[DeadLetterSummary, _Mapping]] = ...) -> None: ...
+    cancelled_count: int
+    def __init__(self, queue_name: _Optional[str] = ..., paused: _Optional[bool] = ..., waiting_count: _Optional[int] = ..., delayed_count: _Optional[int] = ..., active_count: _Optional[int] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., retryable_count: _Optional[int] = ..., dead_letter_count: _Optional[int] = ..., dead_letter_summary: _Optional[_Union[DeadLetterSummary, _Mapping]] = ..., cancelled_count: _Optional[int] = ...) -> None: ...
 
 class DeadLetterSummary(_message.Message):
     __slots__ = ("total_count", "pending_count", "recovered_count", "permanently_failed_count")
@@ -122,18 +124,20 @@ class QueueActivity(_message.Message):
     def __init__(self, queue_name: _Optional[str] = ..., buckets: _Optional[_Iterable[_Union[ActivityBucket, _Mapping]]] = ...) -> None: ...
 
 class ActivityBucket(_message.Message):
-    __slots__ = ("start_time", "completed_count", "failed_count", "retried_count", "dead_lettered_count")
+    __slots__ = ("start_time", "completed_count", "failed_count", "retried_count", "dead_lettered_count", "cancelled_count")
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_COUNT_FIELD_NUMBER: _ClassVar[int]
     FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
     RETRIED_COUNT_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_COUNT_FIELD_NUMBER: _ClassVar[int]
     start_time: _timestamp_pb2.Timestamp
     completed_count: int
     failed_count: int
     retried_count: int
     dead_lettered_count: int
-    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., retried_count: _Optional[int] = ..., dead_lettered_count: _Optional[int] = ...) -> None: ...
+    cancelled_count: int
+    def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., retried_count: _Optional[int] = ..., dead_lettered_count: _Optional[int] = ..., cancelled_count: _Optional[int] = ...) -> None: ...
 
 class DeadLetterFilter(_message.Message):
     __slots__ = ("queue_name", "recovery_status", "death_reason", "failure_reason_contains", "error_type", "fingerprint", "assigned_to", "dead_lettered_after", "dead_lettered_before")
@@ -338,6 +342,74 @@ class RedriveSkip(_message.Message):
     id: str
     reason: str
     def __init__(self, id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelJobsRequest(_message.Message):
+    __slots__ = ("filter", "ids", "dry_run", "rate_limit", "max_jobs", "sample_size", "reason")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    filter: JobFilter
+    ids: JobIds
+    dry_run: bool
+    rate_limit: float
+    max_jobs: int
+    sample_size: int
+    reason: str
+    def __init__(self, filter: _Optional[_Union[JobFilter, _Mapping]] = ..., ids: _Optional[_Union[JobIds, _Mapping]] = ..., dry_run: _Optional[bool] = ..., rate_limit: _Optional[float] = ..., max_jobs: _Optional[int] = ..., sample_size: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class JobFilter(_message.Message):
+    __slots__ = ("queue_name", "states", "job_name", "created_after", "created_before")
+    QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    queue_name: str
+    states: _containers.RepeatedScalarFieldContainer[_job_pb2.Job.State]
+    job_name: str
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    def __init__(self, queue_name: _Optional[str] = ..., states: _Optional[_Iterable[_Union[_job_pb2.Job.State, str]]] = ..., job_name: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class JobIds(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CancelJobsResponse(_message.Message):
+    __slots__ = ("matched_count", "cancelled_count", "cancel_requested_count", "skipped_count", "done", "sample", "cancelled_ids", "cancel_requested_ids", "skipped")
+    MATCHED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_IDS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_IDS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    matched_count: int
+    cancelled_count: int
+    cancel_requested_count: int
+    skipped_count: int
+    done: bool
+    sample: _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]
+    cancelled_ids: _containers.RepeatedScalarFieldContainer[str]
+    cancel_requested_ids: _containers.RepeatedScalarFieldContainer[str]
+    skipped: _containers.RepeatedCompositeFieldContainer[CancelSkip]
+    def __init__(self, matched_count: _Optional[int] = ..., cancelled_count: _Optional[int] = ..., cancel_requested_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., done: _Optional[bool] = ..., sample: _Optional[_Iterable[_Union[_job_pb2.Job, _Mapping]]] = ..., cancelled_ids: _Optional[_Iterable[str]] = ..., cancel_requested_ids: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Iterable[_Union[CancelSkip, _Mapping]]] = ...) -> None: ...
+
+class CancelSkip(_message.Message):
+    __slots__ = ("job_id", "reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    reason: str
+    def __init__(self, job_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("queue_name", "state", "page_size", "page_token", "job_name")
@@ -682,7 +754,7 @@ class RecoveryRun(_message.Message):
     def __init__(self, id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[RecoveryRun.Status, str]] = ..., trigger: _Optional[_Union[RecoveryRun.Trigger, str]] = ..., node_id: _Optional[str] = ..., counts: _Optional[_Union[RecoveryTaskCounts, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class RecoveryTaskCounts(_message.Message):
-    __slots__ = ("due_retries", "stalled_jobs", "exhausted_jobs", "deleted_completed_jobs", "deleted_retry_log_rows", "dead_letter_alerts", "stalled_jobs_dead_lettered", "dead_letter_alerts_cleared", "alert_webhook_failures", "deleted_activity_rows", "alert_emails_sent", "alert_email_failures", "alert_emails_given_up")
+    __slots__ = ("due_retries", "stalled_jobs", "exhausted_jobs", "deleted_completed_jobs", "deleted_retry_log_rows", "dead_letter_alerts", "stalled_jobs_dead_lettered", "dead_letter_alerts_cleared", "alert_webhook_failures", "deleted_activity_rows", "alert_emails_sent", "alert_email_failures", "alert_emails_given_up", "stalled_jobs_cancelled")
     DUE_RETRIES_FIELD_NUMBER: _ClassVar[int]
     STALLED_JOBS_FIELD_NUMBER: _ClassVar[int]
     EXHAUSTED_JOBS_FIELD_NUMBER: _ClassVar[int]
@@ -696,6 +768,7 @@ class RecoveryTaskCounts(_message.Message):
     ALERT_EMAILS_SENT_FIELD_NUMBER: _ClassVar[int]
     ALERT_EMAIL_FAILURES_FIELD_NUMBER: _ClassVar[int]
     ALERT_EMAILS_GIVEN_UP_FIELD_NUMBER: _ClassVar[int]
+    STALLED_JOBS_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     due_retries: int
     stalled_jobs: int
     exhausted_jobs: int
@@ -709,7 +782,8 @@ class RecoveryTaskCounts(_message.Message):
     alert_emails_sent: int
     alert_email_failures: int
     alert_emails_given_up: int
-    def __init__(self, due_retries: _Optional[int] = ..., stalled_jobs: _Optional[int] = ..., exhausted_jobs: _Optional[int] = ..., deleted_completed_jobs: _Optional[int] = ..., deleted_retry_log_rows: _Optional[int] = ..., dead_letter_alerts: _Optional[int] = ..., stalled_jobs_dead_lettered: _Optional[int] = ..., dead_letter_alerts_cleared: _Optional[int] = ..., alert_webhook_failures: _Optional[int] = ..., deleted_activity_rows: _Optional[int] = ..., alert_emails_sent: _Optional[int] = ..., alert_email_failures: _Optional[int] = ..., alert_emails_given_up: _Optional[int] = ...) -> None: ...
+    stalled_jobs_cancelled: int
+    def __init__(self, due_retries: _Optional[int] = ..., stalled_jobs: _Optional[int] = ..., exhausted_jobs: _Optional[int] = ..., deleted_completed_jobs: _Optional[int] = ..., deleted_retry_log_rows: _Optional[int] = ..., dead_letter_alerts: _Optional[int] = ..., stalled_jobs_dead_lettered: _Optional[int] = ..., dead_letter_alerts_cleared: _Optional[int] = ..., alert_webhook_failures: _Optional[int] = ..., deleted_activity_rows: _Optional[int] = ..., alert_emails_sent: _Optional[int] = ..., alert_email_failures: _Optional[int] = ..., alert_emails_given_up: _Optional[int] = ..., stalled_jobs_cancelled: _Optional[int] = ...) -> None: ...
 
 class AuditEvent(_message.Message):
     __slots__ = ("id", "actor", "action", "target", "parameters", "created_at")

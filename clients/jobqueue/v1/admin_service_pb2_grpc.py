@@ -85,6 +85,11 @@ class AdminServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.RetryDeadLetterJobsRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.RetryDeadLetterJobsResponse.FromString,
                 _registered_method=True)
+        self.CancelJobs = channel.unary_stream(
+                '/jobqueue.v1.AdminService/CancelJobs',
+                request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.CancelJobsRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.CancelJobsResponse.FromString,
+                _registered_method=True)
         self.ListJobs = channel.unary_unary(
                 '/jobqueue.v1.AdminService/ListJobs',
                 request_serializer=jobqueue_dot_v1_dot_admin__service__pb2.ListJobsRequest.SerializeToString,
@@ -264,6 +269,14 @@ class AdminServiceServicer:
     def RetryDeadLetterJobs(self, request, context):
         """Bulk redrive: retries every PENDING entry a selector matches, each exactly as RetryDeadLetterJob
         does, at an optional rate; streams progress and ends with a message whose done is true.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJobs(self, request, context):
+        """Cancels every job matching a filter, or the listed jobs, each as CancelJob does; streams
+        progress like RetryDeadLetterJobs. dry_run counts and samples without changing anything.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -467,6 +480,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RetryDeadLetterJobs,
                     request_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.RetryDeadLetterJobsRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_admin__service__pb2.RetryDeadLetterJobsResponse.SerializeToString,
+            ),
+            'CancelJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.CancelJobs,
+                    request_deserializer=jobqueue_dot_v1_dot_admin__service__pb2.CancelJobsRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_admin__service__pb2.CancelJobsResponse.SerializeToString,
             ),
             'ListJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListJobs,
@@ -823,6 +841,33 @@ class AdminService:
             '/jobqueue.v1.AdminService/RetryDeadLetterJobs',
             jobqueue_dot_v1_dot_admin__service__pb2.RetryDeadLetterJobsRequest.SerializeToString,
             jobqueue_dot_v1_dot_admin__service__pb2.RetryDeadLetterJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jobqueue.v1.AdminService/CancelJobs',
+            jobqueue_dot_v1_dot_admin__service__pb2.CancelJobsRequest.SerializeToString,
+            jobqueue_dot_v1_dot_admin__service__pb2.CancelJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,7 +37,7 @@ DEATH_REASON_MOVED_EXPLICITLY: DeathReason
 DEATH_REASON_RETRY_DEADLINE_EXCEEDED: DeathReason
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "queue_name", "job_name", "job_data", "state", "priority", "attempt_number", "remaining_retries", "retry_policy", "run_at", "next_retry_at", "lease_expires_at", "worker_id", "last_error", "result", "processing_duration", "created_at", "updated_at", "started_at", "completed_at", "dead_letter_id", "trace_parent", "unique_key", "retry_rule", "first_failed_at")
+    __slots__ = ("job_id", "queue_name", "job_name", "job_data", "state", "priority", "attempt_number", "remaining_retries", "retry_policy", "run_at", "next_retry_at", "lease_expires_at", "worker_id", "last_error", "result", "processing_duration", "created_at", "updated_at", "started_at", "completed_at", "dead_letter_id", "trace_parent", "unique_key", "retry_rule", "first_failed_at", "cancel_requested_at")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Job.State]
@@ -46,12 +46,14 @@ class Job(_message.Message):
         STATE_COMPLETED: _ClassVar[Job.State]
         STATE_FAILED: _ClassVar[Job.State]
         STATE_DEAD_LETTER: _ClassVar[Job.State]
+        STATE_CANCELLED: _ClassVar[Job.State]
     STATE_UNSPECIFIED: Job.State
     STATE_WAITING: Job.State
     STATE_ACTIVE: Job.State
     STATE_COMPLETED: Job.State
     STATE_FAILED: Job.State
     STATE_DEAD_LETTER: Job.State
+    STATE_CANCELLED: Job.State
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_NAME_FIELD_NUMBER: _ClassVar[int]
     JOB_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +79,7 @@ class Job(_message.Message):
     UNIQUE_KEY_FIELD_NUMBER: _ClassVar[int]
     RETRY_RULE_FIELD_NUMBER: _ClassVar[int]
     FIRST_FAILED_AT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     queue_name: str
     job_name: str
@@ -102,7 +105,8 @@ class Job(_message.Message):
     unique_key: str
     retry_rule: str
     first_failed_at: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., queue_name: _Optional[str] = ..., job_name: _Optional[str] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[Job.State, str]] = ..., priority: _Optional[int] = ..., attempt_number: _Optional[int] = ..., remaining_retries: _Optional[int] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., last_error: _Optional[_Union[JobError, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., processing_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_letter_id: _Optional[str] = ..., trace_parent: _Optional[str] = ..., unique_key: _Optional[str] = ..., retry_rule: _Optional[str] = ..., first_failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cancel_requested_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., queue_name: _Optional[str] = ..., job_name: _Optional[str] = ..., job_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state: _Optional[_Union[Job.State, str]] = ..., priority: _Optional[int] = ..., attempt_number: _Optional[int] = ..., remaining_retries: _Optional[int] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., last_error: _Optional[_Union[JobError, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., processing_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_letter_id: _Optional[str] = ..., trace_parent: _Optional[str] = ..., unique_key: _Optional[str] = ..., retry_rule: _Optional[str] = ..., first_failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("message", "type", "details", "attempt_number", "occurred_at", "omitted_count", "retry_rule")

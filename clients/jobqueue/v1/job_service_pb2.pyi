@@ -98,10 +98,12 @@ class HeartbeatJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., attempt_number: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class HeartbeatJobResponse(_message.Message):
-    __slots__ = ("lease_expires_at",)
+    __slots__ = ("lease_expires_at", "cancel_requested")
     LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     lease_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cancel_requested: bool
+    def __init__(self, lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_requested: _Optional[bool] = ...) -> None: ...
 
 class TrackStartRequest(_message.Message):
     __slots__ = ("job_id", "queue_name", "job_name", "job_data", "worker_id")
@@ -226,3 +228,17 @@ class GetJobResponse(_message.Message):
     retry_log: _containers.RepeatedCompositeFieldContainer[_job_pb2.RetryLogEntry]
     retry_log_omitted_count: int
     def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., error_history: _Optional[_Iterable[_Union[_job_pb2.JobError, _Mapping]]] = ..., retry_log: _Optional[_Iterable[_Union[_job_pb2.RetryLogEntry, _Mapping]]] = ..., retry_log_omitted_count: _Optional[int] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id", "reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    reason: str
+    def __init__(self, job_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _job_pb2.Job
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...

@@ -86,6 +86,11 @@ class JobServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__service__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__service__pb2.GetJobResponse.FromString,
                 _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/jobqueue.v1.JobService/CancelJob',
+                request_serializer=jobqueue_dot_v1_dot_job__service__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__service__pb2.CancelJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -167,6 +172,15 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelJob(self, request, context):
+        """Cancels a job: a WAITING or FAILED job becomes CANCELLED at once; an ACTIVE job's run is asked
+        to stop (HeartbeatJobResponse.cancel_requested) and the job becomes CANCELLED when that run
+        reports, whatever it reports, or when its lease expires. Cancelling again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +233,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=jobqueue_dot_v1_dot_job__service__pb2.GetJobRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__service__pb2.GetJobResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=jobqueue_dot_v1_dot_job__service__pb2.CancelJobRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__service__pb2.CancelJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -493,6 +512,33 @@ class JobService:
             '/jobqueue.v1.JobService/GetJob',
             jobqueue_dot_v1_dot_job__service__pb2.GetJobRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__service__pb2.GetJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobService/CancelJob',
+            jobqueue_dot_v1_dot_job__service__pb2.CancelJobRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__service__pb2.CancelJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,8 @@ import {
   type ListAuditEventsResponse,
   RetryDeadLetterJobsRequest,
   type RetryDeadLetterJobsResponse,
+  CancelJobsRequest,
+  type CancelJobsResponse,
   CreateScheduleRequest,
   type CreateScheduleResponse,
   ListSchedulesRequest,
@@ -236,6 +238,19 @@ export class AdminClient {
     return this.connection.stream(
       this.stub.retryDeadLetterJobs.bind(this.stub),
       RetryDeadLetterJobsRequest.fromPartial(request),
+      { timeoutMs: null, ...settings },
+    );
+  }
+
+  /**
+   * Bulk cancel: every job matching `filter` (by default WAITING, FAILED and ACTIVE), or the listed
+   * `ids`, each as JobClient.cancelJob does; yields progress, the last message has done = true.
+   * No default deadline: a rate-limited cancel may take long.
+   */
+  cancelJobs(request: DeepPartial<CancelJobsRequest>, settings: CallSettings = {}): AsyncGenerator<CancelJobsResponse> {
+    return this.connection.stream(
+      this.stub.cancelJobs.bind(this.stub),
+      CancelJobsRequest.fromPartial(request),
       { timeoutMs: null, ...settings },
     );
   }

@@ -7,6 +7,8 @@ import { durationFromMs } from "./durations.js";
 import { fromStatus, type JobQueueError } from "./errors.js";
 import type { Job, JobError, Job_State, RetryPolicy } from "./generated/jobqueue/v1/job.js";
 import {
+  CancelJobRequest,
+  type CancelJobResponse,
   type DeepPartial,
   EnqueueJobRequest,
   type EnqueueJobResponse,
@@ -44,6 +46,7 @@ export const JOB_IDEMPOTENT_METHODS = {
     "TrackCompletions",
     "TrackFailure",
     "GetJob",
+    "CancelJob",
   ],
 } as const;
 /** A long-poll lease may take this much longer than its wait before it counts as late. */
@@ -274,6 +277,15 @@ export class JobClient {
       MoveToDeadLetterRequest.fromPartial(request),
       settings,
     );
+  }
+
+  /**
+   * Cancel a job: a waiting or failed one is CANCELLED at once; a running one stays ACTIVE with
+   * cancelRequestedAt set, its worker learns it at the next heartbeat (cancelRequested), and the
+   * run's report ends it CANCELLED. Cancelling again changes nothing.
+   */
+  cancelJob(request: DeepPartial<CancelJobRequest>, settings?: CallSettings): Promise<CancelJobResponse> {
+    return this.connection.unary(this.stub.cancelJob.bind(this.stub), CancelJobRequest.fromPartial(request), settings);
   }
 
   // Reads

@@ -271,6 +271,43 @@ for (const { backend, skip } of backends()) {
       assert.ok(audit.events.length >= 2);
     });
 
+    test("cancel: a waiting job at once, a running one at its heartbeat and report, and in bulk", async () => {
+      const queueName = uniqueName("node-cancel");
+      const waiting = (await jobs.enqueue(queueName, "x")).job!.jobId;
+      assert.equal((await jobs.cancelJob({ jobId: waiting, reason: "not needed" })).job!.state, Job_State.STATE_CANCELLED);
+
+      const running = (await jobs.enqueue(queueName, "x")).job!.jobId;
+      const [leased] = await jobs.leaseJobs({ queueNames: [queueName] });
+      assert.equal(leased!.jobId, running);
+      const marked = (await jobs.cancelJob({ jobId: running })).job!;
+      assert.equal(marked.state, Job_State.STATE_ACTIVE);
+      assert.ok(marked.cancelRequestedAt);
+      assert.equal((await jobs.heartbeatJob({ jobId: running, attemptNumber: 1 })).cancelRequested, true);
+      const reported = await jobs.reportFailure(running, 1, { message: "stopped" });
+      assert.equal(reported.shouldRetry, false);
+      assert.equal(reported.job!.state, Job_State.STATE_CANCELLED);
+
+      await jobs.enqueue(queueName, "x");
+      const progress = [];
+      for await (const message of admin.cancelJobs({ selector: { $case: "filter", value: { queueName } } })) {
+        progress.push(message);
+      }
+      assert.equal(progress.at(-1)!.done, true);
+      assert.equal(progress.at(-1)!.cancelledCount, 1);
+      const statistics = await admin.getStatistics({ queueNames: [queueName] });
+      assert.equal(statistics.queues[0]!.cancelledCount, 3);
+      await assert.rejects(
+        (async () => {
+          for await (const _ of new AdminClient({ target: server.address, token: WORKER_TOKEN }).cancelJobs({
+            selector: { $case: "filter", value: { queueName } },
+          })) {
+            // never reached
+          }
+        })(),
+        PermissionDenied,
+      );
+    });
+
     test("admin: a cron schedule is created, read, updated, paused, resumed and deleted", async () => {
       const name = uniqueName("node-schedule");
       const created = await admin.createSchedule({

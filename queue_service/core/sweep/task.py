@@ -35,6 +35,8 @@ class RecoveryCounts:
     # Stalled jobs counted as failed runs; of those, the ones that went to the DLQ.
     stalled_jobs: int = 0
     stalled_jobs_dead_lettered: int = 0
+    # Stalled jobs whose run a cancellation had asked to stop: CANCELLED, not counted as failed runs.
+    stalled_jobs_cancelled: int = 0
     exhausted_jobs: int = 0
     deleted_completed_jobs: int = 0
     deleted_retry_log_rows: int = 0

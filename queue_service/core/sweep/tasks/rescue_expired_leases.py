@@ -1,9 +1,11 @@
-"""ACTIVE jobs whose lease passed count as a failed run ("lease expired"), then retry or die by their policy."""
+"""ACTIVE jobs whose lease passed count as a failed run ("lease expired"), then retry or die by their
+policy; a run a cancellation asked to stop ends its job CANCELLED instead."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from queue_service.core.cancelled_runs import end_cancelled_run
 from queue_service.core.jobs import LEASE_EXPIRED_TYPE
 from queue_service.core.sweep.task import (
     Checkpoint,
@@ -20,6 +22,8 @@ LEASE_EXPIRED_MESSAGE = "lease expired"
 class StalledCounts:
     retried: int = 0
     dead_lettered: int = 0
+    # Runs asked to stop by a cancellation that never reported: their jobs are CANCELLED, not retried.
+    cancelled: int = 0
 
 
 class RescueExpiredLeases(JobBatchTask[StalledCounts]):
@@ -30,11 +34,15 @@ class RescueExpiredLeases(JobBatchTask[StalledCounts]):
 
     def run_once(self, checkpoint: Checkpoint = no_checkpoint) -> StalledCounts:
         jobs, batch_size = self.jobs, self.config.batch_size
-        retried = dead_lettered = 0
+        retried = dead_lettered = cancelled = 0
         while True:
             with jobs.database.transaction() as repo:
                 now = jobs.clock.now()
                 expired = repo.lock_expired_leases(now=now, limit=batch_size)
+                for job in expired:
+                    if job.cancel_requested_at is not None:
+                        end_cancelled_run(jobs, repo, job, now=now)
+                        cancelled += 1
                 failures = [
                     (
                         job,
@@ -48,6 +56,7 @@ class RescueExpiredLeases(JobBatchTask[StalledCounts]):
                         ),
                     )
                     for job in expired
+                    if job.cancel_requested_at is None
                 ]
                 # Set-wise: one statement per batch, not per job, for the retried ones.
                 for outcome in jobs.apply_failures(repo, failures, lease_expired=True, now=now):
@@ -60,8 +69,9 @@ class RescueExpiredLeases(JobBatchTask[StalledCounts]):
                 break
         if retried:
             jobs.notifier.notify()
-        return StalledCounts(retried, dead_lettered)
+        return StalledCounts(retried, dead_lettered, cancelled)
 
     def add_counts(self, result: StalledCounts, counts: RecoveryCounts) -> None:
         counts.stalled_jobs += result.retried + result.dead_lettered
         counts.stalled_jobs_dead_lettered += result.dead_lettered
+        counts.stalled_jobs_cancelled += result.cancelled

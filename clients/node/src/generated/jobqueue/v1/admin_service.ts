@@ -101,7 +101,11 @@ export interface QueueStatistics {
   /** Jobs in the DEAD_LETTER state. */
   deadLetterCount: number;
   /** The queue's dead-letter entries by triage status. */
-  deadLetterSummary?: DeadLetterSummary | undefined;
+  deadLetterSummary?:
+    | DeadLetterSummary
+    | undefined;
+  /** CANCELLED jobs still kept. */
+  cancelledCount: number;
 }
 
 /** Dead-letter entries of a queue by triage status. */
@@ -195,6 +199,8 @@ export interface ActivityBucket {
   retriedCount: number;
   /** Jobs that entered the dead-letter queue, for any reason. */
   deadLetteredCount: number;
+  /** Jobs that became CANCELLED. */
+  cancelledCount: number;
 }
 
 /** Selects dead-letter entries; every set field must match. */
@@ -434,6 +440,81 @@ export interface RedriveSkip {
   /** Dead-letter entry id. */
   id: string;
   /** Why it was skipped, such as "entry is RECOVERED". */
+  reason: string;
+}
+
+/** Which jobs to cancel. */
+export interface CancelJobsRequest {
+  /** Jobs to cancel: every job matching filter, or exactly the listed ids. */
+  selector?:
+    | //
+    /** Jobs matching this filter, created before the call started. */
+    { $case: "filter"; value: JobFilter }
+    | //
+    /** Jobs by id, at most 1000; those that cannot be cancelled are reported as skipped. */
+    { $case: "ids"; value: JobIds }
+    | undefined;
+  /** Counts the matching jobs and returns a sample without changing anything. */
+  dryRun: boolean;
+  /** Maximum jobs cancelled per second; 0 means as fast as possible. */
+  rateLimit: number;
+  /** Stop after this many jobs; 0 means all matching jobs. */
+  maxJobs: number;
+  /** Jobs in the dry-run sample; default 10, at most 100. */
+  sampleSize: number;
+  /** Why the jobs are cancelled, for the audit log; optional, at most 10000 characters. */
+  reason: string;
+}
+
+/** Selects jobs to cancel; every set field must match. ACTIVE jobs already asked to stop never match. */
+export interface JobFilter {
+  /** Queue of the jobs; empty means every queue. */
+  queueName: string;
+  /** States of the jobs: WAITING, FAILED or ACTIVE; empty means all three. */
+  states: Job_State[];
+  /** Exact job type name; empty means every name. */
+  jobName: string;
+  /** Jobs created at or after this time. */
+  createdAfter?:
+    | Date
+    | undefined;
+  /** Jobs created before this time. */
+  createdBefore?: Date | undefined;
+}
+
+/** A list of job ids. */
+export interface JobIds {
+  /** Job ids. */
+  ids: string[];
+}
+
+/** Progress of a bulk cancel; the last message of the stream has done = true. */
+export interface CancelJobsResponse {
+  /** Jobs matched when the cancel started. */
+  matchedCount: number;
+  /** Jobs made CANCELLED so far. */
+  cancelledCount: number;
+  /** ACTIVE jobs whose run was asked to stop so far; each becomes CANCELLED when its run ends. */
+  cancelRequestedCount: number;
+  /** Jobs skipped so far because they could no longer be cancelled. */
+  skippedCount: number;
+  /** True on the final message. */
+  done: boolean;
+  /** Dry run only: up to sample_size matching jobs, without job_data and result. */
+  sample: Job[];
+  /** Ids of the jobs cancelled since the previous message. */
+  cancelledIds: string[];
+  /** Ids of the jobs whose run was asked to stop since the previous message. */
+  cancelRequestedIds: string[];
+  /** The jobs skipped since the previous message, with the reason. */
+  skipped: CancelSkip[];
+}
+
+/** A job a bulk cancel did not cancel. */
+export interface CancelSkip {
+  /** Job id. */
+  jobId: string;
+  /** Why it was skipped, such as "job 'a' is COMPLETED". */
   reason: string;
 }
 
@@ -761,7 +842,7 @@ export interface CleanQueueRequest {
   /** Queue name. */
   queueName: string;
   /**
-   * State of the jobs to delete: WAITING, COMPLETED, FAILED or DEAD_LETTER. ACTIVE is refused
+   * State of the jobs to delete: WAITING, COMPLETED, FAILED, DEAD_LETTER or CANCELLED. ACTIVE is refused
    * with FAILED_PRECONDITION.
    */
   state: Job_State;
@@ -911,6 +992,11 @@ export interface RecoveryTaskCounts {
   alertEmailFailures: number;
   /** Alert emails refused too many times, now recorded as failed. */
   alertEmailsGivenUp: number;
+  /**
+   * Of the ACTIVE jobs whose lease expired, those whose run a cancellation had asked to stop:
+   * made CANCELLED, not counted in stalled_jobs.
+   */
+  stalledJobsCancelled: number;
 }
 
 /** One admin action that changed something. */
@@ -1280,6 +1366,7 @@ function createBaseQueueStatistics(): QueueStatistics {
     retryableCount: 0,
     deadLetterCount: 0,
     deadLetterSummary: undefined,
+    cancelledCount: 0,
   };
 }
 
@@ -1314,6 +1401,9 @@ export const QueueStatistics: MessageFns<QueueStatistics> = {
     }
     if (message.deadLetterSummary !== undefined) {
       DeadLetterSummary.encode(message.deadLetterSummary, writer.uint32(82).fork()).join();
+    }
+    if (message.cancelledCount !== 0) {
+      writer.uint32(88).int64(message.cancelledCount);
     }
     return writer;
   },
@@ -1411,6 +1501,14 @@ export const QueueStatistics: MessageFns<QueueStatistics> = {
             message.deadLetterSummary = DeadLetterSummary.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.cancelledCount = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1440,6 +1538,7 @@ export const QueueStatistics: MessageFns<QueueStatistics> = {
     message.deadLetterSummary = (object.deadLetterSummary !== undefined && object.deadLetterSummary !== null)
       ? DeadLetterSummary.fromPartial(object.deadLetterSummary)
       : undefined;
+    message.cancelledCount = object.cancelledCount ?? 0;
     return message;
   },
 };
@@ -1855,7 +1954,14 @@ export const QueueActivity: MessageFns<QueueActivity> = {
 };
 
 function createBaseActivityBucket(): ActivityBucket {
-  return { startTime: undefined, completedCount: 0, failedCount: 0, retriedCount: 0, deadLetteredCount: 0 };
+  return {
+    startTime: undefined,
+    completedCount: 0,
+    failedCount: 0,
+    retriedCount: 0,
+    deadLetteredCount: 0,
+    cancelledCount: 0,
+  };
 }
 
 export const ActivityBucket: MessageFns<ActivityBucket> = {
@@ -1874,6 +1980,9 @@ export const ActivityBucket: MessageFns<ActivityBucket> = {
     }
     if (message.deadLetteredCount !== 0) {
       writer.uint32(40).int64(message.deadLetteredCount);
+    }
+    if (message.cancelledCount !== 0) {
+      writer.uint32(48).int64(message.cancelledCount);
     }
     return writer;
   },
@@ -1931,6 +2040,14 @@ export const ActivityBucket: MessageFns<ActivityBucket> = {
             message.deadLetteredCount = longToNumber(reader.int64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.cancelledCount = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1953,6 +2070,7 @@ export const ActivityBucket: MessageFns<ActivityBucket> = {
     message.failedCount = object.failedCount ?? 0;
     message.retriedCount = object.retriedCount ?? 0;
     message.deadLetteredCount = object.deadLetteredCount ?? 0;
+    message.cancelledCount = object.cancelledCount ?? 0;
     return message;
   },
 };
@@ -3574,6 +3692,547 @@ export const RedriveSkip: MessageFns<RedriveSkip> = {
   fromPartial<I extends Exact<DeepPartial<RedriveSkip>, I>>(object: I): RedriveSkip {
     const message = createBaseRedriveSkip();
     message.id = object.id ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelJobsRequest(): CancelJobsRequest {
+  return { selector: undefined, dryRun: false, rateLimit: 0, maxJobs: 0, sampleSize: 0, reason: "" };
+}
+
+export const CancelJobsRequest: MessageFns<CancelJobsRequest> = {
+  encode(message: CancelJobsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.selector?.$case) {
+      case "filter":
+        JobFilter.encode(message.selector.value, writer.uint32(10).fork()).join();
+        break;
+      case "ids":
+        JobIds.encode(message.selector.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    if (message.dryRun !== false) {
+      writer.uint32(24).bool(message.dryRun);
+    }
+    if (message.rateLimit !== 0) {
+      writer.uint32(33).double(message.rateLimit);
+    }
+    if (message.maxJobs !== 0) {
+      writer.uint32(40).int32(message.maxJobs);
+    }
+    if (message.sampleSize !== 0) {
+      writer.uint32(48).int32(message.sampleSize);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelJobsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelJobsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.selector = { $case: "filter", value: JobFilter.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.selector = { $case: "ids", value: JobIds.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.dryRun = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.rateLimit = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.maxJobs = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.sampleSize = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CancelJobsRequest>, I>>(base?: I): CancelJobsRequest {
+    return CancelJobsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelJobsRequest>, I>>(object: I): CancelJobsRequest {
+    const message = createBaseCancelJobsRequest();
+    switch (object.selector?.$case) {
+      case "filter": {
+        if (object.selector?.value !== undefined && object.selector?.value !== null) {
+          message.selector = { $case: "filter", value: JobFilter.fromPartial(object.selector.value) };
+        }
+        break;
+      }
+      case "ids": {
+        if (object.selector?.value !== undefined && object.selector?.value !== null) {
+          message.selector = { $case: "ids", value: JobIds.fromPartial(object.selector.value) };
+        }
+        break;
+      }
+    }
+    message.dryRun = object.dryRun ?? false;
+    message.rateLimit = object.rateLimit ?? 0;
+    message.maxJobs = object.maxJobs ?? 0;
+    message.sampleSize = object.sampleSize ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseJobFilter(): JobFilter {
+  return { queueName: "", states: [], jobName: "", createdAfter: undefined, createdBefore: undefined };
+}
+
+export const JobFilter: MessageFns<JobFilter> = {
+  encode(message: JobFilter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queueName !== "") {
+      writer.uint32(10).string(message.queueName);
+    }
+    if (message.states.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.states) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.jobName !== "") {
+      writer.uint32(26).string(message.jobName);
+    }
+    if (message.createdAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAfter), writer.uint32(34).fork()).join();
+    }
+    if (message.createdBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdBefore), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobFilter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobFilter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queueName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.states.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.states.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.jobName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.createdAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.createdBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<JobFilter>, I>>(base?: I): JobFilter {
+    return JobFilter.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobFilter>, I>>(object: I): JobFilter {
+    const message = createBaseJobFilter();
+    message.queueName = object.queueName ?? "";
+    message.states = object.states?.map((e) => e) || [];
+    message.jobName = object.jobName ?? "";
+    message.createdAfter = object.createdAfter ?? undefined;
+    message.createdBefore = object.createdBefore ?? undefined;
+    return message;
+  },
+};
+
+function createBaseJobIds(): JobIds {
+  return { ids: [] };
+}
+
+export const JobIds: MessageFns<JobIds> = {
+  encode(message: JobIds, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ids) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobIds {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobIds();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ids.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<JobIds>, I>>(base?: I): JobIds {
+    return JobIds.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobIds>, I>>(object: I): JobIds {
+    const message = createBaseJobIds();
+    message.ids = object.ids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCancelJobsResponse(): CancelJobsResponse {
+  return {
+    matchedCount: 0,
+    cancelledCount: 0,
+    cancelRequestedCount: 0,
+    skippedCount: 0,
+    done: false,
+    sample: [],
+    cancelledIds: [],
+    cancelRequestedIds: [],
+    skipped: [],
+  };
+}
+
+export const CancelJobsResponse: MessageFns<CancelJobsResponse> = {
+  encode(message: CancelJobsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.matchedCount !== 0) {
+      writer.uint32(8).int64(message.matchedCount);
+    }
+    if (message.cancelledCount !== 0) {
+      writer.uint32(16).int64(message.cancelledCount);
+    }
+    if (message.cancelRequestedCount !== 0) {
+      writer.uint32(24).int64(message.cancelRequestedCount);
+    }
+    if (message.skippedCount !== 0) {
+      writer.uint32(32).int64(message.skippedCount);
+    }
+    if (message.done !== false) {
+      writer.uint32(40).bool(message.done);
+    }
+    for (const v of message.sample) {
+      Job.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.cancelledIds) {
+      writer.uint32(58).string(v!);
+    }
+    for (const v of message.cancelRequestedIds) {
+      writer.uint32(66).string(v!);
+    }
+    for (const v of message.skipped) {
+      CancelSkip.encode(v!, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelJobsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelJobsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.matchedCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cancelledCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.cancelRequestedCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.skippedCount = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.done = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sample.push(Job.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.cancelledIds.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.cancelRequestedIds.push(reader.string());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.skipped.push(CancelSkip.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CancelJobsResponse>, I>>(base?: I): CancelJobsResponse {
+    return CancelJobsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelJobsResponse>, I>>(object: I): CancelJobsResponse {
+    const message = createBaseCancelJobsResponse();
+    message.matchedCount = object.matchedCount ?? 0;
+    message.cancelledCount = object.cancelledCount ?? 0;
+    message.cancelRequestedCount = object.cancelRequestedCount ?? 0;
+    message.skippedCount = object.skippedCount ?? 0;
+    message.done = object.done ?? false;
+    message.sample = object.sample?.map((e) => Job.fromPartial(e)) || [];
+    message.cancelledIds = object.cancelledIds?.map((e) => e) || [];
+    message.cancelRequestedIds = object.cancelRequestedIds?.map((e) => e) || [];
+    message.skipped = object.skipped?.map((e) => CancelSkip.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCancelSkip(): CancelSkip {
+  return { jobId: "", reason: "" };
+}
+
+export const CancelSkip: MessageFns<CancelSkip> = {
+  encode(message: CancelSkip, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelSkip {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelSkip();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CancelSkip>, I>>(base?: I): CancelSkip {
+    return CancelSkip.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelSkip>, I>>(object: I): CancelSkip {
+    const message = createBaseCancelSkip();
+    message.jobId = object.jobId ?? "";
     message.reason = object.reason ?? "";
     return message;
   },
@@ -6217,6 +6876,7 @@ function createBaseRecoveryTaskCounts(): RecoveryTaskCounts {
     alertEmailsSent: 0,
     alertEmailFailures: 0,
     alertEmailsGivenUp: 0,
+    stalledJobsCancelled: 0,
   };
 }
 
@@ -6260,6 +6920,9 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
     }
     if (message.alertEmailsGivenUp !== 0) {
       writer.uint32(104).int64(message.alertEmailsGivenUp);
+    }
+    if (message.stalledJobsCancelled !== 0) {
+      writer.uint32(112).int64(message.stalledJobsCancelled);
     }
     return writer;
   },
@@ -6381,6 +7044,14 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
             message.alertEmailsGivenUp = longToNumber(reader.int64());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.stalledJobsCancelled = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6411,6 +7082,7 @@ export const RecoveryTaskCounts: MessageFns<RecoveryTaskCounts> = {
     message.alertEmailsSent = object.alertEmailsSent ?? 0;
     message.alertEmailFailures = object.alertEmailFailures ?? 0;
     message.alertEmailsGivenUp = object.alertEmailsGivenUp ?? 0;
+    message.stalledJobsCancelled = object.stalledJobsCancelled ?? 0;
     return message;
   },
 };
@@ -7885,6 +8557,19 @@ export const AdminServiceService = {
       Buffer.from(RetryDeadLetterJobsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RetryDeadLetterJobsResponse => RetryDeadLetterJobsResponse.decode(value),
   },
+  /**
+   * Cancels every job matching a filter, or the listed jobs, each as CancelJob does; streams
+   * progress like RetryDeadLetterJobs. dry_run counts and samples without changing anything.
+   */
+  cancelJobs: {
+    path: "/jobqueue.v1.AdminService/CancelJobs" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: CancelJobsRequest): Buffer => Buffer.from(CancelJobsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelJobsRequest => CancelJobsRequest.decode(value),
+    responseSerialize: (value: CancelJobsResponse): Buffer => Buffer.from(CancelJobsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelJobsResponse => CancelJobsResponse.decode(value),
+  },
   /** Lists jobs by queue and state, most recently changed first, without payloads. */
   listJobs: {
     path: "/jobqueue.v1.AdminService/ListJobs" as const,
@@ -8164,6 +8849,11 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * does, at an optional rate; streams progress and ends with a message whose done is true.
    */
   retryDeadLetterJobs: handleServerStreamingCall<RetryDeadLetterJobsRequest, RetryDeadLetterJobsResponse>;
+  /**
+   * Cancels every job matching a filter, or the listed jobs, each as CancelJob does; streams
+   * progress like RetryDeadLetterJobs. dry_run counts and samples without changing anything.
+   */
+  cancelJobs: handleServerStreamingCall<CancelJobsRequest, CancelJobsResponse>;
   /** Lists jobs by queue and state, most recently changed first, without payloads. */
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
   /** Returns a job with its error history, retry log and dead-letter entry (the admin view of a job). */
@@ -8370,6 +9060,16 @@ export interface AdminServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<RetryDeadLetterJobsResponse>;
+  /**
+   * Cancels every job matching a filter, or the listed jobs, each as CancelJob does; streams
+   * progress like RetryDeadLetterJobs. dry_run counts and samples without changing anything.
+   */
+  cancelJobs(request: CancelJobsRequest, options?: Partial<CallOptions>): ClientReadableStream<CancelJobsResponse>;
+  cancelJobs(
+    request: CancelJobsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<CancelJobsResponse>;
   /** Lists jobs by queue and state, most recently changed first, without payloads. */
   listJobs(
     request: ListJobsRequest,

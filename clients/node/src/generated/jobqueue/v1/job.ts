@@ -127,7 +127,14 @@ export interface Job {
    * When the job first failed since its retry budget was last set (enqueue or redrive); the
    * policy's max_retry_duration counts from here. Unset while it has not failed.
    */
-  firstFailedAt?: Date | undefined;
+  firstFailedAt?:
+    | Date
+    | undefined;
+  /**
+   * When a cancellation asked the job's run to stop; set while the job is ACTIVE until the run
+   * ends, and kept once the job is CANCELLED by that run's end.
+   */
+  cancelRequestedAt?: Date | undefined;
 }
 
 /** Where a job is in its lifecycle. */
@@ -144,6 +151,11 @@ export enum Job_State {
   STATE_FAILED = 4,
   /** STATE_DEAD_LETTER - Out of retries, non-retryable or moved explicitly; see the dead-letter entry. */
   STATE_DEAD_LETTER = 5,
+  /**
+   * STATE_CANCELLED - Cancelled by CancelJob or CancelJobs: at once when no run held it, else when the run that
+   * was asked to stop ended (it reported, or its lease expired). Never runs again.
+   */
+  STATE_CANCELLED = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -358,6 +370,7 @@ function createBaseJob(): Job {
     uniqueKey: "",
     retryRule: "",
     firstFailedAt: undefined,
+    cancelRequestedAt: undefined,
   };
 }
 
@@ -437,6 +450,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.firstFailedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.firstFailedAt), writer.uint32(202).fork()).join();
+    }
+    if (message.cancelRequestedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.cancelRequestedAt), writer.uint32(210).fork()).join();
     }
     return writer;
   },
@@ -654,6 +670,14 @@ export const Job: MessageFns<Job> = {
             message.firstFailedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.cancelRequestedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -702,6 +726,7 @@ export const Job: MessageFns<Job> = {
     message.uniqueKey = object.uniqueKey ?? "";
     message.retryRule = object.retryRule ?? "";
     message.firstFailedAt = object.firstFailedAt ?? undefined;
+    message.cancelRequestedAt = object.cancelRequestedAt ?? undefined;
     return message;
   },
 };

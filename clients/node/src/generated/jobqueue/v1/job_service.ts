@@ -157,7 +157,14 @@ export interface HeartbeatJobRequest {
 /** The extended lease. */
 export interface HeartbeatJobResponse {
   /** New lease expiry. */
-  leaseExpiresAt?: Date | undefined;
+  leaseExpiresAt?:
+    | Date
+    | undefined;
+  /**
+   * True when a cancellation asked this run to stop: the worker should stop it and report; the
+   * report ends the job CANCELLED.
+   */
+  cancelRequested: boolean;
 }
 
 /** A run started by a worker of an external queue system. */
@@ -302,6 +309,20 @@ export interface GetJobResponse {
   retryLog: RetryLogEntry[];
   /** Retry decisions between those, left out; ListRetryLog with job_id pages through all of them. */
   retryLogOmittedCount: number;
+}
+
+/** Which job to cancel. */
+export interface CancelJobRequest {
+  /** Job to cancel; it must be WAITING, FAILED or ACTIVE (or already CANCELLED). */
+  jobId: string;
+  /** Why it is cancelled, for the audit log; optional, at most 10000 characters. */
+  reason: string;
+}
+
+/** The cancelled job. */
+export interface CancelJobResponse {
+  /** The job: CANCELLED, or still ACTIVE with cancel_requested_at set until its run stops. */
+  job?: Job | undefined;
 }
 
 function createBaseEnqueueJobRequest(): EnqueueJobRequest {
@@ -1008,13 +1029,16 @@ export const HeartbeatJobRequest: MessageFns<HeartbeatJobRequest> = {
 };
 
 function createBaseHeartbeatJobResponse(): HeartbeatJobResponse {
-  return { leaseExpiresAt: undefined };
+  return { leaseExpiresAt: undefined, cancelRequested: false };
 }
 
 export const HeartbeatJobResponse: MessageFns<HeartbeatJobResponse> = {
   encode(message: HeartbeatJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.leaseExpiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.leaseExpiresAt), writer.uint32(10).fork()).join();
+    }
+    if (message.cancelRequested !== false) {
+      writer.uint32(16).bool(message.cancelRequested);
     }
     return writer;
   },
@@ -1040,6 +1064,14 @@ export const HeartbeatJobResponse: MessageFns<HeartbeatJobResponse> = {
             message.leaseExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cancelRequested = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1058,6 +1090,7 @@ export const HeartbeatJobResponse: MessageFns<HeartbeatJobResponse> = {
   fromPartial<I extends Exact<DeepPartial<HeartbeatJobResponse>, I>>(object: I): HeartbeatJobResponse {
     const message = createBaseHeartbeatJobResponse();
     message.leaseExpiresAt = object.leaseExpiresAt ?? undefined;
+    message.cancelRequested = object.cancelRequested ?? false;
     return message;
   },
 };
@@ -2073,6 +2106,128 @@ export const GetJobResponse: MessageFns<GetJobResponse> = {
   },
 };
 
+function createBaseCancelJobRequest(): CancelJobRequest {
+  return { jobId: "", reason: "" };
+}
+
+export const CancelJobRequest: MessageFns<CancelJobRequest> = {
+  encode(message: CancelJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CancelJobRequest>, I>>(base?: I): CancelJobRequest {
+    return CancelJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelJobRequest>, I>>(object: I): CancelJobRequest {
+    const message = createBaseCancelJobRequest();
+    message.jobId = object.jobId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelJobResponse(): CancelJobResponse {
+  return { job: undefined };
+}
+
+export const CancelJobResponse: MessageFns<CancelJobResponse> = {
+  encode(message: CancelJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== undefined) {
+      Job.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelJobResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelJobResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = Job.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CancelJobResponse>, I>>(base?: I): CancelJobResponse {
+    return CancelJobResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelJobResponse>, I>>(object: I): CancelJobResponse {
+    const message = createBaseCancelJobResponse();
+    message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
+    return message;
+  },
+};
+
 /**
  * Producers enqueue jobs; workers lease them, or run them elsewhere and report
  * TrackStart / TrackFailure / TrackCompletion. The service decides retry or dead-letter.
@@ -2197,6 +2352,20 @@ export const JobServiceService = {
     responseSerialize: (value: GetJobResponse): Buffer => Buffer.from(GetJobResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetJobResponse => GetJobResponse.decode(value),
   },
+  /**
+   * Cancels a job: a WAITING or FAILED job becomes CANCELLED at once; an ACTIVE job's run is asked
+   * to stop (HeartbeatJobResponse.cancel_requested) and the job becomes CANCELLED when that run
+   * reports, whatever it reports, or when its lease expires. Cancelling again changes nothing.
+   */
+  cancelJob: {
+    path: "/jobqueue.v1.JobService/CancelJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelJobRequest): Buffer => Buffer.from(CancelJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelJobRequest => CancelJobRequest.decode(value),
+    responseSerialize: (value: CancelJobResponse): Buffer => Buffer.from(CancelJobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelJobResponse => CancelJobResponse.decode(value),
+  },
 } as const;
 
 export interface JobServiceServer extends UntypedServiceImplementation {
@@ -2230,6 +2399,12 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   moveToDeadLetter: handleUnaryCall<MoveToDeadLetterRequest, MoveToDeadLetterResponse>;
   /** Returns a job with its error history and retry log. */
   getJob: handleUnaryCall<GetJobRequest, GetJobResponse>;
+  /**
+   * Cancels a job: a WAITING or FAILED job becomes CANCELLED at once; an ACTIVE job's run is asked
+   * to stop (HeartbeatJobResponse.cancel_requested) and the job becomes CANCELLED when that run
+   * reports, whatever it reports, or when its lease expires. Cancelling again changes nothing.
+   */
+  cancelJob: handleUnaryCall<CancelJobRequest, CancelJobResponse>;
 }
 
 export interface JobServiceClient extends Client {
@@ -2402,6 +2577,26 @@ export interface JobServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetJobResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Cancels a job: a WAITING or FAILED job becomes CANCELLED at once; an ACTIVE job's run is asked
+   * to stop (HeartbeatJobResponse.cancel_requested) and the job becomes CANCELLED when that run
+   * reports, whatever it reports, or when its lease expires. Cancelling again changes nothing.
+   */
+  cancelJob(
+    request: CancelJobRequest,
+    callback: (error: ServiceError | null, response: CancelJobResponse) => void,
+  ): ClientUnaryCall;
+  cancelJob(
+    request: CancelJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelJobResponse) => void,
+  ): ClientUnaryCall;
+  cancelJob(
+    request: CancelJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelJobResponse) => void,
   ): ClientUnaryCall;
 }
 
