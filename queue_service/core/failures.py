@@ -1,12 +1,14 @@
 """The failure rule, for one failed run or many: the run's job becomes FAILED and due for a retry,
 or goes to the dead-letter queue, with the error added to its history and one retry-log row.
 
-The decision is made here, in Python, once per job; the store only writes the decided outcomes
-(for a batch of retries, one statement on PostgreSQL).
+The decision is made here, in Python, once per job; the store only writes the decided outcomes,
+set-wise: a batch of retries and a batch of deaths take one statement each on PostgreSQL, and
+one prepared statement each run over the batch on SQLite.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import Sequence
@@ -24,12 +26,11 @@ from queue_service.core.states import Transition
 from queue_service.domain import (
     DeadLetterRecord,
     DeathReason,
-    Decision,
     ErrorInfo,
     JobRecord,
     JobView,
-    NewRetryLogRow,
     QueueRecord,
+    ScheduledDeath,
     ScheduledRetry,
     bounded_history,
 )
@@ -43,10 +44,6 @@ class JobTransitions(Protocol):
     events: ServiceEvents
 
     def policy_for(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy: ...
-
-    def record_transition(
-        self, repo: Repository, job: JobRecord, transition: Transition, updated: JobRecord | None
-    ) -> JobRecord: ...
 
     def emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None: ...
 
@@ -84,13 +81,14 @@ def apply_failures(
     now: datetime,
 ) -> list[FailureOutcome]:
     """Decide and record each failure in the caller's transaction, which holds the jobs' row locks.
-    Queue policies a failure does not bring are read once; the retried jobs are updated and logged
-    with one statement each. Returns the outcomes in the order of `failures`."""
+    Queue policies a failure does not bring are read once; the decisions are made here, job by job,
+    and written set-wise: one statement for the retried jobs and one for the dead ones (each with
+    its retry-log rows and DLQ entries). Returns the outcomes in the order of `failures`."""
     unknown = {failure.job.queue_name for failure in failures if failure.policy is None}
     queues = repo.get_queues(unknown) if unknown else {}
     retries: list[ScheduledRetry] = []
-    decisions: dict[int, tuple[RetryDecision, ErrorInfo]] = {}
-    outcomes: dict[int, FailureOutcome] = {}
+    deaths: list[ScheduledDeath] = []
+    decisions: dict[int, RetryDecision] = {}
     for failure in failures:
         job, error = failure.job, failure.error
         policy = failure.policy or jobs.policy_for(job, queues.get(job.queue_name))
@@ -103,38 +101,32 @@ def apply_failures(
             lease_expired=lease_expired,
             rng=jobs.rng,
         )
+        decisions[job.id] = decision
         history = history_with(job, error)
-        if not decision.should_retry:
-            entry, updated = dead_letter(
-                jobs, repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
+        if decision.should_retry:
+            retries.append(
+                ScheduledRetry(
+                    job,
+                    decision.next_retry_at,
+                    error,
+                    history,
+                    retry_delay_ms=round(decision.retry_delay.total_seconds() * 1000),
+                    remaining_retries=decision.remaining_retries,
+                )
             )
-            outcomes[job.id] = FailureOutcome(decision, JobView(updated, 0), entry)
-            continue
-        decisions[job.id] = (decision, error)
-        retries.append(ScheduledRetry(job, decision.next_retry_at, error, history))
-    updated = repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now)
-    if len(updated) != len(retries):
-        if len(failures) == 1:
-            raise Aborted(f"job {failures[0].job.job_id!r} changed concurrently; retry the call", field="job_id")
-        raise Aborted("jobs changed concurrently during a batch of failures; retry the batch", field="job_id")
-    by_id = {retry.job.id: retry.job for retry in retries}
-    log = []
-    for record in updated:
-        decision, error = decisions[record.id]
-        jobs.emit_transition(repo, Transition.RETRY, record.queue_name)
-        outcomes[record.id] = FailureOutcome(decision, JobView(record, decision.remaining_retries), None)
-        log.append(
-            NewRetryLogRow(
-                job=by_id[record.id],
-                error=error,
-                decision=Decision.RETRY,
-                retry_delay_ms=round(decision.retry_delay.total_seconds() * 1000),
-                remaining_retries=decision.remaining_retries,
-                next_retry_at=decision.next_retry_at,
-                death_reason=None,
-            )
+        else:
+            deaths.append(scheduled_death(job, error, history, decision.death_reason))
+    outcomes: dict[int, FailureOutcome] = {}
+    if repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now) != len(retries):
+        _changed_concurrently(failures)
+    for retry in retries:
+        decision = decisions[retry.job.id]
+        jobs.emit_transition(repo, Transition.RETRY, retry.job.queue_name)
+        outcomes[retry.job.id] = FailureOutcome(
+            decision, JobView(retried(retry, now), decision.remaining_retries), None
         )
-    repo.insert_retry_logs(sorted(log, key=lambda row: (row.job.job_id, row.job.attempt_number)), now=now)
+    for death, entry, updated in dead_letter_all(jobs, repo, deaths, Transition.DEAD_LETTER, now):
+        outcomes[death.job.id] = FailureOutcome(decisions[death.job.id], JobView(updated, 0), entry)
     if lease_expired:
         for failure in failures:
             outcome = outcomes[failure.job.id]
@@ -143,6 +135,69 @@ def apply_failures(
                 functools.partial(jobs.events.lease_expiry_decided, failure.job, outcome.decision, entry_id)
             )
     return [outcomes[failure.job.id] for failure in failures]
+
+
+def _changed_concurrently(failures: Sequence[RunFailure | ScheduledDeath]) -> None:
+    if len(failures) == 1:
+        raise Aborted(f"job {failures[0].job.job_id!r} changed concurrently; retry the call", field="job_id")
+    raise Aborted("jobs changed concurrently during a batch of failures; retry the batch", field="job_id")
+
+
+def retried(retry: ScheduledRetry, now: datetime) -> JobRecord:
+    """The job as its retry's compare-and-set left it."""
+    return dataclasses.replace(
+        retry.job,
+        state=states.target(Transition.RETRY),
+        run_at=retry.run_at,
+        lease_expires_at=None,
+        last_error=retry.error,
+        error_history=list(retry.error_history),
+        updated_at=now,
+    )
+
+
+def scheduled_death(
+    job: JobRecord, error: ErrorInfo, history: list[ErrorInfo], death_reason: DeathReason | None
+) -> ScheduledDeath:
+    """`job` decided dead with `error` as its failure and `history` as its errors."""
+    return ScheduledDeath(
+        job=job,
+        error=error,
+        error_history=history,
+        death_reason=death_reason or DeathReason.RETRIES_EXHAUSTED,
+        entry_id=job.dead_letter_id or str(uuid.uuid4()),
+        fingerprint=fingerprint(error.type, error.message),
+    )
+
+
+def dead_letter_all(
+    jobs: JobTransitions,
+    repo: Repository,
+    deaths: Sequence[ScheduledDeath],
+    transition: Transition,
+    now: datetime,
+) -> list[tuple[ScheduledDeath, DeadLetterRecord, JobRecord]]:
+    """Move the jobs of `deaths` to the dead-letter queue set-wise, each decision logged;
+    `transition` says from which states. Aborted if any of them changed concurrently."""
+    entries = repo.dead_letter_jobs(deaths, expected_states=states.sources(transition), now=now)
+    if len(entries) != len(deaths):
+        _changed_concurrently(deaths)
+    by_job = {entry.job_id: entry for entry in entries}
+    moved = []
+    for death in deaths:
+        entry = by_job[death.job.job_id]
+        updated = dataclasses.replace(
+            death.job,
+            state=states.target(transition),
+            lease_expires_at=None,
+            last_error=death.error,
+            error_history=list(death.error_history),
+            dead_letter_id=entry.id,
+            updated_at=now,
+        )
+        jobs.emit_transition(repo, transition, death.job.queue_name)
+        moved.append((death, entry, updated))
+    return moved
 
 
 def dead_letter(
@@ -156,39 +211,8 @@ def dead_letter(
     now: datetime,
 ) -> tuple[DeadLetterRecord, JobRecord]:
     """Move `job` to the dead-letter queue with `error` as its failure and `history` as its errors,
-    logging the decision; `transition` says from which states."""
-    death_reason = death_reason or DeathReason.RETRIES_EXHAUSTED
-    entry = repo.save_dead_letter(
-        entry_id=job.dead_letter_id or str(uuid.uuid4()),
-        job=job,
-        failure_reason=error.message,
-        error_type=error.type,
-        error_history=history,
-        death_reason=death_reason,
-        fingerprint=fingerprint(error.type, error.message),
-        now=now,
-    )
-    updated = repo.dead_letter_job(
-        job,
-        expected_states=states.sources(transition),
-        error=error,
-        error_history=history,
-        dead_letter_id=entry.id,
-        now=now,
-    )
-    updated = jobs.record_transition(repo, job, transition, updated)
-    repo.insert_retry_logs(
-        [
-            NewRetryLogRow(
-                job=job,
-                error=error,
-                decision=Decision.DEAD_LETTER,
-                retry_delay_ms=0,
-                remaining_retries=0,
-                next_retry_at=None,
-                death_reason=death_reason,
-            )
-        ],
-        now=now,
+    logging the decision; `transition` says from which states. A batch of one."""
+    [(_, entry, updated)] = dead_letter_all(
+        jobs, repo, [scheduled_death(job, error, history, death_reason)], transition, now
     )
     return entry, updated

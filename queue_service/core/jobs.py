@@ -679,25 +679,22 @@ class JobManager:
         policies = [self.settings.default_policy.with_overrides(stored) for stored in repo.queue_retry_policies()]
         return min([self.settings.default_policy.max_retries, *(policy.max_retries for policy in policies)])
 
-    def dead_letter_exhausted(self, repo: Repository, job: JobRecord, *, now: datetime) -> DeadLetterRecord | None:
-        """Move a job waiting for a retry its policy no longer allows (say, after the policy was lowered)
-        to the DLQ, inside the caller's transaction. None when the job still has retries."""
-        if job.runs_in_budget <= self._policy(repo, job).max_retries:
-            return None
-        states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job.job_id)
-        # The last real error stays the failure reason, so that the entry groups with its siblings.
-        error = job.last_error or ErrorInfo("retries exhausted", RETRIES_EXHAUSTED_TYPE, "", job.attempt_number, now)
-        entry, _ = failures.dead_letter(
-            self,
-            repo,
-            job,
-            error,
-            job.error_history,
-            DeathReason.RETRIES_EXHAUSTED,
-            Transition.MOVE_TO_DEAD_LETTER,
-            now,
-        )
-        return entry
+    def dead_letter_exhausted(
+        self, repo: Repository, locked: Sequence[JobRecord], *, now: datetime
+    ) -> list[DeadLetterRecord]:
+        """Move the jobs among `locked` (row-locked by the caller) that wait for a retry their policy
+        no longer allows (say, after the policy was lowered) to the DLQ, set-wise, inside the
+        caller's transaction. Returns their entries; jobs that still have retries stay."""
+        deaths = []
+        for job in self.exhausted_jobs(repo, locked):
+            states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job.job_id)
+            # The last real error stays the failure reason, so that the entry groups with its siblings.
+            error = job.last_error or ErrorInfo(
+                "retries exhausted", RETRIES_EXHAUSTED_TYPE, "", job.attempt_number, now
+            )
+            deaths.append(failures.scheduled_death(job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED))
+        moved = failures.dead_letter_all(self, repo, deaths, Transition.MOVE_TO_DEAD_LETTER, now)
+        return [entry for _, entry, _ in moved]
 
     def apply_failures(
         self,

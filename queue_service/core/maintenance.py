@@ -78,7 +78,7 @@ def rescue_stalled_jobs(jobs: JobManager, *, batch_size: int, checkpoint: Checkp
                 )
                 for job in expired
             ]
-            # Set-wise: one statement per batch, not per job, for the retried ones.
+            # Set-wise: one statement per batch for the retried jobs and one for the dead ones.
             for outcome in jobs.apply_failures(repo, failures, lease_expired=True, now=now):
                 if outcome.decision.should_retry:
                     retried += 1
@@ -107,9 +107,8 @@ def dead_letter_exhausted_jobs(jobs: JobManager, *, batch_size: int, checkpoint:
             page = repo.retry_pending_jobs(after_id=after_id, limit=batch_size, min_runs_in_budget=fewest_retries)
             exhausted = jobs.exhausted_jobs(repo, page)
             now = jobs.clock.now()
-            for job in repo.lock_jobs([job.id for job in exhausted], states=waiting):
-                if jobs.dead_letter_exhausted(repo, job, now=now) is not None:
-                    total += 1
+            locked = repo.lock_jobs([job.id for job in exhausted], states=waiting)
+            total += len(jobs.dead_letter_exhausted(repo, locked, now=now))
         checkpoint()
         if len(page) < batch_size:
             break

@@ -36,17 +36,17 @@ from queue_service.domain import (
     JobState,
     LeaseRecord,
     NewJob,
-    NewRetryLogRow,
     QueueRecord,
     RecoveryRunRecord,
     RecoveryRunTotals,
     RecoveryStatus,
     RetryLogRecord,
     RunStatus,
+    ScheduledDeath,
     ScheduledRetry,
     bounded_history,
 )
-from queue_service.store.postgres_statements import COMPLETE_JOBS, SCHEDULE_RETRIES
+from queue_service.store.postgres_statements import COMPLETE_JOBS, DEAD_LETTER_JOBS, SCHEDULE_RETRIES
 from queue_service.store.schema import (
     dead_letter_queue,
     queue_activity,
@@ -62,6 +62,27 @@ from queue_service.store.schema import (
 # ix_queue_jobs_ready only when the query repeats its predicate `state IN ('waiting', 'failed')`.
 READY_STATES_LITERAL = bindparam(
     "ready_states", [state.value for state in READY_STATES], expanding=True, literal_execute=True
+)
+
+
+# What reopening a job's existing DLQ entry overwrites; id, job_id, created_at, notes, assignee,
+# priority and recovery attempts stay.
+DEAD_LETTER_REOPENED = (
+    "queue_name",
+    "job_name",
+    "job_data",
+    "failure_reason",
+    "error_type",
+    "total_attempts",
+    "error_history",
+    "death_reason",
+    "recovery_status",
+    "fingerprint",
+    "dead_lettered_at",
+    "updated_at",
+    "resolution_reason",
+    "resolved_by",
+    "resolved_at",
 )
 
 
@@ -382,27 +403,6 @@ class Repository:
             updated_at=now,
         )
 
-    def dead_letter_job(
-        self,
-        job: JobRecord,
-        *,
-        expected_states: Iterable[JobState],
-        error: ErrorInfo,
-        error_history: Sequence[ErrorInfo],
-        dead_letter_id: str,
-        now: datetime,
-    ) -> JobRecord | None:
-        return self._compare_and_set(
-            job,
-            expected_states,
-            state=JobState.DEAD_LETTER.value,
-            lease_expires_at=None,
-            last_error=error.to_json(),
-            error_history=[item.to_json() for item in error_history],
-            dead_letter_id=dead_letter_id,
-            updated_at=now,
-        )
-
     def redrive_job(
         self,
         job: JobRecord,
@@ -603,69 +603,213 @@ class Repository:
 
     def schedule_retries(
         self, retries: Sequence[ScheduledRetry], *, expected_states: Iterable[JobState], now: datetime
-    ) -> list[JobRecord]:
-        """Compare-and-set each decided retry: the job becomes FAILED, due at its run_at.
+    ) -> int:
+        """Compare-and-set each decided retry: the job becomes FAILED, due at its run_at, and the
+        decision is logged. Returns how many jobs changed; fewer than `retries` means some changed
+        concurrently, and the caller must roll back.
 
-        Returns the jobs changed. PostgreSQL does it in one statement, so that its counter trigger
-        runs once per batch instead of once per job; SQLite, with row triggers, one statement per job.
+        One statement per batch whatever its size: on PostgreSQL an update feeding the retry-log
+        insert, so that the counter triggers run once per batch; on SQLite one prepared update and
+        one prepared insert run over the batch (executemany).
         """
         if not retries:
-            return []
+            return 0
+        ordered = sorted(retries, key=lambda retry: retry.job.id)  # a stable lock order between batches
+        expected = [state.value for state in expected_states]
         if self.dialect == "postgresql":
-            ordered = sorted(retries, key=lambda retry: retry.job.id)
             rows = self.connection.execute(
                 SCHEDULE_RETRIES.clause,
                 {
                     "failed": JobState.FAILED.value,
+                    "decision": Decision.RETRY.value,
                     "now": now,
                     "ids": [retry.job.id for retry in ordered],
                     "attempts": [retry.job.attempt_number for retry in ordered],
                     "run_ats": [retry.run_at for retry in ordered],
                     "last_errors": [json.dumps(retry.error.to_json()) for retry in ordered],
                     "histories": [json.dumps([item.to_json() for item in retry.error_history]) for retry in ordered],
-                    "expected": [state.value for state in expected_states],
+                    "delays_ms": [retry.retry_delay_ms for retry in ordered],
+                    "remaining": [retry.remaining_retries for retry in ordered],
+                    "expected": expected,
                 },
             )
-            return [job_from_row(row) for row in rows]
-        updated = []
-        for retry in retries:
-            record = self._compare_and_set(
-                retry.job,
-                expected_states,
-                state=JobState.FAILED.value,
-                run_at=retry.run_at,
-                lease_expires_at=None,
-                last_error=retry.error.to_json(),
-                error_history=[item.to_json() for item in retry.error_history],
-                updated_at=now,
+            return len(rows.all())
+        changed = self._compare_and_set_many(
+            [
+                {
+                    "b_id": retry.job.id,
+                    "b_attempt": retry.job.attempt_number,
+                    "b_run_at": retry.run_at,
+                    "b_last_error": retry.error.to_json(),
+                    "b_history": [item.to_json() for item in retry.error_history],
+                }
+                for retry in ordered
+            ],
+            expected,
+            state=JobState.FAILED.value,
+            run_at=bindparam("b_run_at", type_=queue_jobs.c.run_at.type),
+            lease_expires_at=None,
+            last_error=bindparam("b_last_error", type_=queue_jobs.c.last_error.type),
+            error_history=bindparam("b_history", type_=queue_jobs.c.error_history.type),
+            updated_at=now,
+        )
+        if changed == len(ordered):
+            self._log_decisions(
+                [
+                    self._retry_log_row(retry.job, retry.error, Decision.RETRY, now=now)
+                    | {
+                        "retry_delay_ms": retry.retry_delay_ms,
+                        "remaining_retries": retry.remaining_retries,
+                        "next_retry_at": retry.run_at,
+                    }
+                    for retry in ordered
+                ]
             )
-            if record is not None:
-                updated.append(record)
-        return updated
+        return changed
+
+    def dead_letter_jobs(
+        self, deaths: Sequence[ScheduledDeath], *, expected_states: Iterable[JobState], now: datetime
+    ) -> list[DeadLetterRecord]:
+        """Compare-and-set each decided death: the job becomes DEAD_LETTER, its entry is created (or
+        its existing one reopened as PENDING, keeping notes, assignee and recovery attempts) and the
+        decision logged. Returns the entries of the jobs changed, in job id order; fewer than
+        `deaths` means some changed concurrently, and the caller must roll back.
+
+        PostgreSQL: one statement (update, retry-log insert and DLQ upsert chained). SQLite: one
+        prepared statement each for the upsert, the update and the log, run over the batch.
+        """
+        if not deaths:
+            return []
+        ordered = sorted(deaths, key=lambda death: death.job.id)
+        expected = [state.value for state in expected_states]
+        if self.dialect == "postgresql":
+            rows = self.connection.execute(
+                DEAD_LETTER_JOBS.clause,
+                {
+                    "dead_letter": JobState.DEAD_LETTER.value,
+                    "decision": Decision.DEAD_LETTER.value,
+                    "pending": RecoveryStatus.PENDING.value,
+                    "now": now,
+                    "ids": [death.job.id for death in ordered],
+                    "attempts": [death.job.attempt_number for death in ordered],
+                    "last_errors": [json.dumps(death.error.to_json()) for death in ordered],
+                    "histories": [json.dumps([item.to_json() for item in death.error_history]) for death in ordered],
+                    "entry_ids": [death.entry_id for death in ordered],
+                    "death_reasons": [death.death_reason.value for death in ordered],
+                    "fingerprints": [death.fingerprint for death in ordered],
+                    "failure_reasons": [death.error.message for death in ordered],
+                    "error_types": [death.error.type for death in ordered],
+                    "expected": expected,
+                },
+            )
+            return sorted((dead_letter_from_row(row) for row in rows), key=lambda entry: entry.job_id)
+        # SQLite: the write lock is held from BEGIN IMMEDIATE, so the jobs cannot change under the
+        # upsert; its entries are read back for their ids (an existing entry keeps its own).
+        entry_values = [self._dead_letter_values(death, now) for death in ordered]
+        statement = self._insert(dead_letter_queue)
+        self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["job_id"],
+                set_={name: getattr(statement.excluded, name) for name in DEAD_LETTER_REOPENED},
+            ),
+            entry_values,
+        )
+        entries = {
+            row.job_id: dead_letter_from_row(row)
+            for row in self.connection.execute(
+                select(dead_letter_queue).where(dead_letter_queue.c.job_id.in_([death.job.job_id for death in ordered]))
+            )
+        }
+        changed = self._compare_and_set_many(
+            [
+                {
+                    "b_id": death.job.id,
+                    "b_attempt": death.job.attempt_number,
+                    "b_last_error": death.error.to_json(),
+                    "b_history": [item.to_json() for item in death.error_history],
+                    "b_entry_id": entries[death.job.job_id].id,
+                }
+                for death in ordered
+            ],
+            expected,
+            state=JobState.DEAD_LETTER.value,
+            lease_expires_at=None,
+            last_error=bindparam("b_last_error", type_=queue_jobs.c.last_error.type),
+            error_history=bindparam("b_history", type_=queue_jobs.c.error_history.type),
+            dead_letter_id=bindparam("b_entry_id", type_=String()),
+            updated_at=now,
+        )
+        if changed != len(ordered):
+            return []
+        self._log_decisions(
+            [
+                self._retry_log_row(death.job, death.error, Decision.DEAD_LETTER, now=now)
+                | {"death_reason": death.death_reason.value}
+                for death in ordered
+            ]
+        )
+        return [entries[death.job.job_id] for death in ordered]
+
+    def _compare_and_set_many(self, rows: list[dict[str, Any]], expected: list[str], **values: Any) -> int:
+        """SQLite: one prepared compare-and-set on (b_id, b_attempt) and the expected states, run
+        for every row of `rows` (executemany); returns how many jobs changed."""
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.id == bindparam("b_id", type_=Integer()),
+                queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
+                # Literals: executemany takes no expanding parameters. The states are the enum's values.
+                queue_jobs.c.state.in_([literal_column(f"'{JobState(state).value}'") for state in expected]),
+            )
+            .values(**values)
+        )
+        return self.connection.execute(statement, rows).rowcount
+
+    @staticmethod
+    def _dead_letter_values(death: ScheduledDeath, now: datetime) -> dict[str, Any]:
+        job = death.job
+        return {
+            "id": death.entry_id,
+            "job_id": job.job_id,
+            "queue_name": job.queue_name,
+            "job_name": job.job_name,
+            "job_data": job.job_data,
+            "failure_reason": death.error.message,
+            "error_type": death.error.type,
+            "total_attempts": job.attempt_number,
+            "error_history": [error.to_json() for error in death.error_history],
+            "death_reason": death.death_reason.value,
+            "recovery_status": RecoveryStatus.PENDING.value,
+            "fingerprint": death.fingerprint,
+            "created_at": now,
+            "dead_lettered_at": now,
+            "updated_at": now,
+            "resolution_reason": "",
+            "resolved_by": "",
+            "resolved_at": None,
+        }
+
+    @staticmethod
+    def _retry_log_row(job: JobRecord, error: ErrorInfo, decision: Decision, *, now: datetime) -> dict[str, Any]:
+        return {
+            "job_id": job.job_id,
+            "queue_name": job.queue_name,
+            "attempt_number": job.attempt_number,
+            "error": error.to_json(),
+            "decision": decision.value,
+            "retry_delay_ms": 0,
+            "remaining_retries": 0,
+            "next_retry_at": None,
+            "death_reason": None,
+            "created_at": now,
+        }
+
+    def _log_decisions(self, rows: list[dict[str, Any]]) -> None:
+        """Insert retry-log rows, oldest decision of each job first, with one prepared statement."""
+        rows.sort(key=lambda row: (row["job_id"], row["attempt_number"]))
+        self.connection.execute(insert(queue_retry_log), rows)
 
     # Retry log
-
-    def insert_retry_logs(self, rows: Sequence[NewRetryLogRow], *, now: datetime) -> None:
-        """Log each decision about its job's current run, in one statement."""
-        if rows:
-            self.connection.execute(
-                insert(queue_retry_log),
-                [
-                    {
-                        "job_id": row.job.job_id,
-                        "queue_name": row.job.queue_name,
-                        "attempt_number": row.job.attempt_number,
-                        "error": row.error.to_json() if row.error else None,
-                        "decision": row.decision.value,
-                        "retry_delay_ms": row.retry_delay_ms,
-                        "remaining_retries": row.remaining_retries,
-                        "next_retry_at": row.next_retry_at,
-                        "death_reason": row.death_reason.value if row.death_reason else None,
-                        "created_at": now,
-                    }
-                    for row in rows
-                ],
-            )
 
     def find_decision(self, job_id: str, attempt_number: int) -> RetryLogRecord | None:
         row = self.connection.execute(
@@ -900,42 +1044,3 @@ class Repository:
     def get_dead_letter_for_job(self, job_id: str) -> DeadLetterRecord | None:
         row = self.connection.execute(select(dead_letter_queue).where(dead_letter_queue.c.job_id == job_id)).first()
         return dead_letter_from_row(row) if row else None
-
-    def save_dead_letter(
-        self,
-        *,
-        entry_id: str,
-        job: JobRecord,
-        failure_reason: str,
-        error_type: str,
-        error_history: list[ErrorInfo],
-        death_reason: DeathReason,
-        fingerprint: str,
-        now: datetime,
-    ) -> DeadLetterRecord:
-        """Create the job's entry, or reopen its existing one as PENDING keeping notes, assignee and recovery_attempts."""
-        values = {
-            "queue_name": job.queue_name,
-            "job_name": job.job_name,
-            "job_data": job.job_data,
-            "failure_reason": failure_reason,
-            "error_type": error_type,
-            "total_attempts": job.attempt_number,
-            "error_history": [error.to_json() for error in error_history],
-            "death_reason": death_reason.value,
-            "recovery_status": RecoveryStatus.PENDING.value,
-            "fingerprint": fingerprint,
-            "dead_lettered_at": now,
-            "updated_at": now,
-            "resolution_reason": "",
-            "resolved_by": "",
-            "resolved_at": None,
-        }
-        # One upsert: a job's first death inserts its entry, a later one reopens it in place.
-        row = self.connection.execute(
-            self._insert(dead_letter_queue)
-            .values(id=entry_id, job_id=job.job_id, created_at=now, **values)
-            .on_conflict_do_update(index_elements=["job_id"], set_=values)
-            .returning(*dead_letter_queue.c)
-        ).first()
-        return dead_letter_from_row(row)
