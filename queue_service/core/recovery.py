@@ -139,7 +139,7 @@ class Recovery:
 
     def default_tasks(self) -> list[tuple[str, Task]]:
         jobs, settings = self.jobs, self.settings
-        batch = settings.batch_size
+        batch = self.database.sweep_batch_size(settings.batch_size)
 
         def stalled_jobs(counts: RecoveryCounts, checkpoint: Checkpoint) -> None:
             result = maintenance.rescue_stalled_jobs(jobs, batch_size=batch, checkpoint=checkpoint)
