@@ -120,6 +120,35 @@ def job_from_row(row) -> JobRecord:
     )
 
 
+def _inserted_job(row_id: int, row: dict[str, Any]) -> JobRecord:
+    """The job just inserted from `row` (a `Repository._job_row`), as it is stored."""
+    return JobRecord(
+        id=row_id,
+        job_id=row["job_id"],
+        queue_name=row["queue_name"],
+        job_name=row["job_name"],
+        job_data=row["job_data"],
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        attempt_number=row["attempt_number"],
+        budget_start=row["budget_start"],
+        retry_policy=row["retry_policy"],
+        run_at=row["run_at"],
+        lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"],
+        last_error=None,
+        error_history=[],
+        result=None,
+        processing_duration_ms=None,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        completed_at=None,
+        dead_letter_id=None,
+        trace_parent=row["trace_parent"],
+    )
+
+
 def dead_letter_from_row(row) -> DeadLetterRecord:
     m = row._mapping
     return DeadLetterRecord(
@@ -263,39 +292,57 @@ class Repository:
 
     def insert_jobs(self, jobs: Sequence[NewJob], now: datetime) -> set[str]:
         """Insert jobs whose job_id is new; return the job_ids actually inserted."""
-        return set(self._insert_jobs(jobs, now, queue_jobs.c.job_id))
+        return set(self.insert_jobs_returning(jobs, now))
 
     def insert_jobs_returning(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
-        """Insert jobs whose job_id is new; return those inserted, as stored, by job_id."""
-        return {row.job_id: job_from_row(row) for row in self._insert_jobs(jobs, now, *queue_jobs.c)}
-
-    def _insert_jobs(self, jobs: Sequence[NewJob], now: datetime, *returning) -> list:
-        rows = [
-            {
-                "job_id": job.job_id,
-                "queue_name": job.queue_name,
-                "job_name": job.job_name,
-                "job_data": job.job_data,
-                "state": job.state.value,
-                "priority": job.priority,
-                "attempt_number": job.attempt_number,
-                "budget_start": 0,
-                "retry_policy": job.retry_policy,
-                "run_at": job.run_at,
-                "lease_expires_at": job.lease_expires_at,
-                "worker_id": job.worker_id,
-                "started_at": job.started_at,
-                "trace_parent": job.trace_parent,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for job in jobs
-        ]
+        """Insert jobs whose job_id is new (the first of a repeated one); return those inserted, as
+        stored, by job_id."""
+        rows = [self._job_row(job, now) for job in jobs]
         if not rows:
-            return []
-        statement = self._insert(queue_jobs).on_conflict_do_nothing(index_elements=["job_id"]).returning(*returning)
+            return {}
+        if self.dialect == "sqlite":
+            return self._insert_jobs_sqlite(rows)
+        statement = self._insert(queue_jobs).on_conflict_do_nothing(index_elements=["job_id"]).returning(*queue_jobs.c)
         # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING.
-        return list(self.connection.execute(statement, rows))
+        return {row.job_id: job_from_row(row) for row in self.connection.execute(statement, rows)}
+
+    def _insert_jobs_sqlite(self, rows: list[dict[str, Any]]) -> dict[str, JobRecord]:
+        """SQLite holds its write lock from BEGIN IMMEDIATE, so the job_ids already stored, read
+        first, stay so: the new rows go in through one prepared insert run over the batch
+        (executemany, no RETURNING), and only their row ids are read back."""
+        c = queue_jobs.c
+        wanted = list(dict.fromkeys(row["job_id"] for row in rows))
+        stored = set(self.connection.execute(select(c.job_id).where(c.job_id.in_(wanted))).scalars())
+        fresh: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row["job_id"] not in stored:
+                fresh.setdefault(row["job_id"], row)
+        if not fresh:
+            return {}
+        self.connection.execute(insert(queue_jobs), list(fresh.values()))
+        ids = dict(self.connection.execute(select(c.job_id, c.id).where(c.job_id.in_(list(fresh)))).all())
+        return {job_id: _inserted_job(ids[job_id], row) for job_id, row in fresh.items()}
+
+    @staticmethod
+    def _job_row(job: NewJob, now: datetime) -> dict[str, Any]:
+        return {
+            "job_id": job.job_id,
+            "queue_name": job.queue_name,
+            "job_name": job.job_name,
+            "job_data": job.job_data,
+            "state": job.state.value,
+            "priority": job.priority,
+            "attempt_number": job.attempt_number,
+            "budget_start": 0,
+            "retry_policy": job.retry_policy,
+            "run_at": job.run_at,
+            "lease_expires_at": job.lease_expires_at,
+            "worker_id": job.worker_id,
+            "started_at": job.started_at,
+            "trace_parent": job.trace_parent,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def get_job(self, job_id: str, *, for_update: bool = False) -> JobRecord | None:
         statement = select(queue_jobs).where(queue_jobs.c.job_id == job_id)
