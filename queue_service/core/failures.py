@@ -45,7 +45,7 @@ class JobTransitions(Protocol):
 
     def policy_for(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy: ...
 
-    def emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None: ...
+    def emit_transition(self, repo: Repository, transition: Transition, *queue_names: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,9 @@ def apply_failures(
     outcomes: dict[int, FailureOutcome] = {}
     if repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now) != len(retries):
         _changed_concurrently(failures)
+    jobs.emit_transition(repo, Transition.RETRY, *(retry.job.queue_name for retry in retries))
     for retry in retries:
         decision = decisions[retry.job.id]
-        jobs.emit_transition(repo, Transition.RETRY, retry.job.queue_name)
         outcomes[retry.job.id] = FailureOutcome(
             decision, JobView(retried(retry, now), decision.remaining_retries), None
         )
@@ -183,6 +183,7 @@ def dead_letter_all(
     if len(entries) != len(deaths):
         _changed_concurrently(deaths)
     by_job = {entry.job_id: entry for entry in entries}
+    jobs.emit_transition(repo, transition, *(death.job.queue_name for death in deaths))
     moved = []
     for death in deaths:
         entry = by_job[death.job.job_id]
@@ -195,7 +196,6 @@ def dead_letter_all(
             dead_letter_id=entry.id,
             updated_at=now,
         )
-        jobs.emit_transition(repo, transition, death.job.queue_name)
         moved.append((death, entry, updated))
     return moved
 

@@ -786,9 +786,10 @@ class JobManager:
         self.emit_transition(repo, transition, job.queue_name)
         return updated
 
-    def emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None:
+    def emit_transition(self, repo: Repository, transition: Transition, *queue_names: str) -> None:
+        """Report `transition` of one job per name in `queue_names`, counted by queue."""
         for event in TRANSITION_EVENTS.get(transition, ()):
-            self._emit_per_queue(repo, event, [queue_name])
+            self._emit_per_queue(repo, event, queue_names)
 
     def _emit_per_queue(self, repo: Repository, event: JobEvent, queue_names: Sequence[str]) -> None:
         """Report `event` once per job (counted by queue) after the transaction commits."""
