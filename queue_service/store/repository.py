@@ -555,12 +555,7 @@ class Repository:
             .with_for_update(skip_locked=True)
             .cte("old")
         )
-        result = self.connection.execute(
-            delete(queue_jobs)
-            .where(queue_jobs.c.id.in_(select(old.c.id)), queue_jobs.c.state == completed)
-            .returning(queue_jobs.c.id)
-        )
-        return len(result.all())
+        return self._delete_picked(queue_jobs, old, queue_jobs.c.state == completed)
 
     def complete_jobs(
         self,
@@ -889,10 +884,7 @@ class Repository:
             .limit(limit)
             .cte("old")
         )
-        result = self.connection.execute(
-            delete(queue_retry_log).where(queue_retry_log.c.id.in_(select(old.c.id))).returning(queue_retry_log.c.id)
-        )
-        return len(result.all())
+        return self._delete_picked(queue_retry_log, old)
 
     def delete_activity(self, *, bucket_before: datetime, limit: int) -> int:
         """Delete up to `limit` activity-count rows whose bucket starts before `bucket_before`."""
@@ -903,7 +895,18 @@ class Repository:
             .limit(limit)
             .cte("old")
         )
-        result = self.connection.execute(delete(queue_activity).where(c.id.in_(select(old.c.id))).returning(c.id))
+        return self._delete_picked(queue_activity, old)
+
+    def _delete_picked(self, table, picked, *conditions) -> int:
+        """Delete the rows of `table` whose ids the CTE `picked` holds; returns how many. PostgreSQL
+        joins the CTE (DELETE ... USING), which it runs once; as `id IN (SELECT ...)` the planner
+        may re-run it per row and exceed its limit. SQLite has no DELETE ... USING and runs the
+        subquery once."""
+        if self.dialect == "postgresql":
+            match = table.c.id == picked.c.id
+        else:
+            match = table.c.id.in_(select(picked.c.id))
+        result = self.connection.execute(delete(table).where(match, *conditions).returning(table.c.id))
         return len(result.all())
 
     # Leases (leader election, sweep lock)
