@@ -804,9 +804,6 @@ class JobManager:
         if duration is not None:
             repo.after_commit(functools.partial(self.events.job_processed, queue_name, duration.total_seconds()))
 
-    def _policy(self, repo: Repository, job: JobRecord) -> RetryPolicy:
-        return self.policy_for(job, repo.get_queue(job.queue_name))
-
     def policy_for(self, job: JobRecord, queue: QueueRecord | None) -> RetryPolicy:
         """The job's effective policy: its own overrides on its queue's, on the service default."""
         return effective_policy(self.settings.default_policy, queue.retry_policy if queue else None, job.retry_policy)
