@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from queue_service.core.jobs import JobManager, JobSpec
+from queue_service.core.jobs import LEASE_EXPIRED_TYPE, JobManager, JobSpec
 from queue_service.core.queues import QueueManager
-from queue_service.core.retry import PolicyOverride
+from queue_service.core.retry import PolicyOverride, RetryRule
 from queue_service.core.sweep.runner import Recovery
 from queue_service.core.sweep.settings import RecoverySettings
 from queue_service.domain import JobState
@@ -146,6 +146,50 @@ def test_a_dead_letter_batch_reopens_existing_entries_in_place(job_manager, data
     assert {row.job_id: row.id for row in entries} == first_ids == job_entries
     assert {(row.recovery_status, row.admin_notes, row.total_attempts) for row in entries} == {("pending", "seen", 2)}
     assert counted(database) == recounted(database)
+
+
+def rule_and_first_failure(jobs: JobManager, job_id: str) -> tuple[str, str, object, set[str]]:
+    """The job's state, deciding rule and first failure time, and the rules its retry log names."""
+    details = jobs.get_job(job_id)
+    job = details.job.record
+    logged_rules = {entry.error.retry_rule for entry in details.retry_log if entry.error}
+    return job.state.value, job.retry_rule, job.first_failed_at, logged_rules
+
+
+def test_set_wise_writes_keep_the_deciding_rule_and_the_first_failure_time(job_manager, clock):
+    queues = QueueManager(job_manager)
+    rule = f"queue:{LEASE_EXPIRED_TYPE}"
+    never = PolicyOverride(rules=(RetryRule(LEASE_EXPIRED_TYPE, retryable=False),))
+    queues.update_policy(STRICT, never, allow_missing=True, actor="test")
+    queues.update_policy(
+        LENIENT, PolicyOverride(rules=(RetryRule(LEASE_EXPIRED_TYPE, max_retries=5),)), allow_missing=True, actor="test"
+    )
+    enqueue(job_manager, LENIENT, 6, "lenient")
+    enqueue(job_manager, STRICT, 6, "strict")
+    lease_all(job_manager, LENIENT)
+    lease_all(job_manager, STRICT)
+    failed_at = clock.advance(61)
+
+    # Batches of 4 that hold retries and deaths together.
+    assert sweep(job_manager, batch_size=4)["stalled_jobs_dead_lettered"] == 6
+
+    for index in range(6):
+        assert rule_and_first_failure(job_manager, f"lenient-{index}") == ("failed", rule, failed_at, {rule})
+        assert rule_and_first_failure(job_manager, f"strict-{index}") == ("dead_letter", rule, failed_at, {rule})
+
+    # A second failure keeps the first one's time.
+    clock.advance(3600)
+    sweep(job_manager, batch_size=4)
+    assert lease_all(job_manager, LENIENT) == 6
+    clock.advance(61)
+    sweep(job_manager, batch_size=4)
+    assert rule_and_first_failure(job_manager, "lenient-0") == ("failed", rule, failed_at, {rule})
+
+    # The rule's budget lowered below the runs made: the exhausted jobs move set-wise, keeping both.
+    queues.update_policy(LENIENT, PolicyOverride(rules=(RetryRule(LEASE_EXPIRED_TYPE, max_retries=1),)), actor="test")
+    assert sweep(job_manager, batch_size=4)["exhausted_jobs"] == 6
+    for index in range(6):
+        assert rule_and_first_failure(job_manager, f"lenient-{index}") == ("dead_letter", rule, failed_at, {rule})
 
 
 class BatchRecorder(Recovery):
