@@ -310,19 +310,23 @@ class ScheduledRetry:
     error_history: list[ErrorInfo]
     # When the job first failed in its current retry budget: this failure, if it is the first.
     first_failed_at: datetime
+    # Logged with the decision.
+    retry_delay_ms: int
+    remaining_retries: int
 
 
 @dataclass(frozen=True)
-class NewRetryLogRow:
-    """A retry decision about to be logged for the job's current run."""
+class ScheduledDeath:
+    """A decided death: the job goes to the DLQ as entry `entry_id` (its existing entry reopens)."""
 
     job: JobRecord
-    error: ErrorInfo | None
-    decision: Decision
-    retry_delay_ms: int
-    remaining_retries: int
-    next_retry_at: datetime | None
-    death_reason: DeathReason | None
+    error: ErrorInfo
+    error_history: list[ErrorInfo]
+    death_reason: DeathReason
+    entry_id: str
+    fingerprint: str
+    # When the job first failed in its current retry budget; None for a job moved there that never failed.
+    first_failed_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The failure rule, for one failed run or many: the run's job becomes FAILED and due for a retry,
 or goes to the dead-letter queue, with the error added to its history and one retry-log row.
 
-The decision is made here, in Python, once per job; the store only writes the decided outcomes
-(for a batch of retries, one statement on PostgreSQL).
+The decision is made here, in Python, once per job; the store only writes the decided outcomes,
+set-wise: a batch of retries and a batch of deaths take one statement each on PostgreSQL, and
+one prepared statement each run over the batch on SQLite.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from queue_service.core.states import Transition
 from queue_service.domain import (
     DeadLetterRecord,
     DeathReason,
-    Decision,
     ErrorInfo,
     JobRecord,
     JobView,
-    NewRetryLogRow,
     QueueRecord,
+    ScheduledDeath,
     ScheduledRetry,
     bounded_history,
 )
@@ -50,7 +50,7 @@ class JobTransitions(Protocol):
         self, repo: Repository, job: JobRecord, transition: Transition, updated: JobRecord | None
     ) -> JobRecord: ...
 
-    def emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None: ...
+    def emit_transition(self, repo: Repository, transition: Transition, *queue_names: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,14 @@ def apply_failures(
     now: datetime,
 ) -> list[FailureOutcome]:
     """Decide and record each failure in the caller's transaction, which holds the jobs' row locks.
-    Queue policies a failure does not bring are read once; the retried jobs are updated and logged
-    with one statement each. Returns the outcomes in the order of `failures`."""
+    Queue policies a failure does not bring are read once; the decisions are made here, job by job,
+    and written set-wise: one statement for the retried jobs and one for the dead ones (each with
+    its retry-log rows and DLQ entries). Returns the outcomes in the order of `failures`."""
     unknown = {failure.job.queue_name for failure in failures if failure.policy is None}
     queues = repo.get_queues(unknown) if unknown else {}
     retries: list[ScheduledRetry] = []
-    decisions: dict[int, tuple[RetryDecision, ErrorInfo]] = {}
-    outcomes: dict[int, FailureOutcome] = {}
+    deaths: list[ScheduledDeath] = []
+    decisions: dict[int, RetryDecision] = {}
     # Circuit breakers (core/breakers.py) count these runs and may trip; while a queue's breaker
     # holds, its failed runs are retried without using up an attempt.
     held_queues = jobs.breakers.on_failures(repo, [failure.job for failure in failures], now)
@@ -116,43 +117,38 @@ def apply_failures(
             decision = held_retry(policy, job, now, jobs.rng)
         else:
             held = False  # a rule that never retries this error type still decides
+        decisions[job.id] = decision
         # The error keeps the rule that decided about it: in the job's history and in the retry log.
         error = replace(error, retry_rule=decision.retry_rule)
         history = history_with(job, error)
-        if not decision.should_retry:
-            entry, updated = dead_letter(
-                jobs, repo, job, error, history, decision.death_reason, Transition.DEAD_LETTER, now
+        if decision.should_retry:
+            retries.append(
+                ScheduledRetry(
+                    job,
+                    decision.next_retry_at,
+                    error,
+                    history,
+                    first_failed_at=job.first_failed_at or now,
+                    retry_delay_ms=round(decision.retry_delay.total_seconds() * 1000),
+                    remaining_retries=decision.remaining_retries,
+                )
             )
-            outcomes[job.id] = FailureOutcome(decision, JobView(updated, 0), entry)
-            continue
-        decisions[job.id] = (decision, error)
-        retries.append(ScheduledRetry(job, decision.next_retry_at, error, history, job.first_failed_at or now))
-        if held:
-            refunded.append(job)
-    updated = repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now)
-    if len(updated) != len(retries):
-        if len(failures) == 1:
-            raise Aborted(f"job {failures[0].job.job_id!r} changed concurrently; retry the call", field="job_id")
-        raise Aborted("jobs changed concurrently during a batch of failures; retry the batch", field="job_id")
+            if held:
+                refunded.append(job)
+        else:
+            deaths.append(scheduled_death(job, error, history, decision.death_reason, failed_at=now))
+    outcomes: dict[int, FailureOutcome] = {}
+    if repo.schedule_retries(retries, expected_states=states.sources(Transition.RETRY), now=now) != len(retries):
+        _changed_concurrently(failures)
     jobs.breakers.refund(repo, refunded)
-    by_id = {retry.job.id: retry.job for retry in retries}
-    log = []
-    for record in updated:
-        decision, error = decisions[record.id]
-        jobs.emit_transition(repo, Transition.RETRY, record.queue_name)
-        outcomes[record.id] = FailureOutcome(decision, JobView(record, decision.remaining_retries), None)
-        log.append(
-            NewRetryLogRow(
-                job=by_id[record.id],
-                error=error,
-                decision=Decision.RETRY,
-                retry_delay_ms=round(decision.retry_delay.total_seconds() * 1000),
-                remaining_retries=decision.remaining_retries,
-                next_retry_at=decision.next_retry_at,
-                death_reason=None,
-            )
+    jobs.emit_transition(repo, Transition.RETRY, *(retry.job.queue_name for retry in retries))
+    for retry in retries:
+        decision = decisions[retry.job.id]
+        outcomes[retry.job.id] = FailureOutcome(
+            decision, JobView(retried(retry, now), decision.remaining_retries), None
         )
-    repo.insert_retry_logs(sorted(log, key=lambda row: (row.job.job_id, row.job.attempt_number)), now=now)
+    for death, entry, updated in dead_letter_all(jobs, repo, deaths, Transition.DEAD_LETTER, now):
+        outcomes[death.job.id] = FailureOutcome(decisions[death.job.id], JobView(updated, 0), entry)
     if lease_expired:
         for failure in failures:
             outcome = outcomes[failure.job.id]
@@ -171,6 +167,81 @@ def held_retry(policy: RetryPolicy, job: JobRecord, now: datetime, rng: Random) 
     return RetryDecision(True, delay, now + delay, remaining_retries(policy, runs_before), None)
 
 
+def _changed_concurrently(failures: Sequence[RunFailure | ScheduledDeath]) -> None:
+    if len(failures) == 1:
+        raise Aborted(f"job {failures[0].job.job_id!r} changed concurrently; retry the call", field="job_id")
+    raise Aborted("jobs changed concurrently during a batch of failures; retry the batch", field="job_id")
+
+
+def retried(retry: ScheduledRetry, now: datetime) -> JobRecord:
+    """The job as its retry's compare-and-set left it."""
+    return replace(
+        retry.job,
+        state=states.target(Transition.RETRY),
+        run_at=retry.run_at,
+        lease_expires_at=None,
+        last_error=retry.error,
+        error_history=list(retry.error_history),
+        retry_rule=retry.error.retry_rule,
+        first_failed_at=retry.first_failed_at,
+        updated_at=now,
+    )
+
+
+def scheduled_death(
+    job: JobRecord,
+    error: ErrorInfo,
+    history: list[ErrorInfo],
+    death_reason: DeathReason | None,
+    *,
+    failed_at: datetime | None,
+) -> ScheduledDeath:
+    """`job` decided dead with `error` as its failure and `history` as its errors. `failed_at` is
+    when its run failed, None for a job moved there: a failed run starts the job's failing time if
+    it had not started."""
+    return ScheduledDeath(
+        job=job,
+        error=error,
+        error_history=history,
+        death_reason=death_reason or DeathReason.RETRIES_EXHAUSTED,
+        entry_id=job.dead_letter_id or str(uuid.uuid4()),
+        fingerprint=fingerprint(error.type, error.message),
+        first_failed_at=job.first_failed_at or failed_at,
+    )
+
+
+def dead_letter_all(
+    jobs: JobTransitions,
+    repo: Repository,
+    deaths: Sequence[ScheduledDeath],
+    transition: Transition,
+    now: datetime,
+) -> list[tuple[ScheduledDeath, DeadLetterRecord, JobRecord]]:
+    """Move the jobs of `deaths` to the dead-letter queue set-wise, each decision logged;
+    `transition` says from which states. Aborted if any of them changed concurrently."""
+    entries = repo.dead_letter_jobs(deaths, expected_states=states.sources(transition), now=now)
+    if len(entries) != len(deaths):
+        _changed_concurrently(deaths)
+    by_job = {entry.job_id: entry for entry in entries}
+    jobs.emit_transition(repo, transition, *(death.job.queue_name for death in deaths))
+    moved = []
+    for death in deaths:
+        entry = by_job[death.job.job_id]
+        updated = replace(
+            death.job,
+            state=states.target(transition),
+            lease_expires_at=None,
+            last_error=death.error,
+            error_history=list(death.error_history),
+            dead_letter_id=entry.id,
+            retry_rule=death.error.retry_rule,
+            first_failed_at=death.first_failed_at,
+            updated_at=now,
+        )
+        moved.append((death, entry, updated))
+    return moved
+
+
 def dead_letter(
     jobs: JobTransitions,
     repo: Repository,
@@ -182,41 +253,10 @@ def dead_letter(
     now: datetime,
 ) -> tuple[DeadLetterRecord, JobRecord]:
     """Move `job` to the dead-letter queue with `error` as its failure and `history` as its errors,
-    logging the decision; `transition` says from which states. A failed run (not a move) starts the
-    job's failing time if it had not started."""
-    death_reason = death_reason or DeathReason.RETRIES_EXHAUSTED
-    entry = repo.save_dead_letter(
-        entry_id=job.dead_letter_id or str(uuid.uuid4()),
-        job=job,
-        failure_reason=error.message,
-        error_type=error.type,
-        error_history=history,
-        death_reason=death_reason,
-        fingerprint=fingerprint(error.type, error.message),
-        now=now,
-    )
-    updated = repo.dead_letter_job(
-        job,
-        expected_states=states.sources(transition),
-        error=error,
-        error_history=history,
-        dead_letter_id=entry.id,
-        first_failed_at=job.first_failed_at or (now if transition == Transition.DEAD_LETTER else None),
-        now=now,
-    )
-    updated = jobs.record_transition(repo, job, transition, updated)
-    repo.insert_retry_logs(
-        [
-            NewRetryLogRow(
-                job=job,
-                error=error,
-                decision=Decision.DEAD_LETTER,
-                retry_delay_ms=0,
-                remaining_retries=0,
-                next_retry_at=None,
-                death_reason=death_reason,
-            )
-        ],
-        now=now,
+    logging the decision; `transition` says from which states. A batch of one; a failed run (not
+    a move) starts the job's failing time if it had not started."""
+    failed_at = now if transition == Transition.DEAD_LETTER else None
+    [(_, entry, updated)] = dead_letter_all(
+        jobs, repo, [scheduled_death(job, error, history, death_reason, failed_at=failed_at)], transition, now
     )
     return entry, updated

@@ -784,25 +784,24 @@ class JobManager:
             for error_type in types
         )
 
-    def dead_letter_exhausted(self, repo: Repository, job: JobRecord, *, now: datetime) -> DeadLetterRecord | None:
-        """Move a job waiting for a retry its policy no longer allows (say, after the policy was lowered)
-        to the DLQ, inside the caller's transaction. None when the job still has retries."""
-        if job.runs_in_budget <= self._deciding_policy(job, repo.get_queue(job.queue_name)).max_retries:
-            return None
-        states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job.job_id)
-        # The last real error stays the failure reason, so that the entry groups with its siblings.
-        error = job.last_error or ErrorInfo("retries exhausted", RETRIES_EXHAUSTED_TYPE, "", job.attempt_number, now)
-        entry, _ = failures.dead_letter(
-            self,
-            repo,
-            job,
-            error,
-            job.error_history,
-            DeathReason.RETRIES_EXHAUSTED,
-            Transition.MOVE_TO_DEAD_LETTER,
-            now,
-        )
-        return entry
+    def dead_letter_exhausted(
+        self, repo: Repository, locked: Sequence[JobRecord], *, now: datetime
+    ) -> list[DeadLetterRecord]:
+        """Move the jobs among `locked` (row-locked by the caller) that wait for a retry their policy
+        no longer allows (say, after the policy was lowered) to the DLQ, set-wise, inside the
+        caller's transaction. Returns their entries; jobs that still have retries stay."""
+        deaths = []
+        for job in self.exhausted_jobs(repo, locked):
+            states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job.job_id)
+            # The last real error stays the failure reason, so that the entry groups with its siblings.
+            error = job.last_error or ErrorInfo(
+                "retries exhausted", RETRIES_EXHAUSTED_TYPE, "", job.attempt_number, now
+            )
+            deaths.append(
+                failures.scheduled_death(job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED, failed_at=None)
+            )
+        moved = failures.dead_letter_all(self, repo, deaths, Transition.MOVE_TO_DEAD_LETTER, now)
+        return [entry for _, entry, _ in moved]
 
     def apply_failures(
         self,
@@ -895,9 +894,10 @@ class JobManager:
         self.emit_transition(repo, transition, job.queue_name)
         return updated
 
-    def emit_transition(self, repo: Repository, transition: Transition, queue_name: str) -> None:
+    def emit_transition(self, repo: Repository, transition: Transition, *queue_names: str) -> None:
+        """Report `transition` of one job per name in `queue_names`, counted by queue."""
         for event in TRANSITION_EVENTS.get(transition, ()):
-            self._emit_per_queue(repo, event, [queue_name])
+            self._emit_per_queue(repo, event, queue_names)
 
     def _emit_per_queue(self, repo: Repository, event: JobEvent, queue_names: Sequence[str]) -> None:
         """Report `event` once per job (counted by queue) after the transaction commits."""

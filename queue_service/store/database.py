@@ -19,6 +19,9 @@ from queue_service.store.repository import Repository
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# SQLite has one writer: while a sweep batch runs, every lease and report waits for it. This many
+# jobs, row triggers included, take a few milliseconds, so that a lease waits no longer.
+SQLITE_SWEEP_BATCH = 20
 # A pooled PostgreSQL connection unused for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 1.0
 # SQLSTATE read_only_sql_transaction: the server is up but refuses writes (a standby, or a
@@ -188,6 +191,11 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def sweep_batch_size(self, requested: int) -> int:
+        """The rows a sweep batch may hold locked: `requested`, bounded on SQLite, where a batch
+        blocks every other writer, not only the rows it locks."""
+        return min(requested, SQLITE_SWEEP_BATCH) if self.dialect == "sqlite" else requested
 
     @contextmanager
     def transaction(self) -> Iterator[Repository]:

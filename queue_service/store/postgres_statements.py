@@ -2,7 +2,7 @@
 
 They exist where one set-wise statement over unnest() arrays replaces a statement per row, so that
 PostgreSQL's statement-level counter triggers run once per batch. The SQLite path of the same
-method writes the same rows one statement each.
+method writes the same rows with one prepared statement run over the batch.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import TextClause, TextualSelect, bindparam, text
 
-from queue_service.store.schema import UTCDateTime, queue_jobs
+from queue_service.store.schema import UTCDateTime, dead_letter_queue
 
 
 @dataclass(frozen=True)
@@ -24,19 +24,71 @@ def _text(sql: str) -> TextClause:
     return text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
+RETRY_LOG_COLUMNS = (
+    "job_id, queue_name, attempt_number, error, decision, retry_delay_ms, remaining_retries, next_retry_at, "
+    "death_reason, created_at"
+)
+
 SCHEDULE_RETRIES = Statement(
-    "Each (id, attempt) still in an expected state becomes FAILED, due at its run_at, with its error, history and rule.",
+    "Each (id, attempt) still in an expected state becomes FAILED, due at its run_at, with its error, history, "
+    "rule and first failure time; each one changed gets its 'retry' row in the retry log. Returns one row per job "
+    "changed.",
     _text(
-        "UPDATE queue_jobs AS q SET state = :failed, run_at = v.run_at, lease_expires_at = NULL, "
+        "WITH v AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), "
+        "CAST(:run_ats AS timestamptz[]), CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[]), "
+        "CAST(:retry_rules AS text[]), CAST(:first_failed_ats AS timestamptz[]), "
+        "CAST(:delays_ms AS bigint[]), CAST(:remaining AS integer[])) "
+        "AS v(id, attempt_number, run_at, last_error, error_history, retry_rule, first_failed_at, retry_delay_ms, "
+        "remaining_retries)), "
+        "moved AS (UPDATE queue_jobs AS q SET state = :failed, run_at = v.run_at, lease_expires_at = NULL, "
         "last_error = v.last_error, error_history = v.error_history, retry_rule = v.retry_rule, "
-        "first_failed_at = v.first_failed_at, updated_at = :now "
-        "FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), CAST(:run_ats AS timestamptz[]), "
-        "CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[]), CAST(:retry_rules AS text[]), "
-        "CAST(:first_failed_ats AS timestamptz[])) "
-        "AS v(id, attempt_number, run_at, last_error, error_history, retry_rule, first_failed_at) "
+        "first_failed_at = v.first_failed_at, updated_at = :now FROM v "
         "WHERE q.id = v.id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
-        "RETURNING q.*"
-    ).columns(*queue_jobs.c),
+        "RETURNING q.job_id, q.queue_name, q.attempt_number, v.last_error, v.retry_delay_ms, v.remaining_retries, "
+        "v.run_at) "
+        f"INSERT INTO queue_retry_log ({RETRY_LOG_COLUMNS}) "
+        "SELECT job_id, queue_name, attempt_number, last_error, :decision, retry_delay_ms, remaining_retries, run_at, "
+        "NULL, :now FROM moved ORDER BY job_id, attempt_number RETURNING job_id"
+    ),
+)
+
+DEAD_LETTER_JOBS = Statement(
+    "Each (id, attempt) still in an expected state becomes DEAD_LETTER with its error, history, rule and first "
+    "failure time; each one "
+    "changed gets its decision row in the retry log and its DLQ entry, created or reopened as PENDING (notes, "
+    "assignee and recovery attempts kept). Returns the entries.",
+    _text(
+        "WITH v AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), "
+        "CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[]), CAST(:entry_ids AS text[]), "
+        "CAST(:death_reasons AS text[]), CAST(:fingerprints AS text[]), CAST(:failure_reasons AS text[]), "
+        "CAST(:error_types AS text[]), CAST(:retry_rules AS text[]), CAST(:first_failed_ats AS timestamptz[])) "
+        "AS v(id, attempt_number, last_error, error_history, entry_id, death_reason, fingerprint, failure_reason, "
+        "error_type, retry_rule, first_failed_at)), "
+        # A job whose entry exists keeps it: the entry's id, whatever the job remembered.
+        "moved AS (UPDATE queue_jobs AS q SET state = :dead_letter, lease_expires_at = NULL, "
+        "last_error = v.last_error, error_history = v.error_history, retry_rule = v.retry_rule, "
+        "first_failed_at = v.first_failed_at, updated_at = :now, "
+        "dead_letter_id = COALESCE((SELECT d.id FROM dead_letter_queue AS d WHERE d.job_id = q.job_id), v.entry_id) "
+        "FROM v WHERE q.id = v.id AND q.attempt_number = v.attempt_number "
+        "AND q.state = ANY(CAST(:expected AS text[])) "
+        "RETURNING q.job_id, q.queue_name, q.job_name, q.job_data, q.attempt_number, q.dead_letter_id, v.last_error, "
+        "v.error_history, v.death_reason, v.fingerprint, v.failure_reason, v.error_type), "
+        f"logged AS (INSERT INTO queue_retry_log ({RETRY_LOG_COLUMNS}) "
+        "SELECT job_id, queue_name, attempt_number, last_error, :decision, 0, 0, NULL, death_reason, :now "
+        "FROM moved ORDER BY job_id, attempt_number) "
+        "INSERT INTO dead_letter_queue AS d (id, job_id, queue_name, job_name, job_data, failure_reason, error_type, "
+        "total_attempts, error_history, death_reason, recovery_status, fingerprint, created_at, dead_lettered_at, "
+        "updated_at, resolution_reason, resolved_by, resolved_at) "
+        "SELECT dead_letter_id, job_id, queue_name, job_name, job_data, failure_reason, error_type, attempt_number, "
+        "error_history, death_reason, :pending, fingerprint, :now, :now, :now, '', '', NULL FROM moved ORDER BY job_id "
+        "ON CONFLICT (job_id) DO UPDATE SET queue_name = EXCLUDED.queue_name, job_name = EXCLUDED.job_name, "
+        "job_data = EXCLUDED.job_data, failure_reason = EXCLUDED.failure_reason, error_type = EXCLUDED.error_type, "
+        "total_attempts = EXCLUDED.total_attempts, error_history = EXCLUDED.error_history, "
+        "death_reason = EXCLUDED.death_reason, recovery_status = EXCLUDED.recovery_status, "
+        "fingerprint = EXCLUDED.fingerprint, dead_lettered_at = EXCLUDED.dead_lettered_at, "
+        "updated_at = EXCLUDED.updated_at, resolution_reason = '', resolved_by = '', resolved_at = NULL "
+        "RETURNING d.*"
+    ).columns(*dead_letter_queue.c),
 )
 
 COMPLETE_JOBS = Statement(

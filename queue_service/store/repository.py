@@ -37,18 +37,18 @@ from queue_service.domain import (
     JobState,
     LeaseRecord,
     NewJob,
-    NewRetryLogRow,
     QueueRecord,
     RecoveryRunRecord,
     RecoveryRunTotals,
     RecoveryStatus,
     RetryLogRecord,
     RunStatus,
+    ScheduledDeath,
     ScheduledRetry,
     UniqueClaim,
     bounded_history,
 )
-from queue_service.store.postgres_statements import COMPLETE_JOBS, SCHEDULE_RETRIES
+from queue_service.store.postgres_statements import COMPLETE_JOBS, DEAD_LETTER_JOBS, SCHEDULE_RETRIES
 from queue_service.store.schema import (
     UNIQUE_SLOT_HELD,
     dead_letter_queue,
@@ -81,6 +81,27 @@ def _unique_columns(claim: UniqueClaim | None) -> dict[str, str | None]:
     if claim is None:
         return {"unique_key": None, "unique_slot": None, "unique_states": None}
     return {"unique_key": claim.key, "unique_slot": claim.slot, "unique_states": encode_unique_states(claim.states)}
+
+
+# What reopening a job's existing DLQ entry overwrites; id, job_id, created_at, notes, assignee,
+# priority and recovery attempts stay.
+DEAD_LETTER_REOPENED = (
+    "queue_name",
+    "job_name",
+    "job_data",
+    "failure_reason",
+    "error_type",
+    "total_attempts",
+    "error_history",
+    "death_reason",
+    "recovery_status",
+    "fingerprint",
+    "dead_lettered_at",
+    "updated_at",
+    "resolution_reason",
+    "resolved_by",
+    "resolved_at",
+)
 
 
 def _errors(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
@@ -119,6 +140,37 @@ def job_from_row(row) -> JobRecord:
         retry_rule=m["retry_rule"],
         first_failed_at=m["first_failed_at"],
         cancel_requested_at=m["cancel_requested_at"],
+    )
+
+
+def _inserted_job(row_id: int, row: dict[str, Any]) -> JobRecord:
+    """The job just inserted from `row` (a `Repository._job_row`), as it is stored."""
+    return JobRecord(
+        id=row_id,
+        job_id=row["job_id"],
+        queue_name=row["queue_name"],
+        job_name=row["job_name"],
+        job_data=row["job_data"],
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        attempt_number=row["attempt_number"],
+        budget_start=row["budget_start"],
+        retry_policy=row["retry_policy"],
+        run_at=row["run_at"],
+        lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"],
+        last_error=None,
+        error_history=[],
+        result=None,
+        processing_duration_ms=None,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        completed_at=None,
+        dead_letter_id=None,
+        trace_parent=row["trace_parent"],
+        unique_key=row["unique_key"],
+        unique_states=decode_unique_states(row["unique_states"]),
     )
 
 
@@ -265,12 +317,63 @@ class Repository:
 
     def insert_jobs(self, jobs: Sequence[NewJob], now: datetime) -> set[str]:
         """Insert jobs whose job_id is new and whose unique slot is free; return the job_ids inserted."""
-        return {row.job_id for row in self._insert_jobs(jobs, now, queue_jobs.c.job_id)}
+        return set(self.insert_jobs_returning(jobs, now))
 
     def insert_jobs_returning(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
-        """Insert jobs whose job_id is new and whose unique slot is free; return those inserted, as
-        stored, by job_id."""
-        return {row.job_id: job_from_row(row) for row in self._insert_jobs(jobs, now, *queue_jobs.c)}
+        """Insert jobs whose job_id is new (the first of a repeated one) and whose unique slot is free;
+        return those inserted, as stored, by job_id."""
+        rows = [self._job_row(job, now) for job in jobs]
+        if not rows:
+            return {}
+        if self.dialect == "sqlite":
+            return self._insert_jobs_sqlite(rows)
+        # No conflict target: a row is skipped when its job_id exists or when the unique index
+        # (ix_queue_jobs_unique_slot) holds its slot. PostgreSQL waits for a concurrent insert of
+        # the same slot to commit, then skips.
+        statement = self._insert(queue_jobs).on_conflict_do_nothing().returning(*queue_jobs.c)
+        # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING.
+        return {row.job_id: job_from_row(row) for row in self.connection.execute(statement, rows)}
+
+    def _insert_jobs_sqlite(self, rows: list[dict[str, Any]]) -> dict[str, JobRecord]:
+        """SQLite holds its write lock from BEGIN IMMEDIATE, so the job_ids already stored, read
+        first, stay so: the new rows go in through one prepared insert run over the batch
+        (executemany, no RETURNING), and only their row ids are read back. A row whose unique slot
+        is held, by a stored job or by an earlier row of the batch, is skipped by the unique index
+        (ON CONFLICT DO NOTHING) and has no row id to read."""
+        c = queue_jobs.c
+        wanted = list(dict.fromkeys(row["job_id"] for row in rows))
+        stored = set(self.connection.execute(select(c.job_id).where(c.job_id.in_(wanted))).scalars())
+        fresh: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row["job_id"] not in stored:
+                fresh.setdefault(row["job_id"], row)
+        if not fresh:
+            return {}
+        self.connection.execute(self._insert(queue_jobs).on_conflict_do_nothing(), list(fresh.values()))
+        ids = dict(self.connection.execute(select(c.job_id, c.id).where(c.job_id.in_(list(fresh)))).all())
+        return {job_id: _inserted_job(ids[job_id], row) for job_id, row in fresh.items() if job_id in ids}
+
+    @staticmethod
+    def _job_row(job: NewJob, now: datetime) -> dict[str, Any]:
+        return {
+            "job_id": job.job_id,
+            "queue_name": job.queue_name,
+            "job_name": job.job_name,
+            "job_data": job.job_data,
+            "state": job.state.value,
+            "priority": job.priority,
+            "attempt_number": job.attempt_number,
+            "budget_start": 0,
+            "retry_policy": job.retry_policy,
+            "run_at": job.run_at,
+            "lease_expires_at": job.lease_expires_at,
+            "worker_id": job.worker_id,
+            "started_at": job.started_at,
+            "trace_parent": job.trace_parent,
+            **_unique_columns(job.unique),
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def unique_slot_holders(self, slots: Iterable[str]) -> dict[str, JobRecord]:
         """The job holding each of `slots` in its counted states, by slot (the unique index allows one)."""
@@ -281,38 +384,6 @@ class Repository:
             select(queue_jobs).where(queue_jobs.c.unique_slot.in_(wanted), text(UNIQUE_SLOT_HELD[self.dialect]))
         )
         return {row.unique_slot: job_from_row(row) for row in rows}
-
-    def _insert_jobs(self, jobs: Sequence[NewJob], now: datetime, *returning) -> list:
-        rows = [
-            {
-                "job_id": job.job_id,
-                "queue_name": job.queue_name,
-                "job_name": job.job_name,
-                "job_data": job.job_data,
-                "state": job.state.value,
-                "priority": job.priority,
-                "attempt_number": job.attempt_number,
-                "budget_start": 0,
-                "retry_policy": job.retry_policy,
-                "run_at": job.run_at,
-                "lease_expires_at": job.lease_expires_at,
-                "worker_id": job.worker_id,
-                "started_at": job.started_at,
-                "trace_parent": job.trace_parent,
-                **_unique_columns(job.unique),
-                "created_at": now,
-                "updated_at": now,
-            }
-            for job in jobs
-        ]
-        if not rows:
-            return []
-        # No conflict target: a row is skipped when its job_id exists or when the unique index
-        # (ix_queue_jobs_unique_slot) holds its slot. PostgreSQL waits for a concurrent insert of
-        # the same slot to commit, then skips; SQLite writes one transaction at a time.
-        statement = self._insert(queue_jobs).on_conflict_do_nothing().returning(*returning)
-        # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING.
-        return list(self.connection.execute(statement, rows))
 
     def get_job(self, job_id: str, *, for_update: bool = False) -> JobRecord | None:
         statement = select(queue_jobs).where(queue_jobs.c.job_id == job_id)
@@ -417,30 +488,6 @@ class Repository:
             worker_id=worker_id,
             lease_expires_at=lease_expires_at,
             started_at=now,
-            updated_at=now,
-        )
-
-    def dead_letter_job(
-        self,
-        job: JobRecord,
-        *,
-        expected_states: Iterable[JobState],
-        error: ErrorInfo,
-        error_history: Sequence[ErrorInfo],
-        dead_letter_id: str,
-        first_failed_at: datetime | None,
-        now: datetime,
-    ) -> JobRecord | None:
-        return self._compare_and_set(
-            job,
-            expected_states,
-            state=JobState.DEAD_LETTER.value,
-            lease_expires_at=None,
-            last_error=error.to_json(),
-            error_history=[item.to_json() for item in error_history],
-            dead_letter_id=dead_letter_id,
-            retry_rule=error.retry_rule,
-            first_failed_at=first_failed_at,
             updated_at=now,
         )
 
@@ -570,12 +617,7 @@ class Repository:
             .with_for_update(skip_locked=True)
             .cte("old")
         )
-        result = self.connection.execute(
-            delete(queue_jobs)
-            .where(queue_jobs.c.id.in_(select(old.c.id)), queue_jobs.c.state == completed)
-            .returning(queue_jobs.c.id)
-        )
-        return len(result.all())
+        return self._delete_picked(queue_jobs, old, queue_jobs.c.state == completed)
 
     def complete_jobs(
         self,
@@ -669,20 +711,25 @@ class Repository:
 
     def schedule_retries(
         self, retries: Sequence[ScheduledRetry], *, expected_states: Iterable[JobState], now: datetime
-    ) -> list[JobRecord]:
-        """Compare-and-set each decided retry: the job becomes FAILED, due at its run_at.
+    ) -> int:
+        """Compare-and-set each decided retry: the job becomes FAILED, due at its run_at, and the
+        decision is logged. Returns how many jobs changed; fewer than `retries` means some changed
+        concurrently, and the caller must roll back.
 
-        Returns the jobs changed. PostgreSQL does it in one statement, so that its counter trigger
-        runs once per batch instead of once per job; SQLite, with row triggers, one statement per job.
+        One statement per batch whatever its size: on PostgreSQL an update feeding the retry-log
+        insert, so that the counter triggers run once per batch; on SQLite one prepared update and
+        one prepared insert run over the batch (executemany).
         """
         if not retries:
-            return []
+            return 0
+        ordered = sorted(retries, key=lambda retry: retry.job.id)  # a stable lock order between batches
+        expected = [state.value for state in expected_states]
         if self.dialect == "postgresql":
-            ordered = sorted(retries, key=lambda retry: retry.job.id)
             rows = self.connection.execute(
                 SCHEDULE_RETRIES.clause,
                 {
                     "failed": JobState.FAILED.value,
+                    "decision": Decision.RETRY.value,
                     "now": now,
                     "ids": [retry.job.id for retry in ordered],
                     "attempts": [retry.job.attempt_number for retry in ordered],
@@ -691,51 +738,198 @@ class Repository:
                     "histories": [json.dumps([item.to_json() for item in retry.error_history]) for retry in ordered],
                     "retry_rules": [retry.error.retry_rule for retry in ordered],
                     "first_failed_ats": [retry.first_failed_at for retry in ordered],
-                    "expected": [state.value for state in expected_states],
+                    "delays_ms": [retry.retry_delay_ms for retry in ordered],
+                    "remaining": [retry.remaining_retries for retry in ordered],
+                    "expected": expected,
                 },
             )
-            return [job_from_row(row) for row in rows]
-        updated = []
-        for retry in retries:
-            record = self._compare_and_set(
-                retry.job,
-                expected_states,
-                state=JobState.FAILED.value,
-                run_at=retry.run_at,
-                lease_expires_at=None,
-                last_error=retry.error.to_json(),
-                error_history=[item.to_json() for item in retry.error_history],
-                retry_rule=retry.error.retry_rule,
-                first_failed_at=retry.first_failed_at,
-                updated_at=now,
+            return len(rows.all())
+        changed = self._compare_and_set_many(
+            [
+                {
+                    "b_id": retry.job.id,
+                    "b_attempt": retry.job.attempt_number,
+                    "b_run_at": retry.run_at,
+                    "b_last_error": retry.error.to_json(),
+                    "b_history": [item.to_json() for item in retry.error_history],
+                    "b_retry_rule": retry.error.retry_rule,
+                    "b_first_failed_at": retry.first_failed_at,
+                }
+                for retry in ordered
+            ],
+            expected,
+            state=JobState.FAILED.value,
+            run_at=bindparam("b_run_at", type_=queue_jobs.c.run_at.type),
+            lease_expires_at=None,
+            last_error=bindparam("b_last_error", type_=queue_jobs.c.last_error.type),
+            error_history=bindparam("b_history", type_=queue_jobs.c.error_history.type),
+            retry_rule=bindparam("b_retry_rule", type_=queue_jobs.c.retry_rule.type),
+            first_failed_at=bindparam("b_first_failed_at", type_=queue_jobs.c.first_failed_at.type),
+            updated_at=now,
+        )
+        if changed == len(ordered):
+            self._log_decisions(
+                [
+                    self._retry_log_row(retry.job, retry.error, Decision.RETRY, now=now)
+                    | {
+                        "retry_delay_ms": retry.retry_delay_ms,
+                        "remaining_retries": retry.remaining_retries,
+                        "next_retry_at": retry.run_at,
+                    }
+                    for retry in ordered
+                ]
             )
-            if record is not None:
-                updated.append(record)
-        return updated
+        return changed
+
+    def dead_letter_jobs(
+        self, deaths: Sequence[ScheduledDeath], *, expected_states: Iterable[JobState], now: datetime
+    ) -> list[DeadLetterRecord]:
+        """Compare-and-set each decided death: the job becomes DEAD_LETTER, its entry is created (or
+        its existing one reopened as PENDING, keeping notes, assignee and recovery attempts) and the
+        decision logged. Returns the entries of the jobs changed, in job id order; fewer than
+        `deaths` means some changed concurrently, and the caller must roll back.
+
+        PostgreSQL: one statement (update, retry-log insert and DLQ upsert chained). SQLite: one
+        prepared statement each for the upsert, the update and the log, run over the batch.
+        """
+        if not deaths:
+            return []
+        ordered = sorted(deaths, key=lambda death: death.job.id)
+        expected = [state.value for state in expected_states]
+        if self.dialect == "postgresql":
+            rows = self.connection.execute(
+                DEAD_LETTER_JOBS.clause,
+                {
+                    "dead_letter": JobState.DEAD_LETTER.value,
+                    "decision": Decision.DEAD_LETTER.value,
+                    "pending": RecoveryStatus.PENDING.value,
+                    "now": now,
+                    "ids": [death.job.id for death in ordered],
+                    "attempts": [death.job.attempt_number for death in ordered],
+                    "last_errors": [json.dumps(death.error.to_json()) for death in ordered],
+                    "histories": [json.dumps([item.to_json() for item in death.error_history]) for death in ordered],
+                    "entry_ids": [death.entry_id for death in ordered],
+                    "death_reasons": [death.death_reason.value for death in ordered],
+                    "fingerprints": [death.fingerprint for death in ordered],
+                    "failure_reasons": [death.error.message for death in ordered],
+                    "error_types": [death.error.type for death in ordered],
+                    "retry_rules": [death.error.retry_rule for death in ordered],
+                    "first_failed_ats": [death.first_failed_at for death in ordered],
+                    "expected": expected,
+                },
+            )
+            return sorted((dead_letter_from_row(row) for row in rows), key=lambda entry: entry.job_id)
+        # SQLite: the write lock is held from BEGIN IMMEDIATE, so the jobs cannot change under the
+        # upsert; its entries are read back for their ids (an existing entry keeps its own).
+        entry_values = [self._dead_letter_values(death, now) for death in ordered]
+        statement = self._insert(dead_letter_queue)
+        self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["job_id"],
+                set_={name: getattr(statement.excluded, name) for name in DEAD_LETTER_REOPENED},
+            ),
+            entry_values,
+        )
+        entries = {
+            row.job_id: dead_letter_from_row(row)
+            for row in self.connection.execute(
+                select(dead_letter_queue).where(dead_letter_queue.c.job_id.in_([death.job.job_id for death in ordered]))
+            )
+        }
+        changed = self._compare_and_set_many(
+            [
+                {
+                    "b_id": death.job.id,
+                    "b_attempt": death.job.attempt_number,
+                    "b_last_error": death.error.to_json(),
+                    "b_history": [item.to_json() for item in death.error_history],
+                    "b_entry_id": entries[death.job.job_id].id,
+                    "b_retry_rule": death.error.retry_rule,
+                    "b_first_failed_at": death.first_failed_at,
+                }
+                for death in ordered
+            ],
+            expected,
+            state=JobState.DEAD_LETTER.value,
+            lease_expires_at=None,
+            last_error=bindparam("b_last_error", type_=queue_jobs.c.last_error.type),
+            error_history=bindparam("b_history", type_=queue_jobs.c.error_history.type),
+            dead_letter_id=bindparam("b_entry_id", type_=String()),
+            retry_rule=bindparam("b_retry_rule", type_=queue_jobs.c.retry_rule.type),
+            first_failed_at=bindparam("b_first_failed_at", type_=queue_jobs.c.first_failed_at.type),
+            updated_at=now,
+        )
+        if changed != len(ordered):
+            return []
+        self._log_decisions(
+            [
+                self._retry_log_row(death.job, death.error, Decision.DEAD_LETTER, now=now)
+                | {"death_reason": death.death_reason.value}
+                for death in ordered
+            ]
+        )
+        return [entries[death.job.job_id] for death in ordered]
+
+    def _compare_and_set_many(self, rows: list[dict[str, Any]], expected: list[str], **values: Any) -> int:
+        """SQLite: one prepared compare-and-set on (b_id, b_attempt) and the expected states, run
+        for every row of `rows` (executemany); returns how many jobs changed."""
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.id == bindparam("b_id", type_=Integer()),
+                queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
+                # Literals: executemany takes no expanding parameters. The states are the enum's values.
+                queue_jobs.c.state.in_([literal_column(f"'{JobState(state).value}'") for state in expected]),
+            )
+            .values(**values)
+        )
+        return self.connection.execute(statement, rows).rowcount
+
+    @staticmethod
+    def _dead_letter_values(death: ScheduledDeath, now: datetime) -> dict[str, Any]:
+        job = death.job
+        return {
+            "id": death.entry_id,
+            "job_id": job.job_id,
+            "queue_name": job.queue_name,
+            "job_name": job.job_name,
+            "job_data": job.job_data,
+            "failure_reason": death.error.message,
+            "error_type": death.error.type,
+            "total_attempts": job.attempt_number,
+            "error_history": [error.to_json() for error in death.error_history],
+            "death_reason": death.death_reason.value,
+            "recovery_status": RecoveryStatus.PENDING.value,
+            "fingerprint": death.fingerprint,
+            "created_at": now,
+            "dead_lettered_at": now,
+            "updated_at": now,
+            "resolution_reason": "",
+            "resolved_by": "",
+            "resolved_at": None,
+        }
+
+    @staticmethod
+    def _retry_log_row(job: JobRecord, error: ErrorInfo, decision: Decision, *, now: datetime) -> dict[str, Any]:
+        return {
+            "job_id": job.job_id,
+            "queue_name": job.queue_name,
+            "attempt_number": job.attempt_number,
+            "error": error.to_json(),
+            "decision": decision.value,
+            "retry_delay_ms": 0,
+            "remaining_retries": 0,
+            "next_retry_at": None,
+            "death_reason": None,
+            "created_at": now,
+        }
+
+    def _log_decisions(self, rows: list[dict[str, Any]]) -> None:
+        """Insert retry-log rows, oldest decision of each job first, with one prepared statement."""
+        rows.sort(key=lambda row: (row["job_id"], row["attempt_number"]))
+        self.connection.execute(insert(queue_retry_log), rows)
 
     # Retry log
-
-    def insert_retry_logs(self, rows: Sequence[NewRetryLogRow], *, now: datetime) -> None:
-        """Log each decision about its job's current run, in one statement."""
-        if rows:
-            self.connection.execute(
-                insert(queue_retry_log),
-                [
-                    {
-                        "job_id": row.job.job_id,
-                        "queue_name": row.job.queue_name,
-                        "attempt_number": row.job.attempt_number,
-                        "error": row.error.to_json() if row.error else None,
-                        "decision": row.decision.value,
-                        "retry_delay_ms": row.retry_delay_ms,
-                        "remaining_retries": row.remaining_retries,
-                        "next_retry_at": row.next_retry_at,
-                        "death_reason": row.death_reason.value if row.death_reason else None,
-                        "created_at": now,
-                    }
-                    for row in rows
-                ],
-            )
 
     def find_decision(self, job_id: str, attempt_number: int) -> RetryLogRecord | None:
         row = self.connection.execute(
@@ -768,10 +962,7 @@ class Repository:
             .limit(limit)
             .cte("old")
         )
-        result = self.connection.execute(
-            delete(queue_retry_log).where(queue_retry_log.c.id.in_(select(old.c.id))).returning(queue_retry_log.c.id)
-        )
-        return len(result.all())
+        return self._delete_picked(queue_retry_log, old)
 
     def delete_activity(self, *, bucket_before: datetime, limit: int) -> int:
         """Delete up to `limit` activity-count rows whose bucket starts before `bucket_before`."""
@@ -782,7 +973,18 @@ class Repository:
             .limit(limit)
             .cte("old")
         )
-        result = self.connection.execute(delete(queue_activity).where(c.id.in_(select(old.c.id))).returning(c.id))
+        return self._delete_picked(queue_activity, old)
+
+    def _delete_picked(self, table, picked, *conditions) -> int:
+        """Delete the rows of `table` whose ids the CTE `picked` holds; returns how many. PostgreSQL
+        joins the CTE (DELETE ... USING), which it runs once; as `id IN (SELECT ...)` the planner
+        may re-run it per row and exceed its limit. SQLite has no DELETE ... USING and runs the
+        subquery once."""
+        if self.dialect == "postgresql":
+            match = table.c.id == picked.c.id
+        else:
+            match = table.c.id.in_(select(picked.c.id))
+        result = self.connection.execute(delete(table).where(match, *conditions).returning(table.c.id))
         return len(result.all())
 
     # Leases (leader election, sweep lock)
@@ -970,42 +1172,3 @@ class Repository:
     def get_dead_letter_for_job(self, job_id: str) -> DeadLetterRecord | None:
         row = self.connection.execute(select(dead_letter_queue).where(dead_letter_queue.c.job_id == job_id)).first()
         return dead_letter_from_row(row) if row else None
-
-    def save_dead_letter(
-        self,
-        *,
-        entry_id: str,
-        job: JobRecord,
-        failure_reason: str,
-        error_type: str,
-        error_history: list[ErrorInfo],
-        death_reason: DeathReason,
-        fingerprint: str,
-        now: datetime,
-    ) -> DeadLetterRecord:
-        """Create the job's entry, or reopen its existing one as PENDING keeping notes, assignee and recovery_attempts."""
-        values = {
-            "queue_name": job.queue_name,
-            "job_name": job.job_name,
-            "job_data": job.job_data,
-            "failure_reason": failure_reason,
-            "error_type": error_type,
-            "total_attempts": job.attempt_number,
-            "error_history": [error.to_json() for error in error_history],
-            "death_reason": death_reason.value,
-            "recovery_status": RecoveryStatus.PENDING.value,
-            "fingerprint": fingerprint,
-            "dead_lettered_at": now,
-            "updated_at": now,
-            "resolution_reason": "",
-            "resolved_by": "",
-            "resolved_at": None,
-        }
-        # One upsert: a job's first death inserts its entry, a later one reopens it in place.
-        row = self.connection.execute(
-            self._insert(dead_letter_queue)
-            .values(id=entry_id, job_id=job.job_id, created_at=now, **values)
-            .on_conflict_do_update(index_elements=["job_id"], set_=values)
-            .returning(*dead_letter_queue.c)
-        ).first()
-        return dead_letter_from_row(row)

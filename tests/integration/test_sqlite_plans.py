@@ -91,3 +91,20 @@ def test_dead_letter_triage_page_uses_the_triage_index(loaded):
     )
     assert any(uses_index(step, "ix_dead_letter_queue_triage") for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_statistics_read_the_counters_and_count_only_scheduled_jobs_from_an_index(loaded):
+    counters = query_plan(loaded, lambda connection: AdminRepository(connection).counter_totals(["queue-7"]))
+    assert any("queue_counters" in step for step in counters), counters
+    assert not any("queue_jobs" in step for step in counters), counters
+
+    # The only count over jobs: those whose run time is still ahead, a covering index range.
+    scheduled = query_plan(loaded, lambda connection: AdminRepository(connection).scheduled_counts(NOW, ["queue-7"]))
+    assert any(uses_index(step, "ix_queue_jobs_state_run_at_queue_name") for step in scheduled), scheduled
+    assert not any(step.startswith("SCAN queue_jobs") for step in scheduled), scheduled
+
+
+def test_the_sweep_finds_expired_leases_by_their_index(loaded):
+    plan = query_plan(loaded, lambda connection: Repository(connection).lock_expired_leases(now=NOW, limit=20))
+    assert any(uses_index(step, "ix_queue_jobs_lease_expiry") for step in plan), plan
+    assert not any(step.startswith("SCAN queue_jobs") for step in plan), plan

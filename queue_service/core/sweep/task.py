@@ -89,7 +89,7 @@ class JobBatchTask(SweepTask[Counts]):
 
     @classmethod
     def for_sweep(cls, context: SweepContext) -> Self:
-        return cls(context.jobs, BatchConfig(context.settings.batch_size))
+        return cls(context.jobs, BatchConfig(context.jobs.database.sweep_batch_size(context.settings.batch_size)))
 
 
 def repeat_in_batches(

@@ -42,8 +42,9 @@ class DeleteOldRows(SweepTask[int]):
 
     @classmethod
     def for_sweep(cls, context: SweepContext) -> Self:
-        config = RetentionConfig(cls.keep_for(context.settings), context.settings.batch_size)
-        return cls(context.jobs.database, context.jobs.clock, config)
+        database = context.jobs.database
+        config = RetentionConfig(cls.keep_for(context.settings), database.sweep_batch_size(context.settings.batch_size))
+        return cls(database, context.jobs.clock, config)
 
     @staticmethod
     @abstractmethod

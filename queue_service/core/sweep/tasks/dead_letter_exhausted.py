@@ -32,9 +32,8 @@ class DeadLetterExhausted(JobBatchTask[int]):
                 page = repo.retry_pending_jobs(after_id=after_id, limit=batch_size, min_runs_in_budget=fewest_retries)
                 exhausted = jobs.exhausted_jobs(repo, page)
                 now = jobs.clock.now()
-                for job in repo.lock_jobs([job.id for job in exhausted], states=waiting):
-                    if jobs.dead_letter_exhausted(repo, job, now=now) is not None:
-                        total += 1
+                locked = repo.lock_jobs([job.id for job in exhausted], states=waiting)
+                total += len(jobs.dead_letter_exhausted(repo, locked, now=now))
             checkpoint()
             if len(page) < batch_size:
                 break

@@ -58,7 +58,7 @@ class RescueExpiredLeases(JobBatchTask[StalledCounts]):
                     for job in expired
                     if job.cancel_requested_at is None
                 ]
-                # Set-wise: one statement per batch, not per job, for the retried ones.
+                # Set-wise: one statement per batch for the retried jobs and one for the dead ones.
                 for outcome in jobs.apply_failures(repo, failures, lease_expired=True, now=now):
                     if outcome.decision.should_retry:
                         retried += 1
