@@ -196,9 +196,28 @@ class Database:
         if turns is not None and not turns.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise StoreUnavailable("database busy; retry later")
         try:
-            with self.engine.begin() as connection:
+            with self._store_errors(), self.engine.begin() as connection:
                 repo = Repository(connection)
                 yield repo
+        finally:
+            if turns is not None:
+                turns.release()
+        repo.run_after_commit()
+
+    @contextmanager
+    def savepoint(self, repo: Repository) -> Iterator[Repository]:
+        """A savepoint inside `repo`'s transaction: an error undoes only what was written within it.
+
+        The repository yielded keeps its own after-commit callbacks, which the caller runs once
+        the enclosing transaction has committed (and drops if it did not)."""
+        with self._store_errors(), repo.connection.begin_nested():
+            yield Repository(repo.connection)
+
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """Database errors as the core knows them: StoreUnavailable (retry) or StoreCorrupted."""
+        try:
+            yield
         except (exc.OperationalError, exc.TimeoutError, exc.InterfaceError) as error:
             raise StoreUnavailable("database unavailable; retry later") from error
         except exc.DBAPIError as error:
@@ -210,10 +229,6 @@ class Database:
                 self.report_corruption(error)
                 raise StoreCorrupted(self.corruption) from error
             raise
-        finally:
-            if turns is not None:
-                turns.release()
-        repo.run_after_commit()
 
     def report_corruption(self, error: BaseException) -> None:
         """Remember that the file is damaged, and say so loudly the first time."""
