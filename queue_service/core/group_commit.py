@@ -14,7 +14,8 @@ here they take turns as a group instead (the leader/follower "combining" pattern
 * A caller returns only after the transaction holding its writes has committed. When the group
   cannot commit (the database went away, the commit itself failed), nothing of it is written,
   and every caller of the group gets that error, as a caller of its own transaction would; none
-  is retried here, since the callers retry as they would any transaction that failed.
+  is retried here, since the callers retry as they would any transaction that failed. So it is
+  too when the database ends the transaction itself after a unit's error (SQLite may).
 
 Units run on the leader's thread. They must not themselves go through the committer, and what
 they do once committed belongs in after-commit callbacks, which run on their caller's thread.
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from queue_service.store.database import Database
+from queue_service.store.errors import TransactionLost
 from queue_service.store.repository import Repository
 
 T = TypeVar("T")
@@ -138,12 +140,14 @@ class GroupCommitter:
                         with self.database.savepoint(repo) as unit_repo:
                             request.result = request.work(unit_repo)
                         request.repo = unit_repo
+                    except TransactionLost:
+                        raise  # the whole group's, not the unit's
                     except Exception as error:  # its caller gets it, not the group
                         request.error = error
         except BaseException as error:
             # Nothing of the group was written: each caller gets the error, not a result.
             for request in group:
-                request.error = request.error or error
+                request.error = error if isinstance(error, TransactionLost) else request.error or error
                 request.repo = None
             if not isinstance(error, Exception):
                 raise

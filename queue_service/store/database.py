@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, exc, text
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from queue_service.store import sqlite_faults
-from queue_service.store.errors import StoreCorrupted, StoreUnavailable
+from queue_service.store.errors import StoreCorrupted, StoreUnavailable, TransactionLost
 from queue_service.store.repository import Repository
 
 logger = logging.getLogger(__name__)
@@ -130,6 +130,12 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 
 
+def _transaction_open(connection: Connection) -> bool:
+    """Whether the database still holds the connection's transaction (PostgreSQL never ends one
+    on an error in a savepoint; SQLite may)."""
+    return getattr(connection.connection.dbapi_connection, "in_transaction", True)
+
+
 class FairLock:
     """A re-entrant lock granted in order of arrival; a waiter that times out gives up its turn.
 
@@ -210,8 +216,15 @@ class Database:
 
         The repository yielded keeps its own after-commit callbacks, which the caller runs once
         the enclosing transaction has committed (and drops if it did not)."""
-        with self._store_errors(), repo.connection.begin_nested():
-            yield Repository(repo.connection)
+        try:
+            with self._store_errors(), repo.connection.begin_nested():
+                yield Repository(repo.connection)
+        except Exception as error:
+            # After some errors SQLite rolls the whole transaction back; the statements that
+            # follow would then commit one by one. Nothing more may run in it.
+            if not _transaction_open(repo.connection):
+                raise TransactionLost("the transaction was rolled back by the database; retry later") from error
+            raise
 
     @contextmanager
     def _store_errors(self) -> Iterator[None]:

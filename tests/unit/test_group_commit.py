@@ -11,6 +11,7 @@ from sqlalchemy import event, exc, text
 
 from queue_service.core.group_commit import GroupCommitter
 from queue_service.store.database import Database
+from queue_service.store.errors import StoreUnavailable
 from queue_service.store.repository import Repository
 
 TIMEOUT = 30
@@ -200,6 +201,23 @@ def test_when_the_group_cannot_commit_every_caller_gets_the_error(database):
     assert all(isinstance(follower.error, exc.IntegrityError) for follower in followers)
     assert stored(database) == {"leader"}
     # The committer goes on: the next caller leads a transaction of its own.
+    assert committer.run(insert("after")) == "stored after"
+    assert stored(database) == {"leader", "after"}
+
+
+def test_when_the_database_ends_the_transaction_midway_nothing_after_it_is_written(database):
+    committer = GroupCommitter(database)
+
+    def ends_the_transaction(repo: Repository) -> None:
+        # As SQLite does by itself after some errors (a full disk): the whole transaction is gone.
+        repo.connection.exec_driver_sql("ROLLBACK")
+        raise ValueError("disk full")
+
+    _leader, followers = group_behind_a_blocked_leader(committer, [insert("a"), ends_the_transaction, insert("b")])
+
+    assert all(isinstance(follower.error, StoreUnavailable) for follower in followers)
+    # Without the check "b" would run outside any transaction and commit on its own.
+    assert stored(database) == {"leader"}
     assert committer.run(insert("after")) == "stored after"
     assert stored(database) == {"leader", "after"}
 
