@@ -4,10 +4,11 @@ A commit costs a disk flush (SQLite with synchronous=FULL, PostgreSQL's WAL), wh
 Under load, many callers each waiting for their own commit spend most of their time flushing;
 here they take turns as a group instead (the leader/follower "combining" pattern):
 
-* A caller that finds no transaction in flight leads at once: a lone caller waits for nothing.
-* Callers that arrive while one is in flight queue up. When it commits, the leader hands the
-  lead to the first of them, who runs every queued unit of work (up to `max_group_size`, in
-  order of arrival) in one transaction and one commit.
+* A caller that finds a lane free (no transaction in flight, with one lane) leads at once: a
+  lone caller waits for nothing.
+* Callers that arrive while every lane has a transaction in flight queue up. When one commits,
+  its leader hands the lane to the first of them, who runs its own unit and those queued behind
+  it (up to `max_group_size`, in order of arrival) in one transaction and one commit.
 * Each unit runs in its own savepoint, so an error undoes that unit's writes alone; its caller
   gets that error, its neighbours their results. A unit alone in its transaction needs no
   savepoint: its error rolls the transaction back, as it did before there were groups.
@@ -72,14 +73,18 @@ class GroupCommitStats:
 class GroupCommitter:
     """Runs units of work, functions of a Repository, in shared transactions."""
 
-    def __init__(self, database: Database, *, max_group_size: int = DEFAULT_MAX_GROUP_SIZE) -> None:
+    def __init__(self, database: Database, *, max_group_size: int = DEFAULT_MAX_GROUP_SIZE, lanes: int = 1) -> None:
         if max_group_size < 1:
             raise ValueError("max_group_size must be at least 1")
+        if lanes < 1:
+            raise ValueError("lanes must be at least 1")
         self.database = database
         self.max_group_size = max_group_size
+        self.lanes = lanes
         self._lock = threading.Lock()
+        # Callers waiting for a transaction; a leader's own request is never here.
         self._pending: deque[_Request] = deque()
-        self._leading = False
+        self._leaders = 0
         self._transactions = 0
         self._units = 0
         self._largest_group = 0
@@ -89,7 +94,7 @@ class GroupCommitter:
             return GroupCommitStats(self._transactions, self._units, self._largest_group)
 
     def queued(self) -> int:
-        """Units of work waiting for a transaction (not those in the one in flight)."""
+        """Units of work waiting for a transaction (not those in one in flight)."""
         with self._lock:
             return len(self._pending)
 
@@ -98,20 +103,24 @@ class GroupCommitter:
         Raises what `work` raised (its writes undone), or what made the transaction fail."""
         request: _Request[T] = _Request(work)
         with self._lock:
-            self._pending.append(request)
-            follows = self._leading
-            self._leading = True
-        if follows:
+            leads = self._leaders < self.lanes
+            if leads:
+                self._leaders += 1
+            else:
+                self._pending.append(request)
+        if not leads:
             request.woken.wait()
             if request.done:
                 return request.outcome()
-            # Not done yet: the previous leader handed this caller the lead, its request first in line.
-        self._lead()
+            # Not done yet: a leader that finished handed this caller the lead.
+        self._lead(request)
         return request.outcome()
 
-    def _lead(self) -> None:
+    def _lead(self, first: _Request) -> None:
         with self._lock:
-            group = [self._pending.popleft() for _ in range(min(self.max_group_size, len(self._pending)))]
+            group = [first]
+            while self._pending and len(group) < self.max_group_size:
+                group.append(self._pending.popleft())
         try:
             self._commit(group)
         finally:
@@ -119,8 +128,10 @@ class GroupCommitter:
                 self._transactions += 1
                 self._units += len(group)
                 self._largest_group = max(self._largest_group, len(group))
-                successor = self._pending[0] if self._pending else None
-                self._leading = successor is not None
+                # The lane passes to the first caller waiting, or is free again.
+                successor = self._pending.popleft() if self._pending else None
+                if successor is None:
+                    self._leaders -= 1
             for request in group:
                 request.done = True
                 request.woken.set()
@@ -135,9 +146,9 @@ class GroupCommitter:
                     [request] = group
                     request.result = request.work(repo)
                     return
-                for request in group:
+                for index, request in enumerate(group):
                     try:
-                        with self.database.savepoint(repo) as unit_repo:
+                        with self.database.savepoint(repo, f"unit_{index}") as unit_repo:
                             request.result = request.work(unit_repo)
                         request.repo = unit_repo
                     except TransactionLost:

@@ -73,6 +73,8 @@ LEASE_EXPIRED_TYPE = "LeaseExpired"
 MOVED_EXPLICITLY_TYPE = "MovedExplicitly"
 RETRIES_EXHAUSTED_TYPE = "RetriesExhausted"
 SERVICE_ERROR_TYPES = frozenset({LEASE_EXPIRED_TYPE, MOVED_EXPLICITLY_TYPE, RETRIES_EXHAUSTED_TYPE})
+# Group-committed transactions in flight at once per process on PostgreSQL.
+GROUP_COMMIT_LANES = 4
 # A long-poll returns this long before the caller's deadline so that its answer still arrives.
 LEASE_DEADLINE_MARGIN_SECONDS = 0.25
 # What gRPC clients accept by default: a lease reply stays within this unless the caller says more.
@@ -175,7 +177,10 @@ class JobManager:
         self.events = events or NoEvents()
         # Every list of every manager over this JobManager signs its page tokens with this.
         self.page_tokens = page_tokens or PageTokens.ephemeral()
-        self.committer = GroupCommitter(database) if self.settings.group_commit else None
+        # SQLite takes one writer at a time: one lane. PostgreSQL overlaps transactions, and a
+        # few in flight at once keep its round trips overlapping while each carries a group.
+        lanes = 1 if database.dialect == "sqlite" else GROUP_COMMIT_LANES
+        self.committer = GroupCommitter(database, lanes=lanes) if self.settings.group_commit else None
 
     @property
     def limits(self) -> Limits:

@@ -24,6 +24,8 @@ IDLE_PING_SECONDS = 1.0
 # SQLSTATE read_only_sql_transaction: the server is up but refuses writes (a standby, or a
 # primary fenced read-only for a switchover).
 READ_ONLY_SQLSTATE = "25006"
+# libpq's PQTRANS_ACTIVE, PQTRANS_INTRANS and PQTRANS_INERROR: a transaction is open.
+LIBPQ_TRANSACTION_OPEN = frozenset({1, 2, 3})
 READ_ONLY_MESSAGE = "database is read-only (a standby, or a primary being switched over); retry later"
 
 
@@ -131,9 +133,13 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
 
 
 def _transaction_open(connection: Connection) -> bool:
-    """Whether the database still holds the connection's transaction (PostgreSQL never ends one
-    on an error in a savepoint; SQLite may)."""
-    return getattr(connection.connection.dbapi_connection, "in_transaction", True)
+    """Whether the database still holds the connection's transaction, as the driver last heard
+    from it (SQLite ends one by itself after some errors; PostgreSQL only when told to)."""
+    driver_connection = connection.connection.dbapi_connection
+    if hasattr(driver_connection, "in_transaction"):  # sqlite3
+        return driver_connection.in_transaction
+    status = getattr(getattr(driver_connection, "info", None), "transaction_status", None)  # psycopg2: libpq's
+    return status is None or status in LIBPQ_TRANSACTION_OPEN
 
 
 class FairLock:
@@ -211,19 +217,25 @@ class Database:
         repo.run_after_commit()
 
     @contextmanager
-    def savepoint(self, repo: Repository) -> Iterator[Repository]:
-        """A savepoint inside `repo`'s transaction: an error undoes only what was written within it.
+    def savepoint(self, repo: Repository, name: str) -> Iterator[Repository]:
+        """Savepoint `name` inside `repo`'s transaction: an error undoes only what was written since.
 
-        The repository yielded keeps its own after-commit callbacks, which the caller runs once
-        the enclosing transaction has committed (and drops if it did not)."""
+        It is not released on success: the commit releases it with the transaction, which saves
+        a round trip. The repository yielded keeps its own after-commit callbacks, which the
+        caller runs once the enclosing transaction has committed (and drops if it did not)."""
+        connection = repo.connection
+        with self._store_errors():
+            connection.exec_driver_sql(f"SAVEPOINT {name}")
         try:
-            with self._store_errors(), repo.connection.begin_nested():
-                yield Repository(repo.connection)
+            with self._store_errors():
+                yield Repository(connection)
         except Exception as error:
             # After some errors SQLite rolls the whole transaction back; the statements that
             # follow would then commit one by one. Nothing more may run in it.
-            if not _transaction_open(repo.connection):
+            if not _transaction_open(connection):
                 raise TransactionLost("the transaction was rolled back by the database; retry later") from error
+            with self._store_errors():
+                connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
             raise
 
     @contextmanager

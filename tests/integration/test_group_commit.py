@@ -139,15 +139,21 @@ def test_reports_arriving_during_a_transaction_share_one_commit(service, databas
     committer = service.server.jobs.committer
     commits: list[int] = []
     event.listen(service.server.database.engine, "commit", lambda _connection: commits.append(1))
-    in_flight, release = threading.Event(), threading.Event()
+    # One transaction held open in every lane, so that the calls below must queue.
+    in_flight = threading.Semaphore(0)
+    releases = [threading.Event() for _ in range(committer.lanes)]
 
-    def held_open(_repo):
-        in_flight.set()
-        assert release.wait(TIMEOUT)
+    def held_open(release: threading.Event):
+        def work(_repo):
+            in_flight.release()
+            assert release.wait(TIMEOUT)
 
-    holder = threading.Thread(target=committer.run, args=(held_open,))
-    holder.start()
-    assert in_flight.wait(TIMEOUT)
+        return work
+
+    holders = [threading.Thread(target=committer.run, args=(held_open(release),)) for release in releases]
+    for holder in holders:
+        holder.start()
+        assert in_flight.acquire(timeout=TIMEOUT)
     by_id = {job.job_id: job for job in jobs}
     requests = [
         (service.jobs.TrackCompletion, pb.TrackCompletionRequest(job_id=job_ids[0], attempt_number=1)),
@@ -168,9 +174,15 @@ def test_reports_arriving_during_a_transaction_share_one_commit(service, databas
                 assert time.monotonic() < deadline
                 time.sleep(0.001)
         assert commits == []
-        release.set()
+        # One lane frees up: the first call queued takes it, and the six behind it with it.
+        releases[0].set()
         codes = [future.result(timeout=TIMEOUT) for future in futures]
-    holder.join(TIMEOUT)
+    # The held transaction's commit, then one commit for all seven calls.
+    assert len(commits) == 2
+    for release in releases:
+        release.set()
+    for holder in holders:
+        holder.join(TIMEOUT)
 
     assert codes == [
         grpc.StatusCode.OK,
@@ -181,8 +193,6 @@ def test_reports_arriving_during_a_transaction_share_one_commit(service, databas
         grpc.StatusCode.OK,
         grpc.StatusCode.OK,
     ]
-    # The held transaction's commit, then one commit for all seven calls.
-    assert len(commits) == 2
     assert committer.stats().largest_group == len(requests)
     assert states(database, "shared") == {
         job_ids[0]: ("completed", 1),

@@ -1,4 +1,5 @@
-"""GroupCommitter with real threads over a real SQLite file: who leads, who waits, what each caller gets."""
+"""GroupCommitter with real threads over real SQLite and PostgreSQL databases: who leads, who waits,
+what each caller gets."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ from queue_service.store.repository import Repository
 TIMEOUT = 30
 
 
-@pytest.fixture
-def database(tmp_path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'group.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'group.db'}")
+    else:
+        database = Database(request.getfixturevalue("postgres_session_url"))
     with database.transaction() as repo:
+        repo.connection.execute(text("DROP TABLE IF EXISTS children"))
+        repo.connection.execute(text("DROP TABLE IF EXISTS items"))
         repo.connection.execute(text("CREATE TABLE items (name TEXT PRIMARY KEY)"))
         repo.connection.execute(
             text(
@@ -29,6 +35,10 @@ def database(tmp_path) -> Iterator[Database]:
             )
         )
     yield database
+    # The PostgreSQL database is the session's, which other tests check against the schema.
+    with database.transaction() as repo:
+        repo.connection.execute(text("DROP TABLE children"))
+        repo.connection.execute(text("DROP TABLE items"))
     database.dispose()
 
 
@@ -263,3 +273,40 @@ def test_many_threads_each_get_their_own_result(database):
     stats = committer.stats()
     assert stats.units == 40
     assert stats.transactions <= 40
+
+
+def test_with_two_lanes_a_second_caller_goes_straight_in_and_a_third_waits(database, commits):
+    if database.dialect == "sqlite":
+        pytest.skip("SQLite takes one writer at a time: its committer has one lane")
+    committer = GroupCommitter(database, lanes=2)
+    in_flight, release = threading.Semaphore(0), threading.Event()
+
+    def held_open(name: str) -> Callable[[Repository], str]:
+        def work(repo: Repository) -> str:
+            in_flight.release()
+            assert release.wait(TIMEOUT)
+            return insert(name)(repo)
+
+        return work
+
+    first, second = Caller(committer, held_open("first")), Caller(committer, held_open("second"))
+    first.start()
+    assert in_flight.acquire(timeout=TIMEOUT)
+    second.start()
+    # Both transactions are in flight at once: the second caller did not wait for the first.
+    assert in_flight.acquire(timeout=TIMEOUT)
+    waiting = [Caller(committer, insert(f"item-{index}")) for index in range(3)]
+    for count, caller in enumerate(waiting, start=1):
+        caller.start()
+        wait_until(lambda count=count: committer.queued() == count)
+    release.set()
+    for caller in [first, second, *waiting]:
+        caller.join(TIMEOUT)
+    assert [caller.result for caller in [first, second, *waiting]] == [
+        "stored first",
+        "stored second",
+        *(f"stored item-{index}" for index in range(3)),
+    ]
+    # The three that waited went in one group, led by the first of them.
+    assert len(commits) == 3
+    assert committer.stats().largest_group == 3
