@@ -223,6 +223,8 @@ class Database:
         It is not released on success: the commit releases it with the transaction, which saves
         a round trip. The repository yielded keeps its own after-commit callbacks, which the
         caller runs once the enclosing transaction has committed (and drops if it did not)."""
+        if not name.isidentifier():
+            raise ValueError(f"savepoint name {name!r} is not an identifier")
         connection = repo.connection
         with self._store_errors():
             connection.exec_driver_sql(f"SAVEPOINT {name}")
