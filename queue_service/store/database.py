@@ -223,11 +223,9 @@ class Database:
         It is not released on success: the commit releases it with the transaction, which saves
         a round trip. The repository yielded keeps its own after-commit callbacks, which the
         caller runs once the enclosing transaction has committed (and drops if it did not)."""
-        if not name.isidentifier():
-            raise ValueError(f"savepoint name {name!r} is not an identifier")
         connection = repo.connection
         with self._store_errors():
-            connection.exec_driver_sql(f"SAVEPOINT {name}")
+            connection.dialect.do_savepoint(connection, name)
         try:
             with self._store_errors():
                 yield Repository(connection)
@@ -237,7 +235,7 @@ class Database:
             if not _transaction_open(connection):
                 raise TransactionLost("the transaction was rolled back by the database; retry later") from error
             with self._store_errors():
-                connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+                connection.dialect.do_rollback_to_savepoint(connection, name)
             raise
 
     @contextmanager
