@@ -279,12 +279,13 @@ def test_with_two_lanes_a_second_caller_goes_straight_in_and_a_third_waits(datab
     if database.dialect == "sqlite":
         pytest.skip("SQLite takes one writer at a time: its committer has one lane")
     committer = GroupCommitter(database, lanes=2)
-    in_flight, release = threading.Semaphore(0), threading.Event()
+    in_flight = threading.Semaphore(0)
+    releases = {"first": threading.Event(), "second": threading.Event()}
 
     def held_open(name: str) -> Callable[[Repository], str]:
         def work(repo: Repository) -> str:
             in_flight.release()
-            assert release.wait(TIMEOUT)
+            assert releases[name].wait(TIMEOUT)
             return insert(name)(repo)
 
         return work
@@ -299,14 +300,17 @@ def test_with_two_lanes_a_second_caller_goes_straight_in_and_a_third_waits(datab
     for count, caller in enumerate(waiting, start=1):
         caller.start()
         wait_until(lambda count=count: committer.queued() == count)
-    release.set()
-    for caller in [first, second, *waiting]:
+    # The first lane frees up: the first caller waiting takes it, and the two behind it with it.
+    releases["first"].set()
+    for caller in [first, *waiting]:
         caller.join(TIMEOUT)
+    assert len(commits) == 2
+    releases["second"].set()
+    second.join(TIMEOUT)
     assert [caller.result for caller in [first, second, *waiting]] == [
         "stored first",
         "stored second",
         *(f"stored item-{index}" for index in range(3)),
     ]
-    # The three that waited went in one group, led by the first of them.
     assert len(commits) == 3
     assert committer.stats().largest_group == 3
