@@ -36,7 +36,9 @@ from queue_service.store.repository import Repository
 
 T = TypeVar("T")
 
-# Enough to amortise a commit over many callers, few enough that a group's locks are held briefly.
+# Enough to amortise a commit over many callers, few enough that a group's locks are held briefly;
+# and PostgreSQL keeps up to 64 subtransactions (savepoints) per transaction in shared memory,
+# beyond which every snapshot taken anywhere gets slower.
 DEFAULT_MAX_GROUP_SIZE = 64
 
 
@@ -71,7 +73,8 @@ class GroupCommitStats:
 
 
 class GroupCommitter:
-    """Runs units of work, functions of a Repository, in shared transactions."""
+    """Runs units of work, functions of a Repository, in shared transactions, with up to `lanes`
+    transactions in flight at once (one where the database writes one transaction at a time)."""
 
     def __init__(self, database: Database, *, max_group_size: int = DEFAULT_MAX_GROUP_SIZE, lanes: int = 1) -> None:
         if max_group_size < 1:
