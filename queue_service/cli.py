@@ -175,10 +175,17 @@ def lifecycle_settings(args: argparse.Namespace) -> LifecycleSettings:
         "true",
         "yes",
     )
+    group_commit = not args.no_group_commit and env_str("QUEUE_GROUP_COMMIT", "1").lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
     return LifecycleSettings(
         stall_timeout=parse_duration(args.stall_timeout, "--stall-timeout / QUEUE_STALL_TIMEOUT"),
         limits=Limits(max_queues=max_queues),
         admin_creates_queues=admin_creates,
+        group_commit=group_commit,
     )
 
 
@@ -231,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="seconds between database checks behind grpc.health.v1 (env QUEUE_HEALTH_CHECK_INTERVAL, default 2)",
+    )
+    serve.add_argument(
+        "--no-group-commit",
+        action="store_true",
+        help="give every report and lease a transaction of its own instead of sharing one with the "
+        "reports and leases that arrive meanwhile (env QUEUE_GROUP_COMMIT=0)",
     )
     queues_group = serve.add_argument_group("queues")
     queues_group.add_argument(

@@ -39,3 +39,18 @@ def test_serve_picks_one_key_for_all_its_processes(monkeypatch):
 def test_a_duration_beyond_the_clock_is_a_configuration_error(raw):
     with pytest.raises(ConfigError, match="--recovery-interval is too long"):
         parse_duration(raw, "--recovery-interval")
+
+
+def test_group_commit_is_on_unless_the_flag_or_the_variable_turns_it_off(monkeypatch):
+    monkeypatch.delenv("QUEUE_GROUP_COMMIT", raising=False)
+
+    def group_commit(*flags: str) -> bool:
+        return server_config(build_parser().parse_args(["serve", "--port", "0", *flags])).lifecycle.group_commit
+
+    assert group_commit() is True
+    assert group_commit("--no-group-commit") is False
+    for off in ("0", "false", "off"):
+        monkeypatch.setenv("QUEUE_GROUP_COMMIT", off)
+        assert group_commit() is False
+    monkeypatch.setenv("QUEUE_GROUP_COMMIT", "1")
+    assert group_commit() is True
