@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
+from jobqueue.v1 import admin_service_pb2 as admin
 from jobqueue.v1 import job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 from sqlalchemy import event, select
@@ -203,6 +205,71 @@ def test_reports_arriving_during_a_transaction_share_one_commit(service, databas
         job_ids[5]: ("active", 1),
     }
     assert by_id[job_ids[5]].attempt_number == 1
+
+
+def hold_every_lane(committer) -> list[threading.Event]:
+    """A transaction held open in every lane, so that the calls that follow queue; set an event
+    to let its transaction commit."""
+    in_flight = threading.Semaphore(0)
+    releases = [threading.Event() for _ in range(committer.lanes)]
+
+    def held_open(release: threading.Event):
+        def work(_repo):
+            in_flight.release()
+            assert release.wait(TIMEOUT)
+
+        return work
+
+    for release in releases:
+        threading.Thread(target=committer.run, args=(held_open(release),), daemon=True).start()
+        assert in_flight.acquire(timeout=TIMEOUT)
+    return releases
+
+
+def test_leases_of_limited_queues_in_a_group_keep_their_limits(service, database):
+    """On PostgreSQL a lease that locks lease-limit rows runs in a transaction of its own (grouped,
+    its locks would interleave with its neighbours' and could deadlock with another lane); on
+    SQLite, one writer at a time, it stays in the group. Either way the limits hold."""
+    for queue in ("capped-a", "capped-b"):
+        enqueue_jobs(service.jobs, queue, 3)
+        service.admin.UpdateQueuePolicy(
+            admin.UpdateQueuePolicyRequest(
+                queue_name=queue, update_mask=field_mask_pb2.FieldMask(paths=["max_active"]), max_active=1
+            )
+        )
+    enqueue_jobs(service.jobs, "free", 1)
+    committer = service.server.jobs.committer
+    releases = hold_every_lane(committer)
+
+    def lease(queues: list[str]) -> list[str]:
+        request = pb.LeaseJobsRequest(queue_names=queues, worker_id="w", max_jobs=3)
+        return [job.job_id for job in service.jobs.LeaseJobs(request, timeout=TIMEOUT).jobs]
+
+    calls = [["capped-b", "capped-a"], ["free"], ["capped-a", "capped-b"], ["capped-a"]]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = []
+        for queues in calls:
+            futures.append(pool.submit(lease, queues))
+            deadline = time.monotonic() + TIMEOUT
+            while committer.queued() < len(futures):
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+        # One lane frees up: the four leases go into one group.
+        releases[0].set()
+        leased = [future.result(timeout=TIMEOUT) for future in futures]
+    for release in releases:
+        release.set()
+
+    assert leased[1] == ["free-000"]
+    capped = sorted(job_id for result in leased[:1] + leased[2:] for job_id in result)
+    # One job of each capped queue, whichever lease got it.
+    assert capped == ["capped-a-000", "capped-b-000"]
+    stored = states(database, "capped-a") | states(database, "capped-b")
+    assert sorted(job_id for job_id, (state, _) in stored.items() if state == "active") == capped
+    stats = committer.stats()
+    assert stats.largest_group == len(calls)
+    # The three leases naming a limited queue ran alone on PostgreSQL, none on SQLite.
+    assert stats.alone == (3 if database.dialect == "postgresql" else 0)
 
 
 @pytest.fixture
