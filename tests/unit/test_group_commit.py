@@ -87,16 +87,16 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 def group_behind_a_blocked_leader(
-    committer: GroupCommitter, works: list[Callable[[Repository], object]]
+    committer: GroupCommitter, works: list[Callable[[Repository], object]], *, leader_name: str = "leader"
 ) -> tuple[Caller, list[Caller]]:
     """A leader whose transaction stays in flight until the callers of `works` are queued, in that order."""
     in_flight, release = threading.Event(), threading.Event()
 
     def blocking(repo: Repository) -> str:
-        insert("leader")(repo)
+        insert(leader_name)(repo)
         in_flight.set()
         assert release.wait(TIMEOUT)
-        return "stored leader"
+        return f"stored {leader_name}"
 
     leader = Caller(committer, blocking)
     leader.start()
@@ -384,3 +384,39 @@ def test_a_deadlock_between_transactions_is_a_lock_conflict(database):
     # PostgreSQL broke the cycle by cancelling one of the two; the other committed.
     assert len(errors) == 1
     assert isinstance(errors[0], LockConflict)
+
+
+def test_units_of_two_groups_that_deadlock_each_other_all_succeed(database):
+    """Two processes' groups lock the same two rows in opposite orders: PostgreSQL cancels one
+    unit's statement, and that unit runs again alone once its group has committed."""
+    if database.dialect == "sqlite":
+        pytest.skip("SQLite takes one writer at a time: its transactions never wait for each other's rows")
+    with database.transaction() as repo:
+        repo.connection.execute(text("INSERT INTO items (name) VALUES ('x'), ('y')"))
+    both_hold_one = threading.Barrier(2, timeout=TIMEOUT)
+
+    def lock(name: str, *, then_wait: bool = False) -> Callable[[Repository], str]:
+        def work(repo: Repository) -> str:
+            repo.connection.execute(text("SELECT name FROM items WHERE name = :name FOR UPDATE"), {"name": name})
+            if then_wait and shares_transaction():
+                both_hold_one.wait()
+            return f"locked {name}"
+
+        return work
+
+    committers = [GroupCommitter(database), GroupCommitter(database)]
+    results: dict[int, list[object]] = {}
+
+    def run_group(index: int, first: str, second: str) -> None:
+        _leader, followers = group_behind_a_blocked_leader(
+            committers[index], [lock(first, then_wait=True), lock(second)], leader_name=f"leader-{index}"
+        )
+        results[index] = [follower.error or follower.result for follower in followers]
+
+    groups = [threading.Thread(target=run_group, args=args) for args in [(0, "x", "y"), (1, "y", "x")]]
+    for group in groups:
+        group.start()
+    for group in groups:
+        group.join(TIMEOUT * 2)
+    assert results == {0: ["locked x", "locked y"], 1: ["locked y", "locked x"]}
+    assert sum(committer.stats().alone for committer in committers) == 1
