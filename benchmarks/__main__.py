@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     sizes.add_argument("--sweep-jobs", type=int, help="jobs in the table during the sweep (1000000)")
     sizes.add_argument("--sweep-expired", type=int, help="expired leases the sweep recovers (10000)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep SQLite files and server logs")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="repeatable: passed on to `queue-service serve`, e.g. --server-arg=--no-group-commit for an A/B run",
+    )
     return parser
 
 
@@ -88,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             for name in scenarios:
                 began = time.monotonic()
                 context = Context(
-                    backend=backend, databases=databases, sizes=sizes, workers=args.workers, log_dir=workdir
+                    backend=backend,
+                    databases=databases,
+                    sizes=sizes,
+                    workers=args.workers,
+                    log_dir=workdir,
+                    server_args=args.server_arg,
                 )
                 new = SCENARIOS[name](context)
                 load = os.getloadavg()
@@ -106,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"work files kept in {workdir}")
-    settings = dataclasses.asdict(sizes) | {"backends": backends, "scenarios": scenarios, "workers": args.workers}
+    settings = dataclasses.asdict(sizes) | {
+        "backends": backends,
+        "scenarios": scenarios,
+        "workers": args.workers,
+        "server_args": args.server_arg,
+    }
     write_json(args.output, figures, settings, started)
     at_start = ", ".join(f"{value:.2f}" for value in started["load_average"])
     print(

@@ -175,10 +175,20 @@ def lifecycle_settings(args: argparse.Namespace) -> LifecycleSettings:
         "true",
         "yes",
     )
+    group_commit = args.group_commit
+    if group_commit is None:
+        raw = env_str("QUEUE_GROUP_COMMIT", "auto").strip().lower()
+        if raw in ("1", "true", "yes", "on"):
+            group_commit = True
+        elif raw in ("0", "false", "no", "off"):
+            group_commit = False
+        elif raw not in ("", "auto"):
+            raise ConfigError(f"QUEUE_GROUP_COMMIT must be on, off or auto, got {raw!r}")
     return LifecycleSettings(
         stall_timeout=parse_duration(args.stall_timeout, "--stall-timeout / QUEUE_STALL_TIMEOUT"),
         limits=Limits(max_queues=max_queues),
         admin_creates_queues=admin_creates,
+        group_commit=group_commit,
     )
 
 
@@ -231,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="seconds between database checks behind grpc.health.v1 (env QUEUE_HEALTH_CHECK_INTERVAL, default 2)",
+    )
+    serve.add_argument(
+        "--group-commit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="share one transaction among the reports and leases that arrive while one is being "
+        "written, or give each its own (env QUEUE_GROUP_COMMIT=on|off|auto; default auto: on for "
+        "SQLite, off for PostgreSQL)",
     )
     queues_group = serve.add_argument_group("queues")
     queues_group.add_argument(

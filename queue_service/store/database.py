@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, exc, text
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from queue_service.store import sqlite_faults
-from queue_service.store.errors import StoreCorrupted, StoreUnavailable
+from queue_service.store.errors import LockConflict, StoreCorrupted, StoreUnavailable, TransactionLost
 from queue_service.store.repository import Repository
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,10 @@ IDLE_PING_SECONDS = 1.0
 # SQLSTATE read_only_sql_transaction: the server is up but refuses writes (a standby, or a
 # primary fenced read-only for a switchover).
 READ_ONLY_SQLSTATE = "25006"
+# SQLSTATE deadlock_detected: PostgreSQL cancelled this statement to break a cycle of lock waits.
+DEADLOCK_SQLSTATE = "40P01"
+# libpq's PQTRANS_ACTIVE, PQTRANS_INTRANS and PQTRANS_INERROR: a transaction is open.
+LIBPQ_TRANSACTION_OPEN = frozenset({1, 2, 3})
 READ_ONLY_MESSAGE = "database is read-only (a standby, or a primary being switched over); retry later"
 
 
@@ -133,6 +137,16 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 
 
+def _transaction_open(connection: Connection) -> bool:
+    """Whether the database still holds the connection's transaction, as the driver last heard
+    from it (SQLite ends one by itself after some errors; PostgreSQL only when told to)."""
+    driver_connection = connection.connection.dbapi_connection
+    if hasattr(driver_connection, "in_transaction"):  # sqlite3
+        return driver_connection.in_transaction
+    status = getattr(getattr(driver_connection, "info", None), "transaction_status", None)  # psycopg2: libpq's
+    return status is None or status in LIBPQ_TRANSACTION_OPEN
+
+
 class FairLock:
     """A re-entrant lock granted in order of arrival; a waiter that times out gives up its turn.
 
@@ -204,10 +218,44 @@ class Database:
         if turns is not None and not turns.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise StoreUnavailable("database busy; retry later")
         try:
-            with self.engine.begin() as connection:
+            with self._store_errors(), self.engine.begin() as connection:
                 repo = Repository(connection)
                 yield repo
+        finally:
+            if turns is not None:
+                turns.release()
+        repo.run_after_commit()
+
+    @contextmanager
+    def savepoint(self, repo: Repository, name: str) -> Iterator[Repository]:
+        """Savepoint `name` inside `repo`'s transaction: an error undoes only what was written since.
+
+        It is not released on success: the commit releases it with the transaction, which saves
+        a round trip. The repository yielded keeps its own after-commit callbacks, which the
+        caller runs once the enclosing transaction has committed (and drops if it did not)."""
+        connection = repo.connection
+        with self._store_errors():
+            connection.dialect.do_savepoint(connection, name)
+        try:
+            with self._store_errors():
+                yield Repository(connection)
+        except Exception as error:
+            # After some errors SQLite rolls the whole transaction back; the statements that
+            # follow would then commit one by one. Nothing more may run in it.
+            if not _transaction_open(connection):
+                raise TransactionLost("the transaction was rolled back by the database; retry later") from error
+            with self._store_errors():
+                connection.dialect.do_rollback_to_savepoint(connection, name)
+            raise
+
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """Database errors as the core knows them: StoreUnavailable (retry) or StoreCorrupted."""
+        try:
+            yield
         except (exc.OperationalError, exc.TimeoutError, exc.InterfaceError) as error:
+            if getattr(getattr(error, "orig", None), "pgcode", None) == DEADLOCK_SQLSTATE:
+                raise LockConflict("transactions waited for each other's locks; retry the call") from error
             raise StoreUnavailable("database unavailable; retry later") from error
         except exc.DBAPIError as error:
             if _is_read_only_error(error.orig):
@@ -218,10 +266,6 @@ class Database:
                 self.report_corruption(error)
                 raise StoreCorrupted(self.corruption) from error
             raise
-        finally:
-            if turns is not None:
-                turns.release()
-        repo.run_after_commit()
 
     def report_corruption(self, error: BaseException) -> None:
         """Remember that the file is damaged, and say so loudly the first time."""

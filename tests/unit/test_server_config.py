@@ -6,7 +6,10 @@ import pytest
 
 from queue_service.api.tokens import load_tokens
 from queue_service.cli import build_parser, server_config
+from queue_service.clock import SystemClock
 from queue_service.config import ConfigError, ServerConfig, page_token_key, parse_duration
+from queue_service.core.jobs import JobManager, LifecycleSettings
+from queue_service.store.database import Database
 
 TOKENS = {"QUEUE_ADMIN_TOKEN": "admin-token-0123456789abcdef"}
 
@@ -39,3 +42,37 @@ def test_serve_picks_one_key_for_all_its_processes(monkeypatch):
 def test_a_duration_beyond_the_clock_is_a_configuration_error(raw):
     with pytest.raises(ConfigError, match="--recovery-interval is too long"):
         parse_duration(raw, "--recovery-interval")
+
+
+def test_group_commit_follows_the_flag_then_the_variable_else_the_backend(monkeypatch):
+    monkeypatch.delenv("QUEUE_GROUP_COMMIT", raising=False)
+
+    def group_commit(*flags: str) -> bool | None:
+        return server_config(build_parser().parse_args(["serve", "--port", "0", *flags])).lifecycle.group_commit
+
+    assert group_commit() is None  # the backend decides
+    assert group_commit("--group-commit") is True
+    assert group_commit("--no-group-commit") is False
+    for off in ("0", "false", "off"):
+        monkeypatch.setenv("QUEUE_GROUP_COMMIT", off)
+        assert group_commit() is False
+        assert group_commit("--group-commit") is True
+    for on in ("1", "true", "on"):
+        monkeypatch.setenv("QUEUE_GROUP_COMMIT", on)
+        assert group_commit() is True
+        assert group_commit("--no-group-commit") is False
+    monkeypatch.setenv("QUEUE_GROUP_COMMIT", "auto")
+    assert group_commit() is None
+    monkeypatch.setenv("QUEUE_GROUP_COMMIT", "sometimes")
+    with pytest.raises(ConfigError, match="QUEUE_GROUP_COMMIT"):
+        group_commit()
+
+
+def test_group_commit_by_default_is_on_for_sqlite_and_off_for_postgresql(database_url):
+    database = Database(database_url)
+    try:
+        assert (JobManager(database, SystemClock()).committer is not None) == (database.dialect == "sqlite")
+        assert JobManager(database, SystemClock(), LifecycleSettings(group_commit=True)).committer is not None
+        assert JobManager(database, SystemClock(), LifecycleSettings(group_commit=False)).committer is None
+    finally:
+        database.dispose()
