@@ -211,7 +211,7 @@ class DeadLettersTable(TableStatements):
         statement = select(c.id).where(*conditions).order_by(c.id).limit(limit)
         return [row.id for row in self.connection.execute(statement)]
 
-    # Triage
+    # Triage and cleaning
 
     def resolve_dead_letter(
         self,
