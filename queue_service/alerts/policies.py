@@ -11,7 +11,6 @@ from queue_service.clock import Clock
 from queue_service.core import audit
 from queue_service.core.errors import InvalidArgument, NotFound
 from queue_service.core.validation import require_name
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.alert_policies import StoredAlertPolicy, alert_policies_of
 from queue_service.store.database import Database
 
@@ -81,7 +80,7 @@ class AlertPolicies:
             stored = StoredAlertPolicy(name, threshold, recipients, now)
             alert_policies_of(repo).put(stored)
             audit.record(
-                AdminRepository.of(repo),
+                repo,
                 actor=actor,
                 action="UpdateQueueAlertPolicy",
                 target=audit.queue_target(name),

@@ -14,8 +14,8 @@ from queue_service.core import paging
 from queue_service.core.errors import InvalidArgument
 from queue_service.core.validation import check_text
 from queue_service.domain import AuditEventRecord
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.database import Database
+from queue_service.store.repository import Repository
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +39,9 @@ def job_target(job_id: str) -> str:
     return f"job/{job_id}"
 
 
-def record(
-    admin: AdminRepository, *, actor: str, action: str, target: str, parameters: dict[str, Any], now: datetime
-) -> int:
+def record(repo: Repository, *, actor: str, action: str, target: str, parameters: dict[str, Any], now: datetime) -> int:
     """Add one event inside the caller's transaction, so it exists exactly when the action does."""
-    return admin.insert_audit_event(
+    return repo.insert_audit_event(
         actor=(actor or "anonymous")[:MAX_ACTOR_LENGTH], action=action, target=target, parameters=parameters, now=now
     )
 
@@ -87,7 +85,7 @@ class AuditLog:
         try:
             with self.database.transaction() as repo:
                 record(
-                    AdminRepository.of(repo),
+                    repo,
                     actor=actor,
                     action=AUTHENTICATION_FAILED,
                     target=f"rpc{method}",
@@ -109,7 +107,7 @@ class AuditLog:
         filters = asdict(query)
         key = self.page_tokens.decode(page_token, filters, shape=(int,))
         with self.database.transaction() as repo:
-            events = AdminRepository.of(repo).list_audit_events(
+            events = repo.list_audit_events(
                 actor=query.actor or None,
                 action=query.action or None,
                 target=query.target or None,

@@ -33,7 +33,6 @@ from queue_service.core.breaker import (
 )
 from queue_service.core.errors import Aborted
 from queue_service.domain import BreakerRecord, BreakerState, JobRecord, JobState
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.alert_policies import alert_policies_of
 from queue_service.store.breakers import breakers_of
 from queue_service.store.repository import Repository
@@ -241,7 +240,7 @@ class CircuitBreakers:
             return None
         change = BreakerChange(record.queue_name, transition, record.state, to_state, now, counts, probe_job_id)
         audit.record(
-            AdminRepository.of(repo),
+            repo,
             actor=actor,
             action=AUDIT_ACTIONS[transition],
             target=audit.queue_target(record.queue_name),

@@ -39,7 +39,6 @@ from queue_service.domain import (
     JobState,
     JobView,
 )
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
 
 # Every state a cancellation applies to: cancelled at once, or asked to stop.
@@ -159,7 +158,7 @@ class CancellationManager:
         if operation_id:
             parameters["operation_id"] = operation_id
         audit.record(
-            AdminRepository.of(repo),
+            repo,
             actor=actor,
             action="CancelJob",
             target=audit.job_target(job_id),
@@ -186,10 +185,9 @@ class CancellationManager:
             if query.created_before is None or query.created_before > before:
                 query = replace(query, created_before=before)
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
             if query is not None:
-                matched = admin.count_matching_jobs(query)
-                found = admin.matching_jobs(query, after_id=None, limit=sample_size) if request.dry_run else []
+                matched = repo.count_matching_jobs(query)
+                found = repo.matching_jobs(query, after_id=None, limit=sample_size) if request.dry_run else []
             else:
                 jobs = repo.get_jobs(ids)
                 matched = len(ids)
@@ -204,7 +202,7 @@ class CancellationManager:
         operation_id = str(uuid.uuid4())
         with self.database.transaction() as repo:
             audit.record(
-                AdminRepository.of(repo),
+                repo,
                 actor=actor,
                 action="CancelJobs",
                 target=f"queue/{query.queue_name or '*'}" if query else "queue/*",
@@ -266,9 +264,7 @@ class CancellationManager:
         remaining = limit
         while remaining > 0:
             with self.database.transaction() as repo:
-                batch = AdminRepository.of(repo).matching_jobs(
-                    query, after_id=after_id, limit=min(CANCEL_BATCH, remaining)
-                )
+                batch = repo.matching_jobs(query, after_id=after_id, limit=min(CANCEL_BATCH, remaining))
             if not batch:
                 return
             yield from (job.job_id for job in batch)

@@ -33,7 +33,6 @@ from queue_service.domain import (
     RetryLogRecord,
     TriageChanges,
 )
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
 
 # A failure pattern names at most this many of its queues, so that a page stays bounded however many there are.
@@ -188,9 +187,8 @@ class DeadLetterManager:
         filters = _filter_key(query)
         key = self.jobs.page_tokens.decode(page_token, filters, shape=(int, datetime, str))
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
-            entries = admin.list_dead_letters(query, after=tuple(key) if key else None, limit=limit + 1)
-            total = admin.count_dead_letters(query)
+            entries = repo.list_dead_letters(query, after=tuple(key) if key else None, limit=limit + 1)
+            total = repo.count_dead_letters(query)
         token = self.jobs.page_tokens.next(entries, limit, lambda e: (e.priority, e.dead_lettered_at, e.id), filters)
         return paging.Page(entries[:limit], token, total)
 
@@ -236,7 +234,6 @@ class DeadLetterManager:
         operation_id: str | None,
         job_data: dict[str, Any] | None = None,
     ) -> RetryOutcome:
-        admin = AdminRepository.of(repo)
         now = self.clock.now()
         entry = self._entry(repo, entry_id, for_update=True)
         self._require_pending(entry, "retried")
@@ -257,7 +254,7 @@ class DeadLetterManager:
         )
         if updated is None:
             raise Aborted(f"job {job.job_id!r} changed concurrently; retry the call", field="id")
-        recovered = admin.resolve_dead_letter(
+        recovered = repo.resolve_dead_letter(
             entry,
             status=RecoveryStatus.RECOVERED,
             reason="",
@@ -277,7 +274,7 @@ class DeadLetterManager:
         if operation_id:
             parameters["operation_id"] = operation_id
         audit.record(
-            admin,
+            repo,
             actor=actor,
             action="RetryDeadLetterJob",
             target=audit.dead_letter_target(entry_id),
@@ -292,11 +289,10 @@ class DeadLetterManager:
             raise InvalidArgument("reason must not be empty", field="reason")
         check_text(reason, "reason", self.limits.max_text_length)
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
             now = self.clock.now()
             entry = self._entry(repo, entry_id, for_update=True)
             self._require_pending(entry, "marked permanently failed")
-            updated = admin.resolve_dead_letter(
+            updated = repo.resolve_dead_letter(
                 entry,
                 status=RecoveryStatus.PERMANENTLY_FAILED,
                 reason=reason,
@@ -307,7 +303,7 @@ class DeadLetterManager:
             if updated is None:
                 raise Aborted(f"dead-letter entry {entry_id!r} changed concurrently; retry the call", field="id")
             audit.record(
-                admin,
+                repo,
                 actor=actor,
                 action="MarkPermanentlyFailed",
                 target=audit.dead_letter_target(entry_id),
@@ -334,14 +330,13 @@ class DeadLetterManager:
         if "priority" in changes:
             check_range(changes["priority"], "entry.priority", -self.limits.max_priority, self.limits.max_priority)
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
             now = self.clock.now()
             entry = self._entry(repo, entry_id, for_update=True, field="entry.id")
-            updated = admin.update_dead_letter_triage(entry, TriageChanges(**changes), now=now)
+            updated = repo.update_dead_letter_triage(entry, TriageChanges(**changes), now=now)
             if updated is None:
                 raise NotFound(f"dead-letter entry {entry_id!r} not found", field="entry.id")
             audit.record(
-                admin,
+                repo,
                 actor=actor,
                 action="UpdateDeadLetterJob",
                 target=audit.dead_letter_target(entry_id),
@@ -366,8 +361,7 @@ class DeadLetterManager:
         filters = {"queue_name": queue_name, "recovery_status": status.value}
         key = self.jobs.page_tokens.decode(page_token, filters, shape=(int, str))
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
-            rows = admin.failure_patterns(
+            rows = repo.failure_patterns(
                 queue_name=queue_name or None,
                 recovery_status=status,
                 now=self.clock.now(),
@@ -375,12 +369,12 @@ class DeadLetterManager:
                 limit=limit + 1,
             )
             shown = rows[:limit]
-            queues = admin.pattern_queues(
+            queues = repo.pattern_queues(
                 [row.fingerprint for row in shown], queue_name=queue_name or None, recovery_status=status
             )
             patterns = []
             for row in shown:
-                sample = admin.pattern_sample(row.fingerprint, queue_name=queue_name or None, recovery_status=status)
+                sample = repo.pattern_sample(row.fingerprint, queue_name=queue_name or None, recovery_status=status)
                 patterns.append(
                     FailurePattern(
                         row=row,
@@ -390,7 +384,7 @@ class DeadLetterManager:
                         queue_count=len(queues.get(row.fingerprint, [])),
                     )
                 )
-            total = admin.count_failure_patterns(queue_name=queue_name or None, recovery_status=status)
+            total = repo.count_failure_patterns(queue_name=queue_name or None, recovery_status=status)
         token = self.jobs.page_tokens.next(rows, limit, lambda row: (row.count, row.fingerprint), filters)
         return paging.Page(patterns, token, total)
 
@@ -414,12 +408,11 @@ class DeadLetterManager:
             if query.dead_lettered_before is None or query.dead_lettered_before > before:
                 query = replace(query, dead_lettered_before=before)
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
             if query is not None:
-                matched = admin.count_dead_letters(query)
-                sample = admin.list_dead_letters(query, after=None, limit=sample_size) if request.dry_run else []
+                matched = repo.count_dead_letters(query)
+                sample = repo.list_dead_letters(query, after=None, limit=sample_size) if request.dry_run else []
             else:
-                found = admin.get_dead_letters(ids)
+                found = repo.get_dead_letters(ids)
                 pending = [found[i] for i in ids if i in found and found[i].recovery_status == RecoveryStatus.PENDING]
                 matched = len(ids)
                 pending.sort(key=lambda e: (-e.priority, -e.dead_lettered_at.timestamp(), e.id))
@@ -433,7 +426,7 @@ class DeadLetterManager:
         operation_id = str(uuid.uuid4())
         with self.database.transaction() as repo:
             audit.record(
-                AdminRepository.of(repo),
+                repo,
                 actor=actor,
                 action="RetryDeadLetterJobs",
                 target=f"dead_letter_queue/{query.queue_name or '*'}" if query else "dead_letter_queue/*",
@@ -482,9 +475,7 @@ class DeadLetterManager:
         remaining = limit
         while remaining > 0:
             with self.database.transaction() as repo:
-                batch = AdminRepository.of(repo).dead_letter_ids(
-                    query, after_id=after_id, limit=min(REDRIVE_BATCH, remaining)
-                )
+                batch = repo.dead_letter_ids(query, after_id=after_id, limit=min(REDRIVE_BATCH, remaining))
             if not batch:
                 return
             yield from batch

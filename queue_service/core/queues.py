@@ -33,7 +33,6 @@ from queue_service.domain import (
     RecoveryStatus,
     RetryLogRecord,
 )
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.breakers import breakers_of
 from queue_service.store.lease_limits import lease_limits_of
 from queue_service.store.repository import Repository
@@ -184,7 +183,7 @@ class QueueManager:
         """Per queue with jobs ready to run: how long the one ready the longest has been waiting."""
         with self.database.transaction() as repo:
             now = self.clock.now()
-            oldest = AdminRepository.of(repo).oldest_ready_run_at(now)
+            oldest = repo.oldest_ready_run_at(now)
         return {queue: max(now - run_at, timedelta(0)) for queue, run_at in oldest.items()}
 
     def statistics(self, queue_names: Sequence[str] = (), *, max_queues: int = 0) -> Statistics:
@@ -195,15 +194,14 @@ class QueueManager:
         listed = _listed_queues(max_queues, DEFAULT_STATISTICS_QUEUES, MAX_STATISTICS_QUEUES)
         names = sorted({self._name(name, "queue_names") for name in queue_names}) or None
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
             now = self.clock.now()
-            queues = admin.list_queues(after=None, limit=2**31 - 1, names=names)
+            queues = repo.list_queues(after=None, limit=2**31 - 1, names=names)
             if names is not None:
                 missing = sorted(set(names) - {queue.name for queue in queues})
                 if missing:
                     raise NotFound(f"queue {missing[0]!r} not found", field="queue_names")
-            counts = admin.counter_totals(names)
-            scheduled = admin.scheduled_counts(now, names)
+            counts = repo.counter_totals(names)
+            scheduled = repo.scheduled_counts(now, names)
 
         def count(queue: str, counter: str) -> int:
             return counts.get((queue, counter), 0)
@@ -287,15 +285,14 @@ class QueueManager:
                 f"the period holds {count} buckets; at most {MAX_ACTIVITY_BUCKETS}", field="bucket_width"
             )
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
-            queues = admin.list_queues(after=None, limit=2**31 - 1, names=names)
+            queues = repo.list_queues(after=None, limit=2**31 - 1, names=names)
             if names is not None:
                 missing = sorted(set(names) - {queue.name for queue in queues})
                 if missing:
                     raise NotFound(f"queue {missing[0]!r} not found", field="queue_names")
             # The widest stored buckets that tile the requested ones: hourly rows for a week's chart.
             resolution = max(stored for stored in ACTIVITY_RESOLUTIONS if not width % stored)
-            rows = admin.activity_totals(
+            rows = repo.activity_totals(
                 start=first,
                 end=period_end,
                 stored_seconds=int(resolution.total_seconds()),
@@ -338,7 +335,7 @@ class QueueManager:
         limit = paging.page_size(page_size)
         key = self.jobs.page_tokens.decode(page_token, {}, shape=(str,))
         with self.database.transaction() as repo:
-            records = AdminRepository.of(repo).list_queues(after=key[0] if key else None, limit=limit + 1)
+            records = repo.list_queues(after=key[0] if key else None, limit=limit + 1)
             names = [record.name for record in records[:limit]]
             limits = self._limits(repo, names)
             breakers = breakers_of(repo).get_many(names)
@@ -376,7 +373,6 @@ class QueueManager:
         fields, limit_fields = self._policy_mask(mask)
         breaker_fields = self._breaker_mask(mask)
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
             limit_store = lease_limits_of(repo)
             now = self.clock.now()
             queue = repo.get_queue(name)
@@ -404,7 +400,7 @@ class QueueManager:
                 return self.view(replace(preview, retry_policy=stored, updated_at=now), new_limits, shown)
             if queue is None:
                 self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
-            updated = admin.set_queue_policy(name, stored, now=now)
+            updated = repo.set_queue_policy(name, stored, now=now)
             limit_row = lease_limits.stored(current_limits, name, new_limits, now)
             if limit_row is not None:
                 limit_store.put(limit_row)
@@ -421,7 +417,7 @@ class QueueManager:
                 parameters["circuit_breaker"] = breaker_parameters(new_breaker)
                 current_breaker = breakers_of(repo).put_policy(name, new_breaker, now=now)
             audit.record(
-                admin,
+                repo,
                 actor=actor,
                 action="UpdateQueuePolicy",
                 target=audit.queue_target(name),
@@ -440,17 +436,16 @@ class QueueManager:
         """Pausing stops leasing only; enqueueing and tracking go on."""
         name = self._name(name)
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
             now = self.clock.now()
             queue = repo.get_queue(name)
             if queue is None:
                 if not allow_missing:
                     raise NotFound(f"queue {name!r} not found", field="queue_name")
                 self.jobs.create_missing_queues(repo, {name: "queue_name"}, now)
-            updated = admin.set_queue_paused(name, paused, now=now)
+            updated = repo.set_queue_paused(name, paused, now=now)
             limits = self._limits(repo, [name]).get(name)
             audit.record(
-                admin,
+                repo,
                 actor=actor,
                 action="PauseQueue" if paused else "ResumeQueue",
                 target=audit.queue_target(name),
@@ -499,11 +494,10 @@ class QueueManager:
         first = True
         while True:
             with self.database.transaction() as repo:
-                admin = AdminRepository.of(repo)
                 if first:
                     self._queue(repo, name)
                     audit.record(
-                        admin,
+                        repo,
                         actor=actor,
                         action="CleanQueue",
                         target=audit.queue_target(name),
@@ -516,7 +510,7 @@ class QueueManager:
                         now=now,
                     )
                     first = False
-                rows = admin.cleanable_job_ids(
+                rows = repo.cleanable_job_ids(
                     queue_name=name,
                     state=state,
                     updated_before=cutoff,
@@ -525,9 +519,9 @@ class QueueManager:
                 )
                 if not rows:
                     return deleted
-                deleted += admin.delete_jobs([row_id for row_id, _ in rows], state=state)
+                deleted += repo.delete_jobs([row_id for row_id, _ in rows], state=state)
                 if recovery_status is not None:
-                    admin.delete_dead_letters_for_jobs([job_id for _, job_id in rows], recovery_status=recovery_status)
+                    repo.delete_dead_letters_for_jobs([job_id for _, job_id in rows], recovery_status=recovery_status)
             if len(rows) < CLEAN_BATCH:
                 return deleted
 
@@ -550,8 +544,7 @@ class QueueManager:
             filters["job_name"] = job_name
         key = self.jobs.page_tokens.decode(page_token, filters, shape=(datetime, int))
         with self.database.transaction() as repo:
-            admin = AdminRepository.of(repo)
-            records = admin.list_jobs(
+            records = repo.list_jobs(
                 queue_name=queue_name or None,
                 state=state,
                 job_name=job_name or None,
@@ -561,9 +554,9 @@ class QueueManager:
             views = self.jobs.views(repo, records[:limit])
             if job_name:
                 # The counters are kept per queue and state only; a name needs a count of its own.
-                total = admin.count_jobs(queue_name=queue_name or None, state=state, job_name=job_name)
+                total = repo.count_jobs(queue_name=queue_name or None, state=state, job_name=job_name)
             else:
-                total = self._counted_jobs(admin.counter_totals([queue_name] if queue_name else None), state)
+                total = self._counted_jobs(repo.counter_totals([queue_name] if queue_name else None), state)
         token = self.jobs.page_tokens.next(records, limit, lambda job: (job.updated_at, job.id), filters)
         return paging.Page([views[record.job_id] for record in records[:limit]], token, total)
 
@@ -604,7 +597,7 @@ class QueueManager:
         }
         key = self.jobs.page_tokens.decode(page_token, filters, shape=(int,))
         with self.database.transaction() as repo:
-            rows = AdminRepository.of(repo).list_retry_log(
+            rows = repo.list_retry_log(
                 job_id=query.job_id or None,
                 queue_name=query.queue_name or None,
                 decision=query.decision,

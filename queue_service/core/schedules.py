@@ -36,7 +36,6 @@ from queue_service.core.jobs import JobManager, JobSpec
 from queue_service.core.retry import PolicyOverride, policy_from_json, policy_to_json, validate_override
 from queue_service.core.validation import check_document, check_text, require_name
 from queue_service.domain import MisfirePolicy, ScheduleDefinition, ScheduleRecord
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
 from queue_service.store.schedules import ScheduleStore
 
@@ -435,7 +434,7 @@ class ScheduleManager:
     @staticmethod
     def _audit(repo: Repository, actor: str, action: str, name: str, parameters: dict, now: datetime) -> None:
         audit.record(
-            AdminRepository.of(repo),
+            repo,
             actor=actor,
             action=action,
             target=f"schedule/{name}",

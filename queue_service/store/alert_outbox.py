@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from queue_service.store.schema import alert_outbox
 
@@ -151,10 +151,6 @@ class AlertOutboxStore:
     def list_recent(self, *, limit: int) -> list[OutboxEmail]:
         rows = self.connection.execute(select(alert_outbox).order_by(alert_outbox.c.id.desc()).limit(limit))
         return [_from_row(row) for row in rows]
-
-    def count_by_status(self) -> dict[str, int]:
-        rows = self.connection.execute(select(alert_outbox.c.status, func.count()).group_by(alert_outbox.c.status))
-        return {status: count for status, count in rows}
 
 
 def outbox_of(repo) -> AlertOutboxStore:

@@ -11,7 +11,6 @@ from sqlalchemy import Connection, Engine, text
 
 from queue_service.domain import DeadLetterFilter, JobState, RecoveryStatus
 from queue_service.store import migrate
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
 from tests.databases import empty_database, statements_issued
 
@@ -173,7 +172,7 @@ def test_expired_leases_use_the_lease_expiry_index(million_jobs):
 )
 def test_dead_letter_triage_pages_use_the_triage_index(million_jobs, query, after, index):
     plan = plan_of(
-        million_jobs, lambda connection: AdminRepository(connection).list_dead_letters(query, after=after, limit=50)
+        million_jobs, lambda connection: Repository(connection).list_dead_letters(query, after=after, limit=50)
     )
     assert_index_scan(plan, index)
 
@@ -220,7 +219,7 @@ def test_a_week_of_activity_reads_the_hourly_rows_by_index(million_jobs):
     start = datetime.fromtimestamp(NOW.timestamp() // 3600 * 3600, UTC) - timedelta(days=7)
     plan = plan_of(
         million_jobs,
-        lambda connection: AdminRepository(connection).activity_totals(
+        lambda connection: Repository(connection).activity_totals(
             start=start, end=start + timedelta(days=7, hours=6), stored_seconds=3600, width_seconds=6 * 3600
         ),
     )
@@ -296,7 +295,7 @@ def test_a_deep_dead_letter_page_reads_only_its_own_rows(million_jobs):
     limit = 50
     plan = plan_of(
         million_jobs,
-        lambda connection: AdminRepository(connection).list_dead_letters(query, after=after, limit=limit),
+        lambda connection: Repository(connection).list_dead_letters(query, after=after, limit=limit),
         analyze=True,
     )
     assert_index_scan(plan, "ix_dead_letter_queue_triage")

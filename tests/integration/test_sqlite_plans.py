@@ -11,7 +11,6 @@ from sqlalchemy import Connection, Engine
 
 from queue_service.domain import DeadLetterFilter, JobState, RecoveryStatus
 from queue_service.store import migrate
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.repository import Repository
 from tests.databases import empty_database, statements_issued
 
@@ -85,7 +84,7 @@ def test_due_retries_use_an_index(loaded):
 def test_dead_letter_triage_page_uses_the_triage_index(loaded):
     plan = query_plan(
         loaded,
-        lambda connection: AdminRepository(connection).list_dead_letters(
+        lambda connection: Repository(connection).list_dead_letters(
             DeadLetterFilter(recovery_status=RecoveryStatus.PENDING), after=None, limit=50
         ),
     )
@@ -94,12 +93,12 @@ def test_dead_letter_triage_page_uses_the_triage_index(loaded):
 
 
 def test_statistics_read_the_counters_and_count_only_scheduled_jobs_from_an_index(loaded):
-    counters = query_plan(loaded, lambda connection: AdminRepository(connection).counter_totals(["queue-7"]))
+    counters = query_plan(loaded, lambda connection: Repository(connection).counter_totals(["queue-7"]))
     assert any("queue_counters" in step for step in counters), counters
     assert not any("queue_jobs" in step for step in counters), counters
 
     # The only count over jobs: those whose run time is still ahead, a covering index range.
-    scheduled = query_plan(loaded, lambda connection: AdminRepository(connection).scheduled_counts(NOW, ["queue-7"]))
+    scheduled = query_plan(loaded, lambda connection: Repository(connection).scheduled_counts(NOW, ["queue-7"]))
     assert any(uses_index(step, "ix_queue_jobs_state_run_at_queue_name") for step in scheduled), scheduled
     assert not any(step.startswith("SCAN queue_jobs") for step in scheduled), scheduled
 

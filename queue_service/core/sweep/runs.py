@@ -9,7 +9,6 @@ from queue_service.clock import Clock
 from queue_service.core import audit, paging
 from queue_service.core.leadership import RECOVERY_LEADER, current_holder
 from queue_service.domain import LeaseRecord, RecoveryRunRecord, RecoveryRunTotals, RunStatus
-from queue_service.store.admin_repository import AdminRepository
 from queue_service.store.database import Database
 
 ABANDONED_ERROR = "abandoned: the node running it stopped before the run finished"
@@ -54,7 +53,7 @@ class RecoveryRuns:
             repo.fail_running_recovery_runs(except_id=run.id, finished_at=now, error=ABANDONED_ERROR)
             if actor is not None:
                 audit.record(
-                    AdminRepository.of(repo),
+                    repo,
                     actor=actor,
                     action="TriggerRecovery",
                     target=recovery_run_target(run.id),

@@ -1,0 +1,386 @@
+"""Statements over dead_letter_queue (triage, listings, failure patterns) and queue_dlq_alerts."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select, union_all, update
+
+from queue_service.domain import (
+    DeadLetterFilter,
+    DeadLetterRecord,
+    DeathReason,
+    DlqAlertRecord,
+    FailurePatternRow,
+    RecoveryStatus,
+    ScheduledDeath,
+    TriageChanges,
+)
+from queue_service.store.schema import dead_letter_queue, queue_counters, queue_dlq_alerts
+from queue_service.store.statements import TableStatements, error_history_from_json
+
+# What reopening a job's existing DLQ entry overwrites; id, job_id, created_at, notes, assignee,
+# priority and recovery attempts stay.
+DEAD_LETTER_REOPENED = (
+    "queue_name",
+    "job_name",
+    "job_data",
+    "failure_reason",
+    "error_type",
+    "total_attempts",
+    "error_history",
+    "death_reason",
+    "recovery_status",
+    "fingerprint",
+    "dead_lettered_at",
+    "updated_at",
+    "resolution_reason",
+    "resolved_by",
+    "resolved_at",
+)
+
+
+def dead_letter_from_row(row) -> DeadLetterRecord:
+    m = row._mapping
+    return DeadLetterRecord(
+        id=m["id"],
+        job_id=m["job_id"],
+        queue_name=m["queue_name"],
+        job_name=m["job_name"],
+        job_data=m["job_data"],
+        failure_reason=m["failure_reason"],
+        error_type=m["error_type"],
+        total_attempts=m["total_attempts"],
+        error_history=error_history_from_json(m["error_history"]),
+        death_reason=DeathReason(m["death_reason"]),
+        recovery_status=RecoveryStatus(m["recovery_status"]),
+        recovery_attempts=m["recovery_attempts"],
+        admin_notes=m["admin_notes"],
+        assigned_to=m["assigned_to"],
+        priority=m["priority"],
+        fingerprint=m["fingerprint"],
+        created_at=m["created_at"],
+        dead_lettered_at=m["dead_lettered_at"],
+        updated_at=m["updated_at"],
+        resolution_reason=m["resolution_reason"],
+        resolved_by=m["resolved_by"],
+        resolved_at=m["resolved_at"],
+    )
+
+
+def dead_letter_values(death: ScheduledDeath, now: datetime) -> dict[str, Any]:
+    """The new entry of a job `death` sends to the dead-letter queue, as a row."""
+    job = death.job
+    return {
+        "id": death.entry_id,
+        "job_id": job.job_id,
+        "queue_name": job.queue_name,
+        "job_name": job.job_name,
+        "job_data": job.job_data,
+        "failure_reason": death.error.message,
+        "error_type": death.error.type,
+        "total_attempts": job.attempt_number,
+        "error_history": [error.to_json() for error in death.error_history],
+        "death_reason": death.death_reason.value,
+        "recovery_status": RecoveryStatus.PENDING.value,
+        "fingerprint": death.fingerprint,
+        "created_at": now,
+        "dead_lettered_at": now,
+        "updated_at": now,
+        "resolution_reason": "",
+        "resolved_by": "",
+        "resolved_at": None,
+    }
+
+
+def dlq_alert_from_row(row) -> DlqAlertRecord:
+    m = row._mapping
+    return DlqAlertRecord(
+        queue_name=m["queue_name"],
+        alerting=bool(m["alerting"]),
+        pending_count=m["pending_count"],
+        threshold=m["threshold"],
+        raised_at=m["raised_at"],
+        cleared_at=m["cleared_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def dead_letter_conditions(query: DeadLetterFilter) -> list:
+    c = dead_letter_queue.c
+    conditions = []
+    if query.queue_name:
+        conditions.append(c.queue_name == query.queue_name)
+    if query.recovery_status:
+        conditions.append(c.recovery_status == query.recovery_status.value)
+    if query.death_reason:
+        conditions.append(c.death_reason == query.death_reason.value)
+    if query.failure_reason_contains:
+        conditions.append(func.lower(c.failure_reason).like(_like_pattern(query.failure_reason_contains), escape="\\"))
+    if query.error_type:
+        conditions.append(c.error_type == query.error_type)
+    if query.fingerprint:
+        conditions.append(c.fingerprint == query.fingerprint)
+    if query.assigned_to:
+        conditions.append(c.assigned_to == query.assigned_to)
+    if query.dead_lettered_after:
+        conditions.append(c.dead_lettered_at >= query.dead_lettered_after)
+    if query.dead_lettered_before:
+        conditions.append(c.dead_lettered_at < query.dead_lettered_before)
+    return conditions
+
+
+class DeadLettersTable(TableStatements):
+    """The dead-letter statements of one transaction."""
+
+    # Entries
+
+    def get_dead_letter(self, entry_id: str, *, for_update: bool = False) -> DeadLetterRecord | None:
+        statement = select(dead_letter_queue).where(dead_letter_queue.c.id == entry_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = self.connection.execute(statement).first()
+        return dead_letter_from_row(row) if row else None
+
+    def get_dead_letter_for_job(self, job_id: str) -> DeadLetterRecord | None:
+        row = self.connection.execute(select(dead_letter_queue).where(dead_letter_queue.c.job_id == job_id)).first()
+        return dead_letter_from_row(row) if row else None
+
+    def get_dead_letters(self, entry_ids: Sequence[str]) -> dict[str, DeadLetterRecord]:
+        rows = self.connection.execute(select(dead_letter_queue).where(dead_letter_queue.c.id.in_(list(entry_ids))))
+        return {row.id: dead_letter_from_row(row) for row in rows}
+
+    def list_dead_letters(
+        self, query: DeadLetterFilter, *, after: tuple[int, datetime, str] | None, limit: int
+    ) -> list[DeadLetterRecord]:
+        """Entries in triage order: priority descending, newest first, then id."""
+        c = dead_letter_queue.c
+        conditions = dead_letter_conditions(query)
+        order = (c.priority.desc(), c.dead_lettered_at.desc(), c.id)
+        if after is None:
+            statement = select(dead_letter_queue).where(*conditions).order_by(*order).limit(limit)
+            return [dead_letter_from_row(row) for row in self.connection.execute(statement)]
+        # The mixed sort directions rule out one row-value comparison, and the equivalent OR of
+        # comparisons is not an index range: a deep page would scan every entry before it. Each
+        # of these three disjoint ranges is one index range scan; the outer sort sees 3 x limit rows.
+        priority, dead_lettered_at, entry_id = after
+        ranges = (
+            [c.priority == priority, c.dead_lettered_at == dead_lettered_at, c.id > entry_id],
+            [c.priority == priority, c.dead_lettered_at < dead_lettered_at],
+            [c.priority < priority],
+        )
+        parts = [
+            select(dead_letter_queue).where(*conditions, *bounds).order_by(*order).limit(limit).subquery()
+            for bounds in ranges
+        ]
+        page = union_all(*(select(part) for part in parts)).subquery()
+        statement = (
+            select(page).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
+        )
+        return [dead_letter_from_row(row) for row in self.connection.execute(statement)]
+
+    def count_dead_letters(self, query: DeadLetterFilter) -> int:
+        """Entries matching `query`: from the counters when it filters on queue and status alone,
+        which the triage list does on every page, else by counting the table."""
+        if query == DeadLetterFilter(queue_name=query.queue_name, recovery_status=query.recovery_status):
+            c = queue_counters.c
+            statuses = [query.recovery_status] if query.recovery_status else list(RecoveryStatus)
+            statement = select(func.coalesce(func.sum(c.amount), 0)).where(
+                c.counter.in_([f"dead_letters.{status.value}" for status in statuses])
+            )
+            if query.queue_name:
+                statement = statement.where(c.queue_name == query.queue_name)
+            return int(self.connection.execute(statement).scalar_one())
+        statement = select(func.count()).select_from(dead_letter_queue).where(*dead_letter_conditions(query))
+        return int(self.connection.execute(statement).scalar_one())
+
+    def dead_letter_ids(self, query: DeadLetterFilter, *, after_id: str | None, limit: int) -> list[str]:
+        """Ids of matching entries in id order, for walking a selection that changes under us."""
+        c = dead_letter_queue.c
+        conditions = dead_letter_conditions(query)
+        if after_id is not None:
+            conditions.append(c.id > after_id)
+        statement = select(c.id).where(*conditions).order_by(c.id).limit(limit)
+        return [row.id for row in self.connection.execute(statement)]
+
+    # Triage and cleaning
+
+    def resolve_dead_letter(
+        self,
+        entry: DeadLetterRecord,
+        *,
+        status: RecoveryStatus,
+        reason: str,
+        resolved_by: str,
+        recovery_attempts: int,
+        now: datetime,
+    ) -> DeadLetterRecord | None:
+        """A PENDING entry leaves triage with `status`; None when another writer changed it first."""
+        return self._update_dead_letter(
+            entry,
+            expected_status=RecoveryStatus.PENDING,
+            recovery_status=status.value,
+            recovery_attempts=recovery_attempts,
+            resolution_reason=reason,
+            resolved_by=resolved_by,
+            resolved_at=now,
+            updated_at=now,
+        )
+
+    def update_dead_letter_triage(
+        self, entry: DeadLetterRecord, changes: TriageChanges, *, now: datetime
+    ) -> DeadLetterRecord | None:
+        """Set the triage fields `changes` names, whatever the entry's status; None when it is gone."""
+        values = {name: value for name, value in dataclasses.asdict(changes).items() if value is not None}
+        return self._update_dead_letter(entry, expected_status=None, **values, updated_at=now)
+
+    def _update_dead_letter(
+        self, entry: DeadLetterRecord, *, expected_status: RecoveryStatus | None, **values: Any
+    ) -> DeadLetterRecord | None:
+        """Compare-and-set on the entry's recovery status; None when another writer changed it."""
+        conditions = [dead_letter_queue.c.id == entry.id]
+        if expected_status is not None:
+            conditions.append(dead_letter_queue.c.recovery_status == expected_status.value)
+        row = self.connection.execute(
+            update(dead_letter_queue).where(*conditions).values(**values).returning(*dead_letter_queue.c)
+        ).first()
+        return dead_letter_from_row(row) if row else None
+
+    def delete_dead_letters_for_jobs(self, job_ids: Sequence[str], *, recovery_status: RecoveryStatus) -> int:
+        result = self.connection.execute(
+            delete(dead_letter_queue).where(
+                dead_letter_queue.c.job_id.in_(list(job_ids)),
+                dead_letter_queue.c.recovery_status == recovery_status.value,
+            )
+        )
+        return result.rowcount
+
+    # Failure patterns
+
+    def failure_patterns(
+        self,
+        *,
+        queue_name: str | None,
+        recovery_status: RecoveryStatus,
+        now: datetime,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[FailurePatternRow]:
+        """Groups by fingerprint, largest first, then by fingerprint."""
+        c = dead_letter_queue.c
+        count = func.count().label("count")
+        conditions = [c.recovery_status == recovery_status.value]
+        if queue_name:
+            conditions.append(c.queue_name == queue_name)
+        hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+        statement = (
+            select(
+                c.fingerprint,
+                func.max(c.error_type).label("error_type"),
+                count,
+                func.min(c.dead_lettered_at).label("first_seen_at"),
+                func.max(c.dead_lettered_at).label("last_seen_at"),
+                func.sum(case((c.dead_lettered_at >= hour_ago, 1), else_=0)).label("last_hour_count"),
+                func.sum(case((c.dead_lettered_at >= day_ago, 1), else_=0)).label("last_day_count"),
+            )
+            .where(*conditions)
+            .group_by(c.fingerprint)
+        )
+        if after is not None:
+            after_count, after_fingerprint = after
+            statement = statement.having(
+                or_(func.count() < after_count, and_(func.count() == after_count, c.fingerprint > after_fingerprint))
+            )
+        statement = statement.order_by(func.count().desc(), c.fingerprint).limit(limit)
+        return [
+            FailurePatternRow(
+                fingerprint=row.fingerprint,
+                error_type=row.error_type or "",
+                count=int(row.count),
+                first_seen_at=row.first_seen_at,
+                last_seen_at=row.last_seen_at,
+                last_hour_count=int(row.last_hour_count or 0),
+                last_day_count=int(row.last_day_count or 0),
+            )
+            for row in self.connection.execute(statement)
+        ]
+
+    def count_failure_patterns(self, *, queue_name: str | None, recovery_status: RecoveryStatus) -> int:
+        c = dead_letter_queue.c
+        conditions = [c.recovery_status == recovery_status.value]
+        if queue_name:
+            conditions.append(c.queue_name == queue_name)
+        groups = select(c.fingerprint).where(*conditions).group_by(c.fingerprint).subquery()
+        return int(self.connection.execute(select(func.count()).select_from(groups)).scalar_one())
+
+    def pattern_queues(
+        self, fingerprints: Sequence[str], *, queue_name: str | None, recovery_status: RecoveryStatus
+    ) -> dict[str, list[str]]:
+        c = dead_letter_queue.c
+        conditions = [c.fingerprint.in_(list(fingerprints)), c.recovery_status == recovery_status.value]
+        if queue_name:
+            conditions.append(c.queue_name == queue_name)
+        statement = (
+            select(c.fingerprint, c.queue_name).where(*conditions).distinct().order_by(c.fingerprint, c.queue_name)
+        )
+        found: dict[str, list[str]] = {}
+        for row in self.connection.execute(statement):
+            found.setdefault(row.fingerprint, []).append(row.queue_name)
+        return found
+
+    def pattern_sample(
+        self, fingerprint: str, *, queue_name: str | None, recovery_status: RecoveryStatus
+    ) -> DeadLetterRecord | None:
+        query = DeadLetterFilter(queue_name=queue_name, recovery_status=recovery_status, fingerprint=fingerprint)
+        c = dead_letter_queue.c
+        row = self.connection.execute(
+            select(dead_letter_queue)
+            .where(*dead_letter_conditions(query))
+            .order_by(c.dead_lettered_at.desc(), c.id)
+            .limit(1)
+        ).first()
+        return dead_letter_from_row(row) if row else None
+
+    # DLQ alerts
+
+    def pending_dead_letter_counts(self) -> dict[str, int]:
+        rows = self.connection.execute(
+            select(dead_letter_queue.c.queue_name, func.count())
+            .where(dead_letter_queue.c.recovery_status == RecoveryStatus.PENDING.value)
+            .group_by(dead_letter_queue.c.queue_name)
+        )
+        return {name: count for name, count in rows}
+
+    def lock_dlq_alerts(self) -> dict[str, DlqAlertRecord]:
+        rows = self.connection.execute(select(queue_dlq_alerts).with_for_update())
+        return {row.queue_name: dlq_alert_from_row(row) for row in rows}
+
+    def raise_dlq_alert(self, queue_name: str, *, pending_count: int, threshold: int, now: datetime) -> None:
+        values = {
+            "alerting": True,
+            "pending_count": pending_count,
+            "threshold": threshold,
+            "raised_at": now,
+            "cleared_at": None,
+            "updated_at": now,
+        }
+        self.connection.execute(
+            self._insert(queue_dlq_alerts)
+            .values(queue_name=queue_name, **values)
+            .on_conflict_do_update(index_elements=["queue_name"], set_=values)
+        )
+
+    def clear_dlq_alert(self, queue_name: str, *, pending_count: int, now: datetime) -> None:
+        self.connection.execute(
+            update(queue_dlq_alerts)
+            .where(queue_dlq_alerts.c.queue_name == queue_name)
+            .values(alerting=False, pending_count=pending_count, cleared_at=now, updated_at=now)
+        )

@@ -1,0 +1,796 @@
+"""Statements over queue_jobs: inserting and leasing jobs, their state transitions, sweeps and admin listings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from queue_service.domain import (
+    READY_STATES,
+    DeadLetterRecord,
+    Decision,
+    ErrorInfo,
+    JobFilter,
+    JobRecord,
+    JobState,
+    NewJob,
+    RecoveryStatus,
+    ScheduledDeath,
+    ScheduledRetry,
+    UniqueClaim,
+)
+from queue_service.store.dead_letters import DEAD_LETTER_REOPENED, dead_letter_from_row, dead_letter_values
+from queue_service.store.postgres_statements import COMPLETE_JOBS, DEAD_LETTER_JOBS, SCHEDULE_RETRIES
+from queue_service.store.retry_log import log_decisions, retry_log_row
+from queue_service.store.schema import UNIQUE_SLOT_HELD, dead_letter_queue, queue_jobs, queues
+from queue_service.store.statements import TableStatements, error_history_from_json
+
+# The lease names the ready states as literals, not parameters: SQLite uses the partial index
+# ix_queue_jobs_ready only when the query repeats its predicate `state IN ('waiting', 'failed')`.
+READY_STATES_LITERAL = bindparam(
+    "ready_states", [state.value for state in READY_STATES], expanding=True, literal_execute=True
+)
+
+
+def encode_unique_states(states: frozenset[JobState]) -> str:
+    """ ",waiting,active,failed,": each state between commas, as the unique index's predicate searches it."""
+    return "," + ",".join(state.value for state in JobState if state in states) + ","
+
+
+def decode_unique_states(raw: str | None) -> frozenset[JobState] | None:
+    return None if raw is None else frozenset(JobState(value) for value in raw.strip(",").split(",") if value)
+
+
+def _unique_columns(claim: UniqueClaim | None) -> dict[str, str | None]:
+    if claim is None:
+        return {"unique_key": None, "unique_slot": None, "unique_states": None}
+    return {"unique_key": claim.key, "unique_slot": claim.slot, "unique_states": encode_unique_states(claim.states)}
+
+
+def job_from_row(row) -> JobRecord:
+    return job_from_mapping(row._mapping)
+
+
+def job_from_mapping(row: Mapping[str, Any]) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        job_id=row["job_id"],
+        queue_name=row["queue_name"],
+        job_name=row["job_name"],
+        job_data=row["job_data"],
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        attempt_number=row["attempt_number"],
+        budget_start=row["budget_start"],
+        retry_policy=row["retry_policy"],
+        run_at=row["run_at"],
+        lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"],
+        last_error=ErrorInfo.from_json(row["last_error"]) if row["last_error"] else None,
+        error_history=error_history_from_json(row["error_history"]),
+        result=row["result"],
+        processing_duration_ms=row["processing_duration_ms"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        dead_letter_id=row["dead_letter_id"],
+        trace_parent=row["trace_parent"],
+        unique_key=row["unique_key"],
+        unique_states=decode_unique_states(row["unique_states"]),
+        retry_rule=row["retry_rule"],
+        first_failed_at=row["first_failed_at"],
+        cancel_requested_at=row["cancel_requested_at"],
+    )
+
+
+# The columns a new row leaves to their defaults: what `_inserted_job` adds to a `JobsTable._job_row`.
+INSERTED_DEFAULTS: dict[str, Any] = {
+    "last_error": None,
+    "error_history": None,
+    "result": None,
+    "processing_duration_ms": None,
+    "completed_at": None,
+    "dead_letter_id": None,
+    "retry_rule": "",
+    "first_failed_at": None,
+    "cancel_requested_at": None,
+}
+
+
+def _inserted_job(row_id: int, row: dict[str, Any]) -> JobRecord:
+    """The job just inserted from `row` (a `JobsTable._job_row`), as it is stored."""
+    return job_from_mapping({**INSERTED_DEFAULTS, **row, "id": row_id})
+
+
+def job_conditions(*, queue_name: str | None, state: JobState | None, job_name: str | None) -> list:
+    c = queue_jobs.c
+    conditions = []
+    if queue_name:
+        conditions.append(c.queue_name == queue_name)
+    if state:
+        conditions.append(c.state == state.value)
+    if job_name:
+        conditions.append(c.job_name == job_name)
+    return conditions
+
+
+def job_filter_conditions(query: JobFilter) -> list:
+    c = queue_jobs.c
+    conditions = [
+        c.state.in_([state.value for state in query.states]),
+        or_(c.state != JobState.ACTIVE.value, c.cancel_requested_at.is_(None)),
+        *job_conditions(queue_name=query.queue_name, state=None, job_name=query.job_name),
+    ]
+    if query.created_after:
+        conditions.append(c.created_at >= query.created_after)
+    if query.created_before:
+        conditions.append(c.created_at < query.created_before)
+    return conditions
+
+
+class JobsTable(TableStatements):
+    """The job statements of one transaction."""
+
+    # Inserting and reading jobs
+
+    def insert_jobs(self, jobs: Sequence[NewJob], now: datetime) -> set[str]:
+        """Insert jobs whose job_id is new and whose unique slot is free; return the job_ids inserted."""
+        return set(self.insert_jobs_returning(jobs, now))
+
+    def insert_jobs_returning(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
+        """Insert jobs whose job_id is new (the first of a repeated one) and whose unique slot is free;
+        return those inserted, as stored, by job_id."""
+        rows = [self._job_row(job, now) for job in jobs]
+        if not rows:
+            return {}
+        if self.dialect == "sqlite":
+            return self._insert_jobs_sqlite(rows)
+        # No conflict target: a row is skipped when its job_id exists or when the unique index
+        # (ix_queue_jobs_unique_slot) holds its slot. PostgreSQL waits for a concurrent insert of
+        # the same slot to commit, then skips.
+        statement = self._insert(queue_jobs).on_conflict_do_nothing().returning(*queue_jobs.c)
+        # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING.
+        return {row.job_id: job_from_row(row) for row in self.connection.execute(statement, rows)}
+
+    def _insert_jobs_sqlite(self, rows: list[dict[str, Any]]) -> dict[str, JobRecord]:
+        """SQLite holds its write lock from BEGIN IMMEDIATE, so the job_ids already stored, read
+        first, stay so: the new rows go in through one prepared insert run over the batch
+        (executemany, no RETURNING), and only their row ids are read back. A row whose unique slot
+        is held, by a stored job or by an earlier row of the batch, is skipped by the unique index
+        (ON CONFLICT DO NOTHING) and has no row id to read."""
+        c = queue_jobs.c
+        wanted = list(dict.fromkeys(row["job_id"] for row in rows))
+        stored = set(self.connection.execute(select(c.job_id).where(c.job_id.in_(wanted))).scalars())
+        fresh: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row["job_id"] not in stored:
+                fresh.setdefault(row["job_id"], row)
+        if not fresh:
+            return {}
+        self.connection.execute(self._insert(queue_jobs).on_conflict_do_nothing(), list(fresh.values()))
+        ids = dict(self.connection.execute(select(c.job_id, c.id).where(c.job_id.in_(list(fresh)))).all())
+        return {job_id: _inserted_job(ids[job_id], row) for job_id, row in fresh.items() if job_id in ids}
+
+    @staticmethod
+    def _job_row(job: NewJob, now: datetime) -> dict[str, Any]:
+        return {
+            "job_id": job.job_id,
+            "queue_name": job.queue_name,
+            "job_name": job.job_name,
+            "job_data": job.job_data,
+            "state": job.state.value,
+            "priority": job.priority,
+            "attempt_number": job.attempt_number,
+            "budget_start": 0,
+            "retry_policy": job.retry_policy,
+            "run_at": job.run_at,
+            "lease_expires_at": job.lease_expires_at,
+            "worker_id": job.worker_id,
+            "started_at": job.started_at,
+            "trace_parent": job.trace_parent,
+            **_unique_columns(job.unique),
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def unique_slot_holders(self, slots: Iterable[str]) -> dict[str, JobRecord]:
+        """The job holding each of `slots` in its counted states, by slot (the unique index allows one)."""
+        wanted = sorted(set(slots))
+        if not wanted:
+            return {}
+        rows = self.connection.execute(
+            select(queue_jobs).where(queue_jobs.c.unique_slot.in_(wanted), text(UNIQUE_SLOT_HELD[self.dialect]))
+        )
+        return {row.unique_slot: job_from_row(row) for row in rows}
+
+    def get_job(self, job_id: str, *, for_update: bool = False) -> JobRecord | None:
+        statement = select(queue_jobs).where(queue_jobs.c.job_id == job_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = self.connection.execute(statement).first()
+        return job_from_row(row) if row else None
+
+    def get_job_and_queue_policy(
+        self, job_id: str, *, for_update: bool = False
+    ) -> tuple[JobRecord, dict[str, Any] | None] | None:
+        """The job and its queue's retry policy in one statement; only the job row is locked."""
+        statement = (
+            select(queue_jobs, queues.c.retry_policy.label("queue_retry_policy"))
+            .select_from(queue_jobs.outerjoin(queues, queues.c.name == queue_jobs.c.queue_name))
+            .where(queue_jobs.c.job_id == job_id)
+        )
+        if for_update:
+            statement = statement.with_for_update(of=queue_jobs)
+        row = self.connection.execute(statement).first()
+        return (job_from_row(row), row._mapping["queue_retry_policy"]) if row else None
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        rows = self.connection.execute(select(queue_jobs).where(queue_jobs.c.job_id.in_(list(job_ids)))).all()
+        return {row.job_id: job_from_row(row) for row in rows}
+
+    # Leasing
+
+    def ready_jobs_for_lease(self, queue_names: Sequence[str], *, limit: int, now: datetime) -> list[JobRecord]:
+        """Lock up to `limit` ready jobs, highest priority then oldest ready time first, skipping
+        rows another transaction holds. `claim_leases` then leases those the caller picks."""
+        statement = (
+            select(queue_jobs)
+            .where(
+                queue_jobs.c.queue_name.in_(list(queue_names)),
+                queue_jobs.c.state.in_(READY_STATES_LITERAL),
+                queue_jobs.c.run_at <= now,
+            )
+            .order_by(queue_jobs.c.priority.desc(), queue_jobs.c.run_at, queue_jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [job_from_row(row) for row in self.connection.execute(statement)]
+
+    def claim_leases(
+        self, ids: Sequence[int], *, now: datetime, worker_id: str | None, lease_expires_at: datetime
+    ) -> int:
+        """Make the jobs `ids` (locked by `ready_jobs_for_lease`) ACTIVE with their next attempt;
+        returns how many were still ready."""
+        if not ids:
+            return 0
+        statement = (
+            update(queue_jobs)
+            .where(queue_jobs.c.id.in_(list(ids)), queue_jobs.c.state.in_(READY_STATES_LITERAL))
+            .values(
+                state=JobState.ACTIVE.value,
+                attempt_number=queue_jobs.c.attempt_number + 1,
+                worker_id=worker_id,
+                lease_expires_at=lease_expires_at,
+                started_at=now,
+                updated_at=now,
+            )
+            .returning(queue_jobs.c.id)
+        )
+        return len(self.connection.execute(statement).all())
+
+    # Job transitions: each is a compare-and-set on the job's state and attempt that returns the
+    # updated job, or None when another writer got there first.
+
+    def _compare_and_set(self, job: JobRecord, expected_states: Iterable[JobState], **values: Any) -> JobRecord | None:
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.id == job.id,
+                queue_jobs.c.state.in_([state.value for state in expected_states]),
+                queue_jobs.c.attempt_number == job.attempt_number,
+            )
+            .values(**values)
+            .returning(*queue_jobs.c)
+        )
+        row = self.connection.execute(statement).first()
+        return job_from_row(row) if row else None
+
+    def extend_lease(
+        self, job: JobRecord, *, expected_states: Iterable[JobState], lease_expires_at: datetime, now: datetime
+    ) -> JobRecord | None:
+        return self._compare_and_set(job, expected_states, lease_expires_at=lease_expires_at, updated_at=now)
+
+    def start_run(
+        self,
+        job: JobRecord,
+        *,
+        expected_states: Iterable[JobState],
+        worker_id: str | None,
+        lease_expires_at: datetime | None,
+        now: datetime,
+    ) -> JobRecord | None:
+        """The job's next run starts: ACTIVE, with the next attempt number."""
+        return self._compare_and_set(
+            job,
+            expected_states,
+            state=JobState.ACTIVE.value,
+            attempt_number=job.attempt_number + 1,
+            worker_id=worker_id,
+            lease_expires_at=lease_expires_at,
+            started_at=now,
+            updated_at=now,
+        )
+
+    def redrive_job(
+        self,
+        job: JobRecord,
+        *,
+        expected_states: Iterable[JobState],
+        retry_policy: dict[str, Any] | None,
+        replace_policy: bool,
+        job_data: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> JobRecord | None:
+        """The job waits again, due now, with a fresh retry budget (and `retry_policy` if `replace_policy`,
+        `job_data` as its payload if given).
+
+        A unique job that had left its counted states gave up its slot, which a duplicate may hold
+        now: it comes back without one rather than collide with it."""
+        changes: dict[str, Any] = {"retry_policy": retry_policy} if replace_policy else {}
+        if not job.holds_unique_slot:
+            changes["unique_slot"] = None
+        if job_data is not None:
+            changes["job_data"] = job_data
+        return self._compare_and_set(
+            job,
+            expected_states,
+            state=JobState.WAITING.value,
+            # A fresh budget: the policy counts runs, and max_retry_duration time, from here on.
+            budget_start=job.attempt_number,
+            first_failed_at=None,
+            run_at=now,
+            lease_expires_at=None,
+            worker_id=None,
+            cancel_requested_at=None,
+            updated_at=now,
+            **changes,
+        )
+
+    def cancel_job(self, job: JobRecord, *, expected_states: Iterable[JobState], now: datetime) -> JobRecord | None:
+        """The job ends CANCELLED; no run holds it any more."""
+        return self._compare_and_set(
+            job, expected_states, state=JobState.CANCELLED.value, lease_expires_at=None, updated_at=now
+        )
+
+    def request_cancel(self, job: JobRecord, *, expected_states: Iterable[JobState], now: datetime) -> JobRecord | None:
+        """Mark the job's current run as asked to stop; its state stays as it is until the run ends."""
+        return self._compare_and_set(job, expected_states, cancel_requested_at=now, updated_at=now)
+
+    # Run outcomes: completion, retries and deaths, each a compare-and-set over a batch.
+
+    def complete_jobs(
+        self,
+        completions: Sequence[tuple[str, int, dict[str, Any], int | None]],
+        *,
+        expected_states: Iterable[JobState],
+        now: datetime,
+    ) -> dict[str, str]:
+        """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED,
+        leaving out runs asked to stop (cancel_requested_at set).
+
+        Returns queue_name by job_id for the jobs completed; the others did not match their
+        expected state and attempt. PostgreSQL does it in one statement (its counter trigger then
+        runs once for the batch); SQLite, in process and with row triggers, one statement per job.
+        """
+        expected = [state.value for state in expected_states]
+        ordered = sorted(completions)  # a stable lock order between concurrent batches
+        if self.dialect == "postgresql":
+            rows = self.connection.execute(
+                COMPLETE_JOBS.clause,
+                {
+                    "completed": JobState.COMPLETED.value,
+                    "now": now,
+                    "job_ids": [job_id for job_id, _, _, _ in ordered],
+                    "attempts": [attempt for _, attempt, _, _ in ordered],
+                    "results": [json.dumps(result) for _, _, result, _ in ordered],
+                    "durations": [duration for _, _, _, duration in ordered],
+                    "expected": expected,
+                },
+            )
+            return {row.job_id: row.queue_name for row in rows}
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.job_id == bindparam("b_job_id", type_=String()),
+                queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
+                queue_jobs.c.state.in_(expected),
+                queue_jobs.c.cancel_requested_at.is_(None),
+            )
+            .values(
+                state=JobState.COMPLETED.value,
+                result=bindparam("b_result", type_=queue_jobs.c.result.type),
+                processing_duration_ms=bindparam("b_duration", type_=BigInteger()),
+                lease_expires_at=None,
+                completed_at=now,
+                updated_at=now,
+            )
+            .returning(queue_jobs.c.job_id, queue_jobs.c.queue_name)
+        )
+        completed: dict[str, str] = {}
+        for job_id, attempt, result, duration in ordered:
+            row = self.connection.execute(
+                statement, {"b_job_id": job_id, "b_attempt": attempt, "b_result": result, "b_duration": duration}
+            ).first()
+            if row is not None:
+                completed[row.job_id] = row.queue_name
+        return completed
+
+    def complete_current_run(
+        self,
+        job_id: str,
+        attempt_number: int,
+        *,
+        expected_states: Iterable[JobState],
+        result: dict[str, Any] | None,
+        processing_duration_ms: int | None,
+        now: datetime,
+    ) -> JobRecord | None:
+        """Compare-and-set by job_id on state and attempt, without reading the job first; None if it did not match."""
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.job_id == job_id,
+                queue_jobs.c.state.in_([state.value for state in expected_states]),
+                queue_jobs.c.attempt_number == attempt_number,
+                # A run asked to stop ends CANCELLED whatever it reports (JobManager.complete).
+                queue_jobs.c.cancel_requested_at.is_(None),
+            )
+            .values(
+                state=JobState.COMPLETED.value,
+                result=result,
+                processing_duration_ms=processing_duration_ms,
+                lease_expires_at=None,
+                completed_at=now,
+                updated_at=now,
+            )
+            .returning(*queue_jobs.c)
+        )
+        row = self.connection.execute(statement).first()
+        return job_from_row(row) if row else None
+
+    def schedule_retries(
+        self, retries: Sequence[ScheduledRetry], *, expected_states: Iterable[JobState], now: datetime
+    ) -> int:
+        """Compare-and-set each decided retry: the job becomes FAILED, due at its run_at, and the
+        decision is logged. Returns how many jobs changed; fewer than `retries` means some changed
+        concurrently, and the caller must roll back.
+
+        One statement per batch whatever its size: on PostgreSQL an update feeding the retry-log
+        insert, so that the counter triggers run once per batch; on SQLite one prepared update and
+        one prepared insert run over the batch (executemany).
+        """
+        if not retries:
+            return 0
+        ordered = sorted(retries, key=lambda retry: retry.job.id)  # a stable lock order between batches
+        expected = [state.value for state in expected_states]
+        if self.dialect == "postgresql":
+            rows = self.connection.execute(
+                SCHEDULE_RETRIES.clause,
+                {
+                    "failed": JobState.FAILED.value,
+                    "decision": Decision.RETRY.value,
+                    "now": now,
+                    "ids": [retry.job.id for retry in ordered],
+                    "attempts": [retry.job.attempt_number for retry in ordered],
+                    "run_ats": [retry.run_at for retry in ordered],
+                    "last_errors": [json.dumps(retry.error.to_json()) for retry in ordered],
+                    "histories": [json.dumps([item.to_json() for item in retry.error_history]) for retry in ordered],
+                    "retry_rules": [retry.error.retry_rule for retry in ordered],
+                    "first_failed_ats": [retry.first_failed_at for retry in ordered],
+                    "delays_ms": [retry.retry_delay_ms for retry in ordered],
+                    "remaining": [retry.remaining_retries for retry in ordered],
+                    "expected": expected,
+                },
+            )
+            return len(rows.all())
+        changed = self._compare_and_set_many(
+            [
+                {
+                    "b_id": retry.job.id,
+                    "b_attempt": retry.job.attempt_number,
+                    "b_run_at": retry.run_at,
+                    "b_last_error": retry.error.to_json(),
+                    "b_history": [item.to_json() for item in retry.error_history],
+                    "b_retry_rule": retry.error.retry_rule,
+                    "b_first_failed_at": retry.first_failed_at,
+                }
+                for retry in ordered
+            ],
+            expected,
+            state=JobState.FAILED.value,
+            run_at=bindparam("b_run_at", type_=queue_jobs.c.run_at.type),
+            lease_expires_at=None,
+            last_error=bindparam("b_last_error", type_=queue_jobs.c.last_error.type),
+            error_history=bindparam("b_history", type_=queue_jobs.c.error_history.type),
+            retry_rule=bindparam("b_retry_rule", type_=queue_jobs.c.retry_rule.type),
+            first_failed_at=bindparam("b_first_failed_at", type_=queue_jobs.c.first_failed_at.type),
+            updated_at=now,
+        )
+        if changed == len(ordered):
+            log_decisions(
+                self.connection,
+                [
+                    retry_log_row(retry.job, retry.error, Decision.RETRY, now=now)
+                    | {
+                        "retry_delay_ms": retry.retry_delay_ms,
+                        "remaining_retries": retry.remaining_retries,
+                        "next_retry_at": retry.run_at,
+                    }
+                    for retry in ordered
+                ],
+            )
+        return changed
+
+    def dead_letter_jobs(
+        self, deaths: Sequence[ScheduledDeath], *, expected_states: Iterable[JobState], now: datetime
+    ) -> list[DeadLetterRecord]:
+        """Compare-and-set each decided death: the job becomes DEAD_LETTER, its entry is created (or
+        its existing one reopened as PENDING, keeping notes, assignee and recovery attempts) and the
+        decision logged. Returns the entries of the jobs changed, in job id order; fewer than
+        `deaths` means some changed concurrently, and the caller must roll back.
+
+        PostgreSQL: one statement (update, retry-log insert and DLQ upsert chained). SQLite: one
+        prepared statement each for the upsert, the update and the log, run over the batch.
+        """
+        if not deaths:
+            return []
+        ordered = sorted(deaths, key=lambda death: death.job.id)
+        expected = [state.value for state in expected_states]
+        if self.dialect == "postgresql":
+            rows = self.connection.execute(
+                DEAD_LETTER_JOBS.clause,
+                {
+                    "dead_letter": JobState.DEAD_LETTER.value,
+                    "decision": Decision.DEAD_LETTER.value,
+                    "pending": RecoveryStatus.PENDING.value,
+                    "now": now,
+                    "ids": [death.job.id for death in ordered],
+                    "attempts": [death.job.attempt_number for death in ordered],
+                    "last_errors": [json.dumps(death.error.to_json()) for death in ordered],
+                    "histories": [json.dumps([item.to_json() for item in death.error_history]) for death in ordered],
+                    "entry_ids": [death.entry_id for death in ordered],
+                    "death_reasons": [death.death_reason.value for death in ordered],
+                    "fingerprints": [death.fingerprint for death in ordered],
+                    "failure_reasons": [death.error.message for death in ordered],
+                    "error_types": [death.error.type for death in ordered],
+                    "retry_rules": [death.error.retry_rule for death in ordered],
+                    "first_failed_ats": [death.first_failed_at for death in ordered],
+                    "expected": expected,
+                },
+            )
+            return sorted((dead_letter_from_row(row) for row in rows), key=lambda entry: entry.job_id)
+        # SQLite: the write lock is held from BEGIN IMMEDIATE, so the jobs cannot change under the
+        # upsert; its entries are read back for their ids (an existing entry keeps its own).
+        entry_values = [dead_letter_values(death, now) for death in ordered]
+        statement = self._insert(dead_letter_queue)
+        self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["job_id"],
+                set_={name: getattr(statement.excluded, name) for name in DEAD_LETTER_REOPENED},
+            ),
+            entry_values,
+        )
+        entries = {
+            row.job_id: dead_letter_from_row(row)
+            for row in self.connection.execute(
+                select(dead_letter_queue).where(dead_letter_queue.c.job_id.in_([death.job.job_id for death in ordered]))
+            )
+        }
+        changed = self._compare_and_set_many(
+            [
+                {
+                    "b_id": death.job.id,
+                    "b_attempt": death.job.attempt_number,
+                    "b_last_error": death.error.to_json(),
+                    "b_history": [item.to_json() for item in death.error_history],
+                    "b_entry_id": entries[death.job.job_id].id,
+                    "b_retry_rule": death.error.retry_rule,
+                    "b_first_failed_at": death.first_failed_at,
+                }
+                for death in ordered
+            ],
+            expected,
+            state=JobState.DEAD_LETTER.value,
+            lease_expires_at=None,
+            last_error=bindparam("b_last_error", type_=queue_jobs.c.last_error.type),
+            error_history=bindparam("b_history", type_=queue_jobs.c.error_history.type),
+            dead_letter_id=bindparam("b_entry_id", type_=String()),
+            retry_rule=bindparam("b_retry_rule", type_=queue_jobs.c.retry_rule.type),
+            first_failed_at=bindparam("b_first_failed_at", type_=queue_jobs.c.first_failed_at.type),
+            updated_at=now,
+        )
+        if changed != len(ordered):
+            return []
+        log_decisions(
+            self.connection,
+            [
+                retry_log_row(death.job, death.error, Decision.DEAD_LETTER, now=now)
+                | {"death_reason": death.death_reason.value}
+                for death in ordered
+            ],
+        )
+        return [entries[death.job.job_id] for death in ordered]
+
+    def _compare_and_set_many(self, rows: list[dict[str, Any]], expected: list[str], **values: Any) -> int:
+        """SQLite: one prepared compare-and-set on (b_id, b_attempt) and the expected states, run
+        for every row of `rows` (executemany); returns how many jobs changed."""
+        statement = (
+            update(queue_jobs)
+            .where(
+                queue_jobs.c.id == bindparam("b_id", type_=Integer()),
+                queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
+                # Literals: executemany takes no expanding parameters. The states are the enum's values.
+                queue_jobs.c.state.in_([literal_column(f"'{JobState(state).value}'") for state in expected]),
+            )
+            .values(**values)
+        )
+        return self.connection.execute(statement, rows).rowcount
+
+    # Maintenance sweeps: each call handles one bounded batch in the caller's transaction. Rows
+    # another transaction holds (a lease in progress, a report) are skipped, never waited for.
+    # The batch is picked in a CTE, which PostgreSQL runs once: as an IN subquery it may be re-run
+    # per row and exceed the limit. Counting RETURNING rows works where sqlite3 gives no rowcount.
+
+    def make_jobs_due(self, *, now: datetime, limit: int, from_states: Iterable[JobState], to_state: JobState) -> int:
+        """Move up to `limit` jobs whose retry time has passed from `from_states` to `to_state`."""
+        states = [state.value for state in from_states]
+        due = (
+            select(queue_jobs.c.id)
+            .where(queue_jobs.c.state.in_(states), queue_jobs.c.run_at <= now)
+            .order_by(queue_jobs.c.run_at, queue_jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+        )
+        result = self.connection.execute(
+            update(queue_jobs)
+            # Joined on id alone: the CTE's row locks already hold the state. Planned as id IN (SELECT ...)
+            # AND state IN (...), statistics that lag behind a burst made PostgreSQL loop over every row.
+            .where(queue_jobs.c.id == due.c.id)
+            .values(state=to_state.value, updated_at=now)
+            .returning(queue_jobs.c.id)
+        )
+        return len(result.all())
+
+    def lock_expired_leases(self, *, now: datetime, limit: int) -> list[JobRecord]:
+        """Lock up to `limit` ACTIVE jobs whose lease (or stall timeout) has passed, oldest first."""
+        rows = self.connection.execute(
+            select(queue_jobs)
+            .where(queue_jobs.c.state == JobState.ACTIVE.value, queue_jobs.c.lease_expires_at <= now)
+            .order_by(queue_jobs.c.lease_expires_at, queue_jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [job_from_row(row) for row in rows]
+
+    def retry_pending_jobs(self, *, after_id: int, limit: int, min_runs_in_budget: int) -> list[JobRecord]:
+        """Jobs waiting for a retry (id order, after `after_id`) that some policy could call exhausted:
+        more runs in budget than `min_runs_in_budget`, or a policy of their own. Not locked."""
+        runs_in_budget = queue_jobs.c.attempt_number - queue_jobs.c.budget_start
+        # "No policy of its own" is stored as JSON null; SQL NULL is accepted too.
+        has_own_policy = and_(
+            queue_jobs.c.retry_policy.is_not(None), queue_jobs.c.retry_policy != literal_column("'null'")
+        )
+        rows = self.connection.execute(
+            select(queue_jobs)
+            .where(
+                queue_jobs.c.state.in_([state.value for state in READY_STATES]),
+                queue_jobs.c.attempt_number > queue_jobs.c.budget_start,
+                queue_jobs.c.id > after_id,
+                or_(runs_in_budget > min_runs_in_budget, has_own_policy),
+            )
+            .order_by(queue_jobs.c.id)
+            .limit(limit)
+        )
+        return [job_from_row(row) for row in rows]
+
+    def lock_jobs(self, ids: Sequence[int], *, states: Iterable[JobState]) -> list[JobRecord]:
+        """Lock and re-read the jobs among `ids` still in `states`, skipping rows locked elsewhere."""
+        if not ids:
+            return []
+        rows = self.connection.execute(
+            select(queue_jobs)
+            .where(queue_jobs.c.id.in_(list(ids)), queue_jobs.c.state.in_([state.value for state in states]))
+            .order_by(queue_jobs.c.id)
+            .with_for_update(skip_locked=True)
+        )
+        return [job_from_row(row) for row in rows]
+
+    def delete_completed_jobs(self, *, completed_before: datetime, limit: int) -> int:
+        """Delete up to `limit` COMPLETED jobs that completed before `completed_before`, oldest first."""
+        completed = JobState.COMPLETED.value
+        old = (
+            select(queue_jobs.c.id)
+            .where(queue_jobs.c.state == completed, queue_jobs.c.completed_at < completed_before)
+            .order_by(queue_jobs.c.completed_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("old")
+        )
+        return self._delete_picked(queue_jobs, old, queue_jobs.c.state == completed)
+
+    # Admin listings and cleaning
+
+    def list_jobs(
+        self,
+        *,
+        queue_name: str | None,
+        state: JobState | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+        job_name: str | None = None,
+    ) -> list[JobRecord]:
+        """Jobs most recently changed first (ix_queue_jobs_queue_state when filtering by queue and state)."""
+        c = queue_jobs.c
+        conditions = job_conditions(queue_name=queue_name, state=state, job_name=job_name)
+        if after is not None:
+            updated_at, row_id = after
+            conditions.append(or_(c.updated_at < updated_at, and_(c.updated_at == updated_at, c.id < row_id)))
+        statement = select(queue_jobs).where(*conditions).order_by(c.updated_at.desc(), c.id.desc()).limit(limit)
+        return [job_from_row(row) for row in self.connection.execute(statement)]
+
+    def count_jobs(self, *, queue_name: str | None, state: JobState | None, job_name: str | None) -> int:
+        """How many jobs match; for filters the per-queue counters cannot answer."""
+        conditions = job_conditions(queue_name=queue_name, state=state, job_name=job_name)
+        return self.connection.execute(select(func.count()).select_from(queue_jobs).where(*conditions)).scalar_one()
+
+    def count_matching_jobs(self, query: JobFilter) -> int:
+        return self.connection.execute(
+            select(func.count()).select_from(queue_jobs).where(*job_filter_conditions(query))
+        ).scalar_one()
+
+    def matching_jobs(self, query: JobFilter, *, after_id: int | None, limit: int) -> list[JobRecord]:
+        """Matching jobs in row id order, for walking a selection that changes under us."""
+        conditions = job_filter_conditions(query)
+        if after_id is not None:
+            conditions.append(queue_jobs.c.id > after_id)
+        statement = select(queue_jobs).where(*conditions).order_by(queue_jobs.c.id).limit(limit)
+        return [job_from_row(row) for row in self.connection.execute(statement)]
+
+    def cleanable_job_ids(
+        self,
+        *,
+        queue_name: str,
+        state: JobState,
+        updated_before: datetime,
+        recovery_status: RecoveryStatus | None,
+        limit: int,
+    ) -> list[tuple[int, str]]:
+        """(row id, job_id) of jobs in `state` unchanged since `updated_before`; for DEAD_LETTER only
+        those whose entry has `recovery_status`."""
+        c = queue_jobs.c
+        statement = select(c.id, c.job_id).where(
+            c.queue_name == queue_name, c.state == state.value, c.updated_at <= updated_before
+        )
+        if recovery_status is not None:
+            entries = select(dead_letter_queue.c.job_id).where(
+                dead_letter_queue.c.recovery_status == recovery_status.value
+            )
+            statement = statement.where(c.job_id.in_(entries))
+        statement = statement.order_by(c.updated_at, c.id).limit(limit)
+        return [(row.id, row.job_id) for row in self.connection.execute(statement)]
+
+    def delete_jobs(self, row_ids: Sequence[int], *, state: JobState) -> int:
+        """Delete these jobs if still in `state`; return how many went."""
+        result = self.connection.execute(
+            delete(queue_jobs).where(queue_jobs.c.id.in_(list(row_ids)), queue_jobs.c.state == state.value)
+        )
+        return result.rowcount

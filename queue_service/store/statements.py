@@ -1,0 +1,60 @@
+"""What every table's statements share: the transaction's connection, its dialect, and row helpers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from queue_service.domain import ErrorInfo, bounded_history
+
+
+def error_history_from_json(raw: list[dict[str, Any]] | None) -> list[ErrorInfo]:
+    # Bounded on read too: rows written before histories were bounded become readable as they are.
+    return bounded_history([ErrorInfo.from_json(item) for item in raw or []])
+
+
+def newest_first_page(
+    table,
+    conditions: list,
+    *,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> Select:
+    """Rows of `table` matching `conditions` and created in [created_after, created_before), newest
+    (highest id) first; `before_id` continues a page."""
+    c = table.c
+    if created_after:
+        conditions.append(c.created_at >= created_after)
+    if created_before:
+        conditions.append(c.created_at < created_before)
+    if before_id is not None:
+        conditions.append(c.id < before_id)
+    return select(table).where(*conditions).order_by(c.id.desc()).limit(limit)
+
+
+class TableStatements:
+    """Statements over one connection inside one transaction; the caller owns commit."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+
+    def _insert(self, table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def _delete_picked(self, table, picked, *conditions) -> int:
+        """Delete the rows of `table` whose ids the CTE `picked` holds; returns how many. PostgreSQL
+        joins the CTE (DELETE ... USING), which it runs once; as `id IN (SELECT ...)` the planner
+        may re-run it per row and exceed its limit. SQLite has no DELETE ... USING and runs the
+        subquery once."""
+        if self.dialect == "postgresql":
+            match = table.c.id == picked.c.id
+        else:
+            match = table.c.id.in_(select(picked.c.id))
+        result = self.connection.execute(delete(table).where(match, *conditions).returning(table.c.id))
+        return len(result.all())
