@@ -6,9 +6,8 @@ import argparse
 from collections.abc import Callable
 
 from jobqueue import AdminClient
-from jobqueue.models import CircuitBreakerPolicy, Queue
+from jobqueue.models import CircuitBreakerPolicy
 
-# The module, not its names: commands imports this module while it loads.
 from queue_service.admin_cli import commands, render
 from queue_service.admin_cli.parse import duration
 
@@ -20,27 +19,6 @@ BREAKER_OPTIONS = {
     "cooldown": "cooldown",
     "ramp": "ramp",
 }
-
-
-def breaker_text(queue: Queue) -> str:
-    """One line: the breaker's state and policy, or "off"."""
-    policy = queue.circuit_breaker
-    state = breaker_state(queue)
-    if policy is None or state == "off":
-        return "off"
-    ratio = f"{policy.failure_ratio:g}" if policy.failure_ratio is not None else "?"
-    return (
-        f"{state} (opens at {ratio} of >= {policy.min_runs} runs in {render.span(policy.window)}, "
-        f"cool-down {render.span(policy.cooldown)}, ramp {render.span(policy.ramp)})"
-    )
-
-
-def breaker_state(queue: Queue) -> str:
-    """The breaker's state in a word, or "off"."""
-    policy, status = queue.circuit_breaker, queue.circuit_breaker_status
-    if policy is None or not policy.enabled:
-        return "off"
-    return status.state.value.replace("_", "-") if status else "closed"
 
 
 def add_commands(queues, command: Callable) -> None:
@@ -88,7 +66,7 @@ def queues_breaker(client: AdminClient, args: argparse.Namespace, output: comman
     render.fields(
         [
             ("queue", queue.name),
-            ("breaker", breaker_text(queue)),
+            ("breaker", render.breaker_text(queue)),
             ("changed", status.change_time if status else None),
             ("opened", status.open_time if status else None),
             ("probe job", (status.probe_job_id if status else "") or "-"),

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from jobqueue import AdminClient, DeadLetterEntry, Pager, RetryPolicy
 from jobqueue.models import Queue, QueueAlertPolicy, QueueStatistics
 
-from queue_service.admin_cli import breakers, render
+from queue_service.admin_cli import render
 
 MAX_PAGE_SIZE = 1000
 
@@ -498,7 +498,7 @@ def queue_fields(queue: Queue, output: Output) -> None:
                 "max starts per second",
                 "-" if queue.max_starts_per_second is None else f"{queue.max_starts_per_second:g}",
             ),
-            ("circuit breaker", breakers.breaker_text(queue)),
+            ("circuit breaker", render.breaker_text(queue)),
             ("updated", queue.updated_at),
         ],
         output.out,
@@ -524,7 +524,7 @@ def queues_list(client: AdminClient, args: argparse.Namespace, output: Output) -
                 limits_text(queue),
                 policy_text(queue.effective_retry_policy),
                 " ".join(render.span(delay) for delay in queue.delay_schedule),
-                breakers.breaker_state(queue),
+                render.breaker_state(queue),
             ]
             for queue in found
         ],

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from jobqueue.models import RetryPolicy, RetryRule
+from jobqueue.models import Queue, RetryPolicy, RetryRule
 
 from queue_service.durations import human_duration
 
@@ -152,3 +152,24 @@ class ProgressBar:
             self.out.flush()
             self._last_line = time.monotonic()
         self._drawn = line
+
+
+def breaker_text(queue: Queue) -> str:
+    """One line: the breaker's state and policy, or "off"."""
+    policy = queue.circuit_breaker
+    state = breaker_state(queue)
+    if policy is None or state == "off":
+        return "off"
+    ratio = f"{policy.failure_ratio:g}" if policy.failure_ratio is not None else "?"
+    return (
+        f"{state} (opens at {ratio} of >= {policy.min_runs} runs in {span(policy.window)}, "
+        f"cool-down {span(policy.cooldown)}, ramp {span(policy.ramp)})"
+    )
+
+
+def breaker_state(queue: Queue) -> str:
+    """The breaker's state in a word, or "off"."""
+    policy, status = queue.circuit_breaker, queue.circuit_breaker_status
+    if policy is None or not policy.enabled:
+        return "off"
+    return status.state.value.replace("_", "-") if status else "closed"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from jobqueue.v1 import admin_service_pb2 as pb
 from jobqueue.v1 import admin_service_pb2_grpc
 
-from queue_service.alerts.policies import AlertPolicies
 from queue_service.api import breaker_convert, convert, schedule_convert
 from queue_service.api.errors import translate_all
 from queue_service.api.principal import current_actor
 from queue_service.api.reply_size import shorten_error_details
+from queue_service.core.alert_policies import AlertPolicies
 from queue_service.core.audit import AuditLog
 from queue_service.core.cancellations import CancellationManager
 from queue_service.core.dead_letters import UPDATABLE_FIELDS, DeadLetterManager

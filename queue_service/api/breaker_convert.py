@@ -7,7 +7,7 @@ from typing import Any
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 
 # The module, not its names: convert imports this module while it loads.
-from queue_service.api import convert
+from queue_service.api import scalars
 from queue_service.core.breaker import WindowCounts
 from queue_service.core.errors import InvalidArgument
 from queue_service.domain import BreakerPolicy, BreakerRecord, BreakerState
@@ -29,13 +29,13 @@ def breaker_policy(request: admin_pb.UpdateQueuePolicyRequest) -> BreakerPolicy 
     message = request.circuit_breaker
     default = BreakerPolicy()
     ratio = (
-        convert.finite(message.failure_ratio, f"{FIELD}.failure_ratio") if message.HasField("failure_ratio") else None
+        scalars.finite(message.failure_ratio, f"{FIELD}.failure_ratio") if message.HasField("failure_ratio") else None
     )
     if message.HasField("min_runs") and not 0 < message.min_runs <= MAX_MIN_RUNS_SENT:
         raise InvalidArgument(f"{FIELD}.min_runs must be at least 1", field=f"{FIELD}.min_runs")
 
     def span(name: str):
-        return convert.to_timedelta(getattr(message, name), f"{FIELD}.{name}") if message.HasField(name) else None
+        return scalars.to_timedelta(getattr(message, name), f"{FIELD}.{name}") if message.HasField(name) else None
 
     window, cooldown, ramp = span("window"), span("cooldown"), span("ramp")
     return BreakerPolicy(
@@ -53,9 +53,9 @@ def policy_message(policy: BreakerPolicy) -> admin_pb.CircuitBreakerPolicy:
         enabled=policy.enabled,
         failure_ratio=policy.failure_ratio,
         min_runs=policy.min_runs,
-        window=convert.duration(policy.window),
-        cooldown=convert.duration(policy.cooldown),
-        ramp=convert.duration(policy.ramp),
+        window=scalars.duration(policy.window),
+        cooldown=scalars.duration(policy.cooldown),
+        ramp=scalars.duration(policy.ramp),
     )
 
 
@@ -63,8 +63,8 @@ def status_message(record: BreakerRecord, counts: WindowCounts | None) -> admin_
     state = record.state if record.policy.enabled else BreakerState.CLOSED
     return admin_pb.CircuitBreakerStatus(
         state=STATES[state],
-        change_time=convert.timestamp(record.changed_at),
-        open_time=convert.timestamp(record.opened_at),
+        change_time=scalars.timestamp(record.changed_at),
+        open_time=scalars.timestamp(record.opened_at),
         probe_job_id=record.probe_job_id if state == BreakerState.HALF_OPEN else "",
         window_runs=counts.runs if counts else 0,
         window_failures=counts.failures if counts else 0,

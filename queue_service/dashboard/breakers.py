@@ -9,6 +9,7 @@ from jobqueue import AdminClient, CircuitBreakerPolicy, CircuitBreakerState, Inv
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from queue_service.dashboard.forms import parse_float, parse_int, parse_seconds, query_string
 from queue_service.dashboard.pages import FieldError, flash
 
 # Form fields, each the CircuitBreakerPolicy field of the same name ("breaker_" + field).
@@ -50,9 +51,6 @@ def holding(client: AdminClient) -> list[Queue]:
 
 
 def queue_breaker(request: Request, client: AdminClient, form: dict[str, Any]) -> Response:
-    # Imported here: routes imports this module for its form fields.
-    from queue_service.dashboard.routes import parse_float, parse_int, parse_seconds, query_string
-
     name = str(form.get("queue_name") or "")
     policy = CircuitBreakerPolicy(
         enabled=bool(form.get("breaker_enabled")),

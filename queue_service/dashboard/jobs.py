@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from queue_service.dashboard.forms import query_string
 from queue_service.dashboard.pages import PageError, flash, page, render
-from queue_service.dashboard.routes import PAGE_SIZE, enum_or_none, pretty_json, query_string, redirect
+from queue_service.dashboard.routes import PAGE_SIZE, enum_or_none, pretty_json, redirect
 
 # Longest id the search box sends on; the server refuses longer ones anyway.
 MAX_SEARCH_LENGTH = 255

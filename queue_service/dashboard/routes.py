@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import secrets
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from jobqueue import AdminClient, InvalidArgument, JobQueueError, QueueAlertPolicy, RetryPolicy, RetryRule
 from jobqueue.models import DeathReason, JobState, Queue, RecoveryStatus
@@ -21,6 +19,12 @@ from queue_service.admin_cli.parse import retry_rule
 from queue_service.admin_cli.render import rule_text
 from queue_service.dashboard import breakers
 from queue_service.dashboard.charts import WINDOWS, activity_chart
+from queue_service.dashboard.forms import (
+    parse_float,
+    parse_int,
+    parse_seconds,
+    query_string,
+)
 from queue_service.dashboard.pages import (
     Dashboard,
     FieldError,
@@ -39,9 +43,6 @@ PAGE_SIZE = 50
 OVERVIEW_QUEUES = 50
 OVERVIEW_CHARTS = 10
 QUEUES_PAGE_SIZE = 100
-# Form numbers go into int32 fields; durations no further than the service accepts.
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-LONGEST_DURATION = timedelta(days=3650)
 POLICY_FIELDS = ("max_retries", "retry_delays", "max_delay", "jitter", "max_retry_duration", "rules")
 
 
@@ -58,60 +59,6 @@ def parse_time(value: str | None, field: str) -> datetime | None:
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise PageError(f"{field} is not a date and time such as 2026-01-31T14:00") from None
-
-
-# Form values. Each refusal is a FieldError naming the form field, shown next to it with status 400.
-
-
-def parse_int(value: Any, label: str, field: str, *, minimum: int = INT32_MIN, maximum: int = INT32_MAX) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise FieldError(f"{label} must be a whole number", field) from None
-    if number < minimum:
-        raise FieldError(f"{label} must be at least {minimum}", field)
-    if number > maximum:
-        raise FieldError(f"{label} must be at most {maximum}", field)
-    return number
-
-
-def parse_float(value: Any, label: str, field: str) -> float | None:
-    if value in (None, ""):
-        return None
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise FieldError(f"{label} must be a number", field) from None
-    if not math.isfinite(number):
-        raise FieldError(f"{label} must be a finite number", field)
-    return number
-
-
-def parse_seconds(value: Any, label: str, field: str) -> timedelta | None:
-    """Seconds, or a number with a unit: 30s, 5m, 2h, 7d; finite, not negative, at most 3650 days."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    scale = units.get(text[-1:], None)
-    number = text[:-1] if scale else text
-    try:
-        amount = float(number)
-    except ValueError:
-        raise FieldError(f"{label} must be seconds or a duration such as 30s, 5m, 2h, 7d", field) from None
-    if not math.isfinite(amount):
-        raise FieldError(f"{label} must be a finite duration", field)
-    if amount < 0:
-        raise FieldError(f"{label} must not be negative", field)
-    seconds = amount * (scale or 1)
-    if seconds > LONGEST_DURATION.total_seconds():
-        raise FieldError(f"{label} must be at most {LONGEST_DURATION.days} days", field)
-    if 0 < seconds < 0.001:
-        # Otherwise 0.0000001s would silently become 0.
-        raise FieldError(f"{label} is below the resolution of 1 millisecond (0.001s)", field)
-    return timedelta(milliseconds=round(seconds * 1000))
 
 
 def parse_delays(value: Any) -> tuple[timedelta, ...]:
@@ -155,10 +102,6 @@ def parse_policy(form: dict[str, Any]) -> tuple[RetryPolicy | None, list[str]]:
 
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def query_string(**values: Any) -> str:
-    return urlencode({key: value for key, value in values.items() if value not in (None, "")})
 
 
 def enum_or_none(enum_class, value: Any, field: str):

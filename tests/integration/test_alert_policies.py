@@ -8,7 +8,7 @@ from jobqueue import AdminClient, InvalidArgument, JobClient, NotFound, QueueAle
 
 from queue_service.alerts.email import EmailSettings
 from queue_service.alerts.outbox import EmailOutbox
-from queue_service.alerts.policies import MAX_EMAIL_RECIPIENTS
+from queue_service.core.alert_policies import MAX_EMAIL_RECIPIENTS
 from queue_service.core.sweep.tasks.dlq_alerts import DlqAlerter, DlqAlertsConfig
 from queue_service.store.alert_outbox import outbox_of
 from tests.integration.test_dlq_alerts import dead_letter
