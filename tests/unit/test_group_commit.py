@@ -275,9 +275,9 @@ def test_many_threads_each_get_their_own_result(database):
     assert stats.transactions <= 40
 
 
+# SQLite takes one writer at a time: one lane, and transactions never wait for each other's rows.
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_with_two_lanes_a_second_caller_goes_straight_in_and_a_third_waits(database, commits):
-    if database.dialect == "sqlite":
-        pytest.skip("SQLite takes one writer at a time: its committer has one lane")
     committer = GroupCommitter(database, lanes=2)
     in_flight = threading.Semaphore(0)
     releases = {"first": threading.Event(), "second": threading.Event()}
@@ -358,9 +358,9 @@ def test_a_lone_unit_does_not_share_its_transaction(database):
     assert committer.stats().alone == 0
 
 
+# SQLite takes one writer at a time: one lane, and transactions never wait for each other's rows.
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_a_deadlock_between_transactions_is_a_lock_conflict(database):
-    if database.dialect == "sqlite":
-        pytest.skip("SQLite takes one writer at a time: its transactions never wait for each other's rows")
     with database.transaction() as repo:
         repo.connection.execute(text("INSERT INTO items (name) VALUES ('x'), ('y')"))
     barrier = threading.Barrier(2, timeout=TIMEOUT)
@@ -386,11 +386,11 @@ def test_a_deadlock_between_transactions_is_a_lock_conflict(database):
     assert isinstance(errors[0], LockConflict)
 
 
+# SQLite takes one writer at a time: one lane, and transactions never wait for each other's rows.
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_units_of_two_groups_that_deadlock_each_other_all_succeed(database):
     """Two processes' groups lock the same two rows in opposite orders: PostgreSQL cancels one
     unit's statement, and that unit runs again alone once its group has committed."""
-    if database.dialect == "sqlite":
-        pytest.skip("SQLite takes one writer at a time: its transactions never wait for each other's rows")
     with database.transaction() as repo:
         repo.connection.execute(text("INSERT INTO items (name) VALUES ('x'), ('y')"))
     both_hold_one = threading.Barrier(2, timeout=TIMEOUT)
