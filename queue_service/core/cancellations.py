@@ -19,13 +19,12 @@ from typing import Any
 from queue_service.core import audit, states
 from queue_service.core.dead_letters import (
     DEFAULT_SAMPLE_SIZE,
-    MAX_RATE_LIMIT,
     MAX_REDRIVE_IDS,
     MAX_SAMPLE_SIZE,
-    MIN_RATE_LIMIT,
     PROGRESS_INTERVAL,
     REDRIVE_BATCH,
     Pacer,
+    check_rate_limit,
 )
 from queue_service.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from queue_service.core.jobs import JobManager
@@ -287,12 +286,7 @@ class CancellationManager:
 
     def _check_request(self, request: BulkCancelRequest) -> tuple[JobFilter | None, tuple[str, ...]]:
         limits = self.limits
-        rate = request.rate_limit
-        if rate != rate or not (rate == 0 or MIN_RATE_LIMIT <= rate <= MAX_RATE_LIMIT):
-            raise InvalidArgument(
-                f"rate_limit must be 0 (no limit) or between {MIN_RATE_LIMIT:g} and {MAX_RATE_LIMIT:g} jobs per second",
-                field="rate_limit",
-            )
+        check_rate_limit(request.rate_limit)
         check_range(request.max_jobs, "max_jobs", 0, 2**31 - 1)
         check_text(request.reason, "reason", limits.max_text_length)
         if request.filter is not None and request.ids:

@@ -116,6 +116,15 @@ class RedriveProgress:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def check_rate_limit(rate: float) -> None:
+    """A bulk operation's pace: 0 for none, else within MIN_RATE_LIMIT..MAX_RATE_LIMIT jobs per second."""
+    if rate != rate or not (rate == 0 or MIN_RATE_LIMIT <= rate <= MAX_RATE_LIMIT):
+        raise InvalidArgument(
+            f"rate_limit must be 0 (no limit) or between {MIN_RATE_LIMIT:g} and {MAX_RATE_LIMIT:g} jobs per second",
+            field="rate_limit",
+        )
+
+
 class Pacer:
     """Spaces actions at most `rate` per second using the injected clock and sleep, so tests never wait."""
 
@@ -491,12 +500,7 @@ class DeadLetterManager:
         return report
 
     def _check_redrive(self, request: RedriveRequest) -> tuple[DeadLetterFilter | None, tuple[str, ...]]:
-        rate = request.rate_limit
-        if rate != rate or not (rate == 0 or MIN_RATE_LIMIT <= rate <= MAX_RATE_LIMIT):
-            raise InvalidArgument(
-                f"rate_limit must be 0 (no limit) or between {MIN_RATE_LIMIT:g} and {MAX_RATE_LIMIT:g} jobs per second",
-                field="rate_limit",
-            )
+        check_rate_limit(request.rate_limit)
         check_range(request.max_jobs, "max_jobs", 0, 2**31 - 1)
         if request.filter is not None and request.ids:
             raise InvalidArgument("give either filter or ids, not both", field="ids")
