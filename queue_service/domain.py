@@ -582,3 +582,13 @@ class BreakerRecord:
     probe_job_id: str
     probe_attempt: int
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LeaseControls:
+    """What a lease needs to know of its queues, read in one statement: each queue that exists,
+    the names of those with lease limits, and the breakers that are on, by queue."""
+
+    queues: dict[str, QueueRecord]
+    limited: frozenset[str]
+    breakers: dict[str, BreakerRecord]

@@ -2,7 +2,8 @@
 own transactions, and what a transition sets off (audit row, alert email, metrics, webhook).
 
 The rules are queue_service/core/breaker.py; the statements queue_service/store/breakers.py.
-Queues without a breaker, or with it off, cost one indexed read per call and nothing more.
+Queues without a breaker, or with it off, cost nothing more on LeaseJobs,
+TrackCompletion and TrackFailure: they learn it from the statements they run anyway.
 """
 
 from __future__ import annotations
@@ -84,10 +85,13 @@ class CircuitBreakers:
 
     # The lease path
 
-    def gate(self, repo: Repository, names: Sequence[str], now: datetime) -> tuple[list[str], list[BreakerRecord]]:
+    def gate(
+        self, repo: Repository, names: Sequence[str], now: datetime, enabled: dict[str, BreakerRecord]
+    ) -> tuple[list[str], list[BreakerRecord]]:
         """Of the queues `names`: those that lease as usual, and the breakers that may lease one probe.
-        An open breaker in its cool-down, or half-open with its probe running, leases nothing."""
-        records = breakers_of(repo).get_enabled(names)
+        An open breaker in its cool-down, or half-open with its probe running, leases nothing.
+        `enabled` holds the breakers that are on, by queue, as the lease read them."""
+        records = enabled
         usual: list[str] = []
         probing: list[BreakerRecord] = []
         for name in names:

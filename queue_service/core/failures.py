@@ -70,6 +70,8 @@ class RunFailure:
     retry_after: timedelta | None = None
     # The job's effective policy, when the caller already read it in this transaction.
     policy: RetryPolicy | None = None
+    # Whether the job's queue has a circuit breaker on, when the caller already read it; None: unknown.
+    breaker_on: bool | None = None
 
 
 def history_with(job: JobRecord, error: ErrorInfo) -> list[ErrorInfo]:
@@ -96,7 +98,8 @@ def apply_failures(
     decisions: dict[int, RetryDecision] = {}
     # Circuit breakers (core/breakers.py) count these runs and may trip; while a queue's breaker
     # holds, its failed runs are retried without using up an attempt.
-    held_queues = jobs.breakers.on_failures(repo, [failure.job for failure in failures], now)
+    counted = [failure.job for failure in failures if failure.breaker_on is not False]
+    held_queues = jobs.breakers.on_failures(repo, counted, now)
     refunded: list[JobRecord] = []
     for failure in failures:
         job, error = failure.job, failure.error

@@ -432,28 +432,30 @@ class JobManager:
         reply_size: Callable[[JobView], int] | None,
     ) -> list[JobView]:
         def work(repo: Repository) -> list[JobView]:
-            # One read of the queues serves both the paused check and the policies of the views.
-            queues = repo.get_queues(names)
+            # One read serves the paused check, the policies of the views, the limits and the breakers.
+            controls = repo.lease_controls(names)
+            queues = controls.queues
             leasable = [name for name in names if not (name in queues and queues[name].paused)]
             if not leasable:
                 return []
             limit_store = lease_limits_of(repo)
-            if repo.dialect == "postgresql" and shares_transaction():
-                if limit_store.get(leasable):
-                    # The limits' row locks, each lease's in name order, would interleave with its
-                    # neighbours' in a shared transaction and could deadlock with another lane's.
-                    raise RunAlone
+            with_limits = [name for name in leasable if name in controls.limited]
+            if not with_limits:
                 limited = {}
+            elif repo.dialect == "postgresql" and shares_transaction():
+                # The limits' row locks, each lease's in name order, would interleave with its
+                # neighbours' in a shared transaction and could deadlock with another lane's.
+                raise RunAlone
             else:
                 # Held until commit: leases of a limited queue take turns on every replica.
-                limited = limit_store.lock(leasable)
+                limited = limit_store.lock(with_limits)
             now = self.clock.now()
             active = limit_store.active_counts(list(limited)) if limited else {}
             allowed = {
                 name: lease_limits.allowance(record, active.get(name, 0), now) for name, record in limited.items()
             }
             # Circuit breakers: an open queue leases nothing, a half-open one a single probe job.
-            leasable, probing = self.breakers.gate(repo, leasable, now)
+            leasable, probing = self.breakers.gate(repo, leasable, now, controls.breakers)
             ready = self._ready_jobs(repo, leasable, allowed, max_jobs, now) if leasable else []
             if probing:
                 ready += self.breakers.take_probes(repo, probing, room=max_jobs - len(ready), now=now)
@@ -632,7 +634,7 @@ class JobManager:
         def work(repo: Repository) -> JobView:
             now = self.clock.now()
             # Compare-and-set first: the usual report is for the current run, and then needs no read.
-            updated = repo.complete_current_run(
+            completed = repo.complete_current_run(
                 job_id,
                 attempt_number,
                 expected_states=states.sources(Transition.COMPLETE),
@@ -640,10 +642,11 @@ class JobManager:
                 processing_duration_ms=round(duration.total_seconds() * 1000) if duration else None,
                 now=now,
             )
-            if updated is not None:
+            if completed is not None:
+                updated = completed.job
                 self.emit_transition(repo, Transition.COMPLETE, updated.queue_name)
-                # Circuit breakers count the run.
-                self.breakers.on_completions(repo, [(updated.queue_name, job_id, updated.attempt_number)], now)
+                if completed.breaker_on:  # the queue's circuit breaker counts the run
+                    self.breakers.on_completions(repo, [(updated.queue_name, job_id, updated.attempt_number)], now)
                 self._emit_processed(repo, updated.queue_name, duration)
                 return self._views(repo, [updated])[job_id]
             job = repo.get_job(job_id, for_update=True)
@@ -747,10 +750,10 @@ class JobManager:
         retry_after = check_duration(retry_after, "retry_after", allow_zero=True)
 
         def work(repo: Repository) -> FailureOutcome:
-            found = repo.get_job_and_queue_policy(job_id, for_update=True)
+            found = repo.get_job_for_failure(job_id)
             if found is None:
                 raise NotFound(f"job {job_id!r} not found", field="job_id")
-            job, queue_policy = found
+            job, queue_policy, breaker_on = found
             if asked_to_stop(job, attempt_number):
                 # The run stopped because it was asked to, or failed meanwhile: a cancellation either way.
                 return cancelled_outcome(end_cancelled_run(self, repo, job, now=self.clock.now()))
@@ -773,6 +776,7 @@ class JobManager:
                 retry_after=retry_after,
                 now=now,
                 policy=effective_policy(self.settings.default_policy, queue_policy, job.retry_policy),
+                breaker_on=breaker_on,
             )
 
         outcome = self.write(work)
@@ -803,12 +807,16 @@ class JobManager:
         lease_expired: bool = False,
         now: datetime,
         policy: RetryPolicy | None = None,
+        breaker_on: bool | None = None,
     ) -> FailureOutcome:
         """Decide and record the outcome of the job's current run failing, inside the caller's transaction.
 
-        `policy` is the job's effective policy if the caller already read it in this transaction.
+        `policy` is the job's effective policy, and `breaker_on` whether its queue has a circuit
+        breaker on, if the caller already read them in this transaction.
         """
-        failure = RunFailure(job, error, non_retryable=non_retryable, retry_after=retry_after, policy=policy)
+        failure = RunFailure(
+            job, error, non_retryable=non_retryable, retry_after=retry_after, policy=policy, breaker_on=breaker_on
+        )
         [outcome] = failures.apply_failures(self, repo, [failure], lease_expired=lease_expired, now=now)
         return outcome
 

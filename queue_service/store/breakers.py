@@ -34,7 +34,10 @@ def _policy_columns(policy: BreakerPolicy) -> dict:
 
 
 def breaker_from_row(row) -> BreakerRecord:
-    m = row._mapping
+    return breaker_from_mapping(row._mapping)
+
+
+def breaker_from_mapping(m) -> BreakerRecord:
     return BreakerRecord(
         queue_name=m["queue_name"],
         policy=BreakerPolicy(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
     literal_column,
     or_,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 
 from queue_service.domain import (
     READY_STATES,
@@ -39,7 +41,7 @@ from queue_service.domain import (
 from queue_service.store.dead_letters import DEAD_LETTER_REOPENED, dead_letter_from_row, dead_letter_values
 from queue_service.store.postgres_statements import COMPLETE_JOBS, DEAD_LETTER_JOBS, SCHEDULE_RETRIES
 from queue_service.store.retry_log import log_decisions, retry_log_row
-from queue_service.store.schema import UNIQUE_SLOT_HELD, dead_letter_queue, queue_jobs, queues
+from queue_service.store.schema import UNIQUE_SLOT_HELD, dead_letter_queue, queue_breakers, queue_jobs, queues
 from queue_service.store.statements import TableStatements, error_history_from_json
 
 # The lease names the ready states as literals, not parameters: SQLite uses the partial index
@@ -146,6 +148,91 @@ def job_filter_conditions(query: JobFilter) -> list:
     return conditions
 
 
+class FailingJob(NamedTuple):
+    """A job whose run failed, its queue's retry policy, and whether its queue has a breaker on."""
+
+    job: JobRecord
+    queue_policy: dict[str, Any] | None
+    breaker_on: bool
+
+
+class CompletedRun(NamedTuple):
+    """A job `complete_current_run` completed, and whether its queue has a breaker on."""
+
+    job: JobRecord
+    breaker_on: bool
+
+
+def _parameter(name: str, column) -> Any:
+    """A named parameter typed like `column`, so that it is bound as the column stores it."""
+    return bindparam(name, type_=column.type)
+
+
+_c = queue_jobs.c
+
+# The hot statements, built once: a call binds its values and pays no construction; SQLAlchemy
+# caches each one's compiled form by the statement's identity.
+_BREAKER_ON = exists().where(queue_breakers.c.queue_name == _c.queue_name, queue_breakers.c.enabled).label("breaker_on")
+
+JOB_FOR_FAILURE = (
+    select(queue_jobs, queues.c.retry_policy.label("queue_retry_policy"), _BREAKER_ON)
+    .select_from(queue_jobs.outerjoin(queues, queues.c.name == _c.queue_name))
+    .where(_c.job_id == bindparam("failing_job_id"))
+    .with_for_update(of=queue_jobs)
+)
+
+INSERT_JOBS_RETURNING = postgresql.insert(queue_jobs).on_conflict_do_nothing().returning(_c.job_id, _c.id)
+
+READY_FOR_LEASE = (
+    select(queue_jobs)
+    .where(
+        _c.queue_name.in_(bindparam("names", expanding=True)),
+        _c.state.in_(READY_STATES_LITERAL),
+        _c.run_at <= _parameter("now", _c.run_at),
+    )
+    .order_by(_c.priority.desc(), _c.run_at, _c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+
+CLAIM_LEASES = (
+    update(queue_jobs)
+    .where(_c.id.in_(bindparam("ids", expanding=True)), _c.state.in_(READY_STATES_LITERAL))
+    .values(
+        state=JobState.ACTIVE.value,
+        attempt_number=_c.attempt_number + 1,
+        worker_id=_parameter("lease_worker_id", _c.worker_id),
+        lease_expires_at=_parameter("lease_until", _c.lease_expires_at),
+        started_at=_parameter("now", _c.started_at),
+        updated_at=_parameter("now", _c.updated_at),
+    )
+    .returning(_c.id)
+)
+
+COMPLETE_CURRENT_RUN = (
+    update(queue_jobs)
+    .where(
+        _c.job_id == bindparam("run_job_id"),
+        _c.state.in_(bindparam("expected", expanding=True)),
+        _c.attempt_number == bindparam("run_attempt"),
+        # A run asked to stop ends CANCELLED whatever it reports (JobManager.complete).
+        _c.cancel_requested_at.is_(None),
+    )
+    .values(
+        state=JobState.COMPLETED.value,
+        result=_parameter("run_result", _c.result),
+        processing_duration_ms=_parameter("run_duration_ms", _c.processing_duration_ms),
+        lease_expires_at=None,
+        completed_at=_parameter("now", _c.completed_at),
+        updated_at=_parameter("now", _c.updated_at),
+    )
+    .returning(
+        *queue_jobs.c,
+        exists().where(queue_breakers.c.queue_name == _c.queue_name, queue_breakers.c.enabled).label("breaker_on"),
+    )
+)
+
+
 class JobsTable(TableStatements):
     """The job statements of one transaction."""
 
@@ -166,9 +253,14 @@ class JobsTable(TableStatements):
         # No conflict target: a row is skipped when its job_id exists or when the unique index
         # (ix_queue_jobs_unique_slot) holds its slot. PostgreSQL waits for a concurrent insert of
         # the same slot to commit, then skips.
-        statement = self._insert(queue_jobs).on_conflict_do_nothing().returning(*queue_jobs.c)
-        # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING.
-        return {row.job_id: job_from_row(row) for row in self.connection.execute(statement, rows)}
+        # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING. Only
+        # the row ids come back: each stored job is the row as sent, with the id it got.
+        result = self.connection.execute(INSERT_JOBS_RETURNING, rows[0] if len(rows) == 1 else rows)
+        ids = dict(result.tuples().all())
+        first_rows: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            first_rows.setdefault(row["job_id"], row)
+        return {job_id: _inserted_job(row_id, first_rows[job_id]) for job_id, row_id in ids.items()}
 
     def _insert_jobs_sqlite(self, rows: list[dict[str, Any]]) -> dict[str, JobRecord]:
         """SQLite holds its write lock from BEGIN IMMEDIATE, so the job_ids already stored, read
@@ -228,19 +320,13 @@ class JobsTable(TableStatements):
         row = self.connection.execute(statement).first()
         return job_from_row(row) if row else None
 
-    def get_job_and_queue_policy(
-        self, job_id: str, *, for_update: bool = False
-    ) -> tuple[JobRecord, dict[str, Any] | None] | None:
-        """The job and its queue's retry policy in one statement; only the job row is locked."""
-        statement = (
-            select(queue_jobs, queues.c.retry_policy.label("queue_retry_policy"))
-            .select_from(queue_jobs.outerjoin(queues, queues.c.name == queue_jobs.c.queue_name))
-            .where(queue_jobs.c.job_id == job_id)
-        )
-        if for_update:
-            statement = statement.with_for_update(of=queue_jobs)
-        row = self.connection.execute(statement).first()
-        return (job_from_row(row), row._mapping["queue_retry_policy"]) if row else None
+    def get_job_for_failure(self, job_id: str) -> FailingJob | None:
+        """The job, row-locked, with its queue's retry policy and whether its queue has a breaker on,
+        in one statement."""
+        row = self.connection.execute(JOB_FOR_FAILURE, {"failing_job_id": job_id}).first()
+        if row is None:
+            return None
+        return FailingJob(job_from_row(row), row._mapping["queue_retry_policy"], bool(row._mapping["breaker_on"]))
 
     def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         rows = self.connection.execute(select(queue_jobs).where(queue_jobs.c.job_id.in_(list(job_ids)))).all()
@@ -251,18 +337,8 @@ class JobsTable(TableStatements):
     def ready_jobs_for_lease(self, queue_names: Sequence[str], *, limit: int, now: datetime) -> list[JobRecord]:
         """Lock up to `limit` ready jobs, highest priority then oldest ready time first, skipping
         rows another transaction holds. `claim_leases` then leases those the caller picks."""
-        statement = (
-            select(queue_jobs)
-            .where(
-                queue_jobs.c.queue_name.in_(list(queue_names)),
-                queue_jobs.c.state.in_(READY_STATES_LITERAL),
-                queue_jobs.c.run_at <= now,
-            )
-            .order_by(queue_jobs.c.priority.desc(), queue_jobs.c.run_at, queue_jobs.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [job_from_row(row) for row in self.connection.execute(statement)]
+        rows = self.connection.execute(READY_FOR_LEASE, {"names": list(queue_names), "limit": limit, "now": now})
+        return [job_from_row(row) for row in rows]
 
     def claim_leases(
         self, ids: Sequence[int], *, now: datetime, worker_id: str | None, lease_expires_at: datetime
@@ -271,20 +347,8 @@ class JobsTable(TableStatements):
         returns how many were still ready."""
         if not ids:
             return 0
-        statement = (
-            update(queue_jobs)
-            .where(queue_jobs.c.id.in_(list(ids)), queue_jobs.c.state.in_(READY_STATES_LITERAL))
-            .values(
-                state=JobState.ACTIVE.value,
-                attempt_number=queue_jobs.c.attempt_number + 1,
-                worker_id=worker_id,
-                lease_expires_at=lease_expires_at,
-                started_at=now,
-                updated_at=now,
-            )
-            .returning(queue_jobs.c.id)
-        )
-        return len(self.connection.execute(statement).all())
+        parameters = {"ids": list(ids), "lease_worker_id": worker_id, "lease_until": lease_expires_at, "now": now}
+        return len(self.connection.execute(CLAIM_LEASES, parameters).all())
 
     # Job transitions: each is a compare-and-set on the job's state and attempt that returns the
     # updated job, or None when another writer got there first.
@@ -442,29 +506,21 @@ class JobsTable(TableStatements):
         result: dict[str, Any] | None,
         processing_duration_ms: int | None,
         now: datetime,
-    ) -> JobRecord | None:
-        """Compare-and-set by job_id on state and attempt, without reading the job first; None if it did not match."""
-        statement = (
-            update(queue_jobs)
-            .where(
-                queue_jobs.c.job_id == job_id,
-                queue_jobs.c.state.in_([state.value for state in expected_states]),
-                queue_jobs.c.attempt_number == attempt_number,
-                # A run asked to stop ends CANCELLED whatever it reports (JobManager.complete).
-                queue_jobs.c.cancel_requested_at.is_(None),
-            )
-            .values(
-                state=JobState.COMPLETED.value,
-                result=result,
-                processing_duration_ms=processing_duration_ms,
-                lease_expires_at=None,
-                completed_at=now,
-                updated_at=now,
-            )
-            .returning(*queue_jobs.c)
-        )
-        row = self.connection.execute(statement).first()
-        return job_from_row(row) if row else None
+    ) -> CompletedRun | None:
+        """Compare-and-set by job_id on state and attempt, without reading the job first; None if it
+        did not match. Says in the same statement whether the job's queue has a breaker on."""
+        row = self.connection.execute(
+            COMPLETE_CURRENT_RUN,
+            {
+                "run_job_id": job_id,
+                "run_attempt": attempt_number,
+                "expected": [state.value for state in expected_states],
+                "run_result": result,
+                "run_duration_ms": processing_duration_ms,
+                "now": now,
+            },
+        ).first()
+        return CompletedRun(job_from_row(row), bool(row.breaker_on)) if row else None
 
     def schedule_retries(
         self, retries: Sequence[ScheduledRetry], *, expected_states: Iterable[JobState], now: datetime

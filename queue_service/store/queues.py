@@ -6,11 +6,31 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 
-from queue_service.domain import QueueRecord
-from queue_service.store.schema import queues
+from queue_service.domain import LeaseControls, QueueRecord
+from queue_service.store.breakers import breaker_from_mapping
+from queue_service.store.schema import queue_breakers, queue_lease_limits, queues
 from queue_service.store.statements import TableStatements
+
+# Built once: the hot paths pay no statement construction, and the compiled form is cached by identity.
+GET_QUEUES = select(queues).where(queues.c.name.in_(bindparam("names", expanding=True)))
+
+_BREAKER_PREFIX = "breaker_"
+# Each queue with whether it has lease limits and its breaker if that is on: what a lease reads first.
+LEASE_CONTROLS = (
+    select(
+        queues,
+        queue_lease_limits.c.queue_name.label("limited_queue"),
+        *[column.label(_BREAKER_PREFIX + column.name) for column in queue_breakers.c],
+    )
+    .select_from(
+        queues.outerjoin(queue_lease_limits, queue_lease_limits.c.queue_name == queues.c.name).outerjoin(
+            queue_breakers, and_(queue_breakers.c.queue_name == queues.c.name, queue_breakers.c.enabled)
+        )
+    )
+    .where(queues.c.name.in_(bindparam("names", expanding=True)))
+)
 
 
 def queue_from_row(row) -> QueueRecord:
@@ -40,8 +60,40 @@ class QueuesTable(TableStatements):
         return queue_from_row(row) if row else None
 
     def get_queues(self, names: Iterable[str]) -> dict[str, QueueRecord]:
-        rows = self.connection.execute(select(queues).where(queues.c.name.in_(list(set(names))))).all()
+        rows = self.connection.execute(GET_QUEUES, {"names": list(set(names))}).all()
         return {row.name: queue_from_row(row) for row in rows}
+
+    def lease_controls(self, names: Sequence[str]) -> LeaseControls:
+        """The queues `names` with their lease limits' presence and their breakers that are on, in
+        one statement. Limits or a breaker of a name with no queue row (set before any job) are
+        looked up on their own, so that nothing set is missed."""
+        found: dict[str, QueueRecord] = {}
+        limited: set[str] = set()
+        breakers = {}
+        for row in self.connection.execute(LEASE_CONTROLS, {"names": list(set(names))}):
+            m = row._mapping
+            found[m["name"]] = queue_from_row(row)
+            if m["limited_queue"] is not None:
+                limited.add(m["name"])
+            if m[_BREAKER_PREFIX + "queue_name"] is not None:
+                breakers[m["name"]] = breaker_from_mapping(
+                    {
+                        key.removeprefix(_BREAKER_PREFIX): value
+                        for key, value in m.items()
+                        if key.startswith(_BREAKER_PREFIX)
+                    }
+                )
+        missing = [name for name in names if name not in found]
+        if missing:
+            limits = queue_lease_limits.c
+            limited.update(
+                self.connection.execute(select(limits.queue_name).where(limits.queue_name.in_(missing))).scalars()
+            )
+            rows = self.connection.execute(
+                select(queue_breakers).where(queue_breakers.c.queue_name.in_(missing), queue_breakers.c.enabled)
+            )
+            breakers.update((row.queue_name, breaker_from_mapping(row._mapping)) for row in rows)
+        return LeaseControls(found, frozenset(limited), breakers)
 
     def queue_retry_policies(self) -> list[dict[str, Any]]:
         """Every queue's own retry policy (queues without one left out)."""
