@@ -224,7 +224,8 @@ class JobManager:
                 raise InvalidArgument(f"jobs has more than {limits.max_batch_size} entries", field="jobs")
         now = self.clock.now()
         new_jobs = [self._new_job(spec, now, f"jobs[{index}]." if batch else "") for index, spec in enumerate(specs)]
-        with self.database.transaction() as repo:
+
+        def work(repo: Repository) -> tuple[list[JobRecord], set[int], dict[str, JobView]]:
             fields: dict[str, str] = {}
             for index, job in enumerate(new_jobs):
                 fields.setdefault(job.queue_name, f"jobs[{index}].queue_name" if batch else "queue_name")
@@ -232,7 +233,10 @@ class JobManager:
             stored, inserted = self._insert_or_find(repo, new_jobs, now)
             # One event per stored job: a batch naming one job id five times stores it once.
             self._emit_per_queue(repo, JobEvent.ENQUEUED, [stored[index].queue_name for index in inserted])
-            views = self._views(repo, stored, queues=queues)
+            return stored, inserted, self._views(repo, stored, queues=queues)
+
+        # Shares a commit with concurrent reports and leases where group commit is on.
+        stored, inserted, views = self.write(work)
         results = [EnqueueResult(views[job.job_id], index in inserted) for index, job in enumerate(stored)]
         self.notifier.notify_ready(stored[index].queue_name for index in inserted if stored[index].run_at <= now)
         return results

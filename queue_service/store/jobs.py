@@ -256,7 +256,7 @@ class JobsTable(TableStatements):
         # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING. Only
         # the row ids come back: each stored job is the row as sent, with the id it got.
         result = self.connection.execute(INSERT_JOBS_RETURNING, rows[0] if len(rows) == 1 else rows)
-        ids = dict(result.tuples().all())
+        ids = {row.job_id: row.id for row in result}
         first_rows: dict[str, dict[str, Any]] = {}
         for row in rows:
             first_rows.setdefault(row["job_id"], row)
