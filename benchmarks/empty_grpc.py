@@ -20,6 +20,8 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.rpc import status_pb2
 from jobqueue.v1 import job_pb2, job_service_pb2_grpc
 from jobqueue.v1 import job_service_pb2 as pb
 
@@ -27,17 +29,100 @@ from queue_service.api.server import MAX_PENDING_CALLS
 from queue_service.config import ServerConfig
 
 
+def _leased_job(job_id: str, queue_name: str, worker_id: str, n: int, now: timestamp_pb2.Timestamp) -> job_pb2.Job:
+    """A job as a lease returns it, with the payload and timestamps the batched scenario's jobs carry."""
+    data = struct_pb2.Struct()
+    data.update({"to": f"user-{n}@example.com", "n": n})
+    return job_pb2.Job(
+        job_id=job_id,
+        queue_name=queue_name,
+        job_name="send",
+        job_data=data,
+        state=job_pb2.Job.STATE_ACTIVE,
+        attempt_number=1,
+        remaining_retries=3,
+        run_at=now,
+        lease_expires_at=now,
+        worker_id=worker_id,
+        created_at=now,
+        updated_at=now,
+        started_at=now,
+    )
+
+
+OK = status_pb2.Status()
+
+
 class EmptyJobService(job_service_pb2_grpc.JobServiceServicer):
-    """Answers the three calls of the one-job-per-call scenario with fixed messages."""
+    """Answers the calls of the one-job-per-call, batched and latency scenarios with messages built per call, as
+    the service's would be, without reading or writing anything."""
 
     def EnqueueJob(self, request, context):  # noqa: N802 - gRPC method name
         return pb.EnqueueJobResponse(job=job_pb2.Job(job_id=request.job_id), created=True)
 
     def LeaseJobs(self, request, context):  # noqa: N802
+        if request.max_jobs > 1:
+            return self._lease_batch(request)
         return pb.LeaseJobsResponse(jobs=[job_pb2.Job(job_id=request.worker_id, attempt_number=1)])
 
     def TrackCompletion(self, request, context):  # noqa: N802
         return pb.TrackCompletionResponse(job=job_pb2.Job(job_id=request.job_id, attempt_number=request.attempt_number))
+
+    def TrackFailure(self, request, context):  # noqa: N802
+        now = timestamp_pb2.Timestamp()
+        now.GetCurrentTime()
+        return pb.TrackFailureResponse(
+            should_retry=True,
+            retry_delay=duration_pb2.Duration(seconds=1),
+            next_retry_at=now,
+            remaining_retries=2,
+            job=job_pb2.Job(
+                job_id=request.job_id,
+                attempt_number=request.attempt_number,
+                state=job_pb2.Job.STATE_FAILED,
+                last_error=request.error,
+                updated_at=now,
+            ),
+        )
+
+    def EnqueueJobs(self, request, context):  # noqa: N802
+        now = timestamp_pb2.Timestamp()
+        now.GetCurrentTime()
+        return pb.EnqueueJobsResponse(
+            results=[
+                pb.EnqueueJobResponse(
+                    job=job_pb2.Job(
+                        job_id=item.job_id,
+                        queue_name=item.queue_name,
+                        job_name=item.job_name,
+                        job_data=item.job_data,
+                        state=job_pb2.Job.STATE_WAITING,
+                        remaining_retries=3,
+                        run_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    ),
+                    created=True,
+                )
+                for item in request.jobs
+            ]
+        )
+
+    def _lease_batch(self, request):
+        now = timestamp_pb2.Timestamp()
+        now.GetCurrentTime()
+        queue = request.queue_names[0] if request.queue_names else ""
+        return pb.LeaseJobsResponse(
+            jobs=[
+                _leased_job(f"{request.worker_id}-{n}", queue, request.worker_id, n, now)
+                for n in range(max(1, request.max_jobs))
+            ]
+        )
+
+    def TrackCompletions(self, request, context):  # noqa: N802
+        return pb.TrackCompletionsResponse(
+            results=[pb.TrackCompletionResult(job_id=item.job_id, status=OK) for item in request.completions]
+        )
 
 
 def serve(port: int) -> None:

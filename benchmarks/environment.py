@@ -38,7 +38,8 @@ class BenchDatabase:
         if self.backend == "sqlite":
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
+            # The service's durability (queue_service/store/database.py): the floor's commits sync the WAL too.
+            connection.execute("PRAGMA synchronous=FULL")
             connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA foreign_keys=ON")
             return connection

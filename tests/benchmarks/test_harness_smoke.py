@@ -63,7 +63,14 @@ def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
         for figure in figures
         if figure["floor"] is not None and figure["reference"] != "floor"
     }
-    assert references == {("2", "empty gRPC")} | ({("1", "pgqueuer")} if backend == "postgresql" else set())
+    assert references == {("1", "empty gRPC"), ("2", "empty gRPC"), ("3", "empty gRPC")} | (
+        {("1", "pgqueuer")} if backend == "postgresql" else set()
+    )
+    # The batched scenario prices each phase in machine CPU per job, and the bound those prices set.
+    names = [figure["name"] for figure in figures if figure["scenario"] == "1 batched"]
+    for phase in ("enqueue", "drain"):
+        assert any(name.startswith(f"{phase}: machine CPU per job") for name in names), names
+        assert any(name.startswith(f"{phase}: the most a gRPC service can reach") for name in names), names
     for figure in figures:
         if figure["reference"] != "floor":
             assert figure["target"] == "" or figure["reference"] in figure["target"], figure
