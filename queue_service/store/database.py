@@ -227,6 +227,19 @@ class Database:
         repo.run_after_commit()
 
     @contextmanager
+    def statements_alone(self) -> Iterator[Repository]:
+        """A repository in which each statement commits on its own (autocommit): work that is one
+        statement saves the BEGIN and COMMIT round trips. Only for PostgreSQL, where each such
+        statement is atomic and durable on its own; after-commit callbacks run once it ends."""
+        if self.dialect != "postgresql":
+            raise ValueError("statements_alone is for PostgreSQL")
+        with self._store_errors(), self.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            repo = Repository(connection)
+            yield repo
+        repo.run_after_commit()
+
+    @contextmanager
     def savepoint(self, repo: Repository, name: str) -> Iterator[Repository]:
         """Savepoint `name` inside `repo`'s transaction: an error undoes only what was written since.
 

@@ -172,7 +172,8 @@ _c = queue_jobs.c
 
 # The hot statements, built once: a call binds its values and pays no construction; SQLAlchemy
 # caches each one's compiled form by the statement's identity.
-_BREAKER_ON = exists().where(queue_breakers.c.queue_name == _c.queue_name, queue_breakers.c.enabled).label("breaker_on")
+_HAS_BREAKER = exists().where(queue_breakers.c.queue_name == _c.queue_name, queue_breakers.c.enabled)
+_BREAKER_ON = _HAS_BREAKER.label("breaker_on")
 
 JOB_FOR_FAILURE = (
     select(queue_jobs, queues.c.retry_policy.label("queue_retry_policy"), _BREAKER_ON)
@@ -209,7 +210,7 @@ CLAIM_LEASES = (
     .returning(_c.id)
 )
 
-COMPLETE_CURRENT_RUN = (
+_COMPLETE_RUN = (
     update(queue_jobs)
     .where(
         _c.job_id == bindparam("run_job_id"),
@@ -226,11 +227,10 @@ COMPLETE_CURRENT_RUN = (
         completed_at=_parameter("now", _c.completed_at),
         updated_at=_parameter("now", _c.updated_at),
     )
-    .returning(
-        *queue_jobs.c,
-        exists().where(queue_breakers.c.queue_name == _c.queue_name, queue_breakers.c.enabled).label("breaker_on"),
-    )
 )
+COMPLETE_CURRENT_RUN = _COMPLETE_RUN.returning(*queue_jobs.c, _BREAKER_ON)
+# The same, only for a queue without a breaker on: then the statement is the whole completion.
+COMPLETE_RUN_WITHOUT_BREAKER = _COMPLETE_RUN.where(~_HAS_BREAKER).returning(*queue_jobs.c)
 
 
 class JobsTable(TableStatements):
@@ -521,6 +521,31 @@ class JobsTable(TableStatements):
             },
         ).first()
         return CompletedRun(job_from_row(row), bool(row.breaker_on)) if row else None
+
+    def complete_run_without_breaker(
+        self,
+        job_id: str,
+        attempt_number: int,
+        *,
+        expected_states: Iterable[JobState],
+        result: dict[str, Any] | None,
+        processing_duration_ms: int | None,
+        now: datetime,
+    ) -> JobRecord | None:
+        """`complete_current_run` for a job whose queue has no breaker on; None if it did not match
+        or the queue has one."""
+        row = self.connection.execute(
+            COMPLETE_RUN_WITHOUT_BREAKER,
+            {
+                "run_job_id": job_id,
+                "run_attempt": attempt_number,
+                "expected": [state.value for state in expected_states],
+                "run_result": result,
+                "run_duration_ms": processing_duration_ms,
+                "now": now,
+            },
+        ).first()
+        return job_from_row(row) if row else None
 
     def schedule_retries(
         self, retries: Sequence[ScheduledRetry], *, expected_states: Iterable[JobState], now: datetime
