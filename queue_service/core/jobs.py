@@ -146,6 +146,10 @@ class CompletionOutcome:
     error: QueueError | None = None
 
 
+class _RepliesTooLarge(Exception):
+    """A lease made in one statement holds jobs whose replies do not all fit; its transaction is undone."""
+
+
 @dataclass(frozen=True)
 class ReportedError:
     message: str
@@ -435,7 +439,13 @@ class JobManager:
         response_limit: int,
         reply_size: Callable[[JobView], int] | None,
     ) -> list[JobView]:
-        def work(repo: Repository) -> list[JobView]:
+        def work(repo: Repository, *, in_one_statement: bool = True) -> list[JobView]:
+            if in_one_statement and repo.dialect == "postgresql":
+                views = self._lease_from_plain_queues(
+                    repo, names, worker_id, max_jobs, duration, response_limit, reply_size
+                )
+                if views is not None:
+                    return views
             # One read serves the paused check, the policies of the views, the limits and the breakers.
             controls = repo.lease_controls(names)
             queues = controls.queues
@@ -493,7 +503,38 @@ class JobManager:
             self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in leased])
             return [views[job.job_id] for job in leased]
 
-        return self.write(work)
+        try:
+            return self.write(work)
+        except _RepliesTooLarge:
+            # Leased in one statement, some replies did not fit: undone; now only what fits is leased.
+            return self.write(functools.partial(work, in_one_statement=False))
+
+    def _lease_from_plain_queues(
+        self,
+        repo: Repository,
+        names: list[str],
+        worker_id: str,
+        max_jobs: int,
+        duration: timedelta,
+        response_limit: int,
+        reply_size: Callable[[JobView], int] | None,
+    ) -> list[JobView] | None:
+        """PostgreSQL: the lease in one statement when no queue of `names` is paused, limited or
+        behind a breaker on; None, with nothing leased, when one is. Raises _RepliesTooLarge when
+        some leased jobs' replies do not fit, so that the caller's transaction undoes the lease."""
+        now = self.clock.now()
+        found = repo.lease_from_plain_queues(
+            names, limit=max_jobs, now=now, worker_id=worker_id or None, lease_expires_at=now + duration
+        )
+        if found is None:
+            return None
+        leased = [job for job, _ in found]
+        views = self._views(repo, leased, queues={queue.name: queue for _, queue in found if queue is not None})
+        # Refuses (undoing the lease) when not even the first job fits, as the careful path does.
+        if reply_size is not None and len(self._fitting(leased, views, reply_size, response_limit)) < len(leased):
+            raise _RepliesTooLarge
+        self._emit_per_queue(repo, JobEvent.STARTED, [job.queue_name for job in leased])
+        return [views[job.job_id] for job in leased]
 
     @staticmethod
     def _ready_jobs(

@@ -33,13 +33,19 @@ from queue_service.domain import (
     JobRecord,
     JobState,
     NewJob,
+    QueueRecord,
     RecoveryStatus,
     ScheduledDeath,
     ScheduledRetry,
     UniqueClaim,
 )
 from queue_service.store.dead_letters import DEAD_LETTER_REOPENED, dead_letter_from_row, dead_letter_values
-from queue_service.store.postgres_statements import COMPLETE_JOBS, DEAD_LETTER_JOBS, SCHEDULE_RETRIES
+from queue_service.store.postgres_statements import (
+    COMPLETE_JOBS,
+    DEAD_LETTER_JOBS,
+    LEASE_FROM_PLAIN_QUEUES,
+    SCHEDULE_RETRIES,
+)
 from queue_service.store.retry_log import log_decisions, retry_log_row
 from queue_service.store.schema import UNIQUE_SLOT_HELD, dead_letter_queue, queue_breakers, queue_jobs, queues
 from queue_service.store.statements import TableStatements, error_history_from_json
@@ -339,6 +345,50 @@ class JobsTable(TableStatements):
         rows another transaction holds. `claim_leases` then leases those the caller picks."""
         rows = self.connection.execute(READY_FOR_LEASE, {"names": list(queue_names), "limit": limit, "now": now})
         return [job_from_row(row) for row in rows]
+
+    def lease_from_plain_queues(
+        self,
+        queue_names: Sequence[str],
+        *,
+        limit: int,
+        now: datetime,
+        worker_id: str | None,
+        lease_expires_at: datetime,
+    ) -> list[tuple[JobRecord, QueueRecord | None]] | None:
+        """PostgreSQL: lease up to `limit` ready jobs in one statement, each as leased with its queue,
+        in lease order; None, with nothing leased, when one of the queues is paused, has lease limits
+        or a breaker on (then `ready_jobs_for_lease` and `claim_leases` do it with those rules)."""
+        rows = self.connection.execute(
+            LEASE_FROM_PLAIN_QUEUES.clause,
+            {
+                "names": list(queue_names),
+                "limit": limit,
+                "now": now,
+                "worker_id": worker_id,
+                "lease_until": lease_expires_at,
+            },
+        ).all()
+        if rows[0].any_controlled:
+            return None
+        leased = []
+        for row in rows:
+            if row.id is None:
+                continue  # the row that only says no queue is controlled
+            m = row._mapping
+            queue = (
+                QueueRecord(
+                    name=m["queue_name"],
+                    paused=bool(m["queue_paused"]),
+                    retry_policy=m["queue_retry_policy"],
+                    created_at=m["queue_created_at"],
+                    updated_at=m["queue_updated_at"],
+                )
+                if m["queue_created_at"] is not None
+                else None
+            )
+            leased.append((job_from_row(row), queue))
+        leased.sort(key=lambda pair: (-pair[0].priority, pair[0].run_at, pair[0].id))
+        return leased
 
     def claim_leases(
         self, ids: Sequence[int], *, now: datetime, worker_id: str | None, lease_expires_at: datetime

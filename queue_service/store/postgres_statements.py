@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import TextClause, TextualSelect, bindparam, text
+from sqlalchemy import Boolean, TextClause, TextualSelect, bindparam, column, text
 
-from queue_service.store.schema import UTCDateTime, dead_letter_queue
+from queue_service.store.schema import UTCDateTime, dead_letter_queue, queue_jobs, queues
 
 
 @dataclass(frozen=True)
@@ -102,5 +102,43 @@ COMPLETE_JOBS = Statement(
         "WHERE q.job_id = v.job_id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
         "AND q.cancel_requested_at IS NULL "
         "RETURNING q.job_id, q.queue_name"
+    ),
+)
+
+# Every queue_jobs column, named in the model's order: the textual statements below match their
+# result columns to the model's positionally.
+_JOB_COLUMNS = ", ".join(f"{{table}}.{column.name}" for column in queue_jobs.c)
+
+LEASE_FROM_PLAIN_QUEUES = Statement(
+    "Up to :limit ready jobs of the queues :names, in lease order, become ACTIVE with their next attempt, each "
+    "returned with its queue's row; unless one of those queues is paused, has lease limits or a breaker on, which "
+    "the one row returned then says (any_controlled) with nothing leased.",
+    text(
+        "WITH controlled AS (SELECT "
+        "EXISTS (SELECT 1 FROM queues WHERE name = ANY(CAST(:names AS text[])) AND paused) "
+        "OR EXISTS (SELECT 1 FROM queue_lease_limits WHERE queue_name = ANY(CAST(:names AS text[]))) "
+        "OR EXISTS (SELECT 1 FROM queue_breakers WHERE queue_name = ANY(CAST(:names AS text[])) AND enabled) "
+        "AS any_controlled), "
+        "picked AS (SELECT id FROM queue_jobs WHERE queue_name = ANY(CAST(:names AS text[])) "
+        "AND state IN ('waiting', 'failed') AND run_at <= :now AND NOT (SELECT any_controlled FROM controlled) "
+        "ORDER BY priority DESC, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED), "
+        "claimed AS (UPDATE queue_jobs AS q SET state = 'active', attempt_number = q.attempt_number + 1, "
+        "worker_id = :worker_id, lease_expires_at = :lease_until, started_at = :now, updated_at = :now "
+        f"FROM picked WHERE q.id = picked.id RETURNING {_JOB_COLUMNS.format(table='q')}) "
+        f"SELECT c.any_controlled, {_JOB_COLUMNS.format(table='claimed')}, queues.paused AS queue_paused, queues.retry_policy AS queue_retry_policy, "
+        "queues.created_at AS queue_created_at, queues.updated_at AS queue_updated_at "
+        "FROM controlled AS c LEFT JOIN claimed ON true LEFT JOIN queues ON queues.name = claimed.queue_name"
+    )
+    .bindparams(
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("lease_until", type_=UTCDateTime()),
+    )
+    .columns(
+        column("any_controlled", Boolean()),
+        *queue_jobs.c,
+        column("queue_paused", Boolean()),
+        column("queue_retry_policy", queues.c.retry_policy.type),
+        column("queue_created_at", UTCDateTime()),
+        column("queue_updated_at", UTCDateTime()),
     ),
 )
