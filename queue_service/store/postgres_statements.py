@@ -115,11 +115,11 @@ LEASE_FROM_PLAIN_QUEUES = Statement(
     "the one row returned then says (any_controlled) with nothing leased.",
     text(
         "WITH controlled AS (SELECT "
-        "EXISTS (SELECT 1 FROM queues WHERE name = ANY(CAST(:names AS text[])) AND paused) "
-        "OR EXISTS (SELECT 1 FROM queue_lease_limits WHERE queue_name = ANY(CAST(:names AS text[]))) "
-        "OR EXISTS (SELECT 1 FROM queue_breakers WHERE queue_name = ANY(CAST(:names AS text[])) AND enabled) "
+        "EXISTS (SELECT 1 FROM queues WHERE name IN :names AND paused) "
+        "OR EXISTS (SELECT 1 FROM queue_lease_limits WHERE queue_name IN :names) "
+        "OR EXISTS (SELECT 1 FROM queue_breakers WHERE queue_name IN :names AND enabled) "
         "AS any_controlled), "
-        "picked AS (SELECT id FROM queue_jobs WHERE queue_name = ANY(CAST(:names AS text[])) "
+        "picked AS (SELECT id FROM queue_jobs WHERE queue_name IN :names "
         "AND state IN ('waiting', 'failed') AND run_at <= :now AND NOT (SELECT any_controlled FROM controlled) "
         "ORDER BY priority DESC, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED), "
         "claimed AS (UPDATE queue_jobs AS q SET state = 'active', attempt_number = q.attempt_number + 1, "
@@ -130,6 +130,8 @@ LEASE_FROM_PLAIN_QUEUES = Statement(
         "FROM controlled AS c LEFT JOIN claimed ON true LEFT JOIN queues ON queues.name = claimed.queue_name"
     )
     .bindparams(
+        # Expanded to a list, so that a single queue compares with = and the ready index gives lease order.
+        bindparam("names", expanding=True),
         bindparam("now", type_=UTCDateTime()),
         bindparam("lease_until", type_=UTCDateTime()),
     )

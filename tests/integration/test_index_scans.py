@@ -131,6 +131,18 @@ def test_lease_from_one_queue_walks_the_ready_index_in_order(million_jobs):
     assert "Sort" not in plan, plan  # the index order is the lease order: no sort, stops after 10 rows
 
 
+def test_the_one_statement_lease_from_one_queue_walks_the_ready_index_in_order(million_jobs):
+    plan = plan_of(
+        million_jobs,
+        lambda connection: Repository(connection).lease_from_plain_queues(
+            ["queue-7"], limit=10, now=NOW, worker_id="w", lease_expires_at=NOW + timedelta(minutes=5)
+        ),
+    )
+    # The queues' own small table may be scanned whole to join each job's queue row; the jobs never are.
+    assert_index_scan(plan.replace("Seq Scan on queues ", "Index Scan on queues "), "ix_queue_jobs_ready")
+    assert "Sort" not in plan, plan
+
+
 def test_lease_from_several_queues_uses_an_index(million_jobs):
     # One index scan cannot yield the lease order across several queues, so PostgreSQL reads the
     # ready jobs of those queues through an index and sorts them; never the whole table.
