@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, union_all, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, union_all, update
 
 from queue_service.domain import (
     DeadLetterFilter,
@@ -114,28 +115,64 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def dead_letter_conditions(query: DeadLetterFilter) -> list:
+def _dead_letter_filter_values(query: DeadLetterFilter) -> dict[str, Any]:
+    """The value each set field of `query` compares with, by field name."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(DeadLetterFilter):
+        value = getattr(query, field.name)
+        if not value:
+            continue
+        if field.name == "failure_reason_contains":
+            value = _like_pattern(value)
+        elif isinstance(value, (RecoveryStatus, DeathReason)):
+            value = value.value
+        values[field.name] = value
+    return values
+
+
+def _dead_letter_condition(name: str, value: Any):
     c = dead_letter_queue.c
-    conditions = []
-    if query.queue_name:
-        conditions.append(c.queue_name == query.queue_name)
-    if query.recovery_status:
-        conditions.append(c.recovery_status == query.recovery_status.value)
-    if query.death_reason:
-        conditions.append(c.death_reason == query.death_reason.value)
-    if query.failure_reason_contains:
-        conditions.append(func.lower(c.failure_reason).like(_like_pattern(query.failure_reason_contains), escape="\\"))
-    if query.error_type:
-        conditions.append(c.error_type == query.error_type)
-    if query.fingerprint:
-        conditions.append(c.fingerprint == query.fingerprint)
-    if query.assigned_to:
-        conditions.append(c.assigned_to == query.assigned_to)
-    if query.dead_lettered_after:
-        conditions.append(c.dead_lettered_at >= query.dead_lettered_after)
-    if query.dead_lettered_before:
-        conditions.append(c.dead_lettered_at < query.dead_lettered_before)
-    return conditions
+    if name == "failure_reason_contains":
+        return func.lower(c.failure_reason).like(value, escape="\\")
+    if name == "dead_lettered_after":
+        return c.dead_lettered_at >= value
+    if name == "dead_lettered_before":
+        return c.dead_lettered_at < value
+    return getattr(c, name) == value
+
+
+def dead_letter_conditions(query: DeadLetterFilter) -> list:
+    return [_dead_letter_condition(name, value) for name, value in _dead_letter_filter_values(query).items()]
+
+
+@functools.lru_cache(maxsize=128)
+def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool):
+    """One triage page over the filter fields `fields`, with every value a bound parameter.
+
+    Built once per shape: constructing the paged union (four subqueries of every column) cost
+    more per call than PostgreSQL takes to run it.
+    """
+    c = dead_letter_queue.c
+    conditions = [_dead_letter_condition(name, bindparam(f"filter_{name}")) for name in fields]
+    order = (c.priority.desc(), c.dead_lettered_at.desc(), c.id)
+    limit = bindparam("page_limit")
+    if not paged:
+        return select(dead_letter_queue).where(*conditions).order_by(*order).limit(limit)
+    # The mixed sort directions rule out one row-value comparison, and the equivalent OR of
+    # comparisons is not an index range: a deep page would scan every entry before it. Each
+    # of these three disjoint ranges is one index range scan; the outer sort sees 3 x limit rows.
+    priority, dead_lettered_at, entry_id = bindparam("after_priority"), bindparam("after_at"), bindparam("after_id")
+    ranges = (
+        [c.priority == priority, c.dead_lettered_at == dead_lettered_at, c.id > entry_id],
+        [c.priority == priority, c.dead_lettered_at < dead_lettered_at],
+        [c.priority < priority],
+    )
+    parts = [
+        select(dead_letter_queue).where(*conditions, *bounds).order_by(*order).limit(limit).subquery()
+        for bounds in ranges
+    ]
+    page = union_all(*(select(part) for part in parts)).subquery()
+    return select(page).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
 
 
 class DeadLettersTable(TableStatements):
@@ -162,30 +199,12 @@ class DeadLettersTable(TableStatements):
         self, query: DeadLetterFilter, *, after: tuple[int, datetime, str] | None, limit: int
     ) -> list[DeadLetterRecord]:
         """Entries in triage order: priority descending, newest first, then id."""
-        c = dead_letter_queue.c
-        conditions = dead_letter_conditions(query)
-        order = (c.priority.desc(), c.dead_lettered_at.desc(), c.id)
-        if after is None:
-            statement = select(dead_letter_queue).where(*conditions).order_by(*order).limit(limit)
-            return [dead_letter_from_row(row) for row in self.connection.execute(statement)]
-        # The mixed sort directions rule out one row-value comparison, and the equivalent OR of
-        # comparisons is not an index range: a deep page would scan every entry before it. Each
-        # of these three disjoint ranges is one index range scan; the outer sort sees 3 x limit rows.
-        priority, dead_lettered_at, entry_id = after
-        ranges = (
-            [c.priority == priority, c.dead_lettered_at == dead_lettered_at, c.id > entry_id],
-            [c.priority == priority, c.dead_lettered_at < dead_lettered_at],
-            [c.priority < priority],
-        )
-        parts = [
-            select(dead_letter_queue).where(*conditions, *bounds).order_by(*order).limit(limit).subquery()
-            for bounds in ranges
-        ]
-        page = union_all(*(select(part) for part in parts)).subquery()
-        statement = (
-            select(page).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
-        )
-        return [dead_letter_from_row(row) for row in self.connection.execute(statement)]
+        values = _dead_letter_filter_values(query)
+        statement = _dead_letter_page_statement(tuple(values), after is not None)
+        params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit}
+        if after is not None:
+            params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
+        return [dead_letter_from_row(row) for row in self.connection.execute(statement, params)]
 
     def count_dead_letters(self, query: DeadLetterFilter) -> int:
         """Entries matching `query`: from the counters when it filters on queue and status alone,
