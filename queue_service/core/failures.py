@@ -101,9 +101,18 @@ def apply_failures(
     counted = [failure.job for failure in failures if failure.breaker_on is not False]
     held_queues = jobs.breakers.on_failures(repo, counted, now)
     refunded: list[JobRecord] = []
+    # A queue's effective policy, for its jobs without a policy of their own: merged once per batch.
+    queue_policies: dict[str, RetryPolicy] = {}
     for failure in failures:
         job, error = failure.job, failure.error
-        policy = failure.policy or jobs.policy_for(job, queues.get(job.queue_name))
+        policy = failure.policy
+        if policy is None:
+            if job.retry_policy:
+                policy = jobs.policy_for(job, queues.get(job.queue_name))
+            else:
+                policy = queue_policies.get(job.queue_name)
+                if policy is None:
+                    policy = queue_policies[job.queue_name] = jobs.policy_for(job, queues.get(job.queue_name))
         held = job.queue_name in held_queues and not failure.non_retryable
         decision = get_retry_decision(
             policy,
@@ -122,7 +131,8 @@ def apply_failures(
             held = False  # a rule that never retries this error type still decides
         decisions[job.id] = decision
         # The error keeps the rule that decided about it: in the job's history and in the retry log.
-        error = replace(error, retry_rule=decision.retry_rule)
+        if error.retry_rule != decision.retry_rule:
+            error = replace(error, retry_rule=decision.retry_rule)
         history = history_with(job, error)
         if decision.should_retry:
             retries.append(

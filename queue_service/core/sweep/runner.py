@@ -120,7 +120,9 @@ class Recovery:
         started = time.monotonic()
         counts = RecoveryCounts()
         errors: list[str] = []
+        durations: dict[str, float] = {}
         for task in self.tasks:
+            task_started = time.monotonic()
             try:
                 task.add_counts(task.run_once(self._checkpoint), counts)
             except (SweepInterrupted, StoreUnavailable) as error:
@@ -130,6 +132,8 @@ class Recovery:
             except Exception as error:  # noqa: BLE001 - one broken task must not stop the others
                 errors.append(f"{task.name}: {type(error).__name__}: {error}")
                 logger.exception("recovery run %d: task %s failed", run.id, task.name)
+            finally:
+                durations[task.name] = time.monotonic() - task_started
         finished = self.runs.finish(run, counts=counts.to_json(), error="; ".join(errors) or None)
         elapsed = time.monotonic() - started
         self.jobs.events.sweep_finished(duration_seconds=elapsed, counts=counts.to_json(), succeeded=not errors)
@@ -141,5 +145,11 @@ class Recovery:
             finished.status.value,
             elapsed,
             ", ".join(f"{key}={value}" for key, value in counts.to_json().items() if value) or "nothing to do",
+        )
+        # Where a slow sweep spends its time.
+        logger.info(
+            "recovery run %d task durations: %s",
+            run.id,
+            ", ".join(f"{name}={seconds * 1000:.0f}ms" for name, seconds in durations.items()),
         )
         return finished
