@@ -59,6 +59,8 @@ class Heartbeat:
         self.lost = False
         self.cancel_requested = threading.Event()
         self._stop = threading.Event()
+        # Held through each beat and its answer: what the run's report waits for, instead of the thread.
+        self._beating = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.job_id}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
@@ -66,25 +68,37 @@ class Heartbeat:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        """Stop beating, once a beat in flight has its answer: then `lost` and `cancel_requested` are
+        final and no beat follows the report. The idle thread ends on its own: joining it would hold
+        the report until that thread got the GIL back, milliseconds on a busy worker process."""
         self._stop.set()
-        self._thread.join()
+        with self._beating:
+            pass
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                beat = self.client.heartbeat_status(
-                    self.job.job_id, self.job.attempt_number, lease_duration=self.lease_duration
-                )
-                if beat.cancel_requested and not self.cancel_requested.is_set():
-                    logger.info("job %s attempt %d: cancel requested", self.job.job_id, self.job.attempt_number)
-                    self.cancel_requested.set()
-            except LOST_RUN_ERRORS as error:
-                self.lost = True
-                logger.warning("job %s lost its lease: %s", self.job.job_id, error)
-                return
-            except JobQueueError as error:
-                # The next beat may get through; the lease outlasts a few missed ones.
-                logger.warning("heartbeat for job %s failed: %r", self.job.job_id, error)
+            with self._beating:
+                if self._stop.is_set() or not self._beat():
+                    return
+
+    def _beat(self) -> bool:
+        """One beat; False once the run is no longer ours."""
+        try:
+            beat = self.client.heartbeat_status(
+                self.job.job_id, self.job.attempt_number, lease_duration=self.lease_duration
+            )
+        except LOST_RUN_ERRORS as error:
+            self.lost = True
+            logger.warning("job %s lost its lease: %s", self.job.job_id, error)
+            return False
+        except JobQueueError as error:
+            # The next beat may get through; the lease outlasts a few missed ones.
+            logger.warning("heartbeat for job %s failed: %r", self.job.job_id, error)
+            return True
+        if beat.cancel_requested and not self.cancel_requested.is_set():
+            logger.info("job %s attempt %d: cancel requested", self.job.job_id, self.job.attempt_number)
+            self.cancel_requested.set()
+        return True
 
 
 def backoff_delay(failures: int, initial: timedelta, cap: timedelta, rng: random.Random | None = None) -> float:
