@@ -1,5 +1,6 @@
-"""The Worker's report and its run's heartbeats: the report never overtakes a beat in flight, and no
-beat follows the report. A stand-in client records the calls in order; no server is needed."""
+"""The Worker's report and its runs' heartbeats: the report never overtakes a beat in flight, no
+beat follows the report, and each run of a worker gets beats of its own. A stand-in client records
+the calls in order; no server is needed."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from jobqueue.errors import FailedPrecondition, NotFound
 from jobqueue.models import HeartbeatResult, Job
 
 
-def leased_job() -> Job:
+def leased_job(job_id: str = "job-1") -> Job:
     return Job(
-        job_id="job-1",
+        job_id=job_id,
         queue_name="emails",
         job_name="send",
         job_data={},
@@ -38,11 +39,13 @@ def leased_job() -> Job:
 
 
 class RecordingClient:
-    """Beats block until `release` is set, the first one answering `first_beat`; every call is recorded."""
+    """Beats block until `release` is set, the first one answering `first_beat`; every call is
+    recorded as (call, job_id), in order."""
 
     def __init__(self, first_beat: BaseException | None = None, completion: BaseException | None = None) -> None:
-        self.calls: list[str] = []
+        self.calls: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.beat_made = threading.Condition(self.lock)
         self.beat_started = threading.Event()
         self.release = threading.Event()
         self.reported = threading.Event()
@@ -50,28 +53,39 @@ class RecordingClient:
         self.first_beat = first_beat
         self.completion = completion
 
-    def record(self, call: str) -> None:
+    def record(self, call: str, job_id: str) -> None:
         with self.lock:
-            self.calls.append(call)
+            self.calls.append((call, job_id))
+            self.beat_made.notify_all()
 
     def heartbeat_status(self, job_id: str, attempt_number: int, **_options: object) -> HeartbeatResult:
         if self.reported.is_set():
             self.late_beat.set()
-        self.record("beat")
+        self.record("beat", job_id)
         self.beat_started.set()
         self.release.wait(30)
-        self.record("beat answered")
+        self.record("beat answered", job_id)
         if self.first_beat is not None:
             error, self.first_beat = self.first_beat, None
             raise error
         return HeartbeatResult(lease_expires_at=None)
 
     def track_completion(self, job_id: str, attempt_number: int, **_options: object) -> Job:
-        self.record("completion")
+        self.record("completion", job_id)
         self.reported.set()
         if self.completion is not None:
             raise self.completion
-        return leased_job()
+        return leased_job(job_id)
+
+
+def make_worker(client: RecordingClient, handler) -> Worker:
+    return Worker(
+        client,  # type: ignore[arg-type]
+        "emails",
+        handler,
+        heartbeat_interval=timedelta(milliseconds=1),
+        log_to_stderr=False,
+    )
 
 
 def run_with_a_beat_in_flight(client: RecordingClient) -> tuple[Worker, threading.Thread, list[bool]]:
@@ -80,13 +94,7 @@ def run_with_a_beat_in_flight(client: RecordingClient) -> tuple[Worker, threadin
         assert client.beat_started.wait(30)
         return {"ok": True}
 
-    worker = Worker(
-        client,  # type: ignore[arg-type]
-        "emails",
-        handler,
-        heartbeat_interval=timedelta(milliseconds=1),
-        log_to_stderr=False,
-    )
+    worker = make_worker(client, handler)
     outcome: list[bool] = []
     runner = threading.Thread(target=lambda: outcome.append(worker.process(leased_job())))
     runner.start()
@@ -103,7 +111,7 @@ def test_the_report_waits_for_the_beat_in_flight_and_no_beat_follows_it():
     runner.join(30)
     assert outcome == [True] and worker.completed == 1
     with client.lock:
-        calls = list(client.calls)
+        calls = [call for call, _job in client.calls]
     assert calls[-1] == "completion", calls
     assert calls.count("beat") == calls.count("beat answered")
     # No beat once the report is made (they would otherwise come every millisecond).
@@ -121,6 +129,32 @@ def test_a_lease_lost_by_the_beat_in_flight_is_known_to_the_report(caplog):
         client.release.set()
         runner.join(30)
     assert outcome == [False] and worker.completed == 0
-    assert client.calls[-1] == "completion"
+    assert client.calls[-1] == ("completion", "job-1")
     # The report's own line says the lease was lost: the beat's answer was in before it.
     assert any("attempt 1 lost its lease: the service rejected" in record.getMessage() for record in caplog.records)
+
+
+def test_consecutive_runs_of_a_worker_each_get_their_own_beats():
+    client = RecordingClient()
+    client.release.set()
+
+    def handler(job: Job) -> dict:
+        # Each run lasts until a beat was made for it.
+        with client.lock:
+            assert client.beat_made.wait_for(lambda: ("beat", job.job_id) in client.calls, 30)
+        return {}
+
+    worker = make_worker(client, handler)
+    for n in range(3):
+        assert worker.process(leased_job(f"job-{n}")) is True
+    with client.lock:
+        # A beat for the last run after its report would come within milliseconds.
+        after_last = lambda: ("beat", "job-2") in client.calls[client.calls.index(("completion", "job-2")) :]  # noqa: E731
+        assert not client.beat_made.wait_for(after_last, 0.2)
+        calls = list(client.calls)
+    for n in range(3):
+        reported = calls.index(("completion", f"job-{n}"))
+        # Beats for this run came before its report, none after.
+        assert ("beat", f"job-{n}") in calls[:reported]
+        assert ("beat", f"job-{n}") not in calls[reported:]
+    assert worker.completed == 3
