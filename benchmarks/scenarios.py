@@ -403,6 +403,8 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
     seconds = {"floor": 0.0, "service": 0.0, "fleet": 0.0, "ceiling": 0.0}
     fleet_queue = "bench-fleet"
     service_acks: list[float] = []
+    # This process's CPU seconds (its callers, and gRPC's own threads): what the clients cost the shared cores.
+    client_cpu = {"service": 0.0, "fleet": 0.0}
 
     floor_database = ctx.databases.create(ctx.backend, "single_floor")
     connections = [floor_database.connect() for _ in range(workers)]
@@ -435,12 +437,16 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
                     floor.complete(connection, rows[0][1], rows[0][7], RESULT, datetime.now(UTC))
 
             seconds["floor"] += run_threads(workers, floor_worker)
+            cpu = time.process_time()
             seconds["service"] += run_threads(
                 workers,
                 lambda index: _one_per_call(client.jobs, queue, index, ids(number, index), result, service_acks),
             )
+            client_cpu["service"] += time.process_time() - cpu
             # Back to back with the loop above, on the same server: the same work done by Workers.
+            cpu = time.process_time()
             seconds["fleet"] += fleet_round(number)
+            client_cpu["fleet"] += time.process_time() - cpu
             seconds["ceiling"] += run_threads(
                 workers, lambda index: _one_per_call(ceiling_client.jobs, queue, index, ids(number, index), result)
             )
@@ -479,13 +485,27 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
             reference="empty gRPC",
         ),
         *_fleet_figures(
-            ctx.backend, workers, total, total / seconds["fleet"], total / seconds["service"], fleet.acks, service_acks
+            ctx.backend,
+            workers,
+            total,
+            total / seconds["fleet"],
+            total / seconds["service"],
+            fleet.acks,
+            service_acks,
+            {name: cpu / total * 1000 for name, cpu in client_cpu.items()},
         ),
     ]
 
 
 def _fleet_figures(
-    backend: str, workers: int, total: int, rate: float, loop_rate: float, acks: Acks, loop_acks: list[float]
+    backend: str,
+    workers: int,
+    total: int,
+    rate: float,
+    loop_rate: float,
+    acks: Acks,
+    loop_acks: list[float],
+    client_cpu_ms: dict[str, float],
 ) -> list[Figure]:
     """The Worker fleet's rate beside the bare loop's, and its acknowledgement delays beside the loop's
     TrackCompletion latency (the part of the delay that is the service's, not the Worker's)."""
@@ -499,17 +519,23 @@ def _fleet_figures(
     reference = "3-call loop"
     delay = "handler return → TrackCompletion answered; reference: the loop's TrackCompletion"
     scenario = "2 one per RPC"
+    throughput = _throughput_figure(
+        scenario,
+        backend,
+        f"Worker fleet: {workers} jobqueue.Worker (one job at a time, no-op handler), {total:,} jobs "
+        f"enqueued one per EnqueueJob by {workers} producers, vs the 3-call loop",
+        rate,
+        loop_rate,
+        0.9,
+        reference,
+    )
+    # This process's CPU per job: the Worker's own cost, which takes a share of the cores from the server.
+    throughput.details["client_cpu_ms_per_job"] = {
+        "3-call loop": client_cpu_ms["service"],
+        "fleet": client_cpu_ms["fleet"],
+    }
     return [
-        _throughput_figure(
-            scenario,
-            backend,
-            f"Worker fleet: {workers} jobqueue.Worker (one job at a time, no-op handler), {total:,} jobs "
-            f"enqueued one per EnqueueJob by {workers} producers, vs the 3-call loop",
-            rate,
-            loop_rate,
-            0.9,
-            reference,
-        ),
+        throughput,
         Figure(
             scenario,
             backend,
