@@ -20,6 +20,7 @@ from benchmarks import pgqueuer_reference
 from benchmarks.cpu import CpuMeter, bound_jobs_per_second, cores
 from benchmarks.empty_grpc import EmptyGrpcServers, server_processes
 from benchmarks.environment import BenchDatabase, Databases, Server, free_port
+from benchmarks.fleet import Acks, Fleet
 from benchmarks.floor import Floor
 from benchmarks.load import Layout, load, queue_names
 from benchmarks.measure import Latencies, percentile, run_threads, timed_calls
@@ -506,20 +507,31 @@ def _cost_figures(
 # 2: one job per RPC
 
 
+def _enqueue_one(jobs: job_service_pb2_grpc.JobServiceStub, queue: str, job_id: str, n: int) -> None:
+    jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id, job_data=_struct({"n": n})))
+
+
 def _one_per_call(
-    jobs: job_service_pb2_grpc.JobServiceStub, queue: str, index: int, ids: list[str], result: struct_pb2.Struct
+    jobs: job_service_pb2_grpc.JobServiceStub,
+    queue: str,
+    index: int,
+    ids: list[str],
+    result: struct_pb2.Struct,
+    acks: list[float] | None = None,
 ) -> None:
+    """`acks`, if given, receives each TrackCompletion's seconds."""
     for n, job_id in enumerate(ids):
-        jobs.EnqueueJob(
-            pb.EnqueueJobRequest(queue_name=queue, job_name="send", job_id=job_id, job_data=_struct({"n": n}))
-        )
+        _enqueue_one(jobs, queue, job_id, n)
         while not (
             leased := jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=[queue], worker_id=f"w{index}", max_jobs=1)).jobs
         ):
             pass
+        began = time.perf_counter()
         jobs.TrackCompletion(
             pb.TrackCompletionRequest(job_id=leased[0].job_id, attempt_number=leased[0].attempt_number, result=result)
         )
+        if acks is not None:
+            acks.append(time.perf_counter() - began)
 
 
 def lifecycle_single(ctx: Context) -> list[Figure]:
@@ -530,7 +542,11 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
     queue = "bench-single"
     result = _struct(RESULT)
     processes = server_processes(ctx.backend, ctx.workers)
-    seconds = {"floor": 0.0, "service": 0.0, "ceiling": 0.0}
+    seconds = {"floor": 0.0, "service": 0.0, "fleet": 0.0, "ceiling": 0.0}
+    fleet_queue = "bench-fleet"
+    service_acks: list[float] = []
+    # This process's CPU seconds (its callers, and gRPC's own threads): what the clients cost the shared cores.
+    client_cpu = {"service": 0.0, "fleet": 0.0}
 
     floor_database = ctx.databases.create(ctx.backend, "single_floor")
     connections = [floor_database.connect() for _ in range(workers)]
@@ -539,9 +555,17 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
     client = Client(server.target)
     ceiling = EmptyGrpcServers(free_port(), processes, ctx.log_dir)
     ceiling_client = Client(ceiling.target)
+    fleet = Fleet(server.target, fleet_queue, workers, RESULT)
 
-    def ids(number: int, index: int) -> list[str]:
-        return [f"r-{number}-{index}-{n}" for n in range(per_round)]
+    def ids(number: int, index: int, prefix: str = "r") -> list[str]:
+        return [f"{prefix}-{number}-{index}-{n}" for n in range(per_round)]
+
+    def fleet_round(number: int) -> float:
+        def produce(index: int) -> None:
+            for n, job_id in enumerate(ids(number, index, "f")):
+                _enqueue_one(client.jobs, fleet_queue, job_id, n)
+
+        return fleet.run_round(per_round * workers, lambda: run_threads(workers, produce))
 
     try:
         for number in range(ROUNDS):
@@ -555,16 +579,24 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
                     floor.complete(connection, rows[0][1], rows[0][7], RESULT, datetime.now(UTC))
 
             seconds["floor"] += run_threads(workers, floor_worker)
+            cpu = time.process_time()
             seconds["service"] += run_threads(
-                workers, lambda index: _one_per_call(client.jobs, queue, index, ids(number, index), result)
+                workers,
+                lambda index: _one_per_call(client.jobs, queue, index, ids(number, index), result, service_acks),
             )
+            client_cpu["service"] += time.process_time() - cpu
+            # Back to back with the loop above, on the same server: the same work done by Workers.
+            cpu = time.process_time()
+            seconds["fleet"] += fleet_round(number)
+            client_cpu["fleet"] += time.process_time() - cpu
             seconds["ceiling"] += run_threads(
                 workers, lambda index: _one_per_call(ceiling_client.jobs, queue, index, ids(number, index), result)
             )
         states = _count_states(database)
-        if states.get("completed", 0) != per_round * workers * ROUNDS:
+        if states.get("completed", 0) != 2 * per_round * workers * ROUNDS:
             raise RuntimeError(f"one-per-RPC run left states {states}")
     finally:
+        fleet.close()
         ceiling_client.close()
         ceiling.stop()
         client.close()
@@ -593,6 +625,88 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
             total / seconds["ceiling"],
             0.5 if postgres else None,
             reference="empty gRPC",
+        ),
+        *_fleet_figures(
+            ctx.backend,
+            workers,
+            total,
+            total / seconds["fleet"],
+            total / seconds["service"],
+            fleet.acks,
+            service_acks,
+            {name: cpu / total * 1000 for name, cpu in client_cpu.items()},
+        ),
+    ]
+
+
+def _fleet_figures(
+    backend: str,
+    workers: int,
+    total: int,
+    rate: float,
+    loop_rate: float,
+    acks: Acks,
+    loop_acks: list[float],
+    client_cpu_ms: dict[str, float],
+) -> list[Figure]:
+    """The Worker fleet's rate beside the bare loop's, and its acknowledgement delays beside the loop's
+    TrackCompletion latency (the part of the delay that is the service's, not the Worker's)."""
+    acked, sent, loop = Latencies.of(acks.until_acked), Latencies.of(acks.until_sent), Latencies.of(loop_acks)
+    details = {
+        "samples": acked.samples,
+        "ack_delay_ms": {"p50": acked.p50, "p99": acked.p99, "p99.9": acked.p999},
+        "handler_return_to_call_ms": {"p50": sent.p50, "p99": sent.p99, "p99.9": sent.p999},
+        "loop_track_completion_ms": {"p50": loop.p50, "p99": loop.p99, "p99.9": loop.p999},
+    }
+    reference = "3-call loop"
+    delay = "handler return → TrackCompletion answered; reference: the loop's TrackCompletion"
+    scenario = "2 one per RPC"
+    throughput = _throughput_figure(
+        scenario,
+        backend,
+        f"Worker fleet: {workers} jobqueue.Worker (one job at a time, no-op handler), {total:,} jobs "
+        f"enqueued one per EnqueueJob by {workers} producers, vs the 3-call loop",
+        rate,
+        loop_rate,
+        0.9,
+        reference,
+    )
+    # This process's CPU per job: the Worker's own cost, which takes a share of the cores from the server.
+    throughput.details["client_cpu_ms_per_job"] = {
+        "3-call loop": client_cpu_ms["service"],
+        "fleet": client_cpu_ms["fleet"],
+    }
+    return [
+        throughput,
+        Figure(
+            scenario,
+            backend,
+            f"Worker fleet: ack delay p50 ({delay})",
+            "ms",
+            acked.p50,
+            loop.p50,
+            details=details,
+            reference=reference,
+        ),
+        Figure(
+            scenario,
+            backend,
+            f"Worker fleet: ack delay p99 ({delay})",
+            "ms",
+            acked.p99,
+            loop.p99,
+            "≤ 5 ms",
+            acked.p99 <= 5.0,
+            details=details,
+            reference=reference,
+        ),
+        Figure(
+            scenario,
+            backend,
+            "Worker fleet: the Worker's own share of the ack delay, p99 (handler return → TrackCompletion sent)",
+            "ms",
+            sent.p99,
+            details=details,
         ),
     ]
 

@@ -49,42 +49,143 @@ EARLY_ANSWER_BACKOFF = 0.25
 
 class Heartbeat:
     """Extends a job's lease every `interval` while its handler runs, and sets `cancel_requested`
-    once the service answers that a cancellation asked the run to stop."""
+    once the service answers that a cancellation asked the run to stop.
 
-    def __init__(self, client: JobClient, job: Job, interval: timedelta, lease_duration: timedelta) -> None:
+    The beats come from a thread of `beaters` (a worker's pool, or one of its own), which outlives
+    the run: a run neither starts nor joins a thread, so its handler starts and its report goes out
+    without waiting for another thread to get the GIL."""
+
+    def __init__(
+        self,
+        client: JobClient,
+        job: Job,
+        interval: timedelta,
+        lease_duration: timedelta,
+        beaters: Beaters | None = None,
+    ) -> None:
         self.client = client
         self.job = job
         self.interval = interval.total_seconds()
         self.lease_duration = lease_duration
         self.lost = False
         self.cancel_requested = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.job_id}", daemon=True)
+        # When the next beat is due (time.monotonic()); None once the run is no longer ours.
+        self.next_beat: float | None = None
+        self._beaters = beaters or Beaters(self.interval)
+        self._beater: Beater | None = None
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        self.next_beat = time.monotonic() + self.interval
+        self._beater = self._beaters.take(self)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        if self._beater is not None:
+            self._beater.release()
+            self._beaters.give_back(self._beater)
+            self._beater = None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                beat = self.client.heartbeat_status(
-                    self.job.job_id, self.job.attempt_number, lease_duration=self.lease_duration
-                )
-                if beat.cancel_requested and not self.cancel_requested.is_set():
-                    logger.info("job %s attempt %d: cancel requested", self.job.job_id, self.job.attempt_number)
-                    self.cancel_requested.set()
-            except LOST_RUN_ERRORS as error:
-                self.lost = True
-                logger.warning("job %s lost its lease: %s", self.job.job_id, error)
-                return
-            except JobQueueError as error:
-                # The next beat may get through; the lease outlasts a few missed ones.
-                logger.warning("heartbeat for job %s failed: %r", self.job.job_id, error)
+    def beat(self) -> bool:
+        """One beat; False once the run is no longer ours."""
+        try:
+            beat = self.client.heartbeat_status(
+                self.job.job_id, self.job.attempt_number, lease_duration=self.lease_duration
+            )
+        except LOST_RUN_ERRORS as error:
+            self.lost = True
+            logger.warning("job %s lost its lease: %s", self.job.job_id, error)
+            return False
+        except JobQueueError as error:
+            # The next beat may get through; the lease outlasts a few missed ones.
+            logger.warning("heartbeat for job %s failed: %r", self.job.job_id, error)
+            return True
+        if beat.cancel_requested and not self.cancel_requested.is_set():
+            logger.info("job %s attempt %d: cancel requested", self.job.job_id, self.job.attempt_number)
+            self.cancel_requested.set()
+        return True
+
+
+class Beater:
+    """A thread that beats for one run at a time and waits between runs; it ends once it has had
+    no run for a whole `interval`. Handing it a run and taking it back only take its lock."""
+
+    def __init__(self, interval: float, run: Heartbeat) -> None:
+        self.interval = interval
+        self.ended = False
+        self._changed = threading.Condition()
+        self._run: Heartbeat | None = run
+        self._handed = 1  # runs handed over so far: an idle wait that saw one come and go is not idle
+        self._beating = False
+        threading.Thread(target=self._work, name="heartbeat", daemon=True).start()
+
+    def assign(self, run: Heartbeat) -> bool:
+        """Beat for `run` from now on; False if this beater has ended."""
+        with self._changed:
+            if self.ended:
+                return False
+            self._run = run
+            self._handed += 1
+            return True
+
+    def release(self) -> None:
+        """Stop beating for the run, once a beat in flight has its answer: then the run's `lost` and
+        `cancel_requested` are final, and no beat follows its report."""
+        with self._changed:
+            while self._beating:
+                self._changed.wait()
+            self._run = None
+
+    def _work(self) -> None:
+        with self._changed:
+            while True:
+                run = self._run
+                due = None if run is None else run.next_beat
+                if run is None or due is None:
+                    # Waits at most one interval, so it is awake again before a run handed over
+                    # meanwhile is due: no one needs to wake it.
+                    handed = self._handed
+                    self._changed.wait(self.interval)
+                    if self._run is None and self._handed == handed:
+                        self.ended = True
+                        return
+                    continue
+                remaining = due - time.monotonic()
+                if remaining > 0:
+                    self._changed.wait(remaining)
+                    continue
+                self._beating = True
+                self._changed.release()
+                try:
+                    keep = run.beat()
+                except Exception:  # noqa: BLE001 - a bug in a beat ends that run's beats, not this beater
+                    logger.exception("heartbeat for job %s failed; no more beats for this run", run.job.job_id)
+                    keep = False
+                finally:
+                    self._changed.acquire()
+                    self._beating = False
+                    self._changed.notify_all()
+                run.next_beat = time.monotonic() + run.interval if keep else None
+
+
+class Beaters:
+    """A worker's idle Beater threads, lent to its runs in turn (one per run at a time)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._idle: list[Beater] = []
+
+    def take(self, run: Heartbeat) -> Beater:
+        with self._lock:
+            while self._idle:
+                beater = self._idle.pop()
+                if beater.assign(run):
+                    return beater
+        return Beater(self.interval, run)
+
+    def give_back(self, beater: Beater) -> None:
+        with self._lock:
+            self._idle.append(beater)
 
 
 def backoff_delay(failures: int, initial: timedelta, cap: timedelta, rng: random.Random | None = None) -> float:
@@ -211,6 +312,7 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval or lease_duration / 3
         if self.heartbeat_interval >= lease_duration:
             raise ValueError("heartbeat_interval must be shorter than lease_duration")
+        self._beaters = Beaters(self.heartbeat_interval.total_seconds())
         if error_backoff <= timedelta(0) or max_error_backoff < error_backoff:
             raise ValueError("error_backoff must be positive and max_error_backoff at least error_backoff")
         self.poll_wait = poll_wait
@@ -332,7 +434,7 @@ class Worker:
     def _process(self, job: Job, span: RunSpan) -> bool:
         began = time.monotonic()
         with (
-            Heartbeat(self.client, job, self.heartbeat_interval, self.lease_duration) as heartbeat,
+            Heartbeat(self.client, job, self.heartbeat_interval, self.lease_duration, self._beaters) as heartbeat,
             run_flag(heartbeat.cancel_requested),
         ):
             try:

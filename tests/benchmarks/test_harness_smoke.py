@@ -63,7 +63,7 @@ def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
         for figure in figures
         if figure["floor"] is not None and figure["reference"] != "floor"
     }
-    assert references == {("1", "empty gRPC"), ("2", "empty gRPC"), ("3", "empty gRPC")} | (
+    assert references == {("1", "empty gRPC"), ("2", "empty gRPC"), ("2", "3-call loop"), ("3", "empty gRPC")} | (
         {("1", "pgqueuer")} if backend == "postgresql" else set()
     )
     # The batched scenario prices each phase in machine CPU per job, and the bound those prices set.
@@ -72,7 +72,18 @@ def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
         assert any(name.startswith(f"{phase}: machine CPU per job") for name in names), names
         assert any(name.startswith(f"{phase}: the most a gRPC service can reach") for name in names), names
     for figure in figures:
-        if figure["reference"] != "floor":
-            assert figure["target"] == "" or figure["reference"] in figure["target"], figure
+        if figure["reference"] != "floor" and "×" in figure["target"]:
+            assert figure["reference"] in figure["target"], figure  # a goal relative to a reference names it
+    # Scenario 2's Worker fleet: its rate beside the 3-call loop's, and its acknowledgement delays.
+    fleet = [figure for figure in figures if figure["name"].startswith("Worker fleet: ")]
+    assert [(figure["unit"], figure["floor"] is not None and figure["reference"]) for figure in fleet] == [
+        ("jobs/s", "3-call loop"),
+        ("ms", "3-call loop"),
+        ("ms", "3-call loop"),
+        ("ms", False),
+    ], fleet
+    assert "ack delay p50" in fleet[1]["name"] and "ack delay p99" in fleet[2]["name"], fleet
+    assert fleet[0]["target"] == "≥ 0.9× 3-call loop" and fleet[2]["target"] == "≤ 5 ms", fleet
+    assert all(figure["details"]["samples"] > 0 for figure in fleet[1:]), fleet
     assert "Load average (1, 5, 15 min): " in completed.stdout
     assert "| service / reference | goal |" in completed.stdout
