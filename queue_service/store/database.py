@@ -191,6 +191,19 @@ class FairLock:
             self._condition.notify_all()
 
 
+def _close_after_autocommit(connection: Connection) -> None:
+    """Returns the connection to the pool, which resets it for transactions. A connection the server
+    dropped after its statements fails that reset with a raw driver error: it is discarded instead,
+    and what its statements did stands (each committed, or failed, on its own)."""
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001 - the driver's own error, raised outside SQLAlchemy's wrapping
+        try:
+            connection.invalidate()
+        except Exception:  # noqa: BLE001
+            logger.debug("discarding a connection the server dropped", exc_info=True)
+
+
 class Database:
     """Owns the engine; hands the core a repository bound to one transaction."""
 
@@ -233,10 +246,14 @@ class Database:
         statement is atomic and durable on its own; after-commit callbacks run once it ends."""
         if self.dialect != "postgresql":
             raise ValueError("statements_alone is for PostgreSQL")
-        with self._store_errors(), self.engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            repo = Repository(connection)
-            yield repo
+        with self._store_errors():
+            connection = self.engine.connect()
+            try:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                repo = Repository(connection)
+                yield repo
+            finally:
+                _close_after_autocommit(connection)
         repo.run_after_commit()
 
     @contextmanager
