@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from concurrent import futures
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from jobqueue.v1 import job_service_pb2 as pb
 
 from queue_service.api.server import MAX_PENDING_CALLS
 from queue_service.config import ServerConfig
+from queue_service.stop_signals import StopSignals
 
 
 def _leased_job(job_id: str, queue_name: str, worker_id: str, n: int, now: timestamp_pb2.Timestamp) -> job_pb2.Job:
@@ -139,10 +139,9 @@ def serve(port: int) -> None:
     job_service_pb2_grpc.add_JobServiceServicer_to_server(EmptyJobService(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    stop_signals = StopSignals((signal.SIGTERM,)).install()
     print(f"listening on 127.0.0.1:{port}", flush=True)
-    stopping.wait()
+    stop_signals.wait()
     server.stop(grace=1).wait()
 
 

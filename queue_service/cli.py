@@ -7,9 +7,7 @@ import json
 import logging
 import os
 import secrets
-import signal
 import sys
-import threading
 
 from queue_service.alerts.email_config import add_email_options, email_settings
 from queue_service.config import (
@@ -386,6 +384,7 @@ def worker_count(args: argparse.Namespace, config: ServerConfig) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     from queue_service.api.server import QueueServer
+    from queue_service.stop_signals import StopSignals
 
     config = server_config(args)
     workers = worker_count(args, config)
@@ -394,17 +393,10 @@ def serve(args: argparse.Namespace) -> int:
 
         return serve_processes(config, workers, log_level=args.log_level, log_format=args.log_format)
     server = QueueServer(config).start()
-    stopping = threading.Event()
-
-    def on_signal(signum, _frame):
-        logger.info("received %s, shutting down", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_signals = StopSignals().install()
     print(f"queue-service listening on {server.address}", flush=True)
-    while not stopping.wait(1.0):
-        pass
+    received = stop_signals.wait()
+    logger.info("received %s, shutting down", received.name)
     server.stop()
     logger.info("stopped")
     return 0

@@ -22,13 +22,13 @@ import shutil
 import signal
 import socket
 import tempfile
-import threading
 import time
 from datetime import timedelta
 from multiprocessing.connection import wait
 
 from queue_service.config import ConfigError, ServerConfig
 from queue_service.core.leadership import default_node_id
+from queue_service.stop_signals import StopSignals
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ def _exit_with_parent() -> None:
 
 def _child_main(config: ServerConfig, index: int, events, parent_pid: int, log_level: str, log_format: str) -> None:
     """One server process: serve until SIGTERM, report readiness or the start-up error to the parent."""
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    stop_signals = StopSignals((signal.SIGTERM,)).install()
     # The terminal sends SIGINT to the whole process group; the parent decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
@@ -108,7 +107,7 @@ def _child_main(config: ServerConfig, index: int, events, parent_pid: int, log_l
         " (runs the scheduler)" if config.runs_scheduler else "",
     )
     events.put(("ready", index, os.getpid(), server.address))
-    stopping.wait()
+    stop_signals.wait()
     server.stop()
     logger.info("server process %d stopped", index)
 
@@ -121,19 +120,15 @@ class ProcessGroup:
         self.log_format = log_format
         self.context = multiprocessing.get_context("spawn")
         self.processes: list[multiprocessing.Process] = []
-        self.stopping = threading.Event()
+        self.stop_signals = StopSignals()
+        self._stop_logged = False
         self.metrics_database = None
 
     def run(self) -> int:
         from queue_service.store.database import Database
         from queue_service.store.readiness import DatabaseReadiness, NotReady
 
-        def on_signal(signum, _frame):
-            logger.info("received %s, stopping %d server processes", signal.Signals(signum).name, len(self.processes))
-            self.stopping.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        self.stop_signals.install()
         if self.config.tls:
             self.config.tls.read()  # an unreadable file is a ConfigError here, before any child starts
         database = Database(self.config.database_url)
@@ -150,7 +145,7 @@ class ProcessGroup:
         endpoint = None
         try:
             if not self._start_children(port):
-                return 0 if self.stopping.is_set() else 1
+                return 0 if self._stop_requested() else 1
             endpoint = self._start_metrics(metrics_dir)
             print(
                 f"queue-service listening on {self.config.host}:{port} with {self.workers} processes "
@@ -167,6 +162,13 @@ class ProcessGroup:
             reservation.close()
             os.environ.pop(MULTIPROC_DIR_ENV, None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _stop_requested(self) -> bool:
+        received = self.stop_signals.received
+        if received is not None and not self._stop_logged:
+            self._stop_logged = True
+            logger.info("received %s, stopping %d server processes", received.name, len(self.processes))
+        return received is not None
 
     def _start_children(self, port: int) -> bool:
         """Start every child and wait until all serve; False if stopped or one died first."""
@@ -195,7 +197,7 @@ class ProcessGroup:
         ready = 0
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while ready < self.workers:
-            if self.stopping.is_set():
+            if self._stop_requested():
                 return False
             try:
                 kind, index, pid, detail = events.get(timeout=0.5)
@@ -239,9 +241,9 @@ class ProcessGroup:
         return MetricsEndpoint(registry, self.config.host, self.config.metrics_port)
 
     def _supervise(self) -> int:
-        while not self.stopping.is_set():
+        while not self._stop_requested():
             for process in self.processes:
-                if process.exitcode is not None and not self.stopping.is_set():
+                if process.exitcode is not None and not self._stop_requested():
                     logger.error(
                         "server process %s (pid %d) exited with code %s; stopping the others",
                         process.name,

@@ -4,6 +4,7 @@ and graceful stop."""
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import logging
 import os
 import time
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 JOB_SERVICE = job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 MAX_PENDING_CALLS = 10_000
+# Seconds past its grace after which a stop still running dumps the stacks of every thread.
+STOP_HANG_REPORT_AFTER = 30.0
 
 
 class QueueServer:
@@ -227,11 +230,20 @@ class QueueServer:
 
     def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish within `grace` seconds, then release the database."""
+        grace = self.config.shutdown_grace if grace is None else grace
+        # A stop that hangs past its grace leaves every thread's stack on stderr, not silence.
+        faulthandler.dump_traceback_later(grace + STOP_HANG_REPORT_AFTER, exit=False)
+        try:
+            self._stop(grace)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+    def _stop(self, grace: float) -> None:
         self.health.enter_graceful_shutdown()
         self.recovery.request_stop()
         if self.recovery_scheduler:
             self.recovery_scheduler.stop()
-        stopped = self.server.stop(self.config.shutdown_grace if grace is None else grace)
+        stopped = self.server.stop(grace)
         self.job_servicer.stop_waiting()
         stopped.wait()
         self.health_monitor.stop()
