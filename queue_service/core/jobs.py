@@ -677,6 +677,12 @@ class JobManager:
         duration = check_duration(processing_duration, "processing_duration")
 
         duration_ms = round(duration.total_seconds() * 1000) if duration else None
+
+        def completed_view(repo: Repository, updated: JobRecord) -> JobView:
+            self.emit_transition(repo, Transition.COMPLETE, updated.queue_name)
+            self._emit_processed(repo, updated.queue_name, duration)
+            return self._views(repo, [updated])[job_id]
+
         if self.committer is None and self.database.dialect == "postgresql":
             # The usual report, for the current run of a queue without a breaker, is one statement:
             # it commits alone, without BEGIN and COMMIT round trips. Anything else takes the
@@ -692,9 +698,7 @@ class JobManager:
                     now=now,
                 )
                 if updated is not None:
-                    self.emit_transition(repo, Transition.COMPLETE, updated.queue_name)
-                    self._emit_processed(repo, updated.queue_name, duration)
-                    return self._views(repo, [updated])[job_id]
+                    return completed_view(repo, updated)
 
         def work(repo: Repository) -> JobView:
             now = self.clock.now()
@@ -709,11 +713,9 @@ class JobManager:
             )
             if completed is not None:
                 updated = completed.job
-                self.emit_transition(repo, Transition.COMPLETE, updated.queue_name)
                 if completed.breaker_on:  # the queue's circuit breaker counts the run
                     self.breakers.on_completions(repo, [(updated.queue_name, job_id, updated.attempt_number)], now)
-                self._emit_processed(repo, updated.queue_name, duration)
-                return self._views(repo, [updated])[job_id]
+                return completed_view(repo, updated)
             job = repo.get_job(job_id, for_update=True)
             if job is not None and asked_to_stop(job, attempt_number):
                 # The run finished although asked to stop: the cancellation stands.

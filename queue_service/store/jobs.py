@@ -239,6 +239,25 @@ COMPLETE_CURRENT_RUN = _COMPLETE_RUN.returning(*queue_jobs.c, _BREAKER_ON)
 COMPLETE_RUN_WITHOUT_BREAKER = _COMPLETE_RUN.where(~_HAS_BREAKER).returning(*queue_jobs.c)
 
 
+def _completion_parameters(
+    job_id: str,
+    attempt_number: int,
+    expected_states: Iterable[JobState],
+    result: dict[str, Any] | None,
+    processing_duration_ms: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The parameters of the one-statement completions (COMPLETE_CURRENT_RUN and its breakerless twin)."""
+    return {
+        "run_job_id": job_id,
+        "run_attempt": attempt_number,
+        "expected": [state.value for state in expected_states],
+        "run_result": result,
+        "run_duration_ms": processing_duration_ms,
+        "now": now,
+    }
+
+
 class JobsTable(TableStatements):
     """The job statements of one transaction."""
 
@@ -561,14 +580,7 @@ class JobsTable(TableStatements):
         did not match. Says in the same statement whether the job's queue has a breaker on."""
         row = self.connection.execute(
             COMPLETE_CURRENT_RUN,
-            {
-                "run_job_id": job_id,
-                "run_attempt": attempt_number,
-                "expected": [state.value for state in expected_states],
-                "run_result": result,
-                "run_duration_ms": processing_duration_ms,
-                "now": now,
-            },
+            _completion_parameters(job_id, attempt_number, expected_states, result, processing_duration_ms, now),
         ).first()
         return CompletedRun(job_from_row(row), bool(row.breaker_on)) if row else None
 
@@ -586,14 +598,7 @@ class JobsTable(TableStatements):
         or the queue has one."""
         row = self.connection.execute(
             COMPLETE_RUN_WITHOUT_BREAKER,
-            {
-                "run_job_id": job_id,
-                "run_attempt": attempt_number,
-                "expected": [state.value for state in expected_states],
-                "run_result": result,
-                "run_duration_ms": processing_duration_ms,
-                "now": now,
-            },
+            _completion_parameters(job_id, attempt_number, expected_states, result, processing_duration_ms, now),
         ).first()
         return job_from_row(row) if row else None
 
@@ -802,11 +807,13 @@ class JobsTable(TableStatements):
         return len(result.all())
 
     def lock_expired_leases(self, *, now: datetime, limit: int) -> list[JobRecord]:
-        """Lock up to `limit` ACTIVE jobs whose lease (or stall timeout) has passed, oldest first."""
+        """Lock up to `limit` ACTIVE jobs whose lease (or stall timeout) has passed, in no set order.
+
+        The sweep takes batches until none is left, so an order buys nothing; and leases that expire
+        together (leased in one call) would tie, so an ORDER BY made each batch sort all of them."""
         rows = self.connection.execute(
             select(queue_jobs)
             .where(queue_jobs.c.state == JobState.ACTIVE.value, queue_jobs.c.lease_expires_at <= now)
-            .order_by(queue_jobs.c.lease_expires_at, queue_jobs.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
