@@ -547,6 +547,7 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
     service_acks: list[float] = []
     # This process's CPU seconds (its callers, and gRPC's own threads): what the clients cost the shared cores.
     client_cpu = {"service": 0.0, "fleet": 0.0}
+    meter = CpuMeter()
 
     floor_database = ctx.databases.create(ctx.backend, "single_floor")
     connections = [floor_database.connect() for _ in range(workers)]
@@ -578,20 +579,23 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
                         pass
                     floor.complete(connection, rows[0][1], rows[0][7], RESULT, datetime.now(UTC))
 
-            seconds["floor"] += run_threads(workers, floor_worker)
+            with meter.measure("floor"):
+                seconds["floor"] += run_threads(workers, floor_worker)
             cpu = time.process_time()
-            seconds["service"] += run_threads(
-                workers,
-                lambda index: _one_per_call(client.jobs, queue, index, ids(number, index), result, service_acks),
-            )
+            with meter.measure("service"):
+                seconds["service"] += run_threads(
+                    workers,
+                    lambda index: _one_per_call(client.jobs, queue, index, ids(number, index), result, service_acks),
+                )
             client_cpu["service"] += time.process_time() - cpu
             # Back to back with the loop above, on the same server: the same work done by Workers.
             cpu = time.process_time()
             seconds["fleet"] += fleet_round(number)
             client_cpu["fleet"] += time.process_time() - cpu
-            seconds["ceiling"] += run_threads(
-                workers, lambda index: _one_per_call(ceiling_client.jobs, queue, index, ids(number, index), result)
-            )
+            with meter.measure("ceiling"):
+                seconds["ceiling"] += run_threads(
+                    workers, lambda index: _one_per_call(ceiling_client.jobs, queue, index, ids(number, index), result)
+                )
         states = _count_states(database)
         if states.get("completed", 0) != 2 * per_round * workers * ROUNDS:
             raise RuntimeError(f"one-per-RPC run left states {states}")
@@ -635,6 +639,17 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
             fleet.acks,
             service_acks,
             {name: cpu / total * 1000 for name, cpu in client_cpu.items()},
+        ),
+        *_cost_figures(
+            "2 one per RPC",
+            ctx.backend,
+            "one per call",
+            meter,
+            {"service": ("service", total), "floor": ("floor", total), "ceiling": ("ceiling", total)},
+            [
+                ("floor", total / seconds["floor"], 1.0 if postgres else 0.3),
+                *([("empty gRPC", total / seconds["ceiling"], 0.5)] if postgres else []),
+            ],
         ),
     ]
 

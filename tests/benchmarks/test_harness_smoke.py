@@ -68,11 +68,18 @@ def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
     assert references == {("1", "empty gRPC"), ("2", "empty gRPC"), ("2", "3-call loop"), ("3", "empty gRPC")} | (
         {("1", "pgqueuer")} if backend == "postgresql" else set()
     )
-    # The batched scenario prices each phase in machine CPU per job, and the bound those prices set.
-    names = [figure["name"] for figure in figures if figure["scenario"] == "1 batched"]
-    for phase in ("enqueue", "drain"):
+    # The batched and one-per-call scenarios price each phase in machine CPU per job, and the bound
+    # those prices set on each goal.
+    for scenario, phase in (("1 batched", "enqueue"), ("1 batched", "drain"), ("2 one per RPC", "one per call")):
+        names = [figure["name"] for figure in figures if figure["scenario"] == scenario]
         assert any(name.startswith(f"{phase}: machine CPU per job") for name in names), names
         assert any(name.startswith(f"{phase}: the most a gRPC service can reach") for name in names), names
+    single_bounds = {
+        figure["reference"]
+        for figure in figures
+        if figure["scenario"] == "2 one per RPC" and "the most a gRPC service" in figure["name"]
+    }
+    assert single_bounds == ({"floor", "empty gRPC"} if backend == "postgresql" else {"floor"}), single_bounds
     for figure in figures:
         if figure["reference"] != "floor" and "×" in figure["target"]:
             assert figure["reference"] in figure["target"], figure  # a goal relative to a reference names it
