@@ -252,16 +252,17 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
-class DeadLetterRecord:
+class DeadLetterSummary:
+    """A dead-letter entry without its job data and error history, which can be large: what a
+    triage list shows, and all that a page of it reads."""
+
     id: str
     job_id: str
     queue_name: str
     job_name: str
-    job_data: dict[str, Any]
     failure_reason: str
     error_type: str
     total_attempts: int
-    error_history: list[ErrorInfo]
     death_reason: DeathReason
     recovery_status: RecoveryStatus
     recovery_attempts: int
@@ -275,6 +276,14 @@ class DeadLetterRecord:
     resolution_reason: str = ""
     resolved_by: str = ""
     resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterRecord(DeadLetterSummary):
+    """The whole dead-letter entry."""
+
+    job_data: dict[str, Any]
+    error_history: list[ErrorInfo]
 
 
 @dataclass(frozen=True)

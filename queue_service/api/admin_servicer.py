@@ -70,7 +70,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             convert.dead_letter_filter(request.filter), page_size=request.page_size, page_token=request.page_token
         )
         return pb.ListDeadLetterJobsResponse(
-            entries=[convert.dead_letter_message(entry, summary=True) for entry in page.items],
+            entries=[convert.dead_letter_summary_message(entry) for entry in page.items],
             next_page_token=page.next_page_token,
             total_size=page.total_size,
         )

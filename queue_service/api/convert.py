@@ -41,6 +41,7 @@ from queue_service.domain import (
     AuditEventRecord,
     DeadLetterFilter,
     DeadLetterRecord,
+    DeadLetterSummary,
     DeathReason,
     Decision,
     ErrorInfo,
@@ -219,32 +220,42 @@ def retry_log_message(entry: RetryLogRecord) -> job_pb2.RetryLogEntry:
     )
 
 
-def dead_letter_message(entry: DeadLetterRecord, *, summary: bool = False) -> job_pb2.DeadLetterEntry:
-    """The entry; a summary leaves out job_data and error_history, which can be large."""
+def dead_letter_summary_message(entry: DeadLetterSummary) -> job_pb2.DeadLetterEntry:
+    """The entry without job_data and error_history, which can be large."""
+    return job_pb2.DeadLetterEntry(**_dead_letter_summary_fields(entry))
+
+
+def dead_letter_message(entry: DeadLetterRecord) -> job_pb2.DeadLetterEntry:
     return job_pb2.DeadLetterEntry(
-        id=entry.id,
-        job_id=entry.job_id,
-        queue_name=entry.queue_name,
-        job_name=entry.job_name,
-        job_data=None if summary else struct(entry.job_data),
-        failure_reason=entry.failure_reason,
-        error_type=entry.error_type,
-        total_attempts=entry.total_attempts,
-        error_history=[] if summary else [job_error(error) for error in entry.error_history],
-        death_reason=DEATH_REASONS[entry.death_reason],
-        recovery_status=RECOVERY_STATUSES[entry.recovery_status],
-        recovery_attempts=entry.recovery_attempts,
-        admin_notes=entry.admin_notes,
-        assigned_to=entry.assigned_to,
-        priority=entry.priority,
-        fingerprint=entry.fingerprint,
-        created_at=timestamp(entry.created_at),
-        dead_lettered_at=timestamp(entry.dead_lettered_at),
-        updated_at=timestamp(entry.updated_at),
-        resolution_reason=entry.resolution_reason,
-        resolved_by=entry.resolved_by,
-        resolved_at=timestamp(entry.resolved_at),
+        **_dead_letter_summary_fields(entry),
+        job_data=struct(entry.job_data),
+        error_history=[job_error(error) for error in entry.error_history],
     )
+
+
+def _dead_letter_summary_fields(entry: DeadLetterSummary) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "job_id": entry.job_id,
+        "queue_name": entry.queue_name,
+        "job_name": entry.job_name,
+        "failure_reason": entry.failure_reason,
+        "error_type": entry.error_type,
+        "total_attempts": entry.total_attempts,
+        "death_reason": DEATH_REASONS[entry.death_reason],
+        "recovery_status": RECOVERY_STATUSES[entry.recovery_status],
+        "recovery_attempts": entry.recovery_attempts,
+        "admin_notes": entry.admin_notes,
+        "assigned_to": entry.assigned_to,
+        "priority": entry.priority,
+        "fingerprint": entry.fingerprint,
+        "created_at": timestamp(entry.created_at),
+        "dead_lettered_at": timestamp(entry.dead_lettered_at),
+        "updated_at": timestamp(entry.updated_at),
+        "resolution_reason": entry.resolution_reason,
+        "resolved_by": entry.resolved_by,
+        "resolved_at": timestamp(entry.resolved_at),
+    }
 
 
 # Admin requests
@@ -475,7 +486,7 @@ def failure_pattern_message(pattern: FailurePattern) -> admin_pb.FailurePattern:
         queue_names=pattern.queue_names,
         first_seen_at=timestamp(row.first_seen_at),
         last_seen_at=timestamp(row.last_seen_at),
-        sample=dead_letter_message(pattern.sample, summary=True) if pattern.sample else None,
+        sample=dead_letter_summary_message(pattern.sample) if pattern.sample else None,
         last_hour_count=row.last_hour_count,
         last_day_count=row.last_day_count,
         queue_count=pattern.queue_count,
@@ -488,7 +499,7 @@ def redrive_progress_message(progress: RedriveProgress) -> admin_pb.RetryDeadLet
         retried_count=progress.retried_count,
         skipped_count=progress.skipped_count,
         done=progress.done,
-        sample=[dead_letter_message(entry, summary=True) for entry in progress.sample],
+        sample=[dead_letter_summary_message(entry) for entry in progress.sample],
         retried_ids=progress.retried_ids,
         skipped=[admin_pb.RedriveSkip(id=entry_id, reason=reason) for entry_id, reason in progress.skipped],
     )

@@ -28,6 +28,7 @@ from queue_service.domain import (
     HISTORY_TAIL,
     DeadLetterFilter,
     DeadLetterRecord,
+    DeadLetterSummary,
     FailurePatternRow,
     RecoveryStatus,
     RetryLogRecord,
@@ -88,7 +89,7 @@ class FailurePattern:
     normalised_message: str
     # The first MAX_PATTERN_QUEUES queues by name, of queue_count.
     queue_names: list[str]
-    sample: DeadLetterRecord | None
+    sample: DeadLetterSummary | None
     queue_count: int = 0
 
 
@@ -111,7 +112,7 @@ class RedriveProgress:
     retried_count: int = 0
     skipped_count: int = 0
     done: bool = False
-    sample: list[DeadLetterRecord] = field(default_factory=list)
+    sample: list[DeadLetterSummary] = field(default_factory=list)
     retried_ids: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -190,7 +191,7 @@ class DeadLetterManager:
 
     def list(
         self, query: DeadLetterFilter, *, page_size: int = 0, page_token: str = ""
-    ) -> paging.Page[DeadLetterRecord]:
+    ) -> paging.Page[DeadLetterSummary]:
         check_filter(query)
         limit = paging.page_size(page_size)
         filters = _filter_key(query)

@@ -13,6 +13,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, or_, select, union_a
 from queue_service.domain import (
     DeadLetterFilter,
     DeadLetterRecord,
+    DeadLetterSummary,
     DeathReason,
     DlqAlertRecord,
     FailurePatternRow,
@@ -44,32 +45,44 @@ DEAD_LETTER_REOPENED = (
 )
 
 
+def _summary_fields(m) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "job_id": m["job_id"],
+        "queue_name": m["queue_name"],
+        "job_name": m["job_name"],
+        "failure_reason": m["failure_reason"],
+        "error_type": m["error_type"],
+        "total_attempts": m["total_attempts"],
+        "death_reason": DeathReason(m["death_reason"]),
+        "recovery_status": RecoveryStatus(m["recovery_status"]),
+        "recovery_attempts": m["recovery_attempts"],
+        "admin_notes": m["admin_notes"],
+        "assigned_to": m["assigned_to"],
+        "priority": m["priority"],
+        "fingerprint": m["fingerprint"],
+        "created_at": m["created_at"],
+        "dead_lettered_at": m["dead_lettered_at"],
+        "updated_at": m["updated_at"],
+        "resolution_reason": m["resolution_reason"],
+        "resolved_by": m["resolved_by"],
+        "resolved_at": m["resolved_at"],
+    }
+
+
 def dead_letter_from_row(row) -> DeadLetterRecord:
     m = row._mapping
     return DeadLetterRecord(
-        id=m["id"],
-        job_id=m["job_id"],
-        queue_name=m["queue_name"],
-        job_name=m["job_name"],
-        job_data=m["job_data"],
-        failure_reason=m["failure_reason"],
-        error_type=m["error_type"],
-        total_attempts=m["total_attempts"],
-        error_history=error_history_from_json(m["error_history"]),
-        death_reason=DeathReason(m["death_reason"]),
-        recovery_status=RecoveryStatus(m["recovery_status"]),
-        recovery_attempts=m["recovery_attempts"],
-        admin_notes=m["admin_notes"],
-        assigned_to=m["assigned_to"],
-        priority=m["priority"],
-        fingerprint=m["fingerprint"],
-        created_at=m["created_at"],
-        dead_lettered_at=m["dead_lettered_at"],
-        updated_at=m["updated_at"],
-        resolution_reason=m["resolution_reason"],
-        resolved_by=m["resolved_by"],
-        resolved_at=m["resolved_at"],
+        **_summary_fields(m), job_data=m["job_data"], error_history=error_history_from_json(m["error_history"])
     )
+
+
+def dead_letter_summary_from_row(row) -> DeadLetterSummary:
+    return DeadLetterSummary(**_summary_fields(row._mapping))
+
+
+# Every column but the two that can be large (a page never reads them).
+SUMMARY_COLUMNS = tuple(column for column in dead_letter_queue.c if column.name not in ("job_data", "error_history"))
 
 
 def dead_letter_values(death: ScheduledDeath, now: datetime) -> dict[str, Any]:
@@ -157,7 +170,7 @@ def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool):
     order = (c.priority.desc(), c.dead_lettered_at.desc(), c.id)
     limit = bindparam("page_limit")
     if not paged:
-        return select(dead_letter_queue).where(*conditions).order_by(*order).limit(limit)
+        return select(*SUMMARY_COLUMNS).where(*conditions).order_by(*order).limit(limit)
     # The mixed sort directions rule out one row-value comparison, and the equivalent OR of
     # comparisons is not an index range: a deep page would scan every entry before it. Each
     # of these three disjoint ranges is one index range scan; the outer sort sees 3 x limit rows.
@@ -168,7 +181,7 @@ def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool):
         [c.priority < priority],
     )
     parts = [
-        select(dead_letter_queue).where(*conditions, *bounds).order_by(*order).limit(limit).subquery()
+        select(*SUMMARY_COLUMNS).where(*conditions, *bounds).order_by(*order).limit(limit).subquery()
         for bounds in ranges
     ]
     page = union_all(*(select(part) for part in parts)).subquery()
@@ -197,14 +210,14 @@ class DeadLettersTable(TableStatements):
 
     def list_dead_letters(
         self, query: DeadLetterFilter, *, after: tuple[int, datetime, str] | None, limit: int
-    ) -> list[DeadLetterRecord]:
-        """Entries in triage order: priority descending, newest first, then id."""
+    ) -> list[DeadLetterSummary]:
+        """Entries in triage order: priority descending, newest first, then id; summaries only."""
         values = _dead_letter_filter_values(query)
         statement = _dead_letter_page_statement(tuple(values), after is not None)
         params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit}
         if after is not None:
             params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
-        return [dead_letter_from_row(row) for row in self.connection.execute(statement, params)]
+        return [dead_letter_summary_from_row(row) for row in self.connection.execute(statement, params)]
 
     def count_dead_letters(self, query: DeadLetterFilter) -> int:
         """Entries matching `query`: from the counters when it filters on queue and status alone,
@@ -357,16 +370,16 @@ class DeadLettersTable(TableStatements):
 
     def pattern_sample(
         self, fingerprint: str, *, queue_name: str | None, recovery_status: RecoveryStatus
-    ) -> DeadLetterRecord | None:
+    ) -> DeadLetterSummary | None:
         query = DeadLetterFilter(queue_name=queue_name, recovery_status=recovery_status, fingerprint=fingerprint)
         c = dead_letter_queue.c
         row = self.connection.execute(
-            select(dead_letter_queue)
+            select(*SUMMARY_COLUMNS)
             .where(*dead_letter_conditions(query))
             .order_by(c.dead_lettered_at.desc(), c.id)
             .limit(1)
         ).first()
-        return dead_letter_from_row(row) if row else None
+        return dead_letter_summary_from_row(row) if row else None
 
     # DLQ alerts
 

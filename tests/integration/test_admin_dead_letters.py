@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import grpc
+from sqlalchemy import event
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from jobqueue.v1 import admin_service_pb2 as admin
 from jobqueue.v1 import job_pb2
@@ -52,6 +53,31 @@ def test_list_orders_by_priority_then_newest_and_pages_stably(service):
     assert [entry.id for entry in third.entries] == [ids[0]]
     assert third.next_page_token == ""
     assert third.total_size == 6
+
+
+def test_a_page_reads_no_job_data_or_error_history(service):
+    """A page shows neither, and either can be large: the statements behind it do not read them."""
+    for index in range(3):
+        dead_letter(service, f"big-{index}")
+    statements: list[str] = []
+
+    def capture(_connection, _cursor, statement, _parameters, _context, _executemany):
+        statements.append(statement)
+
+    engine = service.server.database.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        first = service.admin.ListDeadLetterJobs(admin.ListDeadLetterJobsRequest(page_size=2))
+        service.admin.ListDeadLetterJobs(admin.ListDeadLetterJobsRequest(page_token=first.next_page_token))
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    pages = [statement for statement in statements if "FROM dead_letter_queue" in statement]
+    assert len(pages) == 2, statements
+    for statement in pages:
+        assert "job_data" not in statement and "error_history" not in statement, statement
+    # The whole entry still has both.
+    entry = service.admin.GetDeadLetterJob(admin.GetDeadLetterJobRequest(id=first.entries[0].id)).entry
+    assert entry.error_history and entry.HasField("job_data")
 
 
 def test_pages_of_every_size_walk_ties_in_priority_and_time_exactly_once(service):
