@@ -267,7 +267,7 @@ class Floor:
         jobs = self.execute(
             cursor,
             f"SELECT {JOB_COLUMNS} FROM queue_jobs WHERE state = 'active' AND lease_expires_at <= :now "
-            f"LIMIT :limit{skip_locked}",
+            f"ORDER BY lease_expires_at, id LIMIT :limit{skip_locked}",
             {"now": self.ts(now), "limit": batch_size},
         ).fetchall()
         if not jobs:

@@ -807,13 +807,15 @@ class JobsTable(TableStatements):
         return len(result.all())
 
     def lock_expired_leases(self, *, now: datetime, limit: int) -> list[JobRecord]:
-        """Lock up to `limit` ACTIVE jobs whose lease (or stall timeout) has passed, in no set order.
+        """Lock up to `limit` ACTIVE jobs whose lease (or stall timeout) has passed, oldest first.
 
-        The sweep takes batches until none is left, so an order buys nothing; and leases that expire
-        together (leased in one call) would tie, so an ORDER BY made each batch sort all of them."""
+        The order is kept although the sweep takes every batch anyway: without it, a sweep of 10,000
+        expired leases among 1M jobs ran 2.0-2.2 times its floor on PostgreSQL, against 1.2-1.4 with
+        it (the sweep benchmark, A/B)."""
         rows = self.connection.execute(
             select(queue_jobs)
             .where(queue_jobs.c.state == JobState.ACTIVE.value, queue_jobs.c.lease_expires_at <= now)
+            .order_by(queue_jobs.c.lease_expires_at, queue_jobs.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

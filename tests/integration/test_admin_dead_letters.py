@@ -3,11 +3,11 @@
 from datetime import timedelta
 
 import grpc
-from sqlalchemy import event
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from jobqueue.v1 import admin_service_pb2 as admin
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
+from sqlalchemy import event
 
 from tests.integration.admin_helpers import bad_field, dead_letter, enqueue, fail_current, lease, rpc_error
 
