@@ -612,30 +612,32 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
     total = per_round * workers * ROUNDS
     postgres = ctx.backend == "postgresql"
     label = f"EnqueueJob → LeaseJobs → TrackCompletion, {workers} workers, {total:,} jobs, {ROUNDS} interleaved rounds"
+    rate = {name: total / spent for name, spent in seconds.items()}
+    floor_goal, ceiling_goal = (1.0, 0.5) if postgres else (0.3, None)
     return [
         _throughput_figure(
             "2 one per RPC",
             ctx.backend,
             label,
-            total / seconds["service"],
-            total / seconds["floor"],
-            1.0 if postgres else 0.3,
+            rate["service"],
+            rate["floor"],
+            floor_goal,
         ),
         _throughput_figure(
             "2 one per RPC",
             ctx.backend,
             f"the same vs the empty gRPC ceiling ({processes} process{'es' if processes > 1 else ''})",
-            total / seconds["service"],
-            total / seconds["ceiling"],
-            0.5 if postgres else None,
+            rate["service"],
+            rate["ceiling"],
+            ceiling_goal,
             reference="empty gRPC",
         ),
         *_fleet_figures(
             ctx.backend,
             workers,
             total,
-            total / seconds["fleet"],
-            total / seconds["service"],
+            rate["fleet"],
+            rate["service"],
             fleet.acks,
             service_acks,
             {name: cpu / total * 1000 for name, cpu in client_cpu.items()},
@@ -647,8 +649,8 @@ def lifecycle_single(ctx: Context) -> list[Figure]:
             meter,
             {"service": ("service", total), "floor": ("floor", total), "ceiling": ("ceiling", total)},
             [
-                ("floor", total / seconds["floor"], 1.0 if postgres else 0.3),
-                *([("empty gRPC", total / seconds["ceiling"], 0.5)] if postgres else []),
+                ("floor", rate["floor"], floor_goal),
+                *([("empty gRPC", rate["ceiling"], ceiling_goal)] if ceiling_goal is not None else []),
             ],
         ),
     ]
