@@ -45,44 +45,27 @@ DEAD_LETTER_REOPENED = (
 )
 
 
-def _summary_fields(m) -> dict[str, Any]:
-    return {
-        "id": m["id"],
-        "job_id": m["job_id"],
-        "queue_name": m["queue_name"],
-        "job_name": m["job_name"],
-        "failure_reason": m["failure_reason"],
-        "error_type": m["error_type"],
-        "total_attempts": m["total_attempts"],
-        "death_reason": DeathReason(m["death_reason"]),
-        "recovery_status": RecoveryStatus(m["recovery_status"]),
-        "recovery_attempts": m["recovery_attempts"],
-        "admin_notes": m["admin_notes"],
-        "assigned_to": m["assigned_to"],
-        "priority": m["priority"],
-        "fingerprint": m["fingerprint"],
-        "created_at": m["created_at"],
-        "dead_lettered_at": m["dead_lettered_at"],
-        "updated_at": m["updated_at"],
-        "resolution_reason": m["resolution_reason"],
-        "resolved_by": m["resolved_by"],
-        "resolved_at": m["resolved_at"],
-    }
+def _entry_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A dead-letter row's columns by name as its domain fields: the two enums made enums."""
+    fields["death_reason"] = DeathReason(fields["death_reason"])
+    fields["recovery_status"] = RecoveryStatus(fields["recovery_status"])
+    return fields
 
 
 def dead_letter_from_row(row) -> DeadLetterRecord:
-    m = row._mapping
-    return DeadLetterRecord(
-        **_summary_fields(m), job_data=m["job_data"], error_history=error_history_from_json(m["error_history"])
-    )
-
-
-def dead_letter_summary_from_row(row) -> DeadLetterSummary:
-    return DeadLetterSummary(**_summary_fields(row._mapping))
+    fields = _entry_fields(dict(row._mapping))
+    fields["error_history"] = error_history_from_json(fields["error_history"])
+    return DeadLetterRecord(**fields)
 
 
 # Every column but the two that can be large (a page never reads them).
 SUMMARY_COLUMNS = tuple(column for column in dead_letter_queue.c if column.name not in ("job_data", "error_history"))
+_SUMMARY_NAMES = tuple(column.name for column in SUMMARY_COLUMNS)
+
+
+def dead_letter_summaries(rows: Sequence[Sequence[Any]]) -> list[DeadLetterSummary]:
+    """Summaries from rows of SUMMARY_COLUMNS, read by position: a page converts every row."""
+    return [DeadLetterSummary(**_entry_fields(dict(zip(_SUMMARY_NAMES, row, strict=True)))) for row in rows]
 
 
 def dead_letter_values(death: ScheduledDeath, now: datetime) -> dict[str, Any]:
@@ -188,6 +171,15 @@ def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool):
     return select(page).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
 
 
+@functools.lru_cache(maxsize=2)
+def _counted_dead_letters_statement(by_queue: bool):
+    """The entries in the `counters` of dead_letters.<status>, of one queue or all: built once, as
+    every triage page runs it."""
+    c = queue_counters.c
+    statement = select(func.coalesce(func.sum(c.amount), 0)).where(c.counter.in_(bindparam("counters", expanding=True)))
+    return statement.where(c.queue_name == bindparam("queue_name")) if by_queue else statement
+
+
 class DeadLettersTable(TableStatements):
     """The dead-letter statements of one transaction."""
 
@@ -217,20 +209,18 @@ class DeadLettersTable(TableStatements):
         params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit}
         if after is not None:
             params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
-        return [dead_letter_summary_from_row(row) for row in self.connection.execute(statement, params)]
+        return dead_letter_summaries(self.connection.execute(statement, params).all())
 
     def count_dead_letters(self, query: DeadLetterFilter) -> int:
         """Entries matching `query`: from the counters when it filters on queue and status alone,
         which the triage list does on every page, else by counting the table."""
         if query == DeadLetterFilter(queue_name=query.queue_name, recovery_status=query.recovery_status):
-            c = queue_counters.c
             statuses = [query.recovery_status] if query.recovery_status else list(RecoveryStatus)
-            statement = select(func.coalesce(func.sum(c.amount), 0)).where(
-                c.counter.in_([f"dead_letters.{status.value}" for status in statuses])
-            )
+            params = {"counters": [f"dead_letters.{status.value}" for status in statuses]}
             if query.queue_name:
-                statement = statement.where(c.queue_name == query.queue_name)
-            return int(self.connection.execute(statement).scalar_one())
+                params["queue_name"] = query.queue_name
+            statement = _counted_dead_letters_statement(bool(query.queue_name))
+            return int(self.connection.execute(statement, params).scalar_one())
         statement = select(func.count()).select_from(dead_letter_queue).where(*dead_letter_conditions(query))
         return int(self.connection.execute(statement).scalar_one())
 
@@ -379,7 +369,7 @@ class DeadLettersTable(TableStatements):
             .order_by(c.dead_lettered_at.desc(), c.id)
             .limit(1)
         ).first()
-        return dead_letter_summary_from_row(row) if row else None
+        return dead_letter_summaries([row])[0] if row else None
 
     # DLQ alerts
 
