@@ -47,4 +47,4 @@ def end_cancelled_run(jobs: JobTransitions, repo: Repository, job: JobRecord, *,
 
 def cancelled_outcome(job: JobRecord) -> FailureOutcome:
     """A failure report of a run a cancellation ended: the job stays CANCELLED."""
-    return FailureOutcome(NO_RETRY, JobView(job, 0), None)
+    return FailureOutcome.of(NO_RETRY, JobView(job, 0), None)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from random import Random
 from typing import Protocol
@@ -56,8 +56,17 @@ class JobTransitions(Protocol):
 @dataclass(frozen=True)
 class FailureOutcome:
     decision: RetryDecision
-    job: JobView
     dead_letter: DeadLetterRecord | None
+    # Builds the job as the decision left it, when first read: a sweep decides thousands and reads none.
+    make_job: Callable[[], JobView] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def job(self) -> JobView:
+        return self.make_job()
+
+    @classmethod
+    def of(cls, decision: RetryDecision, job: JobView, dead_letter: DeadLetterRecord | None) -> FailureOutcome:
+        return cls(decision, dead_letter, lambda: job)
 
 
 @dataclass(frozen=True)
@@ -158,10 +167,12 @@ def apply_failures(
     for retry in retries:
         decision = decisions[retry.job.id]
         outcomes[retry.job.id] = FailureOutcome(
-            decision, JobView(retried(retry, now), decision.remaining_retries), None
+            decision, None, functools.partial(_retried_view, retry, decision.remaining_retries, now)
         )
-    for death, entry, updated in dead_letter_all(jobs, repo, deaths, Transition.DEAD_LETTER, now):
-        outcomes[death.job.id] = FailureOutcome(decisions[death.job.id], JobView(updated, 0), entry)
+    for death, entry in dead_letter_all(jobs, repo, deaths, Transition.DEAD_LETTER, now):
+        outcomes[death.job.id] = FailureOutcome(
+            decisions[death.job.id], entry, functools.partial(_dead_view, death, entry, Transition.DEAD_LETTER, now)
+        )
     if lease_expired:
         for failure in failures:
             outcome = outcomes[failure.job.id]
@@ -184,6 +195,14 @@ def _changed_concurrently(failures: Sequence[RunFailure | ScheduledDeath]) -> No
     if len(failures) == 1:
         raise Aborted(f"job {failures[0].job.job_id!r} changed concurrently; retry the call", field="job_id")
     raise Aborted("jobs changed concurrently during a batch of failures; retry the batch", field="job_id")
+
+
+def _retried_view(retry: ScheduledRetry, remaining_retries: int, now: datetime) -> JobView:
+    return JobView(retried(retry, now), remaining_retries)
+
+
+def _dead_view(death: ScheduledDeath, entry: DeadLetterRecord, transition: Transition, now: datetime) -> JobView:
+    return JobView(dead_lettered(death, entry, transition, now), 0)
 
 
 def retried(retry: ScheduledRetry, now: datetime) -> JobRecord:
@@ -229,30 +248,31 @@ def dead_letter_all(
     deaths: Sequence[ScheduledDeath],
     transition: Transition,
     now: datetime,
-) -> list[tuple[ScheduledDeath, DeadLetterRecord, JobRecord]]:
+) -> list[tuple[ScheduledDeath, DeadLetterRecord]]:
     """Move the jobs of `deaths` to the dead-letter queue set-wise, each decision logged;
-    `transition` says from which states. Aborted if any of them changed concurrently."""
+    `transition` says from which states. Aborted if any of them changed concurrently. Returns each
+    death with its entry."""
     entries = repo.dead_letter_jobs(deaths, expected_states=states.sources(transition), now=now)
     if len(entries) != len(deaths):
         _changed_concurrently(deaths)
     by_job = {entry.job_id: entry for entry in entries}
     jobs.emit_transition(repo, transition, *(death.job.queue_name for death in deaths))
-    moved = []
-    for death in deaths:
-        entry = by_job[death.job.job_id]
-        updated = replace(
-            death.job,
-            state=states.target(transition),
-            lease_expires_at=None,
-            last_error=death.error,
-            error_history=list(death.error_history),
-            dead_letter_id=entry.id,
-            retry_rule=death.error.retry_rule,
-            first_failed_at=death.first_failed_at,
-            updated_at=now,
-        )
-        moved.append((death, entry, updated))
-    return moved
+    return [(death, by_job[death.job.job_id]) for death in deaths]
+
+
+def dead_lettered(death: ScheduledDeath, entry: DeadLetterRecord, transition: Transition, now: datetime) -> JobRecord:
+    """The job as its move to the dead-letter queue (`death`, now in `entry`) left it."""
+    return replace(
+        death.job,
+        state=states.target(transition),
+        lease_expires_at=None,
+        last_error=death.error,
+        error_history=list(death.error_history),
+        dead_letter_id=entry.id,
+        retry_rule=death.error.retry_rule,
+        first_failed_at=death.first_failed_at,
+        updated_at=now,
+    )
 
 
 def dead_letter(
@@ -264,12 +284,12 @@ def dead_letter(
     death_reason: DeathReason | None,
     transition: Transition,
     now: datetime,
-) -> tuple[DeadLetterRecord, JobRecord]:
+) -> DeadLetterRecord:
     """Move `job` to the dead-letter queue with `error` as its failure and `history` as its errors,
     logging the decision; `transition` says from which states. A batch of one; a failed run (not
-    a move) starts the job's failing time if it had not started."""
+    a move) starts the job's failing time if it had not started. Returns its entry."""
     failed_at = now if transition == Transition.DEAD_LETTER else None
-    [(_, entry, updated)] = dead_letter_all(
+    [(_, entry)] = dead_letter_all(
         jobs, repo, [scheduled_death(job, error, history, death_reason, failed_at=failed_at)], transition, now
     )
-    return entry, updated
+    return entry

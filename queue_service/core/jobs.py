@@ -926,7 +926,7 @@ class JobManager:
                 failures.scheduled_death(job, error, job.error_history, DeathReason.RETRIES_EXHAUSTED, failed_at=None)
             )
         moved = failures.dead_letter_all(self, repo, deaths, Transition.MOVE_TO_DEAD_LETTER, now)
-        return [entry for _, entry, _ in moved]
+        return [entry for _, entry in moved]
 
     def apply_failures(
         self,
@@ -951,7 +951,7 @@ class JobManager:
             retry_rule=previous.error.retry_rule if previous.error else "",
         )
         entry = None if retried else repo.get_dead_letter_for_job(job.job_id)
-        return FailureOutcome(decision, self._views(repo, [job])[job.job_id], entry)
+        return FailureOutcome.of(decision, self._views(repo, [job])[job.job_id], entry)
 
     def move_to_dead_letter(self, job_id: str, reason: str) -> DeadLetterRecord:
         limits = self.limits
@@ -964,7 +964,7 @@ class JobManager:
             states.check(Transition.MOVE_TO_DEAD_LETTER, job.state, job_id=job_id)
             now = self.clock.now()
             error = ErrorInfo(reason, MOVED_EXPLICITLY_TYPE, "", job.attempt_number, now)
-            entry, _ = failures.dead_letter(
+            entry = failures.dead_letter(
                 self,
                 repo,
                 job,

@@ -9,7 +9,7 @@ from queue_service.core.queues import QueueManager
 from queue_service.core.retry import PolicyOverride, RetryRule
 from queue_service.core.sweep.runner import Recovery
 from queue_service.core.sweep.settings import RecoverySettings
-from queue_service.domain import JobState
+from queue_service.domain import ErrorInfo, JobState
 from queue_service.store.database import SQLITE_SWEEP_BATCH, Database
 
 LENIENT = "lenient"  # the default policy: an expired lease is retried
@@ -227,3 +227,31 @@ def test_a_sweep_batch_is_bounded(job_manager, database, clock, backend):
     assert handled[:-1] == [bound] * (len(handled) - 1)
     assert 0 < handled[-1] <= bound
     assert sum(handled) == expired
+
+
+def test_each_outcome_of_a_batch_shows_its_job_as_stored(job_manager, clock):
+    queues = QueueManager(job_manager)
+    never = PolicyOverride(rules=(RetryRule(LEASE_EXPIRED_TYPE, retryable=False),))
+    queues.update_policy(STRICT, never, allow_missing=True, actor="test")
+    enqueue(job_manager, LENIENT, 3, "lenient")
+    enqueue(job_manager, STRICT, 3, "strict")
+    lease_all(job_manager, LENIENT)
+    lease_all(job_manager, STRICT)
+    now = clock.advance(61)
+
+    with job_manager.database.transaction() as repo:
+        expired = repo.lock_expired_leases(now=now, limit=100)
+        failed = [(job, ErrorInfo("lease expired", LEASE_EXPIRED_TYPE, "", job.attempt_number, now)) for job in expired]
+        outcomes = job_manager.apply_failures(repo, failed, lease_expired=True, now=now)
+
+    assert len(outcomes) == 6
+    with job_manager.database.transaction() as repo:
+        stored = {job.job_id: job for job in repo.get_jobs([job.job_id for job, _ in failed]).values()}
+    for outcome in outcomes:
+        job = outcome.job.record
+        assert job == stored[job.job_id]
+        assert (job.state, outcome.dead_letter is not None) in {
+            (JobState.FAILED, False),
+            (JobState.DEAD_LETTER, True),
+        }
+        assert job.queue_name == (LENIENT if job.state == JobState.FAILED else STRICT)
