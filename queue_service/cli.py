@@ -383,7 +383,7 @@ def worker_count(args: argparse.Namespace, config: ServerConfig) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from queue_service.api.server import QueueServer
+    from queue_service.api.server import QueueServer, freeze_startup_heap
     from queue_service.stop_signals import StopSignals
 
     config = server_config(args)
@@ -393,6 +393,7 @@ def serve(args: argparse.Namespace) -> int:
 
         return serve_processes(config, workers, log_level=args.log_level, log_format=args.log_format)
     server = QueueServer(config).start()
+    freeze_startup_heap()
     stop_signals = StopSignals().install()
     print(f"queue-service listening on {server.address}", flush=True)
     received = stop_signals.wait()

@@ -87,7 +87,7 @@ def _child_main(config: ServerConfig, index: int, events, parent_pid: int, log_l
     if os.getppid() != parent_pid:
         return
 
-    from queue_service.api.server import QueueServer
+    from queue_service.api.server import QueueServer, freeze_startup_heap
     from queue_service.logs import configure_logging
 
     configure_logging(log_level, log_format)
@@ -106,6 +106,7 @@ def _child_main(config: ServerConfig, index: int, events, parent_pid: int, log_l
         server.address,
         " (runs the scheduler)" if config.runs_scheduler else "",
     )
+    freeze_startup_heap()
     events.put(("ready", index, os.getpid(), server.address))
     stop_signals.wait()
     server.stop()
