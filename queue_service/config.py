@@ -89,6 +89,15 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost may resolve to anything
 
 
+@dataclass(frozen=True)
+class SweeperAddress:
+    """Where the sweeper process of `serve --workers N` takes sweeps from: a Unix socket in a
+    directory only this user can enter, and the key both ends prove they hold."""
+
+    path: str
+    authkey: bytes = field(repr=False)
+
+
 @dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -120,6 +129,8 @@ class ServerConfig:
     # Set for `serve --workers N`: the node id of the process that runs this replica's scheduler,
     # so that each of them can tell whether the replica leads. None: this process's own.
     scheduler_node_id: str | None = None
+    # Set for the serving processes of `serve --workers N`: they hand sweeps to the sweeper process there.
+    sweeper: SweeperAddress | None = None
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     # Signs page tokens (QUEUE_PAGE_TOKEN_KEY); empty: see `page_token_key`.
     page_token_key: str = field(default="", repr=False)

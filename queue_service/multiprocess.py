@@ -5,6 +5,9 @@ the port with SO_REUSEPORT and starts N children that each bind it again with
 `grpc.so_reuseport`; the kernel spreads incoming connections across them. Children are
 spawned, not forked, so that no gRPC or database state is ever copied into them.
 
+One more child, the sweeper, serves no RPC: it runs the recovery scheduler and every sweep the
+others are asked for, so that no sweep shares a GIL with the calls (see sweeper.py).
+
 The parent migrates and checks the database (see store/readiness.py), serves /metrics (prometheus-client multiprocess mode over
 a temporary PROMETHEUS_MULTIPROC_DIR it owns, plus the per-queue gauges), forwards SIGTERM
 and SIGINT to the children for a graceful stop, and stops them all if one dies, so that a
@@ -18,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import secrets
 import shutil
 import signal
 import socket
@@ -26,7 +30,7 @@ import time
 from datetime import timedelta
 from multiprocessing.connection import wait
 
-from queue_service.config import ConfigError, ServerConfig
+from queue_service.config import ConfigError, ServerConfig, SweeperAddress
 from queue_service.core.leadership import default_node_id
 from queue_service.stop_signals import StopSignals
 
@@ -78,8 +82,17 @@ def _exit_with_parent() -> None:
         pass
 
 
-def _child_main(config: ServerConfig, index: int, events, parent_pid: int, log_level: str, log_format: str) -> None:
-    """One server process: serve until SIGTERM, report readiness or the start-up error to the parent."""
+def _child_main(
+    config: ServerConfig,
+    name: str,
+    events,
+    parent_pid: int,
+    log_level: str,
+    log_format: str,
+    sweeps_at: SweeperAddress | None = None,
+) -> None:
+    """One child: a server process, or with `sweeps_at` the sweeper. Runs until SIGTERM, and reports
+    readiness or the start-up error to the parent."""
     stop_signals = StopSignals((signal.SIGTERM,)).install()
     # The terminal sends SIGINT to the whole process group; the parent decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -89,28 +102,29 @@ def _child_main(config: ServerConfig, index: int, events, parent_pid: int, log_l
 
     from queue_service.api.server import QueueServer, freeze_startup_heap
     from queue_service.logs import configure_logging
+    from queue_service.sweeper import Sweeper
 
     configure_logging(log_level, log_format)
     try:
-        server = QueueServer(config).start()
+        child = Sweeper(config, sweeps_at).start() if sweeps_at else QueueServer(config).start()
     except ConfigError as error:
-        events.put(("config_error", index, os.getpid(), str(error)))
+        events.put(("config_error", name, os.getpid(), str(error)))
         raise SystemExit(2) from None
     except Exception as error:  # noqa: BLE001 - reported to the parent, which exits non-zero
-        logger.exception("server process %d failed to start", index)
-        events.put(("error", index, os.getpid(), f"{type(error).__name__}: {error}"))
+        logger.exception("%s failed to start", name)
+        events.put(("error", name, os.getpid(), f"{type(error).__name__}: {error}"))
         raise SystemExit(1) from None
-    logger.info(
-        "server process %d serving on %s%s",
-        index,
-        server.address,
-        " (runs the scheduler)" if config.runs_scheduler else "",
-    )
+    if sweeps_at:
+        logger.info(
+            "%s takes sweeps on %s%s", name, sweeps_at.path, " (runs the scheduler)" if config.runs_scheduler else ""
+        )
+    else:
+        logger.info("%s serving on %s", name, child.address)
     freeze_startup_heap()
-    events.put(("ready", index, os.getpid(), server.address))
+    events.put(("ready", name, os.getpid(), ""))
     stop_signals.wait()
-    server.stop()
-    logger.info("server process %d stopped", index)
+    child.stop()
+    logger.info("%s stopped", name)
 
 
 class ProcessGroup:
@@ -143,14 +157,19 @@ class ProcessGroup:
         port = reservation.getsockname()[1]
         metrics_dir = tempfile.mkdtemp(prefix="queue-service-metrics-")
         os.environ[MULTIPROC_DIR_ENV] = metrics_dir  # inherited by the children at spawn
+        # mkdtemp makes it 0700: only this user reaches the sweeper's socket.
+        sweeper_dir = tempfile.mkdtemp(prefix="queue-service-sweeper-")
+        sweeper = SweeperAddress(os.path.join(sweeper_dir, "sweeper.sock"), secrets.token_bytes(32))
         endpoint = None
         try:
-            if not self._start_children(port):
+            if not self._start_children(port, sweeper):
                 return 0 if self._stop_requested() else 1
             endpoint = self._start_metrics(metrics_dir)
+            servers, sweeper_process = self.processes[:-1], self.processes[-1]
             print(
                 f"queue-service listening on {self.config.host}:{port} with {self.workers} processes "
-                f"(pids {' '.join(str(process.pid) for process in self.processes)})",
+                f"(pids {' '.join(str(process.pid) for process in servers)}) "
+                f"and a sweeper (pid {sweeper_process.pid})",
                 flush=True,
             )
             return self._supervise()
@@ -163,49 +182,68 @@ class ProcessGroup:
             reservation.close()
             os.environ.pop(MULTIPROC_DIR_ENV, None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
+            shutil.rmtree(sweeper_dir, ignore_errors=True)
 
     def _stop_requested(self) -> bool:
         received = self.stop_signals.received
         if received is not None and not self._stop_logged:
             self._stop_logged = True
-            logger.info("received %s, stopping %d server processes", received.name, len(self.processes))
+            logger.info("received %s, stopping %d processes", received.name, len(self.processes))
         return received is not None
 
-    def _start_children(self, port: int) -> bool:
-        """Start every child and wait until all serve; False if stopped or one died first."""
+    def _start_children(self, port: int, sweeper: SweeperAddress) -> bool:
+        """Start the server processes and the sweeper, the last of `processes`, and wait until all
+        run; False if stopped or one died first."""
         events = self.context.Queue()
-        # One name for the replica, one node id per process under it; the first process runs the scheduler.
+        # One name for the replica, one node id per process under it; the sweeper runs the scheduler.
         replica = self.config.recovery.node_id or default_node_id()
+        sweeper_node = f"{replica}/sweeper"
         scheduling = self.config.recovery.interval > timedelta(0)
-        for index in range(self.workers):
-            child_config = dataclasses.replace(
-                self.config,
-                port=port,
-                reuse_port=True,
-                migrate_on_start=False,
-                metrics_port=0,
-                runs_scheduler=index == 0,
-                recovery=dataclasses.replace(self.config.recovery, node_id=f"{replica}/{index}"),
-                scheduler_node_id=f"{replica}/0" if scheduling else "",
+        shared = dict(port=port, migrate_on_start=False, metrics_port=0)
+        children = [
+            (
+                f"server process {index}",
+                f"queue-service-{index}",
+                dataclasses.replace(
+                    self.config,
+                    **shared,
+                    reuse_port=True,
+                    runs_scheduler=False,
+                    recovery=dataclasses.replace(self.config.recovery, node_id=f"{replica}/{index}"),
+                    scheduler_node_id=sweeper_node if scheduling else "",
+                    sweeper=sweeper,
+                ),
+                None,
             )
+            for index in range(self.workers)
+        ]
+        sweeper_config = dataclasses.replace(
+            self.config,
+            **shared,
+            runs_scheduler=True,
+            recovery=dataclasses.replace(self.config.recovery, node_id=sweeper_node),
+            scheduler_node_id=None,
+        )
+        children.append(("sweeper process", "queue-service-sweeper", sweeper_config, sweeper))
+        for name, process_name, config, sweeps_at in children:
             process = self.context.Process(
                 target=_child_main,
-                args=(child_config, index, events, os.getpid(), self.log_level, self.log_format),
-                name=f"queue-service-{index}",
+                args=(config, name, events, os.getpid(), self.log_level, self.log_format, sweeps_at),
+                name=process_name,
             )
             process.start()
             self.processes.append(process)
         ready = 0
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while ready < self.workers:
+        while ready < len(self.processes):
             if self._stop_requested():
                 return False
             try:
-                kind, index, pid, detail = events.get(timeout=0.5)
+                kind, name, pid, detail = events.get(timeout=0.5)
             except queue.Empty:
                 dead = [process for process in self.processes if process.exitcode is not None]
                 if dead:
-                    logger.error("server process %s exited with code %s while starting", dead[0].name, dead[0].exitcode)
+                    logger.error("%s exited with code %s while starting", dead[0].name, dead[0].exitcode)
                     return False
                 if time.monotonic() > deadline:
                     logger.error("server processes did not start within %.0f s", STARTUP_TIMEOUT)
@@ -214,7 +252,7 @@ class ProcessGroup:
             if kind == "config_error":
                 raise ConfigError(detail)
             if kind == "error":
-                logger.error("server process %d (pid %d) failed to start: %s", index, pid, detail)
+                logger.error("%s (pid %d) failed to start: %s", name, pid, detail)
                 return False
             ready += 1
         return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jobqueue.v1 import admin_service_pb2 as pb
 from jobqueue.v1 import admin_service_pb2_grpc
 
@@ -17,6 +19,9 @@ from queue_service.core.queues import QueueManager
 from queue_service.core.schedules import ScheduleManager
 from queue_service.core.sweep.runner import Recovery, Trigger
 
+if TYPE_CHECKING:
+    from queue_service.sweeper import SweeperClient
+
 
 @translate_all
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
@@ -25,7 +30,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         queues: QueueManager,
         dead_letters: DeadLetterManager,
         audit_log: AuditLog,
-        recovery: Recovery,
+        recovery: Recovery | SweeperClient,
         scheduler_node_id: str = "",
         schedules: ScheduleManager | None = None,
         alert_policies: AlertPolicies | None = None,
@@ -40,7 +45,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         self.audit_log = audit_log
         self.recovery = recovery
         # The node id under which this replica's scheduler stands for leader (with --workers, the
-        # first process's), so that every process of the replica can tell whether it leads;
+        # sweeper process's), so that every process of the replica can tell whether it leads;
         # "" when the replica never sweeps on a timer.
         self.scheduler_node_id = scheduler_node_id
         self.schedules = schedules or ScheduleManager(queues.jobs)

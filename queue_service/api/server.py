@@ -3,22 +3,19 @@ and graceful stop."""
 
 from __future__ import annotations
 
-import dataclasses
 import faulthandler
 import gc
 import logging
-import os
 import time
 from collections.abc import Callable
 from concurrent import futures
-from datetime import timedelta
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from jobqueue.v1 import admin_service_pb2, admin_service_pb2_grpc, job_service_pb2, job_service_pb2_grpc
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import PlatformCollector, ProcessCollector
 
 from queue_service.api.admin_servicer import AdminServicer
 from queue_service.api.auth import AuthInterceptor
@@ -26,30 +23,18 @@ from queue_service.api.decoding import UndecodableRequestInterceptor
 from queue_service.api.health import DatabaseHealthMonitor
 from queue_service.api.job_servicer import JobServicer
 from queue_service.api.observe import RpcObserver
-from queue_service.clock import Clock, SystemClock
+from queue_service.clock import Clock
 from queue_service.config import ConfigError, ServerConfig, TlsFiles
-from queue_service.core.audit import AuditLog
-from queue_service.core.breakers import BreakerWebhook
-from queue_service.core.cancellations import CancellationManager
-from queue_service.core.dead_letters import DeadLetterManager
-from queue_service.core.jobs import JobManager
-from queue_service.core.notify import ReadyNotifier
-from queue_service.core.paging import PageTokens
-from queue_service.core.queues import QueueManager
-from queue_service.core.schedules import ScheduleManager, ScheduleTick
-from queue_service.core.sweep.runner import Recovery
 from queue_service.metrics import (
     LastSweepCollector,
     MetricsEndpoint,
     OldestWaitingCollector,
     QueueGaugeCollector,
-    ServiceMetrics,
     statistics_gauges,
 )
-from queue_service.scheduler import RecoveryScheduler
-from queue_service.store.database import Database
-from queue_service.store.readiness import DatabaseReadiness, NotReady
-from queue_service.tracing import TracingEvents, rpc_span_interceptor, tracer_provider_from_environment
+from queue_service.service_core import ServiceCore
+from queue_service.sweeper import SweeperClient
+from queue_service.tracing import rpc_span_interceptor
 
 logger = logging.getLogger(__name__)
 
@@ -71,46 +56,25 @@ class QueueServer:
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.config = config.validate()
-        self.clock = clock or SystemClock()
         credentials = server_credentials(config.tls) if config.tls else None
-        self.database = Database(config.database_url)
-        self.readiness = DatabaseReadiness(self.database, probe_timeout=config.health_check_interval)
-        try:
-            self.readiness.check_at_start(migrate_first=config.should_migrate)
-        except NotReady as error:
-            self.database.dispose()
-            raise ConfigError(str(error)) from None
-        self.notifier = ReadyNotifier()
-        # Made here, not in the CLI: each process of `serve --workers N` needs its own export thread.
-        self._owns_tracer_provider = config.tracer_provider is None
-        self.tracer_provider = config.tracer_provider or tracer_provider_from_environment(os.environ)
-        self.metrics_registry = CollectorRegistry()
-        self.metrics = ServiceMetrics(self.metrics_registry)
-        # No reply may outgrow what this server sends, whatever a caller says it accepts.
-        limits = dataclasses.replace(config.lifecycle.limits, max_response_bytes=config.max_message_bytes)
-        lifecycle = dataclasses.replace(config.lifecycle, limits=limits)
-        self.jobs = JobManager(
-            self.database,
-            self.clock,
-            lifecycle,
-            self.notifier,
-            events=TracingEvents(self.metrics, self.tracer_provider) if self.tracer_provider else self.metrics,
-            page_tokens=PageTokens(config.resolved_page_token_key()),
-        )
-        self.queues = QueueManager(self.jobs)
-        # `sleep` paces rate-limited bulk redrives; tests pass one that advances their fake clock.
-        self.dead_letters = DeadLetterManager(self.jobs, sleep=sleep)
-        self.cancellations = CancellationManager(self.jobs, sleep=sleep)
-        self.audit_log = AuditLog(self.database, self.clock, self.jobs.page_tokens)
-        self.recovery = Recovery(self.jobs, config.recovery)
-        self._wire_breakers(config)
-        self.schedules = ScheduleManager(self.jobs)
-        # With no interval this process never sweeps on a timer, so it does not stand for leader either.
-        self.recovery_scheduler = (
-            RecoveryScheduler(self.recovery, ScheduleTick(self.jobs, self.schedules.settings))
-            if config.runs_scheduler and config.recovery.interval > timedelta(0)
-            else None
-        )
+        self.core = ServiceCore(config, clock=clock, sleep=sleep)
+        self.clock = self.core.clock
+        self.database = self.core.database
+        self.readiness = self.core.readiness
+        self.notifier = self.core.notifier
+        self.tracer_provider = self.core.tracer_provider
+        self.metrics_registry = self.core.metrics_registry
+        self.metrics = self.core.metrics
+        self.jobs = self.core.jobs
+        self.queues = self.core.queues
+        self.dead_letters = self.core.dead_letters
+        self.cancellations = self.core.cancellations
+        self.audit_log = self.core.audit_log
+        self.recovery = self.core.recovery
+        self.schedules = self.core.schedules
+        self.recovery_scheduler = self.core.recovery_scheduler
+        # In a serving process of `serve --workers N`, the sweeps it is asked for run in the sweeper process.
+        self.sweeps = SweeperClient(self.recovery, config.sweeper, self.notifier) if config.sweeper else self.recovery
 
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.grpc_threads, thread_name_prefix="grpc"),
@@ -139,8 +103,8 @@ class QueueServer:
                 self.queues,
                 self.dead_letters,
                 self.audit_log,
-                self.recovery,
-                self._scheduler_node_id(),
+                self.sweeps,
+                self.core.scheduler_node_id(),
                 schedules=self.schedules,
                 cancellations=self.cancellations,
             ),
@@ -170,25 +134,6 @@ class QueueServer:
             raise ConfigError(f"cannot listen on {address}: address in use or not available")
         self.address = f"{config.host}:{self.port}"
         self.metrics_endpoint = self._start_metrics_endpoint() if config.metrics_port else None
-
-    def _wire_breakers(self, config: ServerConfig) -> None:
-        """Circuit breaker transitions, once committed, to metrics and the alert webhook (the DLQ
-        alerts' webhook); Recovery has already given them the email outbox."""
-        breakers = self.jobs.breakers
-        breakers.listeners.append(self.metrics.breaker_changed)
-        if config.recovery.dlq_alert_webhook_url:
-            breakers.listeners.append(
-                BreakerWebhook(
-                    config.recovery.dlq_alert_webhook_url,
-                    timeout=config.recovery.webhook_timeout.total_seconds(),
-                    node_id=self.recovery.node_id,
-                )
-            )
-
-    def _scheduler_node_id(self) -> str:
-        if self.config.scheduler_node_id is not None:
-            return self.config.scheduler_node_id
-        return self.recovery.node_id if self.recovery_scheduler else ""
 
     def _start_metrics_endpoint(self) -> MetricsEndpoint:
         ProcessCollector(registry=self.metrics_registry)
@@ -241,19 +186,14 @@ class QueueServer:
 
     def _stop(self, grace: float) -> None:
         self.health.enter_graceful_shutdown()
-        self.recovery.request_stop()
-        if self.recovery_scheduler:
-            self.recovery_scheduler.stop()
+        self.core.stop_sweeping()
         stopped = self.server.stop(grace)
         self.job_servicer.stop_waiting()
         stopped.wait()
         self.health_monitor.stop()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
-        if self.tracer_provider is not None and self._owns_tracer_provider:
-            # Sends the spans still batched.
-            self.tracer_provider.shutdown()
-        self.database.dispose()
+        self.core.close()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self.server.wait_for_termination(timeout)

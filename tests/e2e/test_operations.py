@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -161,8 +162,11 @@ def test_two_worker_processes_both_answer_and_stop_together(database_url, tmp_pa
         base_env(),
         tmp_path / "log",
     )
-    child_pids = {int(pid) for pid in served.banner.split("(pids ")[1].rstrip(")\n").split()}
-    assert len(child_pids) == 2 and served.process.pid not in child_pids
+    found = re.search(r"\(pids (\d+) (\d+)\) and a sweeper \(pid (\d+)\)$", served.banner.rstrip())
+    assert found, served.banner
+    *servers, sweeper_pid = map(int, found.groups())
+    child_pids = set(servers)
+    assert len(child_pids) == 2 and served.process.pid not in child_pids | {sweeper_pid}
     probes = 40
     try:
         assert run_cli("health", "--target", served.target).returncode == 0
@@ -189,10 +193,10 @@ def test_two_worker_processes_both_answer_and_stop_together(database_url, tmp_pa
     answered_by = {entry["job_id"]: entry["pid"] for entry in entries if entry.get("job_id", "").startswith("probe-")}
     assert len(answered_by) == probes
     assert set(answered_by.values()) == child_pids
-    # Only one process runs the recovery scheduler.
+    # Only the sweeper process runs the recovery scheduler.
     schedulers = [entry["pid"] for entry in entries if entry["message"].startswith("recovery scheduler started")]
-    assert len(schedulers) == 1 and schedulers[0] in child_pids
-    for pid in child_pids:
+    assert schedulers == [sweeper_pid]
+    for pid in child_pids | {sweeper_pid}:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert run_cli("health", "--target", served.target, "--timeout", "2").returncode != 0

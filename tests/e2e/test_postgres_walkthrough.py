@@ -104,6 +104,6 @@ def test_the_walkthrough_runs_as_written(tmp_path):
     assert "20 jobs done" in stdout
     assert len(re.findall(r"jobqueue\.worker: job \S+ \(send\) attempt 1 completed in ", stderr)) == 20, stderr
     assert re.search(r"^emails\s+running\s+0\s+0\s+0\s+20\b", stdout, flags=re.M), stdout  # queue-admin stats
-    assert re.search(r"^leader:\s+replica-[ab]/0$", stdout, flags=re.M), stdout  # queue-admin recovery status
+    assert re.search(r"^leader:\s+replica-[ab]/sweeper$", stdout, flags=re.M), stdout  # queue-admin recovery status
     assert re.search(r"^queue_service_queue_gauges_up 1\.0$", stdout, flags=re.M), stdout  # the metrics
     assert "database at revision" in stdout

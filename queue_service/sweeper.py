@@ -1,0 +1,139 @@
+"""The sweeper process of `serve --workers N`: every sweep of the replica runs there, none in a serving process.
+
+A sweep handles thousands of rows in Python. In a serving process it shares the GIL with the
+calls, and each lease waits behind the sweep's batches: during a sweep of 10,000 expired leases,
+LeaseJobs p99 rose about 4x when both ran in one process, and 1.3x with the sweep in its own.
+So the process group starts one more process that serves no RPC. It runs the replica's recovery
+scheduler (leader election, timed sweeps, schedule ticks) and the sweeps TriggerRecovery asks of
+any serving process, which hands each over on a Unix socket and waits for its run record.
+
+Long-polls in the serving processes see the jobs a timed sweep made ready at their next look,
+within `lease_poll_interval`, as they see jobs enqueued through another process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from multiprocessing.connection import Client, Connection, Listener
+
+from queue_service.config import ServerConfig, SweeperAddress
+from queue_service.core import errors
+from queue_service.core.notify import ReadyNotifier
+from queue_service.core.sweep.runner import Recovery, Trigger
+from queue_service.domain import RecoveryRunRecord
+from queue_service.service_core import ServiceCore
+from queue_service.store.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# The domain errors a sweep may be refused with (Aborted: one is running), by name, to raise again
+# in the asking process.
+_REFUSALS: dict[str, type[errors.QueueError]] = {
+    error.__name__: error for error in (errors.QueueError, *errors.QueueError.__subclasses__())
+}
+
+
+class SweeperClient:
+    """Recovery as a serving process sees it: the run records are read here, and the sweeps it is
+    asked for run in the sweeper process."""
+
+    def __init__(self, recovery: Recovery, address: SweeperAddress, notifier: ReadyNotifier) -> None:
+        self.runs = recovery.runs
+        self.node_id = recovery.node_id
+        self.settings = recovery.settings
+        self.address = address
+        self.notifier = notifier
+
+    def run_once(self, trigger: Trigger | str = Trigger.MANUAL, *, actor: str | None = None) -> RecoveryRunRecord:
+        """As Recovery.run_once; raises Unavailable if the sweeper cannot be reached or stops meanwhile."""
+        try:
+            connection = Client(self.address.path, family="AF_UNIX", authkey=self.address.authkey)
+        except OSError as error:
+            raise errors.Unavailable(
+                f"the sweeper process is not reachable: {error}", reason="SWEEPER_UNAVAILABLE"
+            ) from None
+        with connection:
+            try:
+                connection.send((Trigger(trigger).value, actor))
+                reply = connection.recv()
+            except (OSError, EOFError):
+                raise errors.Unavailable(
+                    "the sweeper process stopped before the sweep ended; its run record tells how far it got",
+                    reason="SWEEPER_UNAVAILABLE",
+                ) from None
+        kind, *detail = reply
+        if kind == "run":
+            # The sweep may have made jobs ready: this process's long-polls look now.
+            self.notifier.notify()
+            return detail[0]
+        if kind == "refused":
+            name, message, reason = detail
+            raise _REFUSALS[name](message, reason=reason)
+        if kind == "unavailable":
+            raise StoreUnavailable(detail[0])
+        raise RuntimeError(f"the sweep failed in the sweeper process: {detail[0]}")
+
+    def request_stop(self) -> None:
+        """The sweeper process stops its own sweeps when the group stops."""
+
+
+class Sweeper:
+    """The sweeper process's work: the recovery scheduler, and the sweeps handed over on its socket."""
+
+    def __init__(self, config: ServerConfig, address: SweeperAddress) -> None:
+        self.core = ServiceCore(config)
+        self.listener = Listener(address.path, family="AF_UNIX", authkey=address.authkey)
+        self._closed = threading.Event()
+        self._accepting = threading.Thread(target=self._accept, name="sweeper-accept", daemon=True)
+
+    def start(self) -> Sweeper:
+        self._accepting.start()
+        if self.core.recovery_scheduler:
+            self.core.recovery_scheduler.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop taking sweeps, stop a running one at its next batch and the scheduler, then close."""
+        self._closed.set()
+        self.listener.close()
+        self.core.stop_sweeping()
+        self.core.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection = self.listener.accept()
+            except OSError:
+                if self._closed.is_set():
+                    return
+                logger.exception("the sweeper could not accept a connection")
+                continue
+            except Exception as error:  # noqa: BLE001 - a caller without the key (AuthenticationError) changes nothing
+                logger.warning("the sweeper refused a connection: %s", error)
+                continue
+            threading.Thread(target=self._serve, args=(connection,), name="sweeper-run", daemon=True).start()
+
+    def _serve(self, connection: Connection) -> None:
+        with connection:
+            try:
+                trigger, actor = connection.recv()
+            except (OSError, EOFError):
+                return
+            reply = self._run(trigger, actor)
+            try:
+                connection.send(reply)
+            except OSError:
+                logger.warning("recovery run handed over ended, but its caller had gone: %s", reply[0])
+
+    def _run(self, trigger: str, actor: str | None) -> tuple:
+        try:
+            return ("run", self.core.recovery.run_once(trigger, actor=actor))
+        except errors.QueueError as error:
+            name = type(error).__name__ if type(error).__name__ in _REFUSALS else errors.QueueError.__name__
+            return ("refused", name, error.message, error.reason)
+        except StoreUnavailable as error:
+            return ("unavailable", str(error))
+        except Exception as error:  # noqa: BLE001 - the asking process reports it; this one goes on sweeping
+            logger.exception("a recovery run handed over failed")
+            return ("failed", f"{type(error).__name__}: {error}")
