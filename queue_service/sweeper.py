@@ -14,7 +14,9 @@ within `lease_poll_interval`, as they see jobs enqueued through another process.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from multiprocessing.connection import Client, Connection, Listener
 
 from queue_service.config import ServerConfig, SweeperAddress
@@ -26,6 +28,9 @@ from queue_service.service_core import ServiceCore
 from queue_service.store.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
+
+# After a refused or failed connection: a broken listener must not spin.
+REFUSAL_PAUSE = 0.05
 
 # The domain errors a sweep may be refused with (Aborted: one is running), by name, to raise again
 # in the asking process.
@@ -83,9 +88,12 @@ class Sweeper:
 
     def __init__(self, config: ServerConfig, address: SweeperAddress) -> None:
         self.core = ServiceCore(config)
+        self.address = address
         self.listener = Listener(address.path, family="AF_UNIX", authkey=address.authkey)
         self._closed = threading.Event()
         self._accepting = threading.Thread(target=self._accept, name="sweeper-accept", daemon=True)
+        self._runs: set[threading.Thread] = set()
+        self._runs_lock = threading.Lock()
 
     def start(self) -> Sweeper:
         self._accepting.start()
@@ -94,27 +102,54 @@ class Sweeper:
         return self
 
     def stop(self) -> None:
-        """Stop taking sweeps, stop a running one at its next batch and the scheduler, then close."""
+        """Stop taking sweeps, stop the running ones at their next batch and the scheduler, wait for
+        them, then close."""
         self._closed.set()
+        self._wake_accept()
+        self._accepting.join(timeout=5)
         self.listener.close()
         self.core.stop_sweeping()
+        with self._runs_lock:
+            running = list(self._runs)
+        for thread in running:
+            thread.join()
         self.core.close()
+
+    def _wake_accept(self) -> None:
+        # Closing a listening socket does not end an accept() blocked on it in another thread: a
+        # connection does. It fails the key exchange, and the loop sees that it is closed.
+        try:
+            with socket.socket(socket.AF_UNIX) as wake:
+                wake.connect(self.address.path)
+        except OSError:
+            pass
 
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:
                 connection = self.listener.accept()
-            except OSError:
+            except Exception as error:  # noqa: BLE001 - a caller without the key (AuthenticationError) changes nothing
                 if self._closed.is_set():
                     return
-                logger.exception("the sweeper could not accept a connection")
-                continue
-            except Exception as error:  # noqa: BLE001 - a caller without the key (AuthenticationError) changes nothing
                 logger.warning("the sweeper refused a connection: %s", error)
+                time.sleep(REFUSAL_PAUSE)
                 continue
-            threading.Thread(target=self._serve, args=(connection,), name="sweeper-run", daemon=True).start()
+            if self._closed.is_set():
+                connection.close()
+                return
+            thread = threading.Thread(target=self._serve, args=(connection,), name="sweeper-run", daemon=True)
+            with self._runs_lock:
+                self._runs.add(thread)
+            thread.start()
 
     def _serve(self, connection: Connection) -> None:
+        try:
+            self._answer(connection)
+        finally:
+            with self._runs_lock:
+                self._runs.discard(threading.current_thread())
+
+    def _answer(self, connection: Connection) -> None:
         with connection:
             try:
                 trigger, actor = connection.recv()

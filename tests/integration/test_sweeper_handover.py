@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from multiprocessing.connection import AuthenticationError, Client
 
 import grpc
@@ -67,3 +68,14 @@ def test_the_client_raises_unavailable_when_nothing_listens(database, address, c
     client = SweeperClient(Recovery(JobManager(database, clock)), address, ReadyNotifier())
     with pytest.raises(Unavailable, match="not reachable"):
         client.run_once()
+
+
+def test_stop_ends_the_threads_the_sweeper_started(database_url, address):
+    running = Sweeper(make_config(database_url), address).start()
+    SweeperClient(running.core.recovery, address, ReadyNotifier()).run_once()
+
+    running.stop()
+
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("sweeper-")]
+    with pytest.raises(OSError):
+        Client(address.path, family="AF_UNIX", authkey=address.authkey)
