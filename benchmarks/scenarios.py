@@ -1084,6 +1084,8 @@ def sweep(ctx: Context) -> list[Figure]:
     base_p99 = percentile(baseline, 0.99) * 1000
     during_p99 = percentile(during, 0.99) * 1000 if during else math.nan
     postgres = ctx.backend == "postgresql"
+    # The goals: SQLite has one writer, so a lease there may wait out a whole sweep batch.
+    allowed = 2 if postgres else 5
     label = f"{sizes.sweep_expired:,} expired leases among {sizes.sweep_jobs:,} jobs"
     return [
         Figure(
@@ -1113,8 +1115,8 @@ def sweep(ctx: Context) -> list[Figure]:
             "ms",
             during_p99,
             None,
-            f"≤ 2× without ({2 * base_p99:.2f} ms)",
-            (during_p99 <= 2 * base_p99) if during else None,
+            f"≤ {allowed}× without ({allowed * base_p99:.2f} ms)",
+            (during_p99 <= allowed * base_p99) if during else None,
             {"samples": len(during)},
         ),
     ]
