@@ -196,9 +196,8 @@ class DeadLetterManager:
         limit = paging.page_size(page_size)
         filters = _filter_key(query)
         key = self.jobs.page_tokens.decode(page_token, filters, shape=(int, datetime, str))
-        with self.database.transaction() as repo:
-            entries = repo.list_dead_letters(query, after=tuple(key) if key else None, limit=limit + 1)
-            total = repo.count_dead_letters(query)
+        with self.database.reading() as repo:
+            entries, total = repo.dead_letter_page(query, after=tuple(key) if key else None, limit=limit + 1)
         token = self.jobs.page_tokens.next(entries, limit, lambda e: (e.priority, e.dead_lettered_at, e.id), filters)
         return paging.Page(entries[:limit], token, total)
 

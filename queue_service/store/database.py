@@ -257,6 +257,17 @@ class Database:
         repo.run_after_commit()
 
     @contextmanager
+    def reading(self) -> Iterator[Repository]:
+        """A repository for reads that one statement answers: on PostgreSQL the statement runs
+        alone, one round trip with no BEGIN or COMMIT; on SQLite, a transaction."""
+        if self.dialect == "postgresql":
+            with self.statements_alone() as repo:
+                yield repo
+        else:
+            with self.transaction() as repo:
+                yield repo
+
+    @contextmanager
     def savepoint(self, repo: Repository, name: str) -> Iterator[Repository]:
         """Savepoint `name` inside `repo`'s transaction: an error undoes only what was written since.
 

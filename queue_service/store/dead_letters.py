@@ -63,9 +63,24 @@ SUMMARY_COLUMNS = tuple(column for column in dead_letter_queue.c if column.name 
 _SUMMARY_NAMES = tuple(column.name for column in SUMMARY_COLUMNS)
 
 
+# Where each DeadLetterSummary field sits in a row of SUMMARY_COLUMNS, in the order of its fields.
+_SUMMARY_FIELDS = tuple(field.name for field in dataclasses.fields(DeadLetterSummary))
+_SUMMARY_POSITIONS = tuple(_SUMMARY_NAMES.index(name) for name in _SUMMARY_FIELDS)
+_DEATH_REASON_AT, _RECOVERY_STATUS_AT = _SUMMARY_FIELDS.index("death_reason"), _SUMMARY_FIELDS.index("recovery_status")
+_DEATH_REASONS = {reason.value: reason for reason in DeathReason}
+_RECOVERY_STATUSES = {status.value: status for status in RecoveryStatus}
+
+
 def dead_letter_summaries(rows: Sequence[Sequence[Any]]) -> list[DeadLetterSummary]:
-    """Summaries from rows of SUMMARY_COLUMNS, read by position: a page converts every row."""
-    return [DeadLetterSummary(**_entry_fields(dict(zip(_SUMMARY_NAMES, row, strict=True)))) for row in rows]
+    """Summaries from rows of SUMMARY_COLUMNS, read by position: a page converts every row, so
+    no row becomes a dict first."""
+    summaries = []
+    for row in rows:
+        values = [row[position] for position in _SUMMARY_POSITIONS]
+        values[_DEATH_REASON_AT] = _DEATH_REASONS[values[_DEATH_REASON_AT]]
+        values[_RECOVERY_STATUS_AT] = _RECOVERY_STATUSES[values[_RECOVERY_STATUS_AT]]
+        summaries.append(DeadLetterSummary(*values))
+    return summaries
 
 
 def dead_letter_values(death: ScheduledDeath, now: datetime) -> dict[str, Any]:
@@ -141,9 +156,11 @@ def dead_letter_conditions(query: DeadLetterFilter) -> list:
     return [_dead_letter_condition(name, value) for name, value in _dead_letter_filter_values(query).items()]
 
 
-@functools.lru_cache(maxsize=128)
-def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool):
-    """One triage page over the filter fields `fields`, with every value a bound parameter.
+@functools.lru_cache(maxsize=256)
+def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool, counted_by_queue: bool | None = None):
+    """One triage page over the filter fields `fields`, with every value a bound parameter; with
+    `counted_by_queue` set, each row also carries the counters' total of matching entries (see
+    `_counted_dead_letters_statement`), so that a page and its total are one round trip.
 
     Built once per shape: constructing the paged union (four subqueries of every column) cost
     more per call than PostgreSQL takes to run it.
@@ -152,8 +169,9 @@ def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool):
     conditions = [_dead_letter_condition(name, bindparam(f"filter_{name}")) for name in fields]
     order = (c.priority.desc(), c.dead_lettered_at.desc(), c.id)
     limit = bindparam("page_limit")
+    counted = [] if counted_by_queue is None else [_counted_dead_letters_statement(counted_by_queue).scalar_subquery()]
     if not paged:
-        return select(*SUMMARY_COLUMNS).where(*conditions).order_by(*order).limit(limit)
+        return select(*SUMMARY_COLUMNS, *counted).where(*conditions).order_by(*order).limit(limit)
     # The mixed sort directions rule out one row-value comparison, and the equivalent OR of
     # comparisons is not an index range: a deep page would scan every entry before it. Each
     # of these three disjoint ranges is one index range scan; the outer sort sees 3 x limit rows.
@@ -168,7 +186,21 @@ def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool):
         for bounds in ranges
     ]
     page = union_all(*(select(part) for part in parts)).subquery()
-    return select(page).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
+    return (
+        select(page, *counted).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
+    )
+
+
+def _counter_parameters(query: DeadLetterFilter) -> dict[str, Any] | None:
+    """The parameters of `_counted_dead_letters_statement` that count `query`'s entries, or None
+    when the counters cannot: they are kept per queue and status only."""
+    if query != DeadLetterFilter(queue_name=query.queue_name, recovery_status=query.recovery_status):
+        return None
+    statuses = [query.recovery_status] if query.recovery_status else list(RecoveryStatus)
+    params: dict[str, Any] = {"counters": [f"dead_letters.{status.value}" for status in statuses]}
+    if query.queue_name:
+        params["queue_name"] = query.queue_name
+    return params
 
 
 @functools.lru_cache(maxsize=2)
@@ -211,16 +243,31 @@ class DeadLettersTable(TableStatements):
             params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
         return dead_letter_summaries(self.connection.execute(statement, params).all())
 
+    def dead_letter_page(
+        self, query: DeadLetterFilter, *, after: tuple[int, datetime, str] | None, limit: int
+    ) -> tuple[list[DeadLetterSummary], int]:
+        """`list_dead_letters` and `count_dead_letters` of `query`. When the count comes from the
+        counters, as the triage list's does, one statement reads both."""
+        counted = _counter_parameters(query)
+        if counted is None:
+            return self.list_dead_letters(query, after=after, limit=limit), self.count_dead_letters(query)
+        values = _dead_letter_filter_values(query)
+        statement = _dead_letter_page_statement(tuple(values), after is not None, "queue_name" in counted)
+        params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit} | counted
+        if after is not None:
+            params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
+        rows = self.connection.execute(statement, params).all()
+        if not rows:  # no row to carry the total
+            return [], self.count_dead_letters(query)
+        return dead_letter_summaries([row[:-1] for row in rows]), int(rows[0][-1])
+
     def count_dead_letters(self, query: DeadLetterFilter) -> int:
         """Entries matching `query`: from the counters when it filters on queue and status alone,
         which the triage list does on every page, else by counting the table."""
-        if query == DeadLetterFilter(queue_name=query.queue_name, recovery_status=query.recovery_status):
-            statuses = [query.recovery_status] if query.recovery_status else list(RecoveryStatus)
-            params = {"counters": [f"dead_letters.{status.value}" for status in statuses]}
-            if query.queue_name:
-                params["queue_name"] = query.queue_name
-            statement = _counted_dead_letters_statement(bool(query.queue_name))
-            return int(self.connection.execute(statement, params).scalar_one())
+        counted = _counter_parameters(query)
+        if counted is not None:
+            statement = _counted_dead_letters_statement("queue_name" in counted)
+            return int(self.connection.execute(statement, counted).scalar_one())
         statement = select(func.count()).select_from(dead_letter_queue).where(*dead_letter_conditions(query))
         return int(self.connection.execute(statement).scalar_one())
 

@@ -80,6 +80,41 @@ def test_a_page_reads_no_job_data_or_error_history(service):
     assert entry.error_history and entry.HasField("job_data")
 
 
+def test_a_triage_page_and_its_total_are_one_statement(service):
+    """Filtered on queue and status alone, the total comes from the counters in the page's own
+    statement; a page left empty (its entries resolved meanwhile) still has its total."""
+    ids = [dead_letter(service, f"one-{index}", queue="emails") for index in range(4)]
+    dead_letter(service, "elsewhere", queue="sms")
+    statements: list[str] = []
+
+    def capture(_connection, _cursor, statement, _parameters, _context, _executemany):
+        statements.append(statement)
+
+    request = admin.ListDeadLetterJobsRequest(
+        filter=admin.DeadLetterFilter(queue_name="emails", recovery_status=PENDING), page_size=2
+    )
+    engine = service.server.database.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        first = service.admin.ListDeadLetterJobs(request)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    queries = [statement for statement in statements if not statement.startswith("BEGIN")]  # SQLite's
+    assert len(queries) == 1, statements
+    assert len(first.entries) == 2 and first.total_size == 4 and first.next_page_token
+
+    for entry_id in ids:
+        if entry_id not in {entry.id for entry in first.entries}:
+            service.admin.MarkPermanentlyFailed(admin.MarkPermanentlyFailedRequest(id=entry_id, reason="known bug"))
+    request.page_token = first.next_page_token
+    emptied = service.admin.ListDeadLetterJobs(request)
+    assert list(emptied.entries) == [] and emptied.total_size == 2 and emptied.next_page_token == ""
+    every_queue = service.admin.ListDeadLetterJobs(
+        admin.ListDeadLetterJobsRequest(filter=admin.DeadLetterFilter(recovery_status=PENDING))
+    )
+    assert every_queue.total_size == 3 and len(every_queue.entries) == 3
+
+
 def test_pages_of_every_size_walk_ties_in_priority_and_time_exactly_once(service):
     ids = []
     for index in range(12):
