@@ -147,3 +147,38 @@ LEASE_FROM_PLAIN_QUEUES = Statement(
         column("queue_updated_at", UTCDateTime()),
     ),
 )
+
+# The columns a new job's row names, in the order its values are bound; the rest take their
+# defaults, except budget_start (0) and created_at and updated_at (:now), which the insert names.
+NEW_JOB_COLUMNS = (
+    ("job_id", "text"),
+    ("queue_name", "text"),
+    ("job_name", "text"),
+    ("job_data", "jsonb"),
+    ("state", "text"),
+    ("priority", "integer"),
+    ("attempt_number", "integer"),
+    ("retry_policy", "jsonb"),
+    ("run_at", "timestamptz"),
+    ("lease_expires_at", "timestamptz"),
+    ("worker_id", "text"),
+    ("started_at", "timestamptz"),
+    ("trace_parent", "text"),
+    ("unique_key", "text"),
+    ("unique_slot", "text"),
+    ("unique_states", "text"),
+)
+_NEW_JOB_NAMES = ", ".join(name for name, _ in NEW_JOB_COLUMNS)
+
+INSERT_JOBS = Statement(
+    "Each new job, one per position of the column arrays (bound by column name) and in their order, is inserted "
+    "unless its job_id is stored, by an earlier position too, or its unique slot is held (the unique index skips "
+    "it). Returns the job_id and id of each row inserted.",
+    _text(
+        f"INSERT INTO queue_jobs ({_NEW_JOB_NAMES}, budget_start, created_at, updated_at) "
+        f"SELECT {_NEW_JOB_NAMES}, 0, :now, :now FROM unnest("
+        + ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in NEW_JOB_COLUMNS)
+        + f") WITH ORDINALITY AS v({_NEW_JOB_NAMES}, position) ORDER BY position "
+        "ON CONFLICT DO NOTHING RETURNING job_id, id"
+    ),
+)
