@@ -51,6 +51,7 @@ from queue_service.store.retry_log import log_decisions, retry_log_row
 from queue_service.store.schema import (
     UNIQUE_SLOT_HELD,
     dead_letter_queue,
+    postgres_utc_text,
     queue_breakers,
     queue_jobs,
     queues,
@@ -153,19 +154,21 @@ def _inserted_job(row_id: int, job: NewJob, now: datetime) -> JobRecord:
     )
 
 
-def _new_job_values(job: NewJob, stored_time: Callable[[datetime | None], Any]) -> tuple:
-    """`job`'s values in the order of NEW_JOB_COLUMNS, its documents as JSON text (None as JSON
-    null, as SQLAlchemy's JSON type binds it) and its times as `stored_time` gives them."""
+def _new_job_values(
+    job: NewJob, stored_time: Callable[[datetime | None], Any], stored_document: Callable[[Any], Any]
+) -> tuple:
+    """`job`'s values in the order of NEW_JOB_COLUMNS, its documents and times as `stored_document`
+    and `stored_time` give them."""
     claim = job.unique
     return (
         job.job_id,
         job.queue_name,
         job.job_name,
-        json.dumps(job.job_data),
+        stored_document(job.job_data),
         job.state.value,
         job.priority,
         job.attempt_number,
-        json.dumps(job.retry_policy),
+        stored_document(job.retry_policy),
         stored_time(job.run_at),
         stored_time(job.lease_expires_at),
         job.worker_id,
@@ -177,8 +180,22 @@ def _new_job_values(job: NewJob, stored_time: Callable[[datetime | None], Any]) 
     )
 
 
-def _as_bound(value: datetime | None) -> datetime | None:
-    return value
+def _as_is(document: Any) -> Any:
+    return document
+
+
+# jsonb holds at most 256 MiB: rows that encode larger than this (a server allowing very large
+# messages) go as several statements, in order, each after the rows of those before it.
+MAX_ROWS_JSON_CHARS = 64 * 1024 * 1024
+
+
+def _rows_json(rows: list[tuple]) -> list[str]:
+    """`rows` as one JSON array, or as several in order when one would exceed MAX_ROWS_JSON_CHARS."""
+    encoded = json.dumps(rows)
+    if len(encoded) <= MAX_ROWS_JSON_CHARS or len(rows) == 1:
+        return [encoded]
+    half = len(rows) // 2
+    return _rows_json(rows[:half]) + _rows_json(rows[half:])
 
 
 # SQLite's batched insert, run at the driver over the batch: the same columns as INSERT_JOBS.
@@ -337,11 +354,12 @@ class JobsTable(TableStatements):
             return self._insert_jobs_sqlite(jobs, now)
         # No conflict target: a row is skipped when its job_id exists or when the unique index
         # (ix_queue_jobs_unique_slot) holds its slot. PostgreSQL waits for a concurrent insert of
-        # the same slot to commit, then skips. The batch goes as one array per column, in one
-        # statement; only the row ids come back: each stored job is the job as sent, with its id.
-        columns = zip(*(_new_job_values(job, _as_bound) for job in jobs), strict=True)
-        parameters = {name: list(values) for (name, _), values in zip(NEW_JOB_COLUMNS, columns, strict=True)}
-        ids = dict(self.connection.execute(INSERT_JOBS.clause, {**parameters, "now": now}).all())
+        # the same slot to commit, then skips. The batch goes as one JSON parameter, which the
+        # driver quotes at once where it would adapt an array per value; only the row ids come
+        # back: each stored job is the job as sent, with its id.
+        ids: dict[str, int] = {}
+        for rows in _rows_json([_new_job_values(job, postgres_utc_text, _as_is) for job in jobs]):
+            ids.update(self.connection.execute(INSERT_JOBS.clause, {"rows": rows, "now": now}).all())
         first: dict[str, NewJob] = {}
         for job in jobs:
             first.setdefault(job.job_id, job)
@@ -364,7 +382,8 @@ class JobsTable(TableStatements):
         now_text = sqlite_utc_text(now)
         self.connection.exec_driver_sql(
             _INSERT_JOBS_SQLITE,
-            [(*_new_job_values(job, sqlite_utc_text), now_text, now_text) for job in fresh.values()],
+            # A document is stored as JSON text, None as JSON null, as SQLAlchemy's JSON type binds it.
+            [(*_new_job_values(job, sqlite_utc_text, json.dumps), now_text, now_text) for job in fresh.values()],
         )
         ids = dict(self.connection.execute(ROW_IDS_OF_JOBS, {"job_ids": list(fresh)}).all())
         return {job_id: _inserted_job(ids[job_id], job, now) for job_id, job in fresh.items() if job_id in ids}

@@ -148,8 +148,8 @@ LEASE_FROM_PLAIN_QUEUES = Statement(
     ),
 )
 
-# The columns a new job's row names, in the order its values are bound; the rest take their
-# defaults, except budget_start (0) and created_at and updated_at (:now), which the insert names.
+# The columns a new job's row names, in the order of its values; the rest take their defaults,
+# except budget_start (0) and created_at and updated_at (:now), which the insert names.
 NEW_JOB_COLUMNS = (
     ("job_id", "text"),
     ("queue_name", "text"),
@@ -169,16 +169,21 @@ NEW_JOB_COLUMNS = (
     ("unique_states", "text"),
 )
 _NEW_JOB_NAMES = ", ".join(name for name, _ in NEW_JOB_COLUMNS)
+# A JSON document stays JSON (a null one is JSON null, as SQLAlchemy's JSON type binds None);
+# the other values are read as text and cast.
+_NEW_JOB_VALUES = ", ".join(
+    f"v.job -> {position}" if sql_type == "jsonb" else f"CAST(v.job ->> {position} AS {sql_type})"
+    for position, (_, sql_type) in enumerate(NEW_JOB_COLUMNS)
+)
 
 INSERT_JOBS = Statement(
-    "Each new job, one per position of the column arrays (bound by column name) and in their order, is inserted "
-    "unless its job_id is stored, by an earlier position too, or its unique slot is held (the unique index skips "
+    "Each new job of :rows (a JSON array of rows, each an array of NEW_JOB_COLUMNS' values), in their order, is "
+    "inserted unless its job_id is stored, by an earlier row too, or its unique slot is held (the unique index skips "
     "it). Returns the job_id and id of each row inserted.",
     _text(
         f"INSERT INTO queue_jobs ({_NEW_JOB_NAMES}, budget_start, created_at, updated_at) "
-        f"SELECT {_NEW_JOB_NAMES}, 0, :now, :now FROM unnest("
-        + ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in NEW_JOB_COLUMNS)
-        + f") WITH ORDINALITY AS v({_NEW_JOB_NAMES}, position) ORDER BY position "
+        f"SELECT {_NEW_JOB_VALUES}, 0, :now, :now "
+        "FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS v(job, ordinal) ORDER BY v.ordinal "
         "ON CONFLICT DO NOTHING RETURNING job_id, id"
     ),
 )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import String, cast, insert, select
 
 from queue_service.domain import JobState, NewJob, UniqueClaim
+from queue_service.store import jobs as jobs_store
 from queue_service.store.schema import queue_jobs
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
@@ -106,7 +108,9 @@ def test_the_returned_jobs_are_the_jobs_as_read_back(database):
         assert inserted == repo.get_jobs(list(inserted))
 
 
-def test_a_repeated_job_id_or_held_slot_in_a_batch_keeps_the_first(database):
+@pytest.mark.parametrize("rows_json_chars", [jobs_store.MAX_ROWS_JSON_CHARS, 1], ids=["one statement", "split"])
+def test_a_repeated_job_id_or_held_slot_in_a_batch_keeps_the_first(database, monkeypatch, rows_json_chars):
+    monkeypatch.setattr(jobs_store, "MAX_ROWS_JSON_CHARS", rows_json_chars)
     first, rich, _ = new_jobs("")
     same_slot = NewJob(**{**vars(rich), "job_id": "other"})
     repeated = NewJob(**{**vars(first), "job_name": "second"})
