@@ -184,6 +184,26 @@ def _as_is(document: Any) -> Any:
     return document
 
 
+def _json_text(document: Any) -> str:
+    # None is JSON null, as SQLAlchemy's JSON type binds it; most jobs have no retry policy.
+    return "null" if document is None else json.dumps(document)
+
+
+def _once_per_instant(stored_time: Callable[[datetime], Any]) -> Callable[[datetime | None], Any]:
+    """`stored_time` remembering its answers: the jobs of a batch mostly share one run_at."""
+    answers: dict[datetime, Any] = {}
+
+    def remembered(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        answer = answers.get(value)
+        if answer is None:
+            answer = answers[value] = stored_time(value)
+        return answer
+
+    return remembered
+
+
 # jsonb holds at most 256 MiB: rows that encode larger than this (a server allowing very large
 # messages) go as several statements, in order, each after the rows of those before it.
 MAX_ROWS_JSON_CHARS = 64 * 1024 * 1024
@@ -358,7 +378,8 @@ class JobsTable(TableStatements):
         # driver quotes at once where it would adapt an array per value; only the row ids come
         # back: each stored job is the job as sent, with its id.
         ids: dict[str, int] = {}
-        for rows in _rows_json([_new_job_values(job, postgres_utc_text, _as_is) for job in jobs]):
+        stored_time = _once_per_instant(postgres_utc_text)
+        for rows in _rows_json([_new_job_values(job, stored_time, _as_is) for job in jobs]):
             ids.update(self.connection.execute(INSERT_JOBS.clause, {"rows": rows, "now": now}).all())
         first: dict[str, NewJob] = {}
         for job in jobs:
@@ -379,11 +400,11 @@ class JobsTable(TableStatements):
                 fresh.setdefault(job.job_id, job)
         if not fresh:
             return {}
-        now_text = sqlite_utc_text(now)
+        stored_time = _once_per_instant(sqlite_utc_text)
+        now_text = stored_time(now)
         self.connection.exec_driver_sql(
             _INSERT_JOBS_SQLITE,
-            # A document is stored as JSON text, None as JSON null, as SQLAlchemy's JSON type binds it.
-            [(*_new_job_values(job, sqlite_utc_text, json.dumps), now_text, now_text) for job in fresh.values()],
+            [(*_new_job_values(job, stored_time, _json_text), now_text, now_text) for job in fresh.values()],
         )
         ids = dict(self.connection.execute(ROW_IDS_OF_JOBS, {"job_ids": list(fresh)}).all())
         return {job_id: _inserted_job(ids[job_id], job, now) for job_id, job in fresh.items() if job_id in ids}
