@@ -1,7 +1,8 @@
 """The raw PostgreSQL statements, each named with a one-line description of what it writes.
 
-They exist where one set-wise statement over unnest() arrays replaces a statement per row, so that
-PostgreSQL's statement-level counter triggers run once per batch. The SQLite path of the same
+They exist where one set-wise statement over unnest() arrays, or over the rows of one JSON array,
+replaces a statement per row, so that PostgreSQL's statement-level counter triggers run once per
+batch. The SQLite path of the same
 method writes the same rows with one prepared statement run over the batch.
 """
 
