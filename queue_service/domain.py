@@ -9,7 +9,7 @@ migration for the state check constraint; every set of states below is derived f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -249,6 +249,21 @@ class JobRecord:
     def runs_in_budget(self) -> int:
         """Runs started since the job's retry budget was last (re)set."""
         return self.attempt_number - self.budget_start
+
+    @classmethod
+    def of_fields(cls, **values: Any) -> JobRecord:
+        """The record with exactly these fields, as the constructor makes it: rows are read and
+        inserted by the hundred, and the frozen constructor assigns each field through
+        object.__setattr__."""
+        if values.keys() != JOB_RECORD_FIELDS:
+            missing, unknown = JOB_RECORD_FIELDS - values.keys(), values.keys() - JOB_RECORD_FIELDS
+            raise TypeError(f"JobRecord fields missing: {sorted(missing)}, unknown: {sorted(unknown)}")
+        record = object.__new__(cls)
+        record.__dict__.update(values)
+        return record
+
+
+JOB_RECORD_FIELDS = frozenset(item.name for item in fields(JobRecord))
 
 
 @dataclass(frozen=True)

@@ -334,8 +334,9 @@ class JobManager:
         run_at = spec.run_at or (now + delay if delay else now)
         if run_at > now + limits.max_schedule_ahead:
             raise InvalidArgument(f"{prefix}run_at is more than 10 years ahead", field=f"{prefix}run_at")
-        override = spec.retry_policy or PolicyOverride()
-        validate_override(override, f"{prefix}retry_policy")
+        # Most jobs carry no override: nothing to check, and stored as none.
+        if spec.retry_policy is not None:
+            validate_override(spec.retry_policy, f"{prefix}retry_policy")
         unique_claim = unique.claim(spec.unique, spec.queue_name, now, prefix) if spec.unique is not None else None
         return NewJob(
             job_id=job_id,
@@ -344,7 +345,7 @@ class JobManager:
             job_data=data,
             priority=spec.priority,
             run_at=run_at,
-            retry_policy=policy_to_json(override),
+            retry_policy=None if spec.retry_policy is None else policy_to_json(spec.retry_policy),
             trace_parent=spec.trace_parent,
             unique=unique_claim,
         )

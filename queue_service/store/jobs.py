@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -22,7 +22,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql
 
 from queue_service.domain import (
     READY_STATES,
@@ -43,11 +42,21 @@ from queue_service.store.dead_letters import DEAD_LETTER_REOPENED, dead_letter_f
 from queue_service.store.postgres_statements import (
     COMPLETE_JOBS,
     DEAD_LETTER_JOBS,
+    INSERT_JOBS,
     LEASE_FROM_PLAIN_QUEUES,
+    NEW_JOB_COLUMNS,
     SCHEDULE_RETRIES,
 )
 from queue_service.store.retry_log import log_decisions, retry_log_row
-from queue_service.store.schema import UNIQUE_SLOT_HELD, dead_letter_queue, queue_breakers, queue_jobs, queues
+from queue_service.store.schema import (
+    UNIQUE_SLOT_HELD,
+    dead_letter_queue,
+    postgres_utc_text,
+    queue_breakers,
+    queue_jobs,
+    queues,
+    sqlite_utc_text,
+)
 from queue_service.store.statements import TableStatements, error_history_from_json
 
 # The lease names the ready states as literals, not parameters: SQLite uses the partial index
@@ -77,7 +86,7 @@ def job_from_row(row) -> JobRecord:
 
 
 def job_from_mapping(row: Mapping[str, Any]) -> JobRecord:
-    return JobRecord(
+    return JobRecord.of_fields(
         id=row["id"],
         job_id=row["job_id"],
         queue_name=row["queue_name"],
@@ -109,23 +118,111 @@ def job_from_mapping(row: Mapping[str, Any]) -> JobRecord:
     )
 
 
-# The columns a new row leaves to their defaults: what `_inserted_job` adds to a `JobsTable._job_row`.
-INSERTED_DEFAULTS: dict[str, Any] = {
-    "last_error": None,
-    "error_history": None,
-    "result": None,
-    "processing_duration_ms": None,
-    "completed_at": None,
-    "dead_letter_id": None,
-    "retry_rule": "",
-    "first_failed_at": None,
-    "cancel_requested_at": None,
-}
+def _inserted_job(row_id: int, job: NewJob, now: datetime) -> JobRecord:
+    """The job just inserted from `job` at `now`, as it is stored: the columns an insert does not
+    name (NEW_JOB_COLUMNS) hold their defaults."""
+    claim = job.unique
+    return JobRecord.of_fields(
+        id=row_id,
+        job_id=job.job_id,
+        queue_name=job.queue_name,
+        job_name=job.job_name,
+        job_data=job.job_data,
+        state=job.state,
+        priority=job.priority,
+        attempt_number=job.attempt_number,
+        budget_start=0,
+        retry_policy=job.retry_policy,
+        run_at=job.run_at,
+        lease_expires_at=job.lease_expires_at,
+        worker_id=job.worker_id,
+        last_error=None,
+        error_history=[],
+        result=None,
+        processing_duration_ms=None,
+        created_at=now,
+        updated_at=now,
+        started_at=job.started_at,
+        completed_at=None,
+        dead_letter_id=None,
+        trace_parent=job.trace_parent,
+        unique_key=claim.key if claim else None,
+        unique_states=claim.states if claim else None,
+        retry_rule="",
+        first_failed_at=None,
+        cancel_requested_at=None,
+    )
 
 
-def _inserted_job(row_id: int, row: dict[str, Any]) -> JobRecord:
-    """The job just inserted from `row` (a `JobsTable._job_row`), as it is stored."""
-    return job_from_mapping({**INSERTED_DEFAULTS, **row, "id": row_id})
+def _new_job_values(
+    job: NewJob, stored_time: Callable[[datetime | None], Any], stored_document: Callable[[Any], Any]
+) -> tuple:
+    """`job`'s values in the order of NEW_JOB_COLUMNS, its documents and times as `stored_document`
+    and `stored_time` give them."""
+    claim = job.unique
+    return (
+        job.job_id,
+        job.queue_name,
+        job.job_name,
+        stored_document(job.job_data),
+        job.state.value,
+        job.priority,
+        job.attempt_number,
+        stored_document(job.retry_policy),
+        stored_time(job.run_at),
+        stored_time(job.lease_expires_at),
+        job.worker_id,
+        stored_time(job.started_at),
+        job.trace_parent,
+        claim.key if claim else None,
+        claim.slot if claim else None,
+        encode_unique_states(claim.states) if claim else None,
+    )
+
+
+def _as_is(document: Any) -> Any:
+    return document
+
+
+def _json_text(document: Any) -> str:
+    # None is JSON null, as SQLAlchemy's JSON type binds it; most jobs have no retry policy.
+    return "null" if document is None else json.dumps(document)
+
+
+def _once_per_instant(stored_time: Callable[[datetime], Any]) -> Callable[[datetime | None], Any]:
+    """`stored_time` remembering its answers: the jobs of a batch mostly share one run_at."""
+    answers: dict[datetime, Any] = {}
+
+    def remembered(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        answer = answers.get(value)
+        if answer is None:
+            answer = answers[value] = stored_time(value)
+        return answer
+
+    return remembered
+
+
+# jsonb holds at most 256 MiB: rows that encode larger than this (a server allowing very large
+# messages) go as several statements, in order, each after the rows of those before it.
+MAX_ROWS_JSON_CHARS = 64 * 1024 * 1024
+
+
+def _rows_json(rows: list[tuple]) -> list[str]:
+    """`rows` as one JSON array, or as several in order when one would exceed MAX_ROWS_JSON_CHARS."""
+    encoded = json.dumps(rows)
+    if len(encoded) <= MAX_ROWS_JSON_CHARS or len(rows) == 1:
+        return [encoded]
+    half = len(rows) // 2
+    return _rows_json(rows[:half]) + _rows_json(rows[half:])
+
+
+# SQLite's batched insert, run at the driver over the batch: the same columns as INSERT_JOBS.
+_INSERT_JOBS_SQLITE = (
+    f"INSERT INTO queue_jobs ({', '.join(name for name, _ in NEW_JOB_COLUMNS)}, budget_start, created_at, "
+    f"updated_at) VALUES ({', '.join('?' for _ in NEW_JOB_COLUMNS)}, 0, ?, ?) ON CONFLICT DO NOTHING"
+)
 
 
 def job_conditions(*, queue_name: str | None, state: JobState | None, job_name: str | None) -> list:
@@ -188,7 +285,8 @@ JOB_FOR_FAILURE = (
     .with_for_update(of=queue_jobs)
 )
 
-INSERT_JOBS_RETURNING = postgresql.insert(queue_jobs).on_conflict_do_nothing().returning(_c.job_id, _c.id)
+STORED_JOB_IDS = select(_c.job_id).where(_c.job_id.in_(bindparam("job_ids", expanding=True)))
+ROW_IDS_OF_JOBS = select(_c.job_id, _c.id).where(_c.job_id.in_(bindparam("job_ids", expanding=True)))
 
 READY_FOR_LEASE = (
     select(queue_jobs)
@@ -270,63 +368,46 @@ class JobsTable(TableStatements):
     def insert_jobs_returning(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
         """Insert jobs whose job_id is new (the first of a repeated one) and whose unique slot is free;
         return those inserted, as stored, by job_id."""
-        rows = [self._job_row(job, now) for job in jobs]
-        if not rows:
+        if not jobs:
             return {}
         if self.dialect == "sqlite":
-            return self._insert_jobs_sqlite(rows)
+            return self._insert_jobs_sqlite(jobs, now)
         # No conflict target: a row is skipped when its job_id exists or when the unique index
         # (ix_queue_jobs_unique_slot) holds its slot. PostgreSQL waits for a concurrent insert of
-        # the same slot to commit, then skips.
-        # With several rows SQLAlchemy batches this as "insertmanyvalues", keeping RETURNING. Only
-        # the row ids come back: each stored job is the row as sent, with the id it got.
-        result = self.connection.execute(INSERT_JOBS_RETURNING, rows[0] if len(rows) == 1 else rows)
-        ids = {row.job_id: row.id for row in result}
-        first_rows: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            first_rows.setdefault(row["job_id"], row)
-        return {job_id: _inserted_job(row_id, first_rows[job_id]) for job_id, row_id in ids.items()}
+        # the same slot to commit, then skips. The batch goes as one JSON parameter, which the
+        # driver quotes at once where it would adapt an array per value; only the row ids come
+        # back: each stored job is the job as sent, with its id.
+        ids: dict[str, int] = {}
+        stored_time = _once_per_instant(postgres_utc_text)
+        for rows in _rows_json([_new_job_values(job, stored_time, _as_is) for job in jobs]):
+            ids.update(self.connection.execute(INSERT_JOBS.clause, {"rows": rows, "now": now}).all())
+        first: dict[str, NewJob] = {}
+        for job in jobs:
+            first.setdefault(job.job_id, job)
+        return {job_id: _inserted_job(row_id, first[job_id], now) for job_id, row_id in ids.items()}
 
-    def _insert_jobs_sqlite(self, rows: list[dict[str, Any]]) -> dict[str, JobRecord]:
+    def _insert_jobs_sqlite(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
         """SQLite holds its write lock from BEGIN IMMEDIATE, so the job_ids already stored, read
-        first, stay so: the new rows go in through one prepared insert run over the batch
-        (executemany, no RETURNING), and only their row ids are read back. A row whose unique slot
-        is held, by a stored job or by an earlier row of the batch, is skipped by the unique index
-        (ON CONFLICT DO NOTHING) and has no row id to read."""
-        c = queue_jobs.c
-        wanted = list(dict.fromkeys(row["job_id"] for row in rows))
-        stored = set(self.connection.execute(select(c.job_id).where(c.job_id.in_(wanted))).scalars())
-        fresh: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            if row["job_id"] not in stored:
-                fresh.setdefault(row["job_id"], row)
+        first, stay so: the new rows go in through one prepared insert run by the driver over the
+        batch (executemany, no RETURNING), and only their row ids are read back. A row whose unique
+        slot is held, by a stored job or by an earlier row of the batch, is skipped by the unique
+        index (ON CONFLICT DO NOTHING) and has no row id to read."""
+        wanted = list(dict.fromkeys(job.job_id for job in jobs))
+        stored = set(self.connection.execute(STORED_JOB_IDS, {"job_ids": wanted}).scalars())
+        fresh: dict[str, NewJob] = {}
+        for job in jobs:
+            if job.job_id not in stored:
+                fresh.setdefault(job.job_id, job)
         if not fresh:
             return {}
-        self.connection.execute(self._insert(queue_jobs).on_conflict_do_nothing(), list(fresh.values()))
-        ids = dict(self.connection.execute(select(c.job_id, c.id).where(c.job_id.in_(list(fresh)))).all())
-        return {job_id: _inserted_job(ids[job_id], row) for job_id, row in fresh.items() if job_id in ids}
-
-    @staticmethod
-    def _job_row(job: NewJob, now: datetime) -> dict[str, Any]:
-        return {
-            "job_id": job.job_id,
-            "queue_name": job.queue_name,
-            "job_name": job.job_name,
-            "job_data": job.job_data,
-            "state": job.state.value,
-            "priority": job.priority,
-            "attempt_number": job.attempt_number,
-            "budget_start": 0,
-            "retry_policy": job.retry_policy,
-            "run_at": job.run_at,
-            "lease_expires_at": job.lease_expires_at,
-            "worker_id": job.worker_id,
-            "started_at": job.started_at,
-            "trace_parent": job.trace_parent,
-            **_unique_columns(job.unique),
-            "created_at": now,
-            "updated_at": now,
-        }
+        stored_time = _once_per_instant(sqlite_utc_text)
+        now_text = stored_time(now)
+        self.connection.exec_driver_sql(
+            _INSERT_JOBS_SQLITE,
+            [(*_new_job_values(job, stored_time, _json_text), now_text, now_text) for job in fresh.values()],
+        )
+        ids = dict(self.connection.execute(ROW_IDS_OF_JOBS, {"job_ids": list(fresh)}).all())
+        return {job_id: _inserted_job(ids[job_id], job, now) for job_id, job in fresh.items() if job_id in ids}
 
     def unique_slot_holders(self, slots: Iterable[str]) -> dict[str, JobRecord]:
         """The job holding each of `slots` in its counted states, by slot (the unique index allows one)."""

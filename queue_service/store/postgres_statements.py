@@ -1,7 +1,8 @@
 """The raw PostgreSQL statements, each named with a one-line description of what it writes.
 
-They exist where one set-wise statement over unnest() arrays replaces a statement per row, so that
-PostgreSQL's statement-level counter triggers run once per batch. The SQLite path of the same
+They exist where one set-wise statement over unnest() arrays, or over the rows of one JSON array,
+replaces a statement per row, so that PostgreSQL's statement-level counter triggers run once per
+batch. The SQLite path of the same
 method writes the same rows with one prepared statement run over the batch.
 """
 
@@ -145,5 +146,45 @@ LEASE_FROM_PLAIN_QUEUES = Statement(
         column("queue_retry_policy", queues.c.retry_policy.type),
         column("queue_created_at", UTCDateTime()),
         column("queue_updated_at", UTCDateTime()),
+    ),
+)
+
+# The columns a new job's row names, in the order of its values; the rest take their defaults,
+# except budget_start (0) and created_at and updated_at (:now), which the insert names.
+NEW_JOB_COLUMNS = (
+    ("job_id", "text"),
+    ("queue_name", "text"),
+    ("job_name", "text"),
+    ("job_data", "jsonb"),
+    ("state", "text"),
+    ("priority", "integer"),
+    ("attempt_number", "integer"),
+    ("retry_policy", "jsonb"),
+    ("run_at", "timestamptz"),
+    ("lease_expires_at", "timestamptz"),
+    ("worker_id", "text"),
+    ("started_at", "timestamptz"),
+    ("trace_parent", "text"),
+    ("unique_key", "text"),
+    ("unique_slot", "text"),
+    ("unique_states", "text"),
+)
+_NEW_JOB_NAMES = ", ".join(name for name, _ in NEW_JOB_COLUMNS)
+# A JSON document stays JSON (a null one is JSON null, as SQLAlchemy's JSON type binds None);
+# the other values are read as text and cast.
+_NEW_JOB_VALUES = ", ".join(
+    f"v.job -> {position}" if sql_type == "jsonb" else f"CAST(v.job ->> {position} AS {sql_type})"
+    for position, (_, sql_type) in enumerate(NEW_JOB_COLUMNS)
+)
+
+INSERT_JOBS = Statement(
+    "Each new job of :rows (a JSON array of rows, each an array of NEW_JOB_COLUMNS' values), in their order, is "
+    "inserted unless its job_id is stored, by an earlier row too, or its unique slot is held (the unique index skips "
+    "it). Returns the job_id and id of each row inserted.",
+    _text(
+        f"INSERT INTO queue_jobs ({_NEW_JOB_NAMES}, budget_start, created_at, updated_at) "
+        f"SELECT {_NEW_JOB_VALUES}, 0, :now, :now "
+        "FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS v(job, ordinal) ORDER BY v.ordinal "
+        "ON CONFLICT DO NOTHING RETURNING job_id, id"
     ),
 )

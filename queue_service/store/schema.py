@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -52,9 +52,7 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
+        value = as_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
@@ -63,6 +61,25 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
+
+
+# The times of statements bound without SQLAlchemy's per-value processing, as UTCDateTime stores them.
+
+
+def sqlite_utc_text(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite DATETIME text of the naive UTC time."""
+    return None if value is None else as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def postgres_utc_text(value: datetime | None) -> str | None:
+    """ISO 8601 with its UTC offset, for a timestamptz read from JSON."""
+    return None if value is None else as_utc(value).isoformat()
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
