@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
     Integer,
     String,
     and_,
@@ -48,6 +47,7 @@ from queue_service.store.postgres_statements import (
 )
 from queue_service.store.retry_log import log_decisions, retry_log_row
 from queue_service.store.schema import UNIQUE_SLOT_HELD, dead_letter_queue, queue_breakers, queue_jobs, queues
+from queue_service.store.sqlite_statements import COMPLETE_JOBS as SQLITE_COMPLETE_JOBS
 from queue_service.store.statements import TableStatements, error_history_from_json
 
 # The lease names the ready states as literals, not parameters: SQLite uses the partial index
@@ -159,6 +159,13 @@ class FailingJob(NamedTuple):
 
     job: JobRecord
     queue_policy: dict[str, Any] | None
+    breaker_on: bool
+
+
+class CompletedJob(NamedTuple):
+    """A job `complete_jobs` completed: its queue, and whether that queue has a breaker on."""
+
+    queue_name: str
     breaker_on: bool
 
 
@@ -515,13 +522,13 @@ class JobsTable(TableStatements):
         *,
         expected_states: Iterable[JobState],
         now: datetime,
-    ) -> dict[str, str]:
+    ) -> dict[str, CompletedJob]:
         """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED,
         leaving out runs asked to stop (cancel_requested_at set).
 
-        Returns queue_name by job_id for the jobs completed; the others did not match their
-        expected state and attempt. PostgreSQL does it in one statement (its counter trigger then
-        runs once for the batch); SQLite, in process and with row triggers, one statement per job.
+        Returns the jobs completed by job_id, each with its queue and whether that queue has a
+        breaker on; the others did not match their expected state and attempt. One statement for
+        the batch on both backends (PostgreSQL's counter trigger then runs once for it).
         """
         expected = [state.value for state in expected_states]
         ordered = sorted(completions)  # a stable lock order between concurrent batches
@@ -538,33 +545,19 @@ class JobsTable(TableStatements):
                     "expected": expected,
                 },
             )
-            return {row.job_id: row.queue_name for row in rows}
-        statement = (
-            update(queue_jobs)
-            .where(
-                queue_jobs.c.job_id == bindparam("b_job_id", type_=String()),
-                queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
-                queue_jobs.c.state.in_(expected),
-                queue_jobs.c.cancel_requested_at.is_(None),
+        else:
+            # The result goes in as the JSON text the column's own type would store.
+            batch = [[job_id, attempt, json.dumps(result), duration] for job_id, attempt, result, duration in ordered]
+            rows = self.connection.execute(
+                SQLITE_COMPLETE_JOBS.clause,
+                {
+                    "completed": JobState.COMPLETED.value,
+                    "now": now,
+                    "completions": json.dumps(batch),
+                    "expected": json.dumps(expected),
+                },
             )
-            .values(
-                state=JobState.COMPLETED.value,
-                result=bindparam("b_result", type_=queue_jobs.c.result.type),
-                processing_duration_ms=bindparam("b_duration", type_=BigInteger()),
-                lease_expires_at=None,
-                completed_at=now,
-                updated_at=now,
-            )
-            .returning(queue_jobs.c.job_id, queue_jobs.c.queue_name)
-        )
-        completed: dict[str, str] = {}
-        for job_id, attempt, result, duration in ordered:
-            row = self.connection.execute(
-                statement, {"b_job_id": job_id, "b_attempt": attempt, "b_result": result, "b_duration": duration}
-            ).first()
-            if row is not None:
-                completed[row.job_id] = row.queue_name
-        return completed
+        return {row.job_id: CompletedJob(row.queue_name, bool(row.breaker_on)) for row in rows}
 
     def complete_current_run(
         self,
