@@ -473,22 +473,26 @@ class JobsTable(TableStatements):
         if rows[0].any_controlled:
             return None
         leased = []
+        # Every row of a queue carries the same queue columns: each queue is read from its first row.
+        queues_by_name: dict[str, QueueRecord | None] = {}
         for row in rows:
             if row.id is None:
                 continue  # the row that only says no queue is controlled
-            m = row._mapping
-            queue = (
-                QueueRecord(
-                    name=m["queue_name"],
-                    paused=bool(m["queue_paused"]),
-                    retry_policy=m["queue_retry_policy"],
-                    created_at=m["queue_created_at"],
-                    updated_at=m["queue_updated_at"],
+            job = job_from_columns(row[_LEASED_JOB_COLUMNS])
+            if job.queue_name not in queues_by_name:
+                m = row._mapping
+                queues_by_name[job.queue_name] = (
+                    QueueRecord(
+                        name=m["queue_name"],
+                        paused=bool(m["queue_paused"]),
+                        retry_policy=m["queue_retry_policy"],
+                        created_at=m["queue_created_at"],
+                        updated_at=m["queue_updated_at"],
+                    )
+                    if m["queue_created_at"] is not None
+                    else None
                 )
-                if m["queue_created_at"] is not None
-                else None
-            )
-            leased.append((job_from_columns(row[_LEASED_JOB_COLUMNS]), queue))
+            leased.append((job, queues_by_name[job.queue_name]))
         leased.sort(key=lambda pair: (-pair[0].priority, pair[0].run_at, pair[0].id))
         return leased
 
@@ -633,7 +637,7 @@ class JobsTable(TableStatements):
                     "expected": json.dumps(expected),
                 },
             )
-        return {row.job_id: CompletedJob(row.queue_name, bool(row.breaker_on)) for row in rows}
+        return {job_id: CompletedJob(queue_name, bool(breaker_on)) for job_id, queue_name, breaker_on in rows}
 
     def complete_current_run(
         self,
