@@ -21,6 +21,8 @@ from queue_service.api.scalars import (  # noqa: F401 - part of this module's in
     finite,
     optional_datetime,
     optional_timedelta,
+    set_struct,
+    set_timestamp,
     struct,
     timestamp,
     to_datetime,
@@ -174,35 +176,55 @@ def retry_policy_message(stored: dict[str, Any] | None) -> job_pb2.RetryPolicy |
 
 def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
     """The job; a summary leaves out job_data and result, which can be large."""
+    # Only the fields a job has are set, each once and in place: every leased job passes here,
+    # and building the unset ones as defaults, or each value apart and then copying it, cost more.
     job = view.record
-    return job_pb2.Job(
+    message = job_pb2.Job(
         job_id=job.job_id,
         queue_name=job.queue_name,
         job_name=job.job_name,
-        job_data=None if summary else struct(job.job_data),
         state=JOB_STATES[job.state],
-        priority=job.priority,
         attempt_number=job.attempt_number,
-        remaining_retries=view.remaining_retries,
-        retry_policy=retry_policy_message(job.retry_policy),
-        run_at=timestamp(job.run_at),
-        next_retry_at=timestamp(job.run_at) if job.state == JobState.FAILED else None,
-        lease_expires_at=timestamp(job.lease_expires_at) if job.state == JobState.ACTIVE else None,
-        worker_id=job.worker_id or "",
-        last_error=job_error(job.last_error),
-        result=None if summary else struct(job.result),
-        processing_duration=duration_ms(job.processing_duration_ms),
-        created_at=timestamp(job.created_at),
-        updated_at=timestamp(job.updated_at),
-        started_at=timestamp(job.started_at),
-        completed_at=timestamp(job.completed_at),
-        dead_letter_id=job.dead_letter_id or "",
-        trace_parent=job.trace_parent,
-        unique_key=job.unique_key or "",
-        retry_rule=job.retry_rule,
-        first_failed_at=timestamp(job.first_failed_at),
-        cancel_requested_at=timestamp(job.cancel_requested_at),
     )
+    if job.priority:
+        message.priority = job.priority
+    if view.remaining_retries:
+        message.remaining_retries = view.remaining_retries
+    if job.worker_id:
+        message.worker_id = job.worker_id
+    if job.dead_letter_id:
+        message.dead_letter_id = job.dead_letter_id
+    if job.trace_parent:
+        message.trace_parent = job.trace_parent
+    if job.unique_key:
+        message.unique_key = job.unique_key
+    if job.retry_rule:
+        message.retry_rule = job.retry_rule
+    if not summary and job.job_data is not None:
+        set_struct(message.job_data, job.job_data)
+    if not summary and job.result is not None:
+        set_struct(message.result, job.result)
+    if job.retry_policy:
+        message.retry_policy.CopyFrom(retry_policy_message(job.retry_policy))
+    if job.last_error is not None:
+        message.last_error.CopyFrom(job_error(job.last_error))
+    if job.processing_duration_ms is not None:
+        message.processing_duration.CopyFrom(duration_ms(job.processing_duration_ms))
+    if job.run_at is not None:
+        set_timestamp(message.run_at, job.run_at)
+        if job.state == JobState.FAILED:
+            set_timestamp(message.next_retry_at, job.run_at)
+    if job.state == JobState.ACTIVE and job.lease_expires_at is not None:
+        set_timestamp(message.lease_expires_at, job.lease_expires_at)
+    for name in _JOB_TIMES:
+        value = getattr(job, name)
+        if value is not None:
+            set_timestamp(getattr(message, name), value)
+    return message
+
+
+# The job's times that a Job message carries under the same name whenever they are set.
+_JOB_TIMES = ("created_at", "updated_at", "started_at", "completed_at", "first_failed_at", "cancel_requested_at")
 
 
 def retry_log_message(entry: RetryLogRecord) -> job_pb2.RetryLogEntry:
@@ -222,15 +244,26 @@ def retry_log_message(entry: RetryLogRecord) -> job_pb2.RetryLogEntry:
 
 def dead_letter_summary_message(entry: DeadLetterSummary) -> job_pb2.DeadLetterEntry:
     """The entry without job_data and error_history, which can be large."""
-    return job_pb2.DeadLetterEntry(**_dead_letter_summary_fields(entry))
+    return _with_dead_letter_times(job_pb2.DeadLetterEntry(**_dead_letter_summary_fields(entry)), entry)
 
 
 def dead_letter_message(entry: DeadLetterRecord) -> job_pb2.DeadLetterEntry:
-    return job_pb2.DeadLetterEntry(
+    message = job_pb2.DeadLetterEntry(
         **_dead_letter_summary_fields(entry),
         job_data=struct(entry.job_data),
         error_history=[job_error(error) for error in entry.error_history],
     )
+    return _with_dead_letter_times(message, entry)
+
+
+def _with_dead_letter_times(message: job_pb2.DeadLetterEntry, entry: DeadLetterSummary) -> job_pb2.DeadLetterEntry:
+    """Sets the entry's timestamps in place: a page sets four per entry."""
+    set_timestamp(message.created_at, entry.created_at)
+    set_timestamp(message.dead_lettered_at, entry.dead_lettered_at)
+    set_timestamp(message.updated_at, entry.updated_at)
+    if entry.resolved_at is not None:
+        set_timestamp(message.resolved_at, entry.resolved_at)
+    return message
 
 
 def _dead_letter_summary_fields(entry: DeadLetterSummary) -> dict[str, Any]:
@@ -249,12 +282,8 @@ def _dead_letter_summary_fields(entry: DeadLetterSummary) -> dict[str, Any]:
         "assigned_to": entry.assigned_to,
         "priority": entry.priority,
         "fingerprint": entry.fingerprint,
-        "created_at": timestamp(entry.created_at),
-        "dead_lettered_at": timestamp(entry.dead_lettered_at),
-        "updated_at": timestamp(entry.updated_at),
         "resolution_reason": entry.resolution_reason,
         "resolved_by": entry.resolved_by,
-        "resolved_at": timestamp(entry.resolved_at),
     }
 
 

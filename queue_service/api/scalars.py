@@ -26,6 +26,21 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return timestamp_pb2.Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
+def set_timestamp(field: timestamp_pb2.Timestamp, value: datetime) -> None:
+    """`timestamp(value)` written into a message's Timestamp field in place (assigning makes it
+    present, even at the epoch): a job sets several per reply, and building each one apart, then
+    copying it, cost more."""
+    delta = (value if value.tzinfo else value.replace(tzinfo=UTC)) - EPOCH
+    field.seconds = delta.days * 86_400 + delta.seconds
+    field.nanos = delta.microseconds * 1000
+
+
+def set_struct(field: struct_pb2.Struct, document: dict[str, Any]) -> None:
+    """`struct(document)` written into a message's Struct field in place, present even when empty."""
+    field.SetInParent()
+    field.update(document)
+
+
 def duration(value: timedelta | None) -> duration_pb2.Duration | None:
     if value is None:
         return None

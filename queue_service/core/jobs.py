@@ -762,12 +762,17 @@ class JobManager:
             now = self.clock.now()
             completed = repo.complete_jobs(rows, expected_states=states.sources(Transition.COMPLETE), now=now)
             for event in TRANSITION_EVENTS.get(Transition.COMPLETE, ()):
-                self._emit_per_queue(repo, event, list(completed.values()))
-            runs = [(completed[job_id], job_id, attempt) for job_id, attempt, *_ in rows if job_id in completed]
-            self.breakers.on_completions(repo, runs, now)  # circuit breakers count the runs
+                self._emit_per_queue(repo, event, [job.queue_name for job in completed.values()])
+            # Circuit breakers count the runs; the statement said which queues have one on.
+            runs = [
+                (completed[job_id].queue_name, job_id, attempt)
+                for job_id, attempt, *_ in rows
+                if job_id in completed and completed[job_id].breaker_on
+            ]
+            self.breakers.on_completions(repo, runs, now)
             for job_id, _attempt, _result, duration_ms in rows:
                 if job_id in completed and duration_ms is not None:
-                    self._emit_processed(repo, completed[job_id], timedelta(milliseconds=duration_ms))
+                    self._emit_processed(repo, completed[job_id].queue_name, timedelta(milliseconds=duration_ms))
             refused = [job_id for job_id, *_ in rows if job_id not in completed]
             current = repo.get_jobs(refused) if refused else {}
             for job_id, attempt_number, *_ in rows:

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
     Integer,
     String,
     and_,
@@ -57,6 +56,7 @@ from queue_service.store.schema import (
     queues,
     sqlite_utc_text,
 )
+from queue_service.store.sqlite_statements import COMPLETE_JOBS as SQLITE_COMPLETE_JOBS
 from queue_service.store.statements import TableStatements, error_history_from_json
 
 # The lease names the ready states as literals, not parameters: SQLite uses the partial index
@@ -86,35 +86,109 @@ def job_from_row(row) -> JobRecord:
 
 
 def job_from_mapping(row: Mapping[str, Any]) -> JobRecord:
+    return job_from_columns([row[name] for name in JOB_COLUMN_NAMES])
+
+
+# The order `job_from_columns` reads a job's values in: queue_jobs' columns in the model's order,
+# which the statements that return a whole row (select(queue_jobs), RETURNING *queue_jobs.c) use.
+JOB_COLUMN_NAMES = (
+    "id",
+    "job_id",
+    "queue_name",
+    "job_name",
+    "job_data",
+    "state",
+    "priority",
+    "attempt_number",
+    "budget_start",
+    "retry_policy",
+    "run_at",
+    "lease_expires_at",
+    "worker_id",
+    "last_error",
+    "error_history",
+    "result",
+    "processing_duration_ms",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "dead_letter_id",
+    "trace_parent",
+    "unique_key",
+    "unique_slot",
+    "unique_states",
+    "retry_rule",
+    "first_failed_at",
+    "cancel_requested_at",
+)
+if JOB_COLUMN_NAMES != tuple(column.name for column in queue_jobs.c):
+    raise RuntimeError("queue_jobs' columns changed: JOB_COLUMN_NAMES and job_from_columns must follow them")
+
+
+def job_from_columns(values: Sequence[Any]) -> JobRecord:
+    """The job from its queue_jobs values in the model's order (JOB_COLUMN_NAMES). A lease reads
+    each row by position: a name lookup per column of each leased row cost a third of the read."""
+    (
+        row_id,
+        job_id,
+        queue_name,
+        job_name,
+        job_data,
+        state,
+        priority,
+        attempt_number,
+        budget_start,
+        retry_policy,
+        run_at,
+        lease_expires_at,
+        worker_id,
+        last_error,
+        error_history,
+        result,
+        processing_duration_ms,
+        created_at,
+        updated_at,
+        started_at,
+        completed_at,
+        dead_letter_id,
+        trace_parent,
+        unique_key,
+        _unique_slot,
+        unique_states,
+        retry_rule,
+        first_failed_at,
+        cancel_requested_at,
+    ) = values
     return JobRecord.of_fields(
-        id=row["id"],
-        job_id=row["job_id"],
-        queue_name=row["queue_name"],
-        job_name=row["job_name"],
-        job_data=row["job_data"],
-        state=JobState(row["state"]),
-        priority=row["priority"],
-        attempt_number=row["attempt_number"],
-        budget_start=row["budget_start"],
-        retry_policy=row["retry_policy"],
-        run_at=row["run_at"],
-        lease_expires_at=row["lease_expires_at"],
-        worker_id=row["worker_id"],
-        last_error=ErrorInfo.from_json(row["last_error"]) if row["last_error"] else None,
-        error_history=error_history_from_json(row["error_history"]),
-        result=row["result"],
-        processing_duration_ms=row["processing_duration_ms"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        dead_letter_id=row["dead_letter_id"],
-        trace_parent=row["trace_parent"],
-        unique_key=row["unique_key"],
-        unique_states=decode_unique_states(row["unique_states"]),
-        retry_rule=row["retry_rule"],
-        first_failed_at=row["first_failed_at"],
-        cancel_requested_at=row["cancel_requested_at"],
+        id=row_id,
+        job_id=job_id,
+        queue_name=queue_name,
+        job_name=job_name,
+        job_data=job_data,
+        state=JobState(state),
+        priority=priority,
+        attempt_number=attempt_number,
+        budget_start=budget_start,
+        retry_policy=retry_policy,
+        run_at=run_at,
+        lease_expires_at=lease_expires_at,
+        worker_id=worker_id,
+        last_error=ErrorInfo.from_json(last_error) if last_error else None,
+        error_history=error_history_from_json(error_history) if error_history else [],
+        result=result,
+        processing_duration_ms=processing_duration_ms,
+        created_at=created_at,
+        updated_at=updated_at,
+        started_at=started_at,
+        completed_at=completed_at,
+        dead_letter_id=dead_letter_id,
+        trace_parent=trace_parent,
+        unique_key=unique_key,
+        unique_states=decode_unique_states(unique_states),
+        retry_rule=retry_rule,
+        first_failed_at=first_failed_at,
+        cancel_requested_at=cancel_requested_at,
     )
 
 
@@ -259,6 +333,13 @@ class FailingJob(NamedTuple):
     breaker_on: bool
 
 
+class CompletedJob(NamedTuple):
+    """A job `complete_jobs` completed: its queue, and whether that queue has a breaker on."""
+
+    queue_name: str
+    breaker_on: bool
+
+
 class CompletedRun(NamedTuple):
     """A job `complete_current_run` completed, and whether its queue has a breaker on."""
 
@@ -272,6 +353,8 @@ def _parameter(name: str, column) -> Any:
 
 
 _c = queue_jobs.c
+# Where LEASE_FROM_PLAIN_QUEUES returns a job's columns: after any_controlled, in the model's order.
+_LEASED_JOB_COLUMNS = slice(1, 1 + len(queue_jobs.c))
 
 # The hot statements, built once: a call binds its values and pays no construction; SQLAlchemy
 # caches each one's compiled form by the statement's identity.
@@ -444,7 +527,7 @@ class JobsTable(TableStatements):
         """Lock up to `limit` ready jobs, highest priority then oldest ready time first, skipping
         rows another transaction holds. `claim_leases` then leases those the caller picks."""
         rows = self.connection.execute(READY_FOR_LEASE, {"names": list(queue_names), "limit": limit, "now": now})
-        return [job_from_row(row) for row in rows]
+        return [job_from_columns(row) for row in rows]  # select(queue_jobs): the job's columns in order
 
     def lease_from_plain_queues(
         self,
@@ -471,22 +554,26 @@ class JobsTable(TableStatements):
         if rows[0].any_controlled:
             return None
         leased = []
+        # Every row of a queue carries the same queue columns: each queue is read from its first row.
+        queues_by_name: dict[str, QueueRecord | None] = {}
         for row in rows:
             if row.id is None:
                 continue  # the row that only says no queue is controlled
-            m = row._mapping
-            queue = (
-                QueueRecord(
-                    name=m["queue_name"],
-                    paused=bool(m["queue_paused"]),
-                    retry_policy=m["queue_retry_policy"],
-                    created_at=m["queue_created_at"],
-                    updated_at=m["queue_updated_at"],
+            job = job_from_columns(row[_LEASED_JOB_COLUMNS])
+            if job.queue_name not in queues_by_name:
+                m = row._mapping
+                queues_by_name[job.queue_name] = (
+                    QueueRecord(
+                        name=m["queue_name"],
+                        paused=bool(m["queue_paused"]),
+                        retry_policy=m["queue_retry_policy"],
+                        created_at=m["queue_created_at"],
+                        updated_at=m["queue_updated_at"],
+                    )
+                    if m["queue_created_at"] is not None
+                    else None
                 )
-                if m["queue_created_at"] is not None
-                else None
-            )
-            leased.append((job_from_row(row), queue))
+            leased.append((job, queues_by_name[job.queue_name]))
         leased.sort(key=lambda pair: (-pair[0].priority, pair[0].run_at, pair[0].id))
         return leased
 
@@ -596,13 +683,13 @@ class JobsTable(TableStatements):
         *,
         expected_states: Iterable[JobState],
         now: datetime,
-    ) -> dict[str, str]:
+    ) -> dict[str, CompletedJob]:
         """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED,
         leaving out runs asked to stop (cancel_requested_at set).
 
-        Returns queue_name by job_id for the jobs completed; the others did not match their
-        expected state and attempt. PostgreSQL does it in one statement (its counter trigger then
-        runs once for the batch); SQLite, in process and with row triggers, one statement per job.
+        Returns the jobs completed by job_id, each with its queue and whether that queue has a
+        breaker on; the others did not match their expected state and attempt. One statement for
+        the batch on both backends (PostgreSQL's counter trigger then runs once for it).
         """
         expected = [state.value for state in expected_states]
         ordered = sorted(completions)  # a stable lock order between concurrent batches
@@ -619,33 +706,19 @@ class JobsTable(TableStatements):
                     "expected": expected,
                 },
             )
-            return {row.job_id: row.queue_name for row in rows}
-        statement = (
-            update(queue_jobs)
-            .where(
-                queue_jobs.c.job_id == bindparam("b_job_id", type_=String()),
-                queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
-                queue_jobs.c.state.in_(expected),
-                queue_jobs.c.cancel_requested_at.is_(None),
+        else:
+            # The result goes in as the JSON text the column's own type would store.
+            batch = [[job_id, attempt, json.dumps(result), duration] for job_id, attempt, result, duration in ordered]
+            rows = self.connection.execute(
+                SQLITE_COMPLETE_JOBS.clause,
+                {
+                    "completed": JobState.COMPLETED.value,
+                    "now": now,
+                    "completions": json.dumps(batch),
+                    "expected": json.dumps(expected),
+                },
             )
-            .values(
-                state=JobState.COMPLETED.value,
-                result=bindparam("b_result", type_=queue_jobs.c.result.type),
-                processing_duration_ms=bindparam("b_duration", type_=BigInteger()),
-                lease_expires_at=None,
-                completed_at=now,
-                updated_at=now,
-            )
-            .returning(queue_jobs.c.job_id, queue_jobs.c.queue_name)
-        )
-        completed: dict[str, str] = {}
-        for job_id, attempt, result, duration in ordered:
-            row = self.connection.execute(
-                statement, {"b_job_id": job_id, "b_attempt": attempt, "b_result": result, "b_duration": duration}
-            ).first()
-            if row is not None:
-                completed[row.job_id] = row.queue_name
-        return completed
+        return {job_id: CompletedJob(queue_name, bool(breaker_on)) for job_id, queue_name, breaker_on in rows}
 
     def complete_current_run(
         self,

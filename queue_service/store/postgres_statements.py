@@ -94,7 +94,7 @@ DEAD_LETTER_JOBS = Statement(
 
 COMPLETE_JOBS = Statement(
     "Each (job_id, attempt) still in an expected state, and not asked to cancel, becomes COMPLETED with its result "
-    "and duration.",
+    "and duration. Returns each job changed with its queue and whether that queue has a breaker on.",
     _text(
         "UPDATE queue_jobs AS q SET state = :completed, result = v.result, "
         "processing_duration_ms = v.duration_ms, lease_expires_at = NULL, completed_at = :now, updated_at = :now "
@@ -102,7 +102,8 @@ COMPLETE_JOBS = Statement(
         "CAST(:durations AS bigint[])) AS v(job_id, attempt_number, result, duration_ms) "
         "WHERE q.job_id = v.job_id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
         "AND q.cancel_requested_at IS NULL "
-        "RETURNING q.job_id, q.queue_name"
+        "RETURNING q.job_id, q.queue_name, "
+        "EXISTS (SELECT 1 FROM queue_breakers AS b WHERE b.queue_name = q.queue_name AND b.enabled) AS breaker_on"
     ),
 )
 

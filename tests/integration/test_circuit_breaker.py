@@ -537,3 +537,24 @@ def test_a_probe_that_ends_without_a_verdict_is_replaced(service):
     assert replacement.job_id == "a"
     assert status(service).state == HALF_OPEN and status(service).probe_job_id == "a"
     assert len(audited(service, "CircuitBreakerHalfOpened")) == 2
+
+
+def test_a_batch_over_two_queues_counts_only_the_runs_of_the_queue_with_a_breaker(service):
+    set_breaker(service, min_runs=100)
+    enqueue(service, "guarded")
+    enqueue(service, "plain", queue="reports")
+    (guarded,) = lease(service)
+    (plain,) = lease(service, queue="reports")
+
+    response = service.jobs.TrackCompletions(
+        pb.TrackCompletionsRequest(
+            completions=[
+                pb.TrackCompletionRequest(job_id=job.job_id, attempt_number=job.attempt_number)
+                for job in (plain, guarded)
+            ]
+        )
+    )
+
+    assert [result.status.code for result in response.results] == [0, 0]
+    assert (status(service).window_runs, status(service).window_failures) == (1, 0)
+    assert status(service, "reports").window_runs == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import grpc
@@ -129,3 +130,32 @@ def test_bad_input_rejects_the_whole_batch_and_writes_nothing(service):
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, field
         assert bad_field(error) == field
     assert get(service, "job-1").state == job_pb2.Job.STATE_ACTIVE
+
+
+def test_a_batch_stores_what_single_completions_store(service, database):
+    """The batch statement writes the same column values, JSON text included, as TrackCompletion."""
+    for job_id in ("single", "batched"):
+        enqueue(service, job_id)
+    single, batched = lease(service, max_jobs=2)
+    result = {"text": 'é\n"quoted"', "nested": {"list": [1, 2.5, None, True]}}
+    duration = duration_pb2.Duration(seconds=3, nanos=250_000_000)
+    service.jobs.TrackCompletion(completion(single, result=result, processing_duration=duration))
+    service.jobs.TrackCompletions(
+        pb.TrackCompletionsRequest(completions=[completion(batched, result=result, processing_duration=duration)])
+    )
+
+    with database.transaction() as repo:
+        # As the driver returns them, not decoded by the column types: on SQLite, the stored text.
+        rows = repo.connection.exec_driver_sql(
+            "SELECT job_id, result, processing_duration_ms, completed_at, state, lease_expires_at FROM queue_jobs"
+        ).all()
+    stored = {row[0]: tuple(row[1:]) for row in rows}
+    for job_id in ("single", "batched"):
+        text = stored[job_id][0]
+        if isinstance(text, str):  # SQLite: the text json.dumps writes, as the column type does
+            assert json.dumps(json.loads(text)) == text
+            stored[job_id] = (json.loads(text), *stored[job_id][1:])
+    # A Struct's keys come in no fixed order: the documents compare as documents.
+    assert stored["single"] == stored["batched"]
+    assert stored["batched"][1] == 3250
+    assert stored["batched"][3:] == ("completed", None)
