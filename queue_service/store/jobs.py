@@ -358,7 +358,11 @@ _LEASED_JOB_COLUMNS = slice(1, 1 + len(queue_jobs.c))
 
 # The hot statements, built once: a call binds its values and pays no construction; SQLAlchemy
 # caches each one's compiled form by the statement's identity.
-_HAS_BREAKER = exists().where(queue_breakers.c.queue_name == _c.queue_name, queue_breakers.c.enabled)
+# The job's queue is named with its table: SQLite's RETURNING leaves columns unqualified, and a bare
+# queue_name inside the subquery would be the breaker's own, true for any queue with a breaker on.
+_HAS_BREAKER = exists().where(
+    queue_breakers.c.queue_name == literal_column("queue_jobs.queue_name"), queue_breakers.c.enabled
+)
 _BREAKER_ON = _HAS_BREAKER.label("breaker_on")
 
 JOB_FOR_FAILURE = (

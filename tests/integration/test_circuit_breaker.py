@@ -19,6 +19,7 @@ from sqlalchemy import select
 from queue_service.alerts.email import EmailSettings
 from queue_service.api.server import QueueServer
 from queue_service.core.sweep.settings import RecoverySettings
+from queue_service.domain import JobState
 from queue_service.store.alert_outbox import outbox_of
 from queue_service.store.database import Database
 from queue_service.store.schema import queue_breaker_outcomes
@@ -558,3 +559,29 @@ def test_a_batch_over_two_queues_counts_only_the_runs_of_the_queue_with_a_breake
     assert [result.status.code for result in response.results] == [0, 0]
     assert (status(service).window_runs, status(service).window_failures) == (1, 0)
     assert status(service, "reports").window_runs == 0
+
+
+def test_a_completion_reads_the_breaker_of_its_own_queue_only(service):
+    """The statement that completes a run says whether the run's queue has a breaker on; another
+    queue's breaker must not count, on either backend."""
+    set_breaker(service, min_runs=100)
+    enqueue(service, "guarded")
+    enqueue(service, "plain", queue="reports")
+    (guarded,) = lease(service)
+    (plain,) = lease(service, queue="reports")
+    now = service.clock.now()
+    with service.server.database.transaction() as repo:
+        runs = {
+            job.job_id: repo.complete_current_run(
+                job.job_id,
+                job.attempt_number,
+                expected_states=[JobState.ACTIVE],
+                result=None,
+                processing_duration_ms=None,
+                now=now,
+            )
+            for job in (guarded, plain)
+        }
+        failing = repo.get_job_for_failure("plain")
+    assert runs["guarded"].breaker_on and not runs["plain"].breaker_on
+    assert not failing.breaker_on
