@@ -236,12 +236,7 @@ class DeadLettersTable(TableStatements):
         self, query: DeadLetterFilter, *, after: tuple[int, datetime, str] | None, limit: int
     ) -> list[DeadLetterSummary]:
         """Entries in triage order: priority descending, newest first, then id; summaries only."""
-        values = _dead_letter_filter_values(query)
-        statement = _dead_letter_page_statement(tuple(values), after is not None)
-        params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit}
-        if after is not None:
-            params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
-        return dead_letter_summaries(self.connection.execute(statement, params).all())
+        return dead_letter_summaries(self._page_rows(query, after=after, limit=limit, counted=None))
 
     def dead_letter_page(
         self, query: DeadLetterFilter, *, after: tuple[int, datetime, str] | None, limit: int
@@ -251,15 +246,28 @@ class DeadLettersTable(TableStatements):
         counted = _counter_parameters(query)
         if counted is None:
             return self.list_dead_letters(query, after=after, limit=limit), self.count_dead_letters(query)
-        values = _dead_letter_filter_values(query)
-        statement = _dead_letter_page_statement(tuple(values), after is not None, "queue_name" in counted)
-        params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit} | counted
-        if after is not None:
-            params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
-        rows = self.connection.execute(statement, params).all()
+        rows = self._page_rows(query, after=after, limit=limit, counted=counted)
         if not rows:  # no row to carry the total
             return [], self.count_dead_letters(query)
         return dead_letter_summaries([row[:-1] for row in rows]), int(rows[0][-1])
+
+    def _page_rows(
+        self,
+        query: DeadLetterFilter,
+        *,
+        after: tuple[int, datetime, str] | None,
+        limit: int,
+        counted: dict[str, Any] | None,
+    ) -> list:
+        """The rows of one triage page; with `counted` (the counters' parameters), each row ends
+        with the total of matching entries."""
+        values = _dead_letter_filter_values(query)
+        counted_by_queue = None if counted is None else "queue_name" in counted
+        statement = _dead_letter_page_statement(tuple(values), after is not None, counted_by_queue)
+        params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit} | (counted or {})
+        if after is not None:
+            params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
+        return self.connection.execute(statement, params).all()
 
     def count_dead_letters(self, query: DeadLetterFilter) -> int:
         """Entries matching `query`: from the counters when it filters on queue and status alone,
