@@ -299,6 +299,9 @@ _INSERT_JOBS_SQLITE = (
 )
 
 
+_INSERT_JOB_SQLITE_RETURNING_ID = f"{_INSERT_JOBS_SQLITE} RETURNING id"
+
+
 def job_conditions(*, queue_name: str | None, state: JobState | None, job_name: str | None) -> list:
     c = queue_jobs.c
     conditions = []
@@ -480,6 +483,8 @@ class JobsTable(TableStatements):
         slot is held, by a stored job or by an earlier row of the batch, is skipped by the unique
         index (ON CONFLICT DO NOTHING) and has no row id to read."""
         wanted = list(dict.fromkeys(job.job_id for job in jobs))
+        if len(wanted) == 1:
+            return self._insert_job_sqlite(jobs[0], now)
         stored = set(self.connection.execute(STORED_JOB_IDS, {"job_ids": wanted}).scalars())
         fresh: dict[str, NewJob] = {}
         for job in jobs:
@@ -495,6 +500,16 @@ class JobsTable(TableStatements):
         )
         ids = dict(self.connection.execute(ROW_IDS_OF_JOBS, {"job_ids": list(fresh)}).all())
         return {job_id: _inserted_job(ids[job_id], job, now) for job_id, job in fresh.items() if job_id in ids}
+
+    def _insert_job_sqlite(self, job: NewJob, now: datetime) -> dict[str, JobRecord]:
+        """One job: the insert returns its row id itself (one statement where a batch needs three);
+        a job_id already stored or a unique slot held returns no row."""
+        stored_time = _once_per_instant(sqlite_utc_text)
+        now_text = stored_time(now)
+        row = self.connection.exec_driver_sql(
+            _INSERT_JOB_SQLITE_RETURNING_ID, (*_new_job_values(job, stored_time, _json_text), now_text, now_text)
+        ).first()
+        return {job.job_id: _inserted_job(row[0], job, now)} if row else {}
 
     def unique_slot_holders(self, slots: Iterable[str]) -> dict[str, JobRecord]:
         """The job holding each of `slots` in its counted states, by slot (the unique index allows one)."""

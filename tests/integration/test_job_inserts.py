@@ -1,5 +1,6 @@
-"""The batched job insert on both backends: the rows it stores are the rows SQLAlchemy's own insert
-of the same values stores, column for column, and the records it returns are the jobs as read back."""
+"""The job insert on both backends, batched and of one job (SQLite's own statement): the rows it
+stores are the rows SQLAlchemy's own insert of the same values stores, column for column, and the
+records it returns are the jobs as read back."""
 
 from __future__ import annotations
 
@@ -120,3 +121,35 @@ def test_a_repeated_job_id_or_held_slot_in_a_batch_keeps_the_first(database, mon
         assert sorted(inserted) == ["plain", "rich"]
         assert repo.get_jobs(["plain", "other"])["plain"].job_name == "send"
         assert repo.insert_jobs_returning([same_slot, repeated], NOW) == {}
+
+
+def test_a_job_inserted_alone_stores_what_sqlalchemys_insert_stores(database):
+    with database.transaction() as repo:
+        repo.ensure_queues(["q"], NOW)
+        inserted = {}
+        for job in new_jobs("alone-"):
+            inserted.update(repo.insert_jobs_returning([job], NOW))
+        for job in new_jobs("reference-"):
+            repo.connection.execute(insert(queue_jobs), sqlalchemy_row(job))
+        assert inserted == repo.get_jobs(["alone-plain", "alone-rich", "alone-started"])
+        alone = stored_text(repo, ["alone-plain", "alone-rich", "alone-started"])
+        reference = stored_text(repo, ["reference-plain", "reference-rich", "reference-started"])
+    assert alone == reference
+
+
+def test_a_job_alone_is_not_inserted_when_its_job_id_is_stored_or_its_slot_held(database):
+    first, rich, _ = new_jobs("")
+    same_slot = NewJob(**{**vars(rich), "job_id": "other"})
+    repeated = NewJob(**{**vars(first), "job_name": "second"})
+    with database.transaction() as repo:
+        repo.ensure_queues(["q"], NOW)
+        assert list(repo.insert_jobs_returning([first], NOW)) == ["plain"]
+        assert list(repo.insert_jobs_returning([rich], NOW)) == ["rich"]
+        assert repo.insert_jobs_returning([repeated], NOW) == {}
+        assert repo.insert_jobs_returning([same_slot], NOW) == {}
+        assert repo.get_jobs(["plain", "other"]) == {"plain": repo.get_jobs(["plain"])["plain"]}
+        assert repo.get_jobs(["plain"])["plain"].job_name == "send"
+        # The same job given twice is one job: the first is inserted, as in a batch.
+        twice = NewJob(**{**vars(first), "job_id": "twice"})
+        assert list(repo.insert_jobs_returning([twice, NewJob(**{**vars(twice), "job_name": "x"})], NOW)) == ["twice"]
+        assert repo.get_jobs(["twice"])["twice"].job_name == "send"
