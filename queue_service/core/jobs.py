@@ -441,7 +441,7 @@ class JobManager:
         reply_size: Callable[[JobView], int] | None,
     ) -> list[JobView]:
         def work(repo: Repository, *, in_one_statement: bool = True) -> list[JobView]:
-            if in_one_statement and repo.dialect == "postgresql":
+            if in_one_statement:
                 views = self._lease_from_plain_queues(
                     repo, names, worker_id, max_jobs, duration, response_limit, reply_size
                 )
@@ -520,9 +520,10 @@ class JobManager:
         response_limit: int,
         reply_size: Callable[[JobView], int] | None,
     ) -> list[JobView] | None:
-        """PostgreSQL: the lease in one statement when no queue of `names` is paused, limited or
-        behind a breaker on; None, with nothing leased, when one is. Raises _RepliesTooLarge when
-        some leased jobs' replies do not fit, so that the caller's transaction undoes the lease."""
+        """The lease in one statement when no queue of `names` is paused, limited or behind a
+        breaker on; None, with nothing leased, when one is (on SQLite, also when none was ready).
+        Raises _RepliesTooLarge when some leased jobs' replies do not fit, so that the caller's
+        transaction undoes the lease."""
         now = self.clock.now()
         found = repo.lease_from_plain_queues(
             names, limit=max_jobs, now=now, worker_id=worker_id or None, lease_expires_at=now + duration

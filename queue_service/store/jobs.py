@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Integer,
+    Row,
     String,
     and_,
     bindparam,
@@ -46,6 +47,7 @@ from queue_service.store.postgres_statements import (
     NEW_JOB_COLUMNS,
     SCHEDULE_RETRIES,
 )
+from queue_service.store.queues import GET_QUEUES, queue_from_row
 from queue_service.store.retry_log import log_decisions, retry_log_row
 from queue_service.store.schema import (
     UNIQUE_SLOT_HELD,
@@ -57,6 +59,7 @@ from queue_service.store.schema import (
     sqlite_utc_text,
 )
 from queue_service.store.sqlite_statements import COMPLETE_JOBS as SQLITE_COMPLETE_JOBS
+from queue_service.store.sqlite_statements import LEASE_FROM_PLAIN_QUEUES as SQLITE_LEASE_FROM_PLAIN_QUEUES
 from queue_service.store.statements import TableStatements, error_history_from_json
 
 # The lease names the ready states as literals, not parameters: SQLite uses the partial index
@@ -557,11 +560,13 @@ class JobsTable(TableStatements):
         worker_id: str | None,
         lease_expires_at: datetime,
     ) -> list[tuple[JobRecord, QueueRecord | None]] | None:
-        """PostgreSQL: lease up to `limit` ready jobs in one statement, each as leased with its queue,
-        in lease order; None, with nothing leased, when one of the queues is paused, has lease limits
-        or a breaker on (then `ready_jobs_for_lease` and `claim_leases` do it with those rules)."""
+        """Lease up to `limit` ready jobs in one statement, each as leased with its queue, in lease
+        order; None, with nothing leased, when one of the queues is paused, has lease limits or a
+        breaker on (then `ready_jobs_for_lease` and `claim_leases` do it with those rules). On
+        SQLite, None also when no job was ready: its statement cannot tell the two apart."""
+        sqlite = self.dialect == "sqlite"
         rows = self.connection.execute(
-            LEASE_FROM_PLAIN_QUEUES.clause,
+            (SQLITE_LEASE_FROM_PLAIN_QUEUES if sqlite else LEASE_FROM_PLAIN_QUEUES).clause,
             {
                 "names": list(queue_names),
                 "limit": limit,
@@ -570,10 +575,25 @@ class JobsTable(TableStatements):
                 "lease_until": lease_expires_at,
             },
         ).all()
-        if rows[0].any_controlled:
-            return None
+        if sqlite:
+            if not rows:
+                return None
+            jobs = [job_from_columns(row[_LEASED_JOB_COLUMNS]) for row in rows]
+            names = list({job.queue_name for job in jobs})
+            found = {row.name: queue_from_row(row) for row in self.connection.execute(GET_QUEUES, {"names": names})}
+            leased = [(job, found.get(job.queue_name)) for job in jobs]
+        else:
+            if rows[0].any_controlled:
+                return None
+            leased = self._leased_with_queues(rows)
+        leased.sort(key=lambda pair: (-pair[0].priority, pair[0].run_at, pair[0].id))
+        return leased
+
+    @staticmethod
+    def _leased_with_queues(rows: Sequence[Row]) -> list[tuple[JobRecord, QueueRecord | None]]:
+        """PostgreSQL's lease rows as (job, its queue); every row of a queue carries the same queue
+        columns, so each queue is read from its first row."""
         leased = []
-        # Every row of a queue carries the same queue columns: each queue is read from its first row.
         queues_by_name: dict[str, QueueRecord | None] = {}
         for row in rows:
             if row.id is None:
@@ -593,7 +613,6 @@ class JobsTable(TableStatements):
                     else None
                 )
             leased.append((job, queues_by_name[job.queue_name]))
-        leased.sort(key=lambda pair: (-pair[0].priority, pair[0].run_at, pair[0].id))
         return leased
 
     def claim_leases(

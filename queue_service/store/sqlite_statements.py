@@ -1,15 +1,16 @@
 """The raw SQLite statements, each named with a one-line description of what it writes.
 
-They exist where one statement over a JSON array of the batch (json_each) replaces a prepared
-statement run once per row: each run costs a statement's round through SQLAlchemy and the driver.
+They exist where one statement replaces several: a statement over a JSON array of the batch
+(json_each) in place of one run per row, a lease that picks, claims and returns its jobs at once.
+On SQLite's one writer each statement costs the lane a round through SQLAlchemy and the driver.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Boolean, bindparam, column, text
 
 from queue_service.store.postgres_statements import Statement
-from queue_service.store.schema import UTCDateTime
+from queue_service.store.schema import UTCDateTime, queue_jobs
 
 COMPLETE_JOBS = Statement(
     "Each [job_id, attempt, result as JSON text, duration_ms] of :completions still in an expected state, and not "
@@ -28,4 +29,29 @@ COMPLETE_JOBS = Statement(
         "RETURNING job_id, queue_name, EXISTS (SELECT 1 FROM queue_breakers "
         "WHERE queue_breakers.queue_name = queue_jobs.queue_name AND queue_breakers.enabled) AS breaker_on"
     ).bindparams(bindparam("now", type_=UTCDateTime())),
+)
+
+LEASE_FROM_PLAIN_QUEUES = Statement(
+    "Up to :limit ready jobs of the queues :names become ACTIVE with their next attempt, each returned after "
+    "any_controlled (always false), as PostgreSQL's statement returns them but without their queue's columns; "
+    "none when one of those queues is paused, has lease limits or a breaker on. The rows come in no order: the "
+    "lease order is the caller's sort.",
+    text(
+        "UPDATE queue_jobs SET state = 'active', attempt_number = attempt_number + 1, worker_id = :worker_id, "
+        "lease_expires_at = :lease_until, started_at = :now, updated_at = :now "
+        "WHERE id IN (SELECT id FROM queue_jobs WHERE queue_name IN :names AND state IN ('waiting', 'failed') "
+        "AND run_at <= :now ORDER BY priority DESC, run_at, id LIMIT :limit) "
+        "AND NOT (EXISTS (SELECT 1 FROM queues WHERE name IN :names AND paused) "
+        "OR EXISTS (SELECT 1 FROM queue_lease_limits WHERE queue_name IN :names) "
+        "OR EXISTS (SELECT 1 FROM queue_breakers WHERE queue_name IN :names AND enabled)) "
+        # Not the queue's columns: a subquery of RETURNING reads the queues table by a scan for each
+        # row (SQLite uses no index there), so the caller reads the leased jobs' queues on their own.
+        f"RETURNING 0 AS any_controlled, {', '.join(column.name for column in queue_jobs.c)}"
+    )
+    .bindparams(
+        bindparam("names", expanding=True),
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("lease_until", type_=UTCDateTime()),
+    )
+    .columns(column("any_controlled", Boolean()), *queue_jobs.c),
 )

@@ -6,6 +6,7 @@ from datetime import UTC, timedelta
 
 import grpc
 import pytest
+from jobqueue.v1 import admin_service_pb2 as admin
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 from sqlalchemy import update
@@ -46,6 +47,19 @@ def test_leased_jobs_are_active_with_the_next_attempt_and_a_lease(service):
     assert when(job.started_at) == now
     assert service.jobs.GetJob(pb.GetJobRequest(job_id="a")).job == job
     assert lease_ids(service) == []  # an active job is not leased twice
+
+
+def test_a_leased_job_counts_its_retries_by_its_queues_policy(service):
+    enqueue(service, "plain", queue="plain")
+    enqueue(service, "a")
+    service.admin.UpdateQueuePolicy(
+        admin.UpdateQueuePolicyRequest(queue_name="emails", retry_policy=job_pb2.RetryPolicy(max_retries=7))
+    )
+    (by_default,) = service.jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["plain"], worker_id="w1")).jobs
+    (job,) = service.jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"], worker_id="w1")).jobs
+    assert job.remaining_retries == 7
+    assert by_default.remaining_retries != 7
+    assert service.jobs.GetJob(pb.GetJobRequest(job_id="a")).job == job
 
 
 def test_default_lease_duration_is_the_servers(service):

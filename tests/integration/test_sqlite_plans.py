@@ -70,6 +70,21 @@ def test_lease_walks_the_ready_index_without_sorting(loaded):
     assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
+def test_the_one_statement_lease_walks_the_ready_index_without_sorting(loaded):
+    def lease(connection):
+        Repository(connection).lease_from_plain_queues(
+            ["queue-7"], limit=10, now=NOW, worker_id="w", lease_expires_at=NOW
+        )
+
+    with statements_issued(loaded, lease) as (connection, captured):
+        # The lease's own statement; the leased jobs' queues are read after it.
+        [(statement, parameters)] = [item for item in captured if item[0].startswith("UPDATE queue_jobs")]
+        plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()]
+    assert any(uses_index(step, "ix_queue_jobs_ready") for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+
+
 def test_due_retries_use_an_index(loaded):
     plan = query_plan(
         loaded,
