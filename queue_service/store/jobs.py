@@ -47,7 +47,7 @@ from queue_service.store.postgres_statements import (
     NEW_JOB_COLUMNS,
     SCHEDULE_RETRIES,
 )
-from queue_service.store.queues import GET_QUEUES, queue_from_row
+from queue_service.store.queues import QueuesTable
 from queue_service.store.retry_log import log_decisions, retry_log_row
 from queue_service.store.schema import (
     UNIQUE_SLOT_HELD,
@@ -305,6 +305,13 @@ _INSERT_JOBS_SQLITE = (
 _INSERT_JOB_SQLITE_RETURNING_ID = f"{_INSERT_JOBS_SQLITE} RETURNING id"
 
 
+def _sqlite_rows(jobs: Iterable[NewJob], now: datetime) -> list[tuple]:
+    """`jobs` as the values of _INSERT_JOBS_SQLITE, in order, inserted at `now`."""
+    stored_time = _once_per_instant(sqlite_utc_text)
+    now_text = stored_time(now)
+    return [(*_new_job_values(job, stored_time, _json_text), now_text, now_text) for job in jobs]
+
+
 def job_conditions(*, queue_name: str | None, state: JobState | None, job_name: str | None) -> list:
     c = queue_jobs.c
     conditions = []
@@ -495,23 +502,15 @@ class JobsTable(TableStatements):
                 fresh.setdefault(job.job_id, job)
         if not fresh:
             return {}
-        stored_time = _once_per_instant(sqlite_utc_text)
-        now_text = stored_time(now)
-        self.connection.exec_driver_sql(
-            _INSERT_JOBS_SQLITE,
-            [(*_new_job_values(job, stored_time, _json_text), now_text, now_text) for job in fresh.values()],
-        )
+        self.connection.exec_driver_sql(_INSERT_JOBS_SQLITE, _sqlite_rows(fresh.values(), now))
         ids = dict(self.connection.execute(ROW_IDS_OF_JOBS, {"job_ids": list(fresh)}).all())
         return {job_id: _inserted_job(ids[job_id], job, now) for job_id, job in fresh.items() if job_id in ids}
 
     def _insert_job_sqlite(self, job: NewJob, now: datetime) -> dict[str, JobRecord]:
         """One job: the insert returns its row id itself (one statement where a batch needs three);
         a job_id already stored or a unique slot held returns no row."""
-        stored_time = _once_per_instant(sqlite_utc_text)
-        now_text = stored_time(now)
-        row = self.connection.exec_driver_sql(
-            _INSERT_JOB_SQLITE_RETURNING_ID, (*_new_job_values(job, stored_time, _json_text), now_text, now_text)
-        ).first()
+        [values] = _sqlite_rows([job], now)
+        row = self.connection.exec_driver_sql(_INSERT_JOB_SQLITE_RETURNING_ID, values).first()
         return {job.job_id: _inserted_job(row[0], job, now)} if row else {}
 
     def unique_slot_holders(self, slots: Iterable[str]) -> dict[str, JobRecord]:
@@ -579,8 +578,7 @@ class JobsTable(TableStatements):
             if not rows:
                 return None
             jobs = [job_from_columns(row[_LEASED_JOB_COLUMNS]) for row in rows]
-            names = list({job.queue_name for job in jobs})
-            found = {row.name: queue_from_row(row) for row in self.connection.execute(GET_QUEUES, {"names": names})}
+            found = QueuesTable(self.connection).get_queues({job.queue_name for job in jobs})
             leased = [(job, found.get(job.queue_name)) for job in jobs]
         else:
             if rows[0].any_controlled:
