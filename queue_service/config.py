@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from queue_service.api.tokens import TokenError, TokenSet, load_tokens
 from queue_service.core.jobs import LifecycleSettings
 from queue_service.core.sweep.settings import RecoverySettings
+from queue_service.store.prepared import split_capacity
 
 DEFAULT_DATABASE_URL = "sqlite:///jobqueue.sqlite3"
 DEFAULT_PORT = 50051
@@ -162,6 +163,11 @@ class ServerConfig:
             raise ConfigError(
                 f"--database-url / QUEUE_DATABASE_URL must be sqlite or postgresql, got {url.get_backend_name()!r}"
             )
+        if url.get_backend_name() == "postgresql":
+            try:
+                split_capacity(url)
+            except ValueError as error:
+                raise ConfigError(f"--database-url / QUEUE_DATABASE_URL: {error}") from None
         if self.grpc_threads < 2:
             raise ConfigError(f"--grpc-threads / QUEUE_GRPC_THREADS must be at least 2, got {self.grpc_threads}")
         if not 1 <= self.waiting_lease_limit < self.grpc_threads:

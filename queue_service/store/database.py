@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from queue_service.store import sqlite_faults
 from queue_service.store.errors import LockConflict, StoreCorrupted, StoreUnavailable, TransactionLost
+from queue_service.store.prepared import PreparedStatements, split_capacity
 from queue_service.store.repository import Repository
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
+        parsed, prepared_capacity = split_capacity(parsed)
         engine = create_engine(
             parsed,
             pool_size=pool_size,
@@ -133,6 +135,8 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
         )
         _ping_idle_connections(engine)
         _drop_connections_to_read_only_servers(engine)
+        # After the ping: a connection is known alive before its statements are prepared.
+        PreparedStatements(engine, prepared_capacity)
         return engine
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 

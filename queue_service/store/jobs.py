@@ -62,11 +62,17 @@ from queue_service.store.sqlite_statements import COMPLETE_JOBS as SQLITE_COMPLE
 from queue_service.store.sqlite_statements import LEASE_FROM_PLAIN_QUEUES as SQLITE_LEASE_FROM_PLAIN_QUEUES
 from queue_service.store.statements import TableStatements, error_history_from_json
 
-# The lease names the ready states as literals, not parameters: SQLite uses the partial index
-# ix_queue_jobs_ready only when the query repeats its predicate `state IN ('waiting', 'failed')`.
+# Queries served by a partial index name its states as literals, not parameters: SQLite uses
+# ix_queue_jobs_ready only when the query repeats its predicate `state IN ('waiting', 'failed')`,
+# and PostgreSQL's generic plan of a prepared statement cannot prove a parameter matches one.
 READY_STATES_LITERAL = bindparam(
     "ready_states", [state.value for state in READY_STATES], expanding=True, literal_execute=True
 )
+
+
+def state_literal(state: JobState) -> Any:
+    """`state` written into the statement's text, for a query a partial index on that state serves."""
+    return bindparam(f"{state.value}_state", state.value, literal_execute=True)
 
 
 def encode_unique_states(states: frozenset[JobState]) -> str:
@@ -1004,7 +1010,7 @@ class JobsTable(TableStatements):
         it (the sweep benchmark, A/B)."""
         rows = self.connection.execute(
             select(queue_jobs)
-            .where(queue_jobs.c.state == JobState.ACTIVE.value, queue_jobs.c.lease_expires_at <= now)
+            .where(queue_jobs.c.state == state_literal(JobState.ACTIVE), queue_jobs.c.lease_expires_at <= now)
             .order_by(queue_jobs.c.lease_expires_at, queue_jobs.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -1022,7 +1028,7 @@ class JobsTable(TableStatements):
         rows = self.connection.execute(
             select(queue_jobs)
             .where(
-                queue_jobs.c.state.in_([state.value for state in READY_STATES]),
+                queue_jobs.c.state.in_(READY_STATES_LITERAL),
                 queue_jobs.c.attempt_number > queue_jobs.c.budget_start,
                 queue_jobs.c.id > after_id,
                 or_(runs_in_budget > min_runs_in_budget, has_own_policy),
@@ -1046,7 +1052,7 @@ class JobsTable(TableStatements):
 
     def delete_completed_jobs(self, *, completed_before: datetime, limit: int) -> int:
         """Delete up to `limit` COMPLETED jobs that completed before `completed_before`, oldest first."""
-        completed = JobState.COMPLETED.value
+        completed = state_literal(JobState.COMPLETED)
         old = (
             select(queue_jobs.c.id)
             .where(queue_jobs.c.state == completed, queue_jobs.c.completed_at < completed_before)

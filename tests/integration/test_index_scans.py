@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, text
 
 from queue_service.domain import DeadLetterFilter, JobState, RecoveryStatus
 from queue_service.store import migrate
+from queue_service.store.prepared import prepared_form
 from queue_service.store.repository import Repository
 from tests.databases import empty_database, statements_issued
 
@@ -101,6 +102,30 @@ def plan_of(engine: Engine, run: Callable[[Connection], object], *, analyze: boo
     return "\n".join(row[0] for row in rows)
 
 
+def prepared_plan_of(engine: Engine, run: Callable[[Connection], object], *, force_generic: bool) -> str:
+    """The plan of the statement `run` issues once the service has prepared it and run it more than
+    five times, after which PostgreSQL may keep one plan for every value (the generic plan); with
+    `force_generic`, that plan whatever its cost. The runs are rolled back."""
+    with statements_issued(engine, run) as (connection, captured):
+        assert len(captured) == 1, [statement for statement, _ in captured]
+        statement, parameters = captured[0]
+        form = prepared_form(statement)
+        with connection.begin() as explained:
+            connection.exec_driver_sql(form.prepare("plan_check"))
+            if force_generic:
+                connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            types = connection.exec_driver_sql(
+                "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = 'plan_check'"
+            ).scalar_one()
+            execute = form.execute("plan_check", types)
+            for _ in range(6):
+                connection.exec_driver_sql(execute, parameters)
+            rows = connection.exec_driver_sql(f"EXPLAIN {execute}", parameters).all()
+            explained.rollback()
+        connection.exec_driver_sql("DEALLOCATE plan_check")
+    return "\n".join(row[0] for row in rows)
+
+
 def assert_index_scan(plan: str, index: str) -> None:
     assert "Seq Scan" not in plan, plan
     assert re.search(rf"(Index Scan|Index Only Scan|Bitmap Index Scan)( Backward)? (using|on) {index}\b", plan), plan
@@ -187,6 +212,83 @@ def test_dead_letter_triage_pages_use_the_triage_index(million_jobs, query, afte
         million_jobs, lambda connection: Repository(connection).list_dead_letters(query, after=after, limit=50)
     )
     assert_index_scan(plan, index)
+
+
+LEASE_EXPIRY = NOW + timedelta(minutes=5)
+
+
+def _case(case_id: str, run: Callable[[Connection], object], index: str):
+    return pytest.param(run, index, id=case_id)
+
+
+PREPARED_CASES = [
+    _case(
+        "lease",
+        lambda c: Repository(c).ready_jobs_for_lease(["queue-7"], limit=10, now=NOW),
+        "ix_queue_jobs_ready",
+    ),
+    _case(
+        "one-statement-lease",
+        lambda c: Repository(c).lease_from_plain_queues(
+            ["queue-7"], limit=10, now=NOW, worker_id="w", lease_expires_at=LEASE_EXPIRY
+        ),
+        "ix_queue_jobs_ready",
+    ),
+    _case(
+        "lease-several-queues",
+        lambda c: Repository(c).ready_jobs_for_lease(["queue-1", "queue-2", "queue-3"], limit=10, now=NOW),
+        "ix_queue_jobs_(ready|queue_state)",
+    ),
+    _case("job-for-failure", lambda c: Repository(c).get_job_for_failure("job-77"), "uq_queue_jobs_job_id"),
+    _case(
+        "due-retries",
+        lambda c: Repository(c).make_jobs_due(
+            now=NOW, limit=500, from_states=[JobState.FAILED], to_state=JobState.WAITING
+        ),
+        "ix_queue_jobs_state_run_at_queue_name",
+    ),
+    _case(
+        "expired-leases",
+        lambda c: Repository(c).lock_expired_leases(now=NOW, limit=500),
+        "ix_queue_jobs_lease_expiry",
+    ),
+    _case(
+        "retry-pending",
+        lambda c: Repository(c).retry_pending_jobs(after_id=0, limit=500, min_runs_in_budget=2),
+        "ix_queue_jobs_retry_pending",
+    ),
+    _case(
+        "old-completed",
+        lambda c: Repository(c).delete_completed_jobs(completed_before=NOW - timedelta(hours=20), limit=500),
+        "ix_queue_jobs_completed_at",
+    ),
+    _case(
+        "dlq-page",
+        lambda c: Repository(c).list_dead_letters(
+            DeadLetterFilter(recovery_status=RecoveryStatus.PENDING), after=None, limit=50
+        ),
+        "ix_dead_letter_queue_triage",
+    ),
+]
+# Run on every call (and the sweep's expired leases, which meet every lease): their plan must not
+# depend on what PostgreSQL makes of the parameters' values.
+PER_CALL = ["lease", "one-statement-lease", "lease-several-queues", "job-for-failure", "expired-leases", "dlq-page"]
+
+
+@pytest.mark.parametrize("run, index", PREPARED_CASES)
+def test_prepared_statements_keep_their_index_in_the_plan_postgresql_settles_on(million_jobs, run, index):
+    """The service prepares what it runs often. After five runs PostgreSQL may plan such a statement
+    once for any value; the plan it uses from then on still reads the jobs by index."""
+    plan = prepared_plan_of(million_jobs, run, force_generic=False)
+    assert_index_scan(plan.replace("Seq Scan on queues ", "Index Scan on queues "), index)
+
+
+@pytest.mark.parametrize("run, index", [case for case in PREPARED_CASES if case.id in PER_CALL], ids=PER_CALL)
+def test_the_per_call_statements_generic_plans_read_by_index(million_jobs, run, index):
+    """Whatever the values, the generic plan of a statement run on every call reads by index: their
+    states are literals, which a partial index's predicate can match."""
+    plan = prepared_plan_of(million_jobs, run, force_generic=True)
+    assert_index_scan(plan.replace("Seq Scan on queues ", "Index Scan on queues "), index)
 
 
 # A week of activity for every queue, at both stored widths, as the triggers would have kept it.
