@@ -39,6 +39,7 @@ PREPARE_AFTER = 2
 # SQLSTATE invalid_sql_statement_name: EXECUTE of a statement the server connection does not hold.
 UNKNOWN_STATEMENT_SQLSTATE = "26000"
 _INFO_KEY = "prepared_statements"
+PARAMETER_TYPES = "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = %(name)s"
 _BIND = re.compile(r"%\((?P<name>[^)]+)\)s|%%")
 PREPARABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES)\b", re.IGNORECASE)
 
@@ -64,6 +65,10 @@ class PreparedForm:
 
     def prepare(self, name: str) -> str:
         return f"PREPARE {name} AS {self.body}"
+
+    @staticmethod
+    def deallocate(name: str) -> str:
+        return f"DEALLOCATE {name}"
 
     def execute(self, name: str, types: list[str]) -> str:
         """The EXECUTE, each value cast to the type PostgreSQL gave its parameter. Without the casts,
@@ -122,7 +127,10 @@ class _ConnectionStatements:
 
 
 class PreparedStatements:
-    """Installs the per-connection statement cache on a PostgreSQL engine."""
+    """Installs the per-connection statement cache on a PostgreSQL engine.
+
+    The statements it prepares are SQLAlchemy's own compiled texts, their values still placeholders,
+    under names it makes itself (queue_service_N): no value of a request is ever written into SQL."""
 
     def __init__(self, engine: Engine, capacity: int) -> None:
         self.engine = engine
@@ -162,7 +170,7 @@ class PreparedStatements:
             oldest_text, oldest = statements.prepared.popitem(last=False)
             del statements.executes[oldest_text]
             try:
-                cursor.execute(f"DEALLOCATE {oldest}")
+                cursor.execute(PreparedForm.deallocate(oldest))
             except dbapi.OperationalError:
                 raise
             except dbapi.DatabaseError:
@@ -171,10 +179,8 @@ class PreparedStatements:
         statements.next_number += 1
         form = prepared_form(statement)
         try:
-            # One round trip: the PREPARE, then the types PostgreSQL inferred for its parameters.
-            cursor.execute(
-                f"{form.prepare(name)}; SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = '{name}'"
-            )
+            cursor.execute(form.prepare(name))
+            cursor.execute(PARAMETER_TYPES, {"name": name})
             (types,) = cursor.fetchone()
         except dbapi.OperationalError:
             raise
