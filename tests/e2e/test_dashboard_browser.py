@@ -143,6 +143,7 @@ def save(driver, name: str, tmp_path: Path) -> Path:
 
 def test_sign_in_find_a_dead_job_note_retry_and_see_the_counts_change(tmp_path, monkeypatch):
     browser_or_skip()
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -196,6 +197,10 @@ def test_sign_in_find_a_dead_job_note_retry_and_see_the_counts_change(tmp_path, 
 
             driver.find_element(By.ID, "retry-button").click()
             wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "is back in queue emails"))
+            # Read through a wait: a node found while the browser is still swapping in the page after
+            # the form's redirect belongs to the document it leaves ("does not belong to the document").
+            settled = WebDriverWait(driver, WAIT, ignored_exceptions=(WebDriverException,))
+            settled.until(ec.text_to_be_present_in_element((By.ID, "entry-status"), "recovered"))
             assert driver.find_element(By.ID, "entry-status").text == "recovered"
             assert driver.current_url == entry_url
 
