@@ -301,18 +301,29 @@ def _rows_json(rows: list[tuple]) -> list[str]:
     return _rows_json(rows[:half]) + _rows_json(rows[half:])
 
 
-# SQLite's batched insert, run at the driver over the batch: the same columns as INSERT_JOBS.
-_INSERT_JOBS_SQLITE = (
-    f"INSERT INTO queue_jobs ({', '.join(name for name, _ in NEW_JOB_COLUMNS)}, budget_start, created_at, "
-    f"updated_at) VALUES ({', '.join('?' for _ in NEW_JOB_COLUMNS)}, 0, ?, ?) ON CONFLICT DO NOTHING"
+# SQLite's inserts: the same columns as INSERT_JOBS, the values of _sqlite_rows.
+_SQLITE_INSERT_COLUMNS = ", ".join([*(name for name, _ in NEW_JOB_COLUMNS), "created_at", "updated_at", "budget_start"])
+_SQLITE_ROW_WIDTH = len(NEW_JOB_COLUMNS) + 2
+
+_INSERT_JOB_SQLITE_RETURNING_ID = (
+    f"INSERT INTO queue_jobs ({_SQLITE_INSERT_COLUMNS}) VALUES ({', '.join('?' * _SQLITE_ROW_WIDTH)}, 0) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+
+# A batch goes as one JSON array of those rows, in order, in one statement. The driver lets go of
+# the interpreter lock while SQLite works and takes it back after each step: run over the batch
+# (executemany), that was once a row, each time waiting for whichever request thread held the
+# lock, up to the 5 ms switch interval. `WHERE true` tells SQLite's parser that ON CONFLICT is the
+# upsert's, not a join's.
+_SQLITE_JSON_ROW_VALUES = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(_SQLITE_ROW_WIDTH))
+_INSERT_JOBS_SQLITE_JSON = (
+    f"INSERT INTO queue_jobs ({_SQLITE_INSERT_COLUMNS}) SELECT {_SQLITE_JSON_ROW_VALUES}, 0 "
+    "FROM json_each(?) WHERE true ORDER BY key ON CONFLICT DO NOTHING"
 )
 
 
-_INSERT_JOB_SQLITE_RETURNING_ID = f"{_INSERT_JOBS_SQLITE} RETURNING id"
-
-
 def _sqlite_rows(jobs: Iterable[NewJob], now: datetime) -> list[tuple]:
-    """`jobs` as the values of _INSERT_JOBS_SQLITE, in order, inserted at `now`."""
+    """`jobs` as the values of SQLite's job inserts, in order, inserted at `now`."""
     stored_time = _once_per_instant(sqlite_utc_text)
     now_text = stored_time(now)
     return [(*_new_job_values(job, stored_time, _json_text), now_text, now_text) for job in jobs]
@@ -391,8 +402,13 @@ JOB_FOR_FAILURE = (
     .with_for_update(of=queue_jobs)
 )
 
-STORED_JOB_IDS = select(_c.job_id).where(_c.job_id.in_(bindparam("job_ids", expanding=True)))
-ROW_IDS_OF_JOBS = select(_c.job_id, _c.id).where(_c.job_id.in_(bindparam("job_ids", expanding=True)))
+# SQLite's batched insert reads which job_ids are stored, then the new rows' ids, each as one row
+# of JSON: the driver takes the interpreter lock back after each row it steps to (see
+# _INSERT_JOBS_SQLITE_JSON), one row for the batch instead of one a job.
+STORED_JOB_IDS = select(func.json_group_array(_c.job_id)).where(_c.job_id.in_(bindparam("job_ids", expanding=True)))
+ROW_IDS_OF_JOBS = select(func.json_group_object(_c.job_id, _c.id)).where(
+    _c.job_id.in_(bindparam("job_ids", expanding=True))
+)
 
 READY_FOR_LEASE = (
     select(queue_jobs)
@@ -494,22 +510,23 @@ class JobsTable(TableStatements):
 
     def _insert_jobs_sqlite(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
         """SQLite holds its write lock from BEGIN IMMEDIATE, so the job_ids already stored, read
-        first, stay so: the new rows go in through one prepared insert run by the driver over the
-        batch (executemany, no RETURNING), and only their row ids are read back. A row whose unique
+        first, stay so: the new rows go in as one JSON array through one insert (no RETURNING),
+        and only their row ids are read back. A row whose unique
         slot is held, by a stored job or by an earlier row of the batch, is skipped by the unique
         index (ON CONFLICT DO NOTHING) and has no row id to read."""
         wanted = list(dict.fromkeys(job.job_id for job in jobs))
         if len(wanted) == 1:
             return self._insert_job_sqlite(jobs[0], now)
-        stored = set(self.connection.execute(STORED_JOB_IDS, {"job_ids": wanted}).scalars())
+        stored = set(json.loads(self.connection.execute(STORED_JOB_IDS, {"job_ids": wanted}).scalar_one()))
         fresh: dict[str, NewJob] = {}
         for job in jobs:
             if job.job_id not in stored:
                 fresh.setdefault(job.job_id, job)
         if not fresh:
             return {}
-        self.connection.exec_driver_sql(_INSERT_JOBS_SQLITE, _sqlite_rows(fresh.values(), now))
-        ids = dict(self.connection.execute(ROW_IDS_OF_JOBS, {"job_ids": list(fresh)}).all())
+        for rows in _rows_json(_sqlite_rows(fresh.values(), now)):
+            self.connection.exec_driver_sql(_INSERT_JOBS_SQLITE_JSON, (rows,))
+        ids = json.loads(self.connection.execute(ROW_IDS_OF_JOBS, {"job_ids": list(fresh)}).scalar_one())
         return {job_id: _inserted_job(ids[job_id], job, now) for job_id, job in fresh.items() if job_id in ids}
 
     def _insert_job_sqlite(self, job: NewJob, now: datetime) -> dict[str, JobRecord]:
