@@ -10,6 +10,8 @@ statement it compiled, its parameters and its result columns are unchanged.
 - Each connection keeps at most `capacity` statements, the least recently used ones are
   DEALLOCATEd first; a text the server cannot prepare (a parameter whose type nothing fixes) is
   remembered and sent as text.
+- A migration that changes the type of a column a prepared statement returns makes PostgreSQL
+  refuse that statement: the call fails as retryable and the pool's connections are replaced.
 - A pooler that hands each transaction to another server connection (PgBouncer in transaction
   mode) loses them. The URL's `prepared_statement_cache_size=0` turns this off, as it does for
   asyncpg; and the first EXECUTE of a statement the server does not know turns it off for the
@@ -38,6 +40,10 @@ MAX_CAPACITY = 10_000
 PREPARE_AFTER = 2
 # SQLSTATE invalid_sql_statement_name: EXECUTE of a statement the server connection does not hold.
 UNKNOWN_STATEMENT_SQLSTATE = "26000"
+# SQLSTATE feature_not_supported, with this message: a migration changed a column's type under a
+# prepared statement that returns it.
+FEATURE_NOT_SUPPORTED_SQLSTATE = "0A000"
+RESULT_TYPE_CHANGED = "cached plan must not change result type"
 _INFO_KEY = "prepared_statements"
 PARAMETER_TYPES = "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = %(name)s"
 _BIND = re.compile(r"%\((?P<name>[^)]+)\)s|%%")
@@ -199,7 +205,16 @@ class PreparedStatements:
         return statements.statement_for(statement), parameters
 
     def _on_error(self, context) -> None:
-        if getattr(context.original_exception, "pgcode", None) != UNKNOWN_STATEMENT_SQLSTATE:
+        error = context.original_exception
+        code = getattr(error, "pgcode", None)
+        if code == FEATURE_NOT_SUPPORTED_SQLSTATE and RESULT_TYPE_CHANGED in str(error):
+            logger.warning(
+                "the schema changed under a prepared statement (a migration ran while this process served): "
+                "its pooled connections are replaced, and the call is answered as retryable"
+            )
+            context.is_disconnect = True  # new connections prepare the statements anew, against the new schema
+            return
+        if code != UNKNOWN_STATEMENT_SQLSTATE:
             return
         if self.enabled:
             self.enabled = False

@@ -158,6 +158,43 @@ def test_statements_lost_by_a_pooler_fail_one_call_as_retryable_then_run_as_text
     assert sent.sent and not sent.executed()
 
 
+def test_a_column_type_changed_by_a_migration_fails_one_call_as_retryable_then_prepares_anew(
+    single_connection, postgres_session_url, caplog
+):
+    with single_connection.transaction() as repo:
+        repo.connection.execute(text("DROP TABLE IF EXISTS prepared_probe"))
+        repo.connection.execute(text("CREATE TABLE prepared_probe (amount integer)"))
+        repo.connection.execute(text("INSERT INTO prepared_probe VALUES (7)"))
+
+    def read() -> int:
+        with single_connection.transaction() as repo:
+            return repo.connection.execute(
+                text("SELECT amount FROM prepared_probe WHERE amount > :least"), {"least": 0}
+            ).scalar_one()
+
+    sent = SentStatements(single_connection.engine)
+    try:
+        assert [read() for _ in range(4)] == [7] * 4
+        assert sent.executed(), "the read should be prepared by now"
+        # A migration run from elsewhere while this process serves.
+        other = Database(postgres_session_url, pool_size=1, max_overflow=0)
+        with other.transaction() as repo:
+            repo.connection.execute(text("ALTER TABLE prepared_probe ALTER COLUMN amount TYPE bigint"))
+        other.dispose()
+
+        with caplog.at_level(logging.WARNING, logger=prepared.__name__):
+            with pytest.raises(StoreUnavailable):
+                read()
+        assert "schema changed under a prepared statement" in caplog.text
+
+        sent.sent.clear()
+        assert [read() for _ in range(4)] == [7] * 4
+        assert sent.executed(), "prepared statements stay on, and the read is prepared anew"
+    finally:
+        with single_connection.transaction() as repo:
+            repo.connection.execute(text("DROP TABLE IF EXISTS prepared_probe"))
+
+
 # The same calls through a real server, with statements prepared from their second run and with
 # none: every reply and every row written must be the same.
 
