@@ -183,6 +183,56 @@ def test_a_failing_unit_is_undone_alone_and_its_caller_gets_its_error(database, 
     assert len(commits) == 2
 
 
+def savepoints_sent(database: Database) -> list[str]:
+    """The SAVEPOINT statements the engine sends from now on."""
+    sent: list[str] = []
+
+    def seen(_connection, _cursor, statement, _parameters, _context, _executemany):
+        if statement.lstrip().upper().startswith("SAVEPOINT"):
+            sent.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    return sent
+
+
+def test_a_group_in_which_no_unit_fails_commits_with_no_savepoint(database, commits):
+    committer = GroupCommitter(database)
+    savepoints = savepoints_sent(database)
+    _leader, followers = group_behind_a_blocked_leader(committer, [insert(f"item-{index}") for index in range(4)])
+
+    assert [follower.result for follower in followers] == [f"stored item-{index}" for index in range(4)]
+    assert stored(database) == {"leader", *(f"item-{index}" for index in range(4))}
+    assert savepoints == []
+    assert len(commits) == 2
+
+
+def test_a_group_with_a_failing_unit_runs_again_with_a_savepoint_per_unit(database, commits):
+    committer = GroupCommitter(database)
+    savepoints = savepoints_sent(database)
+    runs: list[str] = []
+
+    def counted(name: str, *, fails: bool = False) -> Callable[[Repository], str]:
+        def work(repo: Repository) -> str:
+            runs.append(name)
+            insert(name)(repo)
+            if fails:
+                raise ValueError(f"{name} failed")
+            return f"stored {name}"
+
+        return work
+
+    works = [counted("a"), counted("b", fails=True), counted("c")]
+    _leader, followers = group_behind_a_blocked_leader(committer, works)
+
+    assert [follower.result for follower in followers] == ["stored a", None, "stored c"]
+    assert str(followers[1].error) == "b failed"
+    assert stored(database) == {"leader", "a", "c"}
+    # First together until b raised, rolled back; then each in its own savepoint.
+    assert runs == ["a", "b", "a", "b", "c"]
+    assert len(savepoints) == 3
+    assert len(commits) == 2
+
+
 def test_a_lone_failing_unit_rolls_back_its_transaction(database):
     committer = GroupCommitter(database)
 
@@ -390,15 +440,18 @@ def test_a_deadlock_between_transactions_is_a_lock_conflict(database):
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_units_of_two_groups_that_deadlock_each_other_all_succeed(database):
     """Two processes' groups lock the same two rows in opposite orders: PostgreSQL cancels one
-    unit's statement, and that unit runs again alone once its group has committed."""
+    unit's statement, its group rolls back and runs again, each unit in its own savepoint, once
+    the other group has its locks; every unit succeeds."""
     with database.transaction() as repo:
         repo.connection.execute(text("INSERT INTO items (name) VALUES ('x'), ('y')"))
     both_hold_one = threading.Barrier(2, timeout=TIMEOUT)
+    runs: list[str] = []
 
     def lock(name: str, *, then_wait: bool = False) -> Callable[[Repository], str]:
         def work(repo: Repository) -> str:
+            runs.append(name)
             repo.connection.execute(text("SELECT name FROM items WHERE name = :name FOR UPDATE"), {"name": name})
-            if then_wait and shares_transaction():
+            if then_wait and shares_transaction() and not both_hold_one.broken and runs.count(name) == 1:
                 both_hold_one.wait()
             return f"locked {name}"
 
@@ -419,4 +472,6 @@ def test_units_of_two_groups_that_deadlock_each_other_all_succeed(database):
     for group in groups:
         group.join(TIMEOUT * 2)
     assert results == {0: ["locked x", "locked y"], 1: ["locked y", "locked x"]}
-    assert sum(committer.stats().alone for committer in committers) == 1
+    # Each row was locked once by each group, and once more by the group that ran again.
+    assert sorted(runs) == ["x", "x", "x", "y", "y", "y"]
+    assert sum(committer.stats().alone for committer in committers) == 0
