@@ -511,9 +511,9 @@ class JobsTable(TableStatements):
     def _insert_jobs_sqlite(self, jobs: Sequence[NewJob], now: datetime) -> dict[str, JobRecord]:
         """SQLite holds its write lock from BEGIN IMMEDIATE, so the job_ids already stored, read
         first, stay so: the new rows go in as one JSON array through one insert (no RETURNING),
-        and only their row ids are read back. A row whose unique
-        slot is held, by a stored job or by an earlier row of the batch, is skipped by the unique
-        index (ON CONFLICT DO NOTHING) and has no row id to read."""
+        and only their row ids are read back. A row whose unique slot is held, by a stored job or
+        by an earlier row of the batch, is skipped by the unique index (ON CONFLICT DO NOTHING)
+        and has no row id to read."""
         wanted = list(dict.fromkeys(job.job_id for job in jobs))
         if len(wanted) == 1:
             return self._insert_job_sqlite(jobs[0], now)
