@@ -106,6 +106,17 @@ class GroupCommitStats:
     alone: int = 0
 
 
+def _run_shared(request: _Request, unit_repo: Repository) -> None:
+    """`request`'s unit over `unit_repo`, a part of a transaction other units share; the repository
+    is kept for the after-commit callbacks its caller runs."""
+    _running.shared = True
+    try:
+        request.result = request.work(unit_repo)
+    finally:
+        _running.shared = False
+    request.repo = unit_repo
+
+
 class GroupCommitter:
     """Runs units of work, functions of a Repository, in shared transactions, with up to `lanes`
     transactions in flight at once (one where the database writes one transaction at a time)."""
@@ -193,15 +204,10 @@ class GroupCommitter:
         try:
             with self.database.transaction() as repo:
                 for request in group:
-                    unit_repo = Repository(repo.connection)
-                    _running.shared = True
                     try:
-                        request.result = request.work(unit_repo)
+                        _run_shared(request, Repository(repo.connection))
                     except Exception as error:
                         raise _UnitRaised from error
-                    finally:
-                        _running.shared = False
-                    request.repo = unit_repo
         except _UnitRaised:
             for request in group:
                 request.result, request.repo = None, None
@@ -221,12 +227,7 @@ class GroupCommitter:
                 for index, request in enumerate(group):
                     try:
                         with self.database.savepoint(repo, f"unit_{index}") as unit_repo:
-                            _running.shared = True
-                            try:
-                                request.result = request.work(unit_repo)
-                            finally:
-                                _running.shared = False
-                        request.repo = unit_repo
+                            _run_shared(request, unit_repo)
                     except TransactionLost:
                         raise  # the whole group's, not the unit's
                     except (RunAlone, LockConflict):

@@ -101,13 +101,20 @@ def prepared_form(statement: str) -> PreparedForm:
     return PreparedForm(body, tuple(numbers))
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement prepared on one server connection: its name there, and the EXECUTE to send."""
+
+    name: str
+    execute: str
+
+
 @dataclass
 class _ConnectionStatements:
     """What one server connection holds: prepared texts by recency, and what it will prepare next."""
 
     capacity: int
-    prepared: OrderedDict[str, str] = field(default_factory=OrderedDict)
-    executes: dict[str, str] = field(default_factory=dict)
+    prepared: OrderedDict[str, _Prepared] = field(default_factory=OrderedDict)
     seen: dict[str, int] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)
@@ -115,10 +122,10 @@ class _ConnectionStatements:
 
     def statement_for(self, statement: str) -> str:
         """The text to send: an EXECUTE of the prepared statement, or the statement itself."""
-        name = self.prepared.get(statement)
-        if name is not None:
+        found = self.prepared.get(statement)
+        if found is not None:
             self.prepared.move_to_end(statement)
-            return self.executes[statement]
+            return found.execute
         if statement in self.refused or not PREPARABLE.match(statement):
             return statement
         count = self.seen.get(statement, 0) + 1
@@ -173,10 +180,9 @@ class PreparedStatements:
     def _prepare(self, cursor, statements: _ConnectionStatements, statement: str) -> None:
         dbapi = self.engine.dialect.loaded_dbapi
         if len(statements.prepared) >= statements.capacity:
-            oldest_text, oldest = statements.prepared.popitem(last=False)
-            del statements.executes[oldest_text]
+            _, oldest = statements.prepared.popitem(last=False)
             try:
-                cursor.execute(PreparedForm.deallocate(oldest))
+                cursor.execute(PreparedForm.deallocate(oldest.name))
             except dbapi.OperationalError:
                 raise
             except dbapi.DatabaseError:
@@ -193,8 +199,7 @@ class PreparedStatements:
         except dbapi.DatabaseError:
             statements.refused.add(statement)
             return
-        statements.prepared[statement] = name
-        statements.executes[statement] = form.execute(name, types)
+        statements.prepared[statement] = _Prepared(name, form.execute(name, types))
 
     def _before_cursor_execute(self, connection, _cursor, statement, parameters, _context, executemany):
         if executemany or not self.enabled or not isinstance(parameters, dict):
