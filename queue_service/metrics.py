@@ -68,6 +68,10 @@ class ServiceMetrics:
             buckets=RPC_BUCKETS,
             registry=registry,
         )
+        # Each RPC and job event finds its series here: labels() validates and locks on every call.
+        # Dicts, read and filled under the GIL: a race only looks a series up twice.
+        self._rpc_series: dict[tuple[str, str, str, str], tuple] = {}
+        self._event_series: dict[tuple[JobEvent, str], object] = {}
         self._labelled_queues: set[str] = set()
         self._labels_lock = threading.Lock()
         self.job_events = {
@@ -99,13 +103,25 @@ class ServiceMetrics:
         )
 
     def observe_rpc(self, service: str, method: str, rpc_type: str, code: str, seconds: float) -> None:
-        self.rpc_handled.labels(service, method, rpc_type, code).inc()
-        self.rpc_seconds.labels(service, method, rpc_type, code).observe(seconds)
+        key = (service, method, rpc_type, code)
+        series = self._rpc_series.get(key)
+        if series is None:
+            series = self._rpc_series[key] = (self.rpc_handled.labels(*key), self.rpc_seconds.labels(*key))
+        series[0].inc()
+        series[1].observe(seconds)
 
     # ServiceEvents
 
     def job_event(self, event: JobEvent, queue_name: str, count: int = 1) -> None:
-        self.job_events[event].labels(self._queue_label(queue_name)).inc(count)
+        key = (event, queue_name)
+        series = self._event_series.get(key)
+        if series is None:
+            label = self._queue_label(queue_name)
+            series = self.job_events[event].labels(label)
+            if label == queue_name:
+                # Only labelled queues are kept: there are at most METRICS_QUEUE_LABELS of them.
+                self._event_series[key] = series
+        series.inc(count)
 
     def lease_expiry_decided(self, job, decision, dead_letter_id: str) -> None:
         pass  # counted as job events already

@@ -77,8 +77,12 @@ class _Request(Generic[T]):
 
     def __init__(self, work: Callable[[Repository], T]) -> None:
         self.work = work
-        # Set when the request is done, or when its caller is to lead the next group.
-        self.woken = threading.Event()
+        # Released when the request is done, or when its caller is to lead the next group. A held
+        # lock rather than an Event: the leader wakes every caller of its group, and an Event's
+        # set and wait each take a Condition's lock and allocate a waiter lock.
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self._woken = False
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -86,6 +90,16 @@ class _Request(Generic[T]):
         self.repo: Repository | None = None
         # Undone in its group, to run again in a transaction of its own.
         self.alone = False
+
+    def wake(self) -> None:
+        """Wakes the caller; a request woken to lead is woken again, harmlessly, with its group.
+        Only its leader, or its predecessor as leader, wakes a request, one after the other."""
+        if not self._woken:
+            self._woken = True
+            self._wake.release()
+
+    def wait(self) -> None:
+        self._wake.acquire()
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -158,7 +172,7 @@ class GroupCommitter:
             else:
                 self._pending.append(request)
         if not leads:
-            request.woken.wait()
+            request.wait()
         if not request.done:
             # This caller leads: a lane was free, or a leader that finished handed it this one.
             self._lead(request)
@@ -191,9 +205,9 @@ class GroupCommitter:
                     self._leaders -= 1
             for request in group:
                 request.done = True
-                request.woken.set()
+                request.wake()
             if successor is not None:
-                successor.woken.set()
+                successor.wake()
 
     def _commit_without_savepoints(self, group: list[_Request]) -> bool:
         """The group's units one after the other in one transaction, with no savepoint between them

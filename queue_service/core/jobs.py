@@ -1066,10 +1066,17 @@ class JobManager:
         if queues is None:
             # Finished jobs have no retries left whatever the policy: only unfinished ones need their queue.
             queues = repo.get_queues({job.queue_name for job in unfinished}) if unfinished else {}
+        # Most jobs carry no override and no error: their queue's policy decides, built once per queue.
+        plain_policies: dict[str, RetryPolicy] = {}
         for job in jobs:
             if job.state in FINISHED_STATES:
                 views[job.job_id] = JobView(job, 0)
                 continue
-            policy = self._deciding_policy(job, queues.get(job.queue_name))
+            if job.retry_policy is None and job.last_error is None:
+                policy = plain_policies.get(job.queue_name)
+                if policy is None:
+                    policy = plain_policies[job.queue_name] = self._deciding_policy(job, queues.get(job.queue_name))
+            else:
+                policy = self._deciding_policy(job, queues.get(job.queue_name))
             views[job.job_id] = JobView(job, remaining_retries(policy, job.runs_in_budget))
         return views
