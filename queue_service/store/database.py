@@ -46,7 +46,7 @@ def normalise_url(url: str | URL) -> URL:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):
-        # Let SQLAlchemy's "begin" event decide how transactions start.
+        # Let the dialect's do_begin (below) decide how transactions start.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -57,11 +57,15 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def on_begin(connection):
+    def begin_immediate(dbapi_connection) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that later
         # writes can fail with "database is locked" without waiting for busy_timeout.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sent by the dialect, straight to the driver, which wraps its errors as a statement's:
+        # as a statement of the connection (a "begin" event) it cost a statement's execution
+        # context, once per transaction.
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+    engine.dialect.do_begin = begin_immediate
 
 
 def _ping_idle_connections(engine: Engine) -> None:
