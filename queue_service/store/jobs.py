@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -59,6 +60,7 @@ from queue_service.store.schema import (
     sqlite_utc_text,
 )
 from queue_service.store.sqlite_statements import COMPLETE_JOBS as SQLITE_COMPLETE_JOBS
+from queue_service.store.sqlite_statements import LEASE_FROM_ONE_PLAIN_QUEUE as SQLITE_LEASE_FROM_ONE_PLAIN_QUEUE
 from queue_service.store.sqlite_statements import LEASE_FROM_PLAIN_QUEUES as SQLITE_LEASE_FROM_PLAIN_QUEUES
 from queue_service.store.statements import TableStatements, error_history_from_json
 
@@ -436,42 +438,53 @@ CLAIM_LEASES = (
     .returning(_c.id)
 )
 
-_COMPLETE_RUN = (
-    update(queue_jobs)
-    .where(
-        _c.job_id == bindparam("run_job_id"),
-        _c.state.in_(bindparam("expected", expanding=True)),
-        _c.attempt_number == bindparam("run_attempt"),
-        # A run asked to stop ends CANCELLED whatever it reports (JobManager.complete).
-        _c.cancel_requested_at.is_(None),
+
+def _states_in_text(states: Iterable[JobState]) -> list:
+    """`states` written into a statement's text, for `state IN (...)`: an expanding parameter makes
+    SQLAlchemy rewrite the statement's text on every call."""
+    return [literal_column(f"'{state.value}'") for state in sorted(states, key=lambda state: state.value)]
+
+
+@functools.cache
+def _completion_statements(expected: frozenset[JobState]) -> tuple[Any, Any]:
+    """The one-statement completion of a run in one of the `expected` states, with its queue's
+    breaker (COMPLETE_CURRENT_RUN), and its twin for a queue without a breaker on, where the
+    statement is the whole completion. Built once per set of states: callers pass the sources
+    of the COMPLETE transition."""
+    complete_run = (
+        update(queue_jobs)
+        .where(
+            _c.job_id == bindparam("run_job_id"),
+            _c.state.in_(_states_in_text(expected)),
+            _c.attempt_number == bindparam("run_attempt"),
+            # A run asked to stop ends CANCELLED whatever it reports (JobManager.complete).
+            _c.cancel_requested_at.is_(None),
+        )
+        .values(
+            state=JobState.COMPLETED.value,
+            result=_parameter("run_result", _c.result),
+            processing_duration_ms=_parameter("run_duration_ms", _c.processing_duration_ms),
+            lease_expires_at=None,
+            completed_at=_parameter("now", _c.completed_at),
+            updated_at=_parameter("now", _c.updated_at),
+        )
     )
-    .values(
-        state=JobState.COMPLETED.value,
-        result=_parameter("run_result", _c.result),
-        processing_duration_ms=_parameter("run_duration_ms", _c.processing_duration_ms),
-        lease_expires_at=None,
-        completed_at=_parameter("now", _c.completed_at),
-        updated_at=_parameter("now", _c.updated_at),
+    return complete_run.returning(*queue_jobs.c, _BREAKER_ON), complete_run.where(~_HAS_BREAKER).returning(
+        *queue_jobs.c
     )
-)
-COMPLETE_CURRENT_RUN = _COMPLETE_RUN.returning(*queue_jobs.c, _BREAKER_ON)
-# The same, only for a queue without a breaker on: then the statement is the whole completion.
-COMPLETE_RUN_WITHOUT_BREAKER = _COMPLETE_RUN.where(~_HAS_BREAKER).returning(*queue_jobs.c)
 
 
 def _completion_parameters(
     job_id: str,
     attempt_number: int,
-    expected_states: Iterable[JobState],
     result: dict[str, Any] | None,
     processing_duration_ms: int | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """The parameters of the one-statement completions (COMPLETE_CURRENT_RUN and its breakerless twin)."""
+    """The parameters of the one-statement completions (`_completion_statements`)."""
     return {
         "run_job_id": job_id,
         "run_attempt": attempt_number,
-        "expected": [state.value for state in expected_states],
         "run_result": result,
         "run_duration_ms": processing_duration_ms,
         "now": now,
@@ -587,16 +600,13 @@ class JobsTable(TableStatements):
         breaker on (then `ready_jobs_for_lease` and `claim_leases` do it with those rules). On
         SQLite, None also when no job was ready: its statement cannot tell the two apart."""
         sqlite = self.dialect == "sqlite"
-        rows = self.connection.execute(
-            (SQLITE_LEASE_FROM_PLAIN_QUEUES if sqlite else LEASE_FROM_PLAIN_QUEUES).clause,
-            {
-                "names": list(queue_names),
-                "limit": limit,
-                "now": now,
-                "worker_id": worker_id,
-                "lease_until": lease_expires_at,
-            },
-        ).all()
+        parameters = {"limit": limit, "now": now, "worker_id": worker_id, "lease_until": lease_expires_at}
+        if sqlite and len(queue_names) == 1:
+            statement, parameters["name"] = SQLITE_LEASE_FROM_ONE_PLAIN_QUEUE, queue_names[0]
+        else:
+            statement = SQLITE_LEASE_FROM_PLAIN_QUEUES if sqlite else LEASE_FROM_PLAIN_QUEUES
+            parameters["names"] = list(queue_names)
+        rows = self.connection.execute(statement.clause, parameters).all()
         if sqlite:
             if not rows:
                 return None
@@ -791,9 +801,9 @@ class JobsTable(TableStatements):
     ) -> CompletedRun | None:
         """Compare-and-set by job_id on state and attempt, without reading the job first; None if it
         did not match. Says in the same statement whether the job's queue has a breaker on."""
+        with_breaker, _ = _completion_statements(frozenset(expected_states))
         row = self.connection.execute(
-            COMPLETE_CURRENT_RUN,
-            _completion_parameters(job_id, attempt_number, expected_states, result, processing_duration_ms, now),
+            with_breaker, _completion_parameters(job_id, attempt_number, result, processing_duration_ms, now)
         ).first()
         return CompletedRun(job_from_row(row), bool(row.breaker_on)) if row else None
 
@@ -809,9 +819,9 @@ class JobsTable(TableStatements):
     ) -> JobRecord | None:
         """`complete_current_run` for a job whose queue has no breaker on; None if it did not match
         or the queue has one."""
+        _, without_breaker = _completion_statements(frozenset(expected_states))
         row = self.connection.execute(
-            COMPLETE_RUN_WITHOUT_BREAKER,
-            _completion_parameters(job_id, attempt_number, expected_states, result, processing_duration_ms, now),
+            without_breaker, _completion_parameters(job_id, attempt_number, result, processing_duration_ms, now)
         ).first()
         return job_from_row(row) if row else None
 
@@ -987,7 +997,7 @@ class JobsTable(TableStatements):
                 queue_jobs.c.id == bindparam("b_id", type_=Integer()),
                 queue_jobs.c.attempt_number == bindparam("b_attempt", type_=Integer()),
                 # Literals: executemany takes no expanding parameters. The states are the enum's values.
-                queue_jobs.c.state.in_([literal_column(f"'{JobState(state).value}'") for state in expected]),
+                queue_jobs.c.state.in_(_states_in_text(JobState(state) for state in expected)),
             )
             .values(**values)
         )

@@ -15,6 +15,8 @@ from queue_service.store.statements import TableStatements
 
 # Built once: the hot paths pay no statement construction, and the compiled form is cached by identity.
 GET_QUEUES = select(queues).where(queues.c.name.in_(bindparam("names", expanding=True)))
+# One queue, as most calls name: an expanding parameter makes SQLAlchemy rewrite the text each call.
+GET_QUEUE = select(queues).where(queues.c.name == bindparam("name"))
 
 _BREAKER_PREFIX = "breaker_"
 # Each queue with whether it has lease limits and its breaker if that is on: what a lease reads first.
@@ -56,11 +58,15 @@ class QueuesTable(TableStatements):
         return self.connection.execute(select(func.count()).select_from(queues)).scalar_one()
 
     def get_queue(self, name: str) -> QueueRecord | None:
-        row = self.connection.execute(select(queues).where(queues.c.name == name)).first()
+        row = self.connection.execute(GET_QUEUE, {"name": name}).first()
         return queue_from_row(row) if row else None
 
     def get_queues(self, names: Iterable[str]) -> dict[str, QueueRecord]:
-        rows = self.connection.execute(GET_QUEUES, {"names": list(set(names))}).all()
+        wanted = list(set(names))
+        if len(wanted) == 1:
+            rows = self.connection.execute(GET_QUEUE, {"name": wanted[0]}).all()
+        else:
+            rows = self.connection.execute(GET_QUEUES, {"names": wanted}).all()
         return {row.name: queue_from_row(row) for row in rows}
 
     def lease_controls(self, names: Sequence[str]) -> LeaseControls:

@@ -31,30 +31,39 @@ COMPLETE_JOBS = Statement(
     ).bindparams(bindparam("now", type_=UTCDateTime())),
 )
 
-# The job columns are the table's own, fixed in code.
-_LEASE_FROM_PLAIN_QUEUES_SQL = (
-    "UPDATE queue_jobs SET state = 'active', attempt_number = attempt_number + 1, worker_id = :worker_id, "
-    "lease_expires_at = :lease_until, started_at = :now, updated_at = :now "
-    "WHERE id IN (SELECT id FROM queue_jobs WHERE queue_name IN :names AND state IN ('waiting', 'failed') "
-    "AND run_at <= :now ORDER BY priority DESC, run_at, id LIMIT :limit) "
-    "AND NOT (EXISTS (SELECT 1 FROM queues WHERE name IN :names AND paused) "
-    "OR EXISTS (SELECT 1 FROM queue_lease_limits WHERE queue_name IN :names) "
-    "OR EXISTS (SELECT 1 FROM queue_breakers WHERE queue_name IN :names AND enabled)) "
-    # Not the queue's columns: a subquery of RETURNING reads the queues table by a scan for each
-    # row (SQLite uses no index there), so the caller reads the leased jobs' queues on their own.
-    f"RETURNING 0 AS any_controlled, {', '.join(column.name for column in queue_jobs.c)}"
-)
+
+def _lease_from_plain_queues_sql(queues: str) -> str:
+    """The lease of the queues that `queues` names (`IN :names`, or `= :name` for one queue: an
+    expanding parameter makes SQLAlchemy rewrite the text on every call). The job columns are the
+    table's own, fixed in code."""
+    return (
+        "UPDATE queue_jobs SET state = 'active', attempt_number = attempt_number + 1, worker_id = :worker_id, "
+        "lease_expires_at = :lease_until, started_at = :now, updated_at = :now "
+        f"WHERE id IN (SELECT id FROM queue_jobs WHERE queue_name {queues} AND state IN ('waiting', 'failed') "
+        "AND run_at <= :now ORDER BY priority DESC, run_at, id LIMIT :limit) "
+        f"AND NOT (EXISTS (SELECT 1 FROM queues WHERE name {queues} AND paused) "
+        f"OR EXISTS (SELECT 1 FROM queue_lease_limits WHERE queue_name {queues}) "
+        f"OR EXISTS (SELECT 1 FROM queue_breakers WHERE queue_name {queues} AND enabled)) "
+        # Not the queue's columns: a subquery of RETURNING reads the queues table by a scan for each
+        # row (SQLite uses no index there), so the caller reads the leased jobs' queues on their own.
+        f"RETURNING 0 AS any_controlled, {', '.join(column.name for column in queue_jobs.c)}"
+    )
+
+
+_LEASE_TIMES = (bindparam("now", type_=UTCDateTime()), bindparam("lease_until", type_=UTCDateTime()))
+_LEASED_COLUMNS = (column("any_controlled", Boolean()), *queue_jobs.c)
 
 LEASE_FROM_PLAIN_QUEUES = Statement(
     "Up to :limit ready jobs of the queues :names become ACTIVE with their next attempt, each returned after "
     "any_controlled (always false), as PostgreSQL's statement returns them but without their queue's columns; "
     "none when one of those queues is paused, has lease limits or a breaker on. The rows come in no order: the "
     "lease order is the caller's sort.",
-    text(_LEASE_FROM_PLAIN_QUEUES_SQL)
-    .bindparams(
-        bindparam("names", expanding=True),
-        bindparam("now", type_=UTCDateTime()),
-        bindparam("lease_until", type_=UTCDateTime()),
-    )
-    .columns(column("any_controlled", Boolean()), *queue_jobs.c),
+    text(_lease_from_plain_queues_sql("IN :names"))
+    .bindparams(bindparam("names", expanding=True), *_LEASE_TIMES)
+    .columns(*_LEASED_COLUMNS),
+)
+
+LEASE_FROM_ONE_PLAIN_QUEUE = Statement(
+    "LEASE_FROM_PLAIN_QUEUES of the one queue :name.",
+    text(_lease_from_plain_queues_sql("= :name")).bindparams(*_LEASE_TIMES).columns(*_LEASED_COLUMNS),
 )

@@ -85,6 +85,20 @@ def test_the_one_statement_lease_walks_the_ready_index_without_sorting(loaded):
     assert not any(step.startswith("SCAN") for step in plan), plan
 
 
+def test_the_one_statement_lease_of_several_queues_searches_an_index_by_queue(loaded):
+    def lease(connection):
+        Repository(connection).lease_from_plain_queues(
+            ["queue-7", "queue-8"], limit=10, now=NOW, worker_id="w", lease_expires_at=NOW
+        )
+
+    with statements_issued(loaded, lease) as (connection, captured):
+        [(statement, parameters)] = [item for item in captured if item[0].startswith("UPDATE queue_jobs")]
+        plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()]
+    # The queues' jobs come from an index by queue; sorting those few into lease order is allowed.
+    assert any(re.match(r"SEARCH queue_jobs USING INDEX \w+ \(queue_name=\?", step) for step in plan), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+
+
 def test_due_retries_use_an_index(loaded):
     plan = query_plan(
         loaded,
