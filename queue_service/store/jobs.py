@@ -447,10 +447,9 @@ def _states_in_text(states: Iterable[JobState]) -> list:
 
 @functools.cache
 def _completion_statements(expected: frozenset[JobState]) -> tuple[Any, Any]:
-    """The one-statement completion of a run in one of the `expected` states, with its queue's
-    breaker (COMPLETE_CURRENT_RUN), and its twin for a queue without a breaker on, where the
-    statement is the whole completion. Built once per set of states: callers pass the sources
-    of the COMPLETE transition."""
+    """The one-statement completion of a run in one of the `expected` states, which says whether
+    its queue has a breaker on, and its twin for a queue without one, where the statement is the
+    whole completion. Built once per set of states: callers pass the COMPLETE transition's sources."""
     complete_run = (
         update(queue_jobs)
         .where(
