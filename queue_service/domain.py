@@ -244,6 +244,9 @@ class JobRecord:
     first_failed_at: datetime | None = None
     # When a cancellation asked the job's current run to stop; None if none did.
     cancel_requested_at: datetime | None = None
+    # The store's version of the row, for a row read without its lock: a write given it changes the
+    # row only if nothing wrote it since the read. None for a row read under its lock.
+    row_version: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def runs_in_budget(self) -> int:

@@ -257,9 +257,16 @@ class Database:
         with self._store_errors():
             connection = self.engine.connect()
             try:
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-                repo = Repository(connection)
-                yield repo
+                # At the driver, not through SQLAlchemy's isolation level: resetting that on the way
+                # back to the pool costs a round trip (SET default_transaction_isolation), this none.
+                driver_connection = connection.connection.dbapi_connection
+                driver_connection.autocommit = True
+                try:
+                    repo = Repository(connection)
+                    yield repo
+                finally:
+                    if not driver_connection.closed:
+                        driver_connection.autocommit = False
             finally:
                 _close_after_autocommit(connection)
         repo.run_after_commit()

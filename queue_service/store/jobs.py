@@ -137,7 +137,7 @@ if JOB_COLUMN_NAMES != tuple(column.name for column in queue_jobs.c):
     raise RuntimeError("queue_jobs' columns changed: JOB_COLUMN_NAMES and job_from_columns must follow them")
 
 
-def job_from_columns(values: Sequence[Any]) -> JobRecord:
+def job_from_columns(values: Sequence[Any], row_version: str | None = None) -> JobRecord:
     """The job from its queue_jobs values in the model's order (JOB_COLUMN_NAMES). A lease reads
     each row by position: a name lookup per column of each leased row cost a third of the read."""
     (
@@ -200,6 +200,7 @@ def job_from_columns(values: Sequence[Any]) -> JobRecord:
         retry_rule=retry_rule,
         first_failed_at=first_failed_at,
         cancel_requested_at=cancel_requested_at,
+        row_version=row_version,
     )
 
 
@@ -236,6 +237,7 @@ def _inserted_job(row_id: int, job: NewJob, now: datetime) -> JobRecord:
         retry_rule="",
         first_failed_at=None,
         cancel_requested_at=None,
+        row_version=None,
     )
 
 
@@ -397,12 +399,14 @@ _HAS_BREAKER = exists().where(
 )
 _BREAKER_ON = _HAS_BREAKER.label("breaker_on")
 
-JOB_FOR_FAILURE = (
+_JOB_FOR_FAILURE = (
     select(queue_jobs, queues.c.retry_policy.label("queue_retry_policy"), _BREAKER_ON)
     .select_from(queue_jobs.outerjoin(queues, queues.c.name == _c.queue_name))
     .where(_c.job_id == bindparam("failing_job_id"))
-    .with_for_update(of=queue_jobs)
 )
+JOB_FOR_FAILURE = _JOB_FOR_FAILURE.with_for_update(of=queue_jobs)
+# PostgreSQL: the row's xmin is its version, changed by every write of it (see `row_version`).
+JOB_FOR_FAILURE_UNLOCKED = _JOB_FOR_FAILURE.add_columns(literal_column("queue_jobs.xmin::text").label("row_version"))
 
 # SQLite's batched insert reads which job_ids are stored, then the new rows' ids, each as one row
 # of JSON: the driver takes the interpreter lock back after each row it steps to (see
@@ -565,13 +569,21 @@ class JobsTable(TableStatements):
         row = self.connection.execute(statement).first()
         return job_from_row(row) if row else None
 
-    def get_job_for_failure(self, job_id: str) -> FailingJob | None:
+    def get_job_for_failure(self, job_id: str, *, locked: bool = True) -> FailingJob | None:
         """The job, row-locked, with its queue's retry policy and whether its queue has a breaker on,
-        in one statement."""
-        row = self.connection.execute(JOB_FOR_FAILURE, {"failing_job_id": job_id}).first()
+        in one statement. `locked=False` (PostgreSQL only) takes no lock and reads the job with its
+        `row_version`, so that its failure can be written by a compare-and-set on it."""
+        if locked:
+            row = self.connection.execute(JOB_FOR_FAILURE, {"failing_job_id": job_id}).first()
+            if row is None:
+                return None
+            return FailingJob(job_from_columns(row[: len(JOB_COLUMN_NAMES)]), row[-2], bool(row[-1]))
+        if self.dialect != "postgresql":
+            raise ValueError("an unlocked read for a failure is for PostgreSQL")
+        row = self.connection.execute(JOB_FOR_FAILURE_UNLOCKED, {"failing_job_id": job_id}).first()
         if row is None:
             return None
-        return FailingJob(job_from_row(row), row._mapping["queue_retry_policy"], bool(row._mapping["breaker_on"]))
+        return FailingJob(job_from_columns(row[: len(JOB_COLUMN_NAMES)], row[-1]), row[-3], bool(row[-2]))
 
     def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         rows = self.connection.execute(select(queue_jobs).where(queue_jobs.c.job_id.in_(list(job_ids)))).all()
@@ -855,6 +867,7 @@ class JobsTable(TableStatements):
                     "first_failed_ats": [retry.first_failed_at for retry in ordered],
                     "delays_ms": [retry.retry_delay_ms for retry in ordered],
                     "remaining": [retry.remaining_retries for retry in ordered],
+                    "row_versions": [retry.job.row_version for retry in ordered],
                     "expected": expected,
                 },
             )
@@ -931,6 +944,7 @@ class JobsTable(TableStatements):
                     "error_types": [death.error.type for death in ordered],
                     "retry_rules": [death.error.retry_rule for death in ordered],
                     "first_failed_ats": [death.first_failed_at for death in ordered],
+                    "row_versions": [death.job.row_version for death in ordered],
                     "expected": expected,
                 },
             )

@@ -30,21 +30,26 @@ RETRY_LOG_COLUMNS = (
     "death_reason, created_at"
 )
 
+# A job read without its lock (JobRecord.row_version) is written only if no one wrote it since: a
+# row's xmin changes with every write of it. A job read under its lock has no version to compare.
+_UNCHANGED_SINCE_READ = "AND (v.row_version IS NULL OR q.xmin = v.row_version)"
+
 SCHEDULE_RETRIES = Statement(
-    "Each (id, attempt) still in an expected state becomes FAILED, due at its run_at, with its error, history, "
-    "rule and first failure time; each one changed gets its 'retry' row in the retry log. Returns one row per job "
-    "changed.",
+    "Each (id, attempt) still in an expected state, and unchanged since its read if read without its lock, "
+    "becomes FAILED, due at its run_at, with its error, history, rule and first failure time; each one changed "
+    "gets its 'retry' row in the retry log. Returns one row per job changed.",
     _text(
         "WITH v AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), "
         "CAST(:run_ats AS timestamptz[]), CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[]), "
         "CAST(:retry_rules AS text[]), CAST(:first_failed_ats AS timestamptz[]), "
-        "CAST(:delays_ms AS bigint[]), CAST(:remaining AS integer[])) "
+        "CAST(:delays_ms AS bigint[]), CAST(:remaining AS integer[]), CAST(:row_versions AS xid[])) "
         "AS v(id, attempt_number, run_at, last_error, error_history, retry_rule, first_failed_at, retry_delay_ms, "
-        "remaining_retries)), "
+        "remaining_retries, row_version)), "
         "moved AS (UPDATE queue_jobs AS q SET state = :failed, run_at = v.run_at, lease_expires_at = NULL, "
         "last_error = v.last_error, error_history = v.error_history, retry_rule = v.retry_rule, "
         "first_failed_at = v.first_failed_at, updated_at = :now FROM v "
         "WHERE q.id = v.id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
+        f"{_UNCHANGED_SINCE_READ} "
         "RETURNING q.job_id, q.queue_name, q.attempt_number, v.last_error, v.retry_delay_ms, v.remaining_retries, "
         "v.run_at) "
         f"INSERT INTO queue_retry_log ({RETRY_LOG_COLUMNS}) "
@@ -54,24 +59,25 @@ SCHEDULE_RETRIES = Statement(
 )
 
 DEAD_LETTER_JOBS = Statement(
-    "Each (id, attempt) still in an expected state becomes DEAD_LETTER with its error, history, rule and first "
-    "failure time; each one "
+    "Each (id, attempt) still in an expected state, and unchanged since its read if read without its lock, "
+    "becomes DEAD_LETTER with its error, history, rule and first failure time; each one "
     "changed gets its decision row in the retry log and its DLQ entry, created or reopened as PENDING (notes, "
     "assignee and recovery attempts kept). Returns the entries.",
     _text(
         "WITH v AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), "
         "CAST(:last_errors AS jsonb[]), CAST(:histories AS jsonb[]), CAST(:entry_ids AS text[]), "
         "CAST(:death_reasons AS text[]), CAST(:fingerprints AS text[]), CAST(:failure_reasons AS text[]), "
-        "CAST(:error_types AS text[]), CAST(:retry_rules AS text[]), CAST(:first_failed_ats AS timestamptz[])) "
+        "CAST(:error_types AS text[]), CAST(:retry_rules AS text[]), CAST(:first_failed_ats AS timestamptz[]), "
+        "CAST(:row_versions AS xid[])) "
         "AS v(id, attempt_number, last_error, error_history, entry_id, death_reason, fingerprint, failure_reason, "
-        "error_type, retry_rule, first_failed_at)), "
+        "error_type, retry_rule, first_failed_at, row_version)), "
         # A job whose entry exists keeps it: the entry's id, whatever the job remembered.
         "moved AS (UPDATE queue_jobs AS q SET state = :dead_letter, lease_expires_at = NULL, "
         "last_error = v.last_error, error_history = v.error_history, retry_rule = v.retry_rule, "
         "first_failed_at = v.first_failed_at, updated_at = :now, "
         "dead_letter_id = COALESCE((SELECT d.id FROM dead_letter_queue AS d WHERE d.job_id = q.job_id), v.entry_id) "
         "FROM v WHERE q.id = v.id AND q.attempt_number = v.attempt_number "
-        "AND q.state = ANY(CAST(:expected AS text[])) "
+        f"AND q.state = ANY(CAST(:expected AS text[])) {_UNCHANGED_SINCE_READ} "
         "RETURNING q.job_id, q.queue_name, q.job_name, q.job_data, q.attempt_number, q.dead_letter_id, v.last_error, "
         "v.error_history, v.death_reason, v.fingerprint, v.failure_reason, v.error_type), "
         f"logged AS (INSERT INTO queue_retry_log ({RETRY_LOG_COLUMNS}) "
