@@ -241,6 +241,11 @@ PREPARED_CASES = [
     ),
     _case("job-for-failure", lambda c: Repository(c).get_job_for_failure("job-77"), "uq_queue_jobs_job_id"),
     _case(
+        "job-for-failure-unlocked",
+        lambda c: Repository(c).get_job_for_failure("job-77", locked=False),
+        "uq_queue_jobs_job_id",
+    ),
+    _case(
         "due-retries",
         lambda c: Repository(c).make_jobs_due(
             now=NOW, limit=500, from_states=[JobState.FAILED], to_state=JobState.WAITING

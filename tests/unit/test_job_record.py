@@ -42,6 +42,7 @@ def job_fields() -> dict:
         "retry_rule": "",
         "first_failed_at": NOW,
         "cancel_requested_at": None,
+        "row_version": None,
     }
 
 
@@ -51,6 +52,12 @@ def test_of_fields_equals_the_constructor():
     assert dataclasses.asdict(built) == dataclasses.asdict(constructed)
     assert repr(built) == repr(constructed)
     assert built.runs_in_budget == 1 and not built.holds_unique_slot
+
+
+def test_the_rows_version_is_the_stores_and_no_part_of_the_jobs_value():
+    read = JobRecord.of_fields(**(job_fields() | {"row_version": "4711"}))
+    assert read == JobRecord(**job_fields())
+    assert read.row_version == "4711" and "4711" not in repr(read)
 
 
 def test_of_fields_builds_a_frozen_record():
