@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import struct_pb2
 from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as job_service_pb
@@ -174,8 +175,9 @@ def retry_policy_message(stored: dict[str, Any] | None) -> job_pb2.RetryPolicy |
     return message
 
 
-def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
-    """The job; a summary leaves out job_data and result, which can be large."""
+def job_message(view: JobView, *, summary: bool = False, job_data: struct_pb2.Struct | None = None) -> job_pb2.Job:
+    """The job; a summary leaves out job_data and result, which can be large. `job_data`, when given,
+    is the job's job_data as a message already (what created it sent), copied as it is."""
     # Only the fields a job has are set, each once and in place: every leased job passes here,
     # and building the unset ones as defaults, or each value apart and then copying it, cost more.
     job = view.record
@@ -201,7 +203,10 @@ def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
     if job.retry_rule:
         message.retry_rule = job.retry_rule
     if not summary and job.job_data is not None:
-        set_struct(message.job_data, job.job_data)
+        if job_data is not None:
+            message.job_data.CopyFrom(job_data)
+        else:
+            set_struct(message.job_data, job.job_data)
     if not summary and job.result is not None:
         set_struct(message.result, job.result)
     if job.retry_policy:

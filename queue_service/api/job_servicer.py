@@ -37,8 +37,11 @@ def job_spec(request: pb.EnqueueJobRequest, prefix: str = "", trace_parent: str 
     )
 
 
-def enqueue_response(result) -> pb.EnqueueJobResponse:
-    return pb.EnqueueJobResponse(job=convert.job_message(result.job), created=result.created)
+def enqueue_response(result, request: pb.EnqueueJobRequest) -> pb.EnqueueJobResponse:
+    # A job this request created holds the job_data it sent: the reply copies that message, which
+    # costs a fraction of building it again from the stored document.
+    sent = request.job_data if result.created else None
+    return pb.EnqueueJobResponse(job=convert.job_message(result.job, job_data=sent), created=result.created)
 
 
 @translate_all
@@ -61,13 +64,15 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     def EnqueueJob(self, request, context):
         spec = job_spec(request, trace_parent=caller_trace_parent(context))
         (result,) = self.jobs.enqueue([spec], by_admin=caller_is_admin(context))
-        return enqueue_response(result)
+        return enqueue_response(result, request)
 
     def EnqueueJobs(self, request, context):
         trace_parent = caller_trace_parent(context)
         specs = [job_spec(item, f"jobs[{index}].", trace_parent) for index, item in enumerate(request.jobs)]
         results = self.jobs.enqueue(specs, batch=True, by_admin=caller_is_admin(context))
-        return pb.EnqueueJobsResponse(results=[enqueue_response(result) for result in results])
+        return pb.EnqueueJobsResponse(
+            results=[enqueue_response(result, item) for result, item in zip(results, request.jobs, strict=True)]
+        )
 
     def LeaseJobs(self, request, context):
         messages: dict[str, job_pb2.Job] = {}
