@@ -6,6 +6,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -314,16 +315,19 @@ _INSERT_JOB_SQLITE_RETURNING_ID = (
     "ON CONFLICT DO NOTHING RETURNING id"
 )
 
-# A batch goes as one JSON array of those rows, in order, in one statement. The driver lets go of
-# the interpreter lock while SQLite works and takes it back after each step: run over the batch
-# (executemany), that was once a row, each time waiting for whichever request thread held the
-# lock, up to the 5 ms switch interval. `WHERE true` tells SQLite's parser that ON CONFLICT is the
-# upsert's, not a join's.
-_SQLITE_JSON_ROW_VALUES = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(_SQLITE_ROW_WIDTH))
-_INSERT_JOBS_SQLITE_JSON = (
-    f"INSERT INTO queue_jobs ({_SQLITE_INSERT_COLUMNS}) SELECT {_SQLITE_JSON_ROW_VALUES}, 0 "
-    "FROM json_each(?) WHERE true ORDER BY key ON CONFLICT DO NOTHING"
-)
+# A batch goes in as one statement of many rows, in order: one step, so the driver lets go of the
+# interpreter lock once while SQLite works, where run over the batch (executemany) it took the lock
+# back after each row, each time waiting for whichever request thread held it. Rows are written
+# as parameters, not as one JSON array that SQLite parses again for every column of every row.
+# At most this many rows a statement: SQLite takes up to 32,766 parameters.
+SQLITE_INSERT_ROWS = 500
+
+
+@functools.cache
+def _insert_jobs_sqlite(rows: int) -> str:
+    """The insert of `rows` jobs; a batch size seen before reuses the driver's prepared statement."""
+    row = f"({', '.join('?' * _SQLITE_ROW_WIDTH)}, 0)"
+    return f"INSERT INTO queue_jobs ({_SQLITE_INSERT_COLUMNS}) VALUES {', '.join([row] * rows)} ON CONFLICT DO NOTHING"
 
 
 def _sqlite_rows(jobs: Iterable[NewJob], now: datetime) -> list[tuple]:
@@ -410,11 +414,12 @@ JOB_FOR_FAILURE_UNLOCKED = _JOB_FOR_FAILURE.add_columns(literal_column("queue_jo
 
 # SQLite's batched insert reads which job_ids are stored, then the new rows' ids, each as one row
 # of JSON: the driver takes the interpreter lock back after each row it steps to (see
-# _INSERT_JOBS_SQLITE_JSON), one row for the batch instead of one a job.
-STORED_JOB_IDS = select(func.json_group_array(_c.job_id)).where(_c.job_id.in_(bindparam("job_ids", expanding=True)))
-ROW_IDS_OF_JOBS = select(func.json_group_object(_c.job_id, _c.id)).where(
-    _c.job_id.in_(bindparam("job_ids", expanding=True))
-)
+# SQLITE_INSERT_ROWS), one row for the batch instead of one a job. The job_ids go as one JSON
+# array, so that the text is the same for every batch: a list of values, one parameter each, has
+# SQLAlchemy write the statement anew on every call.
+_GIVEN_JOB_IDS = "job_id IN (SELECT value FROM json_each(?))"
+STORED_JOB_IDS_SQLITE = f"SELECT json_group_array(job_id) FROM queue_jobs WHERE {_GIVEN_JOB_IDS}"
+ROW_IDS_OF_JOBS_SQLITE = f"SELECT json_group_object(job_id, id) FROM queue_jobs WHERE {_GIVEN_JOB_IDS}"
 
 READY_FOR_LEASE = (
     select(queue_jobs)
@@ -533,16 +538,22 @@ class JobsTable(TableStatements):
         wanted = list(dict.fromkeys(job.job_id for job in jobs))
         if len(wanted) == 1:
             return self._insert_job_sqlite(jobs[0], now)
-        stored = set(json.loads(self.connection.execute(STORED_JOB_IDS, {"job_ids": wanted}).scalar_one()))
+        stored = set(
+            json.loads(self.connection.exec_driver_sql(STORED_JOB_IDS_SQLITE, (json.dumps(wanted),)).scalar_one())
+        )
         fresh: dict[str, NewJob] = {}
         for job in jobs:
             if job.job_id not in stored:
                 fresh.setdefault(job.job_id, job)
         if not fresh:
             return {}
-        for rows in _rows_json(_sqlite_rows(fresh.values(), now)):
-            self.connection.exec_driver_sql(_INSERT_JOBS_SQLITE_JSON, (rows,))
-        ids = json.loads(self.connection.execute(ROW_IDS_OF_JOBS, {"job_ids": list(fresh)}).scalar_one())
+        rows = _sqlite_rows(fresh.values(), now)
+        for start in range(0, len(rows), SQLITE_INSERT_ROWS):
+            chunk = rows[start : start + SQLITE_INSERT_ROWS]
+            self.connection.exec_driver_sql(_insert_jobs_sqlite(len(chunk)), tuple(chain.from_iterable(chunk)))
+        ids = json.loads(
+            self.connection.exec_driver_sql(ROW_IDS_OF_JOBS_SQLITE, (json.dumps(list(fresh)),)).scalar_one()
+        )
         return {job_id: _inserted_job(ids[job_id], job, now) for job_id, job in fresh.items() if job_id in ids}
 
     def _insert_job_sqlite(self, job: NewJob, now: datetime) -> dict[str, JobRecord]:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from queue_service.domain import DeadLetterFilter, JobState, RecoveryStatus
+from queue_service.store import jobs as jobs_store
 from queue_service.store import migrate
 from queue_service.store.repository import Repository
 from tests.databases import empty_database, statements_issued
@@ -97,6 +98,16 @@ def test_the_one_statement_lease_of_several_queues_searches_an_index_by_queue(lo
     # The queues' jobs come from an index by queue; sorting those few into lease order is allowed.
     assert any(re.match(r"SEARCH queue_jobs USING INDEX \w+ \(queue_name=\?", step) for step in plan), plan
     assert not any(step.startswith("SCAN") for step in plan), plan
+
+
+@pytest.mark.parametrize("statement", [jobs_store.STORED_JOB_IDS_SQLITE, jobs_store.ROW_IDS_OF_JOBS_SQLITE])
+def test_a_batched_inserts_reads_of_its_job_ids_search_the_job_id_index(loaded, statement):
+    with loaded.connect() as connection:
+        plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", ('["job-7"]',))]
+        found = connection.exec_driver_sql(statement, ('["job-7", "job-8", "no-such-job"]',)).scalar_one()
+    assert any(re.match(r"SEARCH queue_jobs USING (COVERING )?INDEX \w+ \(job_id=\?\)", step) for step in plan), plan
+    assert not any(step.startswith("SCAN queue_jobs") for step in plan), plan
+    assert "job-7" in found and "job-8" in found and "no-such-job" not in found
 
 
 def test_due_retries_use_an_index(loaded):
