@@ -175,19 +175,27 @@ def retry_policy_message(stored: dict[str, Any] | None) -> job_pb2.RetryPolicy |
     return message
 
 
-def job_message(view: JobView, *, summary: bool = False, job_data: struct_pb2.Struct | None = None) -> job_pb2.Job:
-    """The job; a summary leaves out job_data and result, which can be large. `job_data`, when given,
-    is the job's job_data as a message already (what created it sent), copied as it is."""
+def job_message(view: JobView, *, summary: bool = False) -> job_pb2.Job:
+    """The job; a summary leaves out job_data and result, which can be large."""
+    message = job_pb2.Job()
+    write_job(message, view, summary=summary)
+    return message
+
+
+def write_job(
+    message: job_pb2.Job, view: JobView, *, summary: bool = False, job_data: struct_pb2.Struct | None = None
+) -> None:
+    """`job_message(view)` written into `message`, an empty Job, such as a reply's own field: a reply
+    of many jobs then copies none of them. `job_data`, when given, is the job's job_data as a
+    message already (what created it sent), copied as it is."""
     # Only the fields a job has are set, each once and in place: every leased job passes here,
     # and building the unset ones as defaults, or each value apart and then copying it, cost more.
     job = view.record
-    message = job_pb2.Job(
-        job_id=job.job_id,
-        queue_name=job.queue_name,
-        job_name=job.job_name,
-        state=JOB_STATES[job.state],
-        attempt_number=job.attempt_number,
-    )
+    message.job_id = job.job_id
+    message.queue_name = job.queue_name
+    message.job_name = job.job_name
+    message.state = JOB_STATES[job.state]
+    message.attempt_number = job.attempt_number
     if job.priority:
         message.priority = job.priority
     if view.remaining_retries:
@@ -225,7 +233,6 @@ def job_message(view: JobView, *, summary: bool = False, job_data: struct_pb2.St
         value = getattr(job, name)
         if value is not None:
             set_timestamp(getattr(message, name), value)
-    return message
 
 
 # The job's times that a Job message carries under the same name whenever they are set.

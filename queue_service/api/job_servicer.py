@@ -37,11 +37,12 @@ def job_spec(request: pb.EnqueueJobRequest, prefix: str = "", trace_parent: str 
     )
 
 
-def enqueue_response(result, request: pb.EnqueueJobRequest) -> pb.EnqueueJobResponse:
+def write_enqueue_response(response: pb.EnqueueJobResponse, result, request: pb.EnqueueJobRequest) -> None:
+    """The answer to `request` written into `response`, a reply's own field, in place."""
+    response.created = result.created
     # A job this request created holds the job_data it sent: the reply copies that message, which
     # costs a fraction of building it again from the stored document.
-    sent = request.job_data if result.created else None
-    return pb.EnqueueJobResponse(job=convert.job_message(result.job, job_data=sent), created=result.created)
+    convert.write_job(response.job, result.job, job_data=request.job_data if result.created else None)
 
 
 @translate_all
@@ -64,15 +65,18 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     def EnqueueJob(self, request, context):
         spec = job_spec(request, trace_parent=caller_trace_parent(context))
         (result,) = self.jobs.enqueue([spec], by_admin=caller_is_admin(context))
-        return enqueue_response(result, request)
+        response = pb.EnqueueJobResponse()
+        write_enqueue_response(response, result, request)
+        return response
 
     def EnqueueJobs(self, request, context):
         trace_parent = caller_trace_parent(context)
         specs = [job_spec(item, f"jobs[{index}].", trace_parent) for index, item in enumerate(request.jobs)]
         results = self.jobs.enqueue(specs, batch=True, by_admin=caller_is_admin(context))
-        return pb.EnqueueJobsResponse(
-            results=[enqueue_response(result, item) for result, item in zip(results, request.jobs, strict=True)]
-        )
+        reply = pb.EnqueueJobsResponse()
+        for result, item in zip(results, request.jobs, strict=True):
+            write_enqueue_response(reply.results.add(), result, item)
+        return reply
 
     def LeaseJobs(self, request, context):
         messages: dict[str, job_pb2.Job] = {}
@@ -131,7 +135,9 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
             result=convert.document(request.result, "result"),
             processing_duration=convert.optional_timedelta(request, "processing_duration"),
         )
-        return pb.TrackCompletionResponse(job=convert.job_message(job))
+        response = pb.TrackCompletionResponse()
+        convert.write_job(response.job, job)
+        return response
 
     def TrackCompletions(self, request, context):
         outcomes = self.jobs.complete_many(
@@ -167,15 +173,16 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
         )
         record_failure_decision(request.job_id, request.attempt_number, outcome)
         decision = outcome.decision
-        return pb.TrackFailureResponse(
+        response = pb.TrackFailureResponse(
             should_retry=decision.should_retry,
             retry_delay=convert.duration(decision.retry_delay),
             next_retry_at=convert.timestamp(decision.next_retry_at),
             remaining_retries=decision.remaining_retries,
             moved_to_dead_letter=outcome.dead_letter is not None,
             dead_letter_id=outcome.dead_letter.id if outcome.dead_letter else "",
-            job=convert.job_message(outcome.job),
         )
+        convert.write_job(response.job, outcome.job)
+        return response
 
     def MoveToDeadLetter(self, request, context):
         entry = self.jobs.move_to_dead_letter(request.job_id, request.reason)
