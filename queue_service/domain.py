@@ -8,11 +8,17 @@ migration for the state check constraint; every set of states below is derived f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+# Documents (payloads, results, errors) as JSON text: compact, non-ASCII escaped, no NaN or
+# infinity (PostgreSQL's JSONB refuses them). A payload's size limit is counted on this text, and
+# SQLite stores this text, so that a payload is encoded once.
+JSON_TEXT = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 
 class JobState(StrEnum):
@@ -412,6 +418,8 @@ class NewJob:
     trace_parent: str = ""
     unique: UniqueClaim | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # job_data as JSON_TEXT, when it was encoded already (to measure it).
+    job_data_json: str | None = None
 
 
 # Widths of the queue_activity buckets: every change is counted at both. GetQueueActivity buckets

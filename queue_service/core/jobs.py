@@ -47,6 +47,7 @@ from queue_service.core.validation import (
     check_duration,
     check_range,
     check_text,
+    checked_json,
     optional_name,
     reject_nul,
     require_name,
@@ -328,7 +329,8 @@ class JobManager:
         require_name(spec.queue_name, f"{prefix}queue_name", limits.max_name_length)
         require_name(spec.job_name, f"{prefix}job_name", limits.max_name_length)
         job_id = optional_name(spec.job_id, f"{prefix}job_id", limits.max_job_id_length) or str(uuid.uuid4())
-        data = check_document(spec.job_data, f"{prefix}job_data", limits.max_payload_bytes)
+        data = spec.job_data or {}
+        data_json = checked_json(data, f"{prefix}job_data", limits.max_payload_bytes)
         check_range(spec.priority, f"{prefix}priority", -limits.max_priority, limits.max_priority)
         delay = check_duration(spec.delay, f"{prefix}delay", maximum=limits.max_schedule_ahead)
         run_at = spec.run_at or (now + delay if delay else now)
@@ -348,6 +350,7 @@ class JobManager:
             retry_policy=None if spec.retry_policy is None else policy_to_json(spec.retry_policy),
             trace_parent=spec.trace_parent,
             unique=unique_claim,
+            job_data_json=data_json,
         )
 
     # Workers that lease

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from queue_service.core.errors import InvalidArgument, ResourceExhausted
+from queue_service.domain import JSON_TEXT
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,17 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
-# Built once: json.dumps with options other than its defaults builds an encoder per call, and
-# every job of a batch is measured here.
-_MEASURING_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
-
-
 def check_document(document: dict[str, Any] | None, field: str, max_bytes: int) -> dict[str, Any]:
     """A JSON object within the size limit, with no NaN, infinity or NUL (PostgreSQL's JSONB rejects them)."""
     document = document or {}
+    checked_json(document, field, max_bytes)
+    return document
+
+
+def checked_json(document: dict[str, Any], field: str, max_bytes: int) -> str:
+    """`document` as JSON_TEXT, once `check_document` would accept it."""
     try:
-        encoded = _MEASURING_ENCODER.encode(document)
+        encoded = JSON_TEXT.encode(document)
     except ValueError:
         raise InvalidArgument(f"{field} must not contain NaN or infinite numbers", field=field) from None
     except RecursionError:
@@ -97,7 +98,7 @@ def check_document(document: dict[str, Any] | None, field: str, max_bytes: int) 
         raise ResourceExhausted(f"{field} is larger than {max_bytes} bytes", field=field)
     if "\\u0000" in encoded and _contains_nul(document):
         raise InvalidArgument(f"{field} must not contain NUL characters", field=field)
-    return document
+    return encoded
 
 
 # No duration a request gives may be longer, whatever the field: arithmetic with the clock then

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from queue_service.domain import JSON_TEXT
 from queue_service.store import sqlite_faults
 from queue_service.store.errors import LockConflict, StoreCorrupted, StoreUnavailable, TransactionLost
 from queue_service.store.prepared import PreparedStatements, split_capacity
@@ -124,6 +125,8 @@ def create_database_engine(url: str | URL, *, pool_size: int = 10, max_overflow:
             pool_size=pool_size,
             max_overflow=max_overflow,
             hide_parameters=True,
+            # SQLite keeps documents as text: the text a payload was measured as (JSON_TEXT).
+            json_serializer=JSON_TEXT.encode,
         )
         _configure_sqlite(engine)
         return engine

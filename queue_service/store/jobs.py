@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from queue_service.domain import (
+    JSON_TEXT,
     READY_STATES,
     DeadLetterRecord,
     Decision,
@@ -243,16 +244,16 @@ def _inserted_job(row_id: int, job: NewJob, now: datetime) -> JobRecord:
 
 
 def _new_job_values(
-    job: NewJob, stored_time: Callable[[datetime | None], Any], stored_document: Callable[[Any], Any]
+    job: NewJob, stored_time: Callable[[datetime | None], Any], stored_document: Callable[[Any], Any], job_data: Any
 ) -> tuple:
-    """`job`'s values in the order of NEW_JOB_COLUMNS, its documents and times as `stored_document`
-    and `stored_time` give them."""
+    """`job`'s values in the order of NEW_JOB_COLUMNS, `job_data` as its payload, its other documents
+    and its times as `stored_document` and `stored_time` give them."""
     claim = job.unique
     return (
         job.job_id,
         job.queue_name,
         job.job_name,
-        stored_document(job.job_data),
+        job_data,
         job.state.value,
         job.priority,
         job.attempt_number,
@@ -274,7 +275,7 @@ def _as_is(document: Any) -> Any:
 
 def _json_text(document: Any) -> str:
     # None is JSON null, as SQLAlchemy's JSON type binds it; most jobs have no retry policy.
-    return "null" if document is None else json.dumps(document)
+    return "null" if document is None else JSON_TEXT.encode(document)
 
 
 def _once_per_instant(stored_time: Callable[[datetime], Any]) -> Callable[[datetime | None], Any]:
@@ -334,7 +335,19 @@ def _sqlite_rows(jobs: Iterable[NewJob], now: datetime) -> list[tuple]:
     """`jobs` as the values of SQLite's job inserts, in order, inserted at `now`."""
     stored_time = _once_per_instant(sqlite_utc_text)
     now_text = stored_time(now)
-    return [(*_new_job_values(job, stored_time, _json_text), now_text, now_text) for job in jobs]
+    return [
+        (
+            *_new_job_values(
+                job,
+                stored_time,
+                _json_text,
+                job.job_data_json if job.job_data_json is not None else _json_text(job.job_data),
+            ),
+            now_text,
+            now_text,
+        )
+        for job in jobs
+    ]
 
 
 def job_conditions(*, queue_name: str | None, state: JobState | None, job_name: str | None) -> list:
@@ -522,7 +535,7 @@ class JobsTable(TableStatements):
         # back: each stored job is the job as sent, with its id.
         ids: dict[str, int] = {}
         stored_time = _once_per_instant(postgres_utc_text)
-        for rows in _rows_json([_new_job_values(job, stored_time, _as_is) for job in jobs]):
+        for rows in _rows_json([_new_job_values(job, stored_time, _as_is, job.job_data) for job in jobs]):
             ids.update(self.connection.execute(INSERT_JOBS.clause, {"rows": rows, "now": now}).all())
         first: dict[str, NewJob] = {}
         for job in jobs:
@@ -799,7 +812,7 @@ class JobsTable(TableStatements):
             )
         else:
             # The result goes in as the JSON text the column's own type would store.
-            batch = [[job_id, attempt, json.dumps(result), duration] for job_id, attempt, result, duration in ordered]
+            batch = [[job_id, attempt, _json_text(result), duration] for job_id, attempt, result, duration in ordered]
             rows = self.connection.execute(
                 SQLITE_COMPLETE_JOBS.clause,
                 {
