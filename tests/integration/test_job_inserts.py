@@ -4,11 +4,13 @@ records it returns are the jobs as read back."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import String, cast, insert, select
 
+from queue_service.core.validation import checked_json
 from queue_service.domain import JobState, NewJob, UniqueClaim
 from queue_service.store import jobs as jobs_store
 from queue_service.store.schema import queue_jobs
@@ -90,10 +92,14 @@ def stored_text(repo, job_ids: list[str]) -> list[tuple]:
     return [tuple(row) for row in repo.connection.execute(statement.order_by(queue_jobs.c.job_id))]
 
 
-def test_the_batched_insert_stores_what_sqlalchemys_insert_stores(database):
+@pytest.mark.parametrize("measured", [False, True], ids=["encoded by the store", "as measured"])
+def test_the_batched_insert_stores_what_sqlalchemys_insert_stores(database, measured):
+    jobs = new_jobs("fast-")
+    if measured:  # the payload's text from its size check, as an enqueue passes it on
+        jobs = [replace(job, job_data_json=checked_json(job.job_data, "job_data", 1 << 20)) for job in jobs]
     with database.transaction() as repo:
         repo.ensure_queues(["q"], NOW)
-        inserted = repo.insert_jobs_returning(new_jobs("fast-"), NOW)
+        inserted = repo.insert_jobs_returning(jobs, NOW)
         for job in new_jobs("reference-"):
             repo.connection.execute(insert(queue_jobs), sqlalchemy_row(job))
         assert sorted(inserted) == ["fast-plain", "fast-rich", "fast-started"]

@@ -12,6 +12,7 @@ from jobqueue.v1 import admin_service_pb2 as admin_pb
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 
+from queue_service.domain import JSON_TEXT
 from tests.integration.admin_helpers import bad_field, enqueue, lease, rpc_error
 
 
@@ -152,8 +153,8 @@ def test_a_batch_stores_what_single_completions_store(service, database):
     stored = {row[0]: tuple(row[1:]) for row in rows}
     for job_id in ("single", "batched"):
         text = stored[job_id][0]
-        if isinstance(text, str):  # SQLite: the text json.dumps writes, as the column type does
-            assert json.dumps(json.loads(text)) == text
+        if isinstance(text, str):  # SQLite: the compact text JSON_TEXT writes, as the column type does
+            assert JSON_TEXT.encode(json.loads(text)) == text
             stored[job_id] = (json.loads(text), *stored[job_id][1:])
     # A Struct's keys come in no fixed order: the documents compare as documents.
     assert stored["single"] == stored["batched"]
