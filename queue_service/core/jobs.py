@@ -209,6 +209,12 @@ class JobManager:
     def limits(self) -> Limits:
         return self.settings.limits
 
+    @property
+    def _statements_commit_alone(self) -> bool:
+        """Whether a report whose write is one statement may run it alone, committing by itself
+        (PostgreSQL, group commit off): BEGIN and COMMIT are round trips it does not need."""
+        return self.committer is None and self.database.dialect == "postgresql"
+
     def write(self, work: Callable[[Repository], T]) -> T:
         """`work(repo)` in a transaction, shared with concurrent callers' when group commit is on;
         returns once it has committed."""
@@ -688,7 +694,7 @@ class JobManager:
             self._emit_processed(repo, updated.queue_name, duration)
             return self._views(repo, [updated])[job_id]
 
-        if self.committer is None and self.database.dialect == "postgresql":
+        if self._statements_commit_alone:
             # The usual report, for the current run of a queue without a breaker, is one statement:
             # it commits alone, without BEGIN and COMMIT round trips. Anything else takes the
             # transaction below.
@@ -862,7 +868,7 @@ class JobManager:
             return decide(repo, job, queue_policy, breaker_on)
 
         outcome = None
-        if self.committer is None and self.database.dialect == "postgresql":
+        if self._statements_commit_alone:
             outcome = self._fail_without_lock(job_id, attempt_number, decide)
         if outcome is None:
             outcome = self.write(work)
