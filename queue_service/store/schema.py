@@ -290,7 +290,8 @@ ACTIVITIES = ("completed", "failed", "retried", "dead_lettered", "cancelled")
 
 # Completed, failed, retried, dead-lettered and cancelled jobs per queue in five-minute and hourly
 # buckets, counted by triggers on queue_jobs state changes (migrations 0005_queue_activity and
-# 0015_cancellation, which define each kind). Several rows may share a key, as in queue_counters;
+# 0015_cancellation, which define each kind; 0016_activity_trigger_by_groups, PostgreSQL's present
+# function). Several rows may share a key, as in queue_counters;
 # a key's count is the sum of their amounts.
 queue_activity = Table(
     "queue_activity",

@@ -25,6 +25,7 @@ from tests.integration.test_migrations import downgrade
 pytestmark = pytest.mark.slow
 
 BEFORE = "0014_retry_breaker"
+AFTER = "0015_cancellation"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -59,7 +60,7 @@ def test_upgrade_keeps_jobs_and_a_downgrade_waits_until_cancelled_jobs_are_clean
     with pytest.raises(IntegrityError):
         insert_job(engine, "too-early", "cancelled")
 
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, AFTER)
     database = Database(engine.url.render_as_string(hide_password=False))
     clock = FakeClock()
     try:
@@ -75,7 +76,7 @@ def test_upgrade_keeps_jobs_and_a_downgrade_waits_until_cancelled_jobs_are_clean
 
         with pytest.raises(RuntimeError, match="1 jobs are CANCELLED"):
             downgrade(engine, BEFORE)
-        assert migrate.current_revision(engine) == "0015_cancellation"
+        assert migrate.current_revision(engine) == AFTER
 
         assert QueueManager(jobs).clean("emails", JobState.CANCELLED, actor="test") == 1
     finally:
