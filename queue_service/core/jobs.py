@@ -750,7 +750,7 @@ class JobManager:
             raise InvalidArgument("completions must not be empty", field="completions")
         if len(completions) > limits.max_batch_size:
             raise InvalidArgument(f"completions has more than {limits.max_batch_size} entries", field="completions")
-        rows: list[tuple[str, int, dict[str, Any], int | None]] = []
+        rows: list[tuple[str, int, str, int | None]] = []  # the result as the JSON text its check measured
         positions: dict[str, int] = {}
         for index, item in enumerate(completions):
             prefix = f"completions[{index}]."
@@ -761,7 +761,7 @@ class JobManager:
                     field=f"{prefix}job_id",
                 )
             positions[item.job_id] = index
-            result = check_document(item.result, f"{prefix}result", limits.max_payload_bytes)
+            result = checked_json(item.result or {}, f"{prefix}result", limits.max_payload_bytes)
             duration = check_duration(item.processing_duration, f"{prefix}processing_duration")
             rows.append(
                 (item.job_id, item.attempt_number, result, round(duration.total_seconds() * 1000) if duration else None)

@@ -273,6 +273,11 @@ def _as_is(document: Any) -> Any:
     return document
 
 
+def _json_document(text: str | None) -> Any:
+    """A JSON column read as text: SQL NULL and JSON null are both None."""
+    return None if text is None else json.loads(text)
+
+
 def _json_text(document: Any) -> str:
     # None is JSON null, as SQLAlchemy's JSON type binds it; most jobs have no retry policy.
     return "null" if document is None else JSON_TEXT.encode(document)
@@ -671,7 +676,7 @@ class JobsTable(TableStatements):
                     QueueRecord(
                         name=m["queue_name"],
                         paused=bool(m["queue_paused"]),
-                        retry_policy=m["queue_retry_policy"],
+                        retry_policy=_json_document(m["queue_retry_policy"]),
                         created_at=m["queue_created_at"],
                         updated_at=m["queue_updated_at"],
                     )
@@ -783,13 +788,13 @@ class JobsTable(TableStatements):
 
     def complete_jobs(
         self,
-        completions: Sequence[tuple[str, int, dict[str, Any], int | None]],
+        completions: Sequence[tuple[str, int, str, int | None]],
         *,
         expected_states: Iterable[JobState],
         now: datetime,
     ) -> dict[str, CompletedJob]:
-        """Compare-and-set each (job_id, attempt_number, result, processing_duration_ms) to COMPLETED,
-        leaving out runs asked to stop (cancel_requested_at set).
+        """Compare-and-set each (job_id, attempt_number, result as JSON text, processing_duration_ms) to
+        COMPLETED, leaving out runs asked to stop (cancel_requested_at set).
 
         Returns the jobs completed by job_id, each with its queue and whether that queue has a
         breaker on; the others did not match their expected state and attempt. One statement for
@@ -805,14 +810,13 @@ class JobsTable(TableStatements):
                     "now": now,
                     "job_ids": [job_id for job_id, _, _, _ in ordered],
                     "attempts": [attempt for _, attempt, _, _ in ordered],
-                    "results": [json.dumps(result) for _, _, result, _ in ordered],
+                    "results": [result for _, _, result, _ in ordered],
                     "durations": [duration for _, _, _, duration in ordered],
                     "expected": expected,
                 },
             )
         else:
-            # The result goes in as the JSON text the column's own type would store.
-            batch = [[job_id, attempt, _json_text(result), duration] for job_id, attempt, result, duration in ordered]
+            batch = [[job_id, attempt, result, duration] for job_id, attempt, result, duration in ordered]
             rows = self.connection.execute(
                 SQLITE_COMPLETE_JOBS.clause,
                 {

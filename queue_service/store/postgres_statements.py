@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, TextClause, TextualSelect, bindparam, column, text
+from sqlalchemy import Boolean, Text, TextClause, TextualSelect, bindparam, column, text
 
-from queue_service.store.schema import UTCDateTime, dead_letter_queue, queue_jobs, queues
+from queue_service.store.schema import UTCDateTime, dead_letter_queue, queue_jobs
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ _LEASE_FROM_PLAIN_QUEUES_SQL = (
     "claimed AS (UPDATE queue_jobs AS q SET state = 'active', attempt_number = q.attempt_number + 1, "
     "worker_id = :worker_id, lease_expires_at = :lease_until, started_at = :now, updated_at = :now "
     f"FROM picked WHERE q.id = picked.id RETURNING {_JOB_COLUMNS.format(table='q')}) "
-    f"SELECT c.any_controlled, {_JOB_COLUMNS.format(table='claimed')}, queues.paused AS queue_paused, queues.retry_policy AS queue_retry_policy, "
+    f"SELECT c.any_controlled, {_JOB_COLUMNS.format(table='claimed')}, queues.paused AS queue_paused, CAST(queues.retry_policy AS text) AS queue_retry_policy, "
     "queues.created_at AS queue_created_at, queues.updated_at AS queue_updated_at "
     "FROM controlled AS c LEFT JOIN claimed ON true LEFT JOIN queues ON queues.name = claimed.queue_name"
 )
@@ -150,7 +150,8 @@ LEASE_FROM_PLAIN_QUEUES = Statement(
         column("any_controlled", Boolean()),
         *queue_jobs.c,
         column("queue_paused", Boolean()),
-        column("queue_retry_policy", queues.c.retry_policy.type),
+        # As text, which the lease decodes once per queue rather than once per leased row.
+        column("queue_retry_policy", Text()),
         column("queue_created_at", UTCDateTime()),
         column("queue_updated_at", UTCDateTime()),
     ),
