@@ -91,12 +91,17 @@ def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
         ("ms", "3-call loop"),
         ("ms", False),
         ("ms", False),
+        ("ms", False),
     ], fleet
     assert "ack delay p50" in fleet[1]["name"] and "ack delay p99" in fleet[2]["name"], fleet
     assert fleet[0]["target"] == "≥ 0.9× 3-call loop" and fleet[2]["target"] == "≤ 5 ms", fleet
     # The bound: the empty servers' TrackCompletion p99, judged against the same goal.
     assert "the least ack delay p99" in fleet[3]["name"] and fleet[3]["target"] == "≤ 5 ms", fleet
     assert fleet[3]["details"]["empty_grpc_track_completion_ms"]["p99"] == fleet[3]["service"] > 0, fleet
+    # And the floor's own completion p99 in its loop: the least a commit takes at that concurrency.
+    assert "the floor's own completion p99" in fleet[4]["name"] and fleet[4]["target"] == "≤ 5 ms", fleet
+    assert fleet[4]["details"]["floor_complete_ms"]["p99"] == fleet[4]["service"] > 0, fleet
+    assert "the Worker's own share" in fleet[5]["name"], fleet
     assert all(figure["details"]["samples"] > 0 for figure in fleet[1:]), fleet
     assert "Load average (1, 5, 15 min): " in completed.stdout
     assert "| service / reference | goal |" in completed.stdout
