@@ -32,6 +32,7 @@ from multiprocessing.connection import wait
 
 from queue_service.config import ConfigError, ServerConfig, SweeperAddress
 from queue_service.core.leadership import default_node_id
+from queue_service.core.sweep.settings import SWEEPER_BATCH_SIZE
 from queue_service.stop_signals import StopSignals
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,13 @@ def _exit_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def sweeping_config(config: ServerConfig, node_id: str) -> ServerConfig:
+    """The sweeper process's settings: its node id, and the larger batches of a process that serves no call."""
+    return dataclasses.replace(
+        config, recovery=dataclasses.replace(config.recovery, node_id=node_id, batch_size=SWEEPER_BATCH_SIZE)
+    )
 
 
 def _child_main(
@@ -218,11 +226,7 @@ class ProcessGroup:
             for index in range(self.workers)
         ]
         sweeper_config = dataclasses.replace(
-            self.config,
-            **shared,
-            runs_scheduler=True,
-            recovery=dataclasses.replace(self.config.recovery, node_id=sweeper_node),
-            scheduler_node_id=None,
+            sweeping_config(self.config, sweeper_node), **shared, runs_scheduler=True, scheduler_node_id=None
         )
         children.append(("sweeper process", "queue-service-sweeper", sweeper_config, sweeper))
         for name, process_name, config, sweeps_at in children:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from queue_service.api.tokens import load_tokens
@@ -9,6 +11,8 @@ from queue_service.cli import build_parser, server_config
 from queue_service.clock import SystemClock
 from queue_service.config import ConfigError, ServerConfig, page_token_key, parse_duration
 from queue_service.core.jobs import JobManager, LifecycleSettings
+from queue_service.core.sweep.settings import SWEEPER_BATCH_SIZE
+from queue_service.multiprocess import sweeping_config
 from queue_service.store.database import Database
 
 TOKENS = {"QUEUE_ADMIN_TOKEN": "admin-token-0123456789abcdef"}
@@ -74,5 +78,21 @@ def test_group_commit_by_default_is_on_for_sqlite_and_off_for_postgresql(databas
         assert (JobManager(database, SystemClock()).committer is not None) == (database.dialect == "sqlite")
         assert JobManager(database, SystemClock(), LifecycleSettings(group_commit=True)).committer is not None
         assert JobManager(database, SystemClock(), LifecycleSettings(group_commit=False)).committer is None
+    finally:
+        database.dispose()
+
+
+def test_the_sweeper_process_sweeps_in_larger_batches_than_a_serving_process(tmp_path):
+    config = ServerConfig(port=0)
+    sweeping = sweeping_config(config, "replica/sweeper")
+    assert sweeping.recovery.batch_size == SWEEPER_BATCH_SIZE > config.recovery.batch_size
+    assert sweeping.recovery == dataclasses.replace(
+        config.recovery, node_id="replica/sweeper", batch_size=SWEEPER_BATCH_SIZE
+    )
+    assert dataclasses.replace(sweeping, recovery=config.recovery) == config
+    # SQLite's one writer keeps its own, smaller bound in every process.
+    database = Database(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+    try:
+        assert database.sweep_batch_size(SWEEPER_BATCH_SIZE) < SWEEPER_BATCH_SIZE
     finally:
         database.dispose()

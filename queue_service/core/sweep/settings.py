@@ -30,3 +30,9 @@ class RecoverySettings:
     # than a dead leader blocks the next election. A running sweep renews it after every batch.
     sweep_lock_ttl: timedelta | None = None
     node_id: str = ""
+
+
+# Rows per sweep transaction in a process that serves no call (the sweeper of `serve --workers N`):
+# holding its own GIL keeps no caller waiting, and with a quarter of the transactions a sweep of
+# 10,000 expired leases among a million jobs took 982 and 1,044 ms, against 1,215 and 1,175 in 250s.
+SWEEPER_BATCH_SIZE = 1000
