@@ -71,7 +71,7 @@ class UTCDateTime(TypeDecorator):
         def process(value):
             if value is None or value.tzinfo is UTC:
                 return value
-            return value.astimezone(UTC)
+            return self.process_result_value(value, dialect)
 
         return process
 

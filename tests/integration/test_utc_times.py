@@ -1,11 +1,14 @@
 """Times read from either store are timezone-aware UTC: from the service's own connections, and on
-PostgreSQL also from a session that runs in another time zone."""
+PostgreSQL also from a session that runs in another time zone, and a time without a zone as UTC."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import create_engine, literal, select
+import pytest
+from sqlalchemy import create_engine, literal, literal_column, select
 
 from queue_service.store.database import Database, normalise_url
 from queue_service.store.schema import UTCDateTime
@@ -39,5 +42,28 @@ def test_a_postgresql_session_in_another_zone_still_reads_utc(postgres_session_u
         engine.dispose()
     assert raw.utcoffset() == timedelta(hours=9)
     assert raw.tzinfo != UTC
+    assert value == MOMENT
+    assert value.tzinfo is UTC
+
+
+@pytest.fixture
+def local_zone_not_utc(monkeypatch) -> Iterator[None]:
+    """This process's local time zone set ahead of UTC, so that reading a time as local shows."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_postgresql_time_without_zone_reads_as_utc(postgres_session_url, local_zone_not_utc):
+    database = Database(postgres_session_url)
+    try:
+        with database.engine.connect() as connection:
+            value = connection.execute(
+                select(literal_column("TIMESTAMP '2026-03-29 01:30:15.123456'", UTCDateTime()))
+            ).scalar_one()
+    finally:
+        database.dispose()
     assert value == MOMENT
     assert value.tzinfo is UTC
