@@ -53,7 +53,12 @@ def _entry_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def dead_letter_from_row(row) -> DeadLetterRecord:
-    fields = _entry_fields(dict(row._mapping))
+    return dead_letter_from_mapping(dict(row._mapping))
+
+
+def dead_letter_from_mapping(values: dict[str, Any]) -> DeadLetterRecord:
+    """The entry from its columns' values by name."""
+    fields = _entry_fields(values)
     fields["error_history"] = error_history_from_json(fields["error_history"])
     return DeadLetterRecord(**fields)
 

@@ -41,7 +41,13 @@ from queue_service.domain import (
     ScheduledRetry,
     UniqueClaim,
 )
-from queue_service.store.dead_letters import DEAD_LETTER_REOPENED, dead_letter_from_row, dead_letter_values
+from queue_service.store.dead_letters import (
+    DEAD_LETTER_REOPENED,
+    dead_letter_from_mapping,
+    dead_letter_from_row,
+    dead_letter_values,
+)
+from queue_service.store.direct import DirectStatement
 from queue_service.store.postgres_statements import (
     COMPLETE_JOBS,
     DEAD_LETTER_JOBS,
@@ -429,6 +435,8 @@ _JOB_FOR_FAILURE = (
 JOB_FOR_FAILURE = _JOB_FOR_FAILURE.with_for_update(of=queue_jobs)
 # PostgreSQL: the row's xmin is its version, changed by every write of it (see `row_version`).
 JOB_FOR_FAILURE_UNLOCKED = _JOB_FOR_FAILURE.add_columns(literal_column("queue_jobs.xmin::text").label("row_version"))
+# The usual failure report's read, run on the driver's cursor: one of the two statements of its call.
+_JOB_FOR_FAILURE_UNLOCKED_DIRECT = DirectStatement(JOB_FOR_FAILURE_UNLOCKED)
 
 # SQLite's batched insert reads which job_ids are stored, then the new rows' ids, each as one row
 # of JSON: the driver takes the interpreter lock back after each row it steps to (see
@@ -609,9 +617,10 @@ class JobsTable(TableStatements):
             return FailingJob(job_from_columns(row[: len(JOB_COLUMN_NAMES)]), row[-2], bool(row[-1]))
         if self.dialect != "postgresql":
             raise ValueError("an unlocked read for a failure is for PostgreSQL")
-        row = self.connection.execute(JOB_FOR_FAILURE_UNLOCKED, {"failing_job_id": job_id}).first()
-        if row is None:
+        rows = _JOB_FOR_FAILURE_UNLOCKED_DIRECT.rows(self.connection, {"failing_job_id": job_id})
+        if not rows:
             return None
+        row = rows[0]
         return FailingJob(job_from_columns(row[: len(JOB_COLUMN_NAMES)], row[-1]), row[-3], bool(row[-2]))
 
     def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
@@ -880,8 +889,8 @@ class JobsTable(TableStatements):
         ordered = sorted(retries, key=lambda retry: retry.job.id)  # a stable lock order between batches
         expected = [state.value for state in expected_states]
         if self.dialect == "postgresql":
-            rows = self.connection.execute(
-                SCHEDULE_RETRIES.clause,
+            rows = SCHEDULE_RETRIES.rows(
+                self.connection,
                 {
                     "failed": JobState.FAILED.value,
                     "decision": Decision.RETRY.value,
@@ -899,7 +908,7 @@ class JobsTable(TableStatements):
                     "expected": expected,
                 },
             )
-            return len(rows.all())
+            return len(rows)
         changed = self._compare_and_set_many(
             [
                 {
@@ -954,8 +963,8 @@ class JobsTable(TableStatements):
         ordered = sorted(deaths, key=lambda death: death.job.id)
         expected = [state.value for state in expected_states]
         if self.dialect == "postgresql":
-            rows = self.connection.execute(
-                DEAD_LETTER_JOBS.clause,
+            rows = DEAD_LETTER_JOBS.rows(
+                self.connection,
                 {
                     "dead_letter": JobState.DEAD_LETTER.value,
                     "decision": Decision.DEAD_LETTER.value,
@@ -976,7 +985,9 @@ class JobsTable(TableStatements):
                     "expected": expected,
                 },
             )
-            return sorted((dead_letter_from_row(row) for row in rows), key=lambda entry: entry.job_id)
+            keys = DEAD_LETTER_JOBS.direct.keys(self.connection.dialect)
+            entries = (dead_letter_from_mapping(dict(zip(keys, row))) for row in rows)
+            return sorted(entries, key=lambda entry: entry.job_id)
         # SQLite: the write lock is held from BEGIN IMMEDIATE, so the jobs cannot change under the
         # upsert; its entries are read back for their ids (an existing entry keeps its own).
         entry_values = [dead_letter_values(death, now) for death in ordered]

@@ -8,10 +8,13 @@ method writes the same rows with one prepared statement run over the batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Boolean, Text, TextClause, TextualSelect, bindparam, column, text
+from sqlalchemy import Boolean, Connection, Text, TextClause, TextualSelect, bindparam, column, text
 
+from queue_service.store.direct import DirectStatement
 from queue_service.store.schema import UTCDateTime, dead_letter_queue, queue_jobs
 
 
@@ -19,6 +22,14 @@ from queue_service.store.schema import UTCDateTime, dead_letter_queue, queue_job
 class Statement:
     description: str
     clause: TextClause | TextualSelect
+    direct: DirectStatement = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "direct", DirectStatement(self.clause))
+
+    def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """All rows of the statement, run on the driver's cursor (see direct.py)."""
+        return self.direct.rows(connection, parameters)
 
 
 def _text(sql: str) -> TextClause:

@@ -37,9 +37,17 @@ class SentStatements:
         self.sent: list[tuple[str, str]] = []
         event.listen(engine, "after_cursor_execute", self._after)
 
-    def _after(self, _connection, _cursor, statement, _parameters, context, _executemany):
+    def _after(self, connection, _cursor, statement, _parameters, context, _executemany):
         # The context keeps the statement as compiled; `statement` is what the cursor was given.
-        self.sent.append((context.statement, statement))
+        # A statement run on the driver's cursor (store/direct.py) has no context: its compiled
+        # text is the one the connection's cache prepared as that EXECUTE, or the text itself.
+        if context is not None:
+            compiled = context.statement
+        else:
+            held = connection.info.get(prepared._INFO_KEY)
+            texts = held.prepared.items() if held is not None else ()
+            compiled = next((text for text, form in texts if form.execute == statement), statement)
+        self.sent.append((compiled, statement))
 
     def executed(self) -> list[str]:
         return [compiled for compiled, sent in self.sent if sent.startswith("EXECUTE ")]
