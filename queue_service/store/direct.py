@@ -39,6 +39,8 @@ class _Compiled:
     # (column position, processor) for the columns whose values the driver does not give as stored.
     result_processors: tuple[tuple[int, Callable[[Any], Any]], ...]
     keys: tuple[str, ...]
+    # The values the statement carries itself (a constant in `.values(state=...)`), by name.
+    defaults: dict[str, Any]
     # For a driver that takes its values by position (sqlite3's qmark), their names in that order.
     positions: tuple[str, ...] | None
 
@@ -58,7 +60,7 @@ class DirectStatement:
         """Run the statement with `parameters` (every one it names) and return all its rows."""
         compiled = self._compiled(connection.dialect)
         statement: str = compiled.text
-        values: Any = dict(parameters)
+        values: Any = {**compiled.defaults, **parameters}
         cursor = connection.connection.dbapi_connection.cursor()
         dispatch = connection.dispatch
         try:
@@ -94,14 +96,16 @@ class DirectStatement:
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.clause.compile(dialect=dialect)
-        if compiled.literal_execute_params or compiled.post_compile_params:
-            raise ValueError("a DirectStatement cannot have expanding or literal parameters")
+        if compiled.literal_execute_params or compiled.post_compile_params or compiled.escaped_bind_names:
+            raise ValueError("a DirectStatement cannot have expanding, literal or escaped parameters")
+        names = list(compiled.params)  # the parameters as the text names them, each with its own value if any
         bind_processors = []
-        for name, bind in compiled.binds.items():
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        for name in names:
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 bind_processors.append((name, process))
-        columns = list(getattr(self.clause, "selected_columns", ()))
+        defaults = {name: value for name, value in compiled.params.items() if not compiled.binds[name].required}
+        columns = list(getattr(self.clause, "exported_columns", ()))  # a select's, or what a write returns
         result_processors = []
         for position, column in enumerate(columns):
             process = column.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -112,5 +116,6 @@ class DirectStatement:
             tuple(bind_processors),
             tuple(result_processors),
             tuple(column.key for column in columns),
+            defaults,
             tuple(compiled.positiontup) if compiled.positional else None,
         )

@@ -481,7 +481,7 @@ def _states_in_text(states: Iterable[JobState]) -> list:
 
 
 @functools.cache
-def _completion_statements(expected: frozenset[JobState]) -> tuple[Any, Any]:
+def _completion_statements(expected: frozenset[JobState]) -> tuple[DirectStatement, DirectStatement]:
     """The one-statement completion of a run in one of the `expected` states, which says whether
     its queue has a breaker on, and its twin for a queue without one, where the statement is the
     whole completion. Built once per set of states: callers pass the COMPLETE transition's sources."""
@@ -503,8 +503,10 @@ def _completion_statements(expected: frozenset[JobState]) -> tuple[Any, Any]:
             updated_at=_parameter("now", _c.updated_at),
         )
     )
-    return complete_run.returning(*queue_jobs.c, _BREAKER_ON), complete_run.where(~_HAS_BREAKER).returning(
-        *queue_jobs.c
+    # On the driver's cursor: the usual TrackCompletion is this one statement.
+    return (
+        DirectStatement(complete_run.returning(*queue_jobs.c, _BREAKER_ON)),
+        DirectStatement(complete_run.where(~_HAS_BREAKER).returning(*queue_jobs.c)),
     )
 
 
@@ -549,7 +551,7 @@ class JobsTable(TableStatements):
         ids: dict[str, int] = {}
         stored_time = _once_per_instant(postgres_utc_text)
         for rows in _rows_json([_new_job_values(job, stored_time, _as_is, job.job_data) for job in jobs]):
-            ids.update(self.connection.execute(INSERT_JOBS.clause, {"rows": rows, "now": now}).all())
+            ids.update(INSERT_JOBS.rows(self.connection, {"rows": rows, "now": now}))
         first: dict[str, NewJob] = {}
         for job in jobs:
             first.setdefault(job.job_id, job)
@@ -655,7 +657,10 @@ class JobsTable(TableStatements):
         else:
             statement = SQLITE_LEASE_FROM_PLAIN_QUEUES if sqlite else LEASE_FROM_PLAIN_QUEUES
             parameters["names"] = list(queue_names)
-        rows = self.connection.execute(statement.clause, parameters).all()
+        if statement is SQLITE_LEASE_FROM_ONE_PLAIN_QUEUE:
+            rows = statement.rows(self.connection, parameters)
+        else:  # a list of queues is an expanding parameter, which SQLAlchemy alone binds
+            rows = self.connection.execute(statement.clause, parameters).all()
         if sqlite:
             if not rows:
                 return None
@@ -812,8 +817,8 @@ class JobsTable(TableStatements):
         expected = [state.value for state in expected_states]
         ordered = sorted(completions)  # a stable lock order between concurrent batches
         if self.dialect == "postgresql":
-            rows = self.connection.execute(
-                COMPLETE_JOBS.clause,
+            rows = COMPLETE_JOBS.rows(
+                self.connection,
                 {
                     "completed": JobState.COMPLETED.value,
                     "now": now,
@@ -826,8 +831,8 @@ class JobsTable(TableStatements):
             )
         else:
             batch = [[job_id, attempt, result, duration] for job_id, attempt, result, duration in ordered]
-            rows = self.connection.execute(
-                SQLITE_COMPLETE_JOBS.clause,
+            rows = SQLITE_COMPLETE_JOBS.rows(
+                self.connection,
                 {
                     "completed": JobState.COMPLETED.value,
                     "now": now,
@@ -850,10 +855,10 @@ class JobsTable(TableStatements):
         """Compare-and-set by job_id on state and attempt, without reading the job first; None if it
         did not match. Says in the same statement whether the job's queue has a breaker on."""
         with_breaker, _ = _completion_statements(frozenset(expected_states))
-        row = self.connection.execute(
-            with_breaker, _completion_parameters(job_id, attempt_number, result, processing_duration_ms, now)
-        ).first()
-        return CompletedRun(job_from_row(row), bool(row.breaker_on)) if row else None
+        rows = with_breaker.rows(
+            self.connection, _completion_parameters(job_id, attempt_number, result, processing_duration_ms, now)
+        )
+        return CompletedRun(job_from_columns(rows[0][:-1]), bool(rows[0][-1])) if rows else None
 
     def complete_run_without_breaker(
         self,
@@ -868,10 +873,10 @@ class JobsTable(TableStatements):
         """`complete_current_run` for a job whose queue has no breaker on; None if it did not match
         or the queue has one."""
         _, without_breaker = _completion_statements(frozenset(expected_states))
-        row = self.connection.execute(
-            without_breaker, _completion_parameters(job_id, attempt_number, result, processing_duration_ms, now)
-        ).first()
-        return job_from_row(row) if row else None
+        rows = without_breaker.rows(
+            self.connection, _completion_parameters(job_id, attempt_number, result, processing_duration_ms, now)
+        )
+        return job_from_columns(rows[0]) if rows else None
 
     def schedule_retries(
         self, retries: Sequence[ScheduledRetry], *, expected_states: Iterable[JobState], now: datetime

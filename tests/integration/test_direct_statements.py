@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, column, event, exc, select, text
+from sqlalchemy import bindparam, column, event, exc, select, text, update
 
 from queue_service.clock import FakeClock
 from queue_service.core.jobs import JobManager, JobSpec
@@ -48,6 +48,25 @@ def test_rows_and_names_are_sqlalchemys(database):
     times = [value for value in got[0] if isinstance(value, datetime)]
     assert times and all(value.tzinfo is UTC for value in times)
     assert got[0][names.index("job_data")] == {"to": "a@example.com", "n": [1, 2]}
+
+
+def test_a_write_returns_its_rows_as_sqlalchemy_reads_them(database):
+    job_id = leased_job(database)
+    # A constant of the statement's own (priority), a document and a time bound, the whole row returned.
+    write = (
+        update(queue_jobs)
+        .where(queue_jobs.c.job_id == bindparam("wanted"))
+        .values(priority=5, result=bindparam("outcome", type_=queue_jobs.c.result.type), updated_at=bindparam("now"))
+        .returning(*queue_jobs.c)
+    )
+    values = {"wanted": job_id, "outcome": {"sent": True}, "now": datetime(2026, 3, 29, 10, 30, tzinfo=TOKYO)}
+    with database.transaction() as repo:
+        got = DirectStatement(write).rows(repo.connection, values)
+        expected = [tuple(row) for row in repo.connection.execute(JOB_BY_ID, {"wanted": job_id})]
+    assert got == expected
+    row = dict(zip(DirectStatement(write).keys(database.engine.dialect), got[0]))
+    assert row["priority"] == 5 and row["result"] == {"sent": True}
+    assert row["updated_at"] == values["now"] and row["updated_at"].tzinfo is UTC
 
 
 def test_values_are_bound_through_their_types(database):
