@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Integer,
-    Row,
     String,
     and_,
     bindparam,
@@ -52,6 +51,7 @@ from queue_service.store.postgres_statements import (
     COMPLETE_JOBS,
     DEAD_LETTER_JOBS,
     INSERT_JOBS,
+    LEASE_FROM_ONE_PLAIN_QUEUE,
     LEASE_FROM_PLAIN_QUEUES,
     NEW_JOB_COLUMNS,
     SCHEDULE_RETRIES,
@@ -415,8 +415,11 @@ def _parameter(name: str, column) -> Any:
 
 
 _c = queue_jobs.c
-# Where LEASE_FROM_PLAIN_QUEUES returns a job's columns: after any_controlled, in the model's order.
+# Where LEASE_FROM_PLAIN_QUEUES returns a job's columns: after any_controlled, in the model's order;
+# then, on PostgreSQL, its queue's paused, retry_policy, created_at and updated_at.
+_ANY_CONTROLLED = 0
 _LEASED_JOB_COLUMNS = slice(1, 1 + len(queue_jobs.c))
+_LEASED_QUEUE_COLUMNS = slice(1 + len(queue_jobs.c), 5 + len(queue_jobs.c))
 
 # The hot statements, built once: a call binds its values and pays no construction; SQLAlchemy
 # caches each one's compiled form by the statement's identity.
@@ -652,14 +655,13 @@ class JobsTable(TableStatements):
         SQLite, None also when no job was ready: its statement cannot tell the two apart."""
         sqlite = self.dialect == "sqlite"
         parameters = {"limit": limit, "now": now, "worker_id": worker_id, "lease_until": lease_expires_at}
-        if sqlite and len(queue_names) == 1:
-            statement, parameters["name"] = SQLITE_LEASE_FROM_ONE_PLAIN_QUEUE, queue_names[0]
-        else:
+        if len(queue_names) == 1:
+            statement = SQLITE_LEASE_FROM_ONE_PLAIN_QUEUE if sqlite else LEASE_FROM_ONE_PLAIN_QUEUE
+            parameters["name"] = queue_names[0]
+            rows: Sequence[Sequence[Any]] = statement.rows(self.connection, parameters)
+        else:  # a list of queues is an expanding parameter, which SQLAlchemy alone binds
             statement = SQLITE_LEASE_FROM_PLAIN_QUEUES if sqlite else LEASE_FROM_PLAIN_QUEUES
             parameters["names"] = list(queue_names)
-        if statement is SQLITE_LEASE_FROM_ONE_PLAIN_QUEUE:
-            rows = statement.rows(self.connection, parameters)
-        else:  # a list of queues is an expanding parameter, which SQLAlchemy alone binds
             rows = self.connection.execute(statement.clause, parameters).all()
         if sqlite:
             if not rows:
@@ -668,33 +670,34 @@ class JobsTable(TableStatements):
             found = QueuesTable(self.connection).get_queues({job.queue_name for job in jobs})
             leased = [(job, found.get(job.queue_name)) for job in jobs]
         else:
-            if rows[0].any_controlled:
+            if rows[0][_ANY_CONTROLLED]:
                 return None
             leased = self._leased_with_queues(rows)
         leased.sort(key=lambda pair: (-pair[0].priority, pair[0].run_at, pair[0].id))
         return leased
 
     @staticmethod
-    def _leased_with_queues(rows: Sequence[Row]) -> list[tuple[JobRecord, QueueRecord | None]]:
+    def _leased_with_queues(rows: Sequence[Sequence[Any]]) -> list[tuple[JobRecord, QueueRecord | None]]:
         """PostgreSQL's lease rows as (job, its queue); every row of a queue carries the same queue
         columns, so each queue is read from its first row."""
         leased = []
         queues_by_name: dict[str, QueueRecord | None] = {}
         for row in rows:
-            if row.id is None:
-                continue  # the row that only says no queue is controlled
-            job = job_from_columns(row[_LEASED_JOB_COLUMNS])
+            job_columns = row[_LEASED_JOB_COLUMNS]
+            if job_columns[0] is None:
+                continue  # the row that only says no queue is controlled (no job, no id)
+            job = job_from_columns(job_columns)
             if job.queue_name not in queues_by_name:
-                m = row._mapping
+                paused, retry_policy, created_at, updated_at = row[_LEASED_QUEUE_COLUMNS]
                 queues_by_name[job.queue_name] = (
                     QueueRecord(
-                        name=m["queue_name"],
-                        paused=bool(m["queue_paused"]),
-                        retry_policy=_json_document(m["queue_retry_policy"]),
-                        created_at=m["queue_created_at"],
-                        updated_at=m["queue_updated_at"],
+                        name=job.queue_name,
+                        paused=bool(paused),
+                        retry_policy=_json_document(retry_policy),
+                        created_at=created_at,
+                        updated_at=updated_at,
                     )
-                    if m["queue_created_at"] is not None
+                    if created_at is not None
                     else None
                 )
             leased.append((job, queues_by_name[job.queue_name]))

@@ -128,44 +128,54 @@ COMPLETE_JOBS = Statement(
 # result columns to the model's positionally.
 _JOB_COLUMNS = ", ".join(f"{{table}}.{column.name}" for column in queue_jobs.c)
 
-# Written out once at import from the model's column names; no value of a call is ever part of it.
-_LEASE_FROM_PLAIN_QUEUES_SQL = (
-    "WITH controlled AS (SELECT "
-    "EXISTS (SELECT 1 FROM queues WHERE name IN :names AND paused) "
-    "OR EXISTS (SELECT 1 FROM queue_lease_limits WHERE queue_name IN :names) "
-    "OR EXISTS (SELECT 1 FROM queue_breakers WHERE queue_name IN :names AND enabled) "
-    "AS any_controlled), "
-    "picked AS (SELECT id FROM queue_jobs WHERE queue_name IN :names "
-    "AND state IN ('waiting', 'failed') AND run_at <= :now AND NOT (SELECT any_controlled FROM controlled) "
-    "ORDER BY priority DESC, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED), "
-    "claimed AS (UPDATE queue_jobs AS q SET state = 'active', attempt_number = q.attempt_number + 1, "
-    "worker_id = :worker_id, lease_expires_at = :lease_until, started_at = :now, updated_at = :now "
-    f"FROM picked WHERE q.id = picked.id RETURNING {_JOB_COLUMNS.format(table='q')}) "
-    f"SELECT c.any_controlled, {_JOB_COLUMNS.format(table='claimed')}, queues.paused AS queue_paused, CAST(queues.retry_policy AS text) AS queue_retry_policy, "
-    "queues.created_at AS queue_created_at, queues.updated_at AS queue_updated_at "
-    "FROM controlled AS c LEFT JOIN claimed ON true LEFT JOIN queues ON queues.name = claimed.queue_name"
+
+def _lease_from_plain_queues_sql(queues: str) -> str:
+    """The lease of the queues that `queues` names (`IN :names`, or `= :name` for one queue: an
+    expanding parameter makes SQLAlchemy rewrite the text on every call). Written out once at
+    import from the model's column names; no value of a call is ever part of it."""
+    return (
+        "WITH controlled AS (SELECT "
+        f"EXISTS (SELECT 1 FROM queues WHERE name {queues} AND paused) "
+        f"OR EXISTS (SELECT 1 FROM queue_lease_limits WHERE queue_name {queues}) "
+        f"OR EXISTS (SELECT 1 FROM queue_breakers WHERE queue_name {queues} AND enabled) "
+        "AS any_controlled), "
+        f"picked AS (SELECT id FROM queue_jobs WHERE queue_name {queues} "
+        "AND state IN ('waiting', 'failed') AND run_at <= :now AND NOT (SELECT any_controlled FROM controlled) "
+        "ORDER BY priority DESC, run_at, id LIMIT :limit FOR UPDATE SKIP LOCKED), "
+        "claimed AS (UPDATE queue_jobs AS q SET state = 'active', attempt_number = q.attempt_number + 1, "
+        "worker_id = :worker_id, lease_expires_at = :lease_until, started_at = :now, updated_at = :now "
+        f"FROM picked WHERE q.id = picked.id RETURNING {_JOB_COLUMNS.format(table='q')}) "
+        f"SELECT c.any_controlled, {_JOB_COLUMNS.format(table='claimed')}, queues.paused AS queue_paused, "
+        "CAST(queues.retry_policy AS text) AS queue_retry_policy, "
+        "queues.created_at AS queue_created_at, queues.updated_at AS queue_updated_at "
+        "FROM controlled AS c LEFT JOIN claimed ON true LEFT JOIN queues ON queues.name = claimed.queue_name"
+    )
+
+
+_LEASE_TIMES = (bindparam("now", type_=UTCDateTime()), bindparam("lease_until", type_=UTCDateTime()))
+_LEASED_COLUMNS = (
+    column("any_controlled", Boolean()),
+    *queue_jobs.c,
+    column("queue_paused", Boolean()),
+    # As text, which the lease decodes once per queue rather than once per leased row.
+    column("queue_retry_policy", Text()),
+    column("queue_created_at", UTCDateTime()),
+    column("queue_updated_at", UTCDateTime()),
 )
 
 LEASE_FROM_PLAIN_QUEUES = Statement(
     "Up to :limit ready jobs of the queues :names, in lease order, become ACTIVE with their next attempt, each "
-    "returned with its queue's row; unless one of those queues is paused, has lease limits or a breaker on, which "
-    "the one row returned then says (any_controlled) with nothing leased.",
-    text(_LEASE_FROM_PLAIN_QUEUES_SQL)
-    .bindparams(
-        # Expanded to a list, so that a single queue compares with = and the ready index gives lease order.
-        bindparam("names", expanding=True),
-        bindparam("now", type_=UTCDateTime()),
-        bindparam("lease_until", type_=UTCDateTime()),
-    )
-    .columns(
-        column("any_controlled", Boolean()),
-        *queue_jobs.c,
-        column("queue_paused", Boolean()),
-        # As text, which the lease decodes once per queue rather than once per leased row.
-        column("queue_retry_policy", Text()),
-        column("queue_created_at", UTCDateTime()),
-        column("queue_updated_at", UTCDateTime()),
-    ),
+    "returned after any_controlled (false) with its queue's row (queue_paused, queue_retry_policy, queue_created_at, "
+    "queue_updated_at: the last four columns); unless one of those queues is paused, has lease limits or a breaker "
+    "on, which the one row returned then says (any_controlled) with nothing leased.",
+    text(_lease_from_plain_queues_sql("IN :names"))
+    .bindparams(bindparam("names", expanding=True), *_LEASE_TIMES)
+    .columns(*_LEASED_COLUMNS),
+)
+
+LEASE_FROM_ONE_PLAIN_QUEUE = Statement(
+    "LEASE_FROM_PLAIN_QUEUES of the one queue :name.",
+    text(_lease_from_plain_queues_sql("= :name")).bindparams(*_LEASE_TIMES).columns(*_LEASED_COLUMNS),
 )
 
 # The columns a new job's row names, in the order of its values; the rest take their defaults,
