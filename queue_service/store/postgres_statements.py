@@ -44,6 +44,13 @@ RETRY_LOG_COLUMNS = (
 # A job read without its lock (JobRecord.row_version) is written only if no one wrote it since: a
 # row's xmin changes with every write of it. A job read under its lock has no version to compare.
 _UNCHANGED_SINCE_READ = "AND (v.row_version IS NULL OR q.xmin = v.row_version)"
+# The rows are found by their keys, then checked for their state. A prepared statement's generic
+# plan cannot tell how many rows an unnest() holds, and without fresh statistics it takes a state
+# for a rare one: it would rather read every job in that state (every running job, for a report)
+# than look each one up. So the keys are given as an array too, which an index probe takes, and the
+# state test is one no index answers (IS TRUE), so that it stays a check of the rows found.
+_BY_IDS = "q.id = ANY(CAST(:ids AS bigint[]))"
+_IN_EXPECTED_STATE = "(q.state = ANY(CAST(:expected AS text[]))) IS TRUE"
 
 SCHEDULE_RETRIES = Statement(
     "Each (id, attempt) still in an expected state, and unchanged since its read if read without its lock, "
@@ -59,8 +66,8 @@ SCHEDULE_RETRIES = Statement(
         "moved AS (UPDATE queue_jobs AS q SET state = :failed, run_at = v.run_at, lease_expires_at = NULL, "
         "last_error = v.last_error, error_history = v.error_history, retry_rule = v.retry_rule, "
         "first_failed_at = v.first_failed_at, updated_at = :now FROM v "
-        "WHERE q.id = v.id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
-        f"{_UNCHANGED_SINCE_READ} "
+        f"WHERE q.id = v.id AND {_BY_IDS} AND q.attempt_number = v.attempt_number "
+        f"AND {_IN_EXPECTED_STATE} {_UNCHANGED_SINCE_READ} "
         "RETURNING q.job_id, q.queue_name, q.attempt_number, v.last_error, v.retry_delay_ms, v.remaining_retries, "
         "v.run_at) "
         f"INSERT INTO queue_retry_log ({RETRY_LOG_COLUMNS}) "
@@ -87,8 +94,8 @@ DEAD_LETTER_JOBS = Statement(
         "last_error = v.last_error, error_history = v.error_history, retry_rule = v.retry_rule, "
         "first_failed_at = v.first_failed_at, updated_at = :now, "
         "dead_letter_id = COALESCE((SELECT d.id FROM dead_letter_queue AS d WHERE d.job_id = q.job_id), v.entry_id) "
-        "FROM v WHERE q.id = v.id AND q.attempt_number = v.attempt_number "
-        f"AND q.state = ANY(CAST(:expected AS text[])) {_UNCHANGED_SINCE_READ} "
+        f"FROM v WHERE q.id = v.id AND {_BY_IDS} AND q.attempt_number = v.attempt_number "
+        f"AND {_IN_EXPECTED_STATE} {_UNCHANGED_SINCE_READ} "
         "RETURNING q.job_id, q.queue_name, q.job_name, q.job_data, q.attempt_number, q.dead_letter_id, v.last_error, "
         "v.error_history, v.death_reason, v.fingerprint, v.failure_reason, v.error_type), "
         f"logged AS (INSERT INTO queue_retry_log ({RETRY_LOG_COLUMNS}) "
@@ -117,8 +124,8 @@ COMPLETE_JOBS = Statement(
         "processing_duration_ms = v.duration_ms, lease_expires_at = NULL, completed_at = :now, updated_at = :now "
         "FROM unnest(CAST(:job_ids AS text[]), CAST(:attempts AS integer[]), CAST(:results AS jsonb[]), "
         "CAST(:durations AS bigint[])) AS v(job_id, attempt_number, result, duration_ms) "
-        "WHERE q.job_id = v.job_id AND q.attempt_number = v.attempt_number AND q.state = ANY(CAST(:expected AS text[])) "
-        "AND q.cancel_requested_at IS NULL "
+        "WHERE q.job_id = v.job_id AND q.job_id = ANY(CAST(:job_ids AS text[])) AND q.attempt_number = v.attempt_number "
+        f"AND {_IN_EXPECTED_STATE} AND q.cancel_requested_at IS NULL "
         "RETURNING q.job_id, q.queue_name, "
         "EXISTS (SELECT 1 FROM queue_breakers AS b WHERE b.queue_name = q.queue_name AND b.enabled) AS breaker_on"
     ),
