@@ -8,7 +8,7 @@ method writes the same rows with one prepared statement run over the batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +160,25 @@ def _lease_from_plain_queues_sql(queues: str) -> str:
 
 
 _LEASE_TIMES = (bindparam("now", type_=UTCDateTime()), bindparam("lease_until", type_=UTCDateTime()))
+
+
+def lease_statements(
+    description: str, sql_for: Callable[[str], str], columns: Sequence[Any]
+) -> tuple[Statement, Statement]:
+    """A lease of the queues :names (an expanding parameter) and its twin for the one queue :name,
+    from `sql_for`, which writes the lease with the given test of queue names (`IN :names`, `= :name`)."""
+    return (
+        Statement(
+            description,
+            text(sql_for("IN :names")).bindparams(bindparam("names", expanding=True), *_LEASE_TIMES).columns(*columns),
+        ),
+        Statement(
+            "The same lease of the one queue :name.",
+            text(sql_for("= :name")).bindparams(*_LEASE_TIMES).columns(*columns),
+        ),
+    )
+
+
 _LEASED_COLUMNS = (
     column("any_controlled", Boolean()),
     *queue_jobs.c,
@@ -170,19 +189,13 @@ _LEASED_COLUMNS = (
     column("queue_updated_at", UTCDateTime()),
 )
 
-LEASE_FROM_PLAIN_QUEUES = Statement(
+LEASE_FROM_PLAIN_QUEUES, LEASE_FROM_ONE_PLAIN_QUEUE = lease_statements(
     "Up to :limit ready jobs of the queues :names, in lease order, become ACTIVE with their next attempt, each "
     "returned after any_controlled (false) with its queue's row (queue_paused, queue_retry_policy, queue_created_at, "
     "queue_updated_at: the last four columns); unless one of those queues is paused, has lease limits or a breaker "
     "on, which the one row returned then says (any_controlled) with nothing leased.",
-    text(_lease_from_plain_queues_sql("IN :names"))
-    .bindparams(bindparam("names", expanding=True), *_LEASE_TIMES)
-    .columns(*_LEASED_COLUMNS),
-)
-
-LEASE_FROM_ONE_PLAIN_QUEUE = Statement(
-    "LEASE_FROM_PLAIN_QUEUES of the one queue :name.",
-    text(_lease_from_plain_queues_sql("= :name")).bindparams(*_LEASE_TIMES).columns(*_LEASED_COLUMNS),
+    _lease_from_plain_queues_sql,
+    _LEASED_COLUMNS,
 )
 
 # The columns a new job's row names, in the order of its values; the rest take their defaults,

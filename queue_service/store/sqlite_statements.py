@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, bindparam, column, text
 
-from queue_service.store.postgres_statements import Statement
+from queue_service.store.postgres_statements import Statement, lease_statements
 from queue_service.store.schema import UTCDateTime, queue_jobs
 
 COMPLETE_JOBS = Statement(
@@ -50,20 +50,11 @@ def _lease_from_plain_queues_sql(queues: str) -> str:
     )
 
 
-_LEASE_TIMES = (bindparam("now", type_=UTCDateTime()), bindparam("lease_until", type_=UTCDateTime()))
-_LEASED_COLUMNS = (column("any_controlled", Boolean()), *queue_jobs.c)
-
-LEASE_FROM_PLAIN_QUEUES = Statement(
+LEASE_FROM_PLAIN_QUEUES, LEASE_FROM_ONE_PLAIN_QUEUE = lease_statements(
     "Up to :limit ready jobs of the queues :names become ACTIVE with their next attempt, each returned after "
     "any_controlled (always false), as PostgreSQL's statement returns them but without their queue's columns; "
     "none when one of those queues is paused, has lease limits or a breaker on. The rows come in no order: the "
     "lease order is the caller's sort.",
-    text(_lease_from_plain_queues_sql("IN :names"))
-    .bindparams(bindparam("names", expanding=True), *_LEASE_TIMES)
-    .columns(*_LEASED_COLUMNS),
-)
-
-LEASE_FROM_ONE_PLAIN_QUEUE = Statement(
-    "LEASE_FROM_PLAIN_QUEUES of the one queue :name.",
-    text(_lease_from_plain_queues_sql("= :name")).bindparams(*_LEASE_TIMES).columns(*_LEASED_COLUMNS),
+    _lease_from_plain_queues_sql,
+    (column("any_controlled", Boolean()), *queue_jobs.c),
 )
