@@ -2,8 +2,8 @@
 
 SQLAlchemy compiles a statement once and caches it, but each call still builds an execution
 context, processes its parameters, dispatches events and wraps the cursor in a result with its own
-metadata: about 150 µs of CPU a statement on the reference machine, as much as the round trip of
-the usual failure report's two statements. A DirectStatement is compiled by SQLAlchemy once per
+metadata: about 150 µs of CPU a statement on a two-core benchmark machine, as much as a round trip
+to PostgreSQL there. A DirectStatement is compiled by SQLAlchemy once per
 dialect; a call then does only what that machinery would do to it:
 
 - its values go through their types' bind processors, its rows through the columns' result
@@ -75,9 +75,9 @@ class DirectStatement:
                 listener(connection, cursor, statement, values, None, False)
             fetched = cursor.fetchall() if cursor.description is not None else []
         except Exception as error:  # noqa: BLE001 - SQLAlchemy's handler wraps or re-raises it
+            # It closes the cursor, or invalidates the connection it belongs to, and always raises.
             connection._handle_dbapi_exception(error, statement, values, cursor, None)
-        finally:
-            cursor.close()
+        cursor.close()
         if not compiled.result_processors:
             return fetched
         rows = []
