@@ -15,6 +15,7 @@ from jobqueue.v1 import job_service_pb2 as pb
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_service.api.server import QueueServer
+from queue_service.config import ConfigError
 from tests.conftest import WORKER_TOKEN, auth_tokens, make_config
 
 JOB_SERVICE = "jobqueue.v1.JobService"
@@ -24,6 +25,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def metered_server(database_url: str, clock, **options) -> tuple[QueueServer, int]:
+    """A started server with its metrics on a free port, and that port. A port is free when picked,
+    but another socket may take it before the server binds it (the server's own gRPC port among
+    them): then another is picked."""
+    for _ in range(5):
+        config = make_config(database_url, metrics_port=free_port(), **options)
+        try:
+            return QueueServer(config, clock=clock).start(), config.metrics_port
+        except ConfigError as error:
+            if "already in use" not in str(error):
+                raise
+    raise AssertionError("the metrics server found no free port in 5 tries")
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -68,11 +83,10 @@ class Metrics:
 @pytest.fixture
 def metered(database_url, clock) -> Iterator[tuple[job_service_pb2_grpc.JobServiceStub, Metrics]]:
     # ttl 0: every scrape reads the database, so the test sees each step.
-    config = make_config(database_url, metrics_port=free_port(), queue_gauge_ttl=0)
-    server = QueueServer(config, clock=clock).start()
+    server, metrics_port = metered_server(database_url, clock, queue_gauge_ttl=0)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
-        yield job_service_pb2_grpc.JobServiceStub(channel), Metrics(config.metrics_port)
+        yield job_service_pb2_grpc.JobServiceStub(channel), Metrics(metrics_port)
     finally:
         channel.close()
         server.stop(0)
@@ -167,8 +181,7 @@ def test_rpcs_that_abort_are_counted_with_their_real_code(metered):
 
 
 def test_authentication_refusals_are_counted_with_their_code(database_url, clock):
-    config = make_config(database_url, metrics_port=free_port(), tokens=auth_tokens())
-    server = QueueServer(config, clock=clock).start()
+    server, metrics_port = metered_server(database_url, clock, tokens=auth_tokens())
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
         jobs = job_service_pb2_grpc.JobServiceStub(channel)
@@ -181,7 +194,7 @@ def test_authentication_refusals_are_counted_with_their_code(database_url, clock
             )
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert wrong_role.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        metrics = Metrics(config.metrics_port)
+        metrics = Metrics(metrics_port)
         assert metrics.rpcs("GetJob", "UNAUTHENTICATED") == 1
         assert metrics.rpcs("GetStatistics", "PERMISSION_DENIED", service="jobqueue.v1.AdminService") == 1
     finally:
@@ -190,8 +203,6 @@ def test_authentication_refusals_are_counted_with_their_code(database_url, clock
 
 
 def test_metrics_port_in_use_is_a_configuration_error(database_url, clock):
-    from queue_service.config import ConfigError
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -201,14 +212,13 @@ def test_metrics_port_in_use_is_a_configuration_error(database_url, clock):
 
 
 def test_sweep_metrics_and_job_counters_follow_a_recovery_run(database_url, clock):
-    config = make_config(database_url, metrics_port=free_port(), queue_gauge_ttl=0)
-    server = QueueServer(config, clock=clock).start()
+    server, metrics_port = metered_server(database_url, clock, queue_gauge_ttl=0)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
         jobs = job_service_pb2_grpc.JobServiceStub(channel)
         jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="stalls"))
         jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"], lease_duration=duration_pb2.Duration(seconds=10)))
-        metrics = Metrics(config.metrics_port)
+        metrics = Metrics(metrics_port)
         assert metrics.value("queue_service_sweep_duration_seconds_count", status="succeeded") in (None, 0)
 
         clock.advance(timedelta(seconds=11))
