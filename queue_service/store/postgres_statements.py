@@ -50,6 +50,7 @@ _UNCHANGED_SINCE_READ = "AND (v.row_version IS NULL OR q.xmin = v.row_version)"
 # than look each one up. So the keys are given as an array too, which an index probe takes, and the
 # state test is one no index answers (IS TRUE), so that it stays a check of the rows found.
 _BY_IDS = "q.id = ANY(CAST(:ids AS bigint[]))"
+_BY_JOB_IDS = "q.job_id = ANY(CAST(:job_ids AS text[]))"
 _IN_EXPECTED_STATE = "(q.state = ANY(CAST(:expected AS text[]))) IS TRUE"
 
 SCHEDULE_RETRIES = Statement(
@@ -124,7 +125,7 @@ COMPLETE_JOBS = Statement(
         "processing_duration_ms = v.duration_ms, lease_expires_at = NULL, completed_at = :now, updated_at = :now "
         "FROM unnest(CAST(:job_ids AS text[]), CAST(:attempts AS integer[]), CAST(:results AS jsonb[]), "
         "CAST(:durations AS bigint[])) AS v(job_id, attempt_number, result, duration_ms) "
-        "WHERE q.job_id = v.job_id AND q.job_id = ANY(CAST(:job_ids AS text[])) AND q.attempt_number = v.attempt_number "
+        f"WHERE q.job_id = v.job_id AND {_BY_JOB_IDS} AND q.attempt_number = v.attempt_number "
         f"AND {_IN_EXPECTED_STATE} AND q.cancel_requested_at IS NULL "
         "RETURNING q.job_id, q.queue_name, "
         "EXISTS (SELECT 1 FROM queue_breakers AS b WHERE b.queue_name = q.queue_name AND b.enabled) AS breaker_on"
