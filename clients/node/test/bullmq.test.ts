@@ -84,11 +84,14 @@ async function trackedWorker(
     async final(job) {
       return eventually(
         async () => {
-          const current = await queue.getJob(job.id!);
-          const state = await current!.getState();
-          if (state === "completed") return { state, job: current! };
+          // The state first, then the job: a job read before its move to completed has no
+          // return value yet, though a state read just after would say completed.
+          const state = await queue.getJobState(job.id!);
+          if (state !== "completed" && state !== "failed") return undefined;
+          const current = (await queue.getJob(job.id!))!;
+          if (state === "completed") return { state, job: current };
           // Failed for good: BullMQ will not run it again.
-          if (state === "failed" && current!.finishedOn) return { state, job: current! };
+          if (current.finishedOn) return { state, job: current };
           return undefined;
         },
         40_000,
