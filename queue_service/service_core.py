@@ -29,6 +29,7 @@ from queue_service.metrics import ServiceMetrics
 from queue_service.scheduler import RecoveryScheduler
 from queue_service.store.database import Database
 from queue_service.store.readiness import DatabaseReadiness, NotReady
+from queue_service.store.wakeups import PostgresWakeups
 from queue_service.tracing import TracingEvents, tracer_provider_from_environment
 
 
@@ -53,6 +54,14 @@ class ServiceCore:
             self.database.dispose()
             raise ConfigError(str(error)) from None
         self.notifier = ReadyNotifier()
+        # Long-polls here wake for jobs made ready by the other processes and replicas, and theirs for ours.
+        self.wakeups = (
+            PostgresWakeups(self.database, self.notifier.wake_here).start()
+            if self.database.dialect == "postgresql"
+            else None
+        )
+        if self.wakeups is not None:
+            self.notifier.relay = self.wakeups.send
         # Made here, not in the CLI: each process of `serve --workers N` needs its own export thread.
         self._owns_tracer_provider = config.tracer_provider is None
         self.tracer_provider = config.tracer_provider or tracer_provider_from_environment(os.environ)
@@ -111,6 +120,8 @@ class ServiceCore:
             self.recovery_scheduler.stop()
 
     def close(self) -> None:
+        if self.wakeups is not None:
+            self.wakeups.stop()
         if self.tracer_provider is not None and self._owns_tracer_provider:
             # Sends the spans still batched.
             self.tracer_provider.shutdown()

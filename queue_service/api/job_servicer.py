@@ -60,7 +60,7 @@ class JobServicer(job_service_pb2_grpc.JobServiceServicer):
     def stop_waiting(self) -> None:
         """End every long-poll with an empty answer, so that a shutdown need not wait for them."""
         self._stopping.set()
-        self.jobs.notifier.notify()
+        self.jobs.notifier.wake_here(None)
 
     def EnqueueJob(self, request, context):
         spec = job_spec(request, trace_parent=caller_trace_parent(context))

@@ -127,10 +127,10 @@ class QueueServer:
             else:
                 self.port = self.server.add_insecure_port(address)
         except RuntimeError as error:
-            self.database.dispose()
+            self.core.close()
             raise ConfigError(f"cannot listen on {address}: {error}") from None
         if self.port == 0:
-            self.database.dispose()
+            self.core.close()
             raise ConfigError(f"cannot listen on {address}: address in use or not available")
         self.address = f"{config.host}:{self.port}"
         self.metrics_endpoint = self._start_metrics_endpoint() if config.metrics_port else None
@@ -151,7 +151,7 @@ class QueueServer:
             return MetricsEndpoint(self.metrics_registry, self.config.host, self.config.metrics_port)
         except ConfigError:
             self.server.stop(None)
-            self.database.dispose()
+            self.core.close()
             raise
 
     def start(self) -> QueueServer:

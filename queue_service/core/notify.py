@@ -1,11 +1,12 @@
-"""Wakes long-polling leases in this process when a job may have become ready."""
+"""Wakes long-polling leases when a job may have become ready: in this process, and through a relay
+in the others that share its database."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 
@@ -21,10 +22,13 @@ class ReadyNotifier:
         self._lock = threading.Lock()
         # Insertion order is arrival order: the longest waiter is woken first.
         self._waiters: dict[threading.Event, Sequence[str]] = {}
-        # Per queue: bumped whenever a job may have become ready in it here ("" for all queues).
+        # Per queue: bumped whenever a job may have become ready in it ("" for all queues).
         self._versions: Counter[str] = Counter()
         # Per queue: (when a look found it empty, its version then).
         self._seen_empty: dict[str, tuple[float, int]] = {}
+        # Tells the other processes what `notify` and `notify_ready` made ready here, where they
+        # share a database that carries it (store/wakeups.py); None: this process alone.
+        self.relay: Callable[[Mapping[str, int] | None], None] | None = None
 
     def versions(self, queue_names: Sequence[str]) -> dict[str, int]:
         """To take before looking for jobs, and give to `found_empty` if the look found none."""
@@ -47,6 +51,11 @@ class ReadyNotifier:
                     return False
         return True
 
+    def waiter_count(self) -> int:
+        """How many leases wait here now."""
+        with self._lock:
+            return len(self._waiters)
+
     @contextmanager
     def waiting(self, queue_names: Sequence[str]) -> Iterator[threading.Event]:
         """Register a waiter on `queue_names`; the event is set when it should look again."""
@@ -60,23 +69,38 @@ class ReadyNotifier:
                 del self._waiters[woken]
 
     def notify(self) -> None:
-        """Wake every waiter (many jobs may be ready, or the server is stopping)."""
-        with self._lock:
-            self._versions[""] += 1
-            for woken in self._waiters:
-                woken.set()
+        """Wake every waiter, here and in the other processes (many jobs may be ready)."""
+        self.wake_here(None)
+        if self.relay is not None:
+            self.relay(None)
 
     def notify_ready(self, queue_names: Iterable[str]) -> None:
-        """Wake one waiter per name given: each name stands for one job made ready in that queue."""
+        """Wake one waiter per name given: each name stands for one job made ready in that queue.
+        The jobs no waiter here takes go to the other processes' waiters."""
         ready = Counter(queue_names)
         if not ready:
             return
+        left = self.wake_here(ready)
+        if left and self.relay is not None:
+            self.relay(left)
+
+    def wake_here(self, ready: Mapping[str, int] | None) -> Counter[str]:
+        """Wake this process's waiters only: one per job made ready in a queue they wait on, or all
+        of them for None (any queue may have jobs, or the server is stopping). Returns the jobs
+        left without a waiter here."""
         with self._lock:
-            self._versions.update(ready.keys())
+            if ready is None:
+                self._versions[""] += 1
+                for woken in self._waiters:
+                    woken.set()
+                return Counter()
+            left = Counter(ready)
+            self._versions.update(left.keys())
             for woken, names in self._waiters.items():
                 if woken.is_set():
                     continue
-                name = next((name for name in names if ready[name] > 0), None)
+                name = next((name for name in names if left[name] > 0), None)
                 if name is not None:
-                    ready[name] -= 1
+                    left[name] -= 1
                     woken.set()
+            return +left

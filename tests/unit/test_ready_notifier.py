@@ -36,3 +36,40 @@ def test_an_empty_look_is_remembered_until_a_job_is_made_ready_there():
     assert notifier.recently_empty(["reports"], freshness=60)
     notifier.notify()
     assert not notifier.recently_empty(["reports"], freshness=60)
+
+
+def test_jobs_no_waiter_here_takes_are_relayed_to_the_other_processes():
+    notifier = ReadyNotifier()
+    relayed = []
+    notifier.relay = relayed.append
+    notifier.notify_ready(["a", "b", "a"])
+    notifier.notify_ready([])
+    with notifier.waiting(["a"]) as waiter:
+        # One of the two jobs of "a" has a waiter here; the other goes elsewhere.
+        notifier.notify_ready(["a", "a"])
+        assert waiter.is_set()
+        notifier.notify_ready(["b"])
+    with notifier.waiting(["a"]):
+        notifier.notify_ready(["a"])  # taken here: nothing to relay
+    notifier.notify()
+    assert relayed == [{"a": 2, "b": 1}, {"a": 1}, {"b": 1}, None]
+
+
+def test_a_wake_up_from_elsewhere_wakes_here_and_is_not_relayed_back():
+    notifier = ReadyNotifier()
+    relayed = []
+    notifier.relay = relayed.append
+    with notifier.waiting(["a"]) as first, notifier.waiting(["a"]) as second, notifier.waiting(["b"]) as other:
+        notifier.wake_here({"a": 1})
+        assert [first.is_set(), second.is_set(), other.is_set()] == [True, False, False]
+        notifier.wake_here(None)
+        assert [first.is_set(), second.is_set(), other.is_set()] == [True, True, True]
+    assert relayed == []
+
+
+def test_a_wake_up_from_elsewhere_makes_an_empty_look_stale():
+    notifier = ReadyNotifier()
+    notifier.found_empty(notifier.versions(["a"]), time.monotonic())
+    assert notifier.recently_empty(["a"], 60)
+    notifier.wake_here({"a": 1})
+    assert not notifier.recently_empty(["a"], 60)

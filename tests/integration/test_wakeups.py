@@ -1,0 +1,126 @@
+"""Long-polls wake for jobs made ready by another replica or process sharing the PostgreSQL
+database (LISTEN/NOTIFY), not only at their next look; and again after the listening connection
+was lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import grpc
+import pytest
+from jobqueue.v1 import job_service_pb2 as pb
+from jobqueue.v1 import job_service_pb2_grpc
+from sqlalchemy import create_engine, text
+
+from queue_service.api.server import QueueServer
+from queue_service.core.jobs import LifecycleSettings
+from queue_service.store.wakeups import CHANNEL
+from tests.conftest import _truncate_postgres, make_config
+
+pytestmark = pytest.mark.postgres
+
+# Far longer than any test here waits: a lease that returns a job in time was woken, not polling.
+POLL_SECONDS = 120
+WAIT = timedelta(seconds=90)
+WOKEN_WITHIN = 20
+
+
+@pytest.fixture
+def replicas(postgres_session_url) -> Iterator[tuple[QueueServer, QueueServer]]:
+    _truncate_postgres(postgres_session_url)
+    config = make_config(postgres_session_url, lifecycle=LifecycleSettings(lease_poll_interval=POLL_SECONDS))
+    first = QueueServer(config).start()
+    try:
+        second = QueueServer(config).start()
+        try:
+            yield first, second
+        finally:
+            second.stop(0)
+    finally:
+        first.stop(0)
+
+
+def stub(server: QueueServer) -> job_service_pb2_grpc.JobServiceStub:
+    return job_service_pb2_grpc.JobServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+
+
+def wait_for(condition, what: str, seconds: float = WOKEN_WITHIN) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still waiting for {what}")
+        time.sleep(0.02)
+
+
+def listening_backends(url: str) -> list[int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE query = :listen AND datname = current_database()"),
+                    {"listen": f"LISTEN {CHANNEL}"},
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def long_poll(server: QueueServer, queue: str):
+    waiting_before = server.notifier.waiter_count()
+    call = stub(server).LeaseJobs.future(
+        pb.LeaseJobsRequest(queue_names=[queue], worker_id="poller", wait=WAIT), timeout=WAIT.total_seconds() + 30
+    )
+    wait_for(lambda: server.notifier.waiter_count() > waiting_before, "the long-poll to wait")
+    return call
+
+
+def test_a_long_poll_on_one_replica_gets_a_job_enqueued_on_another(replicas):
+    waiting, enqueuing = replicas
+    call = long_poll(waiting, "emails")
+
+    stub(enqueuing).EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="e-1"))
+
+    jobs = call.result(timeout=WOKEN_WITHIN).jobs
+    assert [job.job_id for job in jobs] == ["e-1"]
+
+
+def test_a_batch_enqueued_on_one_replica_wakes_one_long_poll_per_job_on_another(replicas):
+    waiting, enqueuing = replicas
+    calls = [long_poll(waiting, "emails") for _ in range(3)]
+
+    stub(enqueuing).EnqueueJobs(
+        pb.EnqueueJobsRequest(
+            jobs=[pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id=f"b-{index}") for index in range(3)]
+        )
+    )
+
+    leased = [[job.job_id for job in call.result(timeout=WOKEN_WITHIN).jobs] for call in calls]
+    assert sorted(job_id for jobs in leased for job_id in jobs) == ["b-0", "b-1", "b-2"]
+
+
+def test_a_replica_whose_listening_connection_was_cut_hears_again(replicas, postgres_session_url):
+    waiting, enqueuing = replicas
+    wait_for(lambda: len(listening_backends(postgres_session_url)) == 2, "both replicas to listen")
+    cut = waiting.core.wakeups
+    before = set(listening_backends(postgres_session_url))
+
+    engine = create_engine(postgres_session_url)
+    try:
+        with engine.connect() as connection:
+            # Every listening backend: the waiting replica's among them.
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:pids AS int[])) AS pid"),
+                {"pids": list(before)},
+            )
+            connection.commit()
+    finally:
+        engine.dispose()
+    wait_for(lambda: len(set(listening_backends(postgres_session_url)) - before) == 2, "both replicas to listen again")
+    assert waiting.core.wakeups is cut
+
+    call = long_poll(waiting, "emails")
+    stub(enqueuing).EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="e-3"))
+    assert [job.job_id for job in call.result(timeout=WOKEN_WITHIN).jobs] == ["e-3"]
