@@ -79,6 +79,8 @@ class PostgresWakeups:
         return self
 
     def stop(self) -> None:
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         with self._lock:
             self._lock.notify_all()
@@ -119,6 +121,7 @@ class PostgresWakeups:
 
     def _send_loop(self) -> None:
         connection = None
+        failing = False
         while True:
             more, ready = self._take_pending()
             if not more:
@@ -128,20 +131,23 @@ class PostgresWakeups:
                     connection = self._connect()
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, encode(self.origin, ready)))
+                failing = _recovered(failing, "sending wake-ups to the other processes again")
             except Exception as error:  # noqa: BLE001 - a lost hint; the waiters' next look finds the jobs
-                logger.warning("could not send a wake-up to the other processes: %s", error)
+                failing = _failed(failing, "could not send a wake-up to the other processes", error)
                 connection = _closed(connection)
                 self._stopping.wait(RECONNECT_SECONDS)
         _closed(connection)
 
     def _listen_loop(self) -> None:
         connection = None
+        failing = False
         while not self._stopping.is_set():
             try:
                 if connection is None:
                     connection = self._connect()
                     with connection.cursor() as cursor:
                         cursor.execute(f"LISTEN {CHANNEL}")
+                    failing = _recovered(failing, "hearing the other processes' wake-ups again")
                     # Notices sent while this process was not listening are lost: look again everywhere.
                     self.wake_here(None)
                 readable, _, _ = select.select([connection, self._stop_read], [], [])
@@ -156,7 +162,7 @@ class PostgresWakeups:
             except Exception as error:  # noqa: BLE001 - listen again later; waiters still look on their own
                 if self._stopping.is_set():
                     break
-                logger.warning("lost the connection that hears other processes' wake-ups: %s", error)
+                failing = _failed(failing, "lost the connection that hears the other processes' wake-ups", error)
                 connection = _closed(connection)
                 self._stopping.wait(RECONNECT_SECONDS)
         _closed(connection)
@@ -169,3 +175,16 @@ def _closed(connection) -> None:
         except Exception:  # noqa: BLE001, S110 - already broken; nothing more to release
             pass
     return None
+
+
+# An outage is logged when it begins and when it ends, not at every try in between.
+def _failed(failing: bool, what: str, error: Exception) -> bool:
+    if not failing:
+        logger.warning("%s (trying again every %g s): %s", what, RECONNECT_SECONDS, error)
+    return True
+
+
+def _recovered(failing: bool, what: str) -> bool:
+    if failing:
+        logger.info(what)
+    return False
