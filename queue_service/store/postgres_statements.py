@@ -8,28 +8,10 @@ method writes the same rows with one prepared statement run over the batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from sqlalchemy import Boolean, Text, TextClause, bindparam, column, text
 
-from sqlalchemy import Boolean, Connection, Text, TextClause, TextualSelect, bindparam, column, text
-
-from queue_service.store.direct import DirectStatement
 from queue_service.store.schema import UTCDateTime, dead_letter_queue, queue_jobs
-
-
-@dataclass(frozen=True)
-class Statement:
-    description: str
-    clause: TextClause | TextualSelect
-    direct: DirectStatement = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "direct", DirectStatement(self.clause))
-
-    def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """All rows of the statement, run on the driver's cursor (see direct.py)."""
-        return self.direct.rows(connection, parameters)
+from queue_service.store.statements import Statement, lease_statements
 
 
 def _text(sql: str) -> TextClause:
@@ -157,26 +139,6 @@ def _lease_from_plain_queues_sql(queues: str) -> str:
         "CAST(queues.retry_policy AS text) AS queue_retry_policy, "
         "queues.created_at AS queue_created_at, queues.updated_at AS queue_updated_at "
         "FROM controlled AS c LEFT JOIN claimed ON true LEFT JOIN queues ON queues.name = claimed.queue_name"
-    )
-
-
-_LEASE_TIMES = (bindparam("now", type_=UTCDateTime()), bindparam("lease_until", type_=UTCDateTime()))
-
-
-def lease_statements(
-    description: str, sql_for: Callable[[str], str], columns: Sequence[Any]
-) -> tuple[Statement, Statement]:
-    """A lease of the queues :names (an expanding parameter) and its twin for the one queue :name,
-    from `sql_for`, which writes the lease with the given test of queue names (`IN :names`, `= :name`)."""
-    return (
-        Statement(
-            description,
-            text(sql_for("IN :names")).bindparams(bindparam("names", expanding=True), *_LEASE_TIMES).columns(*columns),
-        ),
-        Statement(
-            "The same lease of the one queue :name.",
-            text(sql_for("= :name")).bindparams(*_LEASE_TIMES).columns(*columns),
-        ),
     )
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, bindparam, column, text
 
-from queue_service.store.postgres_statements import Statement, lease_statements
 from queue_service.store.schema import UTCDateTime, queue_jobs
+from queue_service.store.statements import Statement, lease_statements
 
 COMPLETE_JOBS = Statement(
     "Each [job_id, attempt, result as JSON text, duration_ms] of :completions still in an expected state, and not "
