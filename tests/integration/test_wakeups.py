@@ -4,7 +4,6 @@ was lost."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from queue_service.api.server import QueueServer
 from queue_service.core.jobs import LifecycleSettings
 from queue_service.store.wakeups import CHANNEL
 from tests.conftest import _truncate_postgres, make_config
+from tests.reliability.processes import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -46,14 +46,6 @@ def stub(server: QueueServer) -> job_service_pb2_grpc.JobServiceStub:
     return job_service_pb2_grpc.JobServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
 
 
-def wait_for(condition, what: str, seconds: float = WOKEN_WITHIN) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"still waiting for {what}")
-        time.sleep(0.02)
-
-
 def listening_backends(url: str) -> list[int]:
     engine = create_engine(url)
     try:
@@ -73,7 +65,12 @@ def long_poll(server: QueueServer, queue: str):
     call = stub(server).LeaseJobs.future(
         pb.LeaseJobsRequest(queue_names=[queue], worker_id="poller", wait=WAIT), timeout=WAIT.total_seconds() + 30
     )
-    wait_for(lambda: server.notifier.waiter_count() > waiting_before, "the long-poll to wait")
+    wait_for(
+        lambda: server.notifier.waiter_count() > waiting_before,
+        timeout=WOKEN_WITHIN,
+        interval=0.02,
+        message="the long-poll to wait",
+    )
     return call
 
 
@@ -103,7 +100,12 @@ def test_a_batch_enqueued_on_one_replica_wakes_one_long_poll_per_job_on_another(
 
 def test_a_replica_whose_listening_connection_was_cut_hears_again(replicas, postgres_session_url):
     waiting, enqueuing = replicas
-    wait_for(lambda: len(listening_backends(postgres_session_url)) == 2, "both replicas to listen")
+    wait_for(
+        lambda: len(listening_backends(postgres_session_url)) == 2,
+        timeout=WOKEN_WITHIN,
+        interval=0.02,
+        message="both replicas to listen",
+    )
     cut = waiting.core.wakeups
     before = set(listening_backends(postgres_session_url))
 
@@ -118,7 +120,12 @@ def test_a_replica_whose_listening_connection_was_cut_hears_again(replicas, post
             connection.commit()
     finally:
         engine.dispose()
-    wait_for(lambda: len(set(listening_backends(postgres_session_url)) - before) == 2, "both replicas to listen again")
+    wait_for(
+        lambda: len(set(listening_backends(postgres_session_url)) - before) == 2,
+        timeout=WOKEN_WITHIN,
+        interval=0.02,
+        message="both replicas to listen again",
+    )
     assert waiting.core.wakeups is cut
 
     call = long_poll(waiting, "emails")
