@@ -55,12 +55,9 @@ class ServiceCore:
             raise ConfigError(str(error)) from None
         self.notifier = ReadyNotifier()
         # Long-polls here wake for jobs made ready by the other processes and replicas, and theirs for ours.
-        self.wakeups = (
-            PostgresWakeups(self.database, self.notifier.wake_here).start()
-            if self.database.dialect == "postgresql"
-            else None
-        )
-        if self.wakeups is not None:
+        self.wakeups: PostgresWakeups | None = None
+        if self.database.dialect == "postgresql":
+            self.wakeups = PostgresWakeups(self.database, self.notifier.wake_here).start()
             self.notifier.relay = self.wakeups.send
         # Made here, not in the CLI: each process of `serve --workers N` needs its own export thread.
         self._owns_tracer_provider = config.tracer_provider is None
