@@ -21,6 +21,7 @@ from queue_service.domain import (
     ScheduledDeath,
     TriageChanges,
 )
+from queue_service.store.direct import DirectStatement
 from queue_service.store.schema import dead_letter_queue, queue_counters, queue_dlq_alerts
 from queue_service.store.statements import TableStatements, error_history_from_json
 
@@ -162,21 +163,25 @@ def dead_letter_conditions(query: DeadLetterFilter) -> list:
 
 
 @functools.lru_cache(maxsize=256)
-def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool, counted_by_queue: bool | None = None):
+def _dead_letter_page_statement(
+    fields: tuple[str, ...], paged: bool, counted: tuple[bool, int] | None = None
+) -> DirectStatement:
     """One triage page over the filter fields `fields`, with every value a bound parameter; with
-    `counted_by_queue` set, each row also carries the counters' total of matching entries (see
-    `_counted_dead_letters_statement`), so that a page and its total are one round trip.
+    `counted` (by queue, number of counters) set, each row also carries the counters' total of
+    matching entries (see `_counted_dead_letters_statement`), so that a page and its total are one
+    round trip.
 
     Built once per shape: constructing the paged union (four subqueries of every column) cost
-    more per call than PostgreSQL takes to run it.
+    more per call than PostgreSQL takes to run it; and run on the driver's cursor (direct.py), as
+    SQLAlchemy's execution machinery cost as much again.
     """
     c = dead_letter_queue.c
     conditions = [_dead_letter_condition(name, bindparam(f"filter_{name}")) for name in fields]
     order = (c.priority.desc(), c.dead_lettered_at.desc(), c.id)
     limit = bindparam("page_limit")
-    counted = [] if counted_by_queue is None else [_counted_dead_letters_statement(counted_by_queue).scalar_subquery()]
+    total = [] if counted is None else [_counted_dead_letters_statement(*counted).scalar_subquery()]
     if not paged:
-        return select(*SUMMARY_COLUMNS, *counted).where(*conditions).order_by(*order).limit(limit)
+        return DirectStatement(select(*SUMMARY_COLUMNS, *total).where(*conditions).order_by(*order).limit(limit))
     # The mixed sort directions rule out one row-value comparison, and the equivalent OR of
     # comparisons is not an index range: a deep page would scan every entry before it. Each
     # of these three disjoint ranges is one index range scan; the outer sort sees 3 x limit rows.
@@ -191,29 +196,34 @@ def _dead_letter_page_statement(fields: tuple[str, ...], paged: bool, counted_by
         for bounds in ranges
     ]
     page = union_all(*(select(part) for part in parts)).subquery()
-    return (
-        select(page, *counted).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
+    return DirectStatement(
+        select(page, *total).order_by(page.c.priority.desc(), page.c.dead_lettered_at.desc(), page.c.id).limit(limit)
     )
 
 
-def _counter_parameters(query: DeadLetterFilter) -> dict[str, Any] | None:
-    """The parameters of `_counted_dead_letters_statement` that count `query`'s entries, or None
-    when the counters cannot: they are kept per queue and status only."""
+def _counter_parameters(query: DeadLetterFilter) -> tuple[tuple[bool, int], dict[str, Any]] | None:
+    """The shape (by queue, number of counters) and parameters of `_counted_dead_letters_statement`
+    that count `query`'s entries, or None when the counters cannot: they are kept per queue and
+    status only."""
     if query != DeadLetterFilter(queue_name=query.queue_name, recovery_status=query.recovery_status):
         return None
     statuses = [query.recovery_status] if query.recovery_status else list(RecoveryStatus)
-    params: dict[str, Any] = {"counters": [f"dead_letters.{status.value}" for status in statuses]}
+    params: dict[str, Any] = {
+        f"counter_{index}": f"dead_letters.{status.value}" for index, status in enumerate(statuses)
+    }
     if query.queue_name:
         params["queue_name"] = query.queue_name
-    return params
+    return (bool(query.queue_name), len(statuses)), params
 
 
-@functools.lru_cache(maxsize=2)
-def _counted_dead_letters_statement(by_queue: bool):
-    """The entries in the `counters` of dead_letters.<status>, of one queue or all: built once, as
-    every triage page runs it."""
+@functools.lru_cache(maxsize=8)
+def _counted_dead_letters_statement(by_queue: bool, counters: int):
+    """The entries in the counters :counter_0 … of dead_letters.<status>, of one queue or all: built
+    once, as every triage page runs it; a parameter per counter, not an expanding list, so that
+    a page runs on the driver's cursor."""
     c = queue_counters.c
-    statement = select(func.coalesce(func.sum(c.amount), 0)).where(c.counter.in_(bindparam("counters", expanding=True)))
+    names = [bindparam(f"counter_{index}") for index in range(counters)]
+    statement = select(func.coalesce(func.sum(c.amount), 0)).where(c.counter.in_(names))
     return statement.where(c.queue_name == bindparam("queue_name")) if by_queue else statement
 
 
@@ -262,25 +272,25 @@ class DeadLettersTable(TableStatements):
         *,
         after: tuple[int, datetime, str] | None,
         limit: int,
-        counted: dict[str, Any] | None,
-    ) -> list:
-        """The rows of one triage page; with `counted` (the counters' parameters), each row ends
-        with the total of matching entries."""
+        counted: tuple[tuple[bool, int], dict[str, Any]] | None,
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one triage page; with `counted` (the counters' shape and parameters), each row
+        ends with the total of matching entries."""
         values = _dead_letter_filter_values(query)
-        counted_by_queue = None if counted is None else "queue_name" in counted
-        statement = _dead_letter_page_statement(tuple(values), after is not None, counted_by_queue)
-        params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit} | (counted or {})
+        shape, counters = (None, {}) if counted is None else counted
+        statement = _dead_letter_page_statement(tuple(values), after is not None, shape)
+        params = {f"filter_{name}": value for name, value in values.items()} | {"page_limit": limit} | counters
         if after is not None:
             params |= dict(zip(("after_priority", "after_at", "after_id"), after, strict=True))
-        return self.connection.execute(statement, params).all()
+        return statement.rows(self.connection, params)
 
     def count_dead_letters(self, query: DeadLetterFilter) -> int:
         """Entries matching `query`: from the counters when it filters on queue and status alone,
         which the triage list does on every page, else by counting the table."""
         counted = _counter_parameters(query)
         if counted is not None:
-            statement = _counted_dead_letters_statement("queue_name" in counted)
-            return int(self.connection.execute(statement, counted).scalar_one())
+            shape, counters = counted
+            return int(self.connection.execute(_counted_dead_letters_statement(*shape), counters).scalar_one())
         statement = select(func.count()).select_from(dead_letter_queue).where(*dead_letter_conditions(query))
         return int(self.connection.execute(statement).scalar_one())
 
