@@ -54,13 +54,22 @@ class ServiceCore:
             self.database.dispose()
             raise ConfigError(str(error)) from None
         self.notifier = ReadyNotifier()
-        # Long-polls here wake for jobs made ready by the other processes and replicas, and theirs for ours.
         self.wakeups: PostgresWakeups | None = None
-        if self.database.dialect == "postgresql":
-            self.wakeups = PostgresWakeups(self.database, self.notifier.wake_here).start()
-            self.notifier.relay = self.wakeups.send
-        # Made here, not in the CLI: each process of `serve --workers N` needs its own export thread.
+        self.tracer_provider = None
         self._owns_tracer_provider = config.tracer_provider is None
+        try:
+            self._make_parts(config, sleep)
+            # Last, since it starts threads. Long-polls here wake for jobs made ready by the other
+            # processes and replicas, and theirs for ours.
+            if self.database.dialect == "postgresql":
+                self.wakeups = PostgresWakeups(self.database, self.notifier.wake_here).start()
+                self.notifier.relay = self.wakeups.send
+        except BaseException:
+            self.close()  # what was made so far: no engine or thread outlives a construction that failed
+            raise
+
+    def _make_parts(self, config: ServerConfig, sleep: Callable[[float], Any]) -> None:
+        # Made here, not in the CLI: each process of `serve --workers N` needs its own export thread.
         self.tracer_provider = config.tracer_provider or tracer_provider_from_environment(os.environ)
         self.metrics_registry = CollectorRegistry()
         self.metrics = ServiceMetrics(self.metrics_registry)

@@ -4,6 +4,7 @@ was lost."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from jobqueue.v1 import job_service_pb2 as pb
 from jobqueue.v1 import job_service_pb2_grpc
 from sqlalchemy import create_engine, text
 
+from queue_service import service_core
 from queue_service.api.server import QueueServer
 from queue_service.core.jobs import LifecycleSettings
 from queue_service.store.wakeups import CHANNEL
@@ -131,3 +133,35 @@ def test_a_replica_whose_listening_connection_was_cut_hears_again(replicas, post
     call = long_poll(waiting, "emails")
     stub(enqueuing).EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="e-3"))
     assert [job.job_id for job in call.result(timeout=WOKEN_WITHIN).jobs] == ["e-3"]
+
+
+def database_backends(url: str) -> int:
+    """Connections to the test database other than the one asking."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_a_core_that_fails_to_start_leaves_no_thread_or_connection_behind(postgres_session_url, monkeypatch):
+    _truncate_postgres(postgres_session_url)
+    before = database_backends(postgres_session_url)
+
+    def failing_part(*_args, **_kwargs):
+        raise RuntimeError("a part of the core could not be made")
+
+    # A step after the database check and before the wake-ups, as a configuration error would be.
+    monkeypatch.setattr(service_core, "ScheduleManager", failing_part)
+    with pytest.raises(RuntimeError, match="could not be made"):
+        service_core.ServiceCore(make_config(postgres_session_url))
+
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("wakeups-")]
+    # The readiness check's pooled connection is closed with the engine.
+    wait_for(lambda: database_backends(postgres_session_url) <= before, timeout=10, message="the engine's connections")
