@@ -126,6 +126,7 @@ class ServiceCore:
             self.recovery_scheduler.stop()
 
     def close(self) -> None:
+        self.notifier.close()
         if self.wakeups is not None:
             self.wakeups.stop()
         if self.tracer_provider is not None and self._owns_tracer_provider:

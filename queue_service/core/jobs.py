@@ -8,7 +8,7 @@ import functools
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -249,7 +249,7 @@ class JobManager:
         # Shares a commit with concurrent reports and leases where group commit is on.
         stored, inserted, views = self.write(work)
         results = [EnqueueResult(views[job.job_id], index in inserted) for index, job in enumerate(stored)]
-        self.notifier.notify_ready(stored[index].queue_name for index in inserted if stored[index].run_at <= now)
+        self.notify_when_ready(((stored[index].queue_name, stored[index].run_at) for index in inserted), now)
         return results
 
     def _insert_or_find(
@@ -298,9 +298,23 @@ class JobManager:
         self.create_missing_queues(repo, {job.queue_name: "queue_name"}, now)
         inserted = repo.insert_jobs_returning([job], now)
         self._emit_per_queue(repo, JobEvent.ENQUEUED, [stored.queue_name for stored in inserted.values()])
-        if inserted and job.run_at <= now:
-            repo.after_commit(lambda: self.notifier.notify_ready([job.queue_name]))
+        if inserted:
+            repo.after_commit(lambda: self.notify_when_ready([(job.queue_name, job.run_at)], now))
         return bool(inserted)
+
+    def notify_when_ready(self, ready: Iterable[tuple[str, datetime]], now: datetime) -> None:
+        """Wake waiting leases for jobs of these queues that run from these times on: at once for
+        those due by `now`, when their time comes for the others (a retry's delay, a later start)."""
+        at_once: list[str] = []
+        later: list[tuple[str, float]] = []
+        for queue_name, run_at in ready:
+            if run_at <= now:
+                at_once.append(queue_name)
+            else:
+                later.append((queue_name, (run_at - now).total_seconds()))
+        self.notifier.notify_ready(at_once)
+        if later:
+            self.notifier.notify_ready_later(later)
 
     def create_missing_queues(
         self, repo: Repository, fields: dict[str, str], now: datetime, *, by_admin: bool = True
@@ -872,8 +886,9 @@ class JobManager:
             outcome = self._fail_without_lock(job_id, attempt_number, decide)
         if outcome is None:
             outcome = self.write(work)
-        if outcome.decision.should_retry and outcome.decision.retry_delay <= timedelta(0):
-            self.notifier.notify_ready([outcome.job.record.queue_name])
+        decision = outcome.decision
+        if decision.should_retry and decision.next_retry_at is not None:
+            self.notify_when_ready([(outcome.job.record.queue_name, decision.next_retry_at)], self.clock.now())
         return outcome
 
     def _fail_without_lock(

@@ -8,10 +8,10 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
-import grpc
 import pytest
+from google.protobuf import duration_pb2
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
-from jobqueue.v1 import job_service_pb2_grpc
 from sqlalchemy import create_engine, text
 
 from queue_service import service_core
@@ -19,6 +19,8 @@ from queue_service.api.server import QueueServer
 from queue_service.core.jobs import LifecycleSettings
 from queue_service.store.wakeups import CHANNEL
 from tests.conftest import _truncate_postgres, make_config
+from tests.integration import long_polls
+from tests.integration.long_polls import stub
 from tests.reliability.processes import wait_for
 
 pytestmark = pytest.mark.postgres
@@ -44,10 +46,6 @@ def replicas(postgres_session_url) -> Iterator[tuple[QueueServer, QueueServer]]:
         first.stop(0)
 
 
-def stub(server: QueueServer) -> job_service_pb2_grpc.JobServiceStub:
-    return job_service_pb2_grpc.JobServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
-
-
 def listening_backends(url: str) -> list[int]:
     engine = create_engine(url)
     try:
@@ -63,17 +61,7 @@ def listening_backends(url: str) -> list[int]:
 
 
 def long_poll(server: QueueServer, queue: str):
-    waiting_before = server.notifier.waiter_count()
-    call = stub(server).LeaseJobs.future(
-        pb.LeaseJobsRequest(queue_names=[queue], worker_id="poller", wait=WAIT), timeout=WAIT.total_seconds() + 30
-    )
-    wait_for(
-        lambda: server.notifier.waiter_count() > waiting_before,
-        timeout=WOKEN_WITHIN,
-        interval=0.02,
-        message="the long-poll to wait",
-    )
-    return call
+    return long_polls.long_poll(server, queue, wait=WAIT, waiting_within=WOKEN_WITHIN)
 
 
 def test_a_long_poll_on_one_replica_gets_a_job_enqueued_on_another(replicas):
@@ -98,6 +86,29 @@ def test_a_batch_enqueued_on_one_replica_wakes_one_long_poll_per_job_on_another(
 
     leased = [[job.job_id for job in call.result(timeout=WOKEN_WITHIN).jobs] for call in calls]
     assert sorted(job_id for jobs in leased for job_id in jobs) == ["b-0", "b-1", "b-2"]
+
+
+def test_a_retry_decided_on_one_replica_reaches_a_long_poll_on_another_when_due(replicas):
+    waiting, reporting = replicas
+    jobs = stub(reporting)
+    jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="r-1"))
+    [leased] = jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"], worker_id="first", max_jobs=1)).jobs
+    call = long_poll(waiting, "emails")
+
+    retry_after = duration_pb2.Duration()
+    retry_after.FromTimedelta(timedelta(seconds=0.3))
+    decision = jobs.TrackFailure(
+        pb.TrackFailureRequest(
+            job_id="r-1",
+            attempt_number=leased.attempt_number,
+            error=job_pb2.JobError(message="timeout"),
+            retry_after=retry_after,
+        )
+    )
+    assert decision.should_retry
+
+    [retried] = call.result(timeout=WOKEN_WITHIN).jobs
+    assert (retried.job_id, retried.attempt_number) == ("r-1", leased.attempt_number + 1)
 
 
 def test_a_replica_whose_listening_connection_was_cut_hears_again(replicas, postgres_session_url):

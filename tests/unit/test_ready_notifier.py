@@ -6,6 +6,7 @@ import time
 from contextlib import ExitStack
 
 from queue_service.core.notify import ReadyNotifier
+from tests.reliability.processes import wait_for
 
 
 def test_a_ready_job_wakes_one_waiter_of_its_queue_only():
@@ -73,3 +74,38 @@ def test_a_wake_up_from_elsewhere_makes_an_empty_look_stale():
     assert notifier.recently_empty(["a"], 60)
     notifier.wake_here({"a": 1})
     assert not notifier.recently_empty(["a"], 60)
+
+
+def test_a_job_ready_later_wakes_one_waiter_of_its_queue_when_its_time_comes():
+    notifier = ReadyNotifier()
+    with ExitStack() as stack:
+        emails = [stack.enter_context(notifier.waiting(["emails"])) for _ in range(2)]
+        reports = stack.enter_context(notifier.waiting(["reports"]))
+        scheduled = time.monotonic()
+        notifier.notify_ready_later([("emails", 0.2)])
+        assert not any(event.is_set() for event in emails)
+        assert emails[0].wait(10)
+        assert time.monotonic() - scheduled >= 0.2
+        assert not emails[1].is_set()
+        assert not reports.is_set()
+        assert not notifier.recently_empty(["emails"], freshness=60)
+
+
+def test_a_job_ready_later_with_no_waiter_here_goes_to_the_other_processes():
+    notifier = ReadyNotifier()
+    relayed = []
+    notifier.relay = relayed.append
+    notifier.notify_ready_later([("emails", 0.01), ("emails", 0.01)])
+    wait_for(lambda: sum(sum(counts.values()) for counts in relayed) == 2, timeout=10, message="the relay")
+    assert all(set(counts) == {"emails"} for counts in relayed)
+
+
+def test_a_closed_notifier_drops_its_pending_wake_ups():
+    closed, sentinel = ReadyNotifier(), ReadyNotifier()
+    with closed.waiting(["emails"]) as dropped, sentinel.waiting(["emails"]) as woken:
+        closed.notify_ready_later([("emails", 0.01)])
+        closed.close()
+        sentinel.notify_ready_later([("emails", 0.05)])
+        # The timer takes them in order of time: once the later one woke its waiter, the earlier was dropped.
+        assert woken.wait(10)
+        assert not dropped.is_set()

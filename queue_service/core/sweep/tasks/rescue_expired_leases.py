@@ -4,6 +4,7 @@ policy; a run a cancellation asked to stop ends its job CANCELLED instead."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from queue_service.core.cancelled_runs import end_cancelled_run
 from queue_service.core.jobs import LEASE_EXPIRED_TYPE
@@ -35,6 +36,8 @@ class RescueExpiredLeases(JobBatchTask[StalledCounts]):
     def run_once(self, checkpoint: Checkpoint = no_checkpoint) -> StalledCounts:
         jobs, batch_size = self.jobs, self.config.batch_size
         retried = dead_lettered = cancelled = 0
+        # (queue, retry time) of each job retried: its waiting leases wake when it is due.
+        retry_times: list[tuple[str, datetime]] = []
         while True:
             with jobs.database.transaction() as repo:
                 now = jobs.clock.now()
@@ -59,16 +62,17 @@ class RescueExpiredLeases(JobBatchTask[StalledCounts]):
                     if job.cancel_requested_at is None
                 ]
                 # Set-wise: one statement per batch for the retried jobs and one for the dead ones.
-                for outcome in jobs.apply_failures(repo, failures, lease_expired=True, now=now):
+                outcomes = jobs.apply_failures(repo, failures, lease_expired=True, now=now)
+                for (job, _), outcome in zip(failures, outcomes, strict=True):
                     if outcome.decision.should_retry:
                         retried += 1
+                        retry_times.append((job.queue_name, outcome.decision.next_retry_at or now))
                     else:
                         dead_lettered += 1
             checkpoint()
             if len(expired) < batch_size:
                 break
-        if retried:
-            jobs.notifier.notify()
+        jobs.notify_when_ready(retry_times, jobs.clock.now())
         return StalledCounts(retried, dead_lettered, cancelled)
 
     def add_counts(self, result: StalledCounts, counts: RecoveryCounts) -> None:
