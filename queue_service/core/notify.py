@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 # Timed wake-ups pending in a process at most. Beyond them a job made ready by the passage of time is
 # found at the waiters' next look (the lease poll interval), as every job was before timed wake-ups.
 MAX_TIMED_WAKEUPS = 100_000
+# The timer wakes at most this often, taking every wake-up due by then: a job due now reaches a
+# waiter at most this late, and a steady stream of retries costs the process a bounded number of
+# wake-ups (and, across processes, of notices) a second, not one per retry.
+TIMER_GRANULARITY_SECONDS = 0.01
 
 
 class ReadyNotifier:
@@ -169,6 +173,7 @@ class _ReadyTimer:
                     notifier.notify_ready(names)
                 except Exception:  # noqa: BLE001 - the timer serves every notifier; a waiter still polls
                     logger.exception("a timed wake-up of long-polls failed")
+            time.sleep(TIMER_GRANULARITY_SECONDS)
 
     def _take_due(self) -> list[tuple[weakref.ref[ReadyNotifier], str]]:
         """Waits until at least one wake-up is due, and takes every one that is."""
