@@ -38,23 +38,18 @@ LEASE_CONTROLS = (
 )
 
 
-def queue_from_row(row) -> QueueRecord:
-    m = row._mapping
-    return QueueRecord(
-        name=m["name"],
-        paused=bool(m["paused"]),
-        retry_policy=m["retry_policy"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
-
-
 def queue_from_columns(values: Sequence[Any]) -> QueueRecord:
     """A queue from its table's columns, in table order (a DirectStatement's row)."""
     name, paused, retry_policy, created_at, updated_at = values
     return QueueRecord(
         name=name, paused=bool(paused), retry_policy=retry_policy, created_at=created_at, updated_at=updated_at
     )
+
+
+def queue_from_row(row) -> QueueRecord:
+    """A queue from a row that holds its table's columns by name, among others (a joined read's)."""
+    m = row._mapping
+    return queue_from_columns([m[column.name] for column in queues.c])
 
 
 class QueuesTable(TableStatements):
@@ -75,10 +70,9 @@ class QueuesTable(TableStatements):
     def get_queues(self, names: Iterable[str]) -> dict[str, QueueRecord]:
         wanted = list(set(names))
         if len(wanted) == 1:
-            found = [queue_from_columns(values) for values in GET_QUEUE.rows(self.connection, {"name": wanted[0]})]
-        else:
-            found = [queue_from_row(row) for row in self.connection.execute(GET_QUEUES, {"names": wanted})]
-        return {queue.name: queue for queue in found}
+            queue = self.get_queue(wanted[0])
+            return {queue.name: queue} if queue else {}
+        return {row.name: queue_from_row(row) for row in self.connection.execute(GET_QUEUES, {"names": wanted})}
 
     def lease_controls(self, names: Sequence[str]) -> LeaseControls:
         """The queues `names` with their lease limits' presence and their breakers that are on, in
