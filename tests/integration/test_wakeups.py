@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
-from google.protobuf import duration_pb2
-from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_service_pb2 as pb
 from sqlalchemy import create_engine, text
 
@@ -19,16 +16,17 @@ from queue_service.api.server import QueueServer
 from queue_service.core.jobs import LifecycleSettings
 from queue_service.store.wakeups import CHANNEL
 from tests.conftest import _truncate_postgres, make_config
-from tests.integration import long_polls
-from tests.integration.long_polls import stub
+from tests.integration.long_polls import (
+    POLL_SECONDS,
+    WOKEN_WITHIN,
+    fail_with_retry_after,
+    leased_job,
+    long_poll,
+    stub,
+)
 from tests.reliability.processes import wait_for
 
 pytestmark = pytest.mark.postgres
-
-# Far longer than any test here waits: a lease that returns a job in time was woken, not polling.
-POLL_SECONDS = 120
-WAIT = timedelta(seconds=90)
-WOKEN_WITHIN = 20
 
 
 @pytest.fixture
@@ -60,10 +58,6 @@ def listening_backends(url: str) -> list[int]:
         engine.dispose()
 
 
-def long_poll(server: QueueServer, queue: str):
-    return long_polls.long_poll(server, queue, wait=WAIT, waiting_within=WOKEN_WITHIN)
-
-
 def test_a_long_poll_on_one_replica_gets_a_job_enqueued_on_another(replicas):
     waiting, enqueuing = replicas
     call = long_poll(waiting, "emails")
@@ -91,21 +85,10 @@ def test_a_batch_enqueued_on_one_replica_wakes_one_long_poll_per_job_on_another(
 def test_a_retry_decided_on_one_replica_reaches_a_long_poll_on_another_when_due(replicas):
     waiting, reporting = replicas
     jobs = stub(reporting)
-    jobs.EnqueueJob(pb.EnqueueJobRequest(queue_name="emails", job_name="send", job_id="r-1"))
-    [leased] = jobs.LeaseJobs(pb.LeaseJobsRequest(queue_names=["emails"], worker_id="first", max_jobs=1)).jobs
+    leased = leased_job(jobs, "emails", "r-1")
     call = long_poll(waiting, "emails")
 
-    retry_after = duration_pb2.Duration()
-    retry_after.FromTimedelta(timedelta(seconds=0.3))
-    decision = jobs.TrackFailure(
-        pb.TrackFailureRequest(
-            job_id="r-1",
-            attempt_number=leased.attempt_number,
-            error=job_pb2.JobError(message="timeout"),
-            retry_after=retry_after,
-        )
-    )
-    assert decision.should_retry
+    fail_with_retry_after(jobs, leased, 0.3)
 
     [retried] = call.result(timeout=WOKEN_WITHIN).jobs
     assert (retried.job_id, retried.attempt_number) == ("r-1", leased.attempt_number + 1)
