@@ -17,12 +17,22 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from jobqueue import AdminClient, DeathReason, JobClient, JobState, NotFound, RetryDecision, RetryPolicy
+from jobqueue import (
+    AdminClient,
+    DeathReason,
+    JobClient,
+    JobState,
+    NotFound,
+    RetryDecision,
+    RetryPolicy,
+    Unavailable,
+)
 
 from queue_service.store import migrate
 from tests.brokers import delete_queues, rabbitmq_url
 from tests.conftest import BACKENDS
 from tests.databases import empty_database
+from tests.integration.test_worker_logging import FAST_RECONNECT
 from tests.reliability.processes import ServerProcess, clean_env
 
 pytestmark = pytest.mark.slow
@@ -48,12 +58,13 @@ class CeleryRig:
         return self.producer.send_task(f"tests.integration.celery_tasks.{task}", args=args, queue=self.queue).id
 
     def final(self, job_id: str, timeout: float = 30.0):
-        """The job once COMPLETED or DEAD_LETTER (the service may not know it for a moment)."""
+        """The job once COMPLETED or DEAD_LETTER. The service may not know it for a moment, and a
+        restarted one may not be reachable yet: this client's channel reconnects on its own backoff."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 details = self.client.get_job(job_id)
-            except NotFound:
+            except (NotFound, Unavailable):
                 details = None
             if details is not None and details.job.state in (JobState.COMPLETED, JobState.DEAD_LETTER):
                 return details
@@ -128,7 +139,7 @@ def running_rig(database_url: str, broker: str, directory: Path) -> Iterator[Cel
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    client = JobClient(server.target, timeout=10)
+    client = JobClient(server.target, timeout=10, options=FAST_RECONNECT)
     producer = Celery("producer", broker=broker)
     rig = CeleryRig(server, client, queue, marks, worker, worker_log, producer)
     try:
