@@ -32,6 +32,14 @@ RETRY_POLICY: dict[str, Any] = {
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
 
+# How soon a client finds a server that is back. gRPC's own wait between connection attempts
+# starts at 1 s and grows to 120 s, so after an outage of a minute a client went on failing for
+# up to a minute more once its server was back.
+RECONNECT_BACKOFF: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+)
+
 Response = TypeVar("Response")
 
 
@@ -162,7 +170,8 @@ def token_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
 
 class TransportOptions(TypedDict, total=False):
     """How a channel is made: `tls` True (system trust store) or a TlsConfig; `retry` False turns
-    gRPC's retry off; `options`, gRPC channel options added to the client's own."""
+    gRPC's retry off; `options`, gRPC channel options added to the client's own, and taking the
+    place of any of the same name."""
 
     tls: TlsConfig | bool | None
     retry: bool
@@ -189,19 +198,22 @@ def channel_settings(
 ) -> ChannelSettings:
     tls_config = TlsConfig() if tls is True else tls or None
     target = channel_target(targets)
-    channel_options: list[tuple[str, Any]] = [
+    own: list[tuple[str, Any]] = [
         ("grpc.enable_retries", 1 if retry else 0),
         (
             "grpc.service_config",
             service_config(idempotent_methods or {}, retry=retry, health_checking=may_name_replicas(targets)),
         ),
+        *RECONNECT_BACKOFF,
     ]
     if not isinstance(targets, str) and len(targets) > 1:
         # Requests and TLS name checks use the first target's host name, not an address.
-        channel_options.append(("grpc.default_authority", targets[0]))
+        own.append(("grpc.default_authority", targets[0]))
     if tls_config and tls_config.server_name:
-        channel_options.append(("grpc.ssl_target_name_override", tls_config.server_name))
-    channel_options.extend(options)
+        own.append(("grpc.ssl_target_name_override", tls_config.server_name))
+    # gRPC keeps the first of two options of one name: the caller's are the only ones of theirs.
+    given = {name for name, _ in options}
+    channel_options = [*options, *(option for option in own if option[0] not in given)]
     if not tls_config:
         return ChannelSettings(target, channel_options, None, token_metadata(token))
     # On TLS the token travels as call credentials, which gRPC never sends in plaintext.

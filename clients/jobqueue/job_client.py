@@ -55,11 +55,10 @@ MAX_RESPONSE_BYTES = 2**31 - 1
 
 def receive_limit(options: Sequence[tuple[str, Any]]) -> int:
     """The largest reply a channel built with `options` accepts; -1 (unlimited) asks for the most."""
-    limit = DEFAULT_RECEIVE_BYTES
     for name, value in options:
-        if name == RECEIVE_LIMIT_OPTION:
-            limit = MAX_RESPONSE_BYTES if int(value) < 0 else min(int(value), MAX_RESPONSE_BYTES)
-    return limit
+        if name == RECEIVE_LIMIT_OPTION:  # gRPC keeps the first of one name
+            return MAX_RESPONSE_BYTES if int(value) < 0 else min(int(value), MAX_RESPONSE_BYTES)
+    return DEFAULT_RECEIVE_BYTES
 
 
 Client = TypeVar("Client")

@@ -235,6 +235,18 @@ def test_every_client_is_built_on_one_connection_core():
     # The retry policy covers each service's own safe methods.
     assert "GetJob" in dict(sync[JobClient])["grpc.service_config"]
     assert "GetStatistics" in dict(sync[AdminClient])["grpc.service_config"]
+    # A server that is back is found within 6 s (5 s ± 20 %), whatever the outage; gRPC alone waits up to 120 s.
+    assert dict(sync[JobClient])["grpc.max_reconnect_backoff_ms"] == 5_000
+
+
+def test_a_callers_channel_option_takes_the_place_of_the_clients_own(flaky_server):
+    """gRPC keeps the first option of a name: the caller's comes first and alone."""
+    target, calls = flaky_server
+    with JobClient(target, timeout=10, options=[("grpc.enable_retries", 0)]) as client:
+        assert [name for name, _ in client.connection.options].count("grpc.enable_retries") == 1
+        with pytest.raises(Unavailable):
+            client.get_job("j1")
+    assert calls["GetJob"] == 1  # not retried, though the client's own option turns retries on
 
 
 class GetJobClient(ClientCore):

@@ -6,6 +6,7 @@ export {
   Connection,
   DEFAULT_TARGET,
   DEFAULT_TIMEOUT_MS,
+  RECONNECT_BACKOFF,
   RETRY_POLICY,
   serviceConfig,
   type CallSettings,

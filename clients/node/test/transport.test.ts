@@ -71,6 +71,19 @@ describe("gRPC retry policy", () => {
   });
 });
 
+test("a server that is back is found within 6 s (5 s ± 20 %); the caller's channel options come first", () => {
+  const client = new JobClient({ target: "127.0.0.1:1" });
+  const tuned = new JobClient({ target: "127.0.0.1:1", channelOptions: { "grpc.max_reconnect_backoff_ms": 1_000 } });
+  try {
+    assert.equal(client.connection.channelOptions["grpc.max_reconnect_backoff_ms"], 5_000);
+    assert.equal(client.connection.channelOptions["grpc.initial_reconnect_backoff_ms"], 500);
+    assert.equal(tuned.connection.channelOptions["grpc.max_reconnect_backoff_ms"], 1_000);
+  } finally {
+    client.close();
+    tuned.close();
+  }
+});
+
 test("several targets become one round_robin channel target", () => {
   assert.equal(channelTarget("localhost:50051"), "localhost:50051");
   assert.equal(channelTarget(["127.0.0.1:1", "127.0.0.1:2"]), "ipv4:127.0.0.1:1,127.0.0.1:2");
