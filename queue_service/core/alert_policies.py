@@ -58,7 +58,7 @@ class AlertPolicies:
 
     def get(self, queue_name: str) -> QueueAlertPolicy:
         name = require_name(queue_name, "queue_name", self.max_name_length)
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             if repo.get_queue(name) is None:
                 raise NotFound(f"queue {name!r} not found", field="queue_name")
             stored = alert_policies_of(repo).get(name)

@@ -106,7 +106,7 @@ class AuditLog:
         limit = paging.page_size(page_size)
         filters = asdict(query)
         key = self.page_tokens.decode(page_token, filters, shape=(int,))
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             events = repo.list_audit_events(
                 actor=query.actor or None,
                 action=query.action or None,

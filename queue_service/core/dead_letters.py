@@ -203,7 +203,7 @@ class DeadLetterManager:
 
     def get(self, entry_id: str) -> DeadLetterDetails:
         self._check_id(entry_id)
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             entry = self._entry(repo, entry_id)
             job = repo.get_job(entry.job_id)
             view = self.jobs.views(repo, [job])[job.job_id] if job else None
@@ -369,7 +369,7 @@ class DeadLetterManager:
         limit = paging.page_size(page_size)
         filters = {"queue_name": queue_name, "recovery_status": status.value}
         key = self.jobs.page_tokens.decode(page_token, filters, shape=(int, str))
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             rows = repo.failure_patterns(
                 queue_name=queue_name or None,
                 recovery_status=status,

@@ -1048,7 +1048,7 @@ class JobManager:
 
     def get_job(self, job_id: str) -> JobDetails:
         require_name(job_id, "job_id", self.limits.max_job_id_length)
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             job = self._get(repo, job_id)
             retry_log, omitted = repo.retry_log_excerpt(job_id, head=HISTORY_HEAD, tail=HISTORY_TAIL)
             return JobDetails(self._views(repo, [job])[job_id], retry_log, omitted)

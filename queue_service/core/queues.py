@@ -181,7 +181,7 @@ class QueueManager:
 
     def oldest_waiting(self) -> dict[str, timedelta]:
         """Per queue with jobs ready to run: how long the one ready the longest has been waiting."""
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             now = self.clock.now()
             oldest = repo.oldest_ready_run_at(now)
         return {queue: max(now - run_at, timedelta(0)) for queue, run_at in oldest.items()}
@@ -193,7 +193,7 @@ class QueueManager:
         queues with the most unfinished jobs and pending dead letters, by name."""
         listed = _listed_queues(max_queues, DEFAULT_STATISTICS_QUEUES, MAX_STATISTICS_QUEUES)
         names = sorted({self._name(name, "queue_names") for name in queue_names}) or None
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             now = self.clock.now()
             queues = repo.list_queues(after=None, limit=2**31 - 1, names=names)
             if names is not None:
@@ -284,7 +284,7 @@ class QueueManager:
             raise InvalidArgument(
                 f"the period holds {count} buckets; at most {MAX_ACTIVITY_BUCKETS}", field="bucket_width"
             )
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             queues = repo.list_queues(after=None, limit=2**31 - 1, names=names)
             if names is not None:
                 missing = sorted(set(names) - {queue.name for queue in queues})
@@ -334,7 +334,7 @@ class QueueManager:
     def list_queues(self, *, page_size: int = 0, page_token: str = "") -> paging.Page[QueueView]:
         limit = paging.page_size(page_size)
         key = self.jobs.page_tokens.decode(page_token, {}, shape=(str,))
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             records = repo.list_queues(after=key[0] if key else None, limit=limit + 1)
             names = [record.name for record in records[:limit]]
             limits = self._limits(repo, names)
@@ -345,7 +345,7 @@ class QueueManager:
 
     def get_queue(self, name: str) -> QueueView:
         name = self._name(name)
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             queue = self._queue(repo, name)
             store = breakers_of(repo)
             breaker = store.get(name)
@@ -543,7 +543,7 @@ class QueueManager:
         if job_name:  # only when given, so tokens issued before the filter existed stay valid
             filters["job_name"] = job_name
         key = self.jobs.page_tokens.decode(page_token, filters, shape=(datetime, int))
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             records = repo.list_jobs(
                 queue_name=queue_name or None,
                 state=state,
@@ -571,7 +571,7 @@ class QueueManager:
 
     def job_details(self, job_id: str) -> JobAdminDetails:
         require_name(job_id, "job_id", self.limits.max_job_id_length)
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             job = repo.get_job(job_id)
             if job is None:
                 raise NotFound(f"job {job_id!r} not found", field="job_id")
@@ -596,7 +596,7 @@ class QueueManager:
             "created_before": query.created_before,
         }
         key = self.jobs.page_tokens.decode(page_token, filters, shape=(int,))
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             rows = repo.list_retry_log(
                 job_id=query.job_id or None,
                 queue_name=query.queue_name or None,

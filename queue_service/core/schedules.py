@@ -338,13 +338,13 @@ class ScheduleManager:
 
     def get(self, name: str) -> ScheduleView:
         name = self._name(name)
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             return self.view(self._existing(ScheduleStore.of(repo), name))
 
     def list(self, *, page_size: int = 0, page_token: str = "") -> paging.Page[ScheduleView]:
         limit = paging.page_size(page_size)
         key = self.jobs.page_tokens.decode(page_token, {"list": "schedules"}, shape=(str,))
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             records = ScheduleStore.of(repo).list(after=key[0] if key else None, limit=limit + 1)
         token = self.jobs.page_tokens.next(records, limit, lambda record: (record.name,), {"list": "schedules"})
         return paging.Page([self.view(record) for record in records[:limit]], token)

@@ -44,6 +44,10 @@ def normalise_url(url: str | URL) -> URL:
     return parsed
 
 
+# Set by Database.snapshot around the one begin it makes: that transaction starts deferred.
+_deferred_begin = threading.local()
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):
@@ -60,11 +64,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
     def begin_immediate(dbapi_connection) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that later
-        # writes can fail with "database is locked" without waiting for busy_timeout.
+        # writes can fail with "database is locked" without waiting for busy_timeout. A
+        # snapshot read never writes, and a deferred one waits for no writer (WAL).
         # Sent by the dialect, straight to the driver, which wraps its errors as a statement's:
         # as a statement of the connection (a "begin" event) it cost a statement's execution
         # context, once per transaction.
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+        dbapi_connection.execute("BEGIN" if getattr(_deferred_begin, "on", False) else "BEGIN IMMEDIATE")
 
     engine.dialect.do_begin = begin_immediate
 
@@ -277,13 +282,34 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[Repository]:
         """A repository for reads that one statement answers: on PostgreSQL the statement runs
-        alone, one round trip with no BEGIN or COMMIT; on SQLite, a transaction."""
+        alone, one round trip with no BEGIN or COMMIT; on SQLite, a snapshot."""
         if self.dialect == "postgresql":
             with self.statements_alone() as repo:
                 yield repo
         else:
+            with self.snapshot() as repo:
+                yield repo
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Repository]:
+        """A repository for reads only, which see one state of the database. On SQLite a deferred
+        transaction outside this process's turns: in WAL mode it waits for no writer, and no writer
+        for it, where a transaction would queue behind every write of the process and hold the
+        file's one write lock. On PostgreSQL, whose reads never wait for writers, a transaction."""
+        if self.dialect != "sqlite":
             with self.transaction() as repo:
                 yield repo
+            return
+        with self._store_errors(), self.engine.connect() as connection:
+            _deferred_begin.on = True
+            try:
+                transaction = connection.begin()
+            finally:
+                _deferred_begin.on = False
+            with transaction:
+                repo = Repository(connection)
+                yield repo
+        repo.run_after_commit()
 
     @contextmanager
     def savepoint(self, repo: Repository, name: str) -> Iterator[Repository]:

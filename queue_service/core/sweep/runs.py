@@ -72,16 +72,16 @@ class RecoveryRuns:
             return finished or repo.get_recovery_run(run.id)
 
     def totals(self) -> RecoveryRunTotals:
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             return repo.recovery_run_totals()
 
     def last_succeeded_at(self) -> datetime | None:
         """When the last successful sweep of any replica finished; None before the first."""
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             return repo.last_succeeded_recovery_run_finished_at()
 
     def last_finished(self) -> RecoveryRunRecord | None:
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             return repo.last_finished_recovery_run()
 
     def page(self, page_size: int = 0, page_token: str = "") -> paging.Page[RecoveryRunRecord]:
@@ -91,7 +91,7 @@ class RecoveryRuns:
     def stats(self, page_size: int = 0, page_token: str = "") -> RecoveryRunStats:
         limit = paging.page_size(page_size)
         key = self.page_tokens.decode(page_token, _NO_FILTERS, shape=(int,))
-        with self.database.transaction() as repo:
+        with self.database.snapshot() as repo:
             runs = repo.list_recovery_runs(before_id=key[0] if key else None, limit=limit + 1)
             newest = repo.list_recovery_runs(before_id=None, limit=1)
             return RecoveryRunStats(
