@@ -220,6 +220,16 @@ def _close_after_autocommit(connection: Connection) -> None:
             logger.debug("discarding a connection the server dropped", exc_info=True)
 
 
+def _restore_session(connection: Connection) -> None:
+    """The driver's transactions as they were before a snapshot; a connection that cannot be told
+    (the server dropped it) is discarded."""
+    driver_connection = connection.connection.dbapi_connection
+    try:
+        driver_connection.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+    except connection.dialect.loaded_dbapi.Error:
+        connection.invalidate()
+
+
 class Database:
     """Owns the engine; hands the core a repository bound to one transaction."""
 
@@ -292,12 +302,16 @@ class Database:
 
     @contextmanager
     def snapshot(self) -> Iterator[Repository]:
-        """A repository for reads only, which see one state of the database. On SQLite a deferred
-        transaction outside this process's turns: in WAL mode it waits for no writer, and no writer
-        for it, where a transaction would queue behind every write of the process and hold the
-        file's one write lock. On PostgreSQL, whose reads never wait for writers, a transaction."""
-        if self.dialect != "sqlite":
-            with self.transaction() as repo:
+        """A repository for reads only, whose statements all see one state of the database: what
+        was committed when the first of them ran.
+
+        On SQLite, a deferred transaction outside this process's turns: in WAL mode it waits for no
+        writer, and no writer for it, where a transaction would queue behind every write of the
+        process and hold the file's one write lock. On PostgreSQL, a REPEATABLE READ, READ ONLY
+        transaction: a plain one (READ COMMITTED) lets each statement see commits made between
+        them, so that two counts read together could disagree."""
+        if self.dialect == "postgresql":
+            with self._postgres_snapshot() as repo:
                 yield repo
             return
         with self._store_errors(), self.engine.connect() as connection:
@@ -309,6 +323,25 @@ class Database:
             with transaction:
                 repo = Repository(connection)
                 yield repo
+        repo.run_after_commit()
+
+    @contextmanager
+    def _postgres_snapshot(self) -> Iterator[Repository]:
+        with self._store_errors():
+            connection = self.engine.connect()
+            try:
+                # At the driver, which sends it with the BEGIN: no round trip of its own, where
+                # SQLAlchemy's isolation level costs one to set and one to reset.
+                driver_connection = connection.connection.dbapi_connection
+                driver_connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
+                try:
+                    with connection.begin():
+                        repo = Repository(connection)
+                        yield repo
+                finally:
+                    _restore_session(connection)
+            finally:
+                _close_after_autocommit(connection)
         repo.run_after_commit()
 
     @contextmanager

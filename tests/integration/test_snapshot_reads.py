@@ -61,3 +61,21 @@ def test_read_rpcs_answer_while_a_write_is_held_open(service, database_url):
     # Once the other write ends (here, undone), reads and writes go on as before.
     assert service.jobs.GetJob(pb.GetJobRequest(job_id="held"), timeout=DEADLINE).job.job_name == "send"
     enqueue(service, "after")
+
+
+def test_a_snapshot_sees_one_state_throughout(database, database_url):
+    """A commit made between two statements of one snapshot is not seen by the second."""
+
+    def queues(repo) -> int:
+        return repo.connection.exec_driver_sql("SELECT count(*) FROM queues").scalar_one()
+
+    with database.snapshot() as repo:
+        before = queues(repo)
+        with database.transaction() as other:  # another connection, committed at once
+            other.connection.exec_driver_sql(
+                "INSERT INTO queues (name, paused, created_at, updated_at) "
+                "VALUES ('committed-meanwhile', false, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        assert queues(repo) == before
+    with database.snapshot() as repo:
+        assert queues(repo) == before + 1
