@@ -17,6 +17,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
 
 from queue_service.config import ServerConfig, SweeperAddress
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # After a refused or failed connection: a broken listener must not spin.
 REFUSAL_PAUSE = 0.05
+# How often a serving process waiting for a sweep looks whether its caller still waits.
+CALLER_CHECK_SECONDS = 0.25
 
 # The domain errors a sweep may be refused with (Aborted: one is running), by name, to raise again
 # in the asking process.
@@ -50,8 +53,17 @@ class SweeperClient:
         self.address = address
         self.notifier = notifier
 
-    def run_once(self, trigger: Trigger | str = Trigger.MANUAL, *, actor: str | None = None) -> RecoveryRunRecord:
-        """As Recovery.run_once; raises Unavailable if the sweeper cannot be reached or stops meanwhile."""
+    def run_once(
+        self,
+        trigger: Trigger | str = Trigger.MANUAL,
+        *,
+        actor: str | None = None,
+        caller_waiting: Callable[[], bool] | None = None,
+    ) -> RecoveryRunRecord:
+        """As Recovery.run_once; raises Unavailable if the sweeper cannot be reached or stops meanwhile.
+
+        With `caller_waiting`, stops waiting (Cancelled) once it says the caller no longer waits:
+        the sweep goes on in the sweeper, and its run record tells how it ended."""
         try:
             connection = Client(self.address.path, family="AF_UNIX", authkey=self.address.authkey)
         except OSError as error:
@@ -61,6 +73,12 @@ class SweeperClient:
         with connection:
             try:
                 connection.send((Trigger(trigger).value, actor))
+                while not connection.poll(CALLER_CHECK_SECONDS):
+                    if caller_waiting is not None and not caller_waiting():
+                        raise errors.Cancelled(
+                            "the caller stopped waiting; the sweep goes on in the sweeper process",
+                            reason="CALLER_GONE",
+                        )
                 reply = connection.recv()
             except (OSError, EOFError):
                 raise errors.Unavailable(

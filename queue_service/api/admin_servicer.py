@@ -242,7 +242,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
 
     def TriggerRecovery(self, request, context):
         # Runs in this call; ABORTED (core Aborted) while another sweep runs anywhere.
-        run = self.recovery.run_once(Trigger.MANUAL, actor=current_actor(context))
+        run = self.recovery.run_once(Trigger.MANUAL, actor=current_actor(context), caller_waiting=context.is_active)
         return pb.TriggerRecoveryResponse(run=convert.recovery_run_message(run))
 
     def GetRecoveryStatus(self, request, context):

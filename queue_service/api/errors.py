@@ -30,6 +30,7 @@ STATUS_CODES: dict[type[Exception], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
+    errors.Cancelled: grpc.StatusCode.CANCELLED,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreCorrupted: grpc.StatusCode.DATA_LOSS,
 }

@@ -57,3 +57,9 @@ class PermissionDenied(QueueError):
 
 class Unimplemented(QueueError):
     reason = "UNIMPLEMENTED"
+
+
+class Cancelled(QueueError):
+    """The caller stopped waiting (cancelled, or past its deadline): no one reads the answer."""
+
+    reason = "CANCELLED"

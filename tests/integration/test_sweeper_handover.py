@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from multiprocessing.connection import AuthenticationError, Client
+from multiprocessing.connection import AuthenticationError, Client, Connection, Listener
 
 import grpc
 import pytest
@@ -79,3 +79,35 @@ def test_stop_ends_the_threads_the_sweeper_started(database_url, address):
     assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("sweeper-")]
     with pytest.raises(OSError):
         Client(address.path, family="AF_UNIX", authkey=address.authkey)
+
+
+def test_a_server_stops_waiting_for_a_sweep_once_its_caller_has_gone(database_url, address):
+    """A sweep that outlasts its caller's deadline: the serving process closes its connection to
+    the sweeper at once, instead of holding an RPC thread until the sweep ends."""
+    listener = Listener(address.path, family="AF_UNIX", authkey=address.authkey)
+    handed_over: list[Connection] = []
+
+    def sweeper_that_never_answers() -> None:
+        connection = listener.accept()
+        connection.recv()
+        handed_over.append(connection)
+
+    accepting = threading.Thread(target=sweeper_that_never_answers, daemon=True)
+    accepting.start()
+    server = QueueServer(make_config(database_url, sweeper=address)).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+            error = rpc_error(admin.TriggerRecovery, admin_pb.TriggerRecoveryRequest(), timeout=0.5)
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        accepting.join(10)
+        [connection] = handed_over
+        # The server's side closes: the sweeper's connection ends, with no reply on it.
+        assert connection.poll(5), "the server still waits for the sweep its caller gave up on"
+        with pytest.raises(EOFError):
+            connection.recv()
+    finally:
+        for connection in handed_over:
+            connection.close()  # a server still waiting gets EOF, and stops
+        server.stop(0)
+        listener.close()

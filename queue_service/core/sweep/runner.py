@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 from queue_service.alerts.outbox import EmailOutbox
@@ -76,11 +76,19 @@ class Recovery:
         self._current: RecoveryRunRecord | None = None
         self._stopping = threading.Event()
 
-    def run_once(self, trigger: Trigger | str = Trigger.MANUAL, *, actor: str | None = None) -> RecoveryRunRecord:
+    def run_once(
+        self,
+        trigger: Trigger | str = Trigger.MANUAL,
+        *,
+        actor: str | None = None,
+        caller_waiting: Callable[[], bool] | None = None,
+    ) -> RecoveryRunRecord:
         """Sweep now and return the finished run (SUCCEEDED, or FAILED with its error).
 
         `actor` (an admin asking through the API) is recorded in the audit trail with the run.
-        Raises Aborted if a sweep is already running here or on another node."""
+        Raises Aborted if a sweep is already running here or on another node. The sweep runs in
+        the calling thread and ends whether or not its caller still waits (`caller_waiting`,
+        heeded where another process sweeps: SweeperClient)."""
         if not self._sweeping.acquire(blocking=False):
             current = self._current
             since = f" (run {current.id}, started {current.started_at.isoformat()})" if current else ""
