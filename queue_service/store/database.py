@@ -207,7 +207,7 @@ class FairLock:
             self._condition.notify_all()
 
 
-def _close_after_autocommit(connection: Connection) -> None:
+def _return_to_pool(connection: Connection) -> None:
     """Returns the connection to the pool, which resets it for transactions. A connection the server
     dropped after its statements fails that reset with a raw driver error: it is discarded instead,
     and what its statements did stands (each committed, or failed, on its own)."""
@@ -286,7 +286,7 @@ class Database:
                     if not driver_connection.closed:
                         driver_connection.autocommit = False
             finally:
-                _close_after_autocommit(connection)
+                _return_to_pool(connection)
         repo.run_after_commit()
 
     @contextmanager
@@ -333,7 +333,11 @@ class Database:
                 # At the driver, which sends it with the BEGIN: no round trip of its own, where
                 # SQLAlchemy's isolation level costs one to set and one to reset.
                 driver_connection = connection.connection.dbapi_connection
-                driver_connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
+                try:
+                    driver_connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
+                except connection.dialect.loaded_dbapi.Error as error:  # closed under us
+                    connection.invalidate()
+                    raise StoreUnavailable("database connection lost") from error
                 try:
                     with connection.begin():
                         repo = Repository(connection)
@@ -341,7 +345,7 @@ class Database:
                 finally:
                     _restore_session(connection)
             finally:
-                _close_after_autocommit(connection)
+                _return_to_pool(connection)
         repo.run_after_commit()
 
     @contextmanager

@@ -67,7 +67,7 @@ export interface ConnectionOptions {
   timeoutMs?: number | null;
   /** false turns off gRPC's retry of UNAVAILABLE calls. */
   retry?: boolean;
-  /** Extra grpc-js channel options; one of the client's own names takes its place. */
+  /** Extra grpc-js channel options; one the client also sets takes the place of the client's. */
   channelOptions?: ChannelOptions;
 }
 
