@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -220,16 +221,6 @@ def _return_to_pool(connection: Connection) -> None:
             logger.debug("discarding a connection the server dropped", exc_info=True)
 
 
-def _restore_session(connection: Connection) -> None:
-    """The driver's transactions as they were before a snapshot; a connection that cannot be told
-    (the server dropped it) is discarded."""
-    driver_connection = connection.connection.dbapi_connection
-    try:
-        driver_connection.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
-    except connection.dialect.loaded_dbapi.Error:
-        connection.invalidate()
-
-
 class Database:
     """Owns the engine; hands the core a repository bound to one transaction."""
 
@@ -272,21 +263,9 @@ class Database:
         statement is atomic and durable on its own; after-commit callbacks run once it ends."""
         if self.dialect != "postgresql":
             raise ValueError("statements_alone is for PostgreSQL")
-        with self._store_errors():
-            connection = self.engine.connect()
-            try:
-                # At the driver, not through SQLAlchemy's isolation level: resetting that on the way
-                # back to the pool costs a round trip (SET default_transaction_isolation), this none.
-                driver_connection = connection.connection.dbapi_connection
-                driver_connection.autocommit = True
-                try:
-                    repo = Repository(connection)
-                    yield repo
-                finally:
-                    if not driver_connection.closed:
-                        driver_connection.autocommit = False
-            finally:
-                _return_to_pool(connection)
+        with self._store_errors(), self._driver_session(autocommit=True) as connection:
+            repo = Repository(connection)
+            yield repo
         repo.run_after_commit()
 
     @contextmanager
@@ -327,26 +306,42 @@ class Database:
 
     @contextmanager
     def _postgres_snapshot(self) -> Iterator[Repository]:
-        with self._store_errors():
-            connection = self.engine.connect()
-            try:
-                # At the driver, which sends it with the BEGIN: no round trip of its own, where
-                # SQLAlchemy's isolation level costs one to set and one to reset.
-                driver_connection = connection.connection.dbapi_connection
-                try:
-                    driver_connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
-                except connection.dialect.loaded_dbapi.Error as error:  # closed under us
-                    connection.invalidate()
-                    raise StoreUnavailable("database connection lost") from error
-                try:
-                    with connection.begin():
-                        repo = Repository(connection)
-                        yield repo
-                finally:
-                    _restore_session(connection)
-            finally:
-                _return_to_pool(connection)
+        with (
+            self._store_errors(),
+            self._driver_session(isolation_level="REPEATABLE READ", readonly=True) as connection,
+            connection.begin(),
+        ):
+            repo = Repository(connection)
+            yield repo
         repo.run_after_commit()
+
+    @contextmanager
+    def _driver_session(self, **settings: Any) -> Iterator[Connection]:
+        """A pooled PostgreSQL connection whose driver session has `settings` (psycopg2's
+        `set_session`: autocommit, isolation_level, readonly) for the block, and its defaults after.
+
+        Set at the driver, not through SQLAlchemy's isolation level: psycopg2 sends them with the
+        BEGIN, or needs none, where SQLAlchemy's costs a round trip to set and one to reset. A
+        connection found closed is UNAVAILABLE; one that cannot be reset is discarded."""
+        connection = self.engine.connect()
+        try:
+            driver_connection = connection.connection.dbapi_connection
+            try:
+                driver_connection.set_session(**settings)
+            except connection.dialect.loaded_dbapi.Error as error:
+                connection.invalidate()
+                raise StoreUnavailable("database connection lost") from error
+            try:
+                yield connection
+            finally:
+                try:
+                    driver_connection.set_session(
+                        **{name: False if name == "autocommit" else "DEFAULT" for name in settings}
+                    )
+                except connection.dialect.loaded_dbapi.Error:
+                    connection.invalidate()
+        finally:
+            _return_to_pool(connection)
 
     @contextmanager
     def savepoint(self, repo: Repository, name: str) -> Iterator[Repository]:
