@@ -8,6 +8,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+_worker = threading.local()
+
+
+def worker_slot() -> int:
+    """The index of the `run_threads` worker calling, 0 outside one.
+
+    Clients and floors key their connections by it, so the connections outlive one timed run: the
+    warm-up opens them, and no timed call pays for opening one.
+    """
+    return getattr(_worker, "slot", 0)
+
 
 def percentile(samples: list[float], fraction: float) -> float:
     """Nearest-rank percentile of `samples` (fraction in 0..1)."""
@@ -42,6 +53,7 @@ def run_threads(count: int, work: Callable[[int], None]) -> float:
     start = threading.Barrier(count + 1)
 
     def target(index: int) -> None:
+        _worker.slot = index
         start.wait()
         try:
             work(index)

@@ -23,7 +23,7 @@ from benchmarks.environment import BenchDatabase, Databases, Server, free_port
 from benchmarks.fleet import Acks, Fleet
 from benchmarks.floor import Floor
 from benchmarks.load import Layout, load, queue_names
-from benchmarks.measure import Latencies, percentile, run_threads, timed_calls
+from benchmarks.measure import Latencies, percentile, run_threads, timed_calls, worker_slot
 from benchmarks.report import Figure
 
 LEASE = timedelta(minutes=10)
@@ -88,41 +88,42 @@ class Context:
 
 
 class Client:
-    """Stubs over one channel per calling thread, as separate worker processes would have."""
+    """Stubs over one channel per worker slot (`worker_slot`), as long-lived worker processes would have.
+
+    A slot's channel is opened by the first call made from it, a warm-up's, and kept for every later run.
+    """
 
     def __init__(self, target: str) -> None:
         self.target = target
-        self.local = threading.local()
-        self.channels: list[grpc.Channel] = []
-        self.lock = threading.Lock()
+        self.channels: dict[int, grpc.Channel] = {}
+        self.stubs: dict[tuple[int, str], object] = {}
 
-    def _channel(self) -> grpc.Channel:
-        channel = getattr(self.local, "channel", None)
+    def _channel(self, slot: int) -> grpc.Channel:
+        channel = self.channels.get(slot)
         if channel is None:
-            # A local subchannel pool: each thread gets its own connection, so SO_REUSEPORT spreads them.
+            # A local subchannel pool: each slot gets its own connection, so SO_REUSEPORT spreads them.
             channel = grpc.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)])
             grpc.channel_ready_future(channel).result(timeout=30)
-            self.local.channel = channel
-            with self.lock:
-                self.channels.append(channel)
+            self.channels[slot] = channel  # one thread per slot at a time: no other writer of this key
         return channel
+
+    def _stub(self, kind: str, make: Callable[[grpc.Channel], object]):
+        slot = worker_slot()
+        stub = self.stubs.get((slot, kind))
+        if stub is None:
+            stub = self.stubs[(slot, kind)] = make(self._channel(slot))
+        return stub
 
     @property
     def jobs(self) -> job_service_pb2_grpc.JobServiceStub:
-        stub = getattr(self.local, "jobs", None)
-        if stub is None:
-            stub = self.local.jobs = job_service_pb2_grpc.JobServiceStub(self._channel())
-        return stub
+        return self._stub("jobs", job_service_pb2_grpc.JobServiceStub)
 
     @property
     def admin(self) -> admin_service_pb2_grpc.AdminServiceStub:
-        stub = getattr(self.local, "admin", None)
-        if stub is None:
-            stub = self.local.admin = admin_service_pb2_grpc.AdminServiceStub(self._channel())
-        return stub
+        return self._stub("admin", admin_service_pb2_grpc.AdminServiceStub)
 
     def close(self) -> None:
-        for channel in self.channels:
+        for channel in self.channels.values():
             channel.close()
 
 
@@ -256,7 +257,7 @@ def lifecycle_batched(ctx: Context) -> list[Figure]:
         take = _work_queue(requests)
 
         def enqueue(_index: int) -> None:
-            target.jobs  # noqa: B018 - opens this thread's channel
+            target.jobs  # noqa: B018 - opens this slot's channel
             while (request := take()) is not None:
                 response = target.jobs.EnqueueJobs(request)
                 if len(response.results) != len(request.jobs):
@@ -791,14 +792,14 @@ def failure_latency(ctx: Context) -> list[Figure]:
     floor_results: dict[tuple[str, int], Latencies] = {}
     database = ctx.databases.create(ctx.backend, "latency_floor")
     load(database, layout)
-    local = threading.local()
-    opened = []
+    opened: dict[int, object] = {}
 
     def connection():
-        if not hasattr(local, "connection"):
-            local.connection = database.connect()
-            opened.append(local.connection)
-        return local.connection
+        # One per worker slot, as the service's channels are: the warm-up opens them all.
+        slot = worker_slot()
+        if slot not in opened:
+            opened[slot] = database.connect()
+        return opened[slot]
 
     def floor_call(ids: list[str], attempt: int, expect_dead: bool):
         def call(index: int) -> None:
@@ -817,7 +818,7 @@ def failure_latency(ctx: Context) -> list[Figure]:
         floor_results[("dead", concurrency)] = Latencies.of(
             timed_calls(samples, concurrency, floor_call(dead_sets[position], 4, True))
         )
-    for item in opened:
+    for item in opened.values():
         item.close()
     ctx.databases.drop(database)
 

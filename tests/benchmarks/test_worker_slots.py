@@ -1,0 +1,51 @@
+"""Timed calls reuse the connections their warm-up opened: a timed call never pays for opening one."""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2_grpc
+
+from benchmarks.measure import run_threads, timed_calls, worker_slot
+from benchmarks.scenarios import Client
+
+
+@pytest.fixture
+def target():
+    """A real gRPC server on a free loopback port: channels to it become ready."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+def test_each_worker_of_a_run_has_its_own_slot_and_the_caller_has_slot_zero():
+    seen: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def work(index: int) -> None:
+        with lock:
+            seen[index] = worker_slot()
+
+    run_threads(4, work)
+    assert seen == {0: 0, 1: 1, 2: 2, 3: 3}
+    assert worker_slot() == 0
+
+
+def test_a_later_run_reuses_the_channels_a_warm_up_opened(target):
+    client = Client(target)
+    try:
+        timed_calls(8, 4, lambda _i: client.jobs)  # the warm-up opens slots 0..3
+        warmed = dict(client.channels)
+        assert sorted(warmed) == [0, 1, 2, 3]
+        timed_calls(8, 1, lambda _i: client.jobs)
+        client.admin  # noqa: B018 - the calling thread is slot 0 too
+        timed_calls(8, 4, lambda _i: client.admin)
+        assert client.channels == warmed
+    finally:
+        client.close()
