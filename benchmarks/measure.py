@@ -94,3 +94,20 @@ def timed_calls(count: int, concurrency: int, call: Callable[[int], None]) -> li
 
     run_threads(concurrency, work)
     return samples
+
+
+# Turns of each call in `interleaved_calls`.
+INTERLEAVED_ROUNDS = 4
+
+
+def interleaved_calls(
+    count: int, concurrency: int, calls: dict[str, Callable[[int], None]], rounds: int = INTERLEAVED_ROUNDS
+) -> dict[str, list[float]]:
+    """`timed_calls` of each of `calls` over 0..count-1, in `rounds` turns (A, B, C, A, B, C, ...), so
+    that a drift of the machine's speed during the run weighs on each alike; each call's seconds by name."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    bounds = [count * turn // rounds for turn in range(rounds + 1)]
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        for name, call in calls.items():
+            samples[name] += timed_calls(high - low, concurrency, lambda index, call=call, low=low: call(low + index))
+    return samples

@@ -23,7 +23,7 @@ from benchmarks.environment import BenchDatabase, Databases, Server, free_port
 from benchmarks.fleet import Acks, Fleet
 from benchmarks.floor import Floor
 from benchmarks.load import Layout, load, queue_names
-from benchmarks.measure import Latencies, percentile, run_threads, timed_calls, worker_slot
+from benchmarks.measure import Latencies, interleaved_calls, percentile, run_threads, timed_calls, worker_slot
 from benchmarks.report import Figure
 
 LEASE = timedelta(minutes=10)
@@ -789,8 +789,9 @@ def failure_latency(ctx: Context) -> list[Figure]:
     retry_warm, retry_sets = slices(retry_ids)
     dead_warm, dead_sets = slices(dead_ids)
 
-    floor_results: dict[tuple[str, int], Latencies] = {}
-    database = ctx.databases.create(ctx.backend, "latency_floor")
+    floor_database = ctx.databases.create(ctx.backend, "latency_floor")
+    load(floor_database, layout)
+    database = ctx.databases.create(ctx.backend, "latency")
     load(database, layout)
     opened: dict[int, object] = {}
 
@@ -798,7 +799,7 @@ def failure_latency(ctx: Context) -> list[Figure]:
         # One per worker slot, as the service's channels are: the warm-up opens them all.
         slot = worker_slot()
         if slot not in opened:
-            opened[slot] = database.connect()
+            opened[slot] = floor_database.connect()
         return opened[slot]
 
     def floor_call(ids: list[str], attempt: int, expect_dead: bool):
@@ -808,74 +809,70 @@ def failure_latency(ctx: Context) -> list[Figure]:
 
         return call
 
-    max_concurrency = max(sizes.latency_concurrency)
-    timed_calls(warm, max_concurrency, floor_call(retry_warm, 1, False))
-    timed_calls(warm, max_concurrency, floor_call(dead_warm, 4, True))
-    for position, concurrency in enumerate(sizes.latency_concurrency):
-        floor_results[("retry", concurrency)] = Latencies.of(
-            timed_calls(samples, concurrency, floor_call(retry_sets[position], 1, False))
-        )
-        floor_results[("dead", concurrency)] = Latencies.of(
-            timed_calls(samples, concurrency, floor_call(dead_sets[position], 4, True))
-        )
-    for item in opened.values():
-        item.close()
-    ctx.databases.drop(database)
-
-    results: dict[tuple[str, int], Latencies] = {}
-    database = ctx.databases.create(ctx.backend, "latency")
-    load(database, layout)
+    error = job_pb2.JobError(message="Connection timeout", type="TimeoutError")
     server = ctx.server(database)
     client = Client(server.target)
-    error = job_pb2.JobError(message="Connection timeout", type="TimeoutError")
-    try:
-
-        def service_call(ids: list[str], attempt: int, expect_dead: bool):
-            def call(index: int) -> None:
-                response = client.jobs.TrackFailure(
-                    pb.TrackFailureRequest(job_id=ids[index], attempt_number=attempt, error=error)
-                )
-                if response.moved_to_dead_letter != expect_dead:
-                    raise RuntimeError("service decision differs from the expected one")
-
-            return call
-
-        timed_calls(warm, max_concurrency, service_call(retry_warm, 1, False))
-        timed_calls(warm, max_concurrency, service_call(dead_warm, 4, True))
-        for position, concurrency in enumerate(sizes.latency_concurrency):
-            results[("retry", concurrency)] = Latencies.of(
-                timed_calls(samples, concurrency, service_call(retry_sets[position], 1, False))
-            )
-            results[("dead", concurrency)] = Latencies.of(
-                timed_calls(samples, concurrency, service_call(dead_sets[position], 4, True))
-            )
-    finally:
-        client.close()
-        server.stop()
-        ctx.databases.drop(database)
-
     # The same calls against the empty-gRPC servers: the latency of the call alone, with no work.
     ceiling = EmptyGrpcServers(free_port(), server_processes(ctx.backend, ctx.workers), ctx.log_dir)
     ceiling_client = Client(ceiling.target)
+
+    def service_call(ids: list[str], attempt: int, expect_dead: bool):
+        def call(index: int) -> None:
+            response = client.jobs.TrackFailure(
+                pb.TrackFailureRequest(job_id=ids[index], attempt_number=attempt, error=error)
+            )
+            if response.moved_to_dead_letter != expect_dead:
+                raise RuntimeError("service decision differs from the expected one")
+
+        return call
+
+    def ceiling_call(ids: list[str]):
+        def call(index: int) -> None:
+            ceiling_client.jobs.TrackFailure(pb.TrackFailureRequest(job_id=ids[index], attempt_number=1, error=error))
+
+        return call
+
+    results: dict[tuple[str, int], Latencies] = {}
+    floor_results: dict[tuple[str, int], Latencies] = {}
     ceiling_results: dict[int, Latencies] = {}
     try:
-
-        def ceiling_call(ids: list[str]):
-            def call(index: int) -> None:
-                ceiling_client.jobs.TrackFailure(
-                    pb.TrackFailureRequest(job_id=ids[index], attempt_number=1, error=error)
-                )
-
-            return call
-
+        max_concurrency = max(sizes.latency_concurrency)
+        for ids, attempt, dead in ((retry_warm, 1, False), (dead_warm, 4, True)):
+            timed_calls(warm, max_concurrency, floor_call(ids, attempt, dead))
+            timed_calls(warm, max_concurrency, service_call(ids, attempt, dead))
         timed_calls(warm, max_concurrency, ceiling_call(retry_warm))
         for position, concurrency in enumerate(sizes.latency_concurrency):
-            ceiling_results[concurrency] = Latencies.of(
-                timed_calls(samples, concurrency, ceiling_call(retry_sets[position]))
+            retry_set, dead_set = retry_sets[position], dead_sets[position]
+            # The floor, the service and the empty call in turns, so that a drift of the machine's speed
+            # weighs on each alike.
+            retry = interleaved_calls(
+                samples,
+                concurrency,
+                {
+                    "floor": floor_call(retry_set, 1, False),
+                    "service": service_call(retry_set, 1, False),
+                    "ceiling": ceiling_call(retry_set),
+                },
             )
+            dead = interleaved_calls(
+                samples,
+                concurrency,
+                {"floor": floor_call(dead_set, 4, True), "service": service_call(dead_set, 4, True)},
+            )
+            floor_results[("retry", concurrency)] = Latencies.of(retry["floor"])
+            results[("retry", concurrency)] = Latencies.of(retry["service"])
+            ceiling_results[concurrency] = Latencies.of(retry["ceiling"])
+            floor_results[("dead", concurrency)] = Latencies.of(dead["floor"])
+            results[("dead", concurrency)] = Latencies.of(dead["service"])
     finally:
         ceiling_client.close()
         ceiling.stop()
+        client.close()
+        server.stop()
+        for item in opened.values():
+            item.close()
+        ctx.databases.drop(floor_database)
+        ctx.databases.drop(database)
 
     figures = []
     postgres = ctx.backend == "postgresql"
@@ -948,8 +945,9 @@ def _latency_goal(kind: str, concurrency: int, label: str, value: float, floor: 
 # 4: scale
 
 
-# Leases before the timed ones in the scale scenario; its layout keeps enough ready jobs for them.
-LEASE_WARM_UP = 10
+# Calls of each kind, the floor's and the service's, before the timed ones in the scale scenario; its
+# layout keeps enough ready jobs for their leases.
+WARM_UP_CALLS = 10
 
 
 def scale(ctx: Context) -> list[Figure]:
@@ -957,23 +955,14 @@ def scale(ctx: Context) -> list[Figure]:
     samples = sizes.scale_samples
     measured: dict[int, dict[str, tuple[float, float]]] = {}
     for total in sizes.scale_jobs:
-        layout = Layout(total=total, dead_letter=max(20, total // 20), waiting=2 * samples + 20)
+        # Ready jobs for the leases of the floor and the service, and their warm-ups.
+        layout = Layout(total=total, dead_letter=max(20, total // 20), waiting=2 * (samples + WARM_UP_CALLS) + 20)
         database = ctx.databases.create(ctx.backend, f"scale_{total}")
         load(database, layout)
         connection = database.connect()
         pending = [key for key in _dead_letter_keys(connection, ctx.backend)]
         deep_after = pending[len(pending) // 2]
         names = queue_names()
-
-        # Floor: every call one transaction on one connection.
-        floor_first = timed_calls(samples, 1, lambda _i: floor.dead_letter_page(connection, 50, None))
-        floor_deep = timed_calls(samples, 1, lambda _i: floor.dead_letter_page(connection, 50, deep_after))
-        floor_stats = timed_calls(samples, 1, lambda _i: floor.statistics(connection, datetime.now(UTC)))
-        floor_lease = timed_calls(
-            samples, 1, lambda i: floor.lease(connection, names[i % len(names)], 1, "floor", datetime.now(UTC), LEASE)
-        )
-        connection.close()
-
         server = ctx.server(database)
         client = Client(server.target)
         try:
@@ -981,14 +970,6 @@ def scale(ctx: Context) -> list[Figure]:
             deep_token = _token_at(client, status, len(pending) // 2)
             first = admin_pb.ListDeadLetterJobsRequest(filter=status, page_size=50)
             deep = admin_pb.ListDeadLetterJobsRequest(filter=status, page_size=50, page_token=deep_token)
-            for _ in range(10):  # warm up the connection pool and statement caches
-                client.admin.ListDeadLetterJobs(first)
-                client.admin.GetStatistics(admin_pb.GetStatisticsRequest())
-            service_first = timed_calls(samples, 1, lambda _i: client.admin.ListDeadLetterJobs(first))
-            service_deep = timed_calls(samples, 1, lambda _i: client.admin.ListDeadLetterJobs(deep))
-            service_stats = timed_calls(
-                samples, 1, lambda _i: client.admin.GetStatistics(admin_pb.GetStatisticsRequest())
-            )
 
             def lease(i: int) -> None:
                 response = client.jobs.LeaseJobs(
@@ -997,25 +978,44 @@ def scale(ctx: Context) -> list[Figure]:
                 if len(response.jobs) != 1:
                     raise RuntimeError("LeaseJobs found no ready job")
 
-            # Warmed up as the calls above are: the first leases of a server prepare its statements.
-            for i in range(LEASE_WARM_UP):
-                lease(i)
-            service_lease = timed_calls(samples, 1, lambda i: lease(LEASE_WARM_UP + i))
+            def floor_lease(i: int) -> None:
+                if len(floor.lease(connection, names[i % len(names)], 1, "floor", datetime.now(UTC), LEASE)) != 1:
+                    raise RuntimeError("the floor's lease found no ready job")
+
+            # Floor: every call one transaction on one connection. Service and floor are measured in
+            # turns (interleaved_calls), each figure's calls after warm-ups that fill the server's pool
+            # and statement caches: the first leases of a server prepare its statements.
+            pairs = {
+                "ListDeadLetterJobs first page (PENDING, 50)": (
+                    lambda _i: floor.dead_letter_page(connection, 50, None),
+                    lambda _i: client.admin.ListDeadLetterJobs(first),
+                ),
+                "ListDeadLetterJobs middle page (PENDING, 50)": (
+                    lambda _i: floor.dead_letter_page(connection, 50, deep_after),
+                    lambda _i: client.admin.ListDeadLetterJobs(deep),
+                ),
+                "GetStatistics": (
+                    lambda _i: floor.statistics(connection, datetime.now(UTC)),
+                    lambda _i: client.admin.GetStatistics(admin_pb.GetStatisticsRequest()),
+                ),
+                "LeaseJobs(max_jobs=1)": (floor_lease, lease),  # the index picks the queue
+            }
+            for floor_call, service_call in pairs.values():
+                for i in range(WARM_UP_CALLS):
+                    floor_call(i)
+                    service_call(i)
+            timings = {
+                name: interleaved_calls(samples, 1, {"floor": floor_call, "service": service_call})
+                for name, (floor_call, service_call) in pairs.items()
+            }
         finally:
             client.close()
             server.stop()
+            connection.close()
             ctx.databases.drop(database)
         measured[total] = {
-            "ListDeadLetterJobs first page (PENDING, 50)": (
-                percentile(service_first, 0.99) * 1000,
-                percentile(floor_first, 0.99) * 1000,
-            ),
-            "ListDeadLetterJobs middle page (PENDING, 50)": (
-                percentile(service_deep, 0.99) * 1000,
-                percentile(floor_deep, 0.99) * 1000,
-            ),
-            "GetStatistics": (percentile(service_stats, 0.99) * 1000, percentile(floor_stats, 0.99) * 1000),
-            "LeaseJobs(max_jobs=1)": (percentile(service_lease, 0.99) * 1000, percentile(floor_lease, 0.99) * 1000),
+            name: (percentile(timing["service"], 0.99) * 1000, percentile(timing["floor"], 0.99) * 1000)
+            for name, timing in timings.items()
         }
     figures = []
     smallest, largest = min(sizes.scale_jobs), max(sizes.scale_jobs)

@@ -1,4 +1,5 @@
-"""Timed calls reuse the connections their warm-up opened: a timed call never pays for opening one."""
+"""The timing helpers: timed calls reuse the connections their warm-up opened, so a timed call never
+pays for opening one; interleaved calls take turns."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2_grpc
 
-from benchmarks.measure import run_threads, timed_calls, worker_slot
+from benchmarks.measure import interleaved_calls, run_threads, timed_calls, worker_slot
 from benchmarks.scenarios import Client
 
 
@@ -49,3 +50,27 @@ def test_a_later_run_reuses_the_channels_a_warm_up_opened(target):
         assert client.channels == warmed
     finally:
         client.close()
+
+
+def test_interleaved_calls_take_turns_and_cover_every_index_once():
+    order: list[tuple[str, int]] = []
+
+    def recorder(name: str):
+        return lambda index: order.append((name, index))
+
+    samples = interleaved_calls(6, 1, {"floor": recorder("floor"), "service": recorder("service")}, rounds=3)
+    assert order == [
+        ("floor", 0),
+        ("floor", 1),
+        ("service", 0),
+        ("service", 1),
+        ("floor", 2),
+        ("floor", 3),
+        ("service", 2),
+        ("service", 3),
+        ("floor", 4),
+        ("floor", 5),
+        ("service", 4),
+        ("service", 5),
+    ]
+    assert {name: len(seconds) for name, seconds in samples.items()} == {"floor": 6, "service": 6}
