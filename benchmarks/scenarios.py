@@ -97,21 +97,27 @@ class Client:
         self.target = target
         self.channels: dict[int, grpc.Channel] = {}
         self.stubs: dict[tuple[int, str], object] = {}
+        # Two threads may share a slot (a thread outside run_threads is slot 0, as the caller is):
+        # they share its channel, which gRPC allows, and only one of them makes it.
+        self.lock = threading.Lock()
 
     def _channel(self, slot: int) -> grpc.Channel:
         channel = self.channels.get(slot)
         if channel is None:
-            # A local subchannel pool: each slot gets its own connection, so SO_REUSEPORT spreads them.
-            channel = grpc.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)])
-            grpc.channel_ready_future(channel).result(timeout=30)
-            self.channels[slot] = channel  # one thread per slot at a time: no other writer of this key
+            with self.lock:
+                channel = self.channels.get(slot)
+                if channel is None:
+                    # A local subchannel pool: each slot gets its own connection, so SO_REUSEPORT spreads them.
+                    channel = grpc.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)])
+                    grpc.channel_ready_future(channel).result(timeout=30)
+                    self.channels[slot] = channel
         return channel
 
     def _stub(self, kind: str, make: Callable[[grpc.Channel], object]):
         slot = worker_slot()
         stub = self.stubs.get((slot, kind))
         if stub is None:
-            stub = self.stubs[(slot, kind)] = make(self._channel(slot))
+            stub = self.stubs.setdefault((slot, kind), make(self._channel(slot)))
         return stub
 
     @property

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, Text, TextClause, bindparam, column, text
 
+from queue_service.store.direct import DirectStatement
 from queue_service.store.schema import UTCDateTime, dead_letter_queue, queue_jobs
 from queue_service.store.statements import Statement, lease_statements
 
@@ -67,7 +68,7 @@ class RowSource:
 @dataclass(frozen=True)
 class SetStatement:
     """A set-wise statement over a `RowSource` and its twin for a batch of one, written by one function
-    of (the rows' source, the key test's function); `rows` runs the twin when every column holds one value."""
+    of (the rows' source, the key test's function); `rows` runs the twin for one row."""
 
     description: str
     source: RowSource
@@ -89,12 +90,13 @@ class SetStatement:
         return cls(description, source, statement(False), statement(True))
 
     @property
-    def direct(self):
+    def direct(self) -> DirectStatement:
         """The batch's statement on the driver's cursor; the twin returns the same columns."""
         return self.batch.direct
 
     def rows(self, connection: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """All rows of the statement: each column's parameter is a list of the rows' values, in row order."""
+        """All rows of the statement: each column's parameter is a list of the rows' values, in row order
+        (all of one length, the number of rows)."""
         names = [parameter for parameter, _, _ in self.source.columns]
         if len(parameters[names[0]]) != 1:
             return self.batch.rows(connection, parameters)
