@@ -32,8 +32,17 @@ export function queueServiceBin(): string {
   return existsSync(venv) ? venv : "queue-service";
 }
 
+// The directories this test process made, removed when it exits: a server's log and the
+// certificates are read while their tests run, never after.
+const madeDirectories: string[] = [];
+process.once("exit", () => {
+  for (const directory of madeDirectories) rmSync(directory, { recursive: true, force: true });
+});
+
 export function temporaryDirectory(): string {
-  return mkdtempSync(join(tmpdir(), "jobqueue-node-"));
+  const directory = mkdtempSync(join(tmpdir(), "jobqueue-node-"));
+  madeDirectories.push(directory);
+  return directory;
 }
 
 export class ServerProcess {

@@ -1,7 +1,8 @@
 /** Transport options: gRPC's own retries on UNAVAILABLE, several targets, TLS and mutual TLS. */
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 
 import { Server, ServerCredentials, status, type ServiceError } from "@grpc/grpc-js";
@@ -82,6 +83,18 @@ test("a server that is back is found within 6 s (5 s ± 20 %); the caller's chan
     client.close();
     tuned.close();
   }
+});
+
+test("the temporary directories of a test process are gone once it exits", () => {
+  const support = new URL("./support.js", import.meta.url).href;
+  const made = execFileSync(
+    process.execPath,
+    ["--input-type=module", "-e", `const { temporaryDirectory } = await import(${JSON.stringify(support)});
+console.log(temporaryDirectory());`],
+    { encoding: "utf8" },
+  ).trim();
+  assert.match(made, /jobqueue-node-/);
+  assert.equal(existsSync(made), false, `${made} is left behind`);
 });
 
 test("several targets become one round_robin channel target", () => {
