@@ -7,6 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 _worker = threading.local()
 
@@ -18,6 +21,29 @@ def worker_slot() -> int:
     warm-up opens them, and no timed call pays for opening one.
     """
     return getattr(_worker, "slot", 0)
+
+
+class PerSlot(Generic[T]):
+    """One `make()` per worker slot: made at the slot's first use (a warm-up's), kept for every later run.
+
+    Two threads may share a slot (a thread outside `run_threads` is slot 0, as the caller is): only
+    one of them makes its item, which both then use.
+    """
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self.items: dict[int, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        slot = worker_slot()
+        item = self.items.get(slot)
+        if item is None:
+            with self._lock:
+                item = self.items.get(slot)
+                if item is None:
+                    item = self.items[slot] = self._make()
+        return item
 
 
 def percentile(samples: list[float], fraction: float) -> float:

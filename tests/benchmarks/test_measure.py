@@ -4,13 +4,14 @@ pays for opening one; interleaved calls take turns."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent import futures
 
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2_grpc
 
-from benchmarks.measure import interleaved_calls, run_threads, timed_calls, worker_slot
+from benchmarks.measure import PerSlot, interleaved_calls, run_threads, timed_calls, worker_slot
 from benchmarks.scenarios import Client
 
 
@@ -42,14 +43,40 @@ def test_a_later_run_reuses_the_channels_a_warm_up_opened(target):
     client = Client(target)
     try:
         timed_calls(8, 4, lambda _i: client.jobs)  # the warm-up opens slots 0..3
-        warmed = dict(client.channels)
+        warmed = dict(client.channels.items)
         assert sorted(warmed) == [0, 1, 2, 3]
         timed_calls(8, 1, lambda _i: client.jobs)
         client.admin  # noqa: B018 - the calling thread is slot 0 too
         timed_calls(8, 4, lambda _i: client.admin)
-        assert client.channels == warmed
+        assert client.channels.items == warmed
     finally:
         client.close()
+
+
+def test_threads_sharing_a_slot_share_one_item_made_once():
+    made: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def make() -> int:
+        time.sleep(0.05)  # long enough for every other thread to ask for the slot meanwhile
+        made.append(worker_slot())
+        return len(made)
+
+    items = PerSlot(make)
+    got: list[int] = []
+
+    def use(_index: int) -> None:
+        barrier.wait()  # all at once, each outside run_threads: every one is slot 0
+        got.append(items.get())
+
+    threads = [threading.Thread(target=use, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made == [0] and got == [1] * 8
+    run_threads(3, lambda _index: items.get())
+    assert made == [0, 1, 2] and items.items == {0: 1, 1: 2, 2: 3}
 
 
 def test_interleaved_calls_take_turns_and_cover_every_index_once():
