@@ -85,27 +85,6 @@ def test_every_scenario_runs_at_tiny_size(backend, tmp_path):
     for figure in figures:
         if figure["reference"] != "floor" and "×" in figure["target"]:
             assert figure["reference"] in figure["target"], figure  # a goal relative to a reference names it
-    # Scenario 3: on PostgreSQL each TrackFailure goal at concurrency 1 is judged on its bound as well
-    # (the empty call then the floor's statements, in one call, in turns with the service), beside the
-    # same floor.
-    latency_goals = [figure for figure in figures if figure["scenario"] == "3 latency" and figure["target"]]
-    bounds = {
-        figure["name"].split(": the least")[0]: figure
-        for figure in latency_goals
-        if "the least any gRPC service can take here, the empty call then the floor's" in figure["name"]
-    }
-    services = {
-        figure["name"]: figure
-        for figure in latency_goals
-        if ":" not in figure["name"] and "concurrency 1," in figure["name"]
-    }
-    if backend == "postgresql":
-        assert sorted(bounds) == sorted(services) and len(bounds) == 3, (sorted(bounds), sorted(services))
-        for name, bound in bounds.items():
-            assert bound["target"] == services[name]["target"] and bound["floor"] == services[name]["floor"], bound
-            assert bound["service"] > 0 and bound["details"]["samples"] > 0, bound
-    else:
-        assert not latency_goals and not bounds
     # Scenario 2's Worker fleet: its rate beside the 3-call loop's, and its acknowledgement delays.
     fleet = [figure for figure in figures if figure["name"].startswith("Worker fleet: ")]
     assert [(figure["unit"], figure["floor"] is not None and figure["reference"]) for figure in fleet] == [
